@@ -1,0 +1,12 @@
+# Every AURORA_* option, in one place.
+option(AURORA_BUILD_TESTS "Build the tests" ON)
+option(AURORA_WARNINGS_AS_ERRORS "Treat warnings as errors" OFF)
+set(AURORA_CUDA "AUTO" CACHE STRING "Build the CUDA backend: ON, OFF or AUTO (when nvcc is found)")
+set_property(CACHE AURORA_CUDA PROPERTY STRINGS ON OFF AUTO)
+set(AURORA_SANITIZE "" CACHE STRING "Sanitizers: empty, 'address,undefined' or 'thread'")
+option(AURORA_FUZZ "Build libFuzzer targets (needs clang)" OFF)
+
+if(AURORA_SANITIZE)
+  add_compile_options(-fsanitize=${AURORA_SANITIZE} -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=${AURORA_SANITIZE})
+endif()

@@ -1,0 +1,93 @@
+// Engine: the public API of Aurora's runtime. The server, the CLI and the benchmarks use only this
+// header (plus request.hpp, token_sink.hpp and tokenizer.hpp).
+//
+// Thread safety: every method may be called from any thread. The engine runs its own threads
+// (one engine thread per device); submit() only enqueues and never waits for a step.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aurora/config/error.hpp"
+#include "aurora/runtime/request.hpp"
+#include "aurora/runtime/token_sink.hpp"
+
+namespace aurora::runtime {
+
+class Tokenizer;
+
+struct ModelInfo {
+  std::string name;            // as served in /v1/models
+  int32_t max_context_len = 0; // prompt + max_tokens must fit
+  int32_t vocab_size = 0;
+  std::vector<int32_t> eos_token_ids;
+  int32_t num_layers = 0;
+  int32_t num_experts = 0;
+};
+
+// A snapshot of the engine's counters and gauges (cheap; safe to call per /metrics scrape).
+struct EngineStats {
+  int32_t num_requests_running = 0;
+  int32_t num_requests_waiting = 0;
+  double kv_cache_usage = 0.0;  // fraction of KV blocks in use, 0..1
+  int64_t kv_blocks_used = 0;
+  int64_t kv_blocks_total = 0;
+  int64_t prompt_tokens_total = 0;
+  int64_t generation_tokens_total = 0;
+  int64_t num_steps_total = 0;
+  int64_t num_preemptions_total = 0;
+  // Aurora's own: per model, per layer.
+  struct LayerStats {
+    std::vector<double> expert_load;  // tokens per expert over the statistics window
+    double load_balance = 1.0;        // max over mean expert load
+    double a2a_seconds = 0.0;         // measured (or simulated on CPU) all-to-all time, last step
+    double a2a_lower_bound_seconds = 0.0;
+  };
+  std::map<std::string, std::vector<LayerStats>> layers;  // keyed by model name
+  int64_t plan_version = 0;
+  int64_t expert_migrations_total = 0;
+};
+
+struct EngineOptions {
+  std::vector<std::string> model_dirs;  // empty = the embedded tiny model; two = colocated
+  std::string device = "auto";          // "cpu", "cuda:0", "auto"
+  int32_t num_ranks = 1;                // expert-parallel ranks (in-process on CPU)
+  int32_t max_num_seqs = 64;            // running batch cap
+  int32_t max_num_batched_tokens = 512; // per step, prefill chunks included
+  int32_t max_waiting = 256;            // waiting queue cap; past it submit() fails (kResourceExhausted)
+  int32_t kv_block_size = 16;           // tokens per KV block
+  int64_t kv_cache_tokens = 0;          // 0 = derive from memory
+  uint64_t seed = 0;                    // default sampling seed base
+  std::string chat_template;            // "" = from tokenizer_config.json; "chatml" | "llama" | "plain"
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // Queues a request. Fails with kInvalidArgument (e.g. prompt + max_tokens > context, unknown
+  // model), kResourceExhausted (waiting queue full) or kUnavailable (shutting down).
+  virtual Result<RequestId> submit(GenerationRequest request, std::shared_ptr<TokenSink> sink) = 0;
+  // Cancels a request; its sink gets on_finish(kCancelled) and its KV blocks are freed within one
+  // step. Unknown or finished ids are ignored.
+  virtual void cancel(RequestId id) = 0;
+
+  virtual EngineStats stats() const = 0;
+  virtual std::vector<ModelInfo> models() const = 0;
+  // The tokenizer of a model ("" = first). Lives as long as the engine; thread-safe (const).
+  virtual const Tokenizer& tokenizer(const std::string& model = "") const = 0;
+  virtual bool ready() const = 0;
+
+  // Stops admitting, lets running requests finish until the deadline, then cancels the rest and
+  // joins the engine threads. Idempotent.
+  virtual void shutdown(std::chrono::milliseconds drain_timeout) = 0;
+};
+
+// Builds the engine (loads models, starts engine threads). Errors name the offending file/field.
+Result<std::unique_ptr<Engine>> create_engine(const EngineOptions& options);
+
+}  // namespace aurora::runtime

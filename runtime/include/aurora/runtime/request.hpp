@@ -1,0 +1,68 @@
+// What a generation request carries into the engine, and what comes back out through its sink.
+// Plain value types; no threads, no I/O.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aurora/config/error.hpp"
+
+namespace aurora::runtime {
+
+using RequestId = uint64_t;
+using Clock = std::chrono::steady_clock;
+
+struct SamplingParams {
+  float temperature = 1.0f;   // 0 = greedy
+  float top_p = 1.0f;         // (0, 1]
+  int32_t top_k = 0;          // 0 = off
+  std::optional<uint64_t> seed;  // per-request RNG seed; absent = engine-chosen
+  int32_t max_tokens = 16;    // >= 1
+  std::vector<std::string> stop;         // stop strings; the matched text is not emitted
+  std::vector<int32_t> stop_token_ids;   // in addition to the model's EOS ids
+  bool ignore_eos = false;
+};
+
+struct GenerationRequest {
+  std::string model;                 // model name; empty = the engine's first model
+  std::vector<int32_t> prompt_ids;   // already tokenized (chat template applied by the caller)
+  SamplingParams sampling;
+  std::string external_id;           // e.g. the HTTP X-Request-Id, for logs only
+};
+
+enum class FinishReason { kStop, kLength, kCancelled, kError };
+const char* finish_reason_name(FinishReason reason);  // "stop", "length", "cancelled", "error"
+
+struct Usage {
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+};
+
+// One step's output for one request. `text` holds only complete UTF-8 characters and never a
+// prefix of a stop string that may still match; held-back bytes come out in a later delta or in
+// the final one. `token_ids` are the tokens generated this step (may be non-empty with empty text).
+struct TokenDelta {
+  std::string text;
+  std::vector<int32_t> token_ids;
+};
+
+// Timestamps taken by the engine, for the server's latency histograms.
+struct RequestTiming {
+  Clock::time_point arrived;          // submit() accepted it
+  Clock::time_point first_scheduled;  // left the waiting queue (queue time = this - arrived)
+  Clock::time_point first_token;      // first generated token sampled
+  Clock::time_point finished;
+};
+
+struct Completion {
+  FinishReason reason = FinishReason::kStop;
+  Usage usage;
+  RequestTiming timing;
+  std::optional<Error> error;       // set when reason == kError
+  std::optional<std::string> stop_string;  // which stop string matched, if any
+};
+
+}  // namespace aurora::runtime

@@ -34,6 +34,15 @@ class Tokenizer {
                                                   bool add_generation_prompt = true) const = 0;
 };
 
+// Loads a Hugging Face tokenizer: `path` is a tokenizer.json file or a model directory (then
+// tokenizer_config.json supplies special tokens, BOS/EOS and the chat template).
+// chat_template: "" = from tokenizer_config.json (falling back to "plain"), or one of
+// "chatml", "llama" (Mistral/Llama-2 [INST]), "plain". Errors name the file and the field.
+Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const std::string& path, const std::string& chat_template = "");
+
+// The embedded default model's byte-level tokenizer (256 byte tokens plus a few specials).
+std::shared_ptr<const Tokenizer> make_embedded_tokenizer();
+
 // Incremental detokenizer: feed token ids one at a time, get only complete UTF-8 text back.
 class IncrementalDecoder {
  public:

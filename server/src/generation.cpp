@@ -137,8 +137,9 @@ Expected<GenerationPlan> build_plan(protocol::Endpoint endpoint, const runtime::
       r.sampling.temperature = s.temperature;
       r.sampling.top_p = s.top_p;
       r.sampling.top_k = s.top_k;
-      // n > 1 with a seed: distinct but reproducible choices.
-      if (s.seed) r.sampling.seed = *s.seed + static_cast<uint64_t>(seq.choice_index);
+      // n > 1 with a seed: distinct but reproducible choices; each prompt of a batch gets the same
+      // seeds, as if it had been sent alone.
+      if (s.seed) r.sampling.seed = *s.seed + static_cast<uint64_t>(j);
       r.sampling.max_tokens = static_cast<int32_t>(max_tokens);
       r.sampling.stop = s.stop;
       r.sampling.stop_token_ids = s.stop_token_ids;

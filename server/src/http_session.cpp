@@ -61,6 +61,14 @@ constexpr RouteInfo kBuiltinRoutes[] = {
     {"/v1/completions", http::verb::post}, {"/v1/ws", http::verb::get},
 };
 
+ApiError timeout_error(const char* what) {
+  ApiError e;
+  e.status = 408;
+  e.message = std::string("timed out reading the request ") + what;
+  e.code = "request_timeout";
+  return e;
+}
+
 // Keeps the open-streams gauge exact whichever way a generation ends.
 class StreamGauge {
  public:
@@ -79,7 +87,8 @@ HttpSession::HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state)
     : stream_(std::move(socket)),
       buffer_(static_cast<size_t>(state->config.max_header_bytes + state->config.max_body_bytes) + 64 * 1024),
       state_(std::move(state)),
-      monitor_timer_(stream_.get_executor()) {
+      monitor_timer_(stream_.get_executor()),
+      read_deadline_(stream_.get_executor()) {
   state_->metrics.connections_open.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -106,8 +115,8 @@ void HttpSession::stop(StopMode mode) {
     if (active_ != nullptr) active_->cancel(Generation::CancelCause::kClientGone);
     close_socket();
     if (channel_) channel_->wake();
-  } else if (phase_ == Phase::kIdle) {
-    stream_.cancel();  // ends the keep-alive wait
+  } else if (phase_ == Phase::kIdle && requests_served_ > 0) {
+    stream_.cancel();  // ends the keep-alive wait (a new connection still gets its answer)
   }
 }
 
@@ -123,11 +132,14 @@ void HttpSession::close_socket() {
 
 awaitable<void> HttpSession::serve() {
   const auto& config = state_->config;
+  const std::string no_request_id;
   for (int served = 0;; ++served) {
+    requests_served_ = served;
     phase_ = Phase::kIdle;
     if (buffer_.size() == 0) {
-      if (stop_requested_ || state_->draining.load()) co_return;
-      // Keep-alive: wait for the first byte of the next request.
+      // Draining: a kept-alive connection closes, but a new one still gets its 503 answer.
+      if (served > 0 && (stop_requested_ || state_->draining.load())) co_return;
+      // Wait for the first byte of the (next) request.
       stream_.expires_after(milliseconds(config.idle_timeout_ms));
       auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), use_tuple);
       if (ec) co_return;  // idle timeout, peer closed, or asked to stop
@@ -138,16 +150,20 @@ awaitable<void> HttpSession::serve() {
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
     parser.body_limit(static_cast<std::uint64_t>(config.max_body_bytes));
-    stream_.expires_after(milliseconds(config.header_timeout_ms));
+    stream_.expires_never();
+    arm_read_deadline(milliseconds(config.header_timeout_ms));
     auto [hec, hn] = co_await http::async_read_header(stream_, buffer_, parser, use_tuple);
-    if (hec == beast::error::timeout) {
-      co_await write_error(ApiError{408, "timed out reading the request header", "invalid_request_error", "",
-                                    "request_timeout", 0},
-                           11, false, "");
+    disarm_read_deadline();
+    if (hec && read_timed_out()) {
+      const Reply reply = error_reply(timeout_error("header"), false);
+      co_await write_reply(reply, 11, no_request_id);
       co_return;
     }
     if (hec) {
-      if (!is_disconnect(hec)) co_await write_error(error_for_parse_failure(hec), 11, false, "");
+      if (!is_disconnect(hec)) {
+        const Reply reply = error_reply(error_for_parse_failure(hec), false);
+        co_await write_reply(reply, 11, no_request_id);
+      }
       co_return;
     }
     const auto& header = parser.get();
@@ -156,7 +172,8 @@ awaitable<void> HttpSession::serve() {
     const std::string request_id =
         is_safe_request_id(request_id_field) ? std::string(request_id_field) : generate_request_id();
     if (auto rejected = check_request_header(header.base(), config, state_->allowed_hosts)) {
-      co_await write_error(*rejected, version, false, request_id);
+      const Reply reply = error_reply(*rejected, false);
+      co_await write_reply(reply, version, request_id);
       co_return;
     }
     if (!parser.is_done()) {
@@ -169,21 +186,25 @@ awaitable<void> HttpSession::serve() {
       const auto deadline = std::chrono::steady_clock::now() + milliseconds(config.body_total_timeout_ms);
       while (!parser.is_done()) {
         const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-        boost::system::error_code bec;
+        boost::system::error_code bec = beast::error::timeout;
+        bool timed_out = true;
         if (left.count() > 0) {
-          stream_.expires_after(std::min(left, milliseconds(config.body_timeout_ms)));
-          std::tie(bec, std::ignore) = co_await http::async_read_some(stream_, buffer_, parser, use_tuple);
-        } else {
-          bec = beast::error::timeout;
+          arm_read_deadline(std::min(left, milliseconds(config.body_timeout_ms)));
+          auto [read_ec, read_n] = co_await http::async_read_some(stream_, buffer_, parser, use_tuple);
+          disarm_read_deadline();
+          bec = read_ec;
+          timed_out = bec && read_timed_out();
         }
-        if (bec == beast::error::timeout) {
-          co_await write_error(ApiError{408, "timed out reading the request body", "invalid_request_error", "",
-                                        "request_timeout", 0},
-                               version, false, request_id);
+        if (timed_out) {
+          const Reply reply = error_reply(timeout_error("body"), false);
+          co_await write_reply(reply, version, request_id);
           co_return;
         }
         if (bec) {
-          if (!is_disconnect(bec)) co_await write_error(error_for_parse_failure(bec), version, false, request_id);
+          if (!is_disconnect(bec)) {
+            const Reply reply = error_reply(error_for_parse_failure(bec), false);
+            co_await write_reply(reply, version, request_id);
+          }
           co_return;
         }
       }
@@ -199,79 +220,81 @@ awaitable<void> HttpSession::serve() {
   }
 }
 
-awaitable<bool> HttpSession::handle(Request& request, const std::string& request_id, bool keep_alive,
-                                    runtime::Clock::time_point arrival) {
-  const auto& config = state_->config;
-  const unsigned version = request.version() == 10 ? 10 : 11;
-  auto [path, query] = split_target(request.target());
-  const http::verb method = request.method();
+HttpSession::Reply HttpSession::error_reply(const ApiError& error, bool keep_alive) {
+  Reply r;
+  r.response = error_response(error);
+  r.keep_alive = keep_alive;
+  r.retry_after_s = error.retry_after_seconds;
+  return r;
+}
 
+HttpSession::Decision HttpSession::decide(const Request& request, bool keep_alive) const {
+  const auto& config = state_->config;
+  const auto [path, query] = split_target(request.target());
+  const http::verb method = request.method();
+  Decision d;
+  d.reply.keep_alive = keep_alive;
+  auto refuse = [&](const ApiError& e, bool keep) {
+    d.reply = error_reply(e, keep);
+    return d;
+  };
   // One gate in front of every route but liveness, WebSocket upgrades included.
   if (!config.api_key.empty() && path != "/health" &&
       !bearer_matches(request[http::field::authorization], config.api_key)) {
-    HttpResponse r = error_response(ApiError::unauthorized());
-    co_return co_await write_response(r, version, keep_alive, request_id, 0, /*authenticate=*/true) && keep_alive;
+    refuse(ApiError::unauthorized(), keep_alive);
+    d.reply.authenticate = true;
+    return d;
   }
   const bool draining = state_->draining.load();
-  if (path == "/health") {
-    auto engine = state_->engine();
-    co_return co_await write_response(health_route(*state_, engine.get()), version, keep_alive && !draining,
-                                      request_id) &&
-        keep_alive && !draining;
+  auto engine = state_->engine();
+  if (path == "/health" && method == http::verb::get) {
+    d.reply.response = health_route(*state_, engine.get());
+    d.reply.keep_alive = keep_alive && !draining;
+    return d;
   }
   if (path == "/metrics" && method == http::verb::get) {
-    auto engine = state_->engine();
-    co_return co_await write_response(metrics_route(*state_, engine.get()), version, keep_alive && !draining,
-                                      request_id) &&
-        keep_alive && !draining;
+    d.reply.response = metrics_route(*state_, engine.get());
+    d.reply.keep_alive = keep_alive && !draining;
+    return d;
   }
   if (draining) {
     state_->metrics.count_rejection(RejectReason::kDraining);
-    co_await write_error(ApiError::unavailable("The server is shutting down.", "server_draining", config.retry_after_s),
-                         version, false, request_id);
-    co_return false;
+    return refuse(ApiError::unavailable("The server is shutting down.", "server_draining", config.retry_after_s),
+                  false);
   }
-
   for (const auto& route : kBuiltinRoutes) {
     if (path != route.path) continue;
     if (method != route.method) {
-      ApiError e = ApiError::invalid_request("method " + std::string(request.method_string()) + " is not allowed on " +
-                                             path);
+      ApiError e = ApiError::invalid_request("method " + std::string(request.method_string()) +
+                                             " is not allowed on " + path);
       e.status = 405;
       e.code = "method_not_allowed";
-      co_return co_await write_error(e, version, keep_alive, request_id) && keep_alive;
+      return refuse(e, keep_alive);
     }
     if (path == "/v1/chat/completions") {
-      co_return co_await serve_generation(request, protocol::Endpoint::kChat, request_id, keep_alive, arrival);
+      d.action = Action::kChat;
+      return d;
     }
     if (path == "/v1/completions") {
-      co_return co_await serve_generation(request, protocol::Endpoint::kCompletion, request_id, keep_alive, arrival);
+      d.action = Action::kCompletion;
+      return d;
     }
-    auto engine = state_->engine();
     if (!engine || !engine->ready()) {
       state_->metrics.count_rejection(RejectReason::kLoading);
-      co_return co_await write_error(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s),
-                                     version, keep_alive, request_id) &&
-          keep_alive;
+      return refuse(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s), keep_alive);
     }
     if (path == "/v1/ws") {
       if (!beast::websocket::is_upgrade(request)) {
-        co_return co_await write_error(
-                   ApiError::invalid_request("/v1/ws is a WebSocket endpoint: send an Upgrade request"), version,
-                   keep_alive, request_id) &&
-            keep_alive;
+        return refuse(ApiError::invalid_request("/v1/ws is a WebSocket endpoint: send an Upgrade request"),
+                      keep_alive);
       }
-      phase_ = Phase::kWebSocket;
-      ws_ = std::make_shared<WsSession>(std::move(stream_), state_);
-      if (stop_requested_) ws_->stop(StopMode::kDrain);
-      co_await WsSession::run(ws_, std::move(request));
-      co_return false;
+      d.action = Action::kWebSocket;
+      return d;
     }
-    HttpResponse r;
-    if (path == "/v1/models") r = models_route(*state_, *engine);
-    if (path == "/tokenize") r = tokenize_route(*state_, *engine, request.body());
-    if (path == "/detokenize") r = detokenize_route(*state_, *engine, request.body());
-    co_return co_await write_response(r, version, keep_alive, request_id) && keep_alive;
+    if (path == "/v1/models") d.reply.response = models_route(*state_, *engine);
+    if (path == "/tokenize") d.reply.response = tokenize_route(*state_, *engine, request.body());
+    if (path == "/detokenize") d.reply.response = detokenize_route(*state_, *engine, request.body());
+    return d;
   }
   for (const auto& route : state_->routes) {
     if (route.path != path || route.method != request.method_string()) continue;
@@ -286,64 +309,99 @@ awaitable<bool> HttpSession::handle(Request& request, const std::string& request
       if (name == "authorization") continue;  // handlers never see the key
       view.headers[name] = std::string(field.value());
     }
-    auto engine = state_->engine();
-    HttpResponse r = route.handler(view, engine.get());
-    co_return co_await write_response(r, version, keep_alive, request_id) && keep_alive;
+    d.reply.response = route.handler(view, engine.get());
+    return d;
   }
-  co_return co_await write_error(ApiError::not_found("no route for " + std::string(request.method_string()) + " " +
-                                                         path.substr(0, 128)),
-                                 version, keep_alive, request_id) &&
-      keep_alive;
+  return refuse(ApiError::not_found("no route for " + std::string(request.method_string()) + " " + path.substr(0, 128)),
+                keep_alive);
+}
+
+awaitable<bool> HttpSession::handle(Request& request, const std::string& request_id, bool keep_alive,
+                                    runtime::Clock::time_point arrival) {
+  const unsigned version = request.version() == 10 ? 10 : 11;
+  const Decision decision = decide(request, keep_alive);
+  switch (decision.action) {
+    case Action::kReply: {
+      const bool written = co_await write_reply(decision.reply, version, request_id);
+      co_return written && decision.reply.keep_alive;
+    }
+    case Action::kChat:
+    case Action::kCompletion: {
+      const auto endpoint =
+          decision.action == Action::kChat ? protocol::Endpoint::kChat : protocol::Endpoint::kCompletion;
+      co_return co_await serve_generation(request, endpoint, request_id, keep_alive, arrival);
+    }
+    case Action::kWebSocket: {
+      phase_ = Phase::kWebSocket;
+      ws_ = std::make_shared<WsSession>(std::move(stream_), state_, std::move(request));
+      if (stop_requested_) ws_->stop(StopMode::kDrain);
+      std::shared_ptr<WsSession> ws = ws_;
+      co_await WsSession::run(std::move(ws));
+      co_return false;
+    }
+  }
+  co_return false;
+}
+
+std::optional<HttpSession::Reply> HttpSession::prepare_generation(const Request& request,
+                                                                  protocol::Endpoint endpoint,
+                                                                  const std::string& request_id, bool keep_alive,
+                                                                  runtime::Clock::time_point arrival,
+                                                                  std::optional<Generation>& generation,
+                                                                  bool& stream) {
+  const auto& config = state_->config;
+  auto engine = state_->engine();
+  if (!engine || !engine->ready()) {
+    state_->metrics.count_rejection(RejectReason::kLoading);
+    return error_reply(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s),
+                       keep_alive);
+  }
+  // Every validation happens here, before the first byte of the response.
+  const RequestInfo info{request_id, arrival};
+  std::optional<Expected<GenerationPlan>> plan;
+  if (endpoint == protocol::Endpoint::kChat) {
+    auto parsed = protocol::parse_chat_request(request.body(), config.limits);
+    if (!parsed.ok()) return error_reply(ApiError::from(parsed.error()), keep_alive);
+    stream = parsed->sampling.stream;
+    plan.emplace(plan_chat(*parsed, *engine, info));
+  } else {
+    auto parsed = protocol::parse_completion_request(request.body(), config.limits);
+    if (!parsed.ok()) return error_reply(ApiError::from(parsed.error()), keep_alive);
+    stream = parsed->sampling.stream;
+    plan.emplace(plan_completion(*parsed, *engine, info));
+  }
+  if (!plan->ok()) return error_reply(plan->error(), keep_alive);
+  channel_ = std::make_shared<TokenChannel>(stream_.get_executor(), static_cast<size_t>(config.stream_queue_events),
+                                            static_cast<size_t>(config.stream_max_pending_bytes));
+  generation.emplace(std::move(plan->value()), stream ? Generation::Wire::kSse : Generation::Wire::kJson);
+  if (auto rejected = generation->submit(engine, channel_, 0, state_->metrics, config)) {
+    channel_->close();
+    channel_.reset();
+    generation.reset();
+    return error_reply(*rejected, keep_alive);
+  }
+  return std::nullopt;
 }
 
 awaitable<bool> HttpSession::serve_generation(Request& request, protocol::Endpoint endpoint,
                                               const std::string& request_id, bool keep_alive,
                                               runtime::Clock::time_point arrival) {
-  const auto& config = state_->config;
   const unsigned version = request.version() == 10 ? 10 : 11;
-  auto engine = state_->engine();
-  if (!engine || !engine->ready()) {
-    state_->metrics.count_rejection(RejectReason::kLoading);
-    co_return co_await write_error(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s),
-                                   version, keep_alive, request_id) &&
-        keep_alive;
-  }
-  // Every validation happens here, before the first byte of the response.
-  const RequestInfo info{request_id, arrival};
-  std::optional<Expected<GenerationPlan>> plan;
+  std::optional<Generation> generation;
   bool stream = false;
-  if (endpoint == protocol::Endpoint::kChat) {
-    auto parsed = protocol::parse_chat_request(request.body(), config.limits);
-    if (!parsed.ok()) {
-      co_return co_await write_error(ApiError::from(parsed.error()), version, keep_alive, request_id) && keep_alive;
-    }
-    stream = parsed->sampling.stream;
-    plan.emplace(plan_chat(*parsed, *engine, info));
-  } else {
-    auto parsed = protocol::parse_completion_request(request.body(), config.limits);
-    if (!parsed.ok()) {
-      co_return co_await write_error(ApiError::from(parsed.error()), version, keep_alive, request_id) && keep_alive;
-    }
-    stream = parsed->sampling.stream;
-    plan.emplace(plan_completion(*parsed, *engine, info));
-  }
-  if (!plan->ok()) co_return co_await write_error(plan->error(), version, keep_alive, request_id) && keep_alive;
-
-  channel_ = std::make_shared<TokenChannel>(stream_.get_executor(), static_cast<size_t>(config.stream_queue_events),
-                                            static_cast<size_t>(config.stream_max_pending_bytes));
-  Generation generation(std::move(plan->value()), stream ? Generation::Wire::kSse : Generation::Wire::kJson);
-  if (auto rejected = generation.submit(engine, channel_, 0, state_->metrics, config)) {
-    channel_->close();
-    channel_.reset();
-    co_return co_await write_error(*rejected, version, keep_alive, request_id) && keep_alive;
+  const std::optional<Reply> refused =
+      prepare_generation(request, endpoint, request_id, keep_alive, arrival, generation, stream);
+  if (refused) {
+    const bool written = co_await write_reply(*refused, version, request_id);
+    co_return written && refused->keep_alive;
   }
   StreamGauge gauge(state_->metrics);
-  active_ = &generation;
+  active_ = &*generation;
   bool keep = false;
   try {
-    keep = co_await run_generation(generation, stream, version, request_id, keep_alive);
+    keep = co_await run_generation(*generation, stream, version, request_id, keep_alive);
   } catch (...) {
-    generation.cancel(Generation::CancelCause::kClientGone);
+    generation->cancel(Generation::CancelCause::kClientGone);
     active_ = nullptr;
     channel_->close();
     throw;
@@ -412,19 +470,24 @@ awaitable<bool> HttpSession::run_generation(Generation& generation, bool stream,
     log_access(current_request_, 200, 0, request_id);
     if (!chunked) co_return false;
     static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+    const net::const_buffer last_chunk(kLastChunk.data(), kLastChunk.size());
     stream_.expires_after(milliseconds(config.write_timeout_ms));
-    auto [ec, n] = co_await net::async_write(stream_, net::buffer(kLastChunk.data(), kLastChunk.size()), use_tuple);
+    auto [ec, n] = co_await net::async_write(stream_, last_chunk, use_tuple);
     co_return !ec && keep_alive;
   }
-  const HttpResponse response = generation.json_response();
-  const int retry = response.status == 503 ? config.retry_after_s : 0;
-  co_return co_await write_response(response, version, keep_alive, request_id, retry) && keep_alive;
+  Reply reply;
+  reply.response = generation.json_response();
+  reply.keep_alive = keep_alive;
+  reply.retry_after_s = reply.response.status == 503 ? config.retry_after_s : 0;
+  const bool written = co_await write_reply(reply, version, request_id);
+  co_return written && keep_alive;
 }
 
 awaitable<bool> HttpSession::write_stream_bytes(const std::string& payload, bool chunked) {
   stream_.expires_after(milliseconds(state_->config.write_timeout_ms));
   if (!chunked) {
-    auto [ec, n] = co_await net::async_write(stream_, net::buffer(payload), use_tuple);
+    const net::const_buffer data = net::buffer(payload);
+    auto [ec, n] = co_await net::async_write(stream_, data, use_tuple);
     co_return !ec;
   }
   char head[24];
@@ -435,31 +498,25 @@ awaitable<bool> HttpSession::write_stream_bytes(const std::string& payload, bool
   co_return !ec;
 }
 
-awaitable<bool> HttpSession::write_response(const HttpResponse& response, unsigned version, bool keep_alive,
-                                            const std::string& request_id, int retry_after_s, bool authenticate) {
-  http::response<http::string_body> res{static_cast<http::status>(response.status), version};
-  res.set(http::field::content_type, response.content_type);
+awaitable<bool> HttpSession::write_reply(const Reply& reply, unsigned version, const std::string& request_id) {
+  http::response<http::string_body> res{static_cast<http::status>(reply.response.status), version};
+  res.set(http::field::content_type, reply.response.content_type);
   if (!request_id.empty()) res.set("X-Request-Id", request_id);
-  if (retry_after_s > 0) res.set(http::field::retry_after, std::to_string(retry_after_s));
-  if (authenticate) res.set(http::field::www_authenticate, "Bearer");
-  res.keep_alive(keep_alive);
-  res.body() = response.body;
+  if (reply.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
+  if (reply.authenticate) res.set(http::field::www_authenticate, "Bearer");
+  res.keep_alive(reply.keep_alive);
+  res.body() = reply.response.body;
   res.prepare_payload();
   stream_.expires_after(milliseconds(state_->config.write_timeout_ms));
   auto [ec, n] = co_await http::async_write(stream_, res, use_tuple);
-  state_->metrics.count_response(response.status);
-  log_access(current_request_, response.status, response.body.size(), request_id);
-  if (!keep_alive && !ec) {
+  state_->metrics.count_response(reply.response.status);
+  log_access(current_request_, reply.response.status, reply.response.body.size(), request_id);
+  if (!reply.keep_alive && !ec) {
     // Half-close after the response so the client reads it before the connection goes.
     boost::system::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
   co_return !ec;
-}
-
-awaitable<bool> HttpSession::write_error(const ApiError& error, unsigned version, bool keep_alive,
-                                         const std::string& request_id) {
-  co_return co_await write_response(error_response(error), version, keep_alive, request_id, error.retry_after_seconds);
 }
 
 void HttpSession::start_monitor() {
@@ -507,6 +564,24 @@ awaitable<void> HttpSession::stop_monitor() {
     monitor_timer_.expires_after(std::chrono::seconds(5));
     co_await monitor_timer_.async_wait(use_tuple);
   }
+}
+
+void HttpSession::arm_read_deadline(std::chrono::milliseconds timeout) {
+  read_timed_out_ = false;
+  const uint64_t seq = ++read_deadline_seq_;
+  read_deadline_.expires_after(timeout);
+  read_deadline_.async_wait([weak = weak_from_this(), seq](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->read_deadline_seq_ != seq) return;  // disarmed, or a later deadline
+    self->read_timed_out_ = true;
+    boost::system::error_code ignored;
+    self->stream_.socket().cancel(ignored);
+  });
+}
+
+void HttpSession::disarm_read_deadline() {
+  ++read_deadline_seq_;
+  read_deadline_.cancel();
 }
 
 void HttpSession::on_peer_gone() {

@@ -39,17 +39,36 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
   enum class Phase { kIdle, kReading, kHandling, kWebSocket };
 
+  // One complete answer. Coroutines only ever await calls on named values: g++ 12 destroys some
+  // class-type temporaries of a co_await expression twice, so replies are built by plain functions.
+  struct Reply {
+    HttpResponse response;
+    bool keep_alive = true;
+    int retry_after_s = 0;
+    bool authenticate = false;  // WWW-Authenticate: Bearer
+  };
+  enum class Action { kReply, kChat, kCompletion, kWebSocket };
+  struct Decision {
+    Action action = Action::kReply;
+    Reply reply;
+  };
+
+  static Reply error_reply(const protocol::ApiError& error, bool keep_alive);
+
   awaitable<void> serve();
+  Decision decide(const Request& request, bool keep_alive) const;
   awaitable<bool> handle(Request& request, const std::string& request_id, bool keep_alive,
                          runtime::Clock::time_point arrival);
+  // Validates and submits a generation: a Reply when it is refused, else nullopt and `generation` set.
+  std::optional<Reply> prepare_generation(const Request& request, protocol::Endpoint endpoint,
+                                          const std::string& request_id, bool keep_alive,
+                                          runtime::Clock::time_point arrival, std::optional<Generation>& generation,
+                                          bool& stream);
   awaitable<bool> serve_generation(Request& request, protocol::Endpoint endpoint, const std::string& request_id,
                                    bool keep_alive, runtime::Clock::time_point arrival);
   awaitable<bool> run_generation(Generation& generation, bool stream, unsigned version, const std::string& request_id,
                                  bool keep_alive);
-  awaitable<bool> write_response(const HttpResponse& response, unsigned version, bool keep_alive,
-                                 const std::string& request_id, int retry_after_s = 0, bool authenticate = false);
-  awaitable<bool> write_error(const protocol::ApiError& error, unsigned version, bool keep_alive,
-                              const std::string& request_id);
+  awaitable<bool> write_reply(const Reply& reply, unsigned version, const std::string& request_id);
   awaitable<bool> write_stream_bytes(const std::string& payload, bool chunked);
 
   // The read kept pending while a generation runs (detects FIN, RST, and TCP_USER_TIMEOUT expiry).
@@ -57,6 +76,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   static awaitable<void> monitor(std::shared_ptr<HttpSession> self);
   awaitable<void> stop_monitor();
   void on_peer_gone();
+  // A read deadline that cancels the pending read instead of closing the socket (as tcp_stream's
+  // expiry does), so that a 408 can still be written. read_timed_out() tells a cancelled read
+  // from an expired one.
+  void arm_read_deadline(std::chrono::milliseconds timeout);
+  void disarm_read_deadline();
+  bool read_timed_out() const { return read_timed_out_; }
   void close_socket();
   void log_access(const Request* request, int status, size_t bytes, const std::string& request_id);
 
@@ -65,6 +90,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::shared_ptr<ServerState> state_;
   Phase phase_ = Phase::kIdle;
   bool stop_requested_ = false;
+  int requests_served_ = 0;
   std::shared_ptr<WsSession> ws_;
 
   // While a generation runs.
@@ -74,6 +100,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool monitor_running_ = false;
   bool monitor_stop_ = false;
   net::steady_timer monitor_timer_;
+  net::steady_timer read_deadline_;
+  uint64_t read_deadline_seq_ = 0;
+  bool read_timed_out_ = false;
   const Request* current_request_ = nullptr;
   runtime::Clock::time_point request_start_;
 };

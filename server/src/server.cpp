@@ -96,9 +96,8 @@ awaitable<void> accept_loop(std::shared_ptr<ServerState> state, tcp::acceptor& a
       continue;
     }
     tcp::socket socket(std::move(accepted));
-    if (state->metrics.connections_open.load() >= state->config.max_connections || state->draining.load()) {
-      state->metrics.count_rejection(state->draining.load() ? RejectReason::kDraining
-                                                             : RejectReason::kTooManyConnections);
+    if (state->metrics.connections_open.load() >= state->config.max_connections) {
+      state->metrics.count_rejection(RejectReason::kTooManyConnections);
       reject_connection(socket, state->config.retry_after_s);
       continue;
     }
@@ -227,15 +226,12 @@ int Server::run(bool handle_signals) {
 }
 
 void Server::perform_drain() {
-  auto& rt = *runtime_;
   const auto& config = state_->config;
   const auto start = std::chrono::steady_clock::now();
   state_->draining.store(true);
-  // 1. Stop accepting. 2. Idle keep-alive connections close; WebSockets take no new requests.
-  net::post(rt.accept_strand, [&rt] {
-    boost::system::error_code ignored;
-    rt.acceptor.close(ignored);
-  });
+  // 1. Take no new work: new requests (and /health) get 503 + Connection: close, so probes see the
+  //    drain instead of a refused connection. 2. Idle keep-alive connections close; WebSockets take
+  //    no new requests. The listener closes in stop().
   state_->sessions.request_stop(StopMode::kDrain);
   // 3. The engine lets running requests finish until the deadline, then cancels the rest; their
   //    streams end with an error event and [DONE].

@@ -13,8 +13,8 @@ namespace websocket = beast::websocket;
 using protocol::ApiError;
 using std::chrono::milliseconds;
 
-WsSession::WsSession(beast::tcp_stream stream, std::shared_ptr<ServerState> state)
-    : ws_(std::move(stream)), state_(std::move(state)), writer_done_(ws_.get_executor()) {
+WsSession::WsSession(beast::tcp_stream stream, std::shared_ptr<ServerState> state, Request upgrade)
+    : ws_(std::move(stream)), upgrade_(std::move(upgrade)), state_(std::move(state)), writer_done_(ws_.get_executor()) {
   const auto& config = state_->config;
   channel_ = std::make_shared<TokenChannel>(ws_.get_executor(), static_cast<size_t>(config.stream_queue_events),
                                             static_cast<size_t>(config.stream_max_pending_bytes));
@@ -25,8 +25,7 @@ WsSession::~WsSession() {
   state_->metrics.streams_open.fetch_sub(static_cast<int64_t>(by_id_.size()), std::memory_order_relaxed);
 }
 
-awaitable<void> WsSession::run(std::shared_ptr<WsSession> self,
-                               boost::beast::http::request<boost::beast::http::string_body> request) {
+awaitable<void> WsSession::run(std::shared_ptr<WsSession> self) {
   const auto& config = self->state_->config;
   // The WebSocket layer owns the timeouts from here on.
   beast::get_lowest_layer(self->ws_).expires_never();
@@ -41,7 +40,7 @@ awaitable<void> WsSession::run(std::shared_ptr<WsSession> self,
   self->ws_.set_option(deflate);
   self->ws_.read_message_max(static_cast<std::uint64_t>(config.ws_max_message_bytes));
   self->ws_.auto_fragment(false);
-  auto [ec] = co_await self->ws_.async_accept(request, use_tuple);
+  auto [ec] = co_await self->ws_.async_accept(self->upgrade_, use_tuple);
   if (ec) co_return;
   self->ws_.text(true);
   self->writer_running_ = true;
@@ -199,7 +198,8 @@ awaitable<void> WsSession::write_loop(std::shared_ptr<WsSession> self) {
     }
     bool failed = false;
     for (const auto& message : out.messages) {
-      auto [ec, n] = co_await self->ws_.async_write(net::buffer(message), use_tuple);
+      const net::const_buffer data = net::buffer(message);
+      auto [ec, n] = co_await self->ws_.async_write(data, use_tuple);
       if (ec) {
         failed = true;
         break;
@@ -216,7 +216,8 @@ awaitable<void> WsSession::write_loop(std::shared_ptr<WsSession> self) {
     }
     if (self->draining_ && self->by_id_.empty() && !closing && !self->reader_done_) {
       closing = true;
-      auto [ec] = co_await self->ws_.async_close(websocket::close_code::going_away, use_tuple);
+      const websocket::close_reason reason(websocket::close_code::going_away);
+      auto [ec] = co_await self->ws_.async_close(reason, use_tuple);
       if (ec) break;
     }
   }

@@ -27,11 +27,13 @@ namespace aurora::server {
 
 class WsSession : public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(beast::tcp_stream stream, std::shared_ptr<ServerState> state);
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+
+  // `upgrade` is the HTTP request that asked for the WebSocket.
+  WsSession(beast::tcp_stream stream, std::shared_ptr<ServerState> state, Request upgrade);
   ~WsSession();
 
-  static awaitable<void> run(std::shared_ptr<WsSession> self,
-                             boost::beast::http::request<boost::beast::http::string_body> request);
+  static awaitable<void> run(std::shared_ptr<WsSession> self);
   // kDrain: refuse new requests, close (1001 going away) once the in-flight ones end; kForce: close now.
   void stop(StopMode mode);
 
@@ -43,6 +45,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   void send_error(const std::string& id_json, const protocol::ApiError& error);
 
   boost::beast::websocket::stream<beast::tcp_stream> ws_;
+  Request upgrade_;
   std::shared_ptr<ServerState> state_;
   std::shared_ptr<TokenChannel> channel_;
   std::map<std::string, std::unique_ptr<Generation>> by_id_;  // id JSON text -> request

@@ -68,7 +68,7 @@ class Server {
   // Blocks until the server has drained (after drain(), or a signal when handle_signals) and
   // returns the process exit code (0 after a graceful drain).
   int run(bool handle_signals);
-  // Starts a graceful drain: stop accepting, 503 for new requests, let in-flight requests finish
+  // Starts a graceful drain: 503 + Connection: close for new requests (/health too), let in-flight requests finish
   // within drain_timeout_ms, then cancel the rest. Idempotent.
   void drain();
   // Closes every connection and stops the io threads at once (also done by the destructor).

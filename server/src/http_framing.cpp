@@ -75,6 +75,11 @@ ApiError error_for_parse_failure(const boost::system::error_code& ec) {
     return framing_error(431, "the request header is too large", "header_too_large");
   }
   if (ec == http::error::body_limit) return ApiError::too_large("the request body is too large");
+  if (ec == http::error::bad_transfer_encoding) {
+    // Content-Length followed by Transfer-Encoding: the parser refuses it before our header check.
+    return framing_error(411, "Transfer-Encoding is not accepted on requests: send the body with Content-Length",
+                         "length_required");
+  }
   return framing_error(400, "malformed HTTP request: " + ec.message(), "bad_request");
 }
 

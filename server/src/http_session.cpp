@@ -112,9 +112,8 @@ void HttpSession::stop(StopMode mode) {
     return;
   }
   if (mode == StopMode::kForce) {
-    if (active_ != nullptr) active_->cancel(Generation::CancelCause::kClientGone);
+    on_peer_gone();  // ends a running stream's loop at once and cancels its engine requests
     close_socket();
-    if (channel_) channel_->wake();
   } else if (phase_ == Phase::kIdle && requests_served_ > 0) {
     stream_.cancel();  // ends the keep-alive wait (a new connection still gets its answer)
   }

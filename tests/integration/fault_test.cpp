@@ -64,10 +64,17 @@ TEST_CASE("1000 streams aborted at random points leave RSS, fds and KV at their 
   abort_streams(port, 1000, 2);
   REQUIRE(settled(port));
   CHECK(metric(port, "aurora:kv_cache_blocks_used") == 0);
-  CHECK(eventually([&] { return server.open_fds() == fds_before; }));
+  // (The baseline may still count a closing probe socket: a leak shows as more, never fewer.)
+  CHECK(eventually([&] { return server.open_fds() <= fds_before; }));
   const long rss_after = server.rss_kib();
   INFO("RSS " << rss_before << " KiB -> " << rss_after << " KiB; fds " << fds_before << " -> " << server.open_fds());
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan's quarantine keeps freed memory (up to 256 MiB) on purpose: RSS says nothing there; the
+  // release build checks it, and LSan checks leaks at the drain tests' clean exits.
+  WARN("ASan build: RSS bound not checked (" << rss_before << " -> " << rss_after << " KiB)");
+#else
   CHECK(rss_after <= rss_before + std::max<long>(16 * 1024, rss_before / 20));
+#endif
   // Every request the server read was submitted and ended as an abort (an RST can destroy the
   // request bytes before the server reads them, so a few never reach the engine).
   const double aborted = metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"") -

@@ -1,5 +1,7 @@
 // The WebSocket endpoint /v1/ws with a Beast client: multiplexing by id, cancel, errors, the
 // message cap, and closing the socket cancelling everything in flight.
+#include <signal.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -176,4 +178,41 @@ TEST_CASE("the API key covers the WebSocket upgrade", "[ws]") {
   WsClient ok(server.port(), "sk-test");
   ok.send(create(R"("a")", R"(,"max_tokens":1)"));
   CHECK(ok.next().at("type").as_string() == "chunk");
+}
+
+TEST_CASE("on SIGTERM a WebSocket refuses new requests, finishes its own, then closes with 1001", "[ws][drain]") {
+  ServerProcess server({"--fake-step-ms", "2", "--drain-timeout-ms", "5000"});
+  WsClient c(server.port());
+  c.send(create(R"("last")", R"(,"max_tokens":60)"));
+  CHECK(c.next().at("type").as_string() == "chunk");
+  server.send_signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  c.send(create(R"("late")", R"(,"max_tokens":1)"));
+  bool refused = false;
+  bool done = false;
+  int chunks = 1;
+  while (!done) {
+    auto m = c.next();
+    const std::string type(m.at("type").as_string());
+    if (type == "error") {
+      CHECK(m.at("id").as_string() == "late");
+      CHECK(m.at("error").at("code").as_string() == "server_draining");
+      refused = true;
+    } else if (type == "chunk") {
+      ++chunks;
+    } else if (type == "response.done") {
+      CHECK(m.at("status").as_string() == "completed");
+      done = true;
+    }
+  }
+  CHECK(refused);
+  CHECK(chunks == 62);  // the role chunk, 60 tokens, the finish chunk
+  beast::flat_buffer b;
+  beast::error_code ec;
+  c.stream().read(b, ec);
+  CHECK(ec == websocket::error::closed);
+  CHECK(c.stream().reason().code == websocket::close_code::going_away);
+  auto code = server.wait_exit(std::chrono::milliseconds(3000));
+  REQUIRE(code);
+  CHECK(*code == 0);
 }

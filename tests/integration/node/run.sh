@@ -3,6 +3,8 @@
 # tests/integration/node/node_modules when missing, then runs openai_test.mjs against the server
 # command given as arguments (or AURORA_SERVER_CMD).
 set -euo pipefail
+# A relative server path is relative to the caller's directory.
+if [[ $# -gt 0 && -e "$1" ]]; then set -- "$(realpath "$1")" "${@:2}"; fi
 cd "$(dirname "$0")"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "node and npm are required (scripts/install-deps.sh installs them)" >&2

@@ -24,7 +24,7 @@ Error bad_role(size_t index, const std::string& role, const char* allowed) {
 
 Result<std::string> render_chatml(const ChatTemplate& t, const std::vector<ChatMessage>& messages, bool gen) {
   std::string out = t.bos_text;
-  if (!t.default_system.empty() && (messages.empty() || messages[0].role != "system")) {
+  if (!t.default_system.empty() && !messages.empty() && messages[0].role != "system") {
     out += "<|im_start|>system\n" + t.default_system + "<|im_end|>\n";
   }
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -71,6 +71,7 @@ Result<std::string> render_inst(const ChatTemplate& t, const std::vector<ChatMes
         content.insert(0, prefix);
       }
       if (llama2) out += t.bos_text;
+      if (t.spaced_inst) out += ' ';
       out += "[INST] ";
       out += llama2 ? strip(content) : content;
       out += " [/INST]";
@@ -80,6 +81,7 @@ Result<std::string> render_inst(const ChatTemplate& t, const std::vector<ChatMes
       out += ' ';
       out += t.eos_text;
     } else {
+      if (t.spaced_inst) out += ' ';
       out += m.content;
       out += t.eos_text;
     }
@@ -149,6 +151,7 @@ ChatTemplate detect_chat_template(std::string_view jinja) {
     }
   } else if (jinja.find("[INST]") != std::string_view::npos) {
     t.format = jinja.find("<<SYS>>") != std::string_view::npos ? ChatFormat::kLlama2 : ChatFormat::kMistral;
+    t.spaced_inst = t.format == ChatFormat::kMistral && jinja.find("' [INST] '") != std::string_view::npos;
   }
   return t;
 }

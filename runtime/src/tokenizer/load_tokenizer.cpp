@@ -208,14 +208,22 @@ Result<std::shared_ptr<const Tokenizer>> load(const std::string& path, const std
   }
 
   auto tokenizer = std::make_shared<HfTokenizer>(std::move(pipeline), std::move(settings));
-  ChatTemplate chat = forced ? ChatTemplate{*forced, "", "", ""} : detect_chat_template(dc.chat_template);
+  ChatTemplate chat = forced ? ChatTemplate{*forced, "", "", "", false} : detect_chat_template(dc.chat_template);
   const auto bos = tokenizer->bos_id();
   const std::string bos_text = bos ? tokenizer->id_to_token(*bos).value_or("") : "";
+  // The BOS text starts the prompt where the real template writes it: [INST] templates always
+  // do; a ChatML Jinja template only when it names bos_token; without Jinja (forced or plain),
+  // whenever the tokenizer itself would add a BOS.
+  const bool have_jinja = !forced && !dc.chat_template.empty();
+  bool write_bos = false;
   if (chat.format == ChatFormat::kLlama2 || chat.format == ChatFormat::kMistral) {
-    chat.bos_text = bos_text;
-  } else if (tokenizer->adds_bos()) {
-    chat.bos_text = bos_text;
+    write_bos = true;
+  } else if (chat.format == ChatFormat::kChatMl && have_jinja) {
+    write_bos = dc.chat_template.find("bos_token") != std::string::npos;
+  } else {
+    write_bos = tokenizer->adds_bos();
   }
+  if (write_bos) chat.bos_text = bos_text;
   const auto eos = tokenizer->eos_ids();
   chat.eos_text = dc.eos_token.value_or(eos.empty() ? "" : tokenizer->id_to_token(eos.front()).value_or(""));
   tokenizer->set_chat_template(std::move(chat));

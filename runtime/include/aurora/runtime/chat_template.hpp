@@ -5,7 +5,9 @@
 // the Jinja text in tokenizer_config.json (detect_chat_template documents the rule):
 //   chatml   <|im_start|>role\ncontent<|im_end|>\n ... <|im_start|>assistant\n      (Qwen, Yi, ...)
 //   llama    <s>[INST] <<SYS>>\nsys\n<</SYS>>\n\nuser [/INST] answer </s><s>[INST] ...  (Llama-2)
-//   mistral  <s>[INST] sys\n\nuser [/INST]answer</s>[INST] user [/INST]             (Mistral/Mixtral)
+//   mistral  <s>[INST] sys\n\nuser [/INST]answer</s>[INST] user [/INST]             (Mistral v0.1)
+//            <s> [INST] sys\n\nuser [/INST] answer</s> [INST] user [/INST]          (Mixtral's current
+//                                                                              template: spaced)
 //   plain    sys\n\nUser: ...\nAssistant: ...\nAssistant:                         (fallback)
 #pragma once
 
@@ -30,6 +32,7 @@ struct ChatTemplate {
                                // template does); empty when the model has no BOS
   std::string eos_text;        // closes assistant turns in llama/mistral
   std::string default_system;  // chatml: system prompt used when the conversation has none
+  bool spaced_inst = false;    // mistral: " [INST] " and " answer" as Mixtral's newer template
 };
 
 // "chatml" | "llama" | "mistral" | "plain" (the names `aurora --chat-template` accepts).
@@ -41,7 +44,7 @@ Result<ChatFormat> parse_chat_format(std::string_view name, const std::string& f
 //   contains "<|im_start|>"            -> chatml (a literal default system prompt written as
 //                                         '<|im_start|>system\n...<|im_end|>' is kept)
 //   contains "[INST]" and "<<SYS>>"    -> llama
-//   contains "[INST]"                  -> mistral
+//   contains "[INST]"                  -> mistral (spaced when it writes ' [INST] ')
 //   anything else (or empty)           -> plain
 ChatTemplate detect_chat_template(std::string_view jinja);
 

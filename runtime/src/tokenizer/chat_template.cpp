@@ -46,6 +46,9 @@ Result<std::string> render_inst(const ChatTemplate& t, const std::vector<ChatMes
   std::string system;
   bool has_system = false;
   if (!messages.empty() && messages[0].role == "system") {
+    if (!t.system_role) {
+      return Error::invalid(role_field(0), "this chat template has no system role (only user and assistant)");
+    }
     system = messages[0].content;
     has_system = true;
     first = 1;
@@ -152,6 +155,7 @@ ChatTemplate detect_chat_template(std::string_view jinja) {
   } else if (jinja.find("[INST]") != std::string_view::npos) {
     t.format = jinja.find("<<SYS>>") != std::string_view::npos ? ChatFormat::kLlama2 : ChatFormat::kMistral;
     t.spaced_inst = t.format == ChatFormat::kMistral && jinja.find("' [INST] '") != std::string_view::npos;
+    t.system_role = jinja.find("system") != std::string_view::npos;
   }
   return t;
 }

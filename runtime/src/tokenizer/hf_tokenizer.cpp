@@ -24,7 +24,7 @@ TokenizerPipeline parse_pipeline(const JsonValue& root) {
   if (auto added = root.find("added_tokens")) {
     for (const auto& item : added->items()) {
       AddedToken t;
-      t.id = static_cast<int32_t>(item["id"].int_in(0, INT32_MAX - 1));
+      t.id = static_cast<int32_t>(item["id"].int_in(0, kMaxTokenId));
       t.content = item["content"].as_string();
       if (t.content.empty()) item["content"].fail("must not be empty");
       if (!is_valid_utf8(t.content)) item["content"].fail("is not valid UTF-8");

@@ -70,10 +70,10 @@ void read_tokenizer_config(const JsonValue& root, DirectoryConfig& dc) {
       try {
         size_t used = 0;
         long id = std::stol(key, &used);
-        if (used != key.size() || id < 0 || id >= INT32_MAX) throw std::invalid_argument(key);
+        if (used != key.size() || id < 0 || id > tok::kMaxTokenId) throw std::invalid_argument(key);
         t.id = static_cast<int32_t>(id);
       } catch (const std::exception&) {
-        value.fail("key must be a token id, got '" + key + "'");
+        value.fail("key must be a token id in [0, " + std::to_string(tok::kMaxTokenId) + "], got '" + key + "'");
       }
       t.content = value["content"].as_string();
       auto flag = [&](std::string_view k, bool fallback) {
@@ -208,7 +208,7 @@ Result<std::shared_ptr<const Tokenizer>> load(const std::string& path, const std
   }
 
   auto tokenizer = std::make_shared<HfTokenizer>(std::move(pipeline), std::move(settings));
-  ChatTemplate chat = forced ? ChatTemplate{*forced, "", "", "", false} : detect_chat_template(dc.chat_template);
+  ChatTemplate chat = forced ? ChatTemplate{*forced, "", "", "", false, true} : detect_chat_template(dc.chat_template);
   const auto bos = tokenizer->bos_id();
   const std::string bos_text = bos ? tokenizer->id_to_token(*bos).value_or("") : "";
   // The BOS text starts the prompt where the real template writes it: [INST] templates always

@@ -33,6 +33,7 @@ struct ChatTemplate {
   std::string eos_text;        // closes assistant turns in llama/mistral
   std::string default_system;  // chatml: system prompt used when the conversation has none
   bool spaced_inst = false;    // mistral: " [INST] " and " answer" as Mixtral's newer template
+  bool system_role = true;     // mistral: false when the template has no system message at all
 };
 
 // "chatml" | "llama" | "mistral" | "plain" (the names `aurora --chat-template` accepts).
@@ -44,7 +45,8 @@ Result<ChatFormat> parse_chat_format(std::string_view name, const std::string& f
 //   contains "<|im_start|>"            -> chatml (a literal default system prompt written as
 //                                         '<|im_start|>system\n...<|im_end|>' is kept)
 //   contains "[INST]" and "<<SYS>>"    -> llama
-//   contains "[INST]"                  -> mistral (spaced when it writes ' [INST] ')
+//   contains "[INST]"                  -> mistral (spaced when it writes ' [INST] '; a template that
+//                                         never mentions "system" rejects system messages)
 //   anything else (or empty)           -> plain
 ChatTemplate detect_chat_template(std::string_view jinja);
 

@@ -65,7 +65,9 @@ void read_tokenizer_config(const JsonValue& root, DirectoryConfig& dc) {
     }
   }
   if (auto decoder = root.find("added_tokens_decoder")) {
-    for (const auto& [key, value] : decoder->members()) {
+    for (const auto& member : decoder->members()) {
+      const std::string& key = member.first;
+      const JsonValue& value = member.second;
       AddedToken t;
       try {
         size_t used = 0;

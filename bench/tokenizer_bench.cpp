@@ -25,7 +25,8 @@ const char* const kPieces[] = {
     "Съешь же ещё этих мягких французских булок, да выпей чаю. ",
     "我能吞下玻璃而不伤身体。今天天气很好，我们去公园散步吧。",
     "私はガラスを食べられます。それは私を傷つけません。",
-    "def route(x, experts):\n    scores = [e.score(x) for e in experts]\n    return max(range(len(scores)), key=scores.__getitem__)\n",
+    "def route(x, experts):\n    scores = [e.score(x) for e in experts]\n    return max(range(len(scores)), "
+    "key=scores.__getitem__)\n",
     "for (int i = 0; i < n; ++i) {\n\tsum += a[i] * b[i];\n}\n",
     "{\"id\": 12345, \"values\": [3.14159, 2.71828, -42, 1e-9], \"ok\": true}\n",
     "Order #A-19384 shipped 2024-11-28T13:28:00Z, total $1,234.56 (15% off). ",
@@ -38,7 +39,7 @@ const char* const kPieces[] = {
 // distinct words and the BPE merge loop, not only the word cache, is measured.
 std::string mixed_text(size_t bytes) {
   static const char* const kSyllables[] = {"ka", "ro", "min", "tel", "quo", "sh", "ex", "ur", "bla", "ni",
-                                           "ду", "ка", "ми", "ло", "字", "语", "学", "ç", "ñ", "ü"};
+                                           "ду", "ка", "ми",  "ло",  "字",  "语", "学", "ç",  "ñ",   "ü"};
   std::mt19937 rng(2024);
   std::string text;
   while (text.size() < bytes) {
@@ -57,9 +58,7 @@ std::string mixed_text(size_t bytes) {
   return text;
 }
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 void measure(const char* name, const aurora::runtime::Tokenizer& tok, const std::vector<std::string>& docs,
              size_t total_bytes) {

@@ -1,7 +1,7 @@
 #include "tokenizer/bpe_model.hpp"
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 
 #include "tokenizer/utf8.hpp"
 

@@ -58,12 +58,14 @@ Result<std::string> render_inst(const ChatTemplate& t, const std::vector<ChatMes
     const auto& m = messages[i];
     const bool expect_user = (i - first) % 2 == 0;
     if (m.role != "user" && m.role != "assistant") {
-      return Error::invalid(role_field(i), "must be user or assistant (only the first message may be system), got '" +
-                                               m.role + "'");
+      return Error::invalid(role_field(i),
+                            "must be user or assistant (only the first message may be system), got '" + m.role + "'");
     }
     if ((m.role == "user") != expect_user) {
-      return Error::invalid(role_field(i), "roles must alternate user/assistant/user/... after an optional system "
-                                           "message, got '" + m.role + "'");
+      return Error::invalid(role_field(i),
+                            "roles must alternate user/assistant/user/... after an optional system "
+                            "message, got '" +
+                                m.role + "'");
     }
     if (m.role == "user") {
       std::string content = m.content;
@@ -129,8 +131,8 @@ Result<ChatFormat> parse_chat_format(std::string_view name, const std::string& f
   if (name == "llama" || name == "llama2") return ChatFormat::kLlama2;
   if (name == "mistral") return ChatFormat::kMistral;
   if (name == "plain") return ChatFormat::kPlain;
-  return Error::invalid(field, "unknown chat template '" + std::string(name) +
-                                   "' (expected one of chatml, llama, mistral, plain)");
+  return Error::invalid(
+      field, "unknown chat template '" + std::string(name) + "' (expected one of chatml, llama, mistral, plain)");
 }
 
 ChatTemplate detect_chat_template(std::string_view jinja) {

@@ -96,7 +96,8 @@ void read_generation_config(const JsonValue& root, DirectoryConfig& dc) {
   if (!root.is_object()) root.fail("must be an object, got " + root.raw());
   if (auto eos = root.find("eos_token_id")) {
     if (eos->is_array()) {
-      for (const auto& id : eos->items()) dc.generation_eos_ids.push_back(static_cast<int32_t>(id.int_in(0, INT32_MAX - 1)));
+      for (const auto& id : eos->items())
+        dc.generation_eos_ids.push_back(static_cast<int32_t>(id.int_in(0, INT32_MAX - 1)));
     } else {
       dc.generation_eos_ids.push_back(static_cast<int32_t>(eos->int_in(0, INT32_MAX - 1)));
     }
@@ -194,7 +195,8 @@ Result<std::shared_ptr<const Tokenizer>> load(const std::string& path, const std
     }
     if (dc.eos_token) {
       auto id = lookup(pipeline, *dc.eos_token);
-      if (!id) return Error::invalid(config_file + ": eos_token", "'" + *dc.eos_token + "' is not a token of tokenizer.json");
+      if (!id)
+        return Error::invalid(config_file + ": eos_token", "'" + *dc.eos_token + "' is not a token of tokenizer.json");
       settings.eos_ids.push_back(*id);
     }
     settings.add_bos = dc.add_bos;

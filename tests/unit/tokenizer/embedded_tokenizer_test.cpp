@@ -51,14 +51,16 @@ TEST_CASE("embedded tokenizer: ChatML prompt with BOS", "[tokenizer][embedded]")
   auto tok = make_embedded_tokenizer();
   auto prompt = tok->apply_chat_template({{"system", "Be brief."}, {"user", "hi"}});
   REQUIRE(prompt.ok());
-  CHECK(*prompt == "<|bos|><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  CHECK(*prompt ==
+        "<|bos|><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
   const auto ids = tok->encode(*prompt, false);
   CHECK(ids[0] == 256);
   CHECK(ids[1] == 258);
   CHECK(std::count(ids.begin(), ids.end(), 259) == 2);
 }
 
-TEST_CASE("embedded tokenizer: streams of random bytes decode incrementally as whole characters", "[tokenizer][embedded][stream]") {
+TEST_CASE("embedded tokenizer: streams of random bytes decode incrementally as whole characters",
+          "[tokenizer][embedded][stream]") {
   auto tok = make_embedded_tokenizer();
   std::mt19937 rng(42);
   const std::string samples[] = {"a", "é", "中", "😀", "👍🏽", "\n", " "};

@@ -85,7 +85,8 @@ TEST_CASE("decoding arbitrary id sequences matches Hugging Face (byte pieces, sp
   }
 }
 
-TEST_CASE("streaming every fixture encoding reproduces the full decode, never half a character", "[tokenizer][stream]") {
+TEST_CASE("streaming every fixture encoding reproduces the full decode, never half a character",
+          "[tokenizer][stream]") {
   for (const char* variant : kVariants) {
     DYNAMIC_SECTION(variant) {
       auto tok = load_tokenizer(fixture(std::string(variant) + "/tokenizer.json"));

@@ -41,7 +41,9 @@ TEST_CASE("invalid bytes become U+FFFD without stalling the stream", "[tokenizer
   auto tok = make_embedded_tokenizer();
   IncrementalDecoder d(*tok);
   CHECK(d.push(0xFF).empty());  // held back: text ending in U+FFFD may be an incomplete character
-  CHECK(d.push('a') == "\xEF\xBF\xBD" "a");
+  CHECK(d.push('a') ==
+        "\xEF\xBF\xBD"
+        "a");
   CHECK(d.push(0xE4).empty());
   CHECK(d.flush() == "\xEF\xBF\xBD");  // a dangling lead byte at the end
   // After flush the decoder starts a new stream.
@@ -97,7 +99,8 @@ TEST_CASE("a long stream decodes incrementally to the same text", "[tokenizer][s
   auto tok = load_tokenizer(fixture("qwen2/tokenizer.json"));
   REQUIRE(tok.ok());
   std::string text;
-  for (int k = 0; k < 400; ++k) text += "Stream 第" + std::to_string(k) + "段 with émojis 🎉👨‍👩‍👧 and code {x[i] += 1;}\n";
+  for (int k = 0; k < 400; ++k)
+    text += "Stream 第" + std::to_string(k) + "段 with émojis 🎉👨‍👩‍👧 and code {x[i] += 1;}\n";
   const auto ids = (*tok)->encode(text);
   REQUIRE(ids.size() > 10000);
   IncrementalDecoder d(**tok);

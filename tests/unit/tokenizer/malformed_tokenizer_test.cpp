@@ -167,7 +167,7 @@ TEST_CASE("missing files and broken model-directory configs are clear errors", "
 TEST_CASE("model directories read special tokens from their config files", "[tokenizer][config]") {
   auto qwen = load_tokenizer(fixture("qwen2"));
   REQUIRE(qwen.ok());
-  CHECK((*qwen)->eos_ids() == std::vector<int32_t>{1102, 1100});  // <|im_end|>, then <|endoftext|>
+  CHECK((*qwen)->eos_ids() == std::vector<int32_t>{1102, 1100});       // <|im_end|>, then <|endoftext|>
   CHECK((*qwen)->encode("hi", true) == (*qwen)->encode("hi", false));  // add_bos_token false
   auto llama = load_tokenizer(fixture("llama2"));
   REQUIRE(llama.ok());

@@ -20,7 +20,7 @@
 namespace aurora::runtime {
 
 struct ChatMessage {
-  std::string role;     // "system", "user", "assistant" (chatml and plain also accept "tool")
+  std::string role;  // "system", "user", "assistant" (chatml and plain also accept "tool")
   std::string content;
 };
 

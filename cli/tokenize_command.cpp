@@ -29,7 +29,7 @@ int run_tokenize(int argc, char** argv) {
       ("tokenizer", po::value(&path), "tokenizer.json file or model directory (required)")
       ("json", "print {\"ids\": [...], \"decoded\": \"...\"}")
       ("chat-template", po::value(&chat_template),
-       "render TEXT as a user message first: auto (the model's), chatml, llama, mistral or plain")
+       "render TEXT as a user message first: auto (the model's), chatml, llama, mistral, tulu or plain")
       ("add-special", "add the BOS/EOS tokens the tokenizer config asks for")
       ("text", po::value<std::string>(), "the text to tokenize");
   // clang-format on

@@ -94,6 +94,30 @@ Result<std::string> render_inst(const ChatTemplate& t, const std::vector<ChatMes
   return out;
 }
 
+// OLMoE / Tulu: a role tag line per turn; an assistant turn ends with EOS (and a newline unless
+// it is the last message); the generation prompt follows the last message.
+Result<std::string> render_tulu(const ChatTemplate& t, const std::vector<ChatMessage>& messages, bool gen) {
+  std::string out = t.bos_text;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (m.role != "system" && m.role != "user" && m.role != "assistant") {
+      return bad_role(i, m.role, "system, user, assistant");
+    }
+    out += "<|";
+    out += m.role;
+    out += "|>\n";
+    out += m.content;
+    if (m.role == "assistant") {
+      out += t.eos_text;
+      if (i + 1 < messages.size()) out += '\n';
+    } else {
+      out += '\n';
+    }
+  }
+  if (gen && !messages.empty()) out += "<|assistant|>\n";
+  return out;
+}
+
 Result<std::string> render_plain(const ChatTemplate& t, const std::vector<ChatMessage>& messages, bool gen) {
   std::string out = t.bos_text;
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -121,6 +145,7 @@ const char* chat_format_name(ChatFormat format) {
     case ChatFormat::kChatMl: return "chatml";
     case ChatFormat::kLlama2: return "llama";
     case ChatFormat::kMistral: return "mistral";
+    case ChatFormat::kTulu: return "tulu";
     case ChatFormat::kPlain: return "plain";
   }
   return "plain";
@@ -130,9 +155,10 @@ Result<ChatFormat> parse_chat_format(std::string_view name, const std::string& f
   if (name == "chatml") return ChatFormat::kChatMl;
   if (name == "llama" || name == "llama2") return ChatFormat::kLlama2;
   if (name == "mistral") return ChatFormat::kMistral;
+  if (name == "tulu") return ChatFormat::kTulu;
   if (name == "plain") return ChatFormat::kPlain;
   return Error::invalid(
-      field, "unknown chat template '" + std::string(name) + "' (expected one of chatml, llama, mistral, plain)");
+      field, "unknown chat template '" + std::string(name) + "' (expected one of chatml, llama, mistral, tulu, plain)");
 }
 
 ChatTemplate detect_chat_template(std::string_view jinja) {
@@ -158,6 +184,8 @@ ChatTemplate detect_chat_template(std::string_view jinja) {
     t.format = jinja.find("<<SYS>>") != std::string_view::npos ? ChatFormat::kLlama2 : ChatFormat::kMistral;
     t.spaced_inst = t.format == ChatFormat::kMistral && jinja.find("' [INST] '") != std::string_view::npos;
     t.system_role = jinja.find("system") != std::string_view::npos;
+  } else if (jinja.find("<|user|>") != std::string_view::npos) {
+    t.format = ChatFormat::kTulu;
   }
   return t;
 }
@@ -168,6 +196,7 @@ Result<std::string> render_chat(const ChatTemplate& tmpl, const std::vector<Chat
     case ChatFormat::kChatMl: return render_chatml(tmpl, messages, add_generation_prompt);
     case ChatFormat::kLlama2:
     case ChatFormat::kMistral: return render_inst(tmpl, messages);
+    case ChatFormat::kTulu: return render_tulu(tmpl, messages, add_generation_prompt);
     case ChatFormat::kPlain: return render_plain(tmpl, messages, add_generation_prompt);
   }
   return render_plain(tmpl, messages, add_generation_prompt);

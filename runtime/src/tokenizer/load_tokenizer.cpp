@@ -222,7 +222,7 @@ Result<std::shared_ptr<const Tokenizer>> load(const std::string& path, const std
   bool write_bos = false;
   if (chat.format == ChatFormat::kLlama2 || chat.format == ChatFormat::kMistral) {
     write_bos = true;
-  } else if (chat.format == ChatFormat::kChatMl && have_jinja) {
+  } else if ((chat.format == ChatFormat::kChatMl || chat.format == ChatFormat::kTulu) && have_jinja) {
     write_bos = dc.chat_template.find("bos_token") != std::string::npos;
   } else {
     write_bos = tokenizer->adds_bos();

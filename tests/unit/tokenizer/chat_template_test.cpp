@@ -23,7 +23,8 @@ TEST_CASE("detected chat templates render exactly as transformers' Jinja does", 
   for (const auto& [name, entry] : doc->root().members()) {
     const std::string jinja = entry["jinja"].as_string();
     auto tmpl = detect_chat_template(jinja);
-    if (tmpl.format != ChatFormat::kChatMl || jinja.find("bos_token") != std::string::npos) {
+    if ((tmpl.format != ChatFormat::kChatMl && tmpl.format != ChatFormat::kTulu) ||
+        jinja.find("bos_token") != std::string::npos) {
       tmpl.bos_text = entry["bos_token"].as_string();
     }
     tmpl.eos_text = entry["eos_token"].as_string();
@@ -43,7 +44,7 @@ TEST_CASE("detected chat templates render exactly as transformers' Jinja does", 
         if (!ours.ok()) CHECK(ours.error().field.rfind("messages[", 0) == 0);
         ++errors;
       } else if (unusual_role && tmpl.format != ChatFormat::kChatMl) {
-        // [INST] templates silently drop a "tool" turn; Aurora rejects it with a clear error.
+        // [INST] and Tulu templates silently drop a "tool" turn; Aurora rejects it clearly.
         CHECK_FALSE(ours.ok());
       } else {
         REQUIRE(ours.ok());
@@ -73,14 +74,16 @@ TEST_CASE("the family is detected from the Jinja text", "[tokenizer][chat]") {
   CHECK(spaced.format == ChatFormat::kMistral);
   CHECK(spaced.spaced_inst);
   CHECK(spaced.system_role);
+  CHECK(detect_chat_template(root["olmoe_tulu"]["jinja"].as_string()).format == ChatFormat::kTulu);
   CHECK(detect_chat_template("").format == ChatFormat::kPlain);
-  CHECK(detect_chat_template("{{ '<|user|>\\n' + message['content'] }}").format == ChatFormat::kPlain);
+  CHECK(detect_chat_template("{{ '<|start_header_id|>' + message['role'] }}").format == ChatFormat::kPlain);
 }
 
 TEST_CASE("template names and roles are validated with clear errors", "[tokenizer][chat]") {
   CHECK(*parse_chat_format("chatml") == ChatFormat::kChatMl);
   CHECK(*parse_chat_format("llama") == ChatFormat::kLlama2);
   CHECK(*parse_chat_format("mistral") == ChatFormat::kMistral);
+  CHECK(*parse_chat_format("tulu") == ChatFormat::kTulu);
   CHECK(*parse_chat_format("plain") == ChatFormat::kPlain);
   auto bad = parse_chat_format("jinja2");
   REQUIRE_FALSE(bad.ok());

@@ -167,7 +167,6 @@ Result<std::shared_ptr<const Tokenizer>> load(const std::string& path, const std
   TokenizerPipeline pipeline = std::move(parsed).value();
 
   DirectoryConfig dc;
-  std::string jinja_file_text;
   if (is_dir) {
     if (auto r = read_optional_json(input / "tokenizer_config.json", dc, read_tokenizer_config); !r) return r.error();
     if (auto r = read_optional_json(input / "generation_config.json", dc, read_generation_config); !r) return r.error();
@@ -216,7 +215,7 @@ Result<std::shared_ptr<const Tokenizer>> load(const std::string& path, const std
   const auto bos = tokenizer->bos_id();
   const std::string bos_text = bos ? tokenizer->id_to_token(*bos).value_or("") : "";
   // The BOS text starts the prompt where the real template writes it: [INST] templates always
-  // do; a ChatML Jinja template only when it names bos_token; without Jinja (forced or plain),
+  // do; a ChatML or Tulu Jinja template only when it names bos_token; without Jinja (forced or plain),
   // whenever the tokenizer itself would add a BOS.
   const bool have_jinja = !forced && !dc.chat_template.empty();
   bool write_bos = false;

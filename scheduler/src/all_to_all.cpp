@@ -34,6 +34,7 @@ struct AllToAllPlanner::Workspace {
   std::vector<int64_t> units;       // decomposition input
   std::vector<int64_t> pair_units;  // per pair: units assigned so far (heterogeneous byte conversion)
   std::vector<int64_t> pair_bytes;  // per pair: bytes assigned so far
+  std::vector<int64_t> tail_pair;   // per pair: bytes of a truncated plan's all-at-once tail
   std::vector<double> tail_send, tail_recv;
   std::vector<std::vector<uint32_t>> queues;
   std::vector<Transfer> scratch;
@@ -43,6 +44,7 @@ struct AllToAllPlanner::Workspace {
   const Cluster* cluster = nullptr;
   int n = 0;
   double latency = 0;
+  bool exact_fluid = false;
 
   void begin_plan(TransmissionPlan& plan, OrderStrategy strategy, bool barrier) {
     plan.phases.clear();
@@ -68,9 +70,10 @@ struct AllToAllPlanner::Workspace {
         d = std::max(d, static_cast<double>(t.bytes) / cluster->pair_rate(t.src_gpu, t.dst_gpu));
       ph.duration_s = d;
     } else {
-      ph.duration_s = fluid.all_at_once_s(plan.phase_transfers(plan.phases.size() - 1), *cluster);
+      ph.duration_s = fair_share(plan.phase_transfers(plan.phases.size() - 1));
     }
   }
+  double fair_share(std::span<const Transfer> transfers) { return fluid.phase_s(transfers, *cluster, exact_fluid); }
   double barrier_cost(const TransmissionPlan& plan) const {
     double c = 0;
     for (const Phase& ph : plan.phases) c += latency + ph.duration_s;
@@ -127,18 +130,14 @@ struct AllToAllPlanner::Workspace {
     if (keep < total) {
       // Coalesce the tail's pieces per pair: one grouped send/recv.
       Phase& ph = plan.phases.back();
-      scratch.assign(plan.transfers.begin() + ph.first_transfer, plan.transfers.end());
-      std::sort(scratch.begin(), scratch.end(), [](const Transfer& a, const Transfer& b) {
-        return a.src_gpu != b.src_gpu ? a.src_gpu < b.src_gpu : a.dst_gpu < b.dst_gpu;
-      });
+      tail_pair.assign(nn, 0);
+      for (size_t t = ph.first_transfer; t < plan.transfers.size(); ++t)
+        tail_pair[static_cast<size_t>(plan.transfers[t].src_gpu) * n + plan.transfers[t].dst_gpu] += plan.transfers[t].bytes;
       plan.transfers.resize(ph.first_transfer);
-      for (const Transfer& t : scratch) {
-        if (plan.transfers.size() > ph.first_transfer && plan.transfers.back().src_gpu == t.src_gpu &&
-            plan.transfers.back().dst_gpu == t.dst_gpu)
-          plan.transfers.back().bytes += t.bytes;
-        else
-          plan.transfers.push_back(t);
-      }
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j)
+          if (tail_pair[static_cast<size_t>(i) * n + j] > 0)
+            plan.transfers.push_back(Transfer{i, j, tail_pair[static_cast<size_t>(i) * n + j], 0});
       close_phase(plan, false);
     }
     plan.makespan_s = barrier_cost(plan);
@@ -186,7 +185,7 @@ struct AllToAllPlanner::Workspace {
       }
       estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
     }
-    const size_t tries = std::min<size_t>(3, estimates.size());
+    const size_t tries = std::min<size_t>(2, estimates.size());
     std::partial_sort(estimates.begin(), estimates.begin() + static_cast<std::ptrdiff_t>(tries), estimates.end(),
                       [](const Estimate& a, const Estimate& b) { return a.cost < b.cost; });
     size_t best_keep = estimates[0].keep;
@@ -309,6 +308,7 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   ws.cluster = &cluster;
   ws.n = n;
   ws.latency = options.phase_latency_s;
+  ws.exact_fluid = options.exact_fluid || options.evaluate_all;
   ws.decomposed = false;
   TransmissionPlan& result = ws.result;
   result.clear();
@@ -362,7 +362,7 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   bool have = false;
   for (const Candidate& c : cands) {
     if (c.bound == kInf) continue;
-    if (!options.evaluate_all && have && c.bound >= best * (1 + 1e-12)) continue;
+    if (!options.evaluate_all && have && c.bound >= best * (1 - 1e-12)) continue;
     ws.emit(ws.candidate, c.strategy, options);
     const double cost = ws.candidate.makespan_s;
     result.candidate_makespan_s[static_cast<size_t>(c.strategy)] = cost;
@@ -429,10 +429,10 @@ TransmissionPlan plan_all_to_all(const TrafficMatrix& traffic, const Cluster& cl
 
 double fair_share_makespan_s(std::span<const Transfer> transfers, const Cluster& cluster) {
   detail::FluidSimulator sim;
-  return sim.all_at_once_s(transfers, cluster);
+  return sim.phase_s(transfers, cluster, true);
 }
 
-double predict_makespan_s(const TransmissionPlan& plan, const Cluster& cluster, double phase_latency_s) {
+double predict_makespan_s(const TransmissionPlan& plan, const Cluster& cluster, double phase_latency_s, bool exact_fluid) {
   detail::FluidSimulator sim;
   if (!plan.barrier_between_phases) {
     const int n = cluster.num_gpus();
@@ -443,7 +443,7 @@ double predict_makespan_s(const TransmissionPlan& plan, const Cluster& cluster, 
   double total = 0;
   for (size_t k = 0; k < plan.num_phases(); ++k) {
     if (plan.phases[k].num_transfers == 0) continue;
-    total += phase_latency_s + sim.all_at_once_s(plan.phase_transfers(k), cluster);
+    total += phase_latency_s + sim.phase_s(plan.phase_transfers(k), cluster, exact_fluid);
   }
   return total;
 }

@@ -110,9 +110,41 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
       }
     }
     for (int i = 0; i < n; ++i)
-      if (match_row_[static_cast<size_t>(i)] < 0) AURORA_CHECK_MSG(augment(i), "no perfect matching on padded support");
+      if (match_row_[static_cast<size_t>(i)] < 0 && !augment_short(i))
+        AURORA_CHECK_MSG(augment(i), "no perfect matching on padded support");
   }
   finish();
+}
+
+// The common case after peeling a term: row `row` lost its column and exactly one column is free. Try the
+// length-3 paths row -> c -> match_col[c] -> free column before a full search.
+bool MatchingDecomposer::augment_short(int row) {
+  const int n = n_;
+  int free_col = -1;
+  for (int c = 0; c < n; ++c)
+    if (match_col_[static_cast<size_t>(c)] < 0) {
+      if (free_col >= 0) return false;
+      free_col = c;
+    }
+  if (free_col < 0) return false;
+  const int64_t* prow = padded_.data() + static_cast<size_t>(row) * n;
+  if (prow[free_col] > 0) {
+    match_row_[static_cast<size_t>(row)] = free_col;
+    match_col_[static_cast<size_t>(free_col)] = row;
+    return true;
+  }
+  for (int c = 0; c < n; ++c) {
+    if (prow[c] <= 0) continue;
+    const int r = match_col_[static_cast<size_t>(c)];
+    if (padded_[static_cast<size_t>(r) * n + free_col] > 0) {
+      match_row_[static_cast<size_t>(r)] = free_col;
+      match_col_[static_cast<size_t>(free_col)] = r;
+      match_row_[static_cast<size_t>(row)] = c;
+      match_col_[static_cast<size_t>(c)] = row;
+      return true;
+    }
+  }
+  return false;
 }
 
 // Breadth-first alternating path from a free row to a free column over the positive entries.

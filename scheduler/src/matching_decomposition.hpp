@@ -31,6 +31,7 @@ class MatchingDecomposer {
 
  private:
   bool augment(int row);
+  bool augment_short(int row);
   void add_term(int64_t weight);
   void finish();
 

@@ -34,7 +34,11 @@ struct AllToAllOptions {
   ChoicePolicy policy = ChoicePolicy::kBestPredicted;
   OrderStrategy forced_strategy = OrderStrategy::kMatching;  // with ChoicePolicy::kForce
   int max_phases = 0;          // > 0: matching plans keep at most this many phases (the rest goes all at once)
-  bool evaluate_all = false;   // fill candidate_makespan_s for every strategy (no pruning; slower)
+  bool evaluate_all = false;   // fill candidate_makespan_s for every strategy (no pruning, exact fluid model)
+  // All-at-once phases of more than 1024 transfers are costed with fair-share rates re-allocated at most
+  // 128 times per phase bound (slightly pessimistic, bounded in docs/scheduler.md) unless exact_fluid is set;
+  // exact costs O(flows^2 * n) and takes ~100 ms at n = 64.
+  bool exact_fluid = false;
   uint64_t seed = 0;           // random order baseline
 };
 
@@ -62,10 +66,11 @@ TransmissionPlan plan_all_to_all(const TrafficMatrix& traffic, const Cluster& cl
                                  const AllToAllOptions& options = {});
 
 // Predicted makespan of any plan under the cost model above (used to check and compare plans).
-double predict_makespan_s(const TransmissionPlan& plan, const Cluster& cluster, double phase_latency_s);
+double predict_makespan_s(const TransmissionPlan& plan, const Cluster& cluster, double phase_latency_s,
+                          bool exact_fluid = true);
 
-// Max-min fair-share fluid time of a set of transfers that all start at time 0 and share the ports
-// (what one grouped NCCL send/recv of them takes, latency excluded).
+// Max-min fair-share fluid time (exact, event-driven) of a set of transfers that all start at time 0 and
+// share the ports (what one grouped NCCL send/recv of them takes, latency excluded).
 double fair_share_makespan_s(std::span<const Transfer> transfers, const Cluster& cluster);
 
 }  // namespace aurora::sched

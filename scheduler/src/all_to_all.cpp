@@ -149,8 +149,12 @@ struct AllToAllPlanner::Workspace {
     const size_t total = decomposer.num_phases();
     size_t max_keep = total - 1;
     if (max_phases > 0) max_keep = std::min(max_keep, static_cast<size_t>(max_phases - 1));
-    if (total < 2 || max_keep == 0) {
-      plan.makespan_s = kInf;
+    if (total < 2) {  // nothing to truncate
+      emit_matching(plan, total);
+      return;
+    }
+    if (max_keep == 0) {  // one phase allowed: everything at once
+      emit_matching(plan, 0);
       return;
     }
     // Per-phase duration and cost prefix sums; tail port loads by walking splits from the end.

@@ -145,7 +145,9 @@ struct AllToAllPlanner::Workspace {
 
   // Picks how many matching phases to keep before one all-at-once tail phase. Estimates every split with
   // the tail's per-port lower bound, then costs the most promising few exactly.
-  void emit_truncated(TransmissionPlan& plan, int max_phases) {
+  // Splits whose estimate (a lower bound) cannot beat `beat` are not costed; when none can, the plan is left
+  // with makespan infinity.
+  void emit_truncated(TransmissionPlan& plan, int max_phases, double beat) {
     const size_t total = decomposer.num_phases();
     size_t max_keep = total - 1;
     if (max_phases > 0) max_keep = std::min(max_keep, static_cast<size_t>(max_phases - 1));
@@ -192,16 +194,22 @@ struct AllToAllPlanner::Workspace {
     const size_t tries = std::min<size_t>(2, estimates.size());
     std::partial_sort(estimates.begin(), estimates.begin() + static_cast<std::ptrdiff_t>(tries), estimates.end(),
                       [](const Estimate& a, const Estimate& b) { return a.cost < b.cost; });
+    if (estimates[0].cost >= beat) {
+      begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
+      plan.makespan_s = kInf;
+      return;
+    }
     size_t best_keep = estimates[0].keep;
     double best_cost = kInf;
     for (size_t t = 0; t < tries; ++t) {
+      if (t > 0 && estimates[t].cost >= std::min(beat, best_cost)) break;
       emit_matching(plan, estimates[t].keep);
       if (plan.makespan_s < best_cost) {
         best_cost = plan.makespan_s;
         best_keep = estimates[t].keep;
       }
     }
-    if (best_keep != estimates[tries - 1].keep) emit_matching(plan, best_keep);
+    if (plan.makespan_s != best_cost) emit_matching(plan, best_keep);
   }
 
   void emit_all_at_once(TransmissionPlan& plan) {
@@ -277,7 +285,7 @@ struct AllToAllPlanner::Workspace {
     return fluid.streams_s(plan.transfers, queues, *cluster, latency);
   }
 
-  void emit(TransmissionPlan& plan, OrderStrategy strategy, const AllToAllOptions& options) {
+  void emit(TransmissionPlan& plan, OrderStrategy strategy, const AllToAllOptions& options, double beat = kInf) {
     switch (strategy) {
       case OrderStrategy::kMatching:
         decompose();
@@ -287,7 +295,7 @@ struct AllToAllPlanner::Workspace {
         break;
       case OrderStrategy::kMatchingTruncated:
         decompose();
-        emit_truncated(plan, options.max_phases);
+        emit_truncated(plan, options.max_phases, beat);
         break;
       case OrderStrategy::kAllAtOnce: emit_all_at_once(plan); break;
       case OrderStrategy::kRotation: emit_rotation(plan); break;
@@ -359,6 +367,7 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   }};
   if (options.max_phases > 0 && degree > options.max_phases) cands[0].bound = kInf;
   if (options.max_phases == 1) cands[1].bound = kInf;
+  result.candidate_makespan_s[static_cast<size_t>(OrderStrategy::kRotation)] = cands[3].bound;  // exact, and cheap
   std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.bound < b.bound; });
 
   double best = kInf;
@@ -367,10 +376,10 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   for (const Candidate& c : cands) {
     if (c.bound == kInf) continue;
     if (!options.evaluate_all && have && c.bound >= best * (1 - 1e-12)) continue;
-    ws.emit(ws.candidate, c.strategy, options);
+    ws.emit(ws.candidate, c.strategy, options, options.evaluate_all || !have ? kInf : best);
     const double cost = ws.candidate.makespan_s;
-    result.candidate_makespan_s[static_cast<size_t>(c.strategy)] = cost;
     if (cost == kInf) continue;
+    result.candidate_makespan_s[static_cast<size_t>(c.strategy)] = cost;
     if (!have || better(cost, ws.candidate.phases.size(), best, best_phases)) {
       best = cost;
       best_phases = ws.candidate.phases.size();

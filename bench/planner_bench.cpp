@@ -95,11 +95,11 @@ void planning_time(bool quick) {
 }
 
 void fluid_accuracy() {
-  std::printf("\n## All-at-once cost: bounded re-allocation (default above 1024 flows) vs exact max-min fluid\n");
+  std::printf("\n## All-at-once cost: bounded re-allocation (default above 64 flows) vs exact max-min fluid\n");
   std::printf("%4s %-13s %12s %12s %9s\n", "n", "traffic", "exact_ms", "bounded_ms", "rel_err");
   std::mt19937_64 rng(5);
+  for (int n : {16, 64})
   for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kHotReceiver}) {
-    const int n = 64;
     const Cluster cluster = Cluster::homogeneous(n, 100);
     const TrafficMatrix t = random_traffic(rng, n, kind);
     AllToAllOptions o;

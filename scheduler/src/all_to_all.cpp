@@ -44,6 +44,8 @@ struct AllToAllPlanner::Workspace {
   const Cluster* cluster = nullptr;
   int n = 0;
   double latency = 0;
+  double lower_bound = 0;          // per-port bound of the traffic being planned
+  double all_at_once_ratio = 0;    // all-at-once duration / lower_bound, once costed (0: not yet)
   bool exact_fluid = false;
 
   void begin_plan(TransmissionPlan& plan, OrderStrategy strategy, bool barrier) {
@@ -194,7 +196,12 @@ struct AllToAllPlanner::Workspace {
     const size_t tries = std::min<size_t>(2, estimates.size());
     std::partial_sort(estimates.begin(), estimates.begin() + static_cast<std::ptrdiff_t>(tries), estimates.end(),
                       [](const Estimate& a, const Estimate& b) { return a.cost < b.cost; });
-    if (estimates[0].cost >= beat) {
+    // The estimates are lower bounds (the tail at its per-port bound). When an all-at-once phase of this
+    // traffic was already costed, its ratio to the bound predicts how much the tail will exceed its bound;
+    // skip the fluid simulation when even that cannot win (this only prunes Aurora's own candidate).
+    const double tail_factor = all_at_once_ratio > 1 ? all_at_once_ratio : 1.0;
+    auto predicted = [&](const Estimate& e) { return head_cost[e.keep] + latency + (e.cost - head_cost[e.keep] - latency) * tail_factor; };
+    if (estimates[0].cost >= beat || (beat < kInf && predicted(estimates[0]) >= beat)) {
       begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
       plan.makespan_s = kInf;
       return;
@@ -220,6 +227,7 @@ struct AllToAllPlanner::Workspace {
         if (i != j && (*traffic)(i, j) > 0) plan.transfers.push_back(Transfer{i, j, (*traffic)(i, j), 0});
     close_phase(plan, false);
     plan.makespan_s = barrier_cost(plan);
+    if (!plan.phases.empty() && lower_bound > 0) all_at_once_ratio = plan.phases[0].duration_s / lower_bound;
   }
 
   void emit_rotation(TransmissionPlan& plan) {
@@ -322,11 +330,13 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   ws.latency = options.phase_latency_s;
   ws.exact_fluid = options.exact_fluid || options.evaluate_all;
   ws.decomposed = false;
+  ws.all_at_once_ratio = 0;
   TransmissionPlan& result = ws.result;
   result.clear();
   result.phase_latency_s = options.phase_latency_s;
   result.lower_bound_s = all_to_all_lower_bound_s(traffic, cluster);
   result.matching_bound_s = matching_lower_bound_s(traffic, cluster);
+  ws.lower_bound = result.lower_bound_s;
   if (traffic.network_bytes() == 0) {
     result.strategy = OrderStrategy::kMatching;
     result.candidate_makespan_s.fill(0.0);

@@ -88,6 +88,7 @@ Result<ScenarioPlan> plan_scenario(const config::Scenario& scenario, const Scena
   p.models = models_from_scenario(scenario);
   p.order.phase_latency_s = scenario.phase_latency_us * 1e-6;
   p.order.seed = scenario.seed;
+  p.order.exact_fluid = true;  // offline planning: cost all-at-once phases with the exact fluid model
 
   DeploymentOptions dopt;
   dopt.mode = p.mode;

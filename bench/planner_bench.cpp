@@ -131,6 +131,7 @@ void order_table(bool quick) {
             AllToAllOptions o;
             o.phase_latency_s = lat_us * 1e-6;
             o.seed = static_cast<uint64_t>(r);
+            o.exact_fluid = true;  // the same fluid model as evaluate_all below
             const double chosen = planner.plan(t, cluster, o).makespan_s;
             o.evaluate_all = true;
             const TransmissionPlan& all = planner.plan(t, cluster, o);
@@ -194,6 +195,7 @@ void optimum_ratio(bool quick, int n8) {
       std::vector<ModelStats> models{random_model(rng, "a", c.n, 1, 1.4), random_model(rng, "b", c.n, 1, 0.8)};
       DeploymentOptions o;
       o.mode = DeploymentMode::kColocated;
+      o.consider_packing = false;  // compare within the searched space
       o.local_search = false;
       const double paper = deployment_cost_s(models, *plan_deployment(models, cluster, o), cluster, o.mode);
       o.local_search = true;

@@ -338,6 +338,12 @@ Result<Deployment> plan_deployment(const std::vector<ModelStats>& models, const 
       if (options.local_search) local_search(f, cluster, options.mode);
       copy_back(f, {0, 1}, l, out);
     }
+    if (options.consider_packing) {
+      Deployment packed = lina_deployment(models, cluster);
+      if (check_memory(models, packed, cluster).ok() &&
+          deployment_cost_s(models, packed, cluster, options.mode) < deployment_cost_s(models, out, cluster, options.mode))
+        out = std::move(packed);
+    }
   }
   if (auto ok = check_memory(models, out, cluster); !ok) return ok.error();
   return out;
@@ -411,6 +417,7 @@ Result<ExhaustiveResult> exhaustive_deployment(const std::vector<ModelStats>& mo
   if (cluster.num_gpus() > 8) return Error::invalid("gpus", "the exhaustive optimum is limited to 8 GPUs, got " + std::to_string(cluster.num_gpus()));
   DeploymentOptions opts;
   opts.mode = mode;
+  opts.consider_packing = false;  // the incumbent must lie in the searched space
   auto heuristic = plan_deployment(models, cluster, opts);
   if (!heuristic) return heuristic.error();
   ExhaustiveResult out;

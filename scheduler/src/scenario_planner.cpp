@@ -128,8 +128,14 @@ Result<ScenarioPlan> plan_scenario(const config::Scenario& scenario, const Scena
     const char* random_name = p.mode == DeploymentMode::kExclusive ? "random_placement" : "random_colocation";
     add(random_row(p, scenario.seed, std::string(random_name) + "+all_at_once", random_name, nccl, "all_at_once",
                    [&](uint64_t seed) { return random_deployment(p.models, p.cluster, p.mode, seed); }));
-    if (p.mode == DeploymentMode::kColocated && p.models.size() == 2)
+    if (p.mode == DeploymentMode::kColocated && p.models.size() == 2) {
+      // Aurora restricted to cross-model pairing (the paper's colocation), for transparency.
+      DeploymentOptions pairing = dopt;
+      pairing.consider_packing = false;
+      if (auto d = plan_deployment(p.models, p.cluster, pairing); d.ok())
+        add(row("aurora_pairing_only", "aurora_pairing", "aurora", run(p, *d, o, false)));
       add(row("lina+all_at_once", "lina", "all_at_once", run(p, lina_deployment(p.models, p.cluster), nccl, false)));
+    }
   }
   return p;
 }

@@ -92,6 +92,7 @@ TEST_CASE("colocated homogeneous: Aurora's pairing equals the exhaustive optimum
         std::vector<ModelStats> models{random_model(rng, "a", n, 1, 1.3, symmetric), random_model(rng, "b", n, 1, 0.7, symmetric)};
         DeploymentOptions o;
         o.mode = DeploymentMode::kColocated;
+        o.consider_packing = false;  // the pairing space, where the exhaustive search looks
         o.local_search = false;  // the paper's algorithm alone
         auto d = plan_deployment(models, cluster, o);
         REQUIRE(d.ok());
@@ -149,6 +150,7 @@ TEST_CASE("colocated heterogeneous: heuristic / exhaustive optimum ratio (report
     std::vector<ModelStats> models{random_model(rng, "a", n, 1, 1.4), random_model(rng, "b", n, 1, 0.8)};
     DeploymentOptions o;
     o.mode = DeploymentMode::kColocated;
+    o.consider_packing = false;
     o.local_search = false;
     auto paper = plan_deployment(models, cluster, o);
     o.local_search = true;
@@ -168,6 +170,22 @@ TEST_CASE("colocated heterogeneous: heuristic / exhaustive optimum ratio (report
   std::printf("[colocated heterogeneous, n=%d, %d instances] heuristic/optimum: two-step matchings avg %.4f max %.4f; "
               "with local search avg %.4f max %.4f\n", n, runs, sum_paper / runs, max_paper, sum_aurora / runs, max_aurora);
   CHECK(sum_aurora / runs < 1.03);
+}
+
+TEST_CASE("colocated: Aurora is never predicted slower than Lina-style packing") {
+  std::mt19937_64 rng(71);
+  for (bool hetero : {false, true}) {
+    const Cluster cluster = hetero ? paper_heterogeneous(8) : Cluster::homogeneous(8, 100);
+    for (int r = 0; r < 6; ++r) {
+      std::vector<ModelStats> models{random_model(rng, "a", 8, 2, 1.2), random_model(rng, "b", 8, 2, 0.9)};
+      DeploymentOptions o;
+      o.mode = DeploymentMode::kColocated;
+      auto d = plan_deployment(models, cluster, o);
+      REQUIRE(d.ok());
+      CHECK(deployment_cost_s(models, *d, cluster, o.mode) <=
+            deployment_cost_s(models, lina_deployment(models, cluster), cluster, o.mode) * (1 + 1e-12));
+    }
+  }
 }
 
 TEST_CASE("baselines are valid deployments") {

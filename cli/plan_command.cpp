@@ -73,7 +73,7 @@ int run_plan(int argc, char** argv) {
                 plan->simulated.inference_time_s * 1e3, plan->simulated.all_to_all_time_s * 1e3,
                 plan->simulated.gpu_utilization * 100);
     if (plan->optimum_simulated)
-      std::printf("optimum deployment: inference time %.4f ms (Aurora / optimum = %.4f)\n",
+      std::printf("optimum (one expert per GPU per model): inference time %.4f ms (Aurora / optimum = %.4f)\n",
                   plan->optimum_simulated->inference_time_s * 1e3,
                   plan->simulated.inference_time_s / plan->optimum_simulated->inference_time_s);
   } else if (!options.compare) {

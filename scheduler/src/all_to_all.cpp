@@ -35,6 +35,13 @@ struct AllToAllPlanner::Workspace {
   std::vector<int64_t> pair_units;  // per pair: units assigned so far (heterogeneous byte conversion)
   std::vector<int64_t> pair_bytes;  // per pair: bytes assigned so far
   std::vector<int64_t> tail_pair;   // per pair: bytes of a truncated plan's all-at-once tail
+  struct Estimate {
+    double cost;
+    size_t keep;
+  };
+  std::vector<double> head_cost;    // truncation: cost of the first k matching phases
+  std::vector<Estimate> estimates;  // truncation: lower bound of each split
+  std::vector<std::vector<int32_t>> send_order;  // stream baselines: per GPU, destinations in send order
   std::vector<double> tail_send, tail_recv;
   std::vector<std::vector<uint32_t>> queues;
   std::vector<Transfer> scratch;
@@ -163,7 +170,7 @@ struct AllToAllPlanner::Workspace {
     }
     // Per-phase duration and cost prefix sums; tail port loads by walking splits from the end.
     const bool uniform = cluster->uniform_bandwidth();
-    std::vector<double> head_cost(total + 1, 0.0);
+    head_cost.assign(total + 1, 0.0);
     for (size_t k = 0; k < total; ++k) {
       double d = 0;
       for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p)
@@ -173,11 +180,7 @@ struct AllToAllPlanner::Workspace {
     }
     tail_send.assign(static_cast<size_t>(n), 0.0);
     tail_recv.assign(static_cast<size_t>(n), 0.0);
-    struct Estimate {
-      double cost;
-      size_t keep;
-    };
-    std::vector<Estimate> estimates;
+    estimates.clear();
     for (size_t k = total; k-- > 1;) {
       for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
         const double bytes = uniform ? static_cast<double>(p->units)
@@ -260,11 +263,13 @@ struct AllToAllPlanner::Workspace {
   void emit_streams(TransmissionPlan& plan, OrderStrategy strategy, uint64_t seed) {
     begin_plan(plan, strategy, false);
     if (queues.size() < static_cast<size_t>(n)) queues.resize(static_cast<size_t>(n));
-    std::vector<std::vector<int32_t>> order(static_cast<size_t>(n));
+    if (send_order.size() < static_cast<size_t>(n)) send_order.resize(static_cast<size_t>(n));
+    auto& order = send_order;
     std::mt19937_64 rng(seed);
     size_t depth = 0;
     for (int i = 0; i < n; ++i) {
       auto& o = order[static_cast<size_t>(i)];
+      o.clear();
       for (int j = 0; j < n; ++j)
         if (i != j && (*traffic)(i, j) > 0) o.push_back(j);
       if (strategy == OrderStrategy::kShortestFirst) {

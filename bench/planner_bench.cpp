@@ -67,8 +67,10 @@ void planning_time(bool quick) {
   std::mt19937_64 rng(2024);
   for (int n : {8, 16, 64}) {
     const Cluster cluster = Cluster::homogeneous(n, 100);
-    for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kHotReceiver}) {
-      const TrafficMatrix t = random_traffic(rng, n, kind);
+    for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kHotReceiver, TrafficKind::kDecode}) {
+      // kDecode: decode-sized messages (Zipf-skewed, up to 16 KiB per pair).
+      const TrafficMatrix t = kind == TrafficKind::kDecode ? random_traffic(rng, n, TrafficKind::kZipf, 16 << 10)
+                                                           : random_traffic(rng, n, kind);
       for (double lat_us : {0.0, 10.0}) {
         AllToAllPlanner planner;
         AllToAllOptions o;

@@ -82,7 +82,7 @@ struct AllToAllPlanner::Workspace {
       ph.duration_s = fair_share(plan.phase_transfers(plan.phases.size() - 1));
     }
   }
-  double fair_share(std::span<const Transfer> transfers) { return fluid.phase_s(transfers, *cluster, exact_fluid); }
+  double fair_share(std::span<const Transfer> transfers) { return fluid.phase_s(transfers, *cluster, exact_fluid, latency); }
   double barrier_cost(const TransmissionPlan& plan) const {
     double c = 0;
     for (const Phase& ph : plan.phases) c += latency + ph.duration_s;
@@ -471,7 +471,7 @@ double predict_makespan_s(const TransmissionPlan& plan, const Cluster& cluster, 
   double total = 0;
   for (size_t k = 0; k < plan.num_phases(); ++k) {
     if (plan.phases[k].num_transfers == 0) continue;
-    total += phase_latency_s + sim.phase_s(plan.phase_transfers(k), cluster, exact_fluid);
+    total += phase_latency_s + sim.phase_s(plan.phase_transfers(k), cluster, exact_fluid, phase_latency_s);
   }
   return total;
 }

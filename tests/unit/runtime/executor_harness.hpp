@@ -1,0 +1,62 @@
+// Drives a ModelExecutor directly (no engine): prefill a prompt in chunks on a chosen rank,
+// collect logits, decode greedily. For tests that compare logits and tokens.
+#pragma once
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "aurora/runtime/exchange_plan.hpp"
+#include "executor/model_executor.hpp"
+#include "kv/block_allocator.hpp"
+
+namespace aurora::runtime::test {
+
+struct Harness {
+  std::unique_ptr<Backend> backend = make_cpu_backend();
+  std::unique_ptr<ModelExecutor> exec;
+  std::vector<BlockAllocator> allocators;
+
+  Harness(std::shared_ptr<const Model> model, int32_t ranks, int32_t max_tokens = 256, int32_t block_size = 4) {
+    ExecutorOptions o;
+    o.num_ranks = ranks;
+    o.max_tokens_per_step = max_tokens;
+    o.max_logits_rows = max_tokens;
+    o.kv_block_size = block_size;
+    o.kv_blocks_per_rank = 256;
+    o.max_context = 512;
+    exec = std::make_unique<ModelExecutor>(std::move(model), o, *backend,
+                                           std::shared_ptr<const ExchangePlanner>(make_all_at_once_planner()));
+    for (int32_t r = 0; r < ranks; ++r) allocators.emplace_back(o.kv_blocks_per_rank);
+  }
+
+  // Every position's logits of `prompt`, prefilled in chunks of `chunk` tokens on `rank`.
+  std::vector<float> prompt_logits(const std::vector<int32_t>& prompt, int32_t chunk, int32_t rank = 0) {
+    const int32_t V = exec->model().config.vocab_size;
+    std::vector<int32_t> table;
+    REQUIRE(allocators[size_t(rank)].allocate(blocks_for_tokens(int64_t(prompt.size()), exec->options().kv_block_size), table));
+    std::vector<float> out;
+    for (int32_t start = 0; start < int32_t(prompt.size()); start += chunk) {
+      StepBatch b;
+      SequenceChunk c;
+      c.rank = rank;
+      c.tokens = prompt.data() + start;
+      c.num_tokens = std::min<int32_t>(chunk, int32_t(prompt.size()) - start);
+      c.start_position = start;
+      c.block_table = table.data();
+      c.num_blocks = int32_t(table.size());
+      c.logits = LogitsMode::kAllTokens;
+      c.logits_row = 0;
+      b.chunks.push_back(c);
+      b.num_logits_rows = c.num_tokens;
+      const StepResult& r = exec->execute(b);
+      out.insert(out.end(), r.logits, r.logits + size_t(c.num_tokens) * V);
+    }
+    allocators[size_t(rank)].release(table);
+    return out;
+  }
+};
+
+inline int32_t argmax(const float* v, int32_t n) { return int32_t(std::max_element(v, v + n) - v); }
+
+}  // namespace aurora::runtime::test

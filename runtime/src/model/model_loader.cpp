@@ -116,11 +116,12 @@ void bind_weights(Model& m, Checkpoint& ckpt) {
     }
     const int64_t e = c.num_experts;
     if (c.architecture == config::ModelArchitecture::kMixtral) {
-      // Hub checkpoints say block_sparse_moe; transformers 5.x's own layout says mlp.
-      const bool hub = b.has(p + "block_sparse_moe.gate.weight");
-      const std::string moe = p + (hub ? "block_sparse_moe." : "mlp.");
-      L.router = b.get(moe + "gate.weight", {e, h});
-      L.experts = b.experts(moe, /*mixtral_names=*/true);
+      // Hub checkpoints say block_sparse_moe; transformers 5.x's own layout says mlp. Look for the
+      // router and the experts under either name.
+      const std::string hub = p + "block_sparse_moe.", v5 = p + "mlp.";
+      L.router = b.get((b.has(hub + "gate.weight") ? hub : v5) + "gate.weight", {e, h});
+      const bool hub_experts = b.has(hub + "experts.0.w1.weight") || b.has(hub + "experts.gate_up_proj");
+      L.experts = b.experts(hub_experts ? hub : v5, /*mixtral_names=*/true);
     } else {
       const std::string moe = p + "mlp.";
       L.router = b.get(moe + "gate.weight", {e, h});

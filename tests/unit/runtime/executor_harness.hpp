@@ -60,3 +60,43 @@ struct Harness {
 inline int32_t argmax(const float* v, int32_t n) { return int32_t(std::max_element(v, v + n) - v); }
 
 }  // namespace aurora::runtime::test
+
+namespace aurora::runtime::test {
+
+// Greedy decode through the KV cache: prefill `prompt` (in chunks), then one token per step.
+inline std::vector<int32_t> greedy_decode(Harness& h, const std::vector<int32_t>& prompt, int32_t steps,
+                                          int32_t chunk = 1 << 30, int32_t rank = 0) {
+  const int32_t V = h.exec->model().config.vocab_size;
+  std::vector<int32_t> seq = prompt;
+  std::vector<int32_t> table;
+  REQUIRE(h.allocators[size_t(rank)].allocate(
+      blocks_for_tokens(int64_t(prompt.size()) + steps, h.exec->options().kv_block_size), table));
+  std::vector<int32_t> out;
+  int32_t computed = 0;
+  while (int32_t(out.size()) < steps) {
+    StepBatch b;
+    SequenceChunk c;
+    c.rank = rank;
+    c.start_position = computed;
+    c.num_tokens = std::min<int32_t>(chunk, int32_t(seq.size()) - computed);
+    c.tokens = seq.data() + computed;
+    c.block_table = table.data();
+    c.num_blocks = int32_t(table.size());
+    const bool last = computed + c.num_tokens == int32_t(seq.size());
+    c.logits = last ? LogitsMode::kLast : LogitsMode::kNone;
+    c.logits_row = last ? 0 : -1;
+    b.chunks.push_back(c);
+    b.num_logits_rows = last ? 1 : 0;
+    const StepResult& r = h.exec->execute(b);
+    computed += c.num_tokens;
+    if (last) {
+      const int32_t next = argmax(r.logits, V);
+      out.push_back(next);
+      seq.push_back(next);
+    }
+  }
+  h.allocators[size_t(rank)].release(table);
+  return out;
+}
+
+}  // namespace aurora::runtime::test

@@ -462,4 +462,16 @@ Result<std::unique_ptr<Engine>> create_engine(const EngineOptions& options) {
   return std::unique_ptr<Engine>(new EngineImpl(options, std::move(*backend), std::move(*models)));
 }
 
+Result<std::unique_ptr<Engine>> create_engine_with_models(const EngineOptions& options,
+                                                          std::vector<std::shared_ptr<const Model>> models) {
+  auto valid = validate_engine_options(options);
+  if (!valid) return valid.error();
+  if (models.empty()) return Error::invalid("models", "must not be empty");
+  auto backend = make_backend(options.device);
+  if (!backend) return backend.error();
+  auto instances = build_instances_for(options, **backend, std::move(models));
+  if (!instances) return instances.error();
+  return std::unique_ptr<Engine>(new EngineImpl(options, std::move(*backend), std::move(*instances)));
+}
+
 }  // namespace aurora::runtime

@@ -102,6 +102,25 @@ Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& b
 
 }  // namespace
 
+Result<std::vector<std::unique_ptr<ModelInstance>>> build_instances_for(const EngineOptions& o, Backend& backend,
+                                                                       std::vector<std::shared_ptr<const Model>> models) {
+  std::vector<std::unique_ptr<ModelInstance>> out;
+  std::set<std::string> names;
+  for (auto& model : models) {
+    auto mi = std::make_unique<ModelInstance>();
+    const auto& c = model->config;
+    mi->tokenizer = make_null_tokenizer(model->name, c.vocab_size, c.bos_token_id, model->eos_token_ids());
+    mi->model = std::move(model);
+    mi->name = mi->model->name;
+    for (int i = 2; names.count(mi->name); ++i) mi->name = mi->model->name + "-" + std::to_string(i);
+    names.insert(mi->name);
+    auto built = build_runtime(*mi, o, backend);
+    if (!built) return built.error();
+    out.push_back(std::move(mi));
+  }
+  return out;
+}
+
 Result<std::vector<std::unique_ptr<ModelInstance>>> build_model_instances(const EngineOptions& o, Backend& backend) {
   std::vector<std::unique_ptr<ModelInstance>> out;
   std::set<std::string> names;

@@ -28,7 +28,11 @@ class EngineImpl final : public Engine {
   EngineImpl(EngineOptions options, std::unique_ptr<Backend> backend, std::vector<std::unique_ptr<ModelInstance>> models)
       : options_(std::move(options)), backend_(std::move(backend)), models_(std::move(models)) {
     sample_stream_ = backend_->create_stream();
-    for (auto& mi : models_) instance_by_name_[mi->name] = mi.get();
+    for (auto& mi : models_) {
+      instance_by_name_[mi->name] = mi.get();
+      counters_.plan_version = std::max(counters_.plan_version, mi->executor->placement().version);
+      counters_.kv_blocks_total += mi->scheduler->blocks_total();
+    }
     thread_ = std::thread([this] { run(); });
   }
   ~EngineImpl() override { shutdown(std::chrono::milliseconds(0)); }
@@ -405,7 +409,6 @@ EngineStats EngineImpl::stats() const {
       layers[l].a2a_seconds = exchange[m][l].estimated_seconds;
       layers[l].a2a_lower_bound_seconds = exchange[m][l].lower_bound_seconds;
     }
-    s.plan_version = std::max(s.plan_version, mi.executor->placement().version);
   }
   return s;
 }

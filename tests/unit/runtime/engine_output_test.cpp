@@ -199,3 +199,32 @@ TEST_CASE("the structured router: prose, code and digits load different experts"
     CHECK(b[l].load_balance > 2.0);  // a skewed mix is visibly unbalanced
   }
 }
+
+TEST_CASE("two models are served side by side, chosen by name", "[engine]") {
+  EngineOptions o;
+  o.model_dirs = {"tests/fixtures/models/olmoe", "tests/fixtures/models/qwen3_moe"};
+  auto e = engine_with(o);
+  auto infos = e->models();
+  REQUIRE(infos.size() == 2);
+  CHECK(infos[0].name == "olmoe");
+  CHECK(infos[1].name == "qwen3_moe");
+  CHECK(infos[1].vocab_size == 384);
+  auto olmoe = fixture_prompts("tests/fixtures/models/olmoe");
+  auto qwen3 = fixture_prompts("tests/fixtures/models/qwen3_moe");
+  auto a = make_request(olmoe[1].ids, 24);
+  a.model = "olmoe";
+  a.sampling.ignore_eos = true;
+  auto b = make_request(qwen3[2].ids, 24);
+  b.model = "qwen3_moe";
+  b.sampling.ignore_eos = true;
+  auto sa = std::make_shared<CollectingSink>(), sb = std::make_shared<CollectingSink>();
+  REQUIRE(e->submit(a, sa).ok());
+  REQUIRE(e->submit(b, sb).ok());
+  REQUIRE(sa->wait());
+  REQUIRE(sb->wait());
+  CHECK(sa->token_ids() == olmoe[1].greedy);
+  CHECK(sb->token_ids() == qwen3[2].greedy);
+  auto s = e->stats();
+  CHECK(s.layers.count("olmoe") == 1);
+  CHECK(s.layers.count("qwen3_moe") == 1);
+}

@@ -1,6 +1,7 @@
 // CPU decode throughput of the engine, end to end (scheduler, executor, expert-parallel exchange,
 // sampling, streaming): B requests start together, prefill in one step, then decode N tokens each;
-// decode tokens/s = decoded tokens / time from the last first token to the last finish.
+// decode tokens/s = decoded tokens / time from the last first token to the last finish. "CPU share"
+// is the process's CPU time over wall time: on a shared machine it shows how much CPU the run got.
 //
 //   aurora_runtime_bench [--quick] [--model embedded|olmoe-mini|all] [--ranks N]
 #include <algorithm>
@@ -11,6 +12,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include "aurora/runtime/engine.hpp"
 #include "engine/engine_builder.hpp"
@@ -71,14 +74,22 @@ struct Result_ {
   double decode_tokens_per_s = 0;
   double ms_per_step = 0;
   double prefill_s = 0;
+  double cpu_share = 0;  // process CPU seconds per wall second over the run (a shared machine shows < 1)
 };
+
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 Result_ measure(std::shared_ptr<const Model> model, int32_t batch, int32_t ranks, int32_t prompt_len, int32_t decode) {
   EngineOptions o;
   o.num_ranks = ranks;
   o.max_num_seqs = std::max(batch, 16);
   o.max_num_batched_tokens = std::max(512, batch * prompt_len);
-  o.kv_cache_tokens = int64_t{batch} * (prompt_len + decode + 16) * 2;
+  // Room for the whole batch on every rank (sequences go to the rank with the most free blocks).
+  o.kv_cache_tokens = int64_t{ranks} * batch * (prompt_len + decode + 16);
   auto engine = create_engine_with_models(o, {model});
   if (!engine) {
     std::fprintf(stderr, "engine: %s\n", engine.error().message.c_str());
@@ -87,6 +98,7 @@ Result_ measure(std::shared_ptr<const Model> model, int32_t batch, int32_t ranks
   const int32_t vocab = model->config.vocab_size;
   std::vector<std::shared_ptr<CountingSink>> sinks;
   const auto t0 = Clock::now();
+  const double cpu0 = process_cpu_seconds();
   for (int32_t b = 0; b < batch; ++b) {
     GenerationRequest r;
     for (int32_t i = 0; i < prompt_len; ++i) r.prompt_ids.push_back((b * 131 + i * 17 + 32) % std::min(vocab, 256));
@@ -94,7 +106,11 @@ Result_ measure(std::shared_ptr<const Model> model, int32_t batch, int32_t ranks
     r.sampling.temperature = 0.0f;
     r.sampling.ignore_eos = true;
     auto sink = std::make_shared<CountingSink>();
-    if (!(*engine)->submit(r, sink)) std::exit(1);
+    auto id = (*engine)->submit(r, sink);
+    if (!id) {
+      std::fprintf(stderr, "submit: %s\n", id.error().message.c_str());
+      std::exit(1);
+    }
     sinks.push_back(sink);
   }
   Clock::time_point last_first = t0, last_finish = t0;
@@ -108,6 +124,7 @@ Result_ measure(std::shared_ptr<const Model> model, int32_t batch, int32_t ranks
   r.decode_tokens_per_s = double(batch) * (decode - 1) / decode_s;
   r.ms_per_step = decode_s * 1e3 / (decode - 1);
   r.prefill_s = std::chrono::duration<double>(last_first - t0).count();
+  r.cpu_share = (process_cpu_seconds() - cpu0) / std::chrono::duration<double>(Clock::now() - t0).count();
   return r;
 }
 
@@ -147,13 +164,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "olmoe-mini: random weights in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
     cases.push_back({"olmoe-mini (h512, 8L, 64E top-8)", *m, quick ? 8 : 32});
   }
-  std::printf("| model | batch | ranks | decode tokens/s | ms/step | prefill s |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|\n");
+  std::printf("| model | batch | ranks | decode tokens/s | ms/step | prefill s | CPU share |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& c : cases) {
     for (int32_t batch : {1, 16}) {
       auto r = measure(c.model, batch, ranks, 32, c.decode);
-      std::printf("| %s | %d | %d | %.1f | %.2f | %.3f |\n", c.name.c_str(), batch, ranks, r.decode_tokens_per_s,
-                  r.ms_per_step, r.prefill_s);
+      std::printf("| %s | %d | %d | %.1f | %.2f | %.3f | %.2f |\n", c.name.c_str(), batch, ranks, r.decode_tokens_per_s,
+                  r.ms_per_step, r.prefill_s, r.cpu_share);
       std::fflush(stdout);
     }
   }

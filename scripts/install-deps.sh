@@ -8,6 +8,8 @@ packages=(
   libboost-json1.81-dev # JSON writer/serializer
   libboost-program-options1.81-dev # command-line flags
   libsimdjson-dev       # JSON parsing of configs and requests
+  libpcre2-dev          # tokenizer: Hugging Face pre-tokenizer regexes (\p{L}, lookahead)
+  libicu-dev            # tokenizer: NFC/NFKC normalizers, Unicode character classes
   catch2                # tests (2.13)
   ninja-build           # build driver
   cmake

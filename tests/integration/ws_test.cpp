@@ -180,10 +180,11 @@ TEST_CASE("the API key covers the WebSocket upgrade", "[ws]") {
   CHECK(ok.next().at("type").as_string() == "chunk");
 }
 
-TEST_CASE("on SIGTERM a WebSocket refuses new requests, finishes its own, then closes with 1001", "[ws][drain]") {
+TEST_CASE("on SIGTERM a WebSocket refuses new requests, finishes its own, then closes with 1001",
+          "[ws][drain][fake]") {
   ServerProcess server({"--fake-step-ms", "2", "--drain-timeout-ms", "5000"});
   WsClient c(server.port());
-  c.send(create(R"("last")", R"(,"max_tokens":60)"));
+  c.send(create(R"("last")", R"(,"max_tokens":60,"ignore_eos":true)"));
   CHECK(c.next().at("type").as_string() == "chunk");
   server.send_signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
@@ -191,7 +192,7 @@ TEST_CASE("on SIGTERM a WebSocket refuses new requests, finishes its own, then c
   bool refused = false;
   bool done = false;
   int chunks = 1;
-  while (!done) {
+  while (!done || !refused) {
     auto m = c.next();
     const std::string type(m.at("type").as_string());
     if (type == "error") {

@@ -35,6 +35,10 @@ function startServer(args) {
 const args = fake ? ['--fake-step-ms', '2', '--api-key', apiKey] : ['--api-key', apiKey];
 const { child, port } = await startServer(args);
 after(() => child.kill('SIGKILL'));
+// A real server listens before its model has loaded: wait for /health.
+for (let i = 0; i < 600 && (await fetch(`http://127.0.0.1:${port}/health`).catch(() => ({ status: 0 }))).status !== 200; i++) {
+  await new Promise((r) => setTimeout(r, 50));
+}
 const client = new OpenAI({ apiKey, baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0, timeout: 20000 });
 const model = (await client.models.list()).data[0].id;
 

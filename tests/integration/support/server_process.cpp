@@ -1,5 +1,7 @@
 #include "server_process.hpp"
 
+#include "http_client.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -37,7 +39,7 @@ bool ServerProcess::fake() {
   return cmd == nullptr || *cmd == '\0';
 }
 
-ServerProcess::ServerProcess(std::vector<std::string> args) {
+ServerProcess::ServerProcess(std::vector<std::string> args, bool wait_ready) {
   std::vector<std::string> argv = command();
   for (size_t i = 0; i < args.size(); ++i) {
     if (!fake() && args[i].rfind("--fake-", 0) == 0) {
@@ -76,7 +78,7 @@ ServerProcess::ServerProcess(std::vector<std::string> args) {
       log_.append(buf, static_cast<size_t>(n));
     }
   });
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     {
       std::lock_guard lock(mutex_);
@@ -86,9 +88,20 @@ ServerProcess::ServerProcess(std::vector<std::string> args) {
         const size_t colon = log_.rfind(':', end);
         if (end != std::string::npos && colon != std::string::npos) {
           port_ = static_cast<uint16_t>(std::atoi(log_.c_str() + colon + 1));
-          return;
         }
       }
+    }
+    if (port_ != 0) {
+      if (!wait_ready) return;
+      while (std::chrono::steady_clock::now() < deadline) {
+        try {
+          if (http(port_, "GET", "/health").status == 200) return;
+        } catch (const std::exception&) {
+          break;  // refused: the server died; reported below
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (std::chrono::steady_clock::now() >= deadline) fail_start("the server did not become ready: ");
     }
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {

@@ -21,7 +21,9 @@ namespace aurora::testing {
 
 class ServerProcess {
  public:
-  explicit ServerProcess(std::vector<std::string> args);
+  // Starts the server and, unless wait_ready is false, waits until GET /health answers 200 (a real
+  // server listens before its model has loaded).
+  explicit ServerProcess(std::vector<std::string> args, bool wait_ready = true);
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

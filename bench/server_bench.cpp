@@ -1,11 +1,14 @@
 // aurora_bench_server: what the HTTP/SSE front end costs per token, and how many streams it holds.
 //
-//   aurora_bench_server overhead [--seconds S]   CPU per token: engine alone vs. through the server
-//   aurora_bench_server capacity [--streams N,N,...] [--step-ms M] [--seconds S]
+//   aurora_bench_server overhead [--engine fake|embedded] [--seconds S]
+//       CPU per token: the engine alone vs. the same engine behind the server's SSE path
+//   aurora_bench_server capacity [--engine fake|embedded] [--streams N,N,...] [--step-ms M] [--seconds S]
+//       [--tokens T]   concurrent streams held by one server process
 //
-// The server runs in a child process (the real Server on the FakeEngine, one io thread), the
-// clients in this process on one epoll thread, so the server's CPU time is measured on its own
-// (getrusage in the child). "Engine alone" runs the same FakeEngine with a sink that only counts.
+// The server runs in a child process (the real Server, one io thread, on the FakeEngine or on the
+// real engine with the embedded model), the clients in this process on one epoll thread, so the
+// server's CPU time is measured on its own (getrusage in the child). "Engine alone" runs the same
+// engine in this process with a sink that only counts.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -77,7 +80,24 @@ std::string read_line(int fd) {
   return out;
 }
 
-Child start_server(testing::FakeEngineOptions fake, int io_threads) {
+// Which engine the server (or the engine-alone run) uses.
+struct EngineChoice {
+  bool fake = true;
+  testing::FakeEngineOptions fake_options;
+  runtime::EngineOptions real_options;  // the embedded model when model_dirs is empty
+};
+
+std::shared_ptr<runtime::Engine> make_engine(const EngineChoice& choice) {
+  if (choice.fake) return std::make_shared<testing::FakeEngine>(choice.fake_options);
+  auto engine = runtime::create_engine(choice.real_options);
+  if (!engine) {
+    std::fprintf(stderr, "create_engine: %s\n", engine.error().message.c_str());
+    std::_Exit(4);
+  }
+  return std::shared_ptr<runtime::Engine>(std::move(*engine));
+}
+
+Child start_server(const EngineChoice& choice, int io_threads) {
   int down[2];
   int up[2];
   if (::pipe(down) != 0 || ::pipe(up) != 0) std::abort();
@@ -91,7 +111,8 @@ Child start_server(testing::FakeEngineOptions fake, int io_threads) {
     config.io_threads = io_threads;
     config.max_connections = 1'000'000;
     server::Server srv(config);
-    auto engine = std::make_shared<testing::FakeEngine>(fake);
+    auto engine = make_engine(choice);
+    while (!engine->ready()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     srv.set_engine(engine);
     if (!srv.start()) std::_Exit(3);
     write_all(up[1], std::to_string(srv.port()) + "\n");
@@ -102,12 +123,12 @@ Child start_server(testing::FakeEngineOptions fake, int io_threads) {
       if (::read(down[0], &cmd, 1) != 1 || cmd == 'q') break;
       if (cmd == 'b') {
         base_cpu = cpu_seconds();
-        base_tokens = engine->tokens_generated();
+        base_tokens = engine->stats().generation_tokens_total;
         write_all(up[1], "ok\n");
       } else if (cmd == 'r') {
         char line[128];
         std::snprintf(line, sizeof(line), "%.6f %lld\n", cpu_seconds() - base_cpu,
-                      static_cast<long long>(engine->tokens_generated() - base_tokens));
+                      static_cast<long long>(engine->stats().generation_tokens_total - base_tokens));
         write_all(up[1], line);
       }
     }
@@ -266,55 +287,83 @@ class CountingSink final : public runtime::TokenSink {
   size_t bytes_ = 0;
 };
 
-std::pair<double, int64_t> engine_alone(const testing::FakeEngineOptions& fake, int streams, int max_tokens) {
-  testing::FakeEngine engine(fake);
-  auto prompt = engine.tokenizer().encode("<|user|>\nbench\n<|assistant|>\n", false);
+std::pair<double, int64_t> engine_alone(const EngineChoice& choice, int streams, int max_tokens) {
+  auto engine = make_engine(choice);
+  while (!engine->ready()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const auto& tokenizer = engine->tokenizer();
+  auto rendered = tokenizer.apply_chat_template({{"user", "bench"}}, true);
+  const auto prompt = tokenizer.encode(rendered.ok() ? *rendered : std::string("bench"), false);
   std::atomic<int64_t> done{0};
   const double cpu0 = cpu_seconds();
-  const int64_t tokens0 = engine.tokens_generated();
+  const int64_t tokens0 = engine->stats().generation_tokens_total;
   for (int i = 0; i < streams; ++i) {
     runtime::GenerationRequest r;
     r.prompt_ids = prompt;
     r.sampling.max_tokens = max_tokens;
     r.sampling.ignore_eos = true;
-    (void)engine.submit(std::move(r), std::make_shared<CountingSink>(done));
+    (void)engine->submit(std::move(r), std::make_shared<CountingSink>(done));
   }
   while (done.load() < streams) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  return {cpu_seconds() - cpu0, engine.tokens_generated() - tokens0};
+  const double cpu = cpu_seconds() - cpu0;
+  const int64_t tokens = engine->stats().generation_tokens_total - tokens0;
+  engine->shutdown(std::chrono::milliseconds(0));
+  return {cpu, tokens};
 }
 
-int overhead(double seconds) {
-  std::printf("## Server overhead per token: SSE path vs engine alone (FakeEngine, 1 io thread)\n\n");
+int overhead(bool fake, double seconds, int reps) {
+  std::printf("## Server overhead per token: SSE path vs engine alone (%s, 1 io thread)\n\n",
+              fake ? "FakeEngine" : "real engine, embedded model");
+  std::printf("Medians of %d runs per row.\n\n", reps);
   std::printf("| streams | engine step | tokens/s | server CPU us/token | engine alone CPU us/token | "
               "SSE path us/token | wire bytes/token |\n|---|---|---|---|---|---|---|\n");
   struct Case {
     int streams;
-    int step_us;
+    int step_us;  // fake engine only
   };
-  for (const Case c : {Case{1, 200}, Case{16, 1000}, Case{256, 5000}, Case{64, 0}}) {
-    testing::FakeEngineOptions fake;
-    fake.step_interval = std::chrono::microseconds(c.step_us);
-    fake.max_running = 4096;
-    fake.max_waiting = 4096;
-    fake.max_context_len = 1 << 20;
-    fake.kv_blocks_total = 1 << 30;
-    // Enough tokens per stream for `seconds` at this pace (the unpaced case: a fixed amount).
-    const int max_tokens =
-        c.step_us > 0 ? static_cast<int>(seconds * 1e6 / c.step_us) : static_cast<int>(20000 * seconds / 4);
-    Child child = start_server(fake, 1);
-    ask(child, 'b');
-    const auto start = Clock::now();
-    ClientStats stats = run_streams(child.port, c.streams, max_tokens, start + std::chrono::seconds(600), start, false);
-    const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-    auto [server_cpu, tokens] = ask(child, 'r');
-    stop_server(child);
-    auto [engine_cpu, engine_tokens] = engine_alone(fake, c.streams, max_tokens);
-    const double server_us = server_cpu / static_cast<double>(tokens) * 1e6;
-    const double engine_us = engine_cpu / static_cast<double>(engine_tokens) * 1e6;
-    std::printf("| %d | %s | %.0f | %.2f | %.2f | %.2f | %.0f |\n", c.streams,
-                c.step_us > 0 ? (std::to_string(c.step_us) + " us").c_str() : "unpaced",
-                static_cast<double>(tokens) / wall, server_us, engine_us, server_us - engine_us,
-                static_cast<double>(stats.bytes) / static_cast<double>(tokens));
+  const std::vector<Case> cases = fake ? std::vector<Case>{{1, 200}, {16, 1000}, {256, 5000}, {64, 0}}
+                                       : std::vector<Case>{{1, 0}, {16, 0}, {64, 0}};
+  for (const Case c : cases) {
+    EngineChoice choice;
+    choice.fake = fake;
+    choice.fake_options.step_interval = std::chrono::microseconds(c.step_us);
+    choice.fake_options.max_running = 4096;
+    choice.fake_options.max_waiting = 4096;
+    choice.fake_options.max_context_len = 1 << 20;
+    choice.fake_options.kv_blocks_total = 1 << 30;
+    choice.real_options.max_num_seqs = std::max(64, c.streams);
+    choice.real_options.max_waiting = std::max(256, c.streams);
+    // Enough tokens per stream for about `seconds` at this pace.
+    int max_tokens = 0;
+    if (fake) {
+      max_tokens = c.step_us > 0 ? static_cast<int>(seconds * 1e6 / c.step_us) : static_cast<int>(20000 * seconds / 4);
+    } else {
+      max_tokens = std::max(32, static_cast<int>(seconds * 1500 / c.streams));
+      max_tokens = std::min(max_tokens, 2048);
+    }
+    // Medians of `reps` runs: the machine is shared, single runs are noisy.
+    std::vector<double> server_us;
+    std::vector<double> engine_us;
+    std::vector<double> rate;
+    ClientStats stats;
+    for (int rep = 0; rep < reps; ++rep) {
+      Child child = start_server(choice, 1);
+      ask(child, 'b');
+      const auto start = Clock::now();
+      stats = run_streams(child.port, c.streams, max_tokens, start + std::chrono::seconds(600), start, false);
+      const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+      auto [server_cpu, tokens] = ask(child, 'r');
+      stop_server(child);
+      auto [engine_cpu, engine_tokens] = engine_alone(choice, c.streams, max_tokens);
+      server_us.push_back(server_cpu / static_cast<double>(tokens) * 1e6);
+      engine_us.push_back(engine_cpu / static_cast<double>(engine_tokens) * 1e6);
+      rate.push_back(static_cast<double>(tokens) / wall);
+      stats.bytes = stats.bytes * 1000 / std::max<int64_t>(1, tokens);  // milli-bytes per token
+    }
+    const double server_median = percentile(server_us, 50);
+    const double engine_median = percentile(engine_us, 50);
+    const std::string step = !fake ? "engine" : c.step_us > 0 ? std::to_string(c.step_us) + " us" : "unpaced";
+    std::printf("| %d | %s | %.0f | %.2f | %.2f | %.2f | %.0f |\n", c.streams, step.c_str(), percentile(rate, 50),
+                server_median, engine_median, server_median - engine_median, static_cast<double>(stats.bytes) / 1000.0);
     if (stats.failed > 0 || stats.completed != c.streams) {
       std::printf("  (warning: %lld of %d streams completed, %lld failed)\n", static_cast<long long>(stats.completed),
                   c.streams, static_cast<long long>(stats.failed));
@@ -324,22 +373,33 @@ int overhead(double seconds) {
   return 0;
 }
 
-int capacity(const std::vector<int>& counts, int step_ms, double seconds) {
-  std::printf("## Concurrent streams held by one server process (FakeEngine, step %d ms = %.0f tokens/s per "
-              "stream, 1 io thread)\n\n",
-              step_ms, 1000.0 / step_ms);
+int capacity(bool fake, const std::vector<int>& counts, int step_ms, double seconds, int tokens_per_stream) {
+  if (fake) {
+    std::printf("## Concurrent streams held by one server process (FakeEngine, step %d ms = %.0f tokens/s per "
+                "stream, 1 io thread)\n\n",
+                step_ms, 1000.0 / step_ms);
+  } else {
+    std::printf("## Concurrent streams held by one server process (real engine, embedded model, all streams in one "
+                "running batch, %d tokens each, 1 io thread)\n\n",
+                tokens_per_stream);
+  }
   std::printf("| streams | completed | failed | tokens/s | server CPU | RSS MiB | KiB/stream | gap p50 ms | "
               "gap p99 ms | gap max ms |\n|---|---|---|---|---|---|---|---|---|---|\n");
   for (int count : counts) {
-    testing::FakeEngineOptions fake;
-    fake.step_interval = std::chrono::milliseconds(step_ms);
-    fake.max_running = count;
-    fake.max_waiting = count;
-    fake.max_context_len = 1 << 20;
-    fake.kv_blocks_total = 1 << 30;
-    Child child = start_server(fake, 1);
+    EngineChoice choice;
+    choice.fake = fake;
+    choice.fake_options.step_interval = std::chrono::milliseconds(step_ms);
+    choice.fake_options.max_running = count;
+    choice.fake_options.max_waiting = count;
+    choice.fake_options.max_context_len = 1 << 20;
+    choice.fake_options.kv_blocks_total = 1 << 30;
+    choice.real_options.max_num_seqs = count;
+    choice.real_options.max_num_batched_tokens = std::max(512, count);  // the engine requires >= max_num_seqs
+    choice.real_options.max_waiting = count;
+    choice.real_options.kv_cache_tokens = static_cast<int64_t>(count) * (64 + tokens_per_stream + 32);
+    Child child = start_server(choice, 1);
     const long rss0 = rss_kib(child.pid);
-    const int max_tokens = static_cast<int>(seconds * 1000 / step_ms);
+    const int max_tokens = fake ? static_cast<int>(seconds * 1000 / step_ms) : tokens_per_stream;
     const auto start = Clock::now();
     // Connecting takes a while at these counts: measure gaps once every stream is running.
     const auto measure_from = start + std::chrono::milliseconds(1500 + count / 4);
@@ -352,8 +412,10 @@ int capacity(const std::vector<int>& counts, int step_ms, double seconds) {
       }
     });
     ask(child, 'b');
-    ClientStats stats = run_streams(child.port, count, max_tokens + static_cast<int>(2000 / step_ms),
-                                    start + std::chrono::seconds(static_cast<int>(seconds) + 60), measure_from, true);
+    const int stream_tokens = fake ? max_tokens + static_cast<int>(2000 / step_ms) : max_tokens;
+    ClientStats stats = run_streams(child.port, count, stream_tokens,
+                                    start + std::chrono::seconds(static_cast<int>(seconds) + 600),
+                                    fake ? measure_from : start, true);
     const double wall = std::chrono::duration<double>(Clock::now() - start).count();
     auto [cpu, tokens] = ask(child, 'r');
     sampling.store(false);
@@ -373,12 +435,18 @@ int capacity(const std::vector<int>& counts, int step_ms, double seconds) {
 
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "overhead";
+  bool fake = true;
+  int tokens = 16;
+  int reps = 3;
   double seconds = 4;
   int step_ms = 200;
   std::vector<int> counts = {1000, 2000, 4000, 8000};
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
+    else if (flag == "--engine") fake = std::string(argv[i + 1]) != "embedded";
+    else if (flag == "--tokens") tokens = std::atoi(argv[i + 1]);
+    else if (flag == "--reps") reps = std::max(1, std::atoi(argv[i + 1]));
     else if (flag == "--step-ms") step_ms = std::atoi(argv[i + 1]);
     else if (flag == "--streams") {
       counts.clear();
@@ -396,8 +464,10 @@ int main(int argc, char** argv) {
   getrlimit(RLIMIT_NOFILE, &fds);
   fds.rlim_cur = fds.rlim_max;
   setrlimit(RLIMIT_NOFILE, &fds);
-  if (mode == "overhead") return overhead(seconds);
-  if (mode == "capacity") return capacity(counts, step_ms, seconds);
-  std::fprintf(stderr, "usage: aurora_bench_server overhead|capacity [--seconds S] [--streams N,...] [--step-ms M]\n");
+  if (mode == "overhead") return overhead(fake, seconds, reps);
+  if (mode == "capacity") return capacity(fake, counts, step_ms, seconds, tokens);
+  std::fprintf(stderr,
+               "usage: aurora_bench_server overhead|capacity [--engine fake|embedded] [--seconds S] [--streams N,...] "
+               "[--step-ms M] [--tokens T] [--reps R]\n");
   return 2;
 }

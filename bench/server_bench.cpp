@@ -265,6 +265,31 @@ ClientStats run_streams(uint16_t port, int count, int max_tokens, Clock::time_po
   return stats;
 }
 
+// The server's own aurora:streams_open gauge (-1 when /metrics cannot be read).
+double scrape_streams_open(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  const std::string req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string body;
+  char buf[65536];
+  ssize_t n = 0;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) body.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  const std::string key = "\naurora:streams_open ";
+  const size_t at = body.find(key);
+  return at == std::string::npos ? -1 : std::atof(body.c_str() + at + key.size());
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -383,8 +408,8 @@ int capacity(bool fake, const std::vector<int>& counts, int step_ms, double seco
                 "running batch, %d tokens each, 1 io thread)\n\n",
                 tokens_per_stream);
   }
-  std::printf("| streams | completed | failed | tokens/s | server CPU | RSS MiB | KiB/stream | gap p50 ms | "
-              "gap p99 ms | gap max ms |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| streams | peak open | completed | failed | tokens/s | server CPU | RSS MiB | KiB/stream | gap p50 ms | "
+              "gap p99 ms | gap max ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int count : counts) {
     EngineChoice choice;
     choice.fake = fake;
@@ -404,11 +429,13 @@ int capacity(bool fake, const std::vector<int>& counts, int step_ms, double seco
     // Connecting takes a while at these counts: measure gaps once every stream is running.
     const auto measure_from = start + std::chrono::milliseconds(1500 + count / 4);
     long rss_peak = rss0;
+    double open_peak = 0;
     std::atomic<bool> sampling{true};
     std::thread sampler([&] {
       while (sampling.load()) {
         rss_peak = std::max(rss_peak, rss_kib(child.pid));
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        open_peak = std::max(open_peak, scrape_streams_open(child.port));
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
       }
     });
     ask(child, 'b');
@@ -421,7 +448,7 @@ int capacity(bool fake, const std::vector<int>& counts, int step_ms, double seco
     sampling.store(false);
     sampler.join();
     stop_server(child);
-    std::printf("| %d | %lld | %lld | %.0f | %.0f%% | %.1f | %.1f | %.1f | %.1f | %.1f |\n", count,
+    std::printf("| %d | %.0f | %lld | %lld | %.0f | %.0f%% | %.1f | %.1f | %.1f | %.1f | %.1f |\n", count, open_peak,
                 static_cast<long long>(stats.completed), static_cast<long long>(stats.failed),
                 static_cast<double>(tokens) / wall, 100.0 * cpu / wall, static_cast<double>(rss_peak) / 1024.0,
                 static_cast<double>(rss_peak - rss0) / count, percentile(stats.gaps_ms, 50),

@@ -24,7 +24,7 @@ constexpr EngineFlag kEngineFlags[] = {
     {"--kv-block-size", "tokens per KV block (default 16)"},
     {"--kv-cache-tokens", "KV cache capacity in tokens (default 0 = from memory)"},
     {"--seed", "default sampling seed base (default 0)"},
-    {"--chat-template", "chatml, llama or plain (default: from tokenizer_config.json)"},
+    {"--chat-template", "chatml, llama, mistral, tulu or plain (default: detected from tokenizer_config.json)"},
 };
 
 Result<int64_t> parse_int(const std::string& flag, const std::string& value, int64_t lo, int64_t hi) {
@@ -89,6 +89,11 @@ Result<void> apply_engine_json(runtime::EngineOptions& e, const config::JsonValu
       if (!*applied) v.fail("unknown engine setting");
     }
   });
+}
+
+// Pads `text` to a column of `width` (at least two spaces).
+std::string padded(const std::string& text, size_t width) {
+  return text + std::string(text.size() + 2 > width ? 2 : width - text.size(), ' ');
 }
 
 }  // namespace
@@ -164,11 +169,7 @@ std::string serve_usage() {
       "SIGTERM/SIGINT drain in-flight requests (--drain-timeout-ms), then exit 0; a second signal exits at once.\n\n"
       "engine:\n";
   for (const auto& f : kEngineFlags) {
-    out += "  ";
-    out += f.flag;
-    out += std::string(std::max<size_t>(2, 28 - std::string(f.flag).size()), ' ');
-    out += f.help;
-    out += '\n';
+    out += "  " + padded(f.flag, 32) + f.help + "\n";
   }
   out += "\nserver (also settable as flat keys in --config FILE):\n";
   config::ServerConfig defaults;
@@ -186,8 +187,7 @@ std::string serve_usage() {
     } else {
       value = std::to_string(**std::get_if<int64_t*>(&ref));
     }
-    out += "  " + flag + std::string(std::max<size_t>(2, 28 - flag.size()), ' ') + s.help + " (default " + value +
-           ")\n";
+    out += "  " + padded(flag, 32) + s.help + " (default " + value + ")\n";
   }
   return out;
 }

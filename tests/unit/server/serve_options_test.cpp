@@ -54,3 +54,11 @@ TEST_CASE("the config file sits between the defaults and the flags", "[serve]") 
   CHECK(bad.error().message.find("engine.max_num_seqs") != std::string::npos);
   std::remove(path.c_str());
 }
+
+TEST_CASE("--help lists every flag with its default", "[serve]") {
+  const std::string usage = aurora::server::serve_usage();
+  CHECK(usage.find("--max-requests-per-connection") != std::string::npos);
+  CHECK(usage.find("--drain-timeout-ms") != std::string::npos);
+  CHECK(usage.find("(default 30000)") != std::string::npos);
+  CHECK(usage.find("--max-num-seqs") != std::string::npos);
+}

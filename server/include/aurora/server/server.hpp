@@ -59,6 +59,8 @@ class Server {
   // Sets the engine to serve. Until it is set, generation routes answer 503 (code "model_loading").
   void set_engine(std::shared_ptr<runtime::Engine> engine);
   // Adds a non-streaming route (exact path match) before start(); the API key gate applies to it.
+  // The handler runs on an io thread: it must answer quickly and never block (the engine may be
+  // null while loading).
   void add_route(const std::string& method, const std::string& path, RouteHandler handler);
 
   // Binds host:port (errors name the address) and starts the io threads.

@@ -2,10 +2,11 @@
 // orders compare with the baselines under the shared cost model, how deployments compare on the example
 // scenarios, and how close the colocated heterogeneous heuristic gets to the exhaustive optimum.
 //
-// usage: planner_bench [--scenarios DIR] [--quick] [--optimum-n8 K]
+// usage: planner_bench [--scenarios DIR] [--quick] [--optimum-n8 K] [--planning-only]
 //   --scenarios DIR   example scenarios (default config/scenarios, run from the repository root)
 //   --quick           fewer repetitions and instances (smoke run)
 //   --optimum-n8 K    also measure K heterogeneous colocated instances at n = 8 (~1 min each)
+//   --planning-only   only the planning-time table
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -221,16 +222,19 @@ int main(int argc, char** argv) {
   std::string dir = "config/scenarios";
   bool quick = false;
   int n8 = 0;
+  bool planning_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--scenarios") && i + 1 < argc) dir = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--optimum-n8") && i + 1 < argc) n8 = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--planning-only")) planning_only = true;
     else {
-      std::fprintf(stderr, "usage: planner_bench [--scenarios DIR] [--quick] [--optimum-n8 K]\n");
+      std::fprintf(stderr, "usage: planner_bench [--scenarios DIR] [--quick] [--optimum-n8 K] [--planning-only]\n");
       return 2;
     }
   }
   planning_time(quick);
+  if (planning_only) return 0;
   fluid_accuracy();
   order_table(quick);
   scenario_tables(dir);

@@ -65,8 +65,8 @@ struct AllToAllPlanner::Workspace {
     plan.phases.push_back(Phase{static_cast<uint32_t>(plan.transfers.size()), 0, 0});
   }
   // Closes the last phase; drops it when empty. Duration: longest transfer at its pair rate when the phase
-  // is a matching, else the fair-share fluid time.
-  void close_phase(TransmissionPlan& plan, bool is_matching) {
+  // is a matching, else the fair-share fluid time (infinity when it would exceed give_up_s).
+  void close_phase(TransmissionPlan& plan, bool is_matching, double give_up_s = kInf) {
     Phase& ph = plan.phases.back();
     ph.num_transfers = static_cast<uint32_t>(plan.transfers.size() - ph.first_transfer);
     if (ph.num_transfers == 0) {
@@ -79,10 +79,9 @@ struct AllToAllPlanner::Workspace {
         d = std::max(d, static_cast<double>(t.bytes) / cluster->pair_rate(t.src_gpu, t.dst_gpu));
       ph.duration_s = d;
     } else {
-      ph.duration_s = fair_share(plan.phase_transfers(plan.phases.size() - 1));
+      ph.duration_s = give_up_s < 0 ? kInf : fluid.phase_s(plan.phase_transfers(plan.phases.size() - 1), *cluster, exact_fluid, latency, give_up_s);
     }
   }
-  double fair_share(std::span<const Transfer> transfers) { return fluid.phase_s(transfers, *cluster, exact_fluid, latency); }
   double barrier_cost(const TransmissionPlan& plan) const {
     double c = 0;
     for (const Phase& ph : plan.phases) c += latency + ph.duration_s;
@@ -109,7 +108,8 @@ struct AllToAllPlanner::Workspace {
   // Appends the decomposition's phases [0, keep) as matching phases and, when keep < all, the rest as one
   // all-at-once phase. Bytes per piece: exact on uniform clusters (units are bytes); otherwise the pair's
   // bytes are spread over its pieces in proportion to their units, rounded so that they add up exactly.
-  void emit_matching(TransmissionPlan& plan, size_t keep) {
+  // The tail's fluid simulation stops early when the plan would cost more than `beat` (makespan infinity).
+  void emit_matching(TransmissionPlan& plan, size_t keep, double beat = kInf) {
     const bool uniform = cluster->uniform_bandwidth();
     const size_t total = decomposer.num_phases();
     begin_plan(plan, keep >= total ? OrderStrategy::kMatching : OrderStrategy::kMatchingTruncated, true);
@@ -147,7 +147,9 @@ struct AllToAllPlanner::Workspace {
         for (int j = 0; j < n; ++j)
           if (tail_pair[static_cast<size_t>(i) * n + j] > 0)
             plan.transfers.push_back(Transfer{i, j, tail_pair[static_cast<size_t>(i) * n + j], 0});
-      close_phase(plan, false);
+      double head = 0;
+      for (size_t k = 0; k + 1 < plan.phases.size(); ++k) head += latency + plan.phases[k].duration_s;
+      close_phase(plan, false, beat - head - latency);
     }
     plan.makespan_s = barrier_cost(plan);
   }
@@ -157,6 +159,12 @@ struct AllToAllPlanner::Workspace {
   // Splits whose estimate (a lower bound) cannot beat `beat` are not costed; when none can, the plan is left
   // with makespan infinity.
   void emit_truncated(TransmissionPlan& plan, int max_phases, double beat) {
+    if (truncation_cannot_win(beat)) {
+      begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
+      plan.makespan_s = kInf;
+      return;
+    }
+    decompose();
     const size_t total = decomposer.num_phases();
     size_t max_keep = total - 1;
     if (max_phases > 0) max_keep = std::min(max_keep, static_cast<size_t>(max_phases - 1));
@@ -178,23 +186,21 @@ struct AllToAllPlanner::Workspace {
                                 : static_cast<double>(p->units) / kUnitsPerSecond);
       head_cost[k + 1] = head_cost[k] + latency + d;
     }
+    // Tail loads only grow as the split moves forward, so the tail's per-port bound is a running maximum.
     tail_send.assign(static_cast<size_t>(n), 0.0);
     tail_recv.assign(static_cast<size_t>(n), 0.0);
     estimates.clear();
+    double bound = 0;
     for (size_t k = total; k-- > 1;) {
       for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
         const double bytes = uniform ? static_cast<double>(p->units)
                                      : static_cast<double>(p->units) / kUnitsPerSecond * cluster->pair_rate(p->src, p->dst);
-        tail_send[static_cast<size_t>(p->src)] += bytes;
-        tail_recv[static_cast<size_t>(p->dst)] += bytes;
+        const double send = tail_send[static_cast<size_t>(p->src)] += bytes;
+        const double recv = tail_recv[static_cast<size_t>(p->dst)] += bytes;
+        bound = std::max({bound, send / cluster->gpus[static_cast<size_t>(p->src)].send_bytes_per_s,
+                          recv / cluster->gpus[static_cast<size_t>(p->dst)].recv_bytes_per_s});
       }
-      if (k > max_keep) continue;
-      double bound = 0;
-      for (int g = 0; g < n; ++g) {
-        bound = std::max(bound, tail_send[static_cast<size_t>(g)] / cluster->gpus[static_cast<size_t>(g)].send_bytes_per_s);
-        bound = std::max(bound, tail_recv[static_cast<size_t>(g)] / cluster->gpus[static_cast<size_t>(g)].recv_bytes_per_s);
-      }
-      estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
+      if (k <= max_keep) estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
     }
     const size_t tries = std::min<size_t>(2, estimates.size());
     std::partial_sort(estimates.begin(), estimates.begin() + static_cast<std::ptrdiff_t>(tries), estimates.end(),
@@ -213,24 +219,49 @@ struct AllToAllPlanner::Workspace {
     double best_cost = kInf;
     for (size_t t = 0; t < tries; ++t) {
       if (t > 0 && estimates[t].cost >= std::min(beat, best_cost)) break;
-      emit_matching(plan, estimates[t].keep);
+      emit_matching(plan, estimates[t].keep, std::min(beat, best_cost));
       if (plan.makespan_s < best_cost) {
         best_cost = plan.makespan_s;
         best_keep = estimates[t].keep;
       }
     }
-    if (plan.makespan_s != best_cost) emit_matching(plan, best_keep);
+    if (best_cost == kInf) {  // every try gave up: it cannot beat `beat`
+      begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
+      plan.makespan_s = kInf;
+    } else if (plan.makespan_s != best_cost) {
+      emit_matching(plan, best_keep);
+    }
   }
 
-  void emit_all_at_once(TransmissionPlan& plan) {
+  // Before decomposing: whether emit_truncated's own test (`predicted(estimates[0]) >= beat` below) is
+  // certain to reject every split. A split keeping k >= 1 phases of total duration D <= k * longest
+  // pair time has a tail whose per-port bound is at least lower_bound - D, so its predicted cost
+  // (k + 1) * latency + D + tail_factor * tail bound is at least
+  //   (k + 1) * latency + lower_bound + (tail_factor - 1) * max(0, lower_bound - k * longest),
+  // linear in k until k * longest reaches lower_bound: its minimum over k is at k = 1 or at that k.
+  bool truncation_cannot_win(double beat) const {
+    if (beat == kInf) return false;
+    const double factor = all_at_once_ratio > 1 ? all_at_once_ratio : 1.0;
+    double longest = 0;  // the longest piece any phase can have (plus rounding of picosecond units)
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j)
+        if (i != j) longest = std::max(longest, static_cast<double>((*traffic)(i, j)) / cluster->pair_rate(i, j));
+    longest = longest * (1 + 1e-9) + 1e-12;
+    auto at = [&](double k) { return (k + 1) * latency + lower_bound + (factor - 1) * std::max(0.0, lower_bound - k * longest); };
+    const double k_flat = longest > 0 ? std::max(1.0, std::ceil(lower_bound / longest)) : 1.0;
+    return std::min(at(1), at(k_flat)) >= beat * (1 + 1e-9);
+  }
+
+  void emit_all_at_once(TransmissionPlan& plan, double beat) {
     begin_plan(plan, OrderStrategy::kAllAtOnce, true);
     open_phase(plan);
     for (int i = 0; i < n; ++i)
       for (int j = 0; j < n; ++j)
         if (i != j && (*traffic)(i, j) > 0) plan.transfers.push_back(Transfer{i, j, (*traffic)(i, j), 0});
-    close_phase(plan, false);
+    close_phase(plan, false, beat - latency);
     plan.makespan_s = barrier_cost(plan);
-    if (!plan.phases.empty() && lower_bound > 0) all_at_once_ratio = plan.phases[0].duration_s / lower_bound;
+    if (!plan.phases.empty() && lower_bound > 0 && plan.makespan_s < kInf)
+      all_at_once_ratio = plan.phases[0].duration_s / lower_bound;
   }
 
   void emit_rotation(TransmissionPlan& plan) {
@@ -260,7 +291,7 @@ struct AllToAllPlanner::Workspace {
   }
 
   // Barrier-free per-GPU send orders: phase k holds every GPU's k-th send.
-  void emit_streams(TransmissionPlan& plan, OrderStrategy strategy, uint64_t seed) {
+  void emit_streams(TransmissionPlan& plan, OrderStrategy strategy, uint64_t seed, double beat) {
     begin_plan(plan, strategy, false);
     if (queues.size() < static_cast<size_t>(n)) queues.resize(static_cast<size_t>(n));
     if (send_order.size() < static_cast<size_t>(n)) send_order.resize(static_cast<size_t>(n));
@@ -287,15 +318,15 @@ struct AllToAllPlanner::Workspace {
       }
       plan.phases.back().num_transfers = static_cast<uint32_t>(plan.transfers.size() - plan.phases.back().first_transfer);
     }
-    plan.makespan_s = stream_cost(plan);
+    plan.makespan_s = stream_cost(plan, beat);
   }
 
-  double stream_cost(const TransmissionPlan& plan) {
+  double stream_cost(const TransmissionPlan& plan, double beat) {
     if (queues.size() < static_cast<size_t>(n)) queues.resize(static_cast<size_t>(n));
     for (int g = 0; g < n; ++g) queues[static_cast<size_t>(g)].clear();
     for (uint32_t t = 0; t < plan.transfers.size(); ++t)
       queues[static_cast<size_t>(plan.transfers[t].src_gpu)].push_back(t);
-    return fluid.streams_s(plan.transfers, queues, *cluster, latency);
+    return fluid.streams_s(plan.transfers, queues, *cluster, latency, beat);
   }
 
   void emit(TransmissionPlan& plan, OrderStrategy strategy, const AllToAllOptions& options, double beat = kInf) {
@@ -306,14 +337,11 @@ struct AllToAllPlanner::Workspace {
         if (options.max_phases > 0 && plan.phases.size() > static_cast<size_t>(options.max_phases))
           plan.makespan_s = kInf;
         break;
-      case OrderStrategy::kMatchingTruncated:
-        decompose();
-        emit_truncated(plan, options.max_phases, beat);
-        break;
-      case OrderStrategy::kAllAtOnce: emit_all_at_once(plan); break;
+      case OrderStrategy::kMatchingTruncated: emit_truncated(plan, options.max_phases, beat); break;
+      case OrderStrategy::kAllAtOnce: emit_all_at_once(plan, beat); break;
       case OrderStrategy::kRotation: emit_rotation(plan); break;
       case OrderStrategy::kShortestFirst:
-      case OrderStrategy::kRandomOrder: emit_streams(plan, strategy, options.seed); break;
+      case OrderStrategy::kRandomOrder: emit_streams(plan, strategy, options.seed, beat); break;
     }
   }
 };
@@ -357,7 +385,7 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   // Lower bound of each strategy's cost, so that strategies that cannot win are never built.
   const double lat = options.phase_latency_s;
   int degree = 0;
-  double stream_bound = result.lower_bound_s;
+  double stream_bound = lat + result.lower_bound_s;  // streams: no byte moves before the first latency
   for (int g = 0; g < n; ++g) {
     int out = 0, in = 0;
     for (int h = 0; h < n; ++h) {

@@ -34,7 +34,6 @@ struct AllToAllPlanner::Workspace {
   std::vector<int64_t> units;       // decomposition input
   std::vector<int64_t> pair_units;  // per pair: units assigned so far (heterogeneous byte conversion)
   std::vector<int64_t> pair_bytes;  // per pair: bytes assigned so far
-  std::vector<int64_t> tail_pair;   // per pair: bytes of a truncated plan's all-at-once tail
   struct Estimate {
     double cost;
     size_t keep;
@@ -117,39 +116,57 @@ struct AllToAllPlanner::Workspace {
     pair_units.assign(nn, 0);
     pair_bytes.assign(nn, 0);
     auto piece_bytes = [&](const detail::PhasePiece& p) -> int64_t {
-      if (uniform) return p.units;
       const size_t idx = static_cast<size_t>(p.src) * n + p.dst;
+      if (uniform) {
+        pair_bytes[idx] += p.units;
+        return p.units;
+      }
       const int64_t all_bytes = (*traffic)(p.src, p.dst);
       const int64_t all_units = units[idx];
       pair_units[idx] += p.units;
-      const auto upto = static_cast<int64_t>(static_cast<Int128>(all_bytes) * pair_units[idx] / all_units);
+      int64_t product = 0;  // 128-bit division only when the product does not fit 64 bits
+      const int64_t upto = __builtin_mul_overflow(all_bytes, pair_units[idx], &product)
+                               ? static_cast<int64_t>(static_cast<Int128>(all_bytes) * pair_units[idx] / all_units)
+                               : product / all_units;
       const int64_t b = upto - pair_bytes[idx];
       pair_bytes[idx] = upto;
       return b;
     };
-    for (size_t k = 0; k < total; ++k) {
-      const bool tail = k >= keep;
-      if (k == 0 || !tail || k == keep) open_phase(plan);
+    const size_t head = std::min(keep, total);
+    plan.phases.reserve(head + 1);
+    // A matching phase lasts as long as its longest transfer at its pair rate (close_phase's rule; on a
+    // uniform cluster the longest transfer is the phase's largest piece).
+    const double rate = uniform ? cluster->gpus[0].send_bytes_per_s : 0.0;
+    for (size_t k = 0; k < head; ++k) {
+      open_phase(plan);
+      double longest = 0;
       for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
         const int64_t b = piece_bytes(*p);
-        if (b > 0) plan.transfers.push_back(Transfer{p->src, p->dst, b, 0});
+        if (b <= 0) continue;
+        plan.transfers.push_back(Transfer{p->src, p->dst, b, 0});
+        if (!uniform)  // pair_rate, inline
+          longest = std::max(longest, static_cast<double>(b) / std::min(cluster->gpus[static_cast<size_t>(p->src)].send_bytes_per_s,
+                                                                       cluster->gpus[static_cast<size_t>(p->dst)].recv_bytes_per_s));
       }
-      if (!tail) close_phase(plan, true);
+      Phase& ph = plan.phases.back();
+      ph.num_transfers = static_cast<uint32_t>(plan.transfers.size() - ph.first_transfer);
+      if (ph.num_transfers == 0) {
+        plan.phases.pop_back();
+        continue;
+      }
+      ph.duration_s = uniform ? static_cast<double>(decomposer.phase_units(k)) / rate : longest;
     }
     if (keep < total) {
-      // Coalesce the tail's pieces per pair: one grouped send/recv.
-      Phase& ph = plan.phases.back();
-      tail_pair.assign(nn, 0);
-      for (size_t t = ph.first_transfer; t < plan.transfers.size(); ++t)
-        tail_pair[static_cast<size_t>(plan.transfers[t].src_gpu) * n + plan.transfers[t].dst_gpu] += plan.transfers[t].bytes;
-      plan.transfers.resize(ph.first_transfer);
+      // The tail, coalesced per pair (one grouped send/recv): what the head phases left of each pair (the
+      // pieces of the remaining phases add up to exactly that, as per-pair byte splits telescope).
+      const double head_s = barrier_cost(plan);
+      open_phase(plan);
       for (int i = 0; i < n; ++i)
-        for (int j = 0; j < n; ++j)
-          if (tail_pair[static_cast<size_t>(i) * n + j] > 0)
-            plan.transfers.push_back(Transfer{i, j, tail_pair[static_cast<size_t>(i) * n + j], 0});
-      double head = 0;
-      for (size_t k = 0; k + 1 < plan.phases.size(); ++k) head += latency + plan.phases[k].duration_s;
-      close_phase(plan, false, beat - head - latency);
+        for (int j = 0; j < n; ++j) {
+          const int64_t left = i == j ? 0 : (*traffic)(i, j) - pair_bytes[static_cast<size_t>(i) * n + j];
+          if (left > 0) plan.transfers.push_back(Transfer{i, j, left, 0});
+        }
+      close_phase(plan, false, beat - head_s - latency);
     }
     plan.makespan_s = barrier_cost(plan);
   }
@@ -176,35 +193,64 @@ struct AllToAllPlanner::Workspace {
       emit_matching(plan, 0);
       return;
     }
-    // Per-phase duration and cost prefix sums; tail port loads by walking splits from the end.
+    // Per-phase duration (its largest piece) and cost prefix sums.
     const bool uniform = cluster->uniform_bandwidth();
+    const double units_per_s = uniform ? cluster->gpus[0].send_bytes_per_s : kUnitsPerSecond;
     head_cost.assign(total + 1, 0.0);
-    for (size_t k = 0; k < total; ++k) {
-      double d = 0;
-      for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p)
-        d = std::max(d, uniform ? static_cast<double>(p->units) / cluster->pair_rate(p->src, p->dst)
-                                : static_cast<double>(p->units) / kUnitsPerSecond);
-      head_cost[k + 1] = head_cost[k] + latency + d;
-    }
-    // Tail loads only grow as the split moves forward, so the tail's per-port bound is a running maximum.
+    for (size_t k = 0; k < total; ++k)
+      head_cost[k + 1] = head_cost[k] + latency + static_cast<double>(decomposer.phase_units(k)) / units_per_s;
+    // A split keeping k phases costs at least (k + 1) * latency + lower_bound (its head and its tail's
+    // bound cover every port's load): splits at or above `beat` by that need no estimate.
+    size_t k_max = max_keep;
+    if (latency > 0 && beat < kInf)
+      k_max = std::min(k_max, static_cast<size_t>(std::max(0.0, std::floor((beat - lower_bound) / latency))));
+    estimates.clear();
+    auto piece_bytes = [&](const detail::PhasePiece* p) {
+      return uniform ? static_cast<double>(p->units)
+                     : static_cast<double>(p->units) / kUnitsPerSecond * cluster->pair_rate(p->src, p->dst);
+    };
+    auto port_bound = [&](size_t g, double send, double recv) {
+      return std::max(send / cluster->gpus[g].send_bytes_per_s, recv / cluster->gpus[g].recv_bytes_per_s);
+    };
     tail_send.assign(static_cast<size_t>(n), 0.0);
     tail_recv.assign(static_cast<size_t>(n), 0.0);
-    estimates.clear();
-    double bound = 0;
-    for (size_t k = total; k-- > 1;) {
-      for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
-        const double bytes = uniform ? static_cast<double>(p->units)
-                                     : static_cast<double>(p->units) / kUnitsPerSecond * cluster->pair_rate(p->src, p->dst);
-        const double send = tail_send[static_cast<size_t>(p->src)] += bytes;
-        const double recv = tail_recv[static_cast<size_t>(p->dst)] += bytes;
-        bound = std::max({bound, send / cluster->gpus[static_cast<size_t>(p->src)].send_bytes_per_s,
-                          recv / cluster->gpus[static_cast<size_t>(p->dst)].recv_bytes_per_s});
+    if (k_max * static_cast<size_t>(n) < decomposer.num_pieces()) {
+      // Few splits: from the front, the tail is each port's load minus the head's pieces.
+      for (int g = 0; g < n; ++g) {
+        tail_send[static_cast<size_t>(g)] = static_cast<double>(traffic->network_send_bytes(g));
+        tail_recv[static_cast<size_t>(g)] = static_cast<double>(traffic->network_recv_bytes(g));
       }
-      if (k <= max_keep) estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
+      for (size_t k = 1; k <= k_max; ++k) {
+        for (const detail::PhasePiece* p = decomposer.phase_begin(k - 1); p != decomposer.phase_end(k - 1); ++p) {
+          tail_send[static_cast<size_t>(p->src)] -= piece_bytes(p);
+          tail_recv[static_cast<size_t>(p->dst)] -= piece_bytes(p);
+        }
+        double bound = 0;
+        for (size_t g = 0; g < static_cast<size_t>(n); ++g) bound = std::max(bound, port_bound(g, tail_send[g], tail_recv[g]));
+        estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
+      }
+    } else {
+      // Every split: from the end, tail loads only grow, so the tail's per-port bound is a running maximum.
+      double bound = 0;
+      for (size_t k = total; k-- > 1;) {
+        for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
+          const double bytes = piece_bytes(p);
+          tail_send[static_cast<size_t>(p->src)] += bytes;
+          tail_recv[static_cast<size_t>(p->dst)] += bytes;
+          bound = std::max({bound, port_bound(static_cast<size_t>(p->src), tail_send[static_cast<size_t>(p->src)], 0.0),
+                            port_bound(static_cast<size_t>(p->dst), 0.0, tail_recv[static_cast<size_t>(p->dst)])});
+        }
+        if (k <= k_max) estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
+      }
+    }
+    if (estimates.empty()) {  // no split can beat `beat`
+      begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
+      plan.makespan_s = kInf;
+      return;
     }
     const size_t tries = std::min<size_t>(2, estimates.size());
     std::partial_sort(estimates.begin(), estimates.begin() + static_cast<std::ptrdiff_t>(tries), estimates.end(),
-                      [](const Estimate& a, const Estimate& b) { return a.cost < b.cost; });
+                      [](const Estimate& a, const Estimate& b) { return a.cost < b.cost || (a.cost == b.cost && a.keep < b.keep); });
     // The estimates are lower bounds (the tail at its per-port bound). When an all-at-once phase of this
     // traffic was already costed, its ratio to the bound predicts how much the tail will exceed its bound;
     // skip the fluid simulation when even that cannot win (this only prunes Aurora's own candidate).
@@ -400,16 +446,18 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
     OrderStrategy strategy;
     double bound;
   };
+  // In bound order; on equal bounds in this order (all-at-once before truncation: its fair-share ratio
+  // then sharpens truncation's pruning).
   std::array<Candidate, kNumOrderStrategies> cands{{
       {OrderStrategy::kMatching, degree * lat + result.matching_bound_s},
-      {OrderStrategy::kMatchingTruncated, 2 * lat + result.lower_bound_s},
       {OrderStrategy::kAllAtOnce, lat + result.lower_bound_s},
+      {OrderStrategy::kMatchingTruncated, 2 * lat + result.lower_bound_s},
       {OrderStrategy::kRotation, ws.rotation_cost()},
       {OrderStrategy::kShortestFirst, stream_bound},
       {OrderStrategy::kRandomOrder, stream_bound},
   }};
   if (options.max_phases > 0 && degree > options.max_phases) cands[0].bound = kInf;
-  if (options.max_phases == 1) cands[1].bound = kInf;
+  if (options.max_phases == 1) cands[2].bound = kInf;
   result.candidate_makespan_s[static_cast<size_t>(OrderStrategy::kRotation)] = cands[3].bound;  // exact, and cheap
   std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.bound < b.bound; });
 

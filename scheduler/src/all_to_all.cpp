@@ -17,6 +17,9 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 __extension__ using Int128 = __int128;
 // Heterogeneous plans are decomposed in integer picoseconds of transfer time.
 constexpr double kUnitsPerSecond = 1e12;
+// Above this many GPUs the truncated candidate is costed only when the matching candidate has already
+// built the decomposition (see plan()).
+constexpr int kTruncationMaxGpus = 32;
 
 bool better(double cost, size_t phases, double best_cost, size_t best_phases) {
   const double tol = 1e-12 * std::max(1.0, std::fabs(best_cost));
@@ -306,8 +309,10 @@ struct AllToAllPlanner::Workspace {
         if (i != j && (*traffic)(i, j) > 0) plan.transfers.push_back(Transfer{i, j, (*traffic)(i, j), 0});
     close_phase(plan, false, beat - latency);
     plan.makespan_s = barrier_cost(plan);
-    if (!plan.phases.empty() && lower_bound > 0 && plan.makespan_s < kInf)
+    if (lower_bound > 0 && plan.makespan_s < kInf && !plan.phases.empty())
       all_at_once_ratio = plan.phases[0].duration_s / lower_bound;
+    else if (lower_bound > 0 && plan.makespan_s == kInf)  // gave up: its duration exceeds beat - latency
+      all_at_once_ratio = std::max(all_at_once_ratio, (beat - latency) / lower_bound);
   }
 
   void emit_rotation(TransmissionPlan& plan) {
@@ -464,12 +469,12 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   double best = kInf;
   size_t best_phases = std::numeric_limits<size_t>::max();
   bool have = false;
-  for (const Candidate& c : cands) {
-    if (c.bound == kInf) continue;
-    if (!options.evaluate_all && have && c.bound >= best * (1 - 1e-12)) continue;
+  auto evaluate = [&](const Candidate& c) {
+    if (c.bound == kInf) return;
+    if (!options.evaluate_all && have && c.bound >= best * (1 - 1e-12)) return;
     ws.emit(ws.candidate, c.strategy, options, options.evaluate_all || !have ? kInf : best);
     const double cost = ws.candidate.makespan_s;
-    if (cost == kInf) continue;
+    if (cost == kInf) return;
     result.candidate_makespan_s[static_cast<size_t>(c.strategy)] = cost;
     if (!have || better(cost, ws.candidate.phases.size(), best, best_phases)) {
       best = cost;
@@ -481,7 +486,23 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
       result.barrier_between_phases = ws.candidate.barrier_between_phases;
       result.makespan_s = cost;
     }
+  };
+  // Rotation first: its cost is exact and cheap, and a finite best lets the others give up early. Then
+  // in bound order. Above kTruncationMaxGpus, truncation only reuses a decomposition that the matching
+  // candidate built (decomposing for it alone costs milliseconds and it rarely wins: docs/scheduler.md).
+  const bool defer_truncation = !options.evaluate_all && n > kTruncationMaxGpus;
+  const Candidate* truncation = nullptr;
+  for (const Candidate& c : cands)
+    if (c.strategy == OrderStrategy::kRotation) evaluate(c);
+  for (const Candidate& c : cands) {
+    if (c.strategy == OrderStrategy::kRotation) continue;
+    if (c.strategy == OrderStrategy::kMatchingTruncated && defer_truncation && !ws.decomposed) {
+      truncation = &c;
+      continue;
+    }
+    evaluate(c);
   }
+  if (truncation != nullptr && ws.decomposed) evaluate(*truncation);
   AURORA_CHECK(have);
   return result;
 }

@@ -488,9 +488,10 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
     }
   };
   // Rotation first: its cost is exact and cheap, and a finite best lets the others give up early. Then
-  // in bound order. Above kTruncationMaxGpus, truncation only reuses a decomposition that the matching
-  // candidate built (decomposing for it alone costs milliseconds and it rarely wins: docs/scheduler.md).
-  const bool defer_truncation = !options.evaluate_all && n > kTruncationMaxGpus;
+  // in bound order. Above kTruncationMaxGpus (and without max_phases, which only truncation may meet),
+  // truncation only reuses a decomposition that the matching candidate built: decomposing for it alone
+  // costs milliseconds there, and it rarely wins (docs/scheduler.md).
+  const bool defer_truncation = !options.evaluate_all && options.max_phases <= 0 && n > kTruncationMaxGpus;
   const Candidate* truncation = nullptr;
   for (const Candidate& c : cands)
     if (c.strategy == OrderStrategy::kRotation) evaluate(c);

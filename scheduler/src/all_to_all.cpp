@@ -114,14 +114,15 @@ struct AllToAllPlanner::Workspace {
   void emit_matching(TransmissionPlan& plan, size_t keep, double beat = kInf) {
     const bool uniform = cluster->uniform_bandwidth();
     const size_t total = decomposer.num_phases();
-    begin_plan(plan, keep >= total ? OrderStrategy::kMatching : OrderStrategy::kMatchingTruncated, true);
+    const bool truncated = keep < total;
+    begin_plan(plan, truncated ? OrderStrategy::kMatchingTruncated : OrderStrategy::kMatching, true);
     const size_t nn = static_cast<size_t>(n) * n;
     pair_units.assign(nn, 0);
     pair_bytes.assign(nn, 0);
     auto piece_bytes = [&](const detail::PhasePiece& p) -> int64_t {
       const size_t idx = static_cast<size_t>(p.src) * n + p.dst;
       if (uniform) {
-        pair_bytes[idx] += p.units;
+        if (truncated) pair_bytes[idx] += p.units;  // the tail is what the head leaves
         return p.units;
       }
       const int64_t all_bytes = (*traffic)(p.src, p.dst);
@@ -159,7 +160,7 @@ struct AllToAllPlanner::Workspace {
       }
       ph.duration_s = uniform ? static_cast<double>(decomposer.phase_units(k)) / rate : longest;
     }
-    if (keep < total) {
+    if (truncated) {
       // The tail, coalesced per pair (one grouped send/recv): what the head phases left of each pair (the
       // pieces of the remaining phases add up to exactly that, as per-pair byte splits telescope).
       const double head_s = barrier_cost(plan);

@@ -142,6 +142,11 @@ struct AllToAllPlanner::Workspace {
     // uniform cluster the longest transfer is the phase's largest piece).
     const double rate = uniform ? cluster->gpus[0].send_bytes_per_s : 0.0;
     for (size_t k = 0; k < head; ++k) {
+      if (k + 2 < head) {  // phases lie scattered in the decomposer's buffer: fetch ahead
+        const char* next = reinterpret_cast<const char*>(decomposer.phase_begin(k + 2));
+        const char* next_end = reinterpret_cast<const char*>(decomposer.phase_end(k + 2));
+        for (; next < next_end; next += 64) __builtin_prefetch(next);
+      }
       open_phase(plan);
       double longest = 0;
       for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {

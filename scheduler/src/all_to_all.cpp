@@ -20,6 +20,20 @@ constexpr double kUnitsPerSecond = 1e12;
 // Above this many GPUs the truncated candidate is costed only when the matching candidate has already
 // built the decomposition (see plan()).
 constexpr int kTruncationMaxGpus = 32;
+// Truncation is not costed when it could beat the best plan so far by less than this fraction.
+constexpr double kTruncationMinGain = 1e-4;
+
+// floor(a * b / c) for a, b >= 0 and c > 0, exactly: a double quotient corrected by a few steps (an
+// integer division costs ~40 cycles; this runs once per piece of a heterogeneous plan).
+int64_t floor_product_ratio(int64_t a, int64_t b, int64_t c) {
+  int64_t product = 0;
+  if (__builtin_mul_overflow(a, b, &product) || product > (int64_t{1} << 62))
+    return static_cast<int64_t>(static_cast<Int128>(a) * b / c);
+  auto q = static_cast<int64_t>(static_cast<double>(product) / static_cast<double>(c));
+  while (q > 0 && q * c > product) --q;  // no overflow: q * c <= product (1 + 2^-50) + c < 2^63
+  while ((q + 1) * c <= product) ++q;
+  return q;
+}
 
 bool better(double cost, size_t phases, double best_cost, size_t best_phases) {
   const double tol = 1e-12 * std::max(1.0, std::fabs(best_cost));
@@ -128,10 +142,7 @@ struct AllToAllPlanner::Workspace {
       const int64_t all_bytes = (*traffic)(p.src, p.dst);
       const int64_t all_units = units[idx];
       pair_units[idx] += p.units;
-      int64_t product = 0;  // 128-bit division only when the product does not fit 64 bits
-      const int64_t upto = __builtin_mul_overflow(all_bytes, pair_units[idx], &product)
-                               ? static_cast<int64_t>(static_cast<Int128>(all_bytes) * pair_units[idx] / all_units)
-                               : product / all_units;
+      const int64_t upto = floor_product_ratio(all_bytes, pair_units[idx], all_units);
       const int64_t b = upto - pair_bytes[idx];
       pair_bytes[idx] = upto;
       return b;
@@ -148,14 +159,9 @@ struct AllToAllPlanner::Workspace {
         for (; next < next_end; next += 64) __builtin_prefetch(next);
       }
       open_phase(plan);
-      double longest = 0;
       for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
         const int64_t b = piece_bytes(*p);
-        if (b <= 0) continue;
-        plan.transfers.push_back(Transfer{p->src, p->dst, b, 0});
-        if (!uniform)  // pair_rate, inline
-          longest = std::max(longest, static_cast<double>(b) / std::min(cluster->gpus[static_cast<size_t>(p->src)].send_bytes_per_s,
-                                                                       cluster->gpus[static_cast<size_t>(p->dst)].recv_bytes_per_s));
+        if (b > 0) plan.transfers.push_back(Transfer{p->src, p->dst, b, 0});
       }
       Phase& ph = plan.phases.back();
       ph.num_transfers = static_cast<uint32_t>(plan.transfers.size() - ph.first_transfer);
@@ -163,7 +169,15 @@ struct AllToAllPlanner::Workspace {
         plan.phases.pop_back();
         continue;
       }
-      ph.duration_s = uniform ? static_cast<double>(decomposer.phase_units(k)) / rate : longest;
+      if (uniform) {
+        ph.duration_s = static_cast<double>(decomposer.phase_units(k)) / rate;
+      } else {
+        double longest = 0;
+        for (const Transfer& t : plan.phase_transfers(plan.phases.size() - 1))  // pair_rate, inline
+          longest = std::max(longest, static_cast<double>(t.bytes) / std::min(cluster->gpus[static_cast<size_t>(t.src_gpu)].send_bytes_per_s,
+                                                                             cluster->gpus[static_cast<size_t>(t.dst_gpu)].recv_bytes_per_s));
+        ph.duration_s = longest;
+      }
     }
     if (truncated) {
       // The tail, coalesced per pair (one grouped send/recv): what the head phases left of each pair (the
@@ -294,8 +308,12 @@ struct AllToAllPlanner::Workspace {
   // (k + 1) * latency + D + tail_factor * tail bound is at least
   //   (k + 1) * latency + lower_bound + (tail_factor - 1) * max(0, lower_bound - k * longest),
   // linear in k until k * longest reaches lower_bound: its minimum over k is at k = 1 or at that k.
+  // Also true when even its lower bound 2 * latency + LB gains less than kTruncationMinGain over beat:
+  // truncation is Aurora's own refinement, not a baseline, and such a gain is below rounding noise
+  // (a heterogeneous matching plan exceeds the matching bound by ~5e-5 from byte rounding).
   bool truncation_cannot_win(double beat) const {
     if (beat == kInf) return false;
+    if (2 * latency + lower_bound >= beat * (1 - kTruncationMinGain)) return true;
     const double factor = all_at_once_ratio > 1 ? all_at_once_ratio : 1.0;
     double longest = 0;  // the longest piece any phase can have (plus rounding of picosecond units)
     for (int i = 0; i < n; ++i)

@@ -77,8 +77,11 @@ Result<RateSchedule> RateSchedule::parse(std::string_view text, const std::strin
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
     std::string_view item = trim(rest.substr(0, comma));
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    rest = comma == std::string_view::npos ? std::string_view{} : trim(rest.substr(comma + 1));
     const std::string where = field + "[" + std::to_string(index++) + "]";
+    if (comma != std::string_view::npos && rest.empty()) {
+      return Error::invalid(field + "[" + std::to_string(index) + "]", "is empty (a trailing comma?)");
+    }
     const size_t at = item.find('@');
     if (at == std::string_view::npos) {
       return Error::invalid(where, "expected RATE@DURATION or RATE->RATE@DURATION, got \"" + std::string(item) + "\"");

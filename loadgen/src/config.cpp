@@ -125,7 +125,7 @@ po::options_description make_options() {
 
   po::options_description output("Output", kLineLength, kDescriptionLength);
   output.add_options()
-      ("save-result", po::value<std::string>(), "write the result JSON (to FILE, or to --result-dir/--result-filename)")
+      ("save-result", po::value<std::string>()->implicit_value(""), "write the result JSON (to FILE, or to --result-dir/--result-filename)")
       ("result-dir", po::value<std::string>(), "directory of the result file")
       ("result-filename", po::value<std::string>(), "name of the result file")
       ("save-detailed", po::bool_switch(), "add per-request arrays to the result JSON")
@@ -163,7 +163,7 @@ std::vector<std::string> normalise_args(int argc, const char* const* argv) {
       if (i + 1 < argc && argv[i + 1][0] != '-') {
         args.push_back("--save-result=" + std::string(argv[++i]));
       } else {
-        args.push_back("--save-result=");
+        args.push_back("--save-result");
       }
       continue;
     }

@@ -156,24 +156,32 @@ int64_t estimate_tokens(std::string_view text) {
 std::string make_text(PromptKind kind, int64_t num_tokens, Rng& rng) {
   std::string out;
   if (num_tokens <= 0) return out;
-  // Build units until the estimate is reached, then trim back word by word. Estimates are
-  // kept incrementally (units join at whitespace, so the estimate is additive across them).
-  int64_t estimate = 0;
-  while (estimate < num_tokens) {
-    const size_t before = out.size();
+  // Token estimates are additive across a split where whitespace ends and a word begins (no run
+  // crosses it), so the text before `stable` is estimated once and only the tail is re-estimated.
+  auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\t'; };
+  size_t stable = 0;
+  int64_t stable_tokens = 0;
+  auto tail_tokens = [&](size_t end) { return estimate_tokens(std::string_view(out).substr(stable, end - stable)); };
+  while (stable_tokens + tail_tokens(out.size()) < num_tokens) {
+    size_t k = out.size();
+    while (k > stable && !(k < out.size() && !is_space(out[k]) && is_space(out[k - 1]))) --k;
+    if (k > stable) {
+      stable_tokens += tail_tokens(k);
+      stable = k;
+    }
     switch (kind) {
       case PromptKind::kProse: append_sentence(out, rng); break;
       case PromptKind::kCode: append_code(out, rng); break;
       case PromptKind::kDigits: append_digits(out, rng); break;
     }
-    estimate += estimate_tokens(std::string_view(out).substr(before));
   }
-  while (true) {
-    const size_t cut = out.find_last_of(" \n", out.size() >= 2 ? out.size() - 2 : 0);
-    if (cut == std::string::npos || cut == 0) break;
-    const int64_t removed = estimate_tokens(std::string_view(out).substr(cut));
-    if (estimate - removed < num_tokens) break;
-    estimate -= removed;
+  // Trim whole words from the end while the estimate stays at or above the target.
+  for (;;) {
+    size_t cut = out.size();
+    while (cut > stable && !is_space(out[cut - 1])) --cut;  // start of the last word
+    while (cut > stable && is_space(out[cut - 1])) --cut;   // and the whitespace before it
+    if (cut <= stable) break;
+    if (stable_tokens + tail_tokens(cut) < num_tokens) break;
     out.resize(cut);
   }
   while (!out.empty() && (out.back() == ' ' || out.back() == '\n')) out.pop_back();

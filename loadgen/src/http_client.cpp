@@ -163,6 +163,7 @@ class SseClient final : public StreamClient {
       http::response_parser<http::buffer_body> parser;
       parser.body_limit(boost::none);
       beast::error_code hec = wec;
+      if (!hec && !flight.cancel_reason.empty()) hec = asio::error::operation_aborted;
       if (!wec) std::tie(hec, std::ignore) = co_await http::async_read_header(conn->stream, conn->buffer, parser, use_tuple);
       if (hec) {
         flight.conn = nullptr;
@@ -207,6 +208,11 @@ class SseClient final : public StreamClient {
     bool done_seen = false;
     double done_t = 0;
     while (!parser.is_done()) {
+      // cancel_all() may land between two reads, when there is nothing to cancel: look first.
+      if (!flight.cancel_reason.empty()) {
+        tracker.fail(flight.cancel_reason, "cancelled while streaming", seconds_since_t0());
+        co_return false;
+      }
       parser.get().body().data = read_buf;
       parser.get().body().size = sizeof read_buf;
       auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, use_tuple);

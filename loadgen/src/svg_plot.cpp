@@ -221,11 +221,12 @@ std::string render_timeseries_svg(const RunResult& run, const std::vector<TimeBu
          ".plan{stroke:#d62728;stroke-width:1.2;stroke-dasharray:5,3}.phase{stroke:#555;stroke-width:1;"
          "stroke-dasharray:2,3}.mark{font-size:10px}</style>\n";
   svg << "<rect width=\"100%\" height=\"100%\" fill=\"#fafafa\"/>\n";
-  std::string title = "aurora-loadgen: " + std::string(backend_name(run.config.backend)) + " " + run.model + " - " +
-                      run.workload_description;
-  if (title.size() > 150) title = title.substr(0, 147) + "...";
-  svg << "<text x=\"" << kLeft << "\" y=\"22\" font-size=\"15\" font-weight=\"bold\">" << escape(title) << "</text>\n";
-  svg << "<text x=\"" << kLeft << "\" y=\"40\" font-size=\"11\" fill=\"#555\">time since start (s); "
+  const std::string title = "aurora-loadgen: " + std::string(backend_name(run.config.backend)) + " " + run.model;
+  std::string subtitle = run.workload_description;
+  if (subtitle.size() > 150) subtitle = subtitle.substr(0, 147) + "...";
+  svg << "<text x=\"" << kLeft << "\" y=\"20\" font-size=\"15\" font-weight=\"bold\">" << escape(title) << "</text>\n";
+  svg << "<text x=\"" << kLeft << "\" y=\"36\" font-size=\"11\" fill=\"#333\">" << escape(subtitle) << "</text>\n";
+  svg << "<text x=\"" << kLeft << "\" y=\"51\" font-size=\"11\" fill=\"#555\">time since start (s); "
       << "red dashed: plan change; grey dotted: traffic-mix phase</text>\n";
   double top = kTop + 18;
   for (const auto& panel : panels) {

@@ -29,6 +29,7 @@ int run_main(int argc, char** argv) {
   RunOptions options;
   options.progress_out = stderr;
   options.progress_is_tty = isatty(STDERR_FILENO) != 0;
+  options.handle_signals = true;
   auto run = run_benchmark(config, options);
   if (!run) {
     std::fprintf(stderr, "aurora-loadgen: %s\n", run.error().message.c_str());
@@ -36,6 +37,7 @@ int run_main(int argc, char** argv) {
   }
   const Summary summary = summarize(run->records, run->duration_s, config.goodput, config.metric_percentiles);
   const std::vector<TimeBucket> series = per_second_series(run->records, run->duration_s);
+  if (run->interrupted) std::fprintf(stderr, "aurora-loadgen: interrupted; the results cover the run so far\n");
   if (!config.quiet) std::printf("%s", format_summary_table(*run, summary).c_str());
   int status = 0;
   if (config.save_result) {

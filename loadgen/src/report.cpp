@@ -146,6 +146,7 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
   for (const auto& [reason, n] : s.failures_by_reason) reasons[reason] = n;
   j["failures_by_reason"] = std::move(reasons);
   j["num_not_sent"] = run.num_not_sent;
+  j["interrupted"] = run.interrupted;
   j["total_input_tokens"] = s.total_input_tokens;
   j["total_output_tokens"] = s.total_output_tokens;
   j["input_tokens_source"] = s.input_tokens_source;

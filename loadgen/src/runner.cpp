@@ -2,6 +2,8 @@
 
 #include <sys/resource.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <cmath>
 #include <ctime>
@@ -10,6 +12,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include "asio_util.hpp"
 #include "aurora/config/json.hpp"
@@ -56,7 +59,14 @@ auto log_exceptions(const char* what) {
 class BenchmarkRun {
  public:
   BenchmarkRun(const LoadgenConfig& config, const RunOptions& options)
-      : config_(config), options_(options), ex_(ioc_.get_executor()), tasks_(ex_), stop_aux_(ex_), aux_tasks_(ex_) {}
+      : config_(config),
+        options_(options),
+        ex_(ioc_.get_executor()),
+        tasks_(ex_),
+        stop_aux_(ex_),
+        aux_tasks_(ex_),
+        interrupt_(ex_),
+        signals_(ex_) {}
 
   Result<RunResult> run() {
     result_.config = config_;
@@ -147,6 +157,7 @@ class BenchmarkRun {
     result_.started_at = now_text();
     t0_ = SteadyClock::now();
     client_->set_t0(t0_);
+    if (options_.handle_signals) watch_signals();
     if (scraping_enabled()) spawn_aux(scrape_loop(), "metrics scraper");
     if (progress_enabled()) spawn_aux(progress_loop(), "progress");
 
@@ -161,12 +172,15 @@ class BenchmarkRun {
     if (!config_.users) stop_sending_ = true;
     if (duration) {
       // Users stop by themselves at the duration; open-loop dispatch has stopped already.
-      co_await wait_until_time(*duration);
+      co_await interrupt_.wait_until(t0_ + to_duration(*duration));
       stop_sending_ = true;
-      const bool idle = co_await tasks_.wait_idle_until(SteadyClock::now() + to_duration(config_.drain_timeout_s));
-      if (!idle) client_->cancel_all("cut_off");
+      if (!interrupt_.is_set()) {
+        const bool idle = co_await tasks_.wait_idle_until(SteadyClock::now() + to_duration(config_.drain_timeout_s));
+        if (!idle) client_->cancel_all("cut_off");
+      }
     }
     co_await tasks_.wait_idle();
+    signals_.cancel();
     result_.duration_s = last_end_s_ > 0 ? last_end_s_ : now_s();
     rusage after{};
     getrusage(RUSAGE_SELF, &after);
@@ -256,24 +270,32 @@ class BenchmarkRun {
     });
   }
 
-  asio::awaitable<void> wait_until_time(double t_s) {
-    asio::steady_timer timer(ex_, t0_ + to_duration(t_s));
-    co_await timer.async_wait(use_tuple);
+  // The first SIGINT/SIGTERM stops the run politely; a second one exits at once.
+  void watch_signals() {
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      result_.interrupted = true;
+      stop_sending_ = true;
+      interrupt_.notify();
+      client_->cancel_all("interrupted");
+      signals_.async_wait([](const boost::system::error_code& ec2, int) {
+        if (!ec2) std::_Exit(130);
+      });
+    });
   }
 
   // Open loop: one arrival after another at its scheduled time.
   asio::awaitable<void> dispatch() {
     const std::optional<double> duration = run_duration_s();
-    asio::steady_timer timer(ex_);
     for (;;) {
       const std::optional<double> t = arrivals_->next();
       if (!t) break;
       if (duration && *t >= *duration) break;
       const auto when = t0_ + to_duration(*t);
-      if (when > SteadyClock::now()) {
-        timer.expires_at(when);
-        co_await timer.async_wait(use_tuple);
-      }
+      if (when > SteadyClock::now() && co_await interrupt_.wait_until(when)) break;
+      if (interrupt_.is_set()) break;
       RequestSpec spec = workload_->next(*t);
       records_.emplace_back();
       RequestRecord& rec = records_.back();
@@ -286,7 +308,7 @@ class BenchmarkRun {
   asio::awaitable<void> request_task(RequestSpec spec, RequestRecord& rec) {
     if (semaphore_) {
       co_await semaphore_->acquire();
-      if (stop_sending_ && run_duration_s()) {  // the timed run ended while this one waited
+      if (stop_sending_ && (run_duration_s() || interrupt_.is_set())) {  // the run ended while this one waited
         semaphore_->release();
         rec.error_reason = "not_sent";
         co_return;
@@ -302,7 +324,6 @@ class BenchmarkRun {
   // Closed loop: each user sends its next request when the previous one ends.
   asio::awaitable<void> user_loop() {
     const std::optional<double> duration = run_duration_s();
-    asio::steady_timer timer(ex_);
     for (;;) {
       if (stop_sending_) break;
       if (config_.num_prompts && static_cast<int64_t>(records_.size()) >= *config_.num_prompts) break;
@@ -318,8 +339,7 @@ class BenchmarkRun {
       --in_flight_;
       on_finished(rec);
       if (config_.think_time_ms > 0) {
-        timer.expires_after(to_duration(config_.think_time_ms / 1000.0));
-        co_await timer.async_wait(use_tuple);
+        co_await interrupt_.wait_until(SteadyClock::now() + to_duration(config_.think_time_ms / 1000.0));
       }
     }
   }
@@ -416,6 +436,8 @@ class BenchmarkRun {
   TaskCounter tasks_;
   Signal stop_aux_;
   TaskCounter aux_tasks_;
+  Signal interrupt_;
+  asio::signal_set signals_;
   std::deque<RequestRecord> records_;  // stable addresses while requests run
   SteadyClock::time_point t0_;
   bool stop_sending_ = false;

@@ -4,7 +4,7 @@
 // Contract: returns when every request has finished, been cut off at the end of a timed run
 // (failure reason "cut_off"), or timed out; the run therefore always ends by itself. Errors that
 // stop the run before it starts (bad dataset file, no model found) come back as an Error.
-// Blocking; call from one thread at a time.
+// Blocking; call from one thread at a time. RunResult::interrupted says a signal ended it early.
 #pragma once
 
 #include <cstdint>
@@ -33,11 +33,15 @@ struct RunResult {
   double cpu_system_s = 0;
   int64_t connections_opened = 0;
   int64_t warmups_completed = 0;
+  bool interrupted = false;
 };
 
 struct RunOptions {
   std::FILE* progress_out = stderr;  // where the live progress line goes (when enabled)
   bool progress_is_tty = false;      // decides "auto"
+  // SIGINT/SIGTERM end the run early: sending stops, requests in flight end as "interrupted",
+  // and the result covers what was measured. A second signal exits at once (status 130).
+  bool handle_signals = false;
 };
 
 Result<RunResult> run_benchmark(const LoadgenConfig& config, const RunOptions& options = {});

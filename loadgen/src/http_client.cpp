@@ -26,7 +26,10 @@ using tcp = asio::ip::tcp;
 constexpr const char* kUserAgent = "aurora-loadgen/0.1";
 constexpr size_t kMaxErrorBody = 64 * 1024;
 
-std::string host_header(const Target& t) { return t.host + ":" + t.port; }
+std::string host_header(const Target& t) {
+  if (t.host.find(':') != std::string::npos) return "[" + t.host + "]:" + t.port;  // IPv6 literal
+  return t.host + ":" + t.port;
+}
 
 struct Connection {
   explicit Connection(asio::any_io_executor ex) : stream(ex) {}

@@ -113,7 +113,10 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
     ws_.read_message_max(64u << 20);
     ws_.text(true);
     websocket::response_type response;
-    auto [hec] = co_await ws_.async_handshake(response, options_.target.host + ":" + options_.target.port,
+    const std::string host = options_.target.host.find(':') != std::string::npos
+                                 ? "[" + options_.target.host + "]:" + options_.target.port
+                                 : options_.target.host + ":" + options_.target.port;
+    auto [hec] = co_await ws_.async_handshake(response, host,
                                               options_.target.path_prefix + options_.target.endpoint, use_tuple);
     if (hec) {
       std::string detail = "handshake: " + hec.message();

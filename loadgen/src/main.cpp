@@ -1,6 +1,7 @@
 // aurora-loadgen: the load generator's command-line entry point.
 // Exit codes: 0 the run finished (failed requests are reported, not fatal), 1 the run could not
 // start or no request succeeded, 2 invalid input (the message names the flag and the value).
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,6 +15,15 @@
 
 namespace {
 
+// Many streams need many sockets: lift the soft descriptor limit to the hard one.
+void raise_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int run_main(int argc, char** argv) {
   using namespace aurora::loadgen;
   auto parsed = parse_command_line(argc, argv);
@@ -26,6 +36,7 @@ int run_main(int argc, char** argv) {
     return 0;
   }
   const LoadgenConfig& config = *parsed->config;
+  raise_file_limit();
   RunOptions options;
   options.progress_out = stderr;
   options.progress_is_tty = isatty(STDERR_FILENO) != 0;

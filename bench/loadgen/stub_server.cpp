@@ -242,6 +242,14 @@ struct StubServer::Impl {
           res.body() = R"({"error":{"message":"not found","type":"NotFoundError","code":404}})";
         }
         if (!co_await reply(stream, res, keep)) co_return;
+      } else if (req.method() == http::verb::post && target == "/tokenize" && options.tokenize) {
+        boost::system::error_code jec;
+        json::value body = json::parse(req.body(), jec);
+        const StubRequest r = read_request(body, target);
+        http::response<http::string_body> res{http::status::ok, 11};
+        res.set(http::field::content_type, "application/json");
+        res.body() = R"({"count":)" + std::to_string(options.tokenize(r.prompt_text)) + R"(,"max_model_len":4096,"tokens":[]})";
+        if (!co_await reply(stream, res, keep)) co_return;
       } else if (req.method() == http::verb::post && (target == "/v1/chat/completions" || target == "/v1/completions")) {
         boost::system::error_code jec;
         json::value body = json::parse(req.body(), jec);

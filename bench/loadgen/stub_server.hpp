@@ -3,7 +3,8 @@
 // that streams fixed chunks as fast as asked).
 //
 // Contract: serves POST /v1/chat/completions and /v1/completions as SSE, Aurora's /v1/ws
-// (response.create / response.cancel, multiplexed by id), GET /v1/models, /health and /metrics.
+// (response.create / response.cancel, multiplexed by id), GET /v1/models, /health and /metrics,
+// and POST /tokenize when given a tokenizer function.
 // Each request gets a StubScript from the script function: when each chunk leaves (offsets from
 // the moment the request was read), errors to inject, framing quirks. start() runs it on
 // background threads; stop() (or the destructor) joins them. Counters are thread-safe.
@@ -57,6 +58,7 @@ struct StubServerOptions {
   int threads = 1;
   ScriptFn script;            // default: uniform_script(max_tokens or 16, 0, 0)
   std::function<std::string()> metrics_text;  // default: a few counters
+  std::function<int64_t(const std::string&)> tokenize;  // POST /tokenize {"count"}; unset: 404
   std::string model = "stub-model";
 };
 

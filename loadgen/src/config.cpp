@@ -108,6 +108,7 @@ po::options_description make_options() {
       ("random-output-len", po::value<int64_t>()->default_value(128), "output length in tokens (max_tokens)")
       ("random-range-ratio", po::value<double>()->default_value(0.0), "lengths drawn uniformly from [len*(1-r), len*(1+r)]")
       ("sharegpt-output-len", po::value<int64_t>(), "output length for file prompts (overrides the file)")
+      ("calibrate-lengths", po::value<std::string>()->default_value("auto"), "auto: size synthetic prompts with the server's POST /tokenize when it has one (as recent vLLM does) | off")
       ("traffic-mix", po::value<std::string>(), "prompt kinds over time: \"prose=0.8,code=0.2@60s; prose=0.2,code=0.8\" (kinds: prose, code, digits)")
       ("ignore-eos", po::bool_switch(), "send ignore_eos (on by default for random and synthetic-chat)")
       ("disable-ignore-eos", po::bool_switch(), "do not send ignore_eos for synthetic datasets")
@@ -372,6 +373,10 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
     if (*c.workload.file_output_len < 1) return Error::invalid("--sharegpt-output-len", "must be >= 1");
   }
   if (vm.count("traffic-mix")) c.workload.traffic_mix = vm["traffic-mix"].as<std::string>();
+  c.calibrate_lengths = vm["calibrate-lengths"].as<std::string>();
+  if (c.calibrate_lengths != "auto" && c.calibrate_lengths != "off") {
+    return Error::invalid("--calibrate-lengths", "must be auto or off, got \"" + c.calibrate_lengths + "\"");
+  }
   c.workload.seed = c.seed;
   const bool synthetic = c.workload.dataset_name == "random" || c.workload.dataset_name == "synthetic-chat";
   c.sampling.ignore_eos = vm["ignore-eos"].as<bool>() || (synthetic && !vm["disable-ignore-eos"].as<bool>());

@@ -293,25 +293,34 @@ std::unique_ptr<StreamClient> make_stream_client(asio::any_io_executor ex, const
   return std::make_unique<SseClient>(std::move(ex), options);
 }
 
-asio::awaitable<Result<HttpResult>> http_get(asio::any_io_executor ex, const Target& target, const std::string& path,
-                                             double timeout_s) {
+namespace {
+
+asio::awaitable<Result<HttpResult>> simple_request(asio::any_io_executor ex, const Target& target, http::verb verb,
+                                                   const std::string& path, const std::string* body,
+                                                   double timeout_s) {
   const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
                                                  std::chrono::duration<double>(timeout_s));
   auto conn = co_await connect(ex, target, deadline);
   if (!conn) co_return conn.error();
   auto& c = **conn;
-  http::request<http::empty_body> req{http::verb::get, target.path_prefix + path, 11};
+  http::request<http::string_body> req{verb, target.path_prefix + path, 11};
   req.set(http::field::host, host_header(target));
   req.set(http::field::user_agent, kUserAgent);
   req.set(http::field::connection, "close");
   if (!target.api_key.empty()) req.set(http::field::authorization, "Bearer " + target.api_key);
+  if (body) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = *body;
+  }
+  req.prepare_payload();
   c.stream.expires_at(deadline);
+  const std::string what = std::string(http::to_string(verb)) + " " + path + ": ";
   auto [wec, wn] = co_await http::async_write(c.stream, req, use_tuple);
-  if (wec) co_return Error::make(ErrorCode::kUnavailable, "GET " + path + ": " + wec.message());
+  if (wec) co_return Error::make(ErrorCode::kUnavailable, what + wec.message());
   http::response_parser<http::string_body> parser;
   parser.body_limit(16u << 20);
   auto [rec, rn] = co_await http::async_read(c.stream, c.buffer, parser, use_tuple);
-  if (rec) co_return Error::make(ErrorCode::kUnavailable, "GET " + path + ": " + rec.message());
+  if (rec) co_return Error::make(ErrorCode::kUnavailable, what + rec.message());
   beast::error_code ignored;
   c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   HttpResult out;
@@ -319,6 +328,18 @@ asio::awaitable<Result<HttpResult>> http_get(asio::any_io_executor ex, const Tar
   out.content_type = std::string(parser.get()[http::field::content_type]);
   out.body = std::move(parser.get().body());
   co_return out;
+}
+
+}  // namespace
+
+asio::awaitable<Result<HttpResult>> http_get(asio::any_io_executor ex, const Target& target, const std::string& path,
+                                             double timeout_s) {
+  co_return co_await simple_request(std::move(ex), target, http::verb::get, path, nullptr, timeout_s);
+}
+
+asio::awaitable<Result<HttpResult>> http_post_json(asio::any_io_executor ex, const Target& target,
+                                                   const std::string& path, const std::string& body, double timeout_s) {
+  co_return co_await simple_request(std::move(ex), target, http::verb::post, path, &body, timeout_s);
 }
 
 }  // namespace aurora::loadgen

@@ -80,6 +80,12 @@ std::string format_summary_table(const RunResult& run, const Summary& s) {
   line(out, "Total Token throughput (tok/s):", fixed2(s.total_token_throughput));
   line(out, "Output tokens counted from:", s.output_tokens_source);
   line(out, "Input tokens counted from:", s.input_tokens_source);
+  if (run.length_calibration) {
+    const auto& cal = *run.length_calibration;
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "prose %.2f, code %.2f, digits %.2f", cal[0], cal[1], cal[2]);
+    line(out, "Prompt lengths sized by /tokenize:", buf);
+  }
   for (const auto& m : kMetrics) {
     bool selected = false;
     for (const auto& name : c.percentile_metrics) selected = selected || name == m.key;
@@ -147,6 +153,15 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
   for (const auto& [reason, n] : s.failures_by_reason) reasons[reason] = n;
   j["failures_by_reason"] = std::move(reasons);
   j["num_not_sent"] = run.num_not_sent;
+  if (run.length_calibration) {
+    boost::json::object cal;
+    for (int k = 0; k < kNumPromptKinds; ++k) {
+      cal[prompt_kind_name(static_cast<PromptKind>(k))] = (*run.length_calibration)[static_cast<size_t>(k)];
+    }
+    j["length_calibration"] = std::move(cal);
+  } else {
+    j["length_calibration"] = nullptr;
+  }
   j["interrupted"] = run.interrupted;
   j["total_input_tokens"] = s.total_input_tokens;
   j["total_output_tokens"] = s.total_output_tokens;

@@ -13,11 +13,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/json/object.hpp>
 
 #include "asio_util.hpp"
 #include "aurora/config/json.hpp"
 #include "aurora/loadgen/arrivals.hpp"
 #include "aurora/loadgen/client.hpp"
+#include "aurora/loadgen/text_kinds.hpp"
 #include "aurora/loadgen/workload.hpp"
 
 namespace aurora::loadgen {
@@ -141,6 +143,17 @@ class BenchmarkRun {
       co.sampling.model = *model;
     }
     result_.model = co.sampling.model;
+    const std::string& dataset = config_.workload.dataset_name;
+    if (config_.calibrate_lengths == "auto" && (dataset == "random" || dataset == "synthetic-chat")) {
+      result_.length_calibration = co_await calibrate_lengths(co.sampling.model);
+      if (result_.length_calibration) {
+        WorkloadConfig wc = config_.workload;
+        wc.tokens_per_estimate = *result_.length_calibration;
+        auto workload = Workload::create(wc);
+        if (!workload) co_return workload.error();
+        workload_ = std::move(*workload);
+      }
+    }
     co.t0 = SteadyClock::now();
     client_ = make_stream_client(ex_, co);
 
@@ -216,6 +229,33 @@ class BenchmarkRun {
     auto id = capture_errors([&] { return doc->root()["data"][0]["id"].as_string(); });
     if (!id) co_return Error::make(ErrorCode::kUnavailable, "GET /v1/models: " + id.error().message + "; pass --model");
     co_return *id;
+  }
+
+  // Asks the server's tokenizer (POST /tokenize, vLLM's shape: {"count": N}) how many tokens a
+  // sample of each prompt kind is, so that --random-input-len means the server's tokens.
+  asio::awaitable<std::optional<std::array<double, kNumPromptKinds>>> calibrate_lengths(const std::string& model) {
+    std::array<double, kNumPromptKinds> ratios{};
+    for (int k = 0; k < kNumPromptKinds; ++k) {
+      Rng rng = Rng::derived(config_.seed, 100 + static_cast<uint64_t>(k));
+      const std::string text = make_text(static_cast<PromptKind>(k), 512, rng);
+      boost::json::object body;
+      if (!model.empty()) body["model"] = model;
+      body["prompt"] = text;
+      body["add_special_tokens"] = false;
+      auto response = co_await http_post_json(ex_, config_.target, "/tokenize", config::to_json_text(body), 10.0);
+      if (!response || response->status != 200) co_return std::nullopt;
+      auto doc = config::JsonDocument::parse(response->body, "/tokenize");
+      if (!doc) co_return std::nullopt;
+      auto count = capture_errors([&]() -> int64_t {
+        const config::JsonValue root = doc->root();
+        if (auto c = root.find("count")) return c->as_int();
+        return static_cast<int64_t>(root["tokens"].size());
+      });
+      if (!count || *count <= 0) co_return std::nullopt;
+      ratios[static_cast<size_t>(k)] =
+          std::clamp(static_cast<double>(*count) / static_cast<double>(estimate_tokens(text)), 0.05, 50.0);
+    }
+    co_return ratios;
   }
 
   asio::awaitable<void> warm_up() {

@@ -24,6 +24,15 @@ std::string format_double(double v) {
   return out.str();
 }
 
+// Estimated tokens that make `server_tokens` of the server's tokenizer, and back.
+int64_t to_estimate(const WorkloadConfig& c, PromptKind kind, int64_t server_tokens) {
+  const double ratio = c.tokens_per_estimate[static_cast<size_t>(kind)];
+  return std::max<int64_t>(1, std::llround(static_cast<double>(server_tokens) / ratio));
+}
+int64_t to_server(const WorkloadConfig& c, PromptKind kind, int64_t estimate) {
+  return std::llround(static_cast<double>(estimate) * c.tokens_per_estimate[static_cast<size_t>(kind)]);
+}
+
 int64_t messages_estimate(const std::vector<ChatMessage>& messages) {
   int64_t total = 0;
   for (const auto& m : messages) total += estimate_tokens(m.content);
@@ -42,8 +51,8 @@ class RandomWorkload : public Workload {
     const int64_t input_len = config_.input.sample(rng_);
     RequestSpec spec;
     spec.kind = prompt_kind_name(kind);
-    spec.messages.push_back({"user", make_text(kind, input_len, rng_)});
-    spec.input_tokens_estimate = estimate_tokens(spec.messages.back().content);
+    spec.messages.push_back({"user", make_text(kind, to_estimate(config_, kind, input_len), rng_)});
+    spec.input_tokens_estimate = to_server(config_, kind, estimate_tokens(spec.messages.back().content));
     spec.max_tokens = config_.output.sample(rng_);
     return spec;
   }
@@ -68,7 +77,7 @@ class SyntheticChatWorkload : public Workload {
 
   RequestSpec next(double t_s) override {
     const PromptKind kind = mix_.pick(t_s, rng_);
-    const int64_t target = config_.input.sample(rng_);
+    const int64_t target = to_estimate(config_, kind, config_.input.sample(rng_));
     RequestSpec spec;
     spec.kind = prompt_kind_name(kind);
     const bool multi_turn = rng_.uniform_int(0, 2) == 0;
@@ -100,7 +109,7 @@ class SyntheticChatWorkload : public Workload {
     }
     const int64_t fixed = messages_estimate(spec.messages);
     spec.messages.back().content += make_text(kind, std::max<int64_t>(1, target - fixed), rng_);
-    spec.input_tokens_estimate = messages_estimate(spec.messages);
+    spec.input_tokens_estimate = to_server(config_, kind, messages_estimate(spec.messages));
     spec.max_tokens = config_.output.sample(rng_);
     return spec;
   }

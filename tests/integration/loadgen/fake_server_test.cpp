@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "aurora/loadgen/config.hpp"
@@ -32,10 +33,11 @@ StubScript scripted() {
 }
 
 RunResult run(const StubServer& server, std::vector<std::string> args) {
-  std::vector<std::string> all = {"aurora-loadgen", "--port", std::to_string(server.port()), "--progress", "off",
-                                  "--random-input-len", "32", "--random-output-len", "5"};
-  if (std::find(args.begin(), args.end(), "--scrape-metrics") == args.end()) {
-    all.insert(all.end(), {"--scrape-metrics", "off"});
+  std::vector<std::string> all = {"aurora-loadgen", "--port", std::to_string(server.port()), "--progress", "off"};
+  const std::vector<std::pair<std::string, std::string>> defaults = {
+      {"--scrape-metrics", "off"}, {"--calibrate-lengths", "off"}, {"--random-input-len", "32"}, {"--random-output-len", "5"}};
+  for (const auto& [flag, value] : defaults) {
+    if (std::find(args.begin(), args.end(), flag) == args.end()) all.insert(all.end(), {flag, value});
   }
   all.insert(all.end(), args.begin(), args.end());
   std::vector<const char*> argv;
@@ -324,6 +326,38 @@ TEST_CASE("Aurora's plan gauges are scraped from /metrics; other servers are lef
                                       "--scrape-metrics", "auto", "--scrape-interval", "0.05"});
   CHECK(v.plan_snapshots.empty());
   CHECK(plain_scrapes == 3);  // "auto" gives up after three scrapes without Aurora's gauges
+}
+
+TEST_CASE("synthetic prompts are sized with the server's POST /tokenize") {
+  std::vector<size_t> prompt_bytes;
+  std::mutex mu;
+  StubServerOptions o;
+  o.tokenize = [](const std::string& text) { return static_cast<int64_t>(text.size()); };  // one token per byte
+  o.script = [&](const StubRequest& req) {
+    std::lock_guard<std::mutex> lock(mu);
+    prompt_bytes.push_back(req.prompt_text.size());
+    StubScript s = stub::uniform_script(2, 5, 5);
+    s.usage = false;  // keep the load generator's own (calibrated) input-length estimate
+    return s;
+  };
+  StubServer server(o);
+  server.start();
+  const RunResult r = run(server, {"--backend", "openai", "--model", "m", "--num-prompts", "6", "--random-input-len", "400", "--calibrate-lengths", "auto",
+                                   "--traffic-mix", "prose=1@0.05s; code=1"});
+  REQUIRE(r.length_calibration.has_value());
+  for (double ratio : *r.length_calibration) CHECK(ratio > 2.0);  // several bytes per estimated token
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    REQUIRE(prompt_bytes.size() == 6);
+    for (size_t bytes : prompt_bytes) {
+      CHECK(bytes >= 360);
+      CHECK(bytes <= 460);
+    }
+  }
+  for (const auto& rec : r.records) CHECK(rec.input_tokens == Approx(400).margin(40));
+  const RunResult off = run(server, {"--backend", "openai", "--model", "m", "--num-prompts", "1", "--random-input-len",
+                                     "400", "--calibrate-lengths", "off"});
+  CHECK_FALSE(off.length_calibration.has_value());
 }
 
 TEST_CASE("the model is discovered from /v1/models; an unreachable server fails every request cleanly") {

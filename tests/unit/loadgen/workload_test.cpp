@@ -143,6 +143,18 @@ TEST_CASE("the random workload is deterministic and follows the mix") {
   }
 }
 
+TEST_CASE("calibrated workloads size prompts in the server's tokens") {
+  WorkloadConfig c;
+  c.input = {300, 0};
+  c.traffic_mix = "digits";
+  c.tokens_per_estimate = {1.0, 1.0, 3.0};  // the server counts 3 tokens per estimated digit token
+  auto w = Workload::create(c);
+  REQUIRE(w.ok());
+  const RequestSpec s = (*w)->next(0);
+  CHECK(estimate_tokens(s.messages[0].content) == Approx(100).margin(5));
+  CHECK(s.input_tokens_estimate == Approx(300).margin(15));
+}
+
 TEST_CASE("the synthetic chat dataset builds system + user conversations of each kind") {
   WorkloadConfig c;
   c.dataset_name = "synthetic-chat";

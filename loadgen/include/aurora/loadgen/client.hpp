@@ -63,5 +63,9 @@ struct HttpResult {
 // A plain GET (for /v1/models, /metrics, /health) on its own connection; errors as values.
 boost::asio::awaitable<Result<HttpResult>> http_get(boost::asio::any_io_executor ex, const Target& target,
                                                     const std::string& path, double timeout_s);
+// A POST of a JSON body (for /tokenize), the same way.
+boost::asio::awaitable<Result<HttpResult>> http_post_json(boost::asio::any_io_executor ex, const Target& target,
+                                                          const std::string& path, const std::string& body,
+                                                          double timeout_s);
 
 }  // namespace aurora::loadgen

@@ -57,6 +57,7 @@ struct LoadgenConfig {
 
   WorkloadConfig workload;
   SamplingOptions sampling;
+  std::string calibrate_lengths = "auto";  // size synthetic prompts with the server's POST /tokenize
 
   // Metrics.
   SloConfig goodput;

@@ -7,7 +7,9 @@
 // Blocking; call from one thread at a time. RunResult::interrupted says a signal ended it early.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "aurora/loadgen/config.hpp"
 #include "aurora/loadgen/metrics.hpp"
 #include "aurora/loadgen/prometheus.hpp"
+#include "aurora/loadgen/text_kinds.hpp"
 
 namespace aurora::loadgen {
 
@@ -34,6 +37,9 @@ struct RunResult {
   int64_t connections_opened = 0;
   int64_t warmups_completed = 0;
   bool interrupted = false;
+  // Server tokens per estimated token for prose, code and digits, when POST /tokenize sized the
+  // synthetic prompts (--calibrate-lengths auto); empty when it did not.
+  std::optional<std::array<double, kNumPromptKinds>> length_calibration;
 };
 
 struct RunOptions {

@@ -7,6 +7,7 @@
 // and in parse_prompt_line() below.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -72,6 +73,9 @@ struct WorkloadConfig {
   std::optional<int64_t> file_output_len;  // replaces the lengths found in a file
   std::string traffic_mix;                 // empty: prose for random, uniform for synthetic-chat
   uint64_t seed = 0;
+  // Server tokens per estimated token, per PromptKind (from POST /tokenize; 1 = uncalibrated).
+  // Synthetic prompts are sized so that the server's tokenizer sees the requested input length.
+  std::array<double, kNumPromptKinds> tokens_per_estimate{1.0, 1.0, 1.0};
 };
 
 class Workload {

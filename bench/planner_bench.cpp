@@ -2,10 +2,11 @@
 // orders compare with the baselines under the shared cost model, how deployments compare on the example
 // scenarios, and how close the colocated heterogeneous heuristic gets to the exhaustive optimum.
 //
-// usage: planner_bench [--scenarios DIR] [--quick] [--optimum-n8 K]
+// usage: planner_bench [--scenarios DIR] [--quick] [--optimum-n8 K] [--planning-only]
 //   --scenarios DIR   example scenarios (default config/scenarios, run from the repository root)
 //   --quick           fewer repetitions and instances (smoke run)
 //   --optimum-n8 K    also measure K heterogeneous colocated instances at n = 8 (~1 min each)
+//   --planning-only   only the planning-time table
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -62,35 +63,40 @@ Timing time_it(Fn&& fn, int min_reps, double budget_s) {
 
 void planning_time(bool quick) {
   std::printf("\n## Planning time per all-to-all (thread CPU time, warm AllToAllPlanner, up to 1 MiB per pair)\n");
-  std::printf("%4s %-13s %7s | %-20s %9s %9s %9s %6s | %-16s %9s %9s %6s\n", "n", "traffic", "lat_us", "chosen (default)",
-              "min_us", "median_us", "wall_min", "phases", "exact matching", "min_us", "median_us", "phases");
-  std::mt19937_64 rng(2024);
-  for (int n : {8, 16, 64}) {
-    const Cluster cluster = Cluster::homogeneous(n, 100);
-    for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kHotReceiver, TrafficKind::kDecode}) {
-      // kDecode: decode-sized messages (Zipf-skewed, up to 16 KiB per pair).
-      const TrafficMatrix t = kind == TrafficKind::kDecode ? random_traffic(rng, n, TrafficKind::kZipf, 16 << 10)
-                                                           : random_traffic(rng, n, kind);
-      for (double lat_us : {0.0, 10.0}) {
-        AllToAllPlanner planner;
-        AllToAllOptions o;
-        o.phase_latency_s = lat_us * 1e-6;
-        const double budget = quick ? 0.05 : (n == 64 ? 1.0 : 0.3);
-        const int min_reps = quick ? 3 : (n == 64 ? 20 : 200);
-        size_t phases = 0;
-        const char* chosen = "";
-        const Timing d = time_it([&] {
-          const auto& p = planner.plan(t, cluster, o);
-          phases = p.num_phases();
-          chosen = order_strategy_name(p.strategy);
-        }, min_reps, budget);
-        AllToAllOptions exact = o;
-        exact.policy = ChoicePolicy::kForce;
-        exact.forced_strategy = OrderStrategy::kMatching;
-        size_t exact_phases = 0;
-        const Timing e = time_it([&] { exact_phases = planner.plan(t, cluster, exact).num_phases(); }, min_reps, budget);
-        std::printf("%4d %-13s %7.0f | %-20s %9.1f %9.1f %9.1f %6zu | %-16s %9.1f %9.1f %6zu\n", n, traffic_kind_name(kind), lat_us,
-                    chosen, d.min_us, d.median_us, d.wall_min_us, phases, "", e.min_us, e.median_us, exact_phases);
+  std::printf("%4s %-6s %-13s %7s | %-20s %9s %9s %9s %6s | %-16s %9s %9s %6s\n", "n", "gpus", "traffic", "lat_us",
+              "chosen (default)", "min_us", "median_us", "wall_min", "phases", "exact matching", "min_us", "median_us",
+              "phases");
+  for (bool hetero : {false, true}) {
+    std::mt19937_64 rng(2024);  // the same matrices on both clusters
+    for (int n : {8, 16, 64}) {
+      // Heterogeneous: the paper's four GPU types (100/80/50/40 Gbps), equally many of each.
+      const Cluster cluster = hetero ? paper_heterogeneous(n) : Cluster::homogeneous(n, 100);
+      for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kHotReceiver, TrafficKind::kDecode}) {
+        // kDecode: decode-sized messages (Zipf-skewed, up to 16 KiB per pair).
+        const TrafficMatrix t = kind == TrafficKind::kDecode ? random_traffic(rng, n, TrafficKind::kZipf, 16 << 10)
+                                                             : random_traffic(rng, n, kind);
+        for (double lat_us : {0.0, 10.0}) {
+          AllToAllPlanner planner;
+          AllToAllOptions o;
+          o.phase_latency_s = lat_us * 1e-6;
+          const double budget = quick ? 0.05 : (n == 64 ? 1.0 : 0.3);
+          const int min_reps = quick ? 3 : (n == 64 ? 20 : 200);
+          size_t phases = 0;
+          const char* chosen = "";
+          const Timing d = time_it([&] {
+            const auto& p = planner.plan(t, cluster, o);
+            phases = p.num_phases();
+            chosen = order_strategy_name(p.strategy);
+          }, min_reps, budget);
+          AllToAllOptions exact = o;
+          exact.policy = ChoicePolicy::kForce;
+          exact.forced_strategy = OrderStrategy::kMatching;
+          size_t exact_phases = 0;
+          const Timing e = time_it([&] { exact_phases = planner.plan(t, cluster, exact).num_phases(); }, min_reps, budget);
+          std::printf("%4d %-6s %-13s %7.0f | %-20s %9.1f %9.1f %9.1f %6zu | %-16s %9.1f %9.1f %6zu\n", n, hetero ? "hetero" : "homo",
+                      traffic_kind_name(kind), lat_us, chosen, d.min_us, d.median_us, d.wall_min_us, phases, "", e.min_us,
+                      e.median_us, exact_phases);
+        }
       }
     }
   }
@@ -221,16 +227,19 @@ int main(int argc, char** argv) {
   std::string dir = "config/scenarios";
   bool quick = false;
   int n8 = 0;
+  bool planning_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--scenarios") && i + 1 < argc) dir = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--optimum-n8") && i + 1 < argc) n8 = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--planning-only")) planning_only = true;
     else {
-      std::fprintf(stderr, "usage: planner_bench [--scenarios DIR] [--quick] [--optimum-n8 K]\n");
+      std::fprintf(stderr, "usage: planner_bench [--scenarios DIR] [--quick] [--optimum-n8 K] [--planning-only]\n");
       return 2;
     }
   }
   planning_time(quick);
+  if (planning_only) return 0;
   fluid_accuracy();
   order_table(quick);
   scenario_tables(dir);

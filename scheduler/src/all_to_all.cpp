@@ -17,6 +17,23 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 __extension__ using Int128 = __int128;
 // Heterogeneous plans are decomposed in integer picoseconds of transfer time.
 constexpr double kUnitsPerSecond = 1e12;
+// Above this many GPUs the truncated candidate is costed only when the matching candidate has already
+// built the decomposition (see plan()).
+constexpr int kTruncationMaxGpus = 32;
+// Truncation is not costed when it could beat the best plan so far by less than this fraction.
+constexpr double kTruncationMinGain = 1e-4;
+
+// floor(a * b / c) for a, b >= 0 and c > 0, exactly: a double quotient corrected by a few steps (an
+// integer division costs ~40 cycles; this runs once per piece of a heterogeneous plan).
+int64_t floor_product_ratio(int64_t a, int64_t b, int64_t c) {
+  int64_t product = 0;
+  if (__builtin_mul_overflow(a, b, &product) || product > (int64_t{1} << 62))
+    return static_cast<int64_t>(static_cast<Int128>(a) * b / c);
+  auto q = static_cast<int64_t>(static_cast<double>(product) / static_cast<double>(c));
+  while (q > 0 && q * c > product) --q;  // no overflow: q * c <= product (1 + 2^-50) + c < 2^63
+  while ((q + 1) * c <= product) ++q;
+  return q;
+}
 
 bool better(double cost, size_t phases, double best_cost, size_t best_phases) {
   const double tol = 1e-12 * std::max(1.0, std::fabs(best_cost));
@@ -34,7 +51,6 @@ struct AllToAllPlanner::Workspace {
   std::vector<int64_t> units;       // decomposition input
   std::vector<int64_t> pair_units;  // per pair: units assigned so far (heterogeneous byte conversion)
   std::vector<int64_t> pair_bytes;  // per pair: bytes assigned so far
-  std::vector<int64_t> tail_pair;   // per pair: bytes of a truncated plan's all-at-once tail
   struct Estimate {
     double cost;
     size_t keep;
@@ -65,8 +81,8 @@ struct AllToAllPlanner::Workspace {
     plan.phases.push_back(Phase{static_cast<uint32_t>(plan.transfers.size()), 0, 0});
   }
   // Closes the last phase; drops it when empty. Duration: longest transfer at its pair rate when the phase
-  // is a matching, else the fair-share fluid time.
-  void close_phase(TransmissionPlan& plan, bool is_matching) {
+  // is a matching, else the fair-share fluid time (infinity when it would exceed give_up_s).
+  void close_phase(TransmissionPlan& plan, bool is_matching, double give_up_s = kInf) {
     Phase& ph = plan.phases.back();
     ph.num_transfers = static_cast<uint32_t>(plan.transfers.size() - ph.first_transfer);
     if (ph.num_transfers == 0) {
@@ -79,10 +95,9 @@ struct AllToAllPlanner::Workspace {
         d = std::max(d, static_cast<double>(t.bytes) / cluster->pair_rate(t.src_gpu, t.dst_gpu));
       ph.duration_s = d;
     } else {
-      ph.duration_s = fair_share(plan.phase_transfers(plan.phases.size() - 1));
+      ph.duration_s = give_up_s < 0 ? kInf : fluid.phase_s(plan.phase_transfers(plan.phases.size() - 1), *cluster, exact_fluid, latency, give_up_s);
     }
   }
-  double fair_share(std::span<const Transfer> transfers) { return fluid.phase_s(transfers, *cluster, exact_fluid, latency); }
   double barrier_cost(const TransmissionPlan& plan) const {
     double c = 0;
     for (const Phase& ph : plan.phases) c += latency + ph.duration_s;
@@ -109,45 +124,72 @@ struct AllToAllPlanner::Workspace {
   // Appends the decomposition's phases [0, keep) as matching phases and, when keep < all, the rest as one
   // all-at-once phase. Bytes per piece: exact on uniform clusters (units are bytes); otherwise the pair's
   // bytes are spread over its pieces in proportion to their units, rounded so that they add up exactly.
-  void emit_matching(TransmissionPlan& plan, size_t keep) {
+  // The tail's fluid simulation stops early when the plan would cost more than `beat` (makespan infinity).
+  void emit_matching(TransmissionPlan& plan, size_t keep, double beat = kInf) {
     const bool uniform = cluster->uniform_bandwidth();
     const size_t total = decomposer.num_phases();
-    begin_plan(plan, keep >= total ? OrderStrategy::kMatching : OrderStrategy::kMatchingTruncated, true);
+    const bool truncated = keep < total;
+    begin_plan(plan, truncated ? OrderStrategy::kMatchingTruncated : OrderStrategy::kMatching, true);
     const size_t nn = static_cast<size_t>(n) * n;
     pair_units.assign(nn, 0);
     pair_bytes.assign(nn, 0);
     auto piece_bytes = [&](const detail::PhasePiece& p) -> int64_t {
-      if (uniform) return p.units;
       const size_t idx = static_cast<size_t>(p.src) * n + p.dst;
+      if (uniform) {
+        if (truncated) pair_bytes[idx] += p.units;  // the tail is what the head leaves
+        return p.units;
+      }
       const int64_t all_bytes = (*traffic)(p.src, p.dst);
       const int64_t all_units = units[idx];
       pair_units[idx] += p.units;
-      const auto upto = static_cast<int64_t>(static_cast<Int128>(all_bytes) * pair_units[idx] / all_units);
+      const int64_t upto = floor_product_ratio(all_bytes, pair_units[idx], all_units);
       const int64_t b = upto - pair_bytes[idx];
       pair_bytes[idx] = upto;
       return b;
     };
-    for (size_t k = 0; k < total; ++k) {
-      const bool tail = k >= keep;
-      if (k == 0 || !tail || k == keep) open_phase(plan);
+    const size_t head = std::min(keep, total);
+    plan.phases.reserve(head + 1);
+    // A matching phase lasts as long as its longest transfer at its pair rate (close_phase's rule; on a
+    // uniform cluster the longest transfer is the phase's largest piece).
+    const double rate = uniform ? cluster->gpus[0].send_bytes_per_s : 0.0;
+    for (size_t k = 0; k < head; ++k) {
+      if (k + 2 < head) {  // phases lie scattered in the decomposer's buffer: fetch ahead
+        const char* next = reinterpret_cast<const char*>(decomposer.phase_begin(k + 2));
+        const char* next_end = reinterpret_cast<const char*>(decomposer.phase_end(k + 2));
+        for (; next < next_end; next += 64) __builtin_prefetch(next);
+      }
+      open_phase(plan);
       for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
         const int64_t b = piece_bytes(*p);
         if (b > 0) plan.transfers.push_back(Transfer{p->src, p->dst, b, 0});
       }
-      if (!tail) close_phase(plan, true);
-    }
-    if (keep < total) {
-      // Coalesce the tail's pieces per pair: one grouped send/recv.
       Phase& ph = plan.phases.back();
-      tail_pair.assign(nn, 0);
-      for (size_t t = ph.first_transfer; t < plan.transfers.size(); ++t)
-        tail_pair[static_cast<size_t>(plan.transfers[t].src_gpu) * n + plan.transfers[t].dst_gpu] += plan.transfers[t].bytes;
-      plan.transfers.resize(ph.first_transfer);
+      ph.num_transfers = static_cast<uint32_t>(plan.transfers.size() - ph.first_transfer);
+      if (ph.num_transfers == 0) {
+        plan.phases.pop_back();
+        continue;
+      }
+      if (uniform) {
+        ph.duration_s = static_cast<double>(decomposer.phase_units(k)) / rate;
+      } else {
+        double longest = 0;
+        for (const Transfer& t : plan.phase_transfers(plan.phases.size() - 1))  // pair_rate, inline
+          longest = std::max(longest, static_cast<double>(t.bytes) / std::min(cluster->gpus[static_cast<size_t>(t.src_gpu)].send_bytes_per_s,
+                                                                             cluster->gpus[static_cast<size_t>(t.dst_gpu)].recv_bytes_per_s));
+        ph.duration_s = longest;
+      }
+    }
+    if (truncated) {
+      // The tail, coalesced per pair (one grouped send/recv): what the head phases left of each pair (the
+      // pieces of the remaining phases add up to exactly that, as per-pair byte splits telescope).
+      const double head_s = barrier_cost(plan);
+      open_phase(plan);
       for (int i = 0; i < n; ++i)
-        for (int j = 0; j < n; ++j)
-          if (tail_pair[static_cast<size_t>(i) * n + j] > 0)
-            plan.transfers.push_back(Transfer{i, j, tail_pair[static_cast<size_t>(i) * n + j], 0});
-      close_phase(plan, false);
+        for (int j = 0; j < n; ++j) {
+          const int64_t left = i == j ? 0 : (*traffic)(i, j) - pair_bytes[static_cast<size_t>(i) * n + j];
+          if (left > 0) plan.transfers.push_back(Transfer{i, j, left, 0});
+        }
+      close_phase(plan, false, beat - head_s - latency);
     }
     plan.makespan_s = barrier_cost(plan);
   }
@@ -157,6 +199,12 @@ struct AllToAllPlanner::Workspace {
   // Splits whose estimate (a lower bound) cannot beat `beat` are not costed; when none can, the plan is left
   // with makespan infinity.
   void emit_truncated(TransmissionPlan& plan, int max_phases, double beat) {
+    if (truncation_cannot_win(beat)) {
+      begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
+      plan.makespan_s = kInf;
+      return;
+    }
+    decompose();
     const size_t total = decomposer.num_phases();
     size_t max_keep = total - 1;
     if (max_phases > 0) max_keep = std::min(max_keep, static_cast<size_t>(max_phases - 1));
@@ -168,37 +216,64 @@ struct AllToAllPlanner::Workspace {
       emit_matching(plan, 0);
       return;
     }
-    // Per-phase duration and cost prefix sums; tail port loads by walking splits from the end.
+    // Per-phase duration (its largest piece) and cost prefix sums.
     const bool uniform = cluster->uniform_bandwidth();
+    const double units_per_s = uniform ? cluster->gpus[0].send_bytes_per_s : kUnitsPerSecond;
     head_cost.assign(total + 1, 0.0);
-    for (size_t k = 0; k < total; ++k) {
-      double d = 0;
-      for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p)
-        d = std::max(d, uniform ? static_cast<double>(p->units) / cluster->pair_rate(p->src, p->dst)
-                                : static_cast<double>(p->units) / kUnitsPerSecond);
-      head_cost[k + 1] = head_cost[k] + latency + d;
-    }
+    for (size_t k = 0; k < total; ++k)
+      head_cost[k + 1] = head_cost[k] + latency + static_cast<double>(decomposer.phase_units(k)) / units_per_s;
+    // A split keeping k phases costs at least (k + 1) * latency + lower_bound (its head and its tail's
+    // bound cover every port's load): splits at or above `beat` by that need no estimate.
+    size_t k_max = max_keep;
+    if (latency > 0 && beat < kInf)
+      k_max = std::min(k_max, static_cast<size_t>(std::max(0.0, std::floor((beat - lower_bound) / latency))));
+    estimates.clear();
+    auto piece_bytes = [&](const detail::PhasePiece* p) {
+      return uniform ? static_cast<double>(p->units)
+                     : static_cast<double>(p->units) / kUnitsPerSecond * cluster->pair_rate(p->src, p->dst);
+    };
+    auto port_bound = [&](size_t g, double send, double recv) {
+      return std::max(send / cluster->gpus[g].send_bytes_per_s, recv / cluster->gpus[g].recv_bytes_per_s);
+    };
     tail_send.assign(static_cast<size_t>(n), 0.0);
     tail_recv.assign(static_cast<size_t>(n), 0.0);
-    estimates.clear();
-    for (size_t k = total; k-- > 1;) {
-      for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
-        const double bytes = uniform ? static_cast<double>(p->units)
-                                     : static_cast<double>(p->units) / kUnitsPerSecond * cluster->pair_rate(p->src, p->dst);
-        tail_send[static_cast<size_t>(p->src)] += bytes;
-        tail_recv[static_cast<size_t>(p->dst)] += bytes;
-      }
-      if (k > max_keep) continue;
-      double bound = 0;
+    if (k_max * static_cast<size_t>(n) < decomposer.num_pieces()) {
+      // Few splits: from the front, the tail is each port's load minus the head's pieces.
       for (int g = 0; g < n; ++g) {
-        bound = std::max(bound, tail_send[static_cast<size_t>(g)] / cluster->gpus[static_cast<size_t>(g)].send_bytes_per_s);
-        bound = std::max(bound, tail_recv[static_cast<size_t>(g)] / cluster->gpus[static_cast<size_t>(g)].recv_bytes_per_s);
+        tail_send[static_cast<size_t>(g)] = static_cast<double>(traffic->network_send_bytes(g));
+        tail_recv[static_cast<size_t>(g)] = static_cast<double>(traffic->network_recv_bytes(g));
       }
-      estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
+      for (size_t k = 1; k <= k_max; ++k) {
+        for (const detail::PhasePiece* p = decomposer.phase_begin(k - 1); p != decomposer.phase_end(k - 1); ++p) {
+          tail_send[static_cast<size_t>(p->src)] -= piece_bytes(p);
+          tail_recv[static_cast<size_t>(p->dst)] -= piece_bytes(p);
+        }
+        double bound = 0;
+        for (size_t g = 0; g < static_cast<size_t>(n); ++g) bound = std::max(bound, port_bound(g, tail_send[g], tail_recv[g]));
+        estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
+      }
+    } else {
+      // Every split: from the end, tail loads only grow, so the tail's per-port bound is a running maximum.
+      double bound = 0;
+      for (size_t k = total; k-- > 1;) {
+        for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
+          const double bytes = piece_bytes(p);
+          tail_send[static_cast<size_t>(p->src)] += bytes;
+          tail_recv[static_cast<size_t>(p->dst)] += bytes;
+          bound = std::max({bound, port_bound(static_cast<size_t>(p->src), tail_send[static_cast<size_t>(p->src)], 0.0),
+                            port_bound(static_cast<size_t>(p->dst), 0.0, tail_recv[static_cast<size_t>(p->dst)])});
+        }
+        if (k <= k_max) estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
+      }
+    }
+    if (estimates.empty()) {  // no split can beat `beat`
+      begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
+      plan.makespan_s = kInf;
+      return;
     }
     const size_t tries = std::min<size_t>(2, estimates.size());
     std::partial_sort(estimates.begin(), estimates.begin() + static_cast<std::ptrdiff_t>(tries), estimates.end(),
-                      [](const Estimate& a, const Estimate& b) { return a.cost < b.cost; });
+                      [](const Estimate& a, const Estimate& b) { return a.cost < b.cost || (a.cost == b.cost && a.keep < b.keep); });
     // The estimates are lower bounds (the tail at its per-port bound). When an all-at-once phase of this
     // traffic was already costed, its ratio to the bound predicts how much the tail will exceed its bound;
     // skip the fluid simulation when even that cannot win (this only prunes Aurora's own candidate).
@@ -213,24 +288,55 @@ struct AllToAllPlanner::Workspace {
     double best_cost = kInf;
     for (size_t t = 0; t < tries; ++t) {
       if (t > 0 && estimates[t].cost >= std::min(beat, best_cost)) break;
-      emit_matching(plan, estimates[t].keep);
+      emit_matching(plan, estimates[t].keep, std::min(beat, best_cost));
       if (plan.makespan_s < best_cost) {
         best_cost = plan.makespan_s;
         best_keep = estimates[t].keep;
       }
     }
-    if (plan.makespan_s != best_cost) emit_matching(plan, best_keep);
+    if (best_cost == kInf) {  // every try gave up: it cannot beat `beat`
+      begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
+      plan.makespan_s = kInf;
+    } else if (plan.makespan_s != best_cost) {
+      emit_matching(plan, best_keep);
+    }
   }
 
-  void emit_all_at_once(TransmissionPlan& plan) {
+  // Before decomposing: whether emit_truncated's own test (`predicted(estimates[0]) >= beat` below) is
+  // certain to reject every split. A split keeping k >= 1 phases of total duration D <= k * longest
+  // pair time has a tail whose per-port bound is at least lower_bound - D, so its predicted cost
+  // (k + 1) * latency + D + tail_factor * tail bound is at least
+  //   (k + 1) * latency + lower_bound + (tail_factor - 1) * max(0, lower_bound - k * longest),
+  // linear in k until k * longest reaches lower_bound: its minimum over k is at k = 1 or at that k.
+  // Also true when even its lower bound 2 * latency + LB gains less than kTruncationMinGain over beat:
+  // truncation is Aurora's own refinement, not a baseline, and such a gain is below rounding noise
+  // (a heterogeneous matching plan exceeds the matching bound by ~5e-5 from byte rounding).
+  bool truncation_cannot_win(double beat) const {
+    if (beat == kInf) return false;
+    if (2 * latency + lower_bound >= beat * (1 - kTruncationMinGain)) return true;
+    const double factor = all_at_once_ratio > 1 ? all_at_once_ratio : 1.0;
+    double longest = 0;  // the longest piece any phase can have (plus rounding of picosecond units)
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j)
+        if (i != j) longest = std::max(longest, static_cast<double>((*traffic)(i, j)) / cluster->pair_rate(i, j));
+    longest = longest * (1 + 1e-9) + 1e-12;
+    auto at = [&](double k) { return (k + 1) * latency + lower_bound + (factor - 1) * std::max(0.0, lower_bound - k * longest); };
+    const double k_flat = longest > 0 ? std::max(1.0, std::ceil(lower_bound / longest)) : 1.0;
+    return std::min(at(1), at(k_flat)) >= beat * (1 + 1e-9);
+  }
+
+  void emit_all_at_once(TransmissionPlan& plan, double beat) {
     begin_plan(plan, OrderStrategy::kAllAtOnce, true);
     open_phase(plan);
     for (int i = 0; i < n; ++i)
       for (int j = 0; j < n; ++j)
         if (i != j && (*traffic)(i, j) > 0) plan.transfers.push_back(Transfer{i, j, (*traffic)(i, j), 0});
-    close_phase(plan, false);
+    close_phase(plan, false, beat - latency);
     plan.makespan_s = barrier_cost(plan);
-    if (!plan.phases.empty() && lower_bound > 0) all_at_once_ratio = plan.phases[0].duration_s / lower_bound;
+    if (lower_bound > 0 && plan.makespan_s < kInf && !plan.phases.empty())
+      all_at_once_ratio = plan.phases[0].duration_s / lower_bound;
+    else if (lower_bound > 0 && plan.makespan_s == kInf)  // gave up: its duration exceeds beat - latency
+      all_at_once_ratio = std::max(all_at_once_ratio, (beat - latency) / lower_bound);
   }
 
   void emit_rotation(TransmissionPlan& plan) {
@@ -260,7 +366,7 @@ struct AllToAllPlanner::Workspace {
   }
 
   // Barrier-free per-GPU send orders: phase k holds every GPU's k-th send.
-  void emit_streams(TransmissionPlan& plan, OrderStrategy strategy, uint64_t seed) {
+  void emit_streams(TransmissionPlan& plan, OrderStrategy strategy, uint64_t seed, double beat) {
     begin_plan(plan, strategy, false);
     if (queues.size() < static_cast<size_t>(n)) queues.resize(static_cast<size_t>(n));
     if (send_order.size() < static_cast<size_t>(n)) send_order.resize(static_cast<size_t>(n));
@@ -287,15 +393,15 @@ struct AllToAllPlanner::Workspace {
       }
       plan.phases.back().num_transfers = static_cast<uint32_t>(plan.transfers.size() - plan.phases.back().first_transfer);
     }
-    plan.makespan_s = stream_cost(plan);
+    plan.makespan_s = stream_cost(plan, beat);
   }
 
-  double stream_cost(const TransmissionPlan& plan) {
+  double stream_cost(const TransmissionPlan& plan, double beat) {
     if (queues.size() < static_cast<size_t>(n)) queues.resize(static_cast<size_t>(n));
     for (int g = 0; g < n; ++g) queues[static_cast<size_t>(g)].clear();
     for (uint32_t t = 0; t < plan.transfers.size(); ++t)
       queues[static_cast<size_t>(plan.transfers[t].src_gpu)].push_back(t);
-    return fluid.streams_s(plan.transfers, queues, *cluster, latency);
+    return fluid.streams_s(plan.transfers, queues, *cluster, latency, beat);
   }
 
   void emit(TransmissionPlan& plan, OrderStrategy strategy, const AllToAllOptions& options, double beat = kInf) {
@@ -306,14 +412,11 @@ struct AllToAllPlanner::Workspace {
         if (options.max_phases > 0 && plan.phases.size() > static_cast<size_t>(options.max_phases))
           plan.makespan_s = kInf;
         break;
-      case OrderStrategy::kMatchingTruncated:
-        decompose();
-        emit_truncated(plan, options.max_phases, beat);
-        break;
-      case OrderStrategy::kAllAtOnce: emit_all_at_once(plan); break;
+      case OrderStrategy::kMatchingTruncated: emit_truncated(plan, options.max_phases, beat); break;
+      case OrderStrategy::kAllAtOnce: emit_all_at_once(plan, beat); break;
       case OrderStrategy::kRotation: emit_rotation(plan); break;
       case OrderStrategy::kShortestFirst:
-      case OrderStrategy::kRandomOrder: emit_streams(plan, strategy, options.seed); break;
+      case OrderStrategy::kRandomOrder: emit_streams(plan, strategy, options.seed, beat); break;
     }
   }
 };
@@ -357,7 +460,7 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   // Lower bound of each strategy's cost, so that strategies that cannot win are never built.
   const double lat = options.phase_latency_s;
   int degree = 0;
-  double stream_bound = result.lower_bound_s;
+  double stream_bound = lat + result.lower_bound_s;  // streams: no byte moves before the first latency
   for (int g = 0; g < n; ++g) {
     int out = 0, in = 0;
     for (int h = 0; h < n; ++h) {
@@ -372,28 +475,30 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
     OrderStrategy strategy;
     double bound;
   };
+  // In bound order; on equal bounds in this order (all-at-once before truncation: its fair-share ratio
+  // then sharpens truncation's pruning).
   std::array<Candidate, kNumOrderStrategies> cands{{
       {OrderStrategy::kMatching, degree * lat + result.matching_bound_s},
-      {OrderStrategy::kMatchingTruncated, 2 * lat + result.lower_bound_s},
       {OrderStrategy::kAllAtOnce, lat + result.lower_bound_s},
+      {OrderStrategy::kMatchingTruncated, 2 * lat + result.lower_bound_s},
       {OrderStrategy::kRotation, ws.rotation_cost()},
       {OrderStrategy::kShortestFirst, stream_bound},
       {OrderStrategy::kRandomOrder, stream_bound},
   }};
   if (options.max_phases > 0 && degree > options.max_phases) cands[0].bound = kInf;
-  if (options.max_phases == 1) cands[1].bound = kInf;
+  if (options.max_phases == 1) cands[2].bound = kInf;
   result.candidate_makespan_s[static_cast<size_t>(OrderStrategy::kRotation)] = cands[3].bound;  // exact, and cheap
   std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.bound < b.bound; });
 
   double best = kInf;
   size_t best_phases = std::numeric_limits<size_t>::max();
   bool have = false;
-  for (const Candidate& c : cands) {
-    if (c.bound == kInf) continue;
-    if (!options.evaluate_all && have && c.bound >= best * (1 - 1e-12)) continue;
+  auto evaluate = [&](const Candidate& c) {
+    if (c.bound == kInf) return;
+    if (!options.evaluate_all && have && c.bound >= best * (1 - 1e-12)) return;
     ws.emit(ws.candidate, c.strategy, options, options.evaluate_all || !have ? kInf : best);
     const double cost = ws.candidate.makespan_s;
-    if (cost == kInf) continue;
+    if (cost == kInf) return;
     result.candidate_makespan_s[static_cast<size_t>(c.strategy)] = cost;
     if (!have || better(cost, ws.candidate.phases.size(), best, best_phases)) {
       best = cost;
@@ -405,7 +510,24 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
       result.barrier_between_phases = ws.candidate.barrier_between_phases;
       result.makespan_s = cost;
     }
+  };
+  // Rotation first: its cost is exact and cheap, and a finite best lets the others give up early. Then
+  // in bound order. Above kTruncationMaxGpus (and without max_phases, which only truncation may meet),
+  // truncation only reuses a decomposition that the matching candidate built: decomposing for it alone
+  // costs milliseconds there, and it rarely wins (docs/scheduler.md).
+  const bool defer_truncation = !options.evaluate_all && options.max_phases <= 0 && n > kTruncationMaxGpus;
+  const Candidate* truncation = nullptr;
+  for (const Candidate& c : cands)
+    if (c.strategy == OrderStrategy::kRotation) evaluate(c);
+  for (const Candidate& c : cands) {
+    if (c.strategy == OrderStrategy::kRotation) continue;
+    if (c.strategy == OrderStrategy::kMatchingTruncated && defer_truncation && !ws.decomposed) {
+      truncation = &c;
+      continue;
+    }
+    evaluate(c);
   }
+  if (truncation != nullptr && ws.decomposed) evaluate(*truncation);
   AURORA_CHECK(have);
   return result;
 }

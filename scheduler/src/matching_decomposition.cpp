@@ -33,14 +33,13 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
   bound_ = 0;
   for (int k = 0; k < 2 * n; ++k) bound_ = std::max(bound_, pad_row[static_cast<size_t>(k)]);
 
-  pieces_.clear();
-  phase_begin_.clear();
+  order_.clear();
   phase_max_.clear();
+  staged_.clear();
+  staged_begin_.assign(1, 0);
+  staged_max_.clear();
   num_open_ = 0;
-  if (bound_ == 0) {
-    phase_begin_.push_back(0);
-    return;
-  }
+  if (bound_ == 0) return;
 
   // Pad to every row and column summing to L: first on the diagonal (idle time, adds no new pairs), then
   // north-west-corner fill of the remaining deficits (adds at most 2n - 1 entries).
@@ -87,10 +86,11 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
   for (int i = 0; i < n; ++i)
     if (match_row_[static_cast<size_t>(i)] < 0) AURORA_CHECK_MSG(augment(i), "no perfect matching on padded support");
 
-  open_dst_.clear();
-  open_src_.clear();
-  open_units_.clear();
-  open_max_.clear();
+  const size_t slots = kMergeWindow * static_cast<size_t>(n);
+  open_dst_.assign(slots, -1);
+  open_src_.assign(slots, -1);
+  open_units_.assign(slots, 0);
+  open_max_.assign(kMergeWindow, 0);
   int64_t left = bound_;
   while (left > 0) {
     int64_t w = left;
@@ -180,7 +180,9 @@ bool MatchingDecomposer::augment(int row) {
 }
 
 // Subtracts the current matching with weight w and records its real pieces, merged into a recent phase
-// when the union is still a matching (merging can only shorten: max of sums <= sum of maxes).
+// when the union is still a matching (merging can only shorten: max of sums <= sum of maxes). Only the
+// last kMergeWindow phases can take merges: they live in a ring of dense slots (receiver and units of
+// each sender, sender of each receiver); a phase leaving the window is written out.
 void MatchingDecomposer::add_term(int64_t w) {
   const int n = n_;
   scratch_.clear();
@@ -200,8 +202,9 @@ void MatchingDecomposer::add_term(int64_t w) {
   size_t target = num_open_;
   const size_t lo = num_open_ > kMergeWindow ? num_open_ - kMergeWindow : 0;
   for (size_t p = num_open_; p-- > lo;) {
-    const int32_t* dst_of = open_dst_.data() + p * nn;
-    const int32_t* src_of = open_src_.data() + p * nn;
+    const size_t slot = p % kMergeWindow;
+    const int32_t* dst_of = open_dst_.data() + slot * nn;
+    const int32_t* src_of = open_src_.data() + slot * nn;
     bool ok = true;
     for (const PhasePiece& piece : scratch_) {
       const int32_t d = dst_of[piece.src], s = src_of[piece.dst];
@@ -216,40 +219,50 @@ void MatchingDecomposer::add_term(int64_t w) {
     }
   }
   if (target == num_open_) {
+    if (num_open_ >= kMergeWindow) flush(num_open_ % kMergeWindow);
     ++num_open_;
-    open_dst_.resize(num_open_ * nn, -1);
-    open_src_.resize(num_open_ * nn, -1);
-    open_units_.resize(num_open_ * nn, 0);
-    open_max_.push_back(0);
+    open_max_[target % kMergeWindow] = 0;
   }
-  int32_t* dst_of = open_dst_.data() + target * nn;
-  int32_t* src_of = open_src_.data() + target * nn;
-  int64_t* units_of = open_units_.data() + target * nn;
+  const size_t slot = target % kMergeWindow;
+  int32_t* dst_of = open_dst_.data() + slot * nn;
+  int32_t* src_of = open_src_.data() + slot * nn;
+  int64_t* units_of = open_units_.data() + slot * nn;
   for (const PhasePiece& piece : scratch_) {
     dst_of[piece.src] = piece.dst;
     src_of[piece.dst] = piece.src;
     units_of[piece.src] += piece.units;
-    open_max_[target] = std::max(open_max_[target], units_of[piece.src]);
+    open_max_[slot] = std::max(open_max_[slot], units_of[piece.src]);
   }
 }
 
-void MatchingDecomposer::finish() {
+// Writes the phase in `slot` out (pieces by sender) and empties the slot.
+void MatchingDecomposer::flush(size_t slot) {
   const size_t nn = static_cast<size_t>(n_);
-  order_.resize(num_open_);
-  std::iota(order_.begin(), order_.end(), 0u);
-  std::stable_sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) { return open_max_[a] > open_max_[b]; });
-  phase_begin_.clear();
-  phase_max_.clear();
-  pieces_.clear();
-  for (uint32_t p : order_) {
-    phase_begin_.push_back(static_cast<uint32_t>(pieces_.size()));
-    phase_max_.push_back(open_max_[p]);
-    for (size_t s = 0; s < nn; ++s) {
-      const int32_t d = open_dst_[p * nn + s];
-      if (d >= 0) pieces_.push_back(PhasePiece{static_cast<int32_t>(s), d, open_units_[p * nn + s]});
-    }
+  int32_t* dst_of = open_dst_.data() + slot * nn;
+  int32_t* src_of = open_src_.data() + slot * nn;
+  int64_t* units_of = open_units_.data() + slot * nn;
+  staged_max_.push_back(open_max_[slot]);
+  for (size_t s = 0; s < nn; ++s) {
+    const int32_t d = dst_of[s];
+    if (d < 0) continue;
+    staged_.push_back(PhasePiece{static_cast<int32_t>(s), d, units_of[s]});
+    dst_of[s] = -1;
+    src_of[static_cast<size_t>(d)] = -1;
+    units_of[s] = 0;
   }
-  phase_begin_.push_back(static_cast<uint32_t>(pieces_.size()));
+  staged_begin_.push_back(static_cast<uint32_t>(staged_.size()));
+}
+
+void MatchingDecomposer::finish() {
+  // The open phases, oldest first, then every phase by its longest piece (stable: ties keep their order).
+  const size_t first_open = num_open_ > kMergeWindow ? num_open_ - kMergeWindow : 0;
+  for (size_t p = first_open; p < num_open_; ++p) flush(p % kMergeWindow);
+  const size_t phases = staged_max_.size();
+  order_.resize(phases);
+  std::iota(order_.begin(), order_.end(), 0u);
+  std::stable_sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) { return staged_max_[a] > staged_max_[b]; });
+  phase_max_.resize(phases);
+  for (size_t k = 0; k < phases; ++k) phase_max_[k] = staged_max_[order_[k]];
 }
 
 }  // namespace aurora::sched::detail

@@ -23,9 +23,10 @@ class MatchingDecomposer {
   // Phases are sorted by their largest piece, descending.
   void decompose(const std::vector<int64_t>& units, int n);
 
-  size_t num_phases() const { return phase_begin_.empty() ? 0 : phase_begin_.size() - 1; }
-  const PhasePiece* phase_begin(size_t k) const { return pieces_.data() + phase_begin_[k]; }
-  const PhasePiece* phase_end(size_t k) const { return pieces_.data() + phase_begin_[k + 1]; }
+  size_t num_phases() const { return order_.size(); }
+  size_t num_pieces() const { return staged_.size(); }
+  const PhasePiece* phase_begin(size_t k) const { return staged_.data() + staged_begin_[order_[k]]; }
+  const PhasePiece* phase_end(size_t k) const { return staged_.data() + staged_begin_[order_[k] + 1]; }
   int64_t phase_units(size_t k) const { return phase_max_[k]; }
   int64_t bound_units() const { return bound_; }
 
@@ -41,14 +42,18 @@ class MatchingDecomposer {
   std::vector<int32_t> match_row_, match_col_, prev_row_, queue_;
   std::vector<uint32_t> seen_;
   uint32_t stamp_ = 0;
-  // Open phases being merged: dense per phase (dst of each src, units of each src, src of each dst).
+  void flush(size_t slot);
+  // The last kMergeWindow phases, which may still take merges: a ring of dense slots (dst of each src,
+  // units of each src, src of each dst). Phases written out so far: staged_*.
   std::vector<int32_t> open_dst_, open_src_;
   std::vector<int64_t> open_units_;
   std::vector<int64_t> open_max_;
-  size_t num_open_ = 0;
-  // Output.
-  std::vector<PhasePiece> pieces_, scratch_;
-  std::vector<uint32_t> phase_begin_;
+  size_t num_open_ = 0;  // phases so far, written out or open
+  std::vector<PhasePiece> staged_;
+  std::vector<uint32_t> staged_begin_;  // staged phase p: staged_[staged_begin_[p], staged_begin_[p + 1])
+  std::vector<int64_t> staged_max_;
+  // Output: phase k is staged phase order_[k]; phase_max_[k] its largest piece.
+  std::vector<PhasePiece> scratch_;
   std::vector<int64_t> phase_max_;
   std::vector<uint32_t> order_;
 };

@@ -68,15 +68,23 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
     if (threadIdx.x < n) {
       const KV* krow = k_cache + (int64_t{slots[threadIdx.x]} * p.num_kv_heads + g) * hd;
       float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (int32_t d = 0; d < hd; d += 8) {
-        float kf[8];
-        load8(krow + d, kf);
+      // Four 8-element loads in flight before their first use.
+      for (int32_t d0 = 0; d0 < hd; d0 += 32) {
+        float kf[4][8];
 #pragma unroll
-        for (int h = 0; h < 8; ++h) {
-          if (h0 + h < group) {
-            const float* qh = q_s + (h0 + h) * hd + d;
+        for (int c = 0; c < 4; ++c) {
+          if (d0 + 8 * c < hd) load8(krow + d0 + 8 * c, kf[c]);
+        }
 #pragma unroll
-            for (int e = 0; e < 8; ++e) acc[h] += qh[e] * kf[e];
+        for (int c = 0; c < 4; ++c) {
+          if (d0 + 8 * c >= hd) break;
+#pragma unroll
+          for (int h = 0; h < 8; ++h) {
+            if (h0 + h < group) {
+              const float* qh = q_s + (h0 + h) * hd + d0 + 8 * c;
+#pragma unroll
+              for (int e = 0; e < 8; ++e) acc[h] += qh[e] * kf[c][e];
+            }
           }
         }
       }
@@ -113,11 +121,21 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   for (int32_t h0 = 0; h0 < group; h0 += 8) {
     for (int32_t d = threadIdx.x; d < hd; d += kThreads) {
       float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (int32_t j = 0; j < n; ++j) {
-        const float v = load1(v_cache + (int64_t{slots[j]} * p.num_kv_heads + g) * hd + d);
+      const KV* vcol = v_cache + int64_t{g} * hd + d;
+      const int64_t slot_stride = int64_t{p.num_kv_heads} * hd;
+      // Eight positions' values in flight before their first use.
+      for (int32_t j0 = 0; j0 < n; j0 += 8) {
+        float v[8];
 #pragma unroll
-        for (int h = 0; h < 8; ++h) {
-          if (h0 + h < group) acc[h] += scores[(h0 + h) * kP + j] * v;
+        for (int u = 0; u < 8; ++u) v[u] = j0 + u < n ? load1(vcol + int64_t{slots[j0 + u]} * slot_stride) : 0.0f;
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+          if (j0 + u < n) {
+#pragma unroll
+            for (int h = 0; h < 8; ++h) {
+              if (h0 + h < group) acc[h] += scores[(h0 + h) * kP + j0 + u] * v[u];
+            }
+          }
         }
       }
 #pragma unroll

@@ -30,7 +30,8 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 
 // and of token g's input row; mma step s in {0, 1} takes elements 4s..4s+3 of those 8 as its
 // k-slots {2q, 2q+1, 2q+8, 2q+9}: a0/a2 from row g, a1/a3 from row g + 8, b0/b1 from the token.
 template <int TILES, int NB>
-__global__ void __launch_bounds__(kThreads) grouped_gemv_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride) {
+__global__ void __launch_bounds__(kThreads) grouped_gemv_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride,
+                                                                 int z) {
   constexpr int U = 4 / TILES;  // chunks in flight per iteration
   extern __shared__ float red[];  // [kWarps][TILES][NB][4][32]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -44,12 +45,14 @@ __global__ void __launch_bounds__(kThreads) grouped_gemv_kernel(GroupedGemvParam
     pos_begin = p.group_offsets[group];
     pos_count = p.group_offsets[group + 1] - pos_begin;
   }
-  const int first = blockIdx.z * (NB * 8);
+  // Position chunks of one weight tile are consecutive blocks, so the tile's later reads hit L2.
+  const int tile = blockIdx.x / z, chunk = blockIdx.x % z;
+  const int first = chunk * (NB * 8);
   if (first >= pos_count) return;
   const int npos = min(NB * 8, pos_count - first);
   const int nb_used = (npos + 7) / 8;
   const int n = p.n, k = p.k;
-  const int row0 = blockIdx.x * kTileRows;
+  const int row0 = tile * kTileRows;
   const bf16* W = p.weight + static_cast<int64_t>(group) * p.weight_group_stride;
 
   const bf16* xrow[NB];
@@ -164,18 +167,18 @@ void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_str
                                            static_cast<int>(smem)));
   }
   configured = true;
-  const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.n, kTileRows)), static_cast<unsigned>(p.num_group_slots),
-                  static_cast<unsigned>(z));
-  grouped_gemv_kernel<TILES, NB><<<grid, kThreads, smem, stream>>>(p, x_stride, y_stride);
+  const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.n, kTileRows) * z), static_cast<unsigned>(p.num_group_slots));
+  grouped_gemv_kernel<TILES, NB><<<grid, kThreads, smem, stream>>>(p, x_stride, y_stride, z);
   AURORA_CUDA_LAUNCH_CHECK();
 }
 
 template <int TILES>
 void dispatch_nb(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, cudaStream_t stream) {
+  // Decode sizes keep few accumulators (occupancy: loads in flight); prefill sizes take 64
+  // positions per block so that the grid stays small.
   const int m = std::max(1, p.max_positions_per_group);
   if (m <= 8) return launch_instance<TILES, 1>(p, x_stride, y_stride, 1, stream);
-  if (m <= 16) return launch_instance<TILES, 2>(p, x_stride, y_stride, 1, stream);
-  if (m <= 32) return launch_instance<TILES, 4>(p, x_stride, y_stride, 1, stream);
+  if (m <= 64) return launch_instance<TILES, 2>(p, x_stride, y_stride, detail::ceil_div(m, 16), stream);
   launch_instance<TILES, 8>(p, x_stride, y_stride, detail::ceil_div(m, 64), stream);
 }
 

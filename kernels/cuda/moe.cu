@@ -168,6 +168,7 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   if (e < p.num_experts) {
     const float* w = p.router + int64_t{e} * p.hidden;
     float acc[kRouteTokens] = {0, 0, 0, 0};
+#pragma unroll 4
     for (int32_t i = lane * 4; i < p.hidden; i += 128) {
       const float4 wv = *reinterpret_cast<const float4*>(w + i);
 #pragma unroll
@@ -243,23 +244,36 @@ __global__ void combine_kernel(CombineParams p, int64_t stride) {
 
 __global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
   __shared__ int32_t order[kMaxTopK];
+  __shared__ const float* rows[kMaxTopK];  // expert output rows, in increasing expert id order
+  __shared__ float weights[kMaxTopK];
   __shared__ float scratch[33];
   const int32_t t = blockIdx.x;
   const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
   sort_choices(ids, p.top_k, order);
+  if (threadIdx.x < p.top_k) {
+    const int64_t item = int64_t{t} * p.top_k + order[threadIdx.x];
+    rows[threadIdx.x] = p.expert_out + int64_t{p.item_position[item]} * stride;
+    weights[threadIdx.x] = p.topk_weights[item];
+  }
+  __syncthreads();
   const float gate = p.shared_out ? (p.shared_gate ? 1.0f / (1.0f + expf(-p.shared_gate[t])) : 1.0f) : 0.0f;
   float* x = p.x + int64_t{t} * p.hidden;
   float ss = 0.0f;
   for (int32_t h = threadIdx.x; h < p.hidden; h += blockDim.x) {
+    float v[kMaxTopK];
+#pragma unroll
+    for (int n = 0; n < kMaxTopK; ++n) v[n] = n < p.top_k ? rows[n][h] : 0.0f;  // all loads in flight
+    const float xh = x[h];
+    const float sh = p.shared_out ? p.shared_out[int64_t{t} * p.hidden + h] : 0.0f;
     float acc = 0.0f;
-    for (int32_t n = 0; n < p.top_k; ++n) {
-      const int64_t item = int64_t{t} * p.top_k + order[n];
-      acc += p.expert_out[int64_t{p.item_position[item]} * stride + h] * p.topk_weights[item];
+#pragma unroll
+    for (int n = 0; n < kMaxTopK; ++n) {
+      if (n < p.top_k) acc += v[n] * weights[n];
     }
-    if (p.shared_out) acc += gate * p.shared_out[int64_t{t} * p.hidden + h];
-    const float v = x[h] + acc;
-    x[h] = v;
-    ss += v * v;
+    if (p.shared_out) acc += gate * sh;
+    const float out = xh + acc;
+    x[h] = out;
+    ss += out * out;
   }
   if (!p.norm_weight) return;
   const float inv_rms = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(p.hidden) + p.eps);

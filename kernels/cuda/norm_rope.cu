@@ -15,9 +15,11 @@ __global__ void rms_norm_kernel(RmsNormCudaParams p, int64_t x_stride) {
   const int64_t src_row = p.rows ? p.rows[r] : r;
   const float* x = p.x + src_row * x_stride;
   float ss = 0.0f;
+#pragma unroll 4
   for (int32_t i = threadIdx.x; i < p.dim; i += blockDim.x) ss += x[i] * x[i];
   const float mean_square = detail::block_sum(ss, scratch) / static_cast<float>(p.dim);
   const float inv_rms = 1.0f / sqrtf(mean_square + p.eps);
+#pragma unroll 4
   for (int32_t i = threadIdx.x; i < p.dim; i += blockDim.x) {
     const float v = __fmul_rn(p.weight[i], __fmul_rn(x[i], inv_rms));
     if (p.y) p.y[int64_t{r} * p.dim + i] = v;
@@ -60,6 +62,7 @@ __global__ void qkv_prologue_kernel(QkvPrologueParams p) {
   const int32_t q_dim = p.num_q_heads * hd, kv_dim = p.num_kv_heads * hd;
   const int32_t width = q_dim + 2 * kv_dim;
   const float* src = p.qkv + int64_t{t} * width;
+#pragma unroll 4
   for (int32_t i = threadIdx.x; i < width; i += blockDim.x) row[i] = p.bias ? src[i] + p.bias[i] : src[i];
   __syncthreads();
 

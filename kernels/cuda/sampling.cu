@@ -35,6 +35,7 @@ struct Shared {
 __device__ int32_t argmax_row(const float* logits, int32_t vocab, Shared& sh) {
   float best = -INFINITY;
   int32_t best_id = 0x7fffffff;
+#pragma unroll 8
   for (int32_t i = threadIdx.x; i < vocab; i += kThreads) {
     const float v = logits[i];
     if (v > best || best_id == 0x7fffffff) {  // strided ids ascend: ties keep the lower id

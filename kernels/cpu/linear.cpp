@@ -1,30 +1,42 @@
 #include "aurora/kernels/linear.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "aurora/kernels/kernel_check.hpp"
 
 namespace aurora::kernels::cpu {
 namespace {
 
+// Eight partial sums per row, kept as two 4-lane vectors (lanes 0-3 and 4-7): lane-wise + and *
+// are IEEE single operations, so they round exactly as eight scalar accumulators would.
+typedef float Lanes4 __attribute__((vector_size(16)));
+
+inline Lanes4 load4(const float* p) {
+  Lanes4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
 // R rows against one weight row. Each row keeps its own 8 partial sums and reduces them exactly as
 // dot() does, so a row's result does not depend on R (batch invariance).
 template <int R>
 inline void dot_rows(const float* const* x, const float* w, int32_t n, float* out) {
-  float acc[R][8] = {};
+  Lanes4 lo[R], hi[R];
+  for (int r = 0; r < R; ++r) lo[r] = hi[r] = Lanes4{};
   int32_t i = 0;
   for (; i + 8 <= n; i += 8) {
+    const Lanes4 w_lo = load4(w + i), w_hi = load4(w + i + 4);
     for (int r = 0; r < R; ++r) {
-      for (int j = 0; j < 8; ++j) acc[r][j] += x[r][i + j] * w[i + j];
+      lo[r] += load4(x[r] + i) * w_lo;
+      hi[r] += load4(x[r] + i + 4) * w_hi;
     }
   }
-  float tail[R] = {};
-  for (; i < n; ++i) {
-    for (int r = 0; r < R; ++r) tail[r] += x[r][i] * w[i];
-  }
   for (int r = 0; r < R; ++r) {
-    out[r] = ((acc[r][0] + acc[r][4]) + (acc[r][1] + acc[r][5])) + ((acc[r][2] + acc[r][6]) + (acc[r][3] + acc[r][7])) +
-             tail[r];
+    float tail = 0.0f;
+    for (int32_t k = i; k < n; ++k) tail += x[r][k] * w[k];
+    const Lanes4 a = lo[r], b = hi[r];
+    out[r] = ((a[0] + b[0]) + (a[1] + b[1])) + ((a[2] + b[2]) + (a[3] + b[3])) + tail;
   }
 }
 

@@ -1,7 +1,12 @@
 // The CPU reference backend: host memory, serial streams (work runs when submitted), events that
 // are complete once recorded, and kernels::cpu for every op.
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <new>
+#include <unordered_map>
 
 #include "aurora/runtime/backend.hpp"
 
@@ -16,14 +21,35 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   bool is_host_memory() const override { return true; }
 
+  // Large buffers (KV cache, activations) come from mmap: zero pages that the OS commits only
+  // when first written, so a generous KV cache costs no time or memory until it is used.
   void* allocate(size_t bytes) override {
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    const size_t rounded = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
+    if (rounded >= kMmapThreshold) {
+      void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      std::lock_guard lock(mu_);
+      mapped_[p] = rounded;
+      return p;
+    }
+    void* p = std::aligned_alloc(64, rounded);
     if (!p) throw std::bad_alloc();
-    std::memset(p, 0, rounded == 0 ? 64 : rounded);
+    std::memset(p, 0, rounded);
     return p;
   }
-  void deallocate(void* ptr) override { std::free(ptr); }
+  void deallocate(void* ptr) override {
+    if (!ptr) return;
+    {
+      std::lock_guard lock(mu_);
+      auto it = mapped_.find(ptr);
+      if (it != mapped_.end()) {
+        ::munmap(ptr, it->second);
+        mapped_.erase(it);
+        return;
+      }
+    }
+    std::free(ptr);
+  }
   void copy(void* dst, const void* src, size_t bytes, Stream&) override {
     if (bytes) std::memmove(dst, src, bytes);
   }
@@ -56,6 +82,11 @@ class CpuBackend final : public Backend {
   void sample(const kernels::SampleParams& p, void* ws, size_t ws_bytes, Stream&) override {
     kernels::cpu::sample(p, ws, ws_bytes);
   }
+
+ private:
+  static constexpr size_t kMmapThreshold = size_t{1} << 20;
+  std::mutex mu_;
+  std::unordered_map<void*, size_t> mapped_;
 };
 
 }  // namespace

@@ -37,22 +37,24 @@ class AllAtOncePlanner final : public ExchangePlanner {
  public:
   explicit AllAtOncePlanner(double link_gbps) : link_gbps_(link_gbps) {}
   std::string name() const override { return "all-at-once"; }
-  ExchangePlan plan(const TrafficMatrix& traffic) const override {
-    ExchangePlan plan;
-    std::vector<Transfer> phase;
+  const ExchangePlan& plan(const TrafficMatrix& traffic) override {
+    plan_.phases.resize(1);
+    auto& phase = plan_.phases[0];
+    phase.clear();
     for (int32_t s = 0; s < traffic.num_ranks; ++s) {
       for (int32_t d = 0; d < traffic.num_ranks; ++d) {
         if (s != d && traffic.at(s, d) > 0) phase.push_back(Transfer{s, d, traffic.at(s, d)});
       }
     }
-    if (!phase.empty()) plan.phases.push_back(std::move(phase));
-    plan.lower_bound_seconds = exchange_lower_bound_seconds(traffic, link_gbps_);
-    plan.estimated_seconds = plan.lower_bound_seconds;
-    return plan;
+    if (phase.empty()) plan_.phases.clear();
+    plan_.lower_bound_seconds = exchange_lower_bound_seconds(traffic, link_gbps_);
+    plan_.estimated_seconds = plan_.lower_bound_seconds;
+    return plan_;
   }
 
  private:
   double link_gbps_;
+  ExchangePlan plan_;
 };
 
 }  // namespace

@@ -77,13 +77,18 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   for (int32_t a = 0; a < n; ++a) {
     for (int32_t b = 0; b < n; ++b) rs.traffic.bytes[static_cast<size_t>(a) * n + b] = rows_at(a, b) * dispatch_row_bytes;
   }
-  const ExchangePlan dispatch_plan = planner_->plan(rs.traffic);
+  const ExchangePlan& dispatch_plan = rs.planner->plan(rs.traffic);
   auto* recv = ptr_of<float>(rs.dispatch_recv);
   comm_->all_to_all_v(r,
                       AllToAllBuffers{reinterpret_cast<const std::byte*>(send), rs.send_offsets.data(),
                                       reinterpret_cast<std::byte*>(recv), rs.recv_offsets.data()},
                       dispatch_plan, s);
   const int32_t received = static_cast<int32_t>(rs.recv_offsets[static_cast<size_t>(n)] / dispatch_row_bytes);
+  LayerExchangeCost cost;
+  cost.dispatch_strategy = dispatch_plan.strategy;
+  cost.estimated_seconds = dispatch_plan.estimated_seconds;
+  cost.lower_bound_seconds = dispatch_plan.lower_bound_seconds;
+  cost.num_phases = static_cast<int32_t>(dispatch_plan.phases.size());
 
   // 4. Run the local experts on what arrived, grouped by expert.
   const auto& mine = lp.rank_experts[static_cast<size_t>(r)];
@@ -130,17 +135,16 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   for (int32_t a = 0; a < n; ++a) {
     for (int32_t b = 0; b < n; ++b) rs.traffic.bytes[static_cast<size_t>(a) * n + b] = rows_at(b, a) * combine_row_bytes;
   }
-  const ExchangePlan combine_plan = planner_->plan(rs.traffic);
+  const ExchangePlan& combine_plan = rs.planner->plan(rs.traffic);
   float* combine_recv = ptr_of<float>(rs.combine_recv);
   comm_->all_to_all_v(r,
                       AllToAllBuffers{reinterpret_cast<const std::byte*>(combine_send), rs.combine_send_offsets.data(),
                                       reinterpret_cast<std::byte*>(combine_recv), rs.combine_recv_offsets.data()},
                       combine_plan, s);
   if (r == 0) {
-    auto& cost = result_.exchange[static_cast<size_t>(layer)];
-    cost.estimated_seconds = dispatch_plan.estimated_seconds + combine_plan.estimated_seconds;
-    cost.lower_bound_seconds = dispatch_plan.lower_bound_seconds + combine_plan.lower_bound_seconds;
-    cost.num_phases = static_cast<int32_t>(dispatch_plan.phases.size() + combine_plan.phases.size());
+    cost.estimated_seconds += combine_plan.estimated_seconds;
+    cost.lower_bound_seconds += combine_plan.lower_bound_seconds;
+    cost.num_phases += static_cast<int32_t>(combine_plan.phases.size());
     int64_t bytes = 0;
     for (int32_t a = 0; a < n; ++a) {
       for (int32_t b = 0; b < n; ++b) {
@@ -148,6 +152,7 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
       }
     }
     cost.bytes = bytes;
+    result_.exchange[static_cast<size_t>(layer)] = cost;
   }
   if (T == 0) return;
 

@@ -11,8 +11,8 @@
 namespace aurora::runtime {
 
 ModelExecutor::ModelExecutor(std::shared_ptr<const Model> model, const ExecutorOptions& options, Backend& backend,
-                             std::shared_ptr<const ExchangePlanner> planner)
-    : model_(std::move(model)), options_(options), backend_(backend), planner_(std::move(planner)) {
+                             const ExchangePlannerFactory& planners)
+    : model_(std::move(model)), options_(options), backend_(backend) {
   const auto& c = model_->config;
   const int32_t n = options_.num_ranks;
   AURORA_CHECK(n >= 1 && options_.max_tokens_per_step >= 1 && options_.kv_block_size >= 1);
@@ -33,6 +33,7 @@ ModelExecutor::ModelExecutor(std::shared_ptr<const Model> model, const ExecutorO
     auto rs = std::make_unique<RankState>();
     rs->rank = r;
     rs->stream = backend_.create_stream();
+    rs->planner = planners();
     for (int32_t l = 0; l < c.num_layers; ++l) {
       rs->k_cache.push_back(floats(kv_floats));
       rs->v_cache.push_back(floats(kv_floats));

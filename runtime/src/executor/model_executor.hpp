@@ -38,8 +38,9 @@ struct ExecutorOptions {
 
 class ModelExecutor {
  public:
+  // `planners` makes one ExchangePlanner per rank (planners keep workspace; ranks plan alike).
   ModelExecutor(std::shared_ptr<const Model> model, const ExecutorOptions& options, Backend& backend,
-                std::shared_ptr<const ExchangePlanner> planner);
+                const ExchangePlannerFactory& planners);
   ~ModelExecutor();
 
   // Runs the step; the result (and its logits) is valid until the next execute(). Throws on a
@@ -67,7 +68,6 @@ class ModelExecutor {
   std::shared_ptr<const Model> model_;
   ExecutorOptions options_;
   Backend& backend_;
-  std::shared_ptr<const ExchangePlanner> planner_;
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<RankPool> pool_;
   ExpertPlacement placement_;

@@ -18,6 +18,7 @@ T* ptr_of(const DeviceBuffer& b) {
 struct ModelExecutor::RankState {
   int32_t rank = 0;
   std::unique_ptr<Stream> stream;
+  std::unique_ptr<ExchangePlanner> planner;
   std::vector<DeviceBuffer> k_cache, v_cache;  // [layer]
 
   // Host-side staging of the step's token metadata (copied to the backend's memory).

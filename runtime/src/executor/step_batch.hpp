@@ -30,6 +30,7 @@ struct StepBatch {
 };
 
 struct LayerExchangeCost {
+  const char* dispatch_strategy = "";  // the planner's choice for the dispatch
   double estimated_seconds = 0.0;    // dispatch + combine, planner's cost model
   double lower_bound_seconds = 0.0;  // dispatch + combine lower bounds
   int64_t bytes = 0;                 // off-diagonal bytes moved (dispatch + combine)

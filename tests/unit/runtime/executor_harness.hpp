@@ -17,7 +17,8 @@ struct Harness {
   std::unique_ptr<ModelExecutor> exec;
   std::vector<BlockAllocator> allocators;
 
-  Harness(std::shared_ptr<const Model> model, int32_t ranks, int32_t max_tokens = 256, int32_t block_size = 4) {
+  Harness(std::shared_ptr<const Model> model, int32_t ranks, int32_t max_tokens = 256, int32_t block_size = 4,
+          bool aurora_planner = true) {
     ExecutorOptions o;
     o.num_ranks = ranks;
     o.max_tokens_per_step = max_tokens;
@@ -25,8 +26,11 @@ struct Harness {
     o.kv_block_size = block_size;
     o.kv_blocks_per_rank = 256;
     o.max_context = 512;
-    exec = std::make_unique<ModelExecutor>(std::move(model), o, *backend,
-                                           std::shared_ptr<const ExchangePlanner>(make_all_at_once_planner()));
+    ExchangePlannerFactory planners = [ranks, aurora_planner]() -> std::unique_ptr<ExchangePlanner> {
+      if (aurora_planner) return make_aurora_planner(ranks);
+      return make_all_at_once_planner();
+    };
+    exec = std::make_unique<ModelExecutor>(std::move(model), o, *backend, planners);
     for (int32_t r = 0; r < ranks; ++r) allocators.emplace_back(o.kv_blocks_per_rank);
   }
 

@@ -31,6 +31,9 @@ struct GenerationRequest {
   std::vector<int32_t> prompt_ids;   // already tokenized (chat template applied by the caller)
   SamplingParams sampling;
   std::string external_id;           // e.g. the HTTP X-Request-Id, for logs only
+  // Debugging aid (the CLI's --logits): return the logits at the last prompt position, i.e. the
+  // distribution the first token is drawn from, in Completion::prompt_logits (vocab floats).
+  bool return_prompt_logits = false;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled, kError };
@@ -63,6 +66,7 @@ struct Completion {
   RequestTiming timing;
   std::optional<Error> error;       // set when reason == kError
   std::optional<std::string> stop_string;  // which stop string matched, if any
+  std::vector<float> prompt_logits;  // when GenerationRequest::return_prompt_logits (and a token was drawn)
 };
 
 }  // namespace aurora::runtime

@@ -1,0 +1,480 @@
+// EngineImpl: the engine thread and the public Engine API.
+//
+// submit()/cancel() only validate and enqueue (under mu_); the engine thread drains the inbox at
+// the top of every iteration, applies cancellations, runs one step per model (schedule -> execute
+// -> sample -> stream), and publishes counters. Sinks are called from the engine thread only, one
+// request at a time, and never waited on: a false return cancels the request within the step.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "aurora/runtime/engine.hpp"
+#include "engine/engine_builder.hpp"
+#include "engine/request_validation.hpp"
+#include "util/rng.hpp"
+
+namespace aurora::runtime {
+namespace {
+
+constexpr float kGreedyTemperature = 1e-5f;  // below this, sampling is greedy (as vLLM)
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(EngineOptions options, std::unique_ptr<Backend> backend, std::vector<std::unique_ptr<ModelInstance>> models)
+      : options_(std::move(options)), backend_(std::move(backend)), models_(std::move(models)) {
+    sample_stream_ = backend_->create_stream();
+    for (auto& mi : models_) {
+      instance_by_name_[mi->name] = mi.get();
+      counters_.plan_version = std::max(counters_.plan_version, mi->executor->placement().version);
+      counters_.kv_blocks_total += mi->scheduler->blocks_total();
+    }
+    thread_ = std::thread([this] { run(); });
+  }
+  ~EngineImpl() override { shutdown(std::chrono::milliseconds(0)); }
+
+  Result<RequestId> submit(GenerationRequest request, std::shared_ptr<TokenSink> sink) override;
+  void cancel(RequestId id) override;
+  EngineStats stats() const override;
+  std::vector<ModelInfo> models() const override;
+  const Tokenizer& tokenizer(const std::string& model) const override;
+  bool ready() const override { return !stopping_.load(); }
+  void shutdown(std::chrono::milliseconds drain_timeout) override;
+
+ private:
+  struct Live {
+    std::unique_ptr<Sequence> seq;
+    ModelInstance* instance = nullptr;
+  };
+
+  ModelInstance* find_instance(const std::string& name) const;
+  void run();
+  void step(ModelInstance& mi);
+  void emit_token(ModelInstance& mi, Sequence& seq, int32_t token, const float* logits_row);
+  void finish(ModelInstance& mi, Sequence& seq, FinishReason reason, std::optional<Error> error = std::nullopt,
+              std::optional<std::string> stop_string = std::nullopt);
+  void finish_by_id(RequestId id, FinishReason reason);
+  void fail_step(ModelInstance& mi, const std::string& what);
+  bool has_work() const;
+  void publish_counters();
+
+  const EngineOptions options_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Stream> sample_stream_;
+  std::vector<std::unique_ptr<ModelInstance>> models_;
+  std::unordered_map<std::string, ModelInstance*> instance_by_name_;
+
+  // Inbox (submit/cancel -> engine thread).
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Live> inbox_;
+  std::vector<RequestId> cancels_;
+  std::chrono::steady_clock::time_point drain_deadline_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<int32_t> num_queued_{0};  // accepted, never scheduled yet: the max_waiting budget
+
+  std::mutex shutdown_mu_;
+  std::thread thread_;
+
+  // Engine thread only.
+  std::unordered_map<RequestId, Live> live_;
+  std::vector<Live> incoming_;
+  std::vector<RequestId> incoming_cancels_;
+  std::vector<RequestId> to_cancel_;
+
+  // Published counters.
+  mutable std::mutex stats_mu_;
+  EngineStats counters_;
+};
+
+ModelInstance* EngineImpl::find_instance(const std::string& name) const {
+  if (name.empty()) return models_.front().get();
+  auto it = instance_by_name_.find(name);
+  return it == instance_by_name_.end() ? nullptr : it->second;
+}
+
+Result<RequestId> EngineImpl::submit(GenerationRequest request, std::shared_ptr<TokenSink> sink) {
+  if (stopping_.load()) return Error::make(ErrorCode::kUnavailable, "the engine is shutting down");
+  if (!sink) return Error::invalid("sink", "must not be null");
+  ModelInstance* mi = find_instance(request.model);
+  if (!mi) {
+    std::string served;
+    for (const auto& m : models_) served += (served.empty() ? "" : ", ") + m->name;
+    return Error::invalid("model", "unknown model \"" + request.model + "\" (serving: " + served + ")");
+  }
+  auto valid = validate_request(request, *mi);
+  if (!valid) return valid.error();
+
+  auto seq = std::make_unique<Sequence>();
+  seq->id = next_id_.fetch_add(1);
+  seq->timing.arrived = Clock::now();
+  seq->tokens = request.prompt_ids;
+  seq->tokens.reserve(request.prompt_ids.size() + static_cast<size_t>(request.sampling.max_tokens));
+  seq->num_prompt_tokens = static_cast<int32_t>(request.prompt_ids.size());
+  seq->seed = request.sampling.seed ? *request.sampling.seed : mix_seed(options_.seed, seq->id);
+  seq->decoder = std::make_unique<IncrementalDecoder>(*mi->tokenizer, /*skip_special=*/true);
+  seq->stop = StopMatcher(request.sampling.stop);
+  seq->request = std::move(request);
+  seq->sink = std::move(sink);
+  const RequestId id = seq->id;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_.load()) return Error::make(ErrorCode::kUnavailable, "the engine is shutting down");
+    if (num_queued_.load() >= options_.max_waiting) {
+      return Error::make(ErrorCode::kResourceExhausted, "the waiting queue is full (" +
+                                                            std::to_string(options_.max_waiting) +
+                                                            " requests); retry later");
+    }
+    ++num_queued_;
+    inbox_.push_back(Live{std::move(seq), mi});
+  }
+  cv_.notify_one();
+  return id;
+}
+
+void EngineImpl::cancel(RequestId id) {
+  {
+    std::lock_guard lock(mu_);
+    cancels_.push_back(id);
+  }
+  cv_.notify_one();
+}
+
+bool EngineImpl::has_work() const {
+  for (const auto& mi : models_) {
+    if (mi->scheduler->has_work()) return true;
+  }
+  return false;
+}
+
+void EngineImpl::run() {
+  while (true) {
+    bool stopping = false;
+    std::chrono::steady_clock::time_point deadline;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !inbox_.empty() || !cancels_.empty() || stopping_.load() || has_work(); });
+      incoming_.swap(inbox_);
+      incoming_cancels_.swap(cancels_);
+      stopping = stopping_.load();
+      deadline = drain_deadline_;
+    }
+    for (auto& live : incoming_) {
+      Sequence* seq = live.seq.get();
+      live.instance->scheduler->add(seq);
+      live_.emplace(seq->id, std::move(live));
+    }
+    incoming_.clear();
+    for (RequestId id : incoming_cancels_) finish_by_id(id, FinishReason::kCancelled);
+    incoming_cancels_.clear();
+    if (stopping && std::chrono::steady_clock::now() >= deadline) {
+      // Drain time is over: cancel firmly.
+      to_cancel_.clear();
+      for (const auto& [id, live] : live_) to_cancel_.push_back(id);
+      std::sort(to_cancel_.begin(), to_cancel_.end());
+      for (RequestId id : to_cancel_) finish_by_id(id, FinishReason::kCancelled);
+    }
+    if (stopping && !has_work()) break;
+    for (auto& mi : models_) {
+      if (mi->scheduler->has_work()) step(*mi);
+    }
+    publish_counters();
+  }
+  publish_counters();
+}
+
+void EngineImpl::step(ModelInstance& mi) {
+  const auto& chunks = mi.scheduler->schedule();
+  if (!mi.scheduler->preempted().empty()) {
+    std::lock_guard lock(stats_mu_);
+    counters_.num_preemptions_total += static_cast<int64_t>(mi.scheduler->preempted().size());
+  }
+  if (chunks.empty()) return;
+  const auto now = Clock::now();
+  mi.batch.chunks.clear();
+  mi.sampled_chunks.clear();
+  int32_t logits_rows = 0;
+  for (const auto& ch : chunks) {
+    Sequence* seq = ch.seq;
+    if (!seq->first_scheduled) {
+      seq->first_scheduled = true;
+      seq->timing.first_scheduled = now;
+      --num_queued_;
+    }
+    SequenceChunk c;
+    c.rank = seq->rank;
+    c.tokens = seq->tokens.data() + ch.start;
+    c.num_tokens = ch.num_tokens;
+    c.start_position = ch.start;
+    c.block_table = seq->block_table.data();
+    c.num_blocks = static_cast<int32_t>(seq->block_table.size());
+    c.logits = ch.sample ? LogitsMode::kLast : LogitsMode::kNone;
+    c.logits_row = ch.sample ? logits_rows++ : -1;
+    mi.batch.chunks.push_back(c);
+    if (ch.sample) mi.sampled_chunks.push_back(ch);
+  }
+  mi.batch.num_logits_rows = logits_rows;
+
+  const StepResult* result = nullptr;
+  try {
+    result = &mi.executor->execute(mi.batch);
+  } catch (const std::exception& e) {
+    fail_step(mi, e.what());
+    return;
+  }
+  mi.routing->record_step(result->routed_tokens);
+  int64_t prompt_tokens = 0;
+  for (const auto& ch : chunks) {
+    Sequence* seq = ch.seq;
+    seq->num_computed += ch.num_tokens;
+    if (!seq->prompt_counted && seq->num_computed >= seq->num_prompt_tokens) {
+      seq->prompt_counted = true;
+      prompt_tokens += seq->num_prompt_tokens;
+    }
+  }
+
+  // Sampling: one row per sequence that reached the end of its known tokens.
+  const int32_t V = mi.model->config.vocab_size;
+  mi.sampling_rows.clear();
+  for (const auto& ch : mi.sampled_chunks) {
+    const Sequence& seq = *ch.seq;
+    const auto& sp = seq.request.sampling;
+    kernels::SamplingRow row;
+    row.temperature = sp.temperature < kGreedyTemperature ? 0.0f : sp.temperature;
+    row.top_p = sp.top_p;
+    row.top_k = sp.top_k < 0 ? 0 : sp.top_k;
+    // The draw for the n-th generated token depends only on (seed, n): the same whatever the batch,
+    // the rank count, or a preemption in between.
+    Rng rng(mix_seed(seq.seed, static_cast<uint64_t>(seq.num_generated())));
+    row.uniform = rng.uniform();
+    mi.sampling_rows.push_back(row);
+  }
+  if (!mi.sampling_rows.empty()) {
+    kernels::SampleParams sp;
+    sp.logits = result->logits;
+    sp.rows = mi.sampling_rows.data();
+    sp.out_tokens = mi.sampled_tokens.data();
+    sp.num_rows = static_cast<int32_t>(mi.sampling_rows.size());
+    sp.vocab_size = V;
+    backend_->sample(sp, mi.sampling_workspace.get(), mi.sampling_workspace.bytes(), *sample_stream_);
+    backend_->synchronize(*sample_stream_);
+  }
+  {
+    std::lock_guard lock(stats_mu_);
+    counters_.prompt_tokens_total += prompt_tokens;
+    counters_.generation_tokens_total += static_cast<int64_t>(mi.sampled_chunks.size());
+    ++counters_.num_steps_total;
+    mi.last_exchange = result->exchange;
+  }
+  for (size_t i = 0; i < mi.sampled_chunks.size(); ++i) {
+    emit_token(mi, *mi.sampled_chunks[i].seq, mi.sampled_tokens[i], result->logits + i * static_cast<size_t>(V));
+  }
+}
+
+void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, const float* logits_row) {
+  const auto& sp = seq.request.sampling;
+  if (seq.num_generated() == 0) {
+    seq.timing.first_token = Clock::now();
+    if (seq.request.return_prompt_logits) {
+      seq.prompt_logits.assign(logits_row, logits_row + mi.model->config.vocab_size);
+    }
+  }
+  seq.tokens.push_back(token);
+  TokenDelta delta;
+  delta.token_ids.push_back(token);
+  std::optional<FinishReason> reason;
+  std::optional<std::string> stop_string;
+  auto add_text = [&](std::string_view text) {
+    if (reason) return;
+    auto r = seq.stop.push(text);
+    delta.text += r.emit;
+    if (r.matched) {
+      reason = FinishReason::kStop;
+      stop_string = seq.stop.stop(*r.matched);
+    }
+  };
+  auto end_text = [&](FinishReason why) {
+    add_text(seq.decoder->flush());
+    if (!reason) {
+      reason = why;
+      delta.text += seq.stop.flush();
+    }
+  };
+  const bool stop_token = (!sp.ignore_eos && mi.is_eos(token)) ||
+                          std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), token) != sp.stop_token_ids.end();
+  if (stop_token) {
+    end_text(FinishReason::kStop);  // the stop token itself adds no text
+  } else {
+    add_text(seq.decoder->push(token));
+    if (!reason && (seq.num_generated() >= sp.max_tokens || static_cast<int32_t>(seq.tokens.size()) >= mi.max_context)) {
+      end_text(FinishReason::kLength);
+    }
+  }
+  bool accepted = false;
+  try {
+    accepted = seq.sink->on_delta(delta);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "aurora: request %llu: sink threw: %s\n", static_cast<unsigned long long>(seq.id), e.what());
+  }
+  if (!accepted) reason = FinishReason::kCancelled;  // the consumer is gone or too slow
+  if (reason) finish(mi, seq, *reason, std::nullopt, std::move(stop_string));
+}
+
+void EngineImpl::finish(ModelInstance& mi, Sequence& seq, FinishReason reason, std::optional<Error> error,
+                        std::optional<std::string> stop_string) {
+  const bool never_scheduled = !seq.first_scheduled;
+  mi.scheduler->remove(&seq);  // frees the KV blocks now
+  if (never_scheduled) --num_queued_;
+  Completion c;
+  c.reason = reason;
+  c.usage.prompt_tokens = seq.num_prompt_tokens;
+  c.usage.completion_tokens = seq.num_generated();
+  seq.timing.finished = Clock::now();
+  c.timing = seq.timing;
+  c.error = std::move(error);
+  c.stop_string = std::move(stop_string);
+  c.prompt_logits = std::move(seq.prompt_logits);
+  publish_counters();  // a client that sees on_finish then stats() sees its blocks freed
+  try {
+    seq.sink->on_finish(c);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "aurora: request %llu: sink threw in on_finish: %s\n", static_cast<unsigned long long>(seq.id),
+                 e.what());
+  }
+  live_.erase(seq.id);  // destroys seq
+}
+
+void EngineImpl::finish_by_id(RequestId id, FinishReason reason) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;  // unknown or already finished
+  finish(*it->second.instance, *it->second.seq, reason);
+}
+
+void EngineImpl::fail_step(ModelInstance& mi, const std::string& what) {
+  std::fprintf(stderr, "aurora: step of %s failed: %s\n", mi.name.c_str(), what.c_str());
+  to_cancel_.clear();
+  for (const auto& ch : mi.scheduler->last_scheduled()) to_cancel_.push_back(ch.seq->id);
+  for (RequestId id : to_cancel_) {
+    auto it = live_.find(id);
+    if (it == live_.end()) continue;
+    finish(mi, *it->second.seq, FinishReason::kError, Error::make(ErrorCode::kInternal, "engine step failed: " + what));
+  }
+}
+
+void EngineImpl::publish_counters() {
+  int32_t running = 0, waiting = 0;
+  int64_t used = 0, total = 0;
+  for (const auto& mi : models_) {
+    running += mi->scheduler->num_running();
+    waiting += mi->scheduler->num_waiting();
+    used += mi->scheduler->blocks_used();
+    total += mi->scheduler->blocks_total();
+  }
+  std::lock_guard lock(stats_mu_);
+  counters_.num_requests_running = running;
+  counters_.num_requests_waiting = waiting;
+  counters_.kv_blocks_used = used;
+  counters_.kv_blocks_total = total;
+  counters_.kv_cache_usage = total ? static_cast<double>(used) / static_cast<double>(total) : 0.0;
+}
+
+EngineStats EngineImpl::stats() const {
+  EngineStats s;
+  std::vector<std::vector<LayerExchangeCost>> exchange;
+  {
+    std::lock_guard lock(stats_mu_);
+    s = counters_;
+    for (const auto& mi : models_) exchange.push_back(mi->last_exchange);
+  }
+  {
+    std::lock_guard lock(mu_);  // accepted but not yet seen by the engine thread
+    s.num_requests_waiting += static_cast<int32_t>(inbox_.size());
+  }
+  for (size_t m = 0; m < models_.size(); ++m) {
+    const auto& mi = *models_[m];
+    const auto snap = mi.routing->snapshot();
+    auto& layers = s.layers[mi.name];
+    layers.resize(snap.expert_load.size());
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const bool moe = mi.model->config.layer_is_moe[l];
+      if (moe) {
+        layers[l].expert_load.assign(snap.expert_load[l].begin(), snap.expert_load[l].end());
+        layers[l].load_balance = RoutingStats::load_balance(snap.expert_load[l]);
+      }
+      layers[l].a2a_seconds = exchange[m][l].estimated_seconds;
+      layers[l].a2a_lower_bound_seconds = exchange[m][l].lower_bound_seconds;
+    }
+  }
+  return s;
+}
+
+std::vector<ModelInfo> EngineImpl::models() const {
+  std::vector<ModelInfo> out;
+  for (const auto& mi : models_) out.push_back(mi->info);
+  return out;
+}
+
+const Tokenizer& EngineImpl::tokenizer(const std::string& model) const {
+  ModelInstance* mi = find_instance(model);
+  return *(mi ? mi : models_.front().get())->tokenizer;
+}
+
+void EngineImpl::shutdown(std::chrono::milliseconds drain_timeout) {
+  std::lock_guard guard(shutdown_mu_);
+  {
+    std::lock_guard lock(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + drain_timeout;
+    if (!stopping_.load() || deadline < drain_deadline_) drain_deadline_ = deadline;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  // Once stopping, the engine thread never blocks: it steps until no work is left or the
+  // deadline passes (then cancels the rest), and exits.
+  if (thread_.joinable()) thread_.join();
+  // Requests submitted while the thread was stopping (none can be: submit checks stopping_)
+  // and anything left in the inbox get their on_finish.
+  std::vector<Live> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(inbox_);
+  }
+  for (auto& live : left) {
+    Completion c;
+    c.reason = FinishReason::kCancelled;
+    c.usage.prompt_tokens = live.seq->num_prompt_tokens;
+    c.timing = live.seq->timing;
+    c.timing.finished = Clock::now();
+    live.seq->sink->on_finish(c);
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> create_engine(const EngineOptions& options) {
+  auto valid = validate_engine_options(options);
+  if (!valid) return valid.error();
+  auto backend = make_backend(options.device);
+  if (!backend) return backend.error();
+  auto models = build_model_instances(options, **backend);
+  if (!models) return models.error();
+  return std::unique_ptr<Engine>(new EngineImpl(options, std::move(*backend), std::move(*models)));
+}
+
+Result<std::unique_ptr<Engine>> create_engine_with_models(const EngineOptions& options,
+                                                          std::vector<std::shared_ptr<const Model>> models) {
+  auto valid = validate_engine_options(options);
+  if (!valid) return valid.error();
+  if (models.empty()) return Error::invalid("models", "must not be empty");
+  auto backend = make_backend(options.device);
+  if (!backend) return backend.error();
+  auto instances = build_instances_for(options, **backend, std::move(models));
+  if (!instances) return instances.error();
+  return std::unique_ptr<Engine>(new EngineImpl(options, std::move(*backend), std::move(*instances)));
+}
+
+}  // namespace aurora::runtime

@@ -1,0 +1,164 @@
+// create_engine's model half: validates EngineOptions, loads each model and its tokenizer (or
+// builds the embedded one), sizes the KV cache, places the experts with the Aurora planner and
+// builds the executor and scheduler of every ModelInstance.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "engine/engine_builder.hpp"
+#include "engine/null_tokenizer.hpp"
+#include "executor/placement_planner.hpp"
+#include "model/embedded_model.hpp"
+
+namespace aurora::runtime {
+
+namespace fs = std::filesystem;
+
+Result<void> validate_engine_options(const EngineOptions& o) {
+  auto range = [](const char* field, int64_t v, int64_t lo, int64_t hi) -> Result<void> {
+    if (v < lo || v > hi) {
+      return Error::invalid(std::string("engine.") + field,
+                            "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
+    }
+    return {};
+  };
+  for (auto r : {range("num_ranks", o.num_ranks, 1, 64), range("max_num_seqs", o.max_num_seqs, 1, 1 << 16),
+                 range("max_num_batched_tokens", o.max_num_batched_tokens, 1, 1 << 20),
+                 range("max_waiting", o.max_waiting, 0, 1 << 24), range("kv_block_size", o.kv_block_size, 1, 1024),
+                 range("kv_cache_tokens", o.kv_cache_tokens, 0, int64_t{1} << 40)}) {
+    if (!r) return r;
+  }
+  if (o.model_dirs.size() > 4) {
+    return Error::invalid("engine.model_dirs", "at most 4 models, got " + std::to_string(o.model_dirs.size()));
+  }
+  return {};
+}
+
+namespace {
+
+constexpr int64_t kDefaultKvBytes = int64_t{256} << 20;  // when kv_cache_tokens == 0
+
+Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& backend) {
+  const auto& c = mi.model->config;
+  const int64_t kv_bytes_per_token = int64_t{c.num_layers} * 2 * c.num_kv_heads * c.head_dim * 4;
+  int64_t total_tokens = o.kv_cache_tokens;
+  if (total_tokens == 0) {
+    total_tokens = std::min<int64_t>(kDefaultKvBytes / kv_bytes_per_token,
+                                     int64_t{o.max_num_seqs} * c.max_position_embeddings);
+    total_tokens = std::max<int64_t>(total_tokens, int64_t{o.kv_block_size} * o.num_ranks);
+  }
+  const int32_t blocks_per_rank =
+      std::max(1, blocks_for_tokens((total_tokens + o.num_ranks - 1) / o.num_ranks, o.kv_block_size));
+  mi.max_context = static_cast<int32_t>(
+      std::min<int64_t>(c.max_position_embeddings, int64_t{blocks_per_rank} * o.kv_block_size));
+
+  ExecutorOptions eo;
+  eo.num_ranks = o.num_ranks;
+  eo.max_tokens_per_step = o.max_num_batched_tokens;
+  eo.max_seqs_per_step = o.max_num_seqs;
+  eo.max_logits_rows = o.max_num_seqs;
+  eo.kv_block_size = o.kv_block_size;
+  eo.kv_blocks_per_rank = blocks_per_rank;
+  eo.max_context = mi.max_context;
+  const int32_t ranks = o.num_ranks;
+  ExchangePlannerFactory planners = [ranks]() { return make_aurora_planner(ranks); };
+  mi.executor = std::make_unique<ModelExecutor>(mi.model, eo, backend, planners);
+  auto placement = plan_expert_placement(c, o.num_ranks, PlacementInputs{});
+  if (!placement) return placement.error();
+  placement->version = 1;
+  mi.executor->set_placement(std::move(*placement));
+
+  SchedulerOptions so;
+  so.num_ranks = o.num_ranks;
+  so.max_num_seqs = o.max_num_seqs;
+  so.max_num_batched_tokens = o.max_num_batched_tokens;
+  so.block_size = o.kv_block_size;
+  so.blocks_per_rank = blocks_per_rank;
+  mi.scheduler = std::make_unique<BatchScheduler>(so);
+  mi.routing = std::make_unique<RoutingStats>(c.num_layers, o.num_ranks, c.num_experts, kRoutingWindowSteps);
+
+  mi.sampling_rows.reserve(static_cast<size_t>(o.max_num_seqs));
+  mi.sampled_tokens.resize(static_cast<size_t>(o.max_num_seqs));
+  mi.sampled_chunks.reserve(static_cast<size_t>(o.max_num_seqs));
+  mi.batch.chunks.reserve(static_cast<size_t>(o.max_num_seqs));
+  mi.sampling_workspace = DeviceBuffer(backend, kernels::cpu::sampling_workspace_bytes(c.vocab_size));
+  mi.last_exchange.assign(static_cast<size_t>(c.num_layers), LayerExchangeCost{});
+
+  const std::vector<int32_t> tokenizer_eos = mi.tokenizer->eos_ids();
+  std::set<int32_t> eos(tokenizer_eos.begin(), tokenizer_eos.end());
+  for (int32_t id : mi.model->eos_token_ids()) eos.insert(id);
+  for (int32_t id : eos) {
+    if (id >= 0 && id < c.vocab_size) mi.eos_ids.push_back(id);
+  }
+  mi.info.name = mi.name;
+  mi.info.max_context_len = mi.max_context;
+  mi.info.vocab_size = c.vocab_size;
+  mi.info.eos_token_ids = mi.eos_ids;
+  mi.info.num_layers = c.num_layers;
+  mi.info.num_experts = c.num_experts;
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<std::unique_ptr<ModelInstance>>> build_instances_for(const EngineOptions& o, Backend& backend,
+                                                                       std::vector<std::shared_ptr<const Model>> models) {
+  std::vector<std::unique_ptr<ModelInstance>> out;
+  std::set<std::string> names;
+  for (auto& model : models) {
+    auto mi = std::make_unique<ModelInstance>();
+    const auto& c = model->config;
+    mi->tokenizer = make_null_tokenizer(model->name, c.vocab_size, c.bos_token_id, model->eos_token_ids());
+    mi->model = std::move(model);
+    mi->name = mi->model->name;
+    for (int i = 2; names.count(mi->name); ++i) mi->name = mi->model->name + "-" + std::to_string(i);
+    names.insert(mi->name);
+    auto built = build_runtime(*mi, o, backend);
+    if (!built) return built.error();
+    out.push_back(std::move(mi));
+  }
+  return out;
+}
+
+Result<std::vector<std::unique_ptr<ModelInstance>>> build_model_instances(const EngineOptions& o, Backend& backend) {
+  std::vector<std::unique_ptr<ModelInstance>> out;
+  std::set<std::string> names;
+  if (o.model_dirs.empty()) {
+    auto mi = std::make_unique<ModelInstance>();
+    mi->tokenizer = make_embedded_tokenizer();
+    if (!mi->tokenizer) return Error::make(ErrorCode::kInternal, "the embedded tokenizer is not available");
+    mi->model = make_embedded_model(mi->tokenizer->vocab_size(), mi->tokenizer->bos_id(), mi->tokenizer->eos_ids());
+    mi->name = mi->model->name;
+    names.insert(mi->name);
+    out.push_back(std::move(mi));
+  }
+  for (const auto& dir : o.model_dirs) {
+    auto mi = std::make_unique<ModelInstance>();
+    auto model = load_model(dir);
+    if (!model) return model.error();
+    mi->model = *model;
+    auto tok = load_tokenizer(dir, o.chat_template);
+    if (tok) {
+      mi->tokenizer = *tok;
+    } else if (tok.error().code == ErrorCode::kNotFound && !fs::exists(fs::path(dir) / "tokenizer.json")) {
+      std::fprintf(stderr, "aurora: %s has no tokenizer.json; requests must carry token ids and get no text\n",
+                   dir.c_str());
+      const auto& c = mi->model->config;
+      mi->tokenizer = make_null_tokenizer(mi->model->name, c.vocab_size, c.bos_token_id, mi->model->eos_token_ids());
+    } else {
+      return tok.error();
+    }
+    mi->name = mi->model->name;
+    for (int i = 2; names.count(mi->name); ++i) mi->name = mi->model->name + "-" + std::to_string(i);
+    names.insert(mi->name);
+    out.push_back(std::move(mi));
+  }
+  for (auto& mi : out) {
+    auto built = build_runtime(*mi, o, backend);
+    if (!built) return built.error();
+  }
+  return out;
+}
+
+}  // namespace aurora::runtime

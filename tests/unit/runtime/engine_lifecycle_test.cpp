@@ -1,0 +1,270 @@
+// Engine lifecycle: cancellation, refusing sinks, admission control, KV-cache queueing and
+// preemption, chunked prefill that does not starve decodes, shutdown.
+#include <catch2/catch.hpp>
+#include <memory>
+#include <thread>
+
+#include "engine_test_support.hpp"
+
+using namespace aurora;
+using namespace aurora::runtime;
+using namespace aurora::runtime::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<Engine> engine_with(EngineOptions o) {
+  auto e = create_engine(o);
+  REQUIRE(e.ok());
+  return std::move(*e);
+}
+
+std::shared_ptr<CollectingSink> submit_ok(Engine& e, GenerationRequest r, RequestId* id = nullptr) {
+  auto sink = std::make_shared<CollectingSink>();
+  auto got = e.submit(std::move(r), sink);
+  REQUIRE(got.ok());
+  if (id) *id = *got;
+  return sink;
+}
+
+}  // namespace
+
+TEST_CASE("cancel frees the request's KV blocks within one step", "[engine][cancel]") {
+  EngineOptions o;
+  o.kv_cache_tokens = 4096;
+  auto e = engine_with(o);
+  auto sink = std::make_shared<CollectingSink>();
+  RequestId id = 0;
+  int cancelled_at = -1;
+  Engine* engine = e.get();
+  sink->on_delta_hook = [&](int n) {
+    if (n == 5) {
+      cancelled_at = n;
+      engine->cancel(id);  // from the engine thread: only enqueues
+      // The request holds KV blocks right now.
+      CHECK(engine->stats().kv_blocks_used > 0);
+    }
+    return true;
+  };
+  auto got = e->submit(make_request(bytes_of("a long story begins here"), 500), sink);
+  REQUIRE(got.ok());
+  id = *got;
+  REQUIRE(sink->wait());
+  CHECK(sink->completion.reason == FinishReason::kCancelled);
+  CHECK(cancelled_at == 5);
+  CHECK(sink->deltas.size() <= 6);  // at most the step already under way
+  auto s = e->stats();
+  CHECK(s.kv_blocks_used == 0);
+  CHECK(s.num_requests_running == 0);
+  e->cancel(id);      // finished: ignored
+  e->cancel(999999);  // unknown: ignored
+}
+
+TEST_CASE("a sink that refuses a delta cancels its request at once", "[engine][cancel]") {
+  auto e = engine_with({});
+  auto sink = std::make_shared<CollectingSink>();
+  sink->on_delta_hook = [](int n) { return n < 3; };
+  REQUIRE(e->submit(make_request(bytes_of("hello"), 100), sink).ok());
+  REQUIRE(sink->wait());
+  CHECK(sink->completion.reason == FinishReason::kCancelled);
+  CHECK(sink->deltas.size() == 3);
+  CHECK(sink->finishes == 1);
+  CHECK(e->stats().kv_blocks_used == 0);
+}
+
+TEST_CASE("cancelling a queued request finishes it without running it", "[engine][cancel]") {
+  EngineOptions o;
+  o.max_num_seqs = 1;
+  auto e = engine_with(o);
+  Gate gate;
+  auto first = std::make_shared<CollectingSink>();
+  first->on_delta_hook = [&](int n) {
+    if (n == 1) gate.wait();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("first"), 4), first).ok());
+  gate.wait_entered();  // the engine thread is inside the first request's sink
+  RequestId queued_id = 0;
+  auto queued = submit_ok(*e, make_request(bytes_of("second"), 4), &queued_id);
+  e->cancel(queued_id);
+  gate.release();
+  REQUIRE(queued->wait());
+  CHECK(queued->completion.reason == FinishReason::kCancelled);
+  CHECK(queued->tokens.empty());
+  REQUIRE(first->wait());
+  CHECK(first->completion.reason == FinishReason::kLength);
+}
+
+TEST_CASE("admission: queue up to max_waiting, then reject with a clear reason", "[engine][admission]") {
+  EngineOptions o;
+  o.max_num_seqs = 1;
+  o.max_waiting = 2;
+  auto e = engine_with(o);
+  Gate gate;
+  auto first = std::make_shared<CollectingSink>();
+  first->on_delta_hook = [&](int n) {
+    if (n == 1) gate.wait();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("first"), 3), first).ok());
+  gate.wait_entered();
+  auto a = submit_ok(*e, make_request(bytes_of("a"), 3));
+  auto b = submit_ok(*e, make_request(bytes_of("b"), 3));
+  auto rejected = e->submit(make_request(bytes_of("c"), 3), std::make_shared<CollectingSink>());
+  REQUIRE_FALSE(rejected.ok());
+  CHECK(rejected.error().code == ErrorCode::kResourceExhausted);
+  CHECK_THAT(rejected.error().message, Catch::Contains("waiting queue is full"));
+  CHECK(e->stats().num_requests_waiting >= 2);
+  gate.release();
+  REQUIRE(a->wait());
+  REQUIRE(b->wait());
+  CHECK(a->completion.reason == FinishReason::kLength);
+  CHECK(b->completion.reason == FinishReason::kLength);
+  // The queue drained: new requests are accepted again.
+  CHECK(e->submit(make_request(bytes_of("d"), 2), std::make_shared<CollectingSink>()).ok());
+}
+
+TEST_CASE("admission: invalid requests are rejected naming the field", "[engine][admission]") {
+  EngineOptions o;
+  o.kv_cache_tokens = 256;
+  auto e = engine_with(o);
+  auto info = e->models().at(0);
+  CHECK(info.max_context_len == 256);
+  CHECK(info.vocab_size == e->tokenizer().vocab_size());
+  auto sink = std::make_shared<CollectingSink>();
+  auto err = [&](GenerationRequest r) {
+    auto got = e->submit(std::move(r), sink);
+    REQUIRE_FALSE(got.ok());
+    return got.error();
+  };
+  auto never_fits = err(make_request(bytes_of("hello"), 252));
+  CHECK(never_fits.code == ErrorCode::kInvalidArgument);
+  CHECK_THAT(never_fits.message, Catch::Contains("max_tokens") && Catch::Contains("257") && Catch::Contains("256"));
+  CHECK(err(make_request({}, 4)).field == "prompt");
+  CHECK(err(make_request({1, 99999}, 4)).field == "prompt[1]");
+  CHECK(err(make_request({1}, 0)).field == "max_tokens");
+  CHECK(err(make_request({1}, 4, -1.0f)).field == "temperature");
+  auto bad_top_p = make_request({1}, 4);
+  bad_top_p.sampling.top_p = 0.0f;
+  CHECK(err(bad_top_p).field == "top_p");
+  auto bad_model = make_request({1}, 4);
+  bad_model.model = "gpt-9";
+  CHECK_THAT(err(bad_model).message, Catch::Contains("gpt-9") && Catch::Contains("aurora-embedded"));
+  CHECK(e->submit(make_request({1}, 4), nullptr).error().field == "sink");
+}
+
+TEST_CASE("engine options are validated naming the field", "[engine][admission]") {
+  EngineOptions o;
+  o.num_ranks = 0;
+  auto e = create_engine(o);
+  REQUIRE_FALSE(e.ok());
+  CHECK_THAT(e.error().message, Catch::Contains("engine.num_ranks") && Catch::Contains("got 0"));
+  EngineOptions d;
+  d.device = "cuda:0";
+  CHECK(create_engine(d).error().code == ErrorCode::kUnsupported);
+  EngineOptions m;
+  m.model_dirs = {"/nonexistent/model"};
+  CHECK(create_engine(m).error().code == ErrorCode::kNotFound);
+}
+
+TEST_CASE("when the KV cache is full, requests queue until blocks free up", "[engine][kv]") {
+  EngineOptions o;
+  o.kv_cache_tokens = 64;  // 4 blocks of 16
+  auto e = engine_with(o);
+  // Each needs 40 prompt tokens = 3 blocks: the second cannot start before the first ends.
+  std::string prompt(40, 'x');
+  auto a = submit_ok(*e, make_request(bytes_of(prompt), 8));
+  auto b = submit_ok(*e, make_request(bytes_of(prompt), 8));
+  REQUIRE(a->wait());
+  REQUIRE(b->wait());
+  CHECK(a->completion.reason == FinishReason::kLength);
+  CHECK(b->completion.reason == FinishReason::kLength);
+  CHECK(b->completion.timing.first_scheduled >= a->completion.timing.finished);
+  CHECK(a->token_ids() == b->token_ids());
+}
+
+TEST_CASE("running out of KV mid-decode preempts the newest request, which recomputes", "[engine][kv]") {
+  EngineOptions o;
+  o.kv_cache_tokens = 48;  // 12 blocks of 4
+  o.kv_block_size = 4;
+  auto e = engine_with(o);
+  const std::vector<std::string> prompts = {"The river had ris", "class Cache:\n  def", "12 + 30 = 42\n7 * "};
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& p : prompts) {
+    auto s = submit_ok(*e, make_request(bytes_of(p), 24));
+    REQUIRE(s->wait());
+    alone.push_back(s->token_ids());
+  }
+  CHECK(e->stats().num_preemptions_total == 0);
+  // Together they need 3 x 41 tokens = 33 blocks > 12: they cannot all stay.
+  std::vector<std::shared_ptr<CollectingSink>> sinks;
+  for (const auto& p : prompts) sinks.push_back(submit_ok(*e, make_request(bytes_of(p), 24)));
+  for (size_t i = 0; i < sinks.size(); ++i) {
+    REQUIRE(sinks[i]->wait());
+    CHECK(sinks[i]->completion.reason == FinishReason::kLength);
+    CHECK(sinks[i]->token_ids() == alone[i]);
+  }
+  auto s = e->stats();
+  CHECK(s.num_preemptions_total > 0);
+  CHECK(s.kv_blocks_used == 0);
+}
+
+TEST_CASE("chunked prefill of a long prompt does not starve running decodes", "[engine][batching]") {
+  EngineOptions o;
+  o.max_num_batched_tokens = 16;
+  auto e = engine_with(o);
+  Gate gate;
+  auto runner = std::make_shared<CollectingSink>();
+  std::atomic<int> runner_deltas{0};
+  runner->on_delta_hook = [&](int n) {
+    runner_deltas = n;
+    if (n == 2) gate.wait();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("decode me"), 60), runner).ok());
+  gate.wait_entered();
+  auto prompt = std::make_shared<CollectingSink>();
+  int runner_at_first_token = -1;
+  prompt->on_delta_hook = [&](int n) {
+    if (n == 1) runner_at_first_token = runner_deltas.load();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of(std::string(150, 'a')), 4), prompt).ok());
+  gate.release();
+  REQUIRE(prompt->wait());
+  REQUIRE(runner->wait());
+  // 150 prompt tokens at <= 15 per step (one token of the budget goes to the decode): >= 10
+  // steps of prefill, each of which also decoded the running request.
+  CHECK(runner_at_first_token >= 2 + 10);
+}
+
+TEST_CASE("shutdown drains, then refuses new work", "[engine]") {
+  auto e = engine_with({});
+  auto a = submit_ok(*e, make_request(bytes_of("drain me"), 8));
+  e->shutdown(std::chrono::seconds(30));
+  CHECK(a->finishes == 1);
+  CHECK(a->completion.reason == FinishReason::kLength);
+  CHECK_FALSE(e->ready());
+  auto late = e->submit(make_request(bytes_of("late"), 2), std::make_shared<CollectingSink>());
+  CHECK(late.error().code == ErrorCode::kUnavailable);
+  e->shutdown(std::chrono::milliseconds(0));  // idempotent
+}
+
+TEST_CASE("shutdown with no drain time cancels running requests", "[engine]") {
+  auto e = engine_with({});
+  Gate gate;
+  auto a = std::make_shared<CollectingSink>();
+  a->on_delta_hook = [&](int n) {
+    if (n == 1) gate.wait();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("long"), 1000), a).ok());
+  gate.wait_entered();
+  std::thread stopper([&] { e->shutdown(std::chrono::milliseconds(0)); });
+  std::this_thread::sleep_for(20ms);
+  gate.release();
+  stopper.join();
+  CHECK(a->finishes == 1);
+  CHECK(a->completion.reason == FinishReason::kCancelled);
+  CHECK(a->deltas.size() < 1000);
+}

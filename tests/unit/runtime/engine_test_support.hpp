@@ -1,0 +1,100 @@
+// Test sinks for the engine: collect deltas and the completion, optionally pause the engine
+// thread (a gate) or refuse deltas, and wait for the end with a timeout.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "aurora/runtime/engine.hpp"
+#include "aurora/runtime/tokenizer.hpp"
+
+namespace aurora::runtime::test {
+
+class CollectingSink : public TokenSink {
+ public:
+  bool on_delta(const TokenDelta& delta) override {
+    std::function<bool(int)> hook;
+    int n;
+    {
+      std::lock_guard lock(mu_);
+      text += delta.text;
+      deltas.push_back(delta.text);
+      tokens.insert(tokens.end(), delta.token_ids.begin(), delta.token_ids.end());
+      n = int(deltas.size());
+      hook = on_delta_hook;
+    }
+    return hook ? hook(n) : true;
+  }
+  void on_finish(const Completion& c) override {
+    std::lock_guard lock(mu_);
+    completion = c;
+    ++finishes;
+    cv_.notify_all();
+  }
+  // Waits for on_finish (true) or gives up after the timeout (false).
+  bool wait(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return finishes > 0; });
+  }
+  std::vector<int32_t> token_ids() {
+    std::lock_guard lock(mu_);
+    return tokens;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string text;
+  std::vector<std::string> deltas;
+  std::vector<int32_t> tokens;
+  Completion completion;
+  int finishes = 0;
+  std::function<bool(int)> on_delta_hook;  // called with the delta count; return false to refuse
+};
+
+// Holds the engine thread inside a sink until release() (tests only: real sinks never block).
+class Gate {
+ public:
+  void wait() {
+    std::unique_lock lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_; });
+  }
+  void wait_entered() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return entered_; });
+  }
+  void release() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool open_ = false;
+};
+
+inline GenerationRequest make_request(std::vector<int32_t> prompt, int32_t max_tokens, float temperature = 0.0f,
+                                      std::optional<uint64_t> seed = std::nullopt) {
+  GenerationRequest r;
+  r.prompt_ids = std::move(prompt);
+  r.sampling.max_tokens = max_tokens;
+  r.sampling.temperature = temperature;
+  r.sampling.seed = seed;
+  return r;
+}
+
+inline std::vector<int32_t> bytes_of(const std::string& s) {
+  std::vector<int32_t> ids;
+  for (unsigned char c : s) ids.push_back(c);
+  return ids;
+}
+
+}  // namespace aurora::runtime::test

@@ -22,7 +22,7 @@ namespace kc = kernels::cuda;
 
 namespace {
 
-constexpr int32_t kAttentionTokensPerLaunch = 256;  // bounds the attention workspace
+constexpr int32_t kAttentionTokensPerLaunch = 128;  // bounds the attention workspace
 constexpr size_t kGemmWorkspaceBytes = size_t{32} << 20;
 
 std::string gib(int64_t bytes) {
@@ -172,9 +172,10 @@ void CudaModelRunner::allocate() {
   b.off_slots = 3 * T;
   b.off_rows = 4 * T;
   b.off_count = 4 * T + S;
-  b.off_tables = (4 * T + S + 1 + 3) / 4 * 4;
-  b.off_sampling = b.off_tables + S * max_blocks_per_seq_;
-  b.in_words = b.off_sampling + S * int64_t(sizeof(kernels::SamplingRow) / 4);
+  // Block tables last: a step copies only the rows it uses.
+  b.off_sampling = (4 * T + S + 1 + 3) / 4 * 4;
+  b.off_tables = b.off_sampling + S * int64_t(sizeof(kernels::SamplingRow) / 4);
+  b.in_words = b.off_tables + S * max_blocks_per_seq_;
   b.in_dev = b.alloc<int32_t>(b.in_words, act);
   AURORA_CUDA_CHECK(cudaMallocHost(&b.in_host, static_cast<size_t>(b.in_words) * 4));
   std::memset(b.in_host, 0, static_cast<size_t>(b.in_words) * 4);
@@ -603,7 +604,9 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
     T_run = R_run = B;
   }
   h[b.off_count] = T;
-  AURORA_CUDA_CHECK(cudaMemcpyAsync(b.in_dev, b.in_host, static_cast<size_t>(b.in_words) * 4, cudaMemcpyHostToDevice, stream_));
+  const int64_t table_rows = decode ? T_run : static_cast<int64_t>(batch.chunks.size());
+  const int64_t words = b.off_tables + table_rows * max_blocks_per_seq_;
+  AURORA_CUDA_CHECK(cudaMemcpyAsync(b.in_dev, b.in_host, static_cast<size_t>(words) * 4, cudaMemcpyHostToDevice, stream_));
   const bool sample = sampling != nullptr || decode;
   if (decode) {
     auto it = graphs_.find(T_run);

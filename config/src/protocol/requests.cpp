@@ -1,0 +1,427 @@
+#include "aurora/config/protocol/requests.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "aurora/config/json.hpp"
+
+namespace aurora::protocol {
+
+using config::JsonDocument;
+using config::JsonValue;
+
+bool json_nesting_exceeds(std::string_view text, int32_t max_depth) {
+  int32_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+
+std::string child_path(const JsonValue& parent, std::string_view key) {
+  return parent.path().empty() ? std::string(key) : parent.path() + "." + std::string(key);
+}
+
+// Keys seen so far in one object: simdjson keeps duplicates, we refuse them (the two values could
+// be read differently by a proxy and by us).
+class KeyTracker {
+ public:
+  void add(const std::string& key, const JsonValue& value) {
+    for (const auto& k : seen_) {
+      if (k == key) value.fail("duplicate key");
+    }
+    seen_.push_back(key);
+  }
+
+ private:
+  std::vector<std::string> seen_;
+};
+
+[[noreturn]] void reject_unknown(const JsonValue& value) { value.fail("unknown parameter"); }
+
+double number_of(const JsonValue& v) { return v.as_double(); }
+
+// Fields of OpenAI (and vLLM) requests that we do not implement: accepted only with the value that
+// makes them a no-op, so that a client asking for the feature gets a clear 400 instead of a silent
+// difference.
+bool take_neutral(const std::string& key, const JsonValue& v) {
+  auto require = [&](bool ok, const char* neutral) {
+    if (!ok) v.fail(std::string("is not supported by this server (only ") + neutral + " is accepted), got " + v.raw());
+    return true;
+  };
+  if (key == "frequency_penalty" || key == "presence_penalty" || key == "min_p") {
+    return require(number_of(v) == 0.0, "0");
+  }
+  if (key == "repetition_penalty") return require(number_of(v) == 1.0, "1");
+  if (key == "min_tokens" || key == "top_logprobs") return require(v.as_int() == 0, "0");
+  if (key == "best_of") return require(v.as_int() == 1, "1");
+  if (key == "logprobs") return require((v.is_bool() && !v.as_bool()) || (v.is_number() && v.as_int() == 0), "false");
+  if (key == "echo" || key == "include_stop_str_in_output") return require(!v.as_bool(), "false");
+  if (key == "skip_special_tokens" || key == "spaces_between_special_tokens") return require(v.as_bool(), "true");
+  if (key == "logit_bias") return require(v.is_object() && v.size() == 0, "{}");
+  if (key == "tools") return require(v.is_array() && v.size() == 0, "[]");
+  if (key == "tool_choice") return require(v.is_string() && v.as_string() == "none", "\"none\"");
+  if (key == "response_format") {
+    if (!v.is_object()) v.fail("must be an object, got " + v.raw());
+    v.reject_unknown_keys({"type"});
+    return require(v["type"].as_string() == "text", "{\"type\": \"text\"}");
+  }
+  if (key == "suffix") return require(v.as_string().empty(), "\"\"");
+  if (key == "user" || key == "service_tier") {
+    (void)v.as_string();
+    return true;
+  }
+  if (key == "parallel_tool_calls" || key == "store") {
+    (void)v.as_bool();
+    return true;
+  }
+  if (key == "metadata") {
+    if (!v.is_object()) v.fail("must be an object, got " + v.raw());
+    return true;
+  }
+  return false;
+}
+
+std::string stop_string(const JsonValue& v, const RequestLimits& limits) {
+  std::string s = v.as_string();
+  if (s.empty()) v.fail("must not be empty");
+  if (static_cast<int64_t>(s.size()) > limits.max_stop_bytes) {
+    v.fail("must be at most " + std::to_string(limits.max_stop_bytes) + " bytes, got " + std::to_string(s.size()));
+  }
+  return s;
+}
+
+std::vector<int32_t> token_ids(const JsonValue& v, int64_t max_count, const char* what) {
+  if (!v.is_array()) v.fail(std::string("must be an array of ") + what + ", got " + v.raw());
+  if (static_cast<int64_t>(v.size()) > max_count) {
+    v.fail("must hold at most " + std::to_string(max_count) + " " + what + ", got " + std::to_string(v.size()));
+  }
+  std::vector<int32_t> ids;
+  ids.reserve(v.size());
+  for (const auto& item : v.items()) ids.push_back(static_cast<int32_t>(item.int_in(0, kInt32Max)));
+  return ids;
+}
+
+// The sampling and streaming fields shared by chat and completions.
+class SamplingReader {
+ public:
+  explicit SamplingReader(const RequestLimits& limits) : limits_(limits) {}
+
+  bool take(const std::string& key, const JsonValue& v) {
+    if (key == "max_tokens") {
+      max_tokens_ = static_cast<int32_t>(v.int_in(1, kInt32Max));
+    } else if (key == "max_completion_tokens") {
+      max_completion_tokens_ = static_cast<int32_t>(v.int_in(1, kInt32Max));
+    } else if (key == "temperature") {
+      out_.temperature = static_cast<float>(v.double_in(0.0, 2.0));
+    } else if (key == "top_p") {
+      double p = v.as_double();
+      if (!(p > 0.0 && p <= 1.0)) v.fail("must be in (0, 1], got " + v.raw());
+      out_.top_p = static_cast<float>(p);
+    } else if (key == "top_k") {
+      int64_t k = v.int_in(-1, 1 << 30);
+      out_.top_k = k < 0 ? 0 : static_cast<int32_t>(k);
+    } else if (key == "seed") {
+      out_.seed = static_cast<uint64_t>(v.as_int());
+    } else if (key == "stop") {
+      take_stop(v);
+    } else if (key == "stop_token_ids") {
+      out_.stop_token_ids = token_ids(v, limits_.max_stop_token_ids, "token ids");
+    } else if (key == "ignore_eos") {
+      out_.ignore_eos = v.as_bool();
+    } else if (key == "n") {
+      out_.n = static_cast<int32_t>(v.int_in(1, limits_.max_n));
+    } else if (key == "stream") {
+      out_.stream = v.as_bool();
+    } else if (key == "stream_options") {
+      take_stream_options(v);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  SamplingFields finish() {
+    if (max_completion_tokens_) {
+      out_.max_tokens = max_completion_tokens_;
+      out_.max_tokens_field = "max_completion_tokens";
+    } else if (max_tokens_) {
+      out_.max_tokens = max_tokens_;
+      out_.max_tokens_field = "max_tokens";
+    }
+    if (stream_options_ && !out_.stream) {
+      stream_options_->fail("is only allowed when `stream` is true");
+    }
+    return out_;
+  }
+
+ private:
+  void take_stop(const JsonValue& v) {
+    if (v.is_string()) {
+      out_.stop = {stop_string(v, limits_)};
+      return;
+    }
+    if (!v.is_array()) v.fail("must be a string or an array of strings, got " + v.raw());
+    if (static_cast<int64_t>(v.size()) > limits_.max_stop) {
+      v.fail("must hold at most " + std::to_string(limits_.max_stop) + " strings, got " + std::to_string(v.size()));
+    }
+    out_.stop.clear();
+    for (const auto& item : v.items()) out_.stop.push_back(stop_string(item, limits_));
+  }
+
+  void take_stream_options(const JsonValue& v) {
+    if (!v.is_object()) v.fail("must be an object, got " + v.raw());
+    KeyTracker keys;
+    for (const auto& [key, value] : v.members()) {
+      keys.add(key, value);
+      if (value.is_null()) continue;
+      if (key == "include_usage") {
+        out_.include_usage = value.as_bool();
+      } else if (key == "continuous_usage_stats") {
+        out_.continuous_usage_stats = value.as_bool();
+      } else {
+        reject_unknown(value);
+      }
+    }
+    stream_options_ = v;
+  }
+
+  const RequestLimits& limits_;
+  SamplingFields out_;
+  std::optional<int32_t> max_tokens_;
+  std::optional<int32_t> max_completion_tokens_;
+  std::optional<JsonValue> stream_options_;
+};
+
+std::string message_content(const JsonValue& v) {
+  if (v.is_string()) return v.as_string();
+  if (!v.is_array()) v.fail("must be a string or an array of content parts, got " + v.raw());
+  std::string text;
+  for (const auto& part : v.items()) {
+    if (!part.is_object()) part.fail("must be an object, got " + part.raw());
+    part.reject_unknown_keys({"type", "text"});
+    const std::string type = part["type"].as_string();
+    if (type != "text") part["type"].fail("only \"text\" content parts are supported, got \"" + type + "\"");
+    text += part["text"].as_string();
+  }
+  return text;
+}
+
+std::vector<ChatMessageField> parse_messages(const JsonValue& v, const RequestLimits& limits) {
+  if (!v.is_array()) v.fail("must be an array of messages, got " + v.raw());
+  if (v.size() == 0) v.fail("must not be empty");
+  if (static_cast<int64_t>(v.size()) > limits.max_messages) {
+    v.fail("must hold at most " + std::to_string(limits.max_messages) + " messages, got " + std::to_string(v.size()));
+  }
+  std::vector<ChatMessageField> out;
+  out.reserve(v.size());
+  for (const auto& item : v.items()) {
+    if (!item.is_object()) item.fail("must be a message object, got " + item.raw());
+    ChatMessageField m;
+    bool have_role = false;
+    KeyTracker keys;
+    for (const auto& [key, value] : item.members()) {
+      keys.add(key, value);
+      if (key == "role") {
+        m.role = value.as_string();
+        if (m.role != "system" && m.role != "developer" && m.role != "user" && m.role != "assistant") {
+          value.fail("must be one of system, developer, user, assistant; got \"" + m.role + "\"");
+        }
+        have_role = true;
+      } else if (key == "content") {
+        if (!value.is_null()) m.content = message_content(value);
+      } else if (key == "name") {
+        if (!value.is_null()) (void)value.as_string();
+      } else {
+        reject_unknown(value);
+      }
+    }
+    if (!have_role) throw_invalid(child_path(item, "role"), "is required");
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::vector<Prompt> parse_prompts(const JsonValue& v, const RequestLimits& limits) {
+  if (v.is_string()) return {Prompt{false, v.as_string(), {}}};
+  if (!v.is_array()) v.fail("must be a string, an array of token ids, or an array of those, got " + v.raw());
+  if (v.size() == 0) v.fail("must not be empty");
+  const JsonValue first = v[size_t{0}];
+  if (first.is_number()) return {Prompt{true, {}, token_ids(v, kInt32Max, "token ids")}};
+  if (static_cast<int64_t>(v.size()) > limits.max_prompts) {
+    v.fail("must hold at most " + std::to_string(limits.max_prompts) + " prompts, got " + std::to_string(v.size()));
+  }
+  std::vector<Prompt> out;
+  for (const auto& item : v.items()) {
+    if (item.is_string()) {
+      out.push_back(Prompt{false, item.as_string(), {}});
+    } else if (item.is_array()) {
+      if (item.size() == 0) item.fail("must not be empty");
+      out.push_back(Prompt{true, {}, token_ids(item, kInt32Max, "token ids")});
+    } else {
+      item.fail("must be a string or an array of token ids, got " + item.raw());
+    }
+  }
+  return out;
+}
+
+const JsonValue& require_object(const JsonValue& root) {
+  if (!root.is_object()) root.fail("must be a JSON object, got " + root.raw());
+  return root;
+}
+
+CompletionRequest completion_from_json(const JsonValue& root, const RequestLimits& limits) {
+  require_object(root);
+  CompletionRequest req;
+  SamplingReader sampling(limits);
+  bool have_prompt = false;
+  KeyTracker keys;
+  for (const auto& [key, v] : root.members()) {
+    keys.add(key, v);
+    if (v.is_null()) continue;
+    if (key == "model") {
+      req.model = v.as_string();
+    } else if (key == "prompt") {
+      req.prompts = parse_prompts(v, limits);
+      have_prompt = true;
+    } else if (!sampling.take(key, v) && !take_neutral(key, v)) {
+      reject_unknown(v);
+    }
+  }
+  if (!have_prompt) throw_invalid(child_path(root, "prompt"), "is required");
+  req.sampling = sampling.finish();
+  return req;
+}
+
+TokenizeRequest tokenize_from_json(const JsonValue& root, const RequestLimits& limits) {
+  require_object(root);
+  TokenizeRequest req;
+  bool have_prompt = false;
+  KeyTracker keys;
+  for (const auto& [key, v] : root.members()) {
+    keys.add(key, v);
+    if (v.is_null()) continue;
+    if (key == "model") {
+      req.model = v.as_string();
+    } else if (key == "prompt") {
+      req.prompt = v.as_string();
+      have_prompt = true;
+    } else if (key == "messages") {
+      req.messages = parse_messages(v, limits);
+      req.is_chat = true;
+    } else if (key == "add_special_tokens") {
+      req.add_special_tokens = v.as_bool();
+    } else if (key == "add_generation_prompt") {
+      req.add_generation_prompt = v.as_bool();
+    } else {
+      reject_unknown(v);
+    }
+  }
+  if (have_prompt == req.is_chat) throw_invalid(child_path(root, "prompt"), "exactly one of `prompt` and `messages` is required");
+  return req;
+}
+
+DetokenizeRequest detokenize_from_json(const JsonValue& root, const RequestLimits& /*limits*/) {
+  require_object(root);
+  DetokenizeRequest req;
+  bool have_tokens = false;
+  KeyTracker keys;
+  for (const auto& [key, v] : root.members()) {
+    keys.add(key, v);
+    if (v.is_null()) continue;
+    if (key == "model") {
+      req.model = v.as_string();
+    } else if (key == "tokens") {
+      req.tokens = token_ids(v, kInt32Max, "token ids");
+      have_tokens = true;
+    } else {
+      reject_unknown(v);
+    }
+  }
+  if (!have_tokens) throw_invalid(child_path(root, "tokens"), "is required");
+  return req;
+}
+
+// Parses the body and runs `fn` on its root; every failure becomes an Error value.
+template <class T, class Fn>
+Result<T> parse_body(std::string_view body, const RequestLimits& limits, Fn fn) {
+  if (json_nesting_exceeds(body, limits.max_json_depth)) {
+    return Error::invalid("", "the request body nests deeper than " + std::to_string(limits.max_json_depth) + " levels");
+  }
+  auto doc = JsonDocument::parse(body, "body");
+  if (!doc) {
+    // JsonDocument names the "field" after its `what`; a syntax error has no field.
+    const std::string& message = doc.error().message;
+    const std::string marker = "invalid JSON: ";
+    const size_t at = message.find(marker);
+    return Error::invalid("", "the request body is not valid JSON: " +
+                                  (at == std::string::npos ? message : message.substr(at + marker.size())));
+  }
+  const JsonValue root = doc->root();
+  return capture_errors([&]() -> T { return fn(root, limits); });
+}
+
+}  // namespace
+
+ChatRequest chat_request_from_json(const JsonValue& root, const RequestLimits& limits) {
+  require_object(root);
+  ChatRequest req;
+  SamplingReader sampling(limits);
+  bool have_messages = false;
+  KeyTracker keys;
+  for (const auto& [key, v] : root.members()) {
+    keys.add(key, v);
+    if (v.is_null()) continue;
+    if (key == "model") {
+      req.model = v.as_string();
+    } else if (key == "messages") {
+      req.messages = parse_messages(v, limits);
+      have_messages = true;
+    } else if (key == "add_generation_prompt") {
+      req.add_generation_prompt = v.as_bool();
+    } else if (!sampling.take(key, v) && !take_neutral(key, v)) {
+      reject_unknown(v);
+    }
+  }
+  if (!have_messages) throw_invalid(child_path(root, "messages"), "is required");
+  req.sampling = sampling.finish();
+  return req;
+}
+
+Result<ChatRequest> parse_chat_request(std::string_view body, const RequestLimits& limits) {
+  return parse_body<ChatRequest>(body, limits, chat_request_from_json);
+}
+
+Result<CompletionRequest> parse_completion_request(std::string_view body, const RequestLimits& limits) {
+  return parse_body<CompletionRequest>(body, limits, completion_from_json);
+}
+
+Result<TokenizeRequest> parse_tokenize_request(std::string_view body, const RequestLimits& limits) {
+  return parse_body<TokenizeRequest>(body, limits, tokenize_from_json);
+}
+
+Result<DetokenizeRequest> parse_detokenize_request(std::string_view body, const RequestLimits& limits) {
+  return parse_body<DetokenizeRequest>(body, limits, detokenize_from_json);
+}
+
+}  // namespace aurora::protocol

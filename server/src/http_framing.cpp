@@ -1,0 +1,201 @@
+#include "http_framing.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <random>
+
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+
+namespace aurora::server {
+
+using protocol::ApiError;
+
+namespace {
+
+ApiError framing_error(int status, std::string message, std::string code) {
+  ApiError e;
+  e.status = status;
+  e.message = std::move(message);
+  e.code = std::move(code);
+  return e;
+}
+
+std::string_view host_without_port(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {  // [::1]:8000
+    const size_t close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+  }
+  const size_t colon = host.rfind(':');
+  return colon == std::string_view::npos ? host : host.substr(0, colon);
+}
+
+}  // namespace
+
+std::optional<ApiError> check_request_header(const http::request_header<>& header, const config::ServerConfig& config,
+                                             const std::vector<std::string>& allowed_hosts) {
+  if (header.find(http::field::transfer_encoding) != header.end()) {
+    return framing_error(411, "Transfer-Encoding is not accepted on requests: send the body with Content-Length",
+                         "length_required");
+  }
+  size_t fields = 0;
+  size_t hosts = 0;
+  for (const auto& field : header) {
+    ++fields;
+    if (field.name() == http::field::host) ++hosts;
+  }
+  if (fields > static_cast<size_t>(config.max_header_fields)) {
+    return framing_error(431, "too many header fields (at most " + std::to_string(config.max_header_fields) + ")",
+                         "header_fields_too_large");
+  }
+  if (hosts != 1 || header[http::field::host].empty()) {
+    return framing_error(400, "exactly one non-empty Host header is required", "bad_host");
+  }
+  if (!allowed_hosts.empty()) {
+    const std::string_view host = host_without_port(header[http::field::host]);
+    bool allowed = false;
+    for (const auto& h : allowed_hosts) allowed = allowed || host == h;
+    if (!allowed) return framing_error(421, "Host is not served here", "misdirected_request");
+  }
+  const auto length = header.find(http::field::content_length);
+  if (length != header.end()) {
+    // Beast has already refused malformed and conflicting values; compare without overflow.
+    const std::string_view v = length->value();
+    const std::string limit = std::to_string(config.max_body_bytes);
+    if (v.size() > limit.size() || (v.size() == limit.size() && v > limit)) {
+      return ApiError::too_large("the request body is larger than " + limit + " bytes");
+    }
+  }
+  return std::nullopt;
+}
+
+ApiError error_for_parse_failure(const boost::system::error_code& ec) {
+  if (ec == http::error::header_limit) {
+    return framing_error(431, "the request header is too large", "header_too_large");
+  }
+  if (ec == http::error::body_limit) return ApiError::too_large("the request body is too large");
+  if (ec == http::error::bad_transfer_encoding) {
+    // Content-Length followed by Transfer-Encoding: the parser refuses it before our header check.
+    return framing_error(411, "Transfer-Encoding is not accepted on requests: send the body with Content-Length",
+                         "length_required");
+  }
+  return framing_error(400, "malformed HTTP request: " + ec.message(), "bad_request");
+}
+
+FramingOutcome frame_request(std::string_view bytes, const config::ServerConfig& config) {
+  FramingOutcome out;
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
+  parser.body_limit(static_cast<std::uint64_t>(config.max_body_bytes));
+  const auto allowed = parse_allowed_hosts(config.allowed_hosts);
+  boost::system::error_code ec;
+  size_t used = 0;
+  // The header alone first, as the session does with async_read_header.
+  parser.eager(false);
+  while (!parser.is_header_done()) {
+    const size_t n = parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+    used += n;
+    if (ec == http::error::need_more || (!ec && n == 0)) {
+      out.incomplete = true;
+      return out;
+    }
+    if (ec) {
+      out.status = error_for_parse_failure(ec).status;
+      return out;
+    }
+  }
+  if (auto rejected = check_request_header(parser.get().base(), config, allowed)) {
+    out.status = rejected->status;
+    return out;
+  }
+  out.method = std::string(parser.get().method_string());
+  out.target = std::string(parser.get().target());
+  parser.eager(true);
+  while (!parser.is_done()) {
+    const size_t n = parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+    used += n;
+    if (ec == http::error::need_more || (!ec && n == 0)) {
+      out.incomplete = true;
+      return out;
+    }
+    if (ec) {
+      out.status = error_for_parse_failure(ec).status;
+      return out;
+    }
+  }
+  out.body_bytes = parser.get().body().size();
+  return out;
+}
+
+bool is_safe_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string generate_request_id() {
+  // Unique, not secret: a per-thread generator seeded once, plus a process-wide counter.
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())};
+  static std::atomic<uint64_t> counter{0};
+  const uint64_t a = rng();
+  const uint64_t b = counter.fetch_add(1, std::memory_order_relaxed) ^ rng();
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    out[static_cast<size_t>(i)] = kHex[(a >> (i * 4)) & 0xf];
+    out[static_cast<size_t>(16 + i)] = kHex[(b >> (i * 4)) & 0xf];
+  }
+  return out;
+}
+
+bool constant_time_equals(std::string_view a, std::string_view b) {
+  // Walk the longer length fully so the time does not reveal where the first difference is.
+  const size_t n = std::max(a.size(), b.size());
+  unsigned diff = a.size() == b.size() ? 0u : 1u;
+  for (size_t i = 0; i < n; ++i) {
+    const auto x = static_cast<unsigned char>(i < a.size() ? a[i] : 0);
+    const auto y = static_cast<unsigned char>(i < b.size() ? b[i] : 0);
+    diff |= static_cast<unsigned>(x ^ y);
+  }
+  // Keep the compiler from short-circuiting the loop.
+  volatile unsigned sink = diff;
+  return sink == 0;
+}
+
+bool bearer_matches(std::string_view authorization, std::string_view key) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (authorization.size() < kScheme.size()) return false;
+  // The scheme name is case-insensitive (RFC 9110); the key is not.
+  bool scheme_ok = true;
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    const char c = authorization[i];
+    const char lower = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    const char want = (kScheme[i] >= 'A' && kScheme[i] <= 'Z') ? static_cast<char>(kScheme[i] - 'A' + 'a') : kScheme[i];
+    scheme_ok = scheme_ok && lower == want;
+  }
+  const bool key_ok = constant_time_equals(authorization.substr(kScheme.size()), key);
+  return scheme_ok && key_ok;
+}
+
+std::vector<std::string> parse_allowed_hosts(const std::string& comma_separated) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= comma_separated.size()) {
+    size_t end = comma_separated.find(',', start);
+    if (end == std::string::npos) end = comma_separated.size();
+    std::string item = comma_separated.substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace aurora::server

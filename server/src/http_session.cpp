@@ -1,0 +1,604 @@
+#include "http_session.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include "aurora/config/protocol/requests.hpp"
+#include "aurora/config/protocol/sse.hpp"
+#include "http_framing.hpp"
+#include "log.hpp"
+#include "routes.hpp"
+#include "ws_session.hpp"
+
+namespace aurora::server {
+
+namespace http = beast::http;
+using protocol::ApiError;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr size_t kReadChunk = 4096;
+
+// Outcomes that mean "the peer is gone or we are stopping": end the session quietly.
+bool is_disconnect(const boost::system::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+         ec == net::error::connection_aborted || ec == net::error::broken_pipe || ec == net::error::operation_aborted ||
+         ec == net::error::timed_out || ec == net::error::bad_descriptor || ec == net::error::not_connected;
+}
+
+std::pair<std::string, std::string> split_target(std::string_view target) {
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return {std::string(target), {}};
+  return {std::string(target.substr(0, q)), std::string(target.substr(q + 1))};
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+struct RouteInfo {
+  std::string_view path;
+  http::verb method;
+};
+constexpr RouteInfo kBuiltinRoutes[] = {
+    {"/health", http::verb::get},          {"/metrics", http::verb::get},
+    {"/v1/models", http::verb::get},       {"/tokenize", http::verb::post},
+    {"/detokenize", http::verb::post},     {"/v1/chat/completions", http::verb::post},
+    {"/v1/completions", http::verb::post}, {"/v1/ws", http::verb::get},
+};
+
+ApiError timeout_error(const char* what) {
+  ApiError e;
+  e.status = 408;
+  e.message = std::string("timed out reading the request ") + what;
+  e.code = "request_timeout";
+  return e;
+}
+
+// Keeps the open-streams gauge exact whichever way a generation ends.
+class StreamGauge {
+ public:
+  explicit StreamGauge(Metrics& m) : m_(m) { m_.streams_open.fetch_add(1, std::memory_order_relaxed); }
+  ~StreamGauge() { m_.streams_open.fetch_sub(1, std::memory_order_relaxed); }
+  StreamGauge(const StreamGauge&) = delete;
+  StreamGauge& operator=(const StreamGauge&) = delete;
+
+ private:
+  Metrics& m_;
+};
+
+}  // namespace
+
+HttpSession::HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state)
+    : stream_(std::move(socket)),
+      buffer_(static_cast<size_t>(state->config.max_header_bytes + state->config.max_body_bytes) + 64 * 1024),
+      state_(std::move(state)),
+      monitor_timer_(stream_.get_executor()),
+      read_deadline_(stream_.get_executor()) {
+  state_->metrics.connections_open.fetch_add(1, std::memory_order_relaxed);
+}
+
+HttpSession::~HttpSession() { state_->metrics.connections_open.fetch_sub(1, std::memory_order_relaxed); }
+
+awaitable<void> HttpSession::run(std::shared_ptr<HttpSession> self) {
+  try {
+    co_await self->serve();
+  } catch (const std::exception& e) {
+    // A bug in one session must not take the others down: log it, drop the connection.
+    log_error(std::string("session failed: ") + e.what());
+    if (self->active_ != nullptr) self->active_->cancel(Generation::CancelCause::kClientGone);
+  }
+  self->close_socket();
+}
+
+void HttpSession::stop(StopMode mode) {
+  stop_requested_ = true;
+  if (ws_) {
+    ws_->stop(mode);
+    return;
+  }
+  if (mode == StopMode::kForce) {
+    if (active_ != nullptr) active_->cancel(Generation::CancelCause::kClientGone);
+    close_socket();
+    if (channel_) channel_->wake();
+  } else if (phase_ == Phase::kIdle && requests_served_ > 0) {
+    stream_.cancel();  // ends the keep-alive wait (a new connection still gets its answer)
+  }
+}
+
+void HttpSession::close_socket() {
+  if (ws_) return;  // the stream now belongs to the WebSocket session
+  boost::system::error_code ignored;
+  auto& socket = stream_.socket();
+  if (!socket.is_open()) return;
+  // The peer may be gone already; a failed shutdown changes nothing.
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
+awaitable<void> HttpSession::serve() {
+  const auto& config = state_->config;
+  const std::string no_request_id;
+  for (int served = 0;; ++served) {
+    requests_served_ = served;
+    phase_ = Phase::kIdle;
+    if (buffer_.size() == 0) {
+      // Draining: a kept-alive connection closes, but a new one still gets its 503 answer.
+      if (served > 0 && (stop_requested_ || state_->draining.load())) co_return;
+      // Wait for the first byte of the (next) request.
+      stream_.expires_after(milliseconds(config.idle_timeout_ms));
+      auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), use_tuple);
+      if (ec) co_return;  // idle timeout, peer closed, or asked to stop
+      buffer_.commit(n);
+    }
+    phase_ = Phase::kReading;
+    request_start_ = runtime::Clock::now();
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
+    parser.body_limit(static_cast<std::uint64_t>(config.max_body_bytes));
+    stream_.expires_never();
+    arm_read_deadline(milliseconds(config.header_timeout_ms));
+    auto [hec, hn] = co_await http::async_read_header(stream_, buffer_, parser, use_tuple);
+    disarm_read_deadline();
+    if (hec && read_timed_out()) {
+      const Reply reply = error_reply(timeout_error("header"), false);
+      co_await write_reply(reply, 11, no_request_id);
+      co_return;
+    }
+    if (hec) {
+      if (!is_disconnect(hec)) {
+        const Reply reply = error_reply(error_for_parse_failure(hec), false);
+        co_await write_reply(reply, 11, no_request_id);
+      }
+      co_return;
+    }
+    const auto& header = parser.get();
+    const unsigned version = header.version() == 10 ? 10 : 11;
+    const auto request_id_field = header["X-Request-Id"];
+    const std::string request_id =
+        is_safe_request_id(request_id_field) ? std::string(request_id_field) : generate_request_id();
+    if (auto rejected = check_request_header(header.base(), config, state_->allowed_hosts)) {
+      const Reply reply = error_reply(*rejected, false);
+      co_await write_reply(reply, version, request_id);
+      co_return;
+    }
+    if (!parser.is_done()) {
+      if (iequals(header[http::field::expect], "100-continue")) {
+        http::response<http::empty_body> cont{http::status::continue_, 11};
+        stream_.expires_after(milliseconds(config.write_timeout_ms));
+        auto [cec, cn] = co_await http::async_write(stream_, cont, use_tuple);
+        if (cec) co_return;
+      }
+      const auto deadline = std::chrono::steady_clock::now() + milliseconds(config.body_total_timeout_ms);
+      while (!parser.is_done()) {
+        const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+        boost::system::error_code bec = beast::error::timeout;
+        bool timed_out = true;
+        if (left.count() > 0) {
+          arm_read_deadline(std::min(left, milliseconds(config.body_timeout_ms)));
+          auto [read_ec, read_n] = co_await http::async_read_some(stream_, buffer_, parser, use_tuple);
+          disarm_read_deadline();
+          bec = read_ec;
+          timed_out = bec && read_timed_out();
+        }
+        if (timed_out) {
+          const Reply reply = error_reply(timeout_error("body"), false);
+          co_await write_reply(reply, version, request_id);
+          co_return;
+        }
+        if (bec) {
+          if (!is_disconnect(bec)) {
+            const Reply reply = error_reply(error_for_parse_failure(bec), false);
+            co_await write_reply(reply, version, request_id);
+          }
+          co_return;
+        }
+      }
+    }
+    stream_.expires_never();
+    Request request = parser.release();
+    const bool keep_alive = request.keep_alive() && served + 1 < config.max_requests_per_connection;
+    phase_ = Phase::kHandling;
+    current_request_ = &request;
+    const bool keep = co_await handle(request, request_id, keep_alive, request_start_);
+    current_request_ = nullptr;
+    if (!keep || stop_requested_) co_return;
+  }
+}
+
+HttpSession::Reply HttpSession::error_reply(const ApiError& error, bool keep_alive) {
+  Reply r;
+  r.response = error_response(error);
+  r.keep_alive = keep_alive;
+  r.retry_after_s = error.retry_after_seconds;
+  return r;
+}
+
+HttpSession::Decision HttpSession::decide(const Request& request, bool keep_alive) const {
+  const auto& config = state_->config;
+  const auto [path, query] = split_target(request.target());
+  const http::verb method = request.method();
+  Decision d;
+  d.reply.keep_alive = keep_alive;
+  auto refuse = [&](const ApiError& e, bool keep) {
+    d.reply = error_reply(e, keep);
+    return d;
+  };
+  // One gate in front of every route but liveness, WebSocket upgrades included.
+  if (!config.api_key.empty() && path != "/health" &&
+      !bearer_matches(request[http::field::authorization], config.api_key)) {
+    refuse(ApiError::unauthorized(), keep_alive);
+    d.reply.authenticate = true;
+    return d;
+  }
+  const bool draining = state_->draining.load();
+  auto engine = state_->engine();
+  if (path == "/health" && method == http::verb::get) {
+    d.reply.response = health_route(*state_, engine.get());
+    d.reply.keep_alive = keep_alive && !draining;
+    return d;
+  }
+  if (path == "/metrics" && method == http::verb::get) {
+    d.reply.response = metrics_route(*state_, engine.get());
+    d.reply.keep_alive = keep_alive && !draining;
+    return d;
+  }
+  if (draining) {
+    state_->metrics.count_rejection(RejectReason::kDraining);
+    return refuse(ApiError::unavailable("The server is shutting down.", "server_draining", config.retry_after_s),
+                  false);
+  }
+  for (const auto& route : kBuiltinRoutes) {
+    if (path != route.path) continue;
+    if (method != route.method) {
+      ApiError e = ApiError::invalid_request("method " + std::string(request.method_string()) +
+                                             " is not allowed on " + path);
+      e.status = 405;
+      e.code = "method_not_allowed";
+      return refuse(e, keep_alive);
+    }
+    if (path == "/v1/chat/completions") {
+      d.action = Action::kChat;
+      return d;
+    }
+    if (path == "/v1/completions") {
+      d.action = Action::kCompletion;
+      return d;
+    }
+    if (!engine || !engine->ready()) {
+      state_->metrics.count_rejection(RejectReason::kLoading);
+      return refuse(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s), keep_alive);
+    }
+    if (path == "/v1/ws") {
+      if (!beast::websocket::is_upgrade(request)) {
+        return refuse(ApiError::invalid_request("/v1/ws is a WebSocket endpoint: send an Upgrade request"),
+                      keep_alive);
+      }
+      d.action = Action::kWebSocket;
+      return d;
+    }
+    if (path == "/v1/models") d.reply.response = models_route(*state_, *engine);
+    if (path == "/tokenize") d.reply.response = tokenize_route(*state_, *engine, request.body());
+    if (path == "/detokenize") d.reply.response = detokenize_route(*state_, *engine, request.body());
+    return d;
+  }
+  for (const auto& route : state_->routes) {
+    if (route.path != path || route.method != request.method_string()) continue;
+    HttpRequestView view;
+    view.method = std::string(request.method_string());
+    view.path = path;
+    view.query = query;
+    view.body = request.body();
+    for (const auto& field : request) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+      if (name == "authorization") continue;  // handlers never see the key
+      view.headers[name] = std::string(field.value());
+    }
+    d.reply.response = route.handler(view, engine.get());
+    return d;
+  }
+  return refuse(ApiError::not_found("no route for " + std::string(request.method_string()) + " " + path.substr(0, 128)),
+                keep_alive);
+}
+
+awaitable<bool> HttpSession::handle(Request& request, const std::string& request_id, bool keep_alive,
+                                    runtime::Clock::time_point arrival) {
+  const unsigned version = request.version() == 10 ? 10 : 11;
+  const Decision decision = decide(request, keep_alive);
+  switch (decision.action) {
+    case Action::kReply: {
+      const bool written = co_await write_reply(decision.reply, version, request_id);
+      co_return written && decision.reply.keep_alive;
+    }
+    case Action::kChat:
+    case Action::kCompletion: {
+      const auto endpoint =
+          decision.action == Action::kChat ? protocol::Endpoint::kChat : protocol::Endpoint::kCompletion;
+      co_return co_await serve_generation(request, endpoint, request_id, keep_alive, arrival);
+    }
+    case Action::kWebSocket: {
+      phase_ = Phase::kWebSocket;
+      ws_ = std::make_shared<WsSession>(std::move(stream_), state_, std::move(request));
+      if (stop_requested_) ws_->stop(StopMode::kDrain);
+      std::shared_ptr<WsSession> ws = ws_;
+      co_await WsSession::run(std::move(ws));
+      co_return false;
+    }
+  }
+  co_return false;
+}
+
+std::optional<HttpSession::Reply> HttpSession::prepare_generation(const Request& request,
+                                                                  protocol::Endpoint endpoint,
+                                                                  const std::string& request_id, bool keep_alive,
+                                                                  runtime::Clock::time_point arrival,
+                                                                  std::optional<Generation>& generation,
+                                                                  bool& stream) {
+  const auto& config = state_->config;
+  auto engine = state_->engine();
+  if (!engine || !engine->ready()) {
+    state_->metrics.count_rejection(RejectReason::kLoading);
+    return error_reply(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s),
+                       keep_alive);
+  }
+  // Every validation happens here, before the first byte of the response.
+  const RequestInfo info{request_id, arrival};
+  std::optional<Expected<GenerationPlan>> plan;
+  if (endpoint == protocol::Endpoint::kChat) {
+    auto parsed = protocol::parse_chat_request(request.body(), config.limits);
+    if (!parsed.ok()) return error_reply(ApiError::from(parsed.error()), keep_alive);
+    stream = parsed->sampling.stream;
+    plan.emplace(plan_chat(*parsed, *engine, info));
+  } else {
+    auto parsed = protocol::parse_completion_request(request.body(), config.limits);
+    if (!parsed.ok()) return error_reply(ApiError::from(parsed.error()), keep_alive);
+    stream = parsed->sampling.stream;
+    plan.emplace(plan_completion(*parsed, *engine, info));
+  }
+  if (!plan->ok()) return error_reply(plan->error(), keep_alive);
+  channel_ = std::make_shared<TokenChannel>(stream_.get_executor(), static_cast<size_t>(config.stream_queue_events),
+                                            static_cast<size_t>(config.stream_max_pending_bytes));
+  generation.emplace(std::move(plan->value()), stream ? Generation::Wire::kSse : Generation::Wire::kJson);
+  if (auto rejected = generation->submit(engine, channel_, 0, state_->metrics, config)) {
+    channel_->close();
+    channel_.reset();
+    generation.reset();
+    return error_reply(*rejected, keep_alive);
+  }
+  return std::nullopt;
+}
+
+awaitable<bool> HttpSession::serve_generation(Request& request, protocol::Endpoint endpoint,
+                                              const std::string& request_id, bool keep_alive,
+                                              runtime::Clock::time_point arrival) {
+  const unsigned version = request.version() == 10 ? 10 : 11;
+  std::optional<Generation> generation;
+  bool stream = false;
+  const std::optional<Reply> refused =
+      prepare_generation(request, endpoint, request_id, keep_alive, arrival, generation, stream);
+  if (refused) {
+    const bool written = co_await write_reply(*refused, version, request_id);
+    co_return written && refused->keep_alive;
+  }
+  StreamGauge gauge(state_->metrics);
+  active_ = &*generation;
+  bool keep = false;
+  try {
+    keep = co_await run_generation(*generation, stream, version, request_id, keep_alive);
+  } catch (...) {
+    generation->cancel(Generation::CancelCause::kClientGone);
+    active_ = nullptr;
+    channel_->close();
+    throw;
+  }
+  active_ = nullptr;
+  channel_->close();
+  channel_.reset();
+  co_return keep && !state_->draining.load();
+}
+
+awaitable<bool> HttpSession::run_generation(Generation& generation, bool stream, unsigned version,
+                                            const std::string& request_id, bool keep_alive) {
+  const auto& config = state_->config;
+  const bool chunked = version >= 11;
+  if (stream) {
+    http::response<http::empty_body> res{http::status::ok, version};
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache");
+    res.set("X-Accel-Buffering", "no");  // nginx: pass events through unbuffered
+    res.set("X-Request-Id", request_id);
+    if (chunked) res.chunked(true);
+    res.keep_alive(chunked && keep_alive && !state_->draining.load());
+    http::response_serializer<http::empty_body> serializer{res};
+    stream_.expires_after(milliseconds(config.write_timeout_ms));
+    auto [ec, n] = co_await http::async_write_header(stream_, serializer, use_tuple);
+    if (ec) {
+      generation.cancel(Generation::CancelCause::kClientGone);
+      state_->metrics.client_disconnects.fetch_add(1, std::memory_order_relaxed);
+      co_return false;
+    }
+    state_->metrics.count_response(200);
+  }
+  start_monitor();
+  WireOutput out;
+  generation.start(out);
+  std::vector<StreamEvent> events;
+  bool write_failed = false;
+  const milliseconds wait_period(stream ? config.sse_keepalive_ms : 60'000);
+  for (;;) {
+    if (stream && !out.bytes.empty()) {
+      if (!co_await write_stream_bytes(out.bytes, chunked)) {
+        write_failed = true;
+        break;
+      }
+      out.bytes.clear();
+    }
+    if (generation.finished() || peer_gone_) break;
+    const auto waited = co_await channel_->wait(wait_period);
+    if (peer_gone_) break;
+    if (waited == TokenChannel::WaitResult::kTimeout) {
+      if (stream) out.bytes.assign(protocol::kSseKeepAlive);
+      continue;
+    }
+    channel_->pop_all(events);
+    for (const auto& e : events) generation.on_event(e, out);
+  }
+  if (write_failed || peer_gone_) {
+    // Either way the client will not read the rest: free the engine's work now.
+    generation.cancel(Generation::CancelCause::kClientGone);
+    state_->metrics.client_disconnects.fetch_add(1, std::memory_order_relaxed);
+    co_await stop_monitor();
+    co_return false;
+  }
+  co_await stop_monitor();
+  if (stream) {
+    log_access(current_request_, 200, 0, request_id);
+    if (!chunked) co_return false;
+    static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+    const net::const_buffer last_chunk(kLastChunk.data(), kLastChunk.size());
+    stream_.expires_after(milliseconds(config.write_timeout_ms));
+    auto [ec, n] = co_await net::async_write(stream_, last_chunk, use_tuple);
+    co_return !ec && keep_alive;
+  }
+  Reply reply;
+  reply.response = generation.json_response();
+  reply.keep_alive = keep_alive;
+  reply.retry_after_s = reply.response.status == 503 ? config.retry_after_s : 0;
+  const bool written = co_await write_reply(reply, version, request_id);
+  co_return written && keep_alive;
+}
+
+awaitable<bool> HttpSession::write_stream_bytes(const std::string& payload, bool chunked) {
+  stream_.expires_after(milliseconds(state_->config.write_timeout_ms));
+  if (!chunked) {
+    const net::const_buffer data = net::buffer(payload);
+    auto [ec, n] = co_await net::async_write(stream_, data, use_tuple);
+    co_return !ec;
+  }
+  char head[24];
+  const int len = std::snprintf(head, sizeof(head), "%zx\r\n", payload.size());
+  const std::array<net::const_buffer, 3> buffers{net::buffer(head, static_cast<size_t>(len)), net::buffer(payload),
+                                                 net::buffer("\r\n", 2)};
+  auto [ec, n] = co_await net::async_write(stream_, buffers, use_tuple);
+  co_return !ec;
+}
+
+awaitable<bool> HttpSession::write_reply(const Reply& reply, unsigned version, const std::string& request_id) {
+  http::response<http::string_body> res{static_cast<http::status>(reply.response.status), version};
+  res.set(http::field::content_type, reply.response.content_type);
+  if (!request_id.empty()) res.set("X-Request-Id", request_id);
+  if (reply.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
+  if (reply.authenticate) res.set(http::field::www_authenticate, "Bearer");
+  res.keep_alive(reply.keep_alive);
+  res.body() = reply.response.body;
+  res.prepare_payload();
+  stream_.expires_after(milliseconds(state_->config.write_timeout_ms));
+  auto [ec, n] = co_await http::async_write(stream_, res, use_tuple);
+  state_->metrics.count_response(reply.response.status);
+  log_access(current_request_, reply.response.status, reply.response.body.size(), request_id);
+  if (!reply.keep_alive && !ec) {
+    // Half-close after the response so the client reads it before the connection goes.
+    boost::system::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+  co_return !ec;
+}
+
+void HttpSession::start_monitor() {
+  peer_gone_ = false;
+  monitor_stop_ = false;
+  monitor_running_ = true;
+  net::co_spawn(stream_.get_executor(), monitor(shared_from_this()), [](std::exception_ptr error) {
+    if (!error) return;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      log_error(std::string("connection monitor failed: ") + e.what());
+    }
+  });
+}
+
+awaitable<void> HttpSession::monitor(std::shared_ptr<HttpSession> self) {
+  auto& socket = self->stream_.socket();
+  while (!self->monitor_stop_) {
+    // Bytes that arrive now belong to a pipelined next request: keep them, within the buffer's cap.
+    const size_t room = std::min(kReadChunk, self->buffer_.max_size() - self->buffer_.size());
+    if (room == 0) break;
+    auto [ec, n] = co_await socket.async_read_some(self->buffer_.prepare(room), use_tuple);
+    if (self->monitor_stop_) {
+      if (!ec) self->buffer_.commit(n);
+      break;
+    }
+    if (ec) {
+      // EOF (including a half-close), reset, or TCP_USER_TIMEOUT/keep-alive expiry.
+      self->on_peer_gone();
+      break;
+    }
+    self->buffer_.commit(n);
+  }
+  self->monitor_running_ = false;
+  self->monitor_timer_.cancel();
+}
+
+awaitable<void> HttpSession::stop_monitor() {
+  if (!monitor_running_) co_return;
+  monitor_stop_ = true;
+  boost::system::error_code ignored;
+  stream_.socket().cancel(ignored);
+  while (monitor_running_) {
+    monitor_timer_.expires_after(std::chrono::seconds(5));
+    co_await monitor_timer_.async_wait(use_tuple);
+  }
+}
+
+void HttpSession::arm_read_deadline(std::chrono::milliseconds timeout) {
+  read_timed_out_ = false;
+  const uint64_t seq = ++read_deadline_seq_;
+  read_deadline_.expires_after(timeout);
+  read_deadline_.async_wait([weak = weak_from_this(), seq](const boost::system::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->read_deadline_seq_ != seq) return;  // disarmed, or a later deadline
+    self->read_timed_out_ = true;
+    boost::system::error_code ignored;
+    self->stream_.socket().cancel(ignored);
+  });
+}
+
+void HttpSession::disarm_read_deadline() {
+  ++read_deadline_seq_;
+  read_deadline_.cancel();
+}
+
+void HttpSession::on_peer_gone() {
+  peer_gone_ = true;
+  if (active_ != nullptr) active_->cancel(Generation::CancelCause::kClientGone);
+  if (channel_) channel_->wake();
+}
+
+void HttpSession::log_access(const Request* request, int status, size_t bytes, const std::string& request_id) {
+  if (!state_->config.access_log) return;
+  const double ms = std::chrono::duration<double, std::milli>(runtime::Clock::now() - request_start_).count();
+  char line[64];
+  std::snprintf(line, sizeof(line), " %d %zu %.1fms ", status, bytes, ms);
+  std::string text = request != nullptr ? std::string(request->method_string()) + " " +
+                                              std::string(request->target().substr(0, 256))
+                                        : std::string("-");
+  log_info(text + line + request_id);
+}
+
+}  // namespace aurora::server

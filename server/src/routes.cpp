@@ -1,0 +1,123 @@
+#include "routes.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "aurora/config/protocol/requests.hpp"
+#include "aurora/runtime/tokenizer.hpp"
+#include "generation.hpp"
+
+namespace aurora::server {
+
+namespace json = boost::json;
+using protocol::ApiError;
+
+HttpResponse error_response(const ApiError& error) {
+  HttpResponse r;
+  r.status = error.status;
+  r.body = protocol::error_body(error);
+  return r;
+}
+
+HttpResponse health_route(const ServerState& state, const runtime::Engine* engine) {
+  HttpResponse r;
+  if (state.draining.load()) {
+    r.status = 503;
+    r.body = R"({"status":"draining"})";
+  } else if (engine == nullptr || !engine->ready()) {
+    r.status = 503;
+    r.body = R"({"status":"loading"})";
+  } else {
+    r.body = R"({"status":"ok"})";
+  }
+  return r;
+}
+
+HttpResponse models_route(const ServerState& state, const runtime::Engine& engine) {
+  json::array data;
+  for (const auto& m : engine.models()) {
+    json::object o;
+    o["id"] = m.name;
+    o["object"] = "model";
+    o["created"] = state.start_time_s;
+    o["owned_by"] = "aurora";
+    o["root"] = m.name;
+    o["parent"] = nullptr;
+    o["max_model_len"] = m.max_context_len;
+    data.push_back(std::move(o));
+  }
+  json::object body;
+  body["object"] = "list";
+  body["data"] = std::move(data);
+  HttpResponse r;
+  r.body = json::serialize(body);
+  return r;
+}
+
+HttpResponse tokenize_route(const ServerState& state, const runtime::Engine& engine, std::string_view body) {
+  auto request = protocol::parse_tokenize_request(body, state.config.limits);
+  if (!request.ok()) return error_response(ApiError::from(request.error()));
+  auto model = resolve_model(engine, request->model);
+  if (!model.ok()) return error_response(model.error());
+  const runtime::Tokenizer& tokenizer = engine.tokenizer(model.value().name);
+  std::vector<int32_t> ids;
+  if (request->is_chat) {
+    std::vector<runtime::ChatMessage> messages;
+    for (const auto& m : request->messages) messages.push_back({m.role, m.content});
+    auto rendered = tokenizer.apply_chat_template(messages, request->add_generation_prompt);
+    if (!rendered.ok()) {
+      ApiError e = ApiError::from(rendered.error());
+      if (e.param.empty()) e.param = "messages";
+      return error_response(e);
+    }
+    ids = tokenizer.encode(*rendered, /*add_special=*/false);
+  } else {
+    ids = tokenizer.encode(request->prompt, request->add_special_tokens);
+  }
+  json::object out;
+  out["count"] = ids.size();
+  out["max_model_len"] = model.value().max_context_len;
+  json::array tokens;
+  tokens.reserve(ids.size());
+  for (int32_t id : ids) tokens.push_back(id);
+  out["tokens"] = std::move(tokens);
+  HttpResponse r;
+  r.body = json::serialize(out);
+  return r;
+}
+
+HttpResponse detokenize_route(const ServerState& state, const runtime::Engine& engine, std::string_view body) {
+  auto request = protocol::parse_detokenize_request(body, state.config.limits);
+  if (!request.ok()) return error_response(ApiError::from(request.error()));
+  auto model = resolve_model(engine, request->model);
+  if (!model.ok()) return error_response(model.error());
+  for (size_t i = 0; i < request->tokens.size(); ++i) {
+    if (request->tokens[i] >= model.value().vocab_size) {
+      return error_response(ApiError::invalid_request(
+          "tokens[" + std::to_string(i) + "]: token id " + std::to_string(request->tokens[i]) +
+              " is not in the vocabulary (size " + std::to_string(model.value().vocab_size) + ")",
+          "tokens"));
+    }
+  }
+  auto text = engine.tokenizer(model.value().name).decode(request->tokens, /*skip_special=*/false);
+  if (!text.ok()) {
+    ApiError e = ApiError::from(text.error());
+    if (e.param.empty()) e.param = "tokens";
+    return error_response(e);
+  }
+  json::object out;
+  out["prompt"] = *text;
+  HttpResponse r;
+  r.body = json::serialize(out);
+  return r;
+}
+
+HttpResponse metrics_route(const ServerState& state, const runtime::Engine* engine) {
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = state.metrics.render(engine);
+  return r;
+}
+
+}  // namespace aurora::server

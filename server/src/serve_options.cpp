@@ -1,0 +1,195 @@
+#include "aurora/server/serve_options.hpp"
+
+#include <charconv>
+#include <optional>
+
+#include "aurora/config/json.hpp"
+
+namespace aurora::server {
+
+namespace {
+
+struct EngineFlag {
+  const char* flag;
+  const char* help;
+};
+
+constexpr EngineFlag kEngineFlags[] = {
+    {"--model", "model directory (repeat to colocate two models; none = the embedded tiny model)"},
+    {"--device", "cpu, cuda:N or auto (default auto)"},
+    {"--ranks", "expert-parallel ranks (in-process on CPU; default 1)"},
+    {"--max-num-seqs", "running batch cap (default 64)"},
+    {"--max-num-batched-tokens", "tokens per engine step, prefill chunks included (default 512)"},
+    {"--max-waiting", "waiting queue cap; past it requests get 503 + Retry-After (default 256)"},
+    {"--kv-block-size", "tokens per KV block (default 16)"},
+    {"--kv-cache-tokens", "KV cache capacity in tokens (default 0 = from memory)"},
+    {"--seed", "default sampling seed base (default 0)"},
+    {"--chat-template", "chatml, llama or plain (default: from tokenizer_config.json)"},
+};
+
+Result<int64_t> parse_int(const std::string& flag, const std::string& value, int64_t lo, int64_t hi) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || end != value.data() + value.size()) {
+    return Error::invalid(flag, "must be an integer, got '" + value + "'");
+  }
+  if (v < lo || v > hi) {
+    return Error::invalid(flag, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + value);
+  }
+  return v;
+}
+
+// Applies one engine flag; false when `flag` is not an engine flag.
+Result<bool> apply_engine_flag(runtime::EngineOptions& e, const std::string& flag, const std::string& value) {
+  auto set_int = [&](auto& field, int64_t lo, int64_t hi) -> Result<bool> {
+    auto v = parse_int(flag, value, lo, hi);
+    if (!v) return v.error();
+    field = static_cast<std::remove_reference_t<decltype(field)>>(*v);
+    return true;
+  };
+  if (flag == "--model") {
+    e.model_dirs.push_back(value);
+    return true;
+  }
+  if (flag == "--device") {
+    e.device = value;
+    return true;
+  }
+  if (flag == "--chat-template") {
+    e.chat_template = value;
+    return true;
+  }
+  if (flag == "--ranks") return set_int(e.num_ranks, 1, 1024);
+  if (flag == "--max-num-seqs") return set_int(e.max_num_seqs, 1, 1 << 20);
+  if (flag == "--max-num-batched-tokens") return set_int(e.max_num_batched_tokens, 1, 1 << 24);
+  if (flag == "--max-waiting") return set_int(e.max_waiting, 0, 1 << 24);
+  if (flag == "--kv-block-size") return set_int(e.kv_block_size, 1, 1 << 16);
+  if (flag == "--kv-cache-tokens") return set_int(e.kv_cache_tokens, 0, int64_t{1} << 40);
+  if (flag == "--seed") {
+    auto v = parse_int(flag, value, 0, INT64_MAX);
+    if (!v) return v.error();
+    e.seed = static_cast<uint64_t>(*v);
+    return true;
+  }
+  return false;
+}
+
+Result<void> apply_engine_json(runtime::EngineOptions& e, const config::JsonValue& engine) {
+  return capture_errors([&] {
+    for (const auto& [key, v] : engine.members()) {
+      std::string flag = "--";
+      for (char c : key) flag += c == '_' ? '-' : c;
+      if (key == "model") {
+        for (const auto& dir : v.items()) e.model_dirs.push_back(dir.as_string());
+        continue;
+      }
+      const std::string value = v.is_string() ? v.as_string() : std::to_string(v.as_int());
+      auto applied = apply_engine_flag(e, flag, value);
+      if (!applied) throw_invalid(v.path(), applied.error().message);
+      if (!*applied) v.fail("unknown engine setting");
+    }
+  });
+}
+
+}  // namespace
+
+Result<ServeOptions> parse_serve_args(const std::vector<std::string>& args) {
+  ServeOptions out;
+  // Split `--flag=value` and `--flag value`; a boolean setting may stand alone.
+  struct Arg {
+    std::string flag;
+    std::optional<std::string> value;
+  };
+  std::vector<Arg> parsed;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      out.help = true;
+      return out;
+    }
+    if (a.rfind("--", 0) != 0) return Error::invalid(a, "unexpected argument (flags start with --)");
+    Arg arg;
+    const size_t eq = a.find('=');
+    if (eq != std::string::npos) {
+      arg.flag = a.substr(0, eq);
+      arg.value = a.substr(eq + 1);
+    } else {
+      arg.flag = a;
+      const auto* setting = config::find_server_setting(a);
+      const bool is_bool = setting != nullptr && std::holds_alternative<bool*>(setting->ref(out.server));
+      if (i + 1 < args.size() && !(is_bool && args[i + 1].rfind("--", 0) == 0)) {
+        arg.value = args[++i];
+      } else if (is_bool) {
+        arg.value = "true";
+      } else {
+        return Error::invalid(a, "needs a value");
+      }
+    }
+    parsed.push_back(std::move(arg));
+  }
+  for (const auto& arg : parsed) {
+    if (arg.flag != "--config") continue;
+    auto doc = config::JsonDocument::parse_file(*arg.value);
+    if (!doc) return doc.error();
+    auto root = doc->root();
+    if (!root.is_object()) return Error::invalid(*arg.value, "must hold a JSON object of settings");
+    auto applied = config::apply_server_config_json(out.server, root, {"engine"});
+    if (!applied) return Error::invalid(applied.error().field, *arg.value + ": " + applied.error().message);
+    if (auto engine = root.find("engine")) {
+      auto e = apply_engine_json(out.engine, *engine);
+      if (!e) return Error::invalid(e.error().field, *arg.value + ": " + e.error().message);
+    }
+  }
+  for (const auto& arg : parsed) {
+    if (arg.flag == "--config") continue;
+    auto engine = apply_engine_flag(out.engine, arg.flag, *arg.value);
+    if (!engine) return engine.error();
+    if (*engine) continue;
+    if (config::find_server_setting(arg.flag) == nullptr) {
+      return Error::invalid(arg.flag, "unknown flag (see `aurora serve --help`)");
+    }
+    auto set = config::set_server_setting(out.server, arg.flag, *arg.value);
+    if (!set) return set.error();
+  }
+  auto valid = config::validate(out.server);
+  if (!valid) return valid.error();
+  return out;
+}
+
+std::string serve_usage() {
+  std::string out =
+      "usage: aurora serve [--model DIR]... [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--config FILE]\n"
+      "                    [--ranks N] [--device D] [flags]\n\n"
+      "Serves the OpenAI-compatible API (HTTP/SSE, WebSocket /v1/ws, /metrics) on the engine.\n"
+      "SIGTERM/SIGINT drain in-flight requests (--drain-timeout-ms), then exit 0; a second signal exits at once.\n\n"
+      "engine:\n";
+  for (const auto& f : kEngineFlags) {
+    out += "  ";
+    out += f.flag;
+    out += std::string(std::max<size_t>(2, 28 - std::string(f.flag).size()), ' ');
+    out += f.help;
+    out += '\n';
+  }
+  out += "\nserver (also settable as flat keys in --config FILE):\n";
+  config::ServerConfig defaults;
+  for (const auto& s : config::server_settings()) {
+    std::string flag = "--";
+    for (const char* p = s.key; *p != '\0'; ++p) flag += *p == '_' ? '-' : *p;
+    std::string value;
+    auto ref = s.ref(defaults);
+    if (auto* str = std::get_if<std::string*>(&ref)) {
+      value = "\"" + **str + "\"";
+    } else if (auto* b = std::get_if<bool*>(&ref)) {
+      value = **b ? "true" : "false";
+    } else if (auto* i32 = std::get_if<int32_t*>(&ref)) {
+      value = std::to_string(**i32);
+    } else {
+      value = std::to_string(**std::get_if<int64_t*>(&ref));
+    }
+    out += "  " + flag + std::string(std::max<size_t>(2, 28 - flag.size()), ' ') + s.help + " (default " + value +
+           ")\n";
+  }
+  return out;
+}
+
+}  // namespace aurora::server

@@ -1,0 +1,54 @@
+// Private: ServerState, what every session shares: the configuration, the engine handle, the
+// metrics, the routes, the drain flag and the task group of live sessions.
+//
+// Thread safety: engine() and draining() are safe from any thread; config and routes are immutable
+// once the server has started.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "aurora/config/server_config.hpp"
+#include "aurora/runtime/engine.hpp"
+#include "aurora/server/server.hpp"
+#include "metrics.hpp"
+#include "task_group.hpp"
+
+namespace aurora::server {
+
+struct CustomRoute {
+  std::string method;
+  std::string path;
+  RouteHandler handler;
+};
+
+struct ServerState {
+  explicit ServerState(config::ServerConfig c);
+
+  const config::ServerConfig config;
+  const std::vector<std::string> allowed_hosts;  // parsed from config.allowed_hosts
+  const int64_t start_time_s;                    // unix seconds, for `created` of /v1/models
+  Metrics metrics;
+  TaskGroup sessions;
+  std::vector<CustomRoute> routes;
+  std::atomic<bool> draining{false};
+
+  std::shared_ptr<runtime::Engine> engine() const {
+    std::lock_guard lock(engine_mutex_);
+    return engine_;
+  }
+  void set_engine(std::shared_ptr<runtime::Engine> engine) {
+    std::lock_guard lock(engine_mutex_);
+    engine_ = std::move(engine);
+  }
+
+ private:
+  mutable std::mutex engine_mutex_;
+  std::shared_ptr<runtime::Engine> engine_;
+};
+
+}  // namespace aurora::server

@@ -1,0 +1,304 @@
+// OpenAI protocol types: request validation (the T4 table of anchors-reliability.md), response and
+// chunk JSON, SSE framing and the WebSocket envelope.
+#include <random>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <catch2/catch.hpp>
+
+#include "aurora/config/protocol/api_error.hpp"
+#include "aurora/config/protocol/requests.hpp"
+#include "aurora/config/protocol/responses.hpp"
+#include "aurora/config/protocol/sse.hpp"
+#include "aurora/config/protocol/ws_messages.hpp"
+
+using namespace aurora::protocol;
+namespace json = boost::json;
+
+namespace {
+const RequestLimits kLimits;
+
+// The error of parsing a chat body, as "field|message".
+std::string chat_error(const std::string& body) {
+  auto r = parse_chat_request(body, kLimits);
+  if (r.ok()) return "(ok)";
+  return r.error().field + "|" + r.error().message;
+}
+std::string completion_error(const std::string& body) {
+  auto r = parse_completion_request(body, kLimits);
+  if (r.ok()) return "(ok)";
+  return r.error().field + "|" + r.error().message;
+}
+std::string chat_with(const std::string& extra) {
+  return R"({"model":"m","messages":[{"role":"user","content":"hi"}])" + extra + "}";
+}
+}  // namespace
+
+TEST_CASE("a full chat request parses with every field") {
+  auto r = parse_chat_request(R"({
+    "model": "tiny", "messages": [{"role": "system", "content": "be brief"},
+                                  {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+    "max_completion_tokens": 32, "max_tokens": 7, "temperature": 0, "top_p": 0.5, "top_k": 40, "seed": 1234,
+    "stop": ["\n\n", "END"], "n": 2, "ignore_eos": true, "stream": true,
+    "stream_options": {"include_usage": true}, "stop_token_ids": [5, 6],
+    "frequency_penalty": 0, "user": "u1", "logprobs": false, "tool_choice": "none"})",
+                              kLimits);
+  REQUIRE(r.ok());
+  CHECK(r->model == "tiny");
+  REQUIRE(r->messages.size() == 2);
+  CHECK(r->messages[1].content == "ab");
+  CHECK(r->sampling.max_tokens == 32);  // max_completion_tokens wins
+  CHECK(r->sampling.max_tokens_field == "max_completion_tokens");
+  CHECK(r->sampling.temperature == 0.0f);
+  CHECK(r->sampling.top_p == 0.5f);
+  CHECK(r->sampling.top_k == 40);
+  CHECK(r->sampling.seed == 1234u);
+  CHECK(r->sampling.stop == std::vector<std::string>{"\n\n", "END"});
+  CHECK(r->sampling.n == 2);
+  CHECK(r->sampling.ignore_eos);
+  CHECK(r->sampling.stream);
+  CHECK(r->sampling.include_usage);
+  CHECK(r->sampling.stop_token_ids == std::vector<int32_t>{5, 6});
+}
+
+TEST_CASE("null fields mean absent and defaults hold") {
+  auto r = parse_chat_request(chat_with(R"(,"temperature":null,"stop":null,"max_tokens":null)"), kLimits);
+  REQUIRE(r.ok());
+  CHECK(r->sampling.temperature == 1.0f);
+  CHECK(!r->sampling.max_tokens);
+  CHECK(r->sampling.n == 1);
+  CHECK(!r->sampling.stream);
+}
+
+TEST_CASE("bad JSON and abusive parameters are 400s that name the field") {
+  CHECK(chat_error("not json").rfind("|the request body is not valid JSON", 0) == 0);
+  CHECK(chat_error(chat_with("") + " trailing").rfind("|the request body is not valid JSON", 0) == 0);
+  CHECK(chat_error("[1,2]") == "(root)|(root): must be a JSON object, got [1,2]");
+  CHECK(chat_error(std::string(10000, '[') + std::string(10000, ']')) ==
+        "|the request body nests deeper than 64 levels");
+  CHECK(chat_error(chat_with(R"(,"max_tokens":5,"max_tokens":6)")) == "max_tokens|max_tokens: duplicate key");
+  CHECK(chat_error(chat_with(R"(,"max_tokens":0)")) == "max_tokens|max_tokens: must be in [1, 2147483647], got 0");
+  CHECK(chat_error(chat_with(R"(,"max_tokens":-1)")) == "max_tokens|max_tokens: must be in [1, 2147483647], got -1");
+  CHECK(chat_error(chat_with(R"(,"max_tokens":1e12)")).rfind("max_tokens|max_tokens: must be in", 0) == 0);
+  CHECK(chat_error(chat_with(R"(,"max_tokens":2147483648)")).rfind("max_tokens|", 0) == 0);
+  CHECK(chat_error(chat_with(R"(,"max_tokens":"16")")) == "max_tokens|max_tokens: must be an integer, got a string \"16\"");
+  CHECK(chat_error(chat_with(R"(,"max_tokens":2.5)")) == "max_tokens|max_tokens: must be an integer, got 2.5");
+  CHECK(chat_error(chat_with(R"(,"n":1000)")) == "n|n: must be in [1, 4], got 1000");
+  CHECK(chat_error(chat_with(R"(,"n":0)")) == "n|n: must be in [1, 4], got 0");
+  CHECK(chat_error(chat_with(R"(,"stop":["a","b","c","d","e"])")) == "stop|stop: must hold at most 4 strings, got 5");
+  CHECK(chat_error(chat_with(R"(,"stop":")" + std::string(300, 'x') + "\"")) ==
+        "stop|stop: must be at most 256 bytes, got 300");
+  CHECK(chat_error(chat_with(R"(,"stop":["ok",""])")) == "stop[1]|stop[1]: must not be empty");
+  CHECK(chat_error(chat_with(R"(,"temperature":-1)")) == "temperature|temperature: must be in [0, 2], got -1");
+  CHECK(chat_error(chat_with(R"(,"temperature":1e9)")) == "temperature|temperature: must be in [0, 2], got 1e+09");
+  CHECK(chat_error(chat_with(R"(,"temperature":1e400)")).find("not valid JSON") != std::string::npos);
+  CHECK(chat_error(chat_with(R"(,"top_p":0)")) == "top_p|top_p: must be in (0, 1], got 0");
+  CHECK(chat_error(chat_with(R"(,"top_p":2)")) == "top_p|top_p: must be in (0, 1], got 2");
+  CHECK(chat_error(chat_with(R"(,"top_k":-2)")).rfind("top_k|", 0) == 0);
+  CHECK(chat_error(chat_with(R"(,"stream":"yes")")) == "stream|stream: must be a boolean, got \"yes\"");
+  CHECK(chat_error(chat_with(R"(,"stream_options":{"include_usage":true})")) ==
+        "stream_options|stream_options: is only allowed when `stream` is true");
+  CHECK(chat_error(chat_with(R"(,"stream":true,"stream_options":{"include_usage":true,"x":1})")) ==
+        "stream_options.x|stream_options.x: unknown parameter");
+  CHECK(chat_error(chat_with(R"(,"max_token":5)")) == "max_token|max_token: unknown parameter");
+  CHECK(chat_error(chat_with(R"(,"top_logprobs":100)")).rfind("top_logprobs|top_logprobs: is not supported", 0) == 0);
+  CHECK(chat_error(chat_with(R"(,"logprobs":true)")).rfind("logprobs|logprobs: is not supported", 0) == 0);
+  CHECK(chat_error(chat_with(R"(,"presence_penalty":0.5)")).rfind("presence_penalty|", 0) == 0);
+  CHECK(chat_error(chat_with(R"(,"tools":[{"type":"function"}])")).rfind("tools|", 0) == 0);
+  CHECK(chat_error(R"({"model":"m"})") == "messages|messages: is required");
+  CHECK(chat_error(R"({"messages":[]})") == "messages|messages: must not be empty");
+  CHECK(chat_error(R"({"messages":[{"role":"wizard","content":"x"}]})").rfind("messages[0].role|", 0) == 0);
+  CHECK(chat_error(R"({"messages":[{"content":"x"}]})") == "messages[0].role|messages[0].role: is required");
+  CHECK(chat_error(R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})")
+            .rfind("messages[0].content[0]", 0) == 0);
+  CHECK(chat_error(R"({"messages":[{"role":"user","content":"x","tool_calls":[]}]})") ==
+        "messages[0].tool_calls|messages[0].tool_calls: unknown parameter");
+  CHECK(chat_error("{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}").find("not valid JSON") !=
+        std::string::npos);
+  std::string many = R"({"messages":[)";
+  for (int i = 0; i < 1025; ++i) many += std::string(i ? "," : "") + R"({"role":"user","content":""})";
+  CHECK(chat_error(many + "]}") == "messages|messages: must hold at most 1024 messages, got 1025");
+}
+
+TEST_CASE("completions accept a string, token ids and batches") {
+  auto r = parse_completion_request(R"({"model":"m","prompt":"The capital of France is","max_tokens":16})", kLimits);
+  REQUIRE(r.ok());
+  REQUIRE(r->prompts.size() == 1);
+  CHECK(!r->prompts[0].is_tokens);
+  CHECK(r->prompts[0].text == "The capital of France is");
+  auto ids = parse_completion_request(R"({"prompt":[1,2,3]})", kLimits);
+  REQUIRE(ids.ok());
+  REQUIRE(ids->prompts.size() == 1);
+  CHECK(ids->prompts[0].token_ids == std::vector<int32_t>{1, 2, 3});
+  auto batch = parse_completion_request(R"({"prompt":["a",[7,8]], "n": 2})", kLimits);
+  REQUIRE(batch.ok());
+  REQUIRE(batch->prompts.size() == 2);
+  CHECK(batch->prompts[1].token_ids == std::vector<int32_t>{7, 8});
+  CHECK(completion_error(R"({"prompt":[1,-2]})") == "prompt[1]|prompt[1]: must be in [0, 2147483647], got -2");
+  CHECK(completion_error(R"({"prompt":[]})") == "prompt|prompt: must not be empty");
+  CHECK(completion_error(R"({"prompt":["a","b","c","d","e"]})") == "prompt|prompt: must hold at most 4 prompts, got 5");
+  CHECK(completion_error(R"({"prompt":{"a":1}})").rfind("prompt|", 0) == 0);
+  CHECK(completion_error(R"({"max_tokens":3})") == "prompt|prompt: is required");
+  CHECK(completion_error(R"({"prompt":"x","echo":true})").rfind("echo|", 0) == 0);
+}
+
+TEST_CASE("tokenize and detokenize bodies") {
+  auto t = parse_tokenize_request(R"({"prompt":"hello","add_special_tokens":false})", kLimits);
+  REQUIRE(t.ok());
+  CHECK(!t->is_chat);
+  CHECK(!t->add_special_tokens);
+  auto c = parse_tokenize_request(R"({"messages":[{"role":"user","content":"x"}]})", kLimits);
+  REQUIRE(c.ok());
+  CHECK(c->is_chat);
+  CHECK(!parse_tokenize_request(R"({})", kLimits).ok());
+  CHECK(!parse_tokenize_request(R"({"prompt":"a","messages":[{"role":"user","content":"x"}]})", kLimits).ok());
+  auto d = parse_detokenize_request(R"({"tokens":[104,105]})", kLimits);
+  REQUIRE(d.ok());
+  CHECK(d->tokens == std::vector<int32_t>{104, 105});
+  CHECK(!parse_detokenize_request(R"({"tokens":"x"})", kLimits).ok());
+}
+
+TEST_CASE("nesting depth scan skips strings") {
+  CHECK(!json_nesting_exceeds(R"({"a":"[[[[[[[[[[[[[[[[[[[["})", 3));
+  CHECK(!json_nesting_exceeds(R"({"a":"\"[[[[[["})", 2));
+  CHECK(json_nesting_exceeds(R"([[[[]]]])", 3));
+  CHECK(!json_nesting_exceeds(R"([[[]]])", 3));
+}
+
+TEST_CASE("api errors have OpenAI's shape") {
+  auto e = ApiError::from(aurora::Error::invalid("messages[1].content", "must be a string"));
+  CHECK(e.status == 400);
+  auto body = json::parse(error_body(e)).as_object();
+  const auto& err = body.at("error").as_object();
+  CHECK(err.at("message").as_string() == "messages[1].content: must be a string");
+  CHECK(err.at("type").as_string() == "invalid_request_error");
+  CHECK(err.at("param").as_string() == "messages[1].content");
+  CHECK(err.at("code").is_null());
+  auto o = ApiError::overloaded("queue full", 503, 1);
+  auto ob = json::parse(error_body(o)).as_object().at("error").as_object();
+  CHECK(ob.at("code").as_string() == "server_overloaded");
+  CHECK(ob.at("param").is_null());
+  CHECK(o.retry_after_seconds == 1);
+}
+
+TEST_CASE("JSON string escaping matches Boost.JSON byte for byte") {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string s;
+    const int len = static_cast<int>(rng() % 24);
+    for (int j = 0; j < len; ++j) {
+      const unsigned pick = rng() % 4;
+      if (pick == 0) s += static_cast<char>(rng() % 0x20);          // control characters
+      else if (pick == 1) s += "\"\\/"[rng() % 3];
+      else if (pick == 2) s += (rng() % 2) != 0 ? "é" : "😀";  // multi-byte UTF-8 stays raw
+      else s += static_cast<char>('a' + rng() % 26);
+    }
+    std::string mine;
+    append_json_string(mine, s);
+    CHECK(mine == json::serialize(json::string(s)));
+  }
+}
+
+TEST_CASE("streamed chunks are valid JSON in OpenAI's shape") {
+  ChunkEncoder chat(Endpoint::kChat, "chatcmpl-1", "tiny\"model", 1767225600, /*usage_null_field=*/true);
+  auto role = json::parse(chat.role_chunk(0)).as_object();
+  CHECK(role.at("object").as_string() == "chat.completion.chunk");
+  CHECK(role.at("model").as_string() == "tiny\"model");
+  CHECK(role.at("usage").is_null());
+  auto delta = role.at("choices").as_array()[0].as_object().at("delta").as_object();
+  CHECK(delta.at("role").as_string() == "assistant");
+  CHECK(delta.at("content").as_string() == "");
+
+  auto text = json::parse(chat.text_chunk(1, "a\n\"b\"\x01")).as_object();
+  auto c1 = text.at("choices").as_array()[0].as_object();
+  CHECK(c1.at("index").as_int64() == 1);
+  CHECK(c1.at("delta").as_object().at("content").as_string() == "a\n\"b\"\x01");
+  CHECK(c1.at("finish_reason").is_null());
+
+  auto fin = json::parse(chat.finish_chunk(0, "stop", std::string("\n\n"))).as_object();
+  auto cf = fin.at("choices").as_array()[0].as_object();
+  CHECK(cf.at("delta").as_object().empty());
+  CHECK(cf.at("finish_reason").as_string() == "stop");
+  CHECK(cf.at("stop_reason").as_string() == "\n\n");
+
+  auto usage = json::parse(chat.usage_chunk(TokenUsage{21, 2})).as_object();
+  CHECK(usage.at("choices").as_array().empty());
+  CHECK(usage.at("usage").as_object().at("total_tokens").as_int64() == 23);
+
+  ChunkEncoder cmpl(Endpoint::kCompletion, "cmpl-1", "m", 1, /*usage_null_field=*/false);
+  auto t = json::parse(cmpl.text_chunk(0, " Paris")).as_object();
+  CHECK(t.at("object").as_string() == "text_completion");
+  CHECK(!t.contains("usage"));
+  CHECK(t.at("choices").as_array()[0].as_object().at("text").as_string() == " Paris");
+  TokenUsage running{6, 1};
+  auto tu = json::parse(cmpl.text_chunk(0, "x", &running)).as_object();
+  CHECK(tu.at("usage").as_object().at("completion_tokens").as_int64() == 1);
+  auto tf = json::parse(cmpl.finish_chunk(0, "length", std::nullopt)).as_object();
+  CHECK(tf.at("choices").as_array()[0].as_object().at("stop_reason").is_null());
+}
+
+TEST_CASE("non-streaming bodies") {
+  std::vector<ChoiceResult> choices{{0, "Paris", "stop", std::nullopt}, {1, "Lyon", "length", std::nullopt}};
+  auto chat = json::parse(chat_completion_body("chatcmpl-9", "m", 5, choices, {21, 3})).as_object();
+  CHECK(chat.at("object").as_string() == "chat.completion");
+  auto msg = chat.at("choices").as_array()[1].as_object().at("message").as_object();
+  CHECK(msg.at("role").as_string() == "assistant");
+  CHECK(msg.at("content").as_string() == "Lyon");
+  CHECK(chat.at("usage").as_object().at("total_tokens").as_int64() == 24);
+  auto text = json::parse(text_completion_body("cmpl-9", "m", 5, choices, {1, 1})).as_object();
+  CHECK(text.at("choices").as_array()[0].as_object().at("text").as_string() == "Paris");
+}
+
+TEST_CASE("SSE parser handles split input, CRLF, comments and multi-line data") {
+  SseParser p;
+  std::string stream = ": keep-alive\r\n\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\nevent: e\rdata: z\r\rdata: [DONE]\n\n";
+  for (char c : stream) p.feed(std::string_view(&c, 1));
+  std::vector<SseEvent> events;
+  while (auto e = p.next()) events.push_back(*e);
+  REQUIRE(events.size() == 4);
+  CHECK(events[0].data == "{\"a\":1}");
+  CHECK(events[1].data == "x\ny");
+  CHECK(events[2].event == "e");
+  CHECK(events[2].data == "z");
+  CHECK(events[3].data == "[DONE]");
+  CHECK(p.comments() == 1);
+  std::string out;
+  append_sse_event(out, "{}");
+  CHECK(out == "data: {}\n\n");
+}
+
+TEST_CASE("WebSocket envelope") {
+  auto ok = parse_ws_client_message(
+      R"({"type":"response.create","id":"r1","request":{"messages":[{"role":"user","content":"x"}],"max_tokens":3}})",
+      kLimits);
+  REQUIRE(!ok.error);
+  CHECK(ok.id_json == "\"r1\"");
+  CHECK(ok.message.type == WsMessageType::kCreate);
+  CHECK(ok.message.request.sampling.max_tokens == 3);
+  auto cancel = parse_ws_client_message(R"({"type":"response.cancel","id":7})", kLimits);
+  REQUIRE(!cancel.error);
+  CHECK(cancel.id_json == "7");
+  CHECK(cancel.message.type == WsMessageType::kCancel);
+  auto bad = parse_ws_client_message(R"({"type":"response.create","id":"r2","request":{"messages":[],"n":9}})", kLimits);
+  REQUIRE(bad.error);
+  CHECK(bad.id_json == "\"r2\"");  // the error can still name its request
+  CHECK(bad.error->field == "request.messages");
+  auto noid = parse_ws_client_message(R"({"type":"response.cancel"})", kLimits);
+  REQUIRE(noid.error);
+  CHECK(noid.id_json == "null");
+  CHECK(parse_ws_client_message("{", kLimits).error);
+  CHECK(parse_ws_client_message(R"({"type":"nope","id":1})", kLimits).error->field == "type");
+
+  auto done = json::parse(ws_done_event("\"r1\"", "completed", {3, 4})).as_object();
+  CHECK(done.at("type").as_string() == "response.done");
+  CHECK(done.at("id").as_string() == "r1");
+  CHECK(done.at("usage").as_object().at("total_tokens").as_int64() == 7);
+  auto chunk = json::parse(ws_chunk_event("5", "{\"x\":1}")).as_object();
+  CHECK(chunk.at("id").as_int64() == 5);
+  CHECK(chunk.at("data").as_object().at("x").as_int64() == 1);
+  auto err = json::parse(ws_error_event("null", ApiError::invalid_request("bad", "n"))).as_object();
+  CHECK(err.at("id").is_null());
+  CHECK(err.at("status").as_int64() == 400);
+  CHECK(err.at("error").as_object().at("param").as_string() == "n");
+}

@@ -37,6 +37,8 @@ struct Args {
   int32_t prompt = 512, steps = 20, warmup = 3, prefill_reps = 3;
   std::vector<int32_t> batches = {1, 16, 64};
   uint64_t seed = 1;
+  bool profile = false;
+  bool graphs = true;
 };
 
 double median(std::vector<double> v) {
@@ -85,6 +87,8 @@ bool parse(int argc, char** argv, Args& a) {
     else if (k == "--warmup") a.warmup = std::stoi(next());
     else if (k == "--prefill-reps") a.prefill_reps = std::stoi(next());
     else if (k == "--seed") a.seed = std::stoull(next());
+    else if (k == "--profile") a.profile = true;
+    else if (k == "--no-graphs") a.graphs = false;
     else if (k == "--batches") {
       a.batches.clear();
       std::stringstream ss(next());
@@ -130,6 +134,7 @@ int run(const Args& a) {
   o.kv_block_size = 16;
   o.max_context = (a.prompt + a.warmup + a.steps + 32 + 15) / 16 * 16;
   o.kv_cache_tokens = int64_t(max_batch + a.prefill_reps + 1) * o.max_context;
+  o.use_cuda_graphs = a.graphs;
   auto runner = CudaModelRunner::create(*weights, o);
   if (!runner) {
     std::fprintf(stderr, "%s\n", runner.error().message.c_str());
@@ -216,6 +221,27 @@ int run(const Args& a) {
         graph_steps += r.last_step_used_graph();
       }
       tokens = next;
+    }
+    if (a.profile) {
+      // One more step, eager, with events between stages (includes launch gaps).
+      StepBatch b;
+      for (int32_t i = 0; i < batch; ++i) {
+        SequenceChunk ch;
+        ch.tokens = tokens.data() + i;
+        ch.num_tokens = 1;
+        ch.start_position = a.prompt + a.warmup + a.steps;
+        ch.block_table = tables[size_t(i)].data();
+        ch.num_blocks = int32_t(tables[size_t(i)].size());
+        ch.logits = LogitsMode::kLast;
+        ch.logits_row = i;
+        b.chunks.push_back(ch);
+      }
+      b.num_logits_rows = batch;
+      auto stages = r.profile_step(b, rows.data(), next.data());
+      double total = 0;
+      for (const auto& st : stages) total += st.second;
+      std::printf("   profile, eager decode step at batch %d (%.3f ms in stages):\n", batch, total);
+      for (const auto& st : stages) std::printf("     %-40s %8.3f ms  %5.1f%%\n", st.first.c_str(), st.second, 100 * st.second / total);
     }
     for (auto& t : tables) blocks.release(t);
     const double ms = median(step_ms);

@@ -2,7 +2,8 @@
 # One device call: GPU tests (AURORA_REQUIRE_GPU=1), aurora-gpu-bench on the three configs, then
 # transformers on the same configs (after our process has exited and freed the GPU), then the
 # table. Everything comes from a carried folder (binaries built on the dev machine, sm_90a):
-#   $CARRY/bin/{gpu_kernels_test,gpu_model_test,aurora-gpu-bench}  $CARRY/lib/*.so*
+#   $CARRY/bin/{gpu_kernels_test,gpu_model_test,aurora-gpu-bench,aurora,aurora-loadgen}
+#   $CARRY/lib/extra-libs.tar.xz
 #   $CARRY/tests/fixtures/models  $CARRY/config/models  $CARRY/bench/*.py
 # Logs go to $OUT. Phases have their own time limits so that a hang costs only its phase.
 # Usage: bash gpu_run.sh [phases...]   phases: info tests sanitize bench hf serve (default: all but serve)
@@ -10,7 +11,12 @@ set -u
 CARRY="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-/tmp/aurora-gpu-out}"
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$CARRY/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
+# Shared libraries the device image lacks (Boost.JSON/program_options, simdjson, PCRE2, ICU 72) travel
+# as one compressed tarball.
+LIBDIR=/tmp/aurora-lib
+mkdir -p "$LIBDIR"
+[ -f "$CARRY/lib/extra-libs.tar.xz" ] && tar xJf "$CARRY/lib/extra-libs.tar.xz" -C "$LIBDIR"
+export LD_LIBRARY_PATH="$LIBDIR:$CARRY/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
 export PYTHONUNBUFFERED=1
 PHASES="${*:-info tests bench hf}"
 T0=$(date +%s)

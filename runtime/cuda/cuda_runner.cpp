@@ -124,6 +124,7 @@ CudaModelRunner::CudaModelRunner(std::shared_ptr<const CudaWeights> weights, con
 CudaModelRunner::~CudaModelRunner() {
   cudaSetDevice(weights_->device());
   for (auto& [bucket, exec] : graphs_) cudaGraphExecDestroy(exec);
+  for (cudaEvent_t e : profile_events_) cudaEventDestroy(e);
   buf_.reset();
   gemm_.reset();
   if (stream_) cudaStreamDestroy(stream_);
@@ -334,6 +335,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
     g.y_bf16 = b.act16;
     kc::launch_grouped_gemv(g, stream_);
+    mark("experts gate_up+silu");
     kc::GroupedGemvParams d = g;
     d.x = b.act16;
     d.x_rows = nullptr;
@@ -346,6 +348,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     d.y_bf16 = nullptr;
     d.y_f32 = b.expert_out;
     kc::launch_grouped_gemv(d, stream_);
+    mark("experts down");
     return;
   }
   // Prefill with few, large experts: one cuBLASLt GEMM pair per expert that received tokens.
@@ -373,6 +376,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     d.k = I;
     gemm_->gemm(d, stream_);
   }
+  mark("experts (cuBLASLt per expert)");
 }
 
 void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
@@ -384,7 +388,9 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   const int32_t q_dim = c.num_heads * hd, kv_dim = c.num_kv_heads * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
   AURORA_CUDA_CHECK(cudaMemsetAsync(b.expert_tokens, 0, static_cast<size_t>(int64_t{c.num_layers} * c.num_experts) * 8, s));
+  mark("start");
   kc::launch_embedding(kc::EmbeddingCudaParams{b.ids(), W.embed_tokens, kc::DType::kBF16, b.x, T, H, c.vocab_size}, s);
+  mark("embedding");
   bool h_ready = false;
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const CudaLayer& L = W.layers[static_cast<size_t>(l)];
@@ -397,8 +403,10 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       n.dim = H;
       n.eps = eps;
       kc::launch_rms_norm(n, s);
+      mark("input norm");
     }
     project(b.h16, L.qkv, q_dim + 2 * kv_dim, H, b.qkv, T, false);
+    mark("qkv");
     kc::QkvPrologueParams qp;
     qp.qkv = b.qkv;
     qp.bias = L.qkv_bias;
@@ -421,6 +429,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     qp.num_kv_heads = c.num_kv_heads;
     qp.head_dim = hd;
     kc::launch_qkv_prologue(qp, s);
+    mark("qkv prologue (norm, rope, kv write)");
     for (int32_t first = 0; first < T; first += kAttentionTokensPerLaunch) {
       const int32_t count = std::min(kAttentionTokensPerLaunch, T - first);
       kc::PagedAttentionCudaParams ap;
@@ -444,7 +453,9 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
       kc::launch_paged_attention(ap, b.attn_ws, b.attn_ws_bytes, s);
     }
+    mark("attention");
     project(b.attn16, L.o_proj, H, q_dim, b.x, T, true);  // residual: x += o_proj(attn)
+    mark("o_proj");
 
     kc::RmsNormCudaParams n;
     n.x = b.x;
@@ -455,8 +466,10 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     n.dim = H;
     n.eps = eps;
     kc::launch_rms_norm(n, s);
+    mark("post-attention norm");
     if (!L.is_moe) {
       dense_ffn(b.h16, L.dense_mlp, T, b.x, true);
+      mark("dense mlp");
       h_ready = false;
       continue;
     }
@@ -481,6 +494,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     rp.normalization = c.topk_norm == config::TopKNorm::kRenormalize ? kernels::TopKNormalization::kRenormalize
                                                                      : kernels::TopKNormalization::kNone;
     kc::launch_route(rp, s);
+    mark("router + top-k + permute");
     routed_experts(l, T, decode);
     if (L.shared_expert.gate_up) {
       dense_ffn(b.h16, L.shared_expert, T, b.shared_out, false);
@@ -492,6 +506,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       g.in_features = H;
       g.out_features = 1;
       kc::launch_linear_f32(g, s);
+      mark("shared expert");
     }
     const bool has_next = l + 1 < c.num_layers;
     kc::MoeCombineCudaParams mc;
@@ -509,6 +524,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     mc.top_k = c.num_experts_per_tok;
     mc.hidden = H;
     kc::launch_moe_combine(mc, s);
+    mark("combine + next norm");
     h_ready = has_next;
   }
   if (R == 0) return;
@@ -521,9 +537,12 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   fn.dim = H;
   fn.eps = eps;
   kc::launch_rms_norm(fn, s);
+  mark("final norm");
   project(b.h16, W.lm_head, c.vocab_size, H, b.logits, R, false);
+  mark("lm_head");
   if (sample) {
     kc::launch_sample(kernels::SampleParams{b.logits, b.sampling(), b.tokens, R, c.vocab_size, 0}, s);
+    mark("sampling");
   }
 }
 
@@ -662,6 +681,50 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   }
   last_weight_bytes_ = bytes;
   return result_;
+}
+
+void CudaModelRunner::mark(const char* stage) {
+  if (!profiling_) return;
+  if (profile_used_ == profile_events_.size()) {
+    cudaEvent_t e = nullptr;
+    AURORA_CUDA_CHECK(cudaEventCreate(&e));
+    profile_events_.push_back(e);
+    profile_stages_.push_back(nullptr);
+  }
+  AURORA_CUDA_CHECK(cudaEventRecord(profile_events_[profile_used_], stream_));
+  profile_stages_[profile_used_] = stage;
+  ++profile_used_;
+}
+
+std::vector<std::pair<std::string, double>> CudaModelRunner::profile_step(const StepBatch& batch,
+                                                                          const kernels::SamplingRow* sampling,
+                                                                          int32_t* tokens) {
+  const bool graphs = options_.use_cuda_graphs;
+  options_.use_cuda_graphs = false;
+  profiling_ = true;
+  profile_used_ = 0;
+  try {
+    execute(batch, sampling, tokens);
+  } catch (...) {
+    profiling_ = false;
+    options_.use_cuda_graphs = graphs;
+    throw;
+  }
+  profiling_ = false;
+  options_.use_cuda_graphs = graphs;
+  std::vector<std::pair<std::string, double>> out;
+  for (size_t i = 1; i < profile_used_; ++i) {
+    float ms = 0;
+    AURORA_CUDA_CHECK(cudaEventElapsedTime(&ms, profile_events_[i - 1], profile_events_[i]));
+    const std::string stage = profile_stages_[i];
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& p) { return p.first == stage; });
+    if (it == out.end()) {
+      out.emplace_back(stage, ms);
+    } else {
+      it->second += ms;
+    }
+  }
+  return out;
 }
 
 }  // namespace aurora::runtime::cuda

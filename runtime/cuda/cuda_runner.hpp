@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "aurora/config/error.hpp"
@@ -82,6 +83,12 @@ class CudaModelRunner {
   bool last_step_used_graph() const { return last_used_graph_; }
   int64_t last_step_weight_bytes() const { return last_weight_bytes_; }
 
+  // Runs one step eagerly with CUDA events between its stages and returns the time per stage
+  // (summed over layers, ms, in first-seen order). Stage times include launch gaps: a profile, not
+  // the graph's timing.
+  std::vector<std::pair<std::string, double>> profile_step(const StepBatch& batch, const kernels::SamplingRow* sampling,
+                                                           int32_t* tokens);
+
  private:
   struct Buffers;
   CudaModelRunner(std::shared_ptr<const CudaWeights> weights, const CudaRunnerOptions& options);
@@ -91,6 +98,7 @@ class CudaModelRunner {
   void dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, float* out, bool accumulate);
   void routed_experts(int32_t layer, int32_t num_tokens, bool decode);
   int32_t bucket_for(int32_t num_seqs) const;
+  void mark(const char* stage);  // profiling only
 
   std::shared_ptr<const CudaWeights> weights_;
   CudaRunnerOptions options_;
@@ -103,6 +111,10 @@ class CudaModelRunner {
   StepResult result_;
   bool last_used_graph_ = false;
   int64_t last_weight_bytes_ = 0;
+  bool profiling_ = false;
+  std::vector<cudaEvent_t> profile_events_;
+  std::vector<const char*> profile_stages_;
+  size_t profile_used_ = 0;
 };
 
 }  // namespace aurora::runtime::cuda

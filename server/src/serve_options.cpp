@@ -195,7 +195,8 @@ std::string serve_usage() {
   for (const auto& f : kEngineFlags) {
     out += "  ";
     out += f.flag;
-    out += std::string(std::max<size_t>(2, 28 - std::string(f.flag).size()), ' ');
+    const size_t len = std::string(f.flag).size();
+    out += std::string(len + 2 < 28 ? 28 - len : 2, ' ');
     out += f.help;
     out += '\n';
   }
@@ -215,7 +216,7 @@ std::string serve_usage() {
     } else {
       value = std::to_string(**std::get_if<int64_t*>(&ref));
     }
-    out += "  " + flag + std::string(std::max<size_t>(2, 28 - flag.size()), ' ') + s.help + " (default " + value +
+    out += "  " + flag + std::string(flag.size() + 2 < 28 ? 28 - flag.size() : 2, ' ') + s.help + " (default " + value +
            ")\n";
   }
   return out;

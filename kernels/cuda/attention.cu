@@ -10,8 +10,12 @@ namespace aurora::kernels::cuda {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kP = kAttentionPartition;
-static_assert(kP == kThreads, "one position per thread in the score phase");
+constexpr int kP = kAttentionPartition;     // positions per block
+constexpr int kTPP = kThreads / kP;          // threads per position in the score phase
+constexpr int kQ = kThreads / 32;            // position groups (warps) in the value phase
+constexpr int kHeadsPerPass = 8;
+constexpr int kDimsPerLane = kAttentionMaxHeadDim / 32;
+static_assert(kThreads % kP == 0 && kTPP == 2, "the score phase pairs two threads per position");
 constexpr int64_t kTicketCapacity = 65536;  // ints at the head of the workspace
 constexpr size_t kTicketBytes = kTicketCapacity * sizeof(int32_t);
 
@@ -35,6 +39,10 @@ __device__ __forceinline__ void load8(const float* p, float* out) {
 __device__ __forceinline__ float load1(const bf16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load1(const float* p) { return *p; }
 
+// One block per (partition of kP positions, kv head, token). Every phase keeps many independent
+// loads in flight: the score phase splits each key row over two threads (four 16-byte loads each
+// before use), the value phase gives each warp a quarter of the positions and each lane dims
+// lane + 32 i, four positions at a time, then the warps' partial sums meet in shared memory.
 template <typename KV>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentionCudaParams p, int32_t* tickets,
                                                                    float* part_out, float* part_ml, int32_t max_parts) {
@@ -53,9 +61,11 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
   const KV* k_cache = static_cast<const KV*>(p.k_cache);
   const KV* v_cache = static_cast<const KV*>(p.v_cache);
-  float* q_s = smem;                 // [group][hd]
-  float* scores = smem + group * hd; // [group][kP]
+  float* q_s = smem;                   // [group][hd]
+  float* scores = q_s + group * hd;    // [group][kP]
+  float* red = scores + group * kP;    // [kQ][kHeadsPerPass][hd]
   const int64_t q_base = (int64_t{t} * p.num_q_heads + int64_t{g} * group) * hd;
+  const int64_t slot_stride = int64_t{p.num_kv_heads} * hd;
   for (int32_t i = threadIdx.x; i < group * hd; i += kThreads) q_s[i] = p.q[q_base + i];
   if (threadIdx.x < n) {
     const int32_t position = j0 + threadIdx.x;
@@ -63,34 +73,43 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   }
   __syncthreads();
 
-  // Scores: one position per thread, all heads of the group.
-  for (int32_t h0 = 0; h0 < group; h0 += 8) {
-    if (threadIdx.x < n) {
-      const KV* krow = k_cache + (int64_t{slots[threadIdx.x]} * p.num_kv_heads + g) * hd;
-      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      // Four 8-element loads in flight before their first use.
-      for (int32_t d0 = 0; d0 < hd; d0 += 32) {
+  // Scores: two threads per position, chunks of 8 dims interleaved between them.
+  const int32_t pl = threadIdx.x / kTPP, half = threadIdx.x % kTPP;
+  const int32_t nchunks = hd / 8;
+  for (int32_t h0 = 0; h0 < group; h0 += kHeadsPerPass) {
+    float acc[kHeadsPerPass];
+#pragma unroll
+    for (int h = 0; h < kHeadsPerPass; ++h) acc[h] = 0.0f;
+    if (pl < n) {
+      const KV* krow = k_cache + int64_t{slots[pl]} * slot_stride + int64_t{g} * hd;
+      for (int32_t c0 = half; c0 < nchunks; c0 += 4 * kTPP) {
         float kf[4][8];
 #pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          if (d0 + 8 * c < hd) load8(krow + d0 + 8 * c, kf[c]);
+        for (int u = 0; u < 4; ++u) {
+          const int32_t c = c0 + u * kTPP;
+          if (c < nchunks) load8(krow + 8 * c, kf[u]);
         }
 #pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          if (d0 + 8 * c >= hd) break;
+        for (int u = 0; u < 4; ++u) {
+          const int32_t c = c0 + u * kTPP;
+          if (c >= nchunks) break;
 #pragma unroll
-          for (int h = 0; h < 8; ++h) {
+          for (int h = 0; h < kHeadsPerPass; ++h) {
             if (h0 + h < group) {
-              const float* qh = q_s + (h0 + h) * hd + d0 + 8 * c;
+              const float* qh = q_s + (h0 + h) * hd + 8 * c;
 #pragma unroll
-              for (int e = 0; e < 8; ++e) acc[h] += qh[e] * kf[c][e];
+              for (int e = 0; e < 8; ++e) acc[h] += qh[e] * kf[u][e];
             }
           }
         }
       }
+    }
 #pragma unroll
-      for (int h = 0; h < 8; ++h) {
-        if (h0 + h < group) scores[(h0 + h) * kP + threadIdx.x] = acc[h] * p.scale;
+    for (int h = 0; h < kHeadsPerPass; ++h) acc[h] += __shfl_xor_sync(0xffffffffu, acc[h], 1);
+    if (pl < n && half == 0) {
+#pragma unroll
+      for (int h = 0; h < kHeadsPerPass; ++h) {
+        if (h0 + h < group) scores[(h0 + h) * kP + pl] = acc[h] * p.scale;
       }
     }
   }
@@ -116,39 +135,62 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   }
   __syncthreads();
 
-  // Weighted values, one dimension per thread.
+  // Weighted values: warp `warp` takes positions warp, warp + kQ, ...; lane takes dims lane + 32 i.
   const int64_t ml_base = (int64_t{t} * p.num_q_heads + int64_t{g} * group) * max_parts;
-  for (int32_t h0 = 0; h0 < group; h0 += 8) {
-    for (int32_t d = threadIdx.x; d < hd; d += kThreads) {
-      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      const KV* vcol = v_cache + int64_t{g} * hd + d;
-      const int64_t slot_stride = int64_t{p.num_kv_heads} * hd;
-      // Eight positions' values in flight before their first use.
-      for (int32_t j0 = 0; j0 < n; j0 += 8) {
-        float v[8];
+  const KV* vbase = v_cache + int64_t{g} * hd;
+  for (int32_t h0 = 0; h0 < group; h0 += kHeadsPerPass) {
+    float acc[kHeadsPerPass][kDimsPerLane];
 #pragma unroll
-        for (int u = 0; u < 8; ++u) v[u] = j0 + u < n ? load1(vcol + int64_t{slots[j0 + u]} * slot_stride) : 0.0f;
+    for (int h = 0; h < kHeadsPerPass; ++h)
 #pragma unroll
-        for (int u = 0; u < 8; ++u) {
-          if (j0 + u < n) {
+      for (int i = 0; i < kDimsPerLane; ++i) acc[h][i] = 0.0f;
+    for (int32_t jb = warp; jb < n; jb += 4 * kQ) {
+      float v[4][kDimsPerLane];
 #pragma unroll
-            for (int h = 0; h < 8; ++h) {
-              if (h0 + h < group) acc[h] += scores[(h0 + h) * kP + j0 + u] * v[u];
-            }
+      for (int u = 0; u < 4; ++u) {
+        const int32_t j = jb + u * kQ;
+#pragma unroll
+        for (int i = 0; i < kDimsPerLane; ++i) {
+          const int32_t d = lane + 32 * i;
+          v[u][i] = j < n && d < hd ? load1(vbase + int64_t{slots[j]} * slot_stride + d) : 0.0f;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int32_t j = jb + u * kQ;
+        if (j >= n) break;
+#pragma unroll
+        for (int h = 0; h < kHeadsPerPass; ++h) {
+          if (h0 + h < group) {
+            const float w = scores[(h0 + h) * kP + j];
+#pragma unroll
+            for (int i = 0; i < kDimsPerLane; ++i) acc[h][i] += w * v[u][i];
           }
         }
       }
+    }
 #pragma unroll
-      for (int h = 0; h < 8; ++h) {
-        const int32_t hh = h0 + h;
-        if (hh >= group) continue;
-        if (nparts == 1) {
-          detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, acc[h] / stats[2 * hh + 1]);
-        } else {
-          part_out[((ml_base + int64_t{hh} * max_parts) + part) * hd + d] = acc[h];
-        }
+    for (int h = 0; h < kHeadsPerPass; ++h) {
+#pragma unroll
+      for (int i = 0; i < kDimsPerLane; ++i) {
+        const int32_t d = lane + 32 * i;
+        if (h0 + h < group && d < hd) red[(warp * kHeadsPerPass + h) * hd + d] = acc[h][i];
       }
     }
+    __syncthreads();
+    for (int32_t e = threadIdx.x; e < kHeadsPerPass * hd; e += kThreads) {
+      const int32_t h = e / hd, d = e % hd, hh = h0 + h;
+      if (hh >= group) continue;
+      float o = 0.0f;
+#pragma unroll
+      for (int q = 0; q < kQ; ++q) o += red[(q * kHeadsPerPass + h) * hd + d];
+      if (nparts == 1) {
+        detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, o / stats[2 * hh + 1]);
+      } else {
+        part_out[((ml_base + int64_t{hh} * max_parts) + part) * hd + d] = o;
+      }
+    }
+    __syncthreads();
   }
   if (nparts == 1) return;
   if (threadIdx.x < group) {
@@ -170,9 +212,11 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
     const int32_t hh = i / hd, d = i % hd;
     const float* ml = part_ml + 2 * (ml_base + int64_t{hh} * max_parts);
     float m = -INFINITY;
+#pragma unroll 4
     for (int32_t q = 0; q < nparts; ++q) m = fmaxf(m, __ldcg(ml + 2 * q));
     float l = 0.0f, o = 0.0f;
     const float* po = part_out + (ml_base + int64_t{hh} * max_parts) * hd + d;
+#pragma unroll 4
     for (int32_t q = 0; q < nparts; ++q) {
       const float w = expf(__ldcg(ml + 2 * q) - m);
       l += w * __ldcg(ml + 2 * q + 1);
@@ -232,7 +276,13 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   float* part_out = reinterpret_cast<float*>(static_cast<char*>(workspace) + kTicketBytes);
   float* part_ml = part_out + int64_t{p.num_tokens} * p.num_q_heads * parts * p.head_dim;
   const dim3 grid(static_cast<unsigned>(parts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
-  const size_t smem = sizeof(float) * size_t(group) * (p.head_dim + kP);
+  const size_t smem = sizeof(float) * (size_t(group) * (p.head_dim + kP) + size_t(kQ) * kHeadsPerPass * p.head_dim);
+  static size_t configured = 48 * 1024;  // raised once, before any capture uses a larger shape
+  if (smem > configured) {
+    AURORA_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<bf16>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    AURORA_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    configured = smem;
+  }
   if (p.kv_dtype == DType::kBF16) {
     paged_attention_kernel<bf16><<<grid, kThreads, smem, stream>>>(p, tickets, part_out, part_ml, parts);
   } else {

@@ -10,7 +10,7 @@
 namespace aurora::kernels::cuda {
 namespace {
 
-constexpr int kWarps = 8;
+constexpr int kWarps = 4;  // small blocks: many resident per SM, little tail when the grid ends
 constexpr int kThreads = kWarps * 32;
 constexpr int kTileRows = 16;   // mma M
 constexpr int kChunk = 32;      // k per thread-quad load: 4 threads x 8 bf16
@@ -182,10 +182,12 @@ void dispatch_nb(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride,
   launch_instance<TILES, 8>(p, x_stride, y_stride, detail::ceil_div(m, 64), stream);
 }
 
+constexpr int kLinearWarps = 8;
+
 __global__ void linear_f32_kernel(LinearParams p, int64_t x_stride, int64_t y_stride) {
   constexpr int kTokens = 4;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int32_t o = blockIdx.x * kWarps + warp;
+  const int32_t o = blockIdx.x * kLinearWarps + warp;
   const int32_t t0 = blockIdx.y * kTokens;
   if (o >= p.out_features) return;
   const float* w = p.weight + int64_t{o} * p.in_features;
@@ -227,9 +229,9 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
 
 void launch_linear_f32(const LinearParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return;
-  const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.out_features, kWarps)),
+  const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.out_features, kLinearWarps)),
                   static_cast<unsigned>(detail::ceil_div(p.num_rows, 4)));
-  linear_f32_kernel<<<grid, kThreads, 0, stream>>>(p, p.x_stride ? p.x_stride : p.in_features,
+  linear_f32_kernel<<<grid, kLinearWarps * 32, 0, stream>>>(p, p.x_stride ? p.x_stride : p.in_features,
                                                    p.y_stride ? p.y_stride : p.out_features);
   AURORA_CUDA_LAUNCH_CHECK();
 }

@@ -157,19 +157,22 @@ __global__ void __launch_bounds__(kThreads) permute_kernel(PermuteParams p) {
                 PermuteOut{p.key_offsets, p.permuted_item, p.item_position, nullptr, nullptr, nullptr, 0}, counts);
 }
 
-// Router logits (float32), then the last block routes and permutes every token.
+// Router logits (float32): one block per (expert row, 4 tokens), the whole block on one dot product
+// so that a token's row streams with many loads in flight; then the last block routes and permutes
+// every token.
 constexpr int kRouteTokens = 4;
 __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __shared__ float probs[kWarps][kMaxRoutedExperts];
+  __shared__ float partial[kWarps][kRouteTokens];
   __shared__ int32_t is_last;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int32_t e = blockIdx.x * kWarps + warp;
+  const int32_t e = blockIdx.x;
   const int32_t t0 = blockIdx.y * kRouteTokens;
-  if (e < p.num_experts) {
+  {
     const float* w = p.router + int64_t{e} * p.hidden;
     float acc[kRouteTokens] = {0, 0, 0, 0};
 #pragma unroll 4
-    for (int32_t i = lane * 4; i < p.hidden; i += 128) {
+    for (int32_t i = threadIdx.x * 4; i < p.hidden; i += kThreads * 4) {
       const float4 wv = *reinterpret_cast<const float4*>(w + i);
 #pragma unroll
       for (int r = 0; r < kRouteTokens; ++r) {
@@ -182,7 +185,13 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
 #pragma unroll
     for (int r = 0; r < kRouteTokens; ++r) {
       const float v = detail::warp_sum(acc[r]);
-      if (lane == 0 && t0 + r < p.num_tokens) p.logits[int64_t{t0 + r} * p.num_experts + e] = v;
+      if (lane == 0) partial[warp][r] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < kRouteTokens && t0 + static_cast<int32_t>(threadIdx.x) < p.num_tokens) {
+      float v = 0.0f;
+      for (int wi = 0; wi < kWarps; ++wi) v += partial[wi][threadIdx.x];
+      p.logits[int64_t{t0 + static_cast<int32_t>(threadIdx.x)} * p.num_experts + e] = v;
     }
   }
   __threadfence();
@@ -314,8 +323,7 @@ void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
                           p.top_k <= p.num_experts && p.hidden % 4 == 0,
                       "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k << ", hidden "
                                                     << p.hidden);
-  const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.num_experts, kWarps)),
-                  static_cast<unsigned>(detail::ceil_div(p.num_tokens, kRouteTokens)));
+  const dim3 grid(static_cast<unsigned>(p.num_experts), static_cast<unsigned>(detail::ceil_div(p.num_tokens, kRouteTokens)));
   route_kernel<<<grid, kThreads, 0, stream>>>(p);
   AURORA_CUDA_LAUNCH_CHECK();
 }
@@ -323,7 +331,7 @@ void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
 void launch_moe_combine(const MoeCombineCudaParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   AURORA_KERNEL_CHECK(p.top_k >= 1 && p.top_k <= kMaxTopK, "top_k " << p.top_k);
-  moe_combine_kernel<<<p.num_tokens, kThreads, 0, stream>>>(p, p.expert_out_stride ? p.expert_out_stride : p.hidden);
+  moe_combine_kernel<<<p.num_tokens, 1024, 0, stream>>>(p, p.expert_out_stride ? p.expert_out_stride : p.hidden);
   AURORA_CUDA_LAUNCH_CHECK();
 }
 

@@ -7,7 +7,7 @@
 namespace aurora::kernels::cuda {
 namespace {
 
-constexpr int kNormThreads = 256;
+constexpr int kNormThreads = 1024;  // one row per block: many loads in flight for one token
 
 __global__ void rms_norm_kernel(RmsNormCudaParams p, int64_t x_stride) {
   __shared__ float scratch[33];
@@ -150,7 +150,7 @@ void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
     AURORA_CUDA_CHECK(cudaFuncSetAttribute(qkv_prologue_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     configured = smem;
   }
-  qkv_prologue_kernel<<<p.num_tokens, 256, smem, stream>>>(p);
+  qkv_prologue_kernel<<<p.num_tokens, 1024, smem, stream>>>(p);
   AURORA_CUDA_LAUNCH_CHECK();
 }
 

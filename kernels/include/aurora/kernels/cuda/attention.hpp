@@ -22,7 +22,7 @@
 
 namespace aurora::kernels::cuda {
 
-constexpr int32_t kAttentionPartition = 128;  // positions per block
+constexpr int32_t kAttentionPartition = 64;   // positions per block
 constexpr int32_t kAttentionMaxHeadDim = 256;
 constexpr int32_t kAttentionMaxGroup = 16;    // query heads per kv head
 

@@ -23,14 +23,16 @@ int run_tokenize(int argc, char** argv) {
   po::options_description options("aurora tokenize [options] TEXT");
   std::string path;
   std::string chat_template;
+  // clang-format off
   options.add_options()
       ("help,h", "show this help")
       ("tokenizer", po::value(&path), "tokenizer.json file or model directory (required)")
       ("json", "print {\"ids\": [...], \"decoded\": \"...\"}")
       ("chat-template", po::value(&chat_template),
-       "render TEXT as a user message first: auto (the model's), chatml, llama, mistral or plain")
+       "render TEXT as a user message first: auto (the model's), chatml, llama, mistral, tulu or plain")
       ("add-special", "add the BOS/EOS tokens the tokenizer config asks for")
       ("text", po::value<std::string>(), "the text to tokenize");
+  // clang-format on
   po::positional_options_description positional;
   positional.add("text", 1);
   po::variables_map vm;

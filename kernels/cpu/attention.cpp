@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "aurora/kernels/kernel_check.hpp"
-#include "aurora/kernels/linear.hpp"
+#include "dot_rows.hpp"
 
 namespace aurora::kernels::cpu {
 
@@ -35,7 +35,7 @@ void paged_attention(const PagedAttentionParams& p, float* scores, int64_t works
       for (int32_t j = 0; j < count; ++j) {
         const int32_t position = start + j;
         const int64_t slot = int64_t{table[position / p.block_size]} * p.block_size + position % p.block_size;
-        const float s = dot(q, p.k_cache + slot * kv_row + int64_t{kvh} * p.head_dim, p.head_dim) * p.scale;
+        const float s = detail::dot_one(q, p.k_cache + slot * kv_row + int64_t{kvh} * p.head_dim, p.head_dim) * p.scale;
         scores[j] = s;
         max_score = std::max(max_score, s);
       }

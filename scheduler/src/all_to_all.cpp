@@ -35,6 +35,13 @@ struct AllToAllPlanner::Workspace {
   std::vector<int64_t> pair_units;  // per pair: units assigned so far (heterogeneous byte conversion)
   std::vector<int64_t> pair_bytes;  // per pair: bytes assigned so far
   std::vector<int64_t> tail_pair;   // per pair: bytes of a truncated plan's all-at-once tail
+  struct Estimate {
+    double cost;
+    size_t keep;
+  };
+  std::vector<double> head_cost;    // truncation: cost of the first k matching phases
+  std::vector<Estimate> estimates;  // truncation: lower bound of each split
+  std::vector<std::vector<int32_t>> send_order;  // stream baselines: per GPU, destinations in send order
   std::vector<double> tail_send, tail_recv;
   std::vector<std::vector<uint32_t>> queues;
   std::vector<Transfer> scratch;
@@ -44,6 +51,8 @@ struct AllToAllPlanner::Workspace {
   const Cluster* cluster = nullptr;
   int n = 0;
   double latency = 0;
+  double lower_bound = 0;          // per-port bound of the traffic being planned
+  double all_at_once_ratio = 0;    // all-at-once duration / lower_bound, once costed (0: not yet)
   bool exact_fluid = false;
 
   void begin_plan(TransmissionPlan& plan, OrderStrategy strategy, bool barrier) {
@@ -73,7 +82,7 @@ struct AllToAllPlanner::Workspace {
       ph.duration_s = fair_share(plan.phase_transfers(plan.phases.size() - 1));
     }
   }
-  double fair_share(std::span<const Transfer> transfers) { return fluid.phase_s(transfers, *cluster, exact_fluid); }
+  double fair_share(std::span<const Transfer> transfers) { return fluid.phase_s(transfers, *cluster, exact_fluid, latency); }
   double barrier_cost(const TransmissionPlan& plan) const {
     double c = 0;
     for (const Phase& ph : plan.phases) c += latency + ph.duration_s;
@@ -145,17 +154,23 @@ struct AllToAllPlanner::Workspace {
 
   // Picks how many matching phases to keep before one all-at-once tail phase. Estimates every split with
   // the tail's per-port lower bound, then costs the most promising few exactly.
-  void emit_truncated(TransmissionPlan& plan, int max_phases) {
+  // Splits whose estimate (a lower bound) cannot beat `beat` are not costed; when none can, the plan is left
+  // with makespan infinity.
+  void emit_truncated(TransmissionPlan& plan, int max_phases, double beat) {
     const size_t total = decomposer.num_phases();
     size_t max_keep = total - 1;
     if (max_phases > 0) max_keep = std::min(max_keep, static_cast<size_t>(max_phases - 1));
-    if (total < 2 || max_keep == 0) {
-      plan.makespan_s = kInf;
+    if (total < 2) {  // nothing to truncate
+      emit_matching(plan, total);
+      return;
+    }
+    if (max_keep == 0) {  // one phase allowed: everything at once
+      emit_matching(plan, 0);
       return;
     }
     // Per-phase duration and cost prefix sums; tail port loads by walking splits from the end.
     const bool uniform = cluster->uniform_bandwidth();
-    std::vector<double> head_cost(total + 1, 0.0);
+    head_cost.assign(total + 1, 0.0);
     for (size_t k = 0; k < total; ++k) {
       double d = 0;
       for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p)
@@ -165,11 +180,7 @@ struct AllToAllPlanner::Workspace {
     }
     tail_send.assign(static_cast<size_t>(n), 0.0);
     tail_recv.assign(static_cast<size_t>(n), 0.0);
-    struct Estimate {
-      double cost;
-      size_t keep;
-    };
-    std::vector<Estimate> estimates;
+    estimates.clear();
     for (size_t k = total; k-- > 1;) {
       for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
         const double bytes = uniform ? static_cast<double>(p->units)
@@ -188,16 +199,27 @@ struct AllToAllPlanner::Workspace {
     const size_t tries = std::min<size_t>(2, estimates.size());
     std::partial_sort(estimates.begin(), estimates.begin() + static_cast<std::ptrdiff_t>(tries), estimates.end(),
                       [](const Estimate& a, const Estimate& b) { return a.cost < b.cost; });
+    // The estimates are lower bounds (the tail at its per-port bound). When an all-at-once phase of this
+    // traffic was already costed, its ratio to the bound predicts how much the tail will exceed its bound;
+    // skip the fluid simulation when even that cannot win (this only prunes Aurora's own candidate).
+    const double tail_factor = all_at_once_ratio > 1 ? all_at_once_ratio : 1.0;
+    auto predicted = [&](const Estimate& e) { return head_cost[e.keep] + latency + (e.cost - head_cost[e.keep] - latency) * tail_factor; };
+    if (estimates[0].cost >= beat || (beat < kInf && predicted(estimates[0]) >= beat)) {
+      begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
+      plan.makespan_s = kInf;
+      return;
+    }
     size_t best_keep = estimates[0].keep;
     double best_cost = kInf;
     for (size_t t = 0; t < tries; ++t) {
+      if (t > 0 && estimates[t].cost >= std::min(beat, best_cost)) break;
       emit_matching(plan, estimates[t].keep);
       if (plan.makespan_s < best_cost) {
         best_cost = plan.makespan_s;
         best_keep = estimates[t].keep;
       }
     }
-    if (best_keep != estimates[tries - 1].keep) emit_matching(plan, best_keep);
+    if (plan.makespan_s != best_cost) emit_matching(plan, best_keep);
   }
 
   void emit_all_at_once(TransmissionPlan& plan) {
@@ -208,6 +230,7 @@ struct AllToAllPlanner::Workspace {
         if (i != j && (*traffic)(i, j) > 0) plan.transfers.push_back(Transfer{i, j, (*traffic)(i, j), 0});
     close_phase(plan, false);
     plan.makespan_s = barrier_cost(plan);
+    if (!plan.phases.empty() && lower_bound > 0) all_at_once_ratio = plan.phases[0].duration_s / lower_bound;
   }
 
   void emit_rotation(TransmissionPlan& plan) {
@@ -240,11 +263,13 @@ struct AllToAllPlanner::Workspace {
   void emit_streams(TransmissionPlan& plan, OrderStrategy strategy, uint64_t seed) {
     begin_plan(plan, strategy, false);
     if (queues.size() < static_cast<size_t>(n)) queues.resize(static_cast<size_t>(n));
-    std::vector<std::vector<int32_t>> order(static_cast<size_t>(n));
+    if (send_order.size() < static_cast<size_t>(n)) send_order.resize(static_cast<size_t>(n));
+    auto& order = send_order;
     std::mt19937_64 rng(seed);
     size_t depth = 0;
     for (int i = 0; i < n; ++i) {
       auto& o = order[static_cast<size_t>(i)];
+      o.clear();
       for (int j = 0; j < n; ++j)
         if (i != j && (*traffic)(i, j) > 0) o.push_back(j);
       if (strategy == OrderStrategy::kShortestFirst) {
@@ -273,7 +298,7 @@ struct AllToAllPlanner::Workspace {
     return fluid.streams_s(plan.transfers, queues, *cluster, latency);
   }
 
-  void emit(TransmissionPlan& plan, OrderStrategy strategy, const AllToAllOptions& options) {
+  void emit(TransmissionPlan& plan, OrderStrategy strategy, const AllToAllOptions& options, double beat = kInf) {
     switch (strategy) {
       case OrderStrategy::kMatching:
         decompose();
@@ -283,7 +308,7 @@ struct AllToAllPlanner::Workspace {
         break;
       case OrderStrategy::kMatchingTruncated:
         decompose();
-        emit_truncated(plan, options.max_phases);
+        emit_truncated(plan, options.max_phases, beat);
         break;
       case OrderStrategy::kAllAtOnce: emit_all_at_once(plan); break;
       case OrderStrategy::kRotation: emit_rotation(plan); break;
@@ -310,11 +335,13 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   ws.latency = options.phase_latency_s;
   ws.exact_fluid = options.exact_fluid || options.evaluate_all;
   ws.decomposed = false;
+  ws.all_at_once_ratio = 0;
   TransmissionPlan& result = ws.result;
   result.clear();
   result.phase_latency_s = options.phase_latency_s;
   result.lower_bound_s = all_to_all_lower_bound_s(traffic, cluster);
   result.matching_bound_s = matching_lower_bound_s(traffic, cluster);
+  ws.lower_bound = result.lower_bound_s;
   if (traffic.network_bytes() == 0) {
     result.strategy = OrderStrategy::kMatching;
     result.candidate_makespan_s.fill(0.0);
@@ -355,6 +382,7 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   }};
   if (options.max_phases > 0 && degree > options.max_phases) cands[0].bound = kInf;
   if (options.max_phases == 1) cands[1].bound = kInf;
+  result.candidate_makespan_s[static_cast<size_t>(OrderStrategy::kRotation)] = cands[3].bound;  // exact, and cheap
   std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.bound < b.bound; });
 
   double best = kInf;
@@ -363,10 +391,10 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   for (const Candidate& c : cands) {
     if (c.bound == kInf) continue;
     if (!options.evaluate_all && have && c.bound >= best * (1 - 1e-12)) continue;
-    ws.emit(ws.candidate, c.strategy, options);
+    ws.emit(ws.candidate, c.strategy, options, options.evaluate_all || !have ? kInf : best);
     const double cost = ws.candidate.makespan_s;
-    result.candidate_makespan_s[static_cast<size_t>(c.strategy)] = cost;
     if (cost == kInf) continue;
+    result.candidate_makespan_s[static_cast<size_t>(c.strategy)] = cost;
     if (!have || better(cost, ws.candidate.phases.size(), best, best_phases)) {
       best = cost;
       best_phases = ws.candidate.phases.size();
@@ -443,7 +471,7 @@ double predict_makespan_s(const TransmissionPlan& plan, const Cluster& cluster, 
   double total = 0;
   for (size_t k = 0; k < plan.num_phases(); ++k) {
     if (plan.phases[k].num_transfers == 0) continue;
-    total += phase_latency_s + sim.phase_s(plan.phase_transfers(k), cluster, exact_fluid);
+    total += phase_latency_s + sim.phase_s(plan.phase_transfers(k), cluster, exact_fluid, phase_latency_s);
   }
   return total;
 }

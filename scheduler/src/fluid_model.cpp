@@ -147,7 +147,7 @@ double FluidSimulator::all_at_once_s(std::span<const Transfer> transfers, const 
   return last_end;
 }
 
-double FluidSimulator::phase_s(std::span<const Transfer> transfers, const Cluster& cluster, bool exact) {
+double FluidSimulator::phase_s(std::span<const Transfer> transfers, const Cluster& cluster, bool exact, double latency_s) {
   double step = 0;
   if (!exact && transfers.size() > kExactFluidMaxFlows) {
     const int n = cluster.num_gpus();
@@ -161,7 +161,7 @@ double FluidSimulator::phase_s(std::span<const Transfer> transfers, const Cluste
       bound = std::max(bound, port_bytes_[static_cast<size_t>(g)] / cluster.gpus[static_cast<size_t>(g)].send_bytes_per_s);
       bound = std::max(bound, port_bytes_[static_cast<size_t>(n + g)] / cluster.gpus[static_cast<size_t>(g)].recv_bytes_per_s);
     }
-    step = bound / kFluidStepsPerBound;
+    step = std::max(bound / kFluidStepsPerBound, latency_s / kStepsPerLatency);
   }
   return all_at_once_s(transfers, cluster, step);
 }

@@ -22,9 +22,12 @@ class FluidSimulator {
   // The cost model of one barrier phase: exact (min_step 0) when `exact` or up to kExactFluidMaxFlows
   // flows, else rates re-allocated at most kFluidStepsPerBound times per per-port bound of the phase
   // (keeps per-step planning at n = 64 within budget; the error is bounded in docs/scheduler.md).
-  static constexpr size_t kExactFluidMaxFlows = 1024;
+  static constexpr size_t kExactFluidMaxFlows = 64;
   static constexpr double kFluidStepsPerBound = 128;
-  double phase_s(std::span<const Transfer> transfers, const Cluster& cluster, bool exact);
+  // With a phase latency, the step may also grow to latency / kStepsPerLatency: the error then stays a
+  // small fraction of one phase latency, the unit in which the plans it is compared with differ.
+  static constexpr double kStepsPerLatency = 20;
+  double phase_s(std::span<const Transfer> transfers, const Cluster& cluster, bool exact, double latency_s = 0);
   // Each GPU sends the transfers of queue order one at a time (waiting latency_s before each); receivers
   // share their port max-min fairly among the senders currently sending to them.
   // queue_of_src[g] = indices into transfers in send order.

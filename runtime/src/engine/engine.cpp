@@ -181,7 +181,13 @@ void EngineImpl::run() {
     }
     if (stopping && !has_work()) break;
     for (auto& mi : models_) {
-      if (mi->scheduler->has_work()) step(*mi);
+      if (!mi->scheduler->has_work()) continue;
+      try {
+        step(*mi);
+      } catch (const std::exception& e) {
+        // A bug (AURORA_CHECK) outside the executor: fail this step's requests, keep serving.
+        fail_step(*mi, e.what());
+      }
     }
     publish_counters();
   }
@@ -472,7 +478,20 @@ void EngineImpl::shutdown(std::chrono::milliseconds drain_timeout) {
 
 }  // namespace
 
+
 Result<std::unique_ptr<Engine>> create_engine(const EngineOptions& options) {
+  try {
+    return create_engine_unchecked(options);
+  } catch (const std::bad_alloc&) {
+    return Error::make(ErrorCode::kResourceExhausted,
+                       "out of memory while building the engine (reduce kv_cache_tokens, max_num_batched_tokens or "
+                       "max_num_seqs)");
+  } catch (const std::exception& e) {
+    return Error::make(ErrorCode::kInternal, std::string("building the engine failed: ") + e.what());
+  }
+}
+
+Result<std::unique_ptr<Engine>> create_engine_unchecked(const EngineOptions& options) {
   auto valid = validate_engine_options(options);
   if (!valid) return valid.error();
   auto backend = make_backend(options.device);

@@ -30,6 +30,11 @@ Result<void> validate_engine_options(const EngineOptions& o) {
                  range("kv_cache_tokens", o.kv_cache_tokens, 0, int64_t{1} << 40)}) {
     if (!r) return r;
   }
+  if (o.max_num_batched_tokens < o.max_num_seqs) {
+    // Every running sequence must be able to decode in every step (no starvation by budget).
+    return Error::invalid("engine.max_num_batched_tokens", "must be >= max_num_seqs (" + std::to_string(o.max_num_seqs) +
+                                                               "), got " + std::to_string(o.max_num_batched_tokens));
+  }
   if (o.model_dirs.size() > 4) {
     return Error::invalid("engine.model_dirs", "at most 4 models, got " + std::to_string(o.model_dirs.size()));
   }

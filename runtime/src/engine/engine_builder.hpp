@@ -20,6 +20,9 @@ Result<std::vector<std::unique_ptr<ModelInstance>>> build_model_instances(const 
 Result<std::vector<std::unique_ptr<ModelInstance>>> build_instances_for(const EngineOptions& options, Backend& backend,
                                                                        std::vector<std::shared_ptr<const Model>> models);
 
+// create_engine without the catch-all for std::bad_alloc and other exceptions around it.
+Result<std::unique_ptr<Engine>> create_engine_unchecked(const EngineOptions& options);
+
 // An engine over models built in process (benchmarks and tests: random weights of any shape).
 // options.model_dirs is ignored; models without a tokenizer get one that passes ids through.
 Result<std::unique_ptr<Engine>> create_engine_with_models(const EngineOptions& options,

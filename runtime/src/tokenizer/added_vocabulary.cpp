@@ -14,7 +14,8 @@ void AddedVocabulary::Trie::insert(std::string_view key, int32_t token) {
   for (char ch : key) {
     const auto c = static_cast<unsigned char>(ch);
     auto& edges = nodes[static_cast<size_t>(node)].edges;
-    auto it = std::lower_bound(edges.begin(), edges.end(), c, [](const auto& e, unsigned char v) { return e.first < v; });
+    auto it =
+        std::lower_bound(edges.begin(), edges.end(), c, [](const auto& e, unsigned char v) { return e.first < v; });
     if (it != edges.end() && it->first == c) {
       node = it->second;
       continue;
@@ -34,7 +35,8 @@ std::pair<int32_t, size_t> AddedVocabulary::Trie::longest_at(std::string_view te
   for (size_t i = pos; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     const auto& edges = nodes[static_cast<size_t>(node)].edges;
-    auto it = std::lower_bound(edges.begin(), edges.end(), c, [](const auto& e, unsigned char v) { return e.first < v; });
+    auto it =
+        std::lower_bound(edges.begin(), edges.end(), c, [](const auto& e, unsigned char v) { return e.first < v; });
     if (it == edges.end() || it->first != c) break;
     node = it->second;
     if (nodes[static_cast<size_t>(node)].token >= 0) best = {nodes[static_cast<size_t>(node)].token, i + 1};

@@ -1,7 +1,7 @@
 #include "tokenizer/bpe_model.hpp"
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 
 #include "tokenizer/utf8.hpp"
 
@@ -111,7 +111,7 @@ std::unique_ptr<BpeModel> BpeModel::parse(const JsonValue& model) {
   if (!vocab.is_object()) vocab.fail("must be an object {token: id}, got " + vocab.raw());
   m->vocab_.reserve(vocab.size());
   for (const auto& [token, id] : vocab.members()) {
-    m->vocab_[token] = static_cast<int32_t>(id.int_in(0, INT32_MAX - 1));
+    m->vocab_[token] = static_cast<int32_t>(id.int_in(0, kMaxTokenId));
   }
 
   auto merges = model.find("merges");

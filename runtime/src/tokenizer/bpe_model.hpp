@@ -21,6 +21,10 @@
 
 namespace aurora::runtime::tok {
 
+// Token ids index dense tables, so a file may not name ids beyond this (real vocabularies stay
+// below 300k).
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

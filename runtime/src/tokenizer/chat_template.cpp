@@ -46,6 +46,9 @@ Result<std::string> render_inst(const ChatTemplate& t, const std::vector<ChatMes
   std::string system;
   bool has_system = false;
   if (!messages.empty() && messages[0].role == "system") {
+    if (!t.system_role) {
+      return Error::invalid(role_field(0), "this chat template has no system role (only user and assistant)");
+    }
     system = messages[0].content;
     has_system = true;
     first = 1;
@@ -55,12 +58,14 @@ Result<std::string> render_inst(const ChatTemplate& t, const std::vector<ChatMes
     const auto& m = messages[i];
     const bool expect_user = (i - first) % 2 == 0;
     if (m.role != "user" && m.role != "assistant") {
-      return Error::invalid(role_field(i), "must be user or assistant (only the first message may be system), got '" +
-                                               m.role + "'");
+      return Error::invalid(role_field(i),
+                            "must be user or assistant (only the first message may be system), got '" + m.role + "'");
     }
     if ((m.role == "user") != expect_user) {
-      return Error::invalid(role_field(i), "roles must alternate user/assistant/user/... after an optional system "
-                                           "message, got '" + m.role + "'");
+      return Error::invalid(role_field(i),
+                            "roles must alternate user/assistant/user/... after an optional system "
+                            "message, got '" +
+                                m.role + "'");
     }
     if (m.role == "user") {
       std::string content = m.content;
@@ -86,6 +91,30 @@ Result<std::string> render_inst(const ChatTemplate& t, const std::vector<ChatMes
       out += t.eos_text;
     }
   }
+  return out;
+}
+
+// OLMoE / Tulu: a role tag line per turn; an assistant turn ends with EOS (and a newline unless
+// it is the last message); the generation prompt follows the last message.
+Result<std::string> render_tulu(const ChatTemplate& t, const std::vector<ChatMessage>& messages, bool gen) {
+  std::string out = t.bos_text;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    if (m.role != "system" && m.role != "user" && m.role != "assistant") {
+      return bad_role(i, m.role, "system, user, assistant");
+    }
+    out += "<|";
+    out += m.role;
+    out += "|>\n";
+    out += m.content;
+    if (m.role == "assistant") {
+      out += t.eos_text;
+      if (i + 1 < messages.size()) out += '\n';
+    } else {
+      out += '\n';
+    }
+  }
+  if (gen && !messages.empty()) out += "<|assistant|>\n";
   return out;
 }
 
@@ -116,6 +145,7 @@ const char* chat_format_name(ChatFormat format) {
     case ChatFormat::kChatMl: return "chatml";
     case ChatFormat::kLlama2: return "llama";
     case ChatFormat::kMistral: return "mistral";
+    case ChatFormat::kTulu: return "tulu";
     case ChatFormat::kPlain: return "plain";
   }
   return "plain";
@@ -125,9 +155,10 @@ Result<ChatFormat> parse_chat_format(std::string_view name, const std::string& f
   if (name == "chatml") return ChatFormat::kChatMl;
   if (name == "llama" || name == "llama2") return ChatFormat::kLlama2;
   if (name == "mistral") return ChatFormat::kMistral;
+  if (name == "tulu") return ChatFormat::kTulu;
   if (name == "plain") return ChatFormat::kPlain;
-  return Error::invalid(field, "unknown chat template '" + std::string(name) +
-                                   "' (expected one of chatml, llama, mistral, plain)");
+  return Error::invalid(
+      field, "unknown chat template '" + std::string(name) + "' (expected one of chatml, llama, mistral, tulu, plain)");
 }
 
 ChatTemplate detect_chat_template(std::string_view jinja) {
@@ -152,6 +183,9 @@ ChatTemplate detect_chat_template(std::string_view jinja) {
   } else if (jinja.find("[INST]") != std::string_view::npos) {
     t.format = jinja.find("<<SYS>>") != std::string_view::npos ? ChatFormat::kLlama2 : ChatFormat::kMistral;
     t.spaced_inst = t.format == ChatFormat::kMistral && jinja.find("' [INST] '") != std::string_view::npos;
+    t.system_role = jinja.find("system") != std::string_view::npos;
+  } else if (jinja.find("<|user|>") != std::string_view::npos) {
+    t.format = ChatFormat::kTulu;
   }
   return t;
 }
@@ -162,6 +196,7 @@ Result<std::string> render_chat(const ChatTemplate& tmpl, const std::vector<Chat
     case ChatFormat::kChatMl: return render_chatml(tmpl, messages, add_generation_prompt);
     case ChatFormat::kLlama2:
     case ChatFormat::kMistral: return render_inst(tmpl, messages);
+    case ChatFormat::kTulu: return render_tulu(tmpl, messages, add_generation_prompt);
     case ChatFormat::kPlain: return render_plain(tmpl, messages, add_generation_prompt);
   }
   return render_plain(tmpl, messages, add_generation_prompt);

@@ -37,7 +37,8 @@ class ByteLevelDecoder final : public Decoder {
 
 class MetaspaceDecoder final : public Decoder {
  public:
-  MetaspaceDecoder(std::string replacement, bool strip_first) : replacement_(std::move(replacement)), strip_first_(strip_first) {}
+  MetaspaceDecoder(std::string replacement, bool strip_first)
+      : replacement_(std::move(replacement)), strip_first_(strip_first) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (size_t i = 0; i < tokens.size(); ++i) {
       std::string& t = tokens[i];
@@ -247,7 +248,8 @@ std::unique_ptr<Decoder> parse_decoder(const JsonValue& json) {
     bool strip_first = true;
     if (auto scheme = json.find("prepend_scheme")) {
       const std::string s = scheme->as_string();
-      if (s != "always" && s != "first" && s != "never") scheme->fail("must be one of always, first, never, got '" + s + "'");
+      if (s != "always" && s != "first" && s != "never")
+        scheme->fail("must be one of always, first, never, got '" + s + "'");
       strip_first = s != "never";
     }
     if (auto legacy = json.find("add_prefix_space"); legacy && !legacy->as_bool()) strip_first = false;

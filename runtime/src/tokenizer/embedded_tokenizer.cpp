@@ -38,7 +38,7 @@ std::shared_ptr<const Tokenizer> build_embedded() {
   s.bos_id = kBos;
   s.eos_ids = {kEos, kImEnd};
   s.add_bos = true;
-  s.chat = ChatTemplate{ChatFormat::kChatMl, "<|bos|>", "<|eos|>", "", false};
+  s.chat = ChatTemplate{ChatFormat::kChatMl, "<|bos|>", "<|eos|>", "", false, true};
   return std::make_shared<HfTokenizer>(std::move(p), std::move(s));
 }
 

@@ -24,7 +24,7 @@ TokenizerPipeline parse_pipeline(const JsonValue& root) {
   if (auto added = root.find("added_tokens")) {
     for (const auto& item : added->items()) {
       AddedToken t;
-      t.id = static_cast<int32_t>(item["id"].int_in(0, INT32_MAX - 1));
+      t.id = static_cast<int32_t>(item["id"].int_in(0, kMaxTokenId));
       t.content = item["content"].as_string();
       if (t.content.empty()) item["content"].fail("must not be empty");
       if (!is_valid_utf8(t.content)) item["content"].fail("is not valid UTF-8");
@@ -43,7 +43,8 @@ TokenizerPipeline parse_pipeline(const JsonValue& root) {
   if (auto type = model.find("type")) {
     const std::string t = type->as_string();
     if (t != "BPE") {
-      type->fail("unsupported model type '" + t + "' (Aurora implements BPE tokenizers; WordPiece, Unigram and "
+      type->fail("unsupported model type '" + t +
+                 "' (Aurora implements BPE tokenizers; WordPiece, Unigram and "
                  "WordLevel are not supported)");
     }
   }
@@ -156,8 +157,8 @@ Result<std::string> HfTokenizer::decode(const std::vector<int32_t>& ids, bool sk
     } else if (const std::string* s = p_.model->id_to_token(id)) {
       tokens.push_back(*s);
     } else {
-      return Error::invalid("ids[" + std::to_string(i) + "]",
-                            "no token has id " + std::to_string(id) + " (vocab_size " + std::to_string(vocab_size_) + ")");
+      return Error::invalid("ids[" + std::to_string(i) + "]", "no token has id " + std::to_string(id) +
+                                                                  " (vocab_size " + std::to_string(vocab_size_) + ")");
     }
   }
   std::string out;

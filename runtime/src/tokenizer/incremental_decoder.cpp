@@ -21,7 +21,8 @@ bool ends_with_replacement(const std::string& s) {
 
 std::string decode_range(const Tokenizer& t, const std::vector<int32_t>& ids, size_t from, size_t to, bool skip) {
   if (from >= to) return {};
-  std::vector<int32_t> window(ids.begin() + static_cast<std::ptrdiff_t>(from), ids.begin() + static_cast<std::ptrdiff_t>(to));
+  std::vector<int32_t> window(ids.begin() + static_cast<std::ptrdiff_t>(from),
+                              ids.begin() + static_cast<std::ptrdiff_t>(to));
   auto text = t.decode(window, skip);
   return text ? std::move(text).value() : std::string();
 }

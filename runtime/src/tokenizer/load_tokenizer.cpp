@@ -65,15 +65,17 @@ void read_tokenizer_config(const JsonValue& root, DirectoryConfig& dc) {
     }
   }
   if (auto decoder = root.find("added_tokens_decoder")) {
-    for (const auto& [key, value] : decoder->members()) {
+    for (const auto& member : decoder->members()) {
+      const std::string& key = member.first;
+      const JsonValue& value = member.second;
       AddedToken t;
       try {
         size_t used = 0;
         long id = std::stol(key, &used);
-        if (used != key.size() || id < 0 || id >= INT32_MAX) throw std::invalid_argument(key);
+        if (used != key.size() || id < 0 || id > tok::kMaxTokenId) throw std::invalid_argument(key);
         t.id = static_cast<int32_t>(id);
       } catch (const std::exception&) {
-        value.fail("key must be a token id, got '" + key + "'");
+        value.fail("key must be a token id in [0, " + std::to_string(tok::kMaxTokenId) + "], got '" + key + "'");
       }
       t.content = value["content"].as_string();
       auto flag = [&](std::string_view k, bool fallback) {
@@ -94,7 +96,8 @@ void read_generation_config(const JsonValue& root, DirectoryConfig& dc) {
   if (!root.is_object()) root.fail("must be an object, got " + root.raw());
   if (auto eos = root.find("eos_token_id")) {
     if (eos->is_array()) {
-      for (const auto& id : eos->items()) dc.generation_eos_ids.push_back(static_cast<int32_t>(id.int_in(0, INT32_MAX - 1)));
+      for (const auto& id : eos->items())
+        dc.generation_eos_ids.push_back(static_cast<int32_t>(id.int_in(0, INT32_MAX - 1)));
     } else {
       dc.generation_eos_ids.push_back(static_cast<int32_t>(eos->int_in(0, INT32_MAX - 1)));
     }
@@ -164,7 +167,6 @@ Result<std::shared_ptr<const Tokenizer>> load(const std::string& path, const std
   TokenizerPipeline pipeline = std::move(parsed).value();
 
   DirectoryConfig dc;
-  std::string jinja_file_text;
   if (is_dir) {
     if (auto r = read_optional_json(input / "tokenizer_config.json", dc, read_tokenizer_config); !r) return r.error();
     if (auto r = read_optional_json(input / "generation_config.json", dc, read_generation_config); !r) return r.error();
@@ -192,7 +194,8 @@ Result<std::shared_ptr<const Tokenizer>> load(const std::string& path, const std
     }
     if (dc.eos_token) {
       auto id = lookup(pipeline, *dc.eos_token);
-      if (!id) return Error::invalid(config_file + ": eos_token", "'" + *dc.eos_token + "' is not a token of tokenizer.json");
+      if (!id)
+        return Error::invalid(config_file + ": eos_token", "'" + *dc.eos_token + "' is not a token of tokenizer.json");
       settings.eos_ids.push_back(*id);
     }
     settings.add_bos = dc.add_bos;
@@ -208,17 +211,17 @@ Result<std::shared_ptr<const Tokenizer>> load(const std::string& path, const std
   }
 
   auto tokenizer = std::make_shared<HfTokenizer>(std::move(pipeline), std::move(settings));
-  ChatTemplate chat = forced ? ChatTemplate{*forced, "", "", "", false} : detect_chat_template(dc.chat_template);
+  ChatTemplate chat = forced ? ChatTemplate{*forced, "", "", "", false, true} : detect_chat_template(dc.chat_template);
   const auto bos = tokenizer->bos_id();
   const std::string bos_text = bos ? tokenizer->id_to_token(*bos).value_or("") : "";
   // The BOS text starts the prompt where the real template writes it: [INST] templates always
-  // do; a ChatML Jinja template only when it names bos_token; without Jinja (forced or plain),
+  // do; a ChatML or Tulu Jinja template only when it names bos_token; without Jinja (forced or plain),
   // whenever the tokenizer itself would add a BOS.
   const bool have_jinja = !forced && !dc.chat_template.empty();
   bool write_bos = false;
   if (chat.format == ChatFormat::kLlama2 || chat.format == ChatFormat::kMistral) {
     write_bos = true;
-  } else if (chat.format == ChatFormat::kChatMl && have_jinja) {
+  } else if ((chat.format == ChatFormat::kChatMl || chat.format == ChatFormat::kTulu) && have_jinja) {
     write_bos = dc.chat_template.find("bos_token") != std::string::npos;
   } else {
     write_bos = tokenizer->adds_bos();

@@ -86,7 +86,8 @@ std::unique_ptr<PostProcessor> parse_cls_sep(const JsonValue& json) {
   const auto sep = json["sep"];
   if (cls.size() != 2) cls.fail("must be [token, id], got " + cls.raw());
   if (sep.size() != 2) sep.fail("must be [token, id], got " + sep.raw());
-  return std::make_unique<TemplateProcessor>(std::vector<int32_t>{token_id(cls[1])}, std::vector<int32_t>{token_id(sep[1])});
+  return std::make_unique<TemplateProcessor>(std::vector<int32_t>{token_id(cls[1])},
+                                             std::vector<int32_t>{token_id(sep[1])});
 }
 
 }  // namespace

@@ -239,7 +239,8 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const JsonValue& json) {
   }
   if (type == "Split") {
     auto regex = parse_pattern(json["pattern"]);
-    return std::make_unique<RegexSplit>(std::move(*regex), parse_behavior(json["behavior"]), flag(json, "invert", false));
+    return std::make_unique<RegexSplit>(std::move(*regex), parse_behavior(json["behavior"]),
+                                        flag(json, "invert", false));
   }
   if (type == "Metaspace") return parse_metaspace(json);
   if (type == "Whitespace") {
@@ -249,10 +250,9 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const JsonValue& json) {
     return std::make_unique<RegexSplit>(Regex::compile(R"(\s)", path), Behavior::kRemoved, false);
   }
   if (type == "Digits") {
-    return std::make_unique<RegexSplit>(Regex::compile(R"(\p{N})", path),
-                                        flag(json, "individual_digits", false) ? Behavior::kIsolated
-                                                                               : Behavior::kContiguous,
-                                        false);
+    return std::make_unique<RegexSplit>(
+        Regex::compile(R"(\p{N})", path),
+        flag(json, "individual_digits", false) ? Behavior::kIsolated : Behavior::kContiguous, false);
   }
   if (type == "Punctuation") {
     Behavior behavior = Behavior::kIsolated;
@@ -266,7 +266,8 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const JsonValue& json) {
   if (type == "BertPreTokenizer") {
     std::vector<std::unique_ptr<PreTokenizer>> steps;
     steps.push_back(std::make_unique<RegexSplit>(Regex::compile(R"(\s)", path), Behavior::kRemoved, false));
-    steps.push_back(std::make_unique<RegexSplit>(Regex::compile(kPunctuationPattern, path), Behavior::kIsolated, false));
+    steps.push_back(
+        std::make_unique<RegexSplit>(Regex::compile(kPunctuationPattern, path), Behavior::kIsolated, false));
     return std::make_unique<SequencePreTokenizer>(std::move(steps));
   }
   if (type == "Sequence") {

@@ -59,9 +59,7 @@ std::string onig_to_pcre2(std::string_view p) {
         case 'W': out += in_class ? std::string("\\W") : "[^" + std::string(kOnigWord) + "]"; break;
         case 'h': out += in_class ? "0-9a-fA-F" : "[0-9a-fA-F]"; break;  // Oniguruma: hex digit
         case 'H': out += in_class ? "\\H" : "[^0-9a-fA-F]"; break;
-        default:
-          out += '\\';
-          out += d;
+        default: out += '\\'; out += d;
       }
       continue;
     }
@@ -93,8 +91,8 @@ std::unique_ptr<Regex::Code> compile_pcre2(const std::string& pattern, const std
                                            std::string_view shown) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                                   &error_code, &error_offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof(message));

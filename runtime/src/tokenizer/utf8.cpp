@@ -131,7 +131,9 @@ const ByteTables& byte_tables() {
   static const ByteTables tables = [] {
     ByteTables t;
     t.from_unicode.fill(-1);
-    auto printable = [](int b) { return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF); };
+    auto printable = [](int b) {
+      return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    };
     int n = 0;
     for (int b = 0; b < 256; ++b) {
       char32_t cp = printable(b) ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);

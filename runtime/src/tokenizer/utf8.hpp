@@ -38,7 +38,7 @@ const std::array<std::string, 256>& byte_to_unicode();
 int unicode_to_byte(char32_t cp);
 
 // Character classes as Rust and the regex crate define them (ICU underneath).
-bool is_whitespace(char32_t cp);   // White_Space (Rust char::is_whitespace, regex \s)
-bool is_word_char(char32_t cp);    // regex \w: Alphabetic, M, Nd, Pc, Join_Control
+bool is_whitespace(char32_t cp);  // White_Space (Rust char::is_whitespace, regex \s)
+bool is_word_char(char32_t cp);   // regex \w: Alphabetic, M, Nd, Pc, Join_Control
 
 }  // namespace aurora::runtime::tok

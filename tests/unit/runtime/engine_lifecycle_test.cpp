@@ -160,6 +160,9 @@ TEST_CASE("engine options are validated naming the field", "[engine][admission]"
   auto e = create_engine(o);
   REQUIRE_FALSE(e.ok());
   CHECK_THAT(e.error().message, Catch::Contains("engine.num_ranks") && Catch::Contains("got 0"));
+  EngineOptions budget;
+  budget.max_num_batched_tokens = 8;  // below max_num_seqs (64)
+  CHECK(create_engine(budget).error().field == "engine.max_num_batched_tokens");
   EngineOptions d;
   d.device = "cuda:0";
   if (!kernels::built_with_cuda()) {
@@ -218,6 +221,7 @@ TEST_CASE("running out of KV mid-decode preempts the newest request, which recom
 
 TEST_CASE("chunked prefill of a long prompt does not starve running decodes", "[engine][batching]") {
   EngineOptions o;
+  o.max_num_seqs = 4;
   o.max_num_batched_tokens = 16;
   auto e = engine_with(o);
   Gate gate;

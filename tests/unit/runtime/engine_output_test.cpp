@@ -139,6 +139,7 @@ TEST_CASE("the HF fixtures through the engine: greedy tokens and prompt logits m
       EngineOptions o;
       o.model_dirs = {dir};
       o.num_ranks = ranks;
+      o.max_num_seqs = 4;
       o.max_num_batched_tokens = 16;
       auto e = engine_with(o);
       std::vector<std::shared_ptr<CollectingSink>> sinks;

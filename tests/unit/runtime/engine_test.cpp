@@ -94,6 +94,7 @@ TEST_CASE("timing and usage are filled in order", "[engine]") {
 
 TEST_CASE("a request's output is the same alone or in a batch of 16", "[engine][batching]") {
   EngineOptions o;
+  o.max_num_seqs = 16;
   o.max_num_batched_tokens = 64;  // forces chunked prefill in the batch
   auto e = embedded_engine(o);
   auto target = [&] { return make_request(bytes_of("The keeper climbed the stairs"), 40, 0.9f, 1234); };
@@ -131,6 +132,7 @@ TEST_CASE("outputs are identical on 1, 2, 4 and 8 expert-parallel ranks", "[engi
   for (int32_t ranks : {1, 2, 4, 8}) {
     EngineOptions o;
     o.num_ranks = ranks;
+    o.max_num_seqs = 8;
     o.max_num_batched_tokens = 48;
     auto e = embedded_engine(o);
     std::vector<Run> runs;

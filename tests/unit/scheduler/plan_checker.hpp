@@ -90,7 +90,8 @@ inline double matching_plan_cost(const TransmissionPlan& plan, const Cluster& cl
   return total;
 }
 
-enum class TrafficKind { kUniform, kZipf, kSparse, kHotReceiver };
+// kDecode is a label for benchmarks (Zipf traffic at decode-sized scale); random_traffic treats it as kZipf.
+enum class TrafficKind { kUniform, kZipf, kSparse, kHotReceiver, kDecode };
 
 inline const char* traffic_kind_name(TrafficKind k) {
   switch (k) {
@@ -98,6 +99,7 @@ inline const char* traffic_kind_name(TrafficKind k) {
     case TrafficKind::kZipf: return "zipf";
     case TrafficKind::kSparse: return "sparse";
     case TrafficKind::kHotReceiver: return "hot_receiver";
+    case TrafficKind::kDecode: return "decode_16k";
   }
   return "?";
 }
@@ -117,7 +119,8 @@ inline TrafficMatrix random_traffic(std::mt19937_64& rng, int n, TrafficKind kin
       int64_t v = 0;
       switch (kind) {
         case TrafficKind::kUniform: v = bytes(rng); break;
-        case TrafficKind::kZipf: v = static_cast<int64_t>(static_cast<double>(scale) * pop[static_cast<size_t>(j)] * (0.5 + unit(rng))); break;
+        case TrafficKind::kZipf:
+        case TrafficKind::kDecode: v = static_cast<int64_t>(static_cast<double>(scale) * pop[static_cast<size_t>(j)] * (0.5 + unit(rng))); break;
         case TrafficKind::kSparse: v = unit(rng) < 0.2 ? bytes(rng) : 0; break;
         case TrafficKind::kHotReceiver: v = j == hot ? scale * 4 + bytes(rng) : bytes(rng) / 8; break;
       }

@@ -3,6 +3,9 @@
 // ~100 varied strings and ~60 arbitrary id sequences exactly as HF did.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <thread>
+
 #include "aurora/runtime/tokenizer.hpp"
 #include "test_support.hpp"
 
@@ -82,7 +85,8 @@ TEST_CASE("decoding arbitrary id sequences matches Hugging Face (byte pieces, sp
   }
 }
 
-TEST_CASE("streaming every fixture encoding reproduces the full decode, never half a character", "[tokenizer][stream]") {
+TEST_CASE("streaming every fixture encoding reproduces the full decode, never half a character",
+          "[tokenizer][stream]") {
   for (const char* variant : kVariants) {
     DYNAMIC_SECTION(variant) {
       auto tok = load_tokenizer(fixture(std::string(variant) + "/tokenizer.json"));
@@ -99,5 +103,30 @@ TEST_CASE("streaming every fixture encoding reproduces the full decode, never ha
         }
       }
     }
+  }
+}
+
+TEST_CASE("one tokenizer encodes from many threads at once (shared word cache)", "[tokenizer][threads]") {
+  for (const char* variant : {"qwen2", "llama2"}) {
+    auto tok = load_tokenizer(fixture(std::string(variant) + "/tokenizer.json"));
+    REQUIRE(tok.ok());
+    auto doc = JsonDocument::parse_file(fixture(std::string(variant) + "/expected.json"));
+    REQUIRE(doc.ok());
+    std::vector<std::pair<std::string, std::vector<int32_t>>> cases;
+    for (const auto& c : doc->root()["cases"].items()) cases.emplace_back(c["text"].as_string(), int_list(c["ids"]));
+    std::atomic<int> mismatches{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int round = 0; round < 5; ++round) {
+          for (size_t i = 0; i < cases.size(); ++i) {
+            const auto& [text, ids] = cases[(i + static_cast<size_t>(t) * 17) % cases.size()];
+            if ((*tok)->encode(text) != ids) ++mismatches;
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(mismatches.load() == 0);
   }
 }

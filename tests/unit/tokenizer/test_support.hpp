@@ -8,7 +8,9 @@
 
 namespace aurora::test {
 
-inline std::string fixture(const std::string& relative) { return std::string(AURORA_TOKENIZER_FIXTURES) + "/" + relative; }
+inline std::string fixture(const std::string& relative) {
+  return std::string(AURORA_TOKENIZER_FIXTURES) + "/" + relative;
+}
 
 inline std::vector<int32_t> int_list(const config::JsonValue& v) {
   std::vector<int32_t> out;

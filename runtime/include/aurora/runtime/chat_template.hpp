@@ -8,6 +8,7 @@
 //   mistral  <s>[INST] sys\n\nuser [/INST]answer</s>[INST] user [/INST]             (Mistral v0.1)
 //            <s> [INST] sys\n\nuser [/INST] answer</s> [INST] user [/INST]          (Mixtral's current
 //                                                                              template: spaced)
+//   tulu     <|system|>\nsys\n<|user|>\nuser\n<|assistant|>\nanswer</s>\n ...          (OLMoE, Tulu)
 //   plain    sys\n\nUser: ...\nAssistant: ...\nAssistant:                         (fallback)
 #pragma once
 
@@ -20,22 +21,23 @@
 namespace aurora::runtime {
 
 struct ChatMessage {
-  std::string role;     // "system", "user", "assistant" (chatml and plain also accept "tool")
+  std::string role;  // "system", "user", "assistant" (chatml and plain also accept "tool")
   std::string content;
 };
 
-enum class ChatFormat { kChatMl, kLlama2, kMistral, kPlain };
+enum class ChatFormat { kChatMl, kLlama2, kMistral, kTulu, kPlain };
 
 struct ChatTemplate {
   ChatFormat format = ChatFormat::kPlain;
   std::string bos_text;        // written at the start (llama/mistral: once per [INST] turn as the
                                // template does); empty when the model has no BOS
-  std::string eos_text;        // closes assistant turns in llama/mistral
+  std::string eos_text;        // closes assistant turns in llama/mistral/tulu
   std::string default_system;  // chatml: system prompt used when the conversation has none
   bool spaced_inst = false;    // mistral: " [INST] " and " answer" as Mixtral's newer template
+  bool system_role = true;     // mistral: false when the template has no system message at all
 };
 
-// "chatml" | "llama" | "mistral" | "plain" (the names `aurora --chat-template` accepts).
+// "chatml" | "llama" | "mistral" | "tulu" | "plain" (the names `--chat-template` accepts).
 const char* chat_format_name(ChatFormat format);
 // Parses a template name; an unknown name is an error naming `field` and listing the choices.
 Result<ChatFormat> parse_chat_format(std::string_view name, const std::string& field = "chat_template");
@@ -44,7 +46,9 @@ Result<ChatFormat> parse_chat_format(std::string_view name, const std::string& f
 //   contains "<|im_start|>"            -> chatml (a literal default system prompt written as
 //                                         '<|im_start|>system\n...<|im_end|>' is kept)
 //   contains "[INST]" and "<<SYS>>"    -> llama
-//   contains "[INST]"                  -> mistral (spaced when it writes ' [INST] ')
+//   contains "[INST]"                  -> mistral (spaced when it writes ' [INST] '; a template that
+//                                         never mentions "system" rejects system messages)
+//   contains "<|user|>"                -> tulu
 //   anything else (or empty)           -> plain
 ChatTemplate detect_chat_template(std::string_view jinja);
 

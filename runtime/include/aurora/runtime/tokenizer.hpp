@@ -46,7 +46,7 @@ class Tokenizer {
   // The id of a token string (added tokens first, then the model vocabulary).
   virtual std::optional<int32_t> token_to_id(std::string_view /*token*/) const { return std::nullopt; }
   // The chat template in use: "chatml", "llama" (Llama-2 [INST] with <<SYS>>), "mistral"
-  // ([INST] with the system prompt folded into the first user turn) or "plain".
+  // ([INST] with the system prompt folded into the first user turn), "tulu" (OLMoE) or "plain".
   virtual std::string chat_template_name() const { return "plain"; }
 };
 
@@ -54,7 +54,7 @@ class Tokenizer {
 // tokenizer_config.json supplies special tokens, BOS/EOS and the chat template, and
 // generation_config.json may add EOS ids).
 // chat_template: "" = detected from tokenizer_config.json's Jinja template (falling back to
-// "plain"), or one of "chatml", "llama" (Llama-2 [INST] <<SYS>>), "mistral", "plain".
+// "plain"), or one of "chatml", "llama" (Llama-2 [INST] <<SYS>>), "mistral", "tulu", "plain".
 // Errors name the file and the field path, e.g. "x/tokenizer.json: model.merges[3]: ...".
 Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const std::string& path, const std::string& chat_template = "");
 

@@ -35,9 +35,9 @@ struct AllToAllOptions {
   OrderStrategy forced_strategy = OrderStrategy::kMatching;  // with ChoicePolicy::kForce
   int max_phases = 0;          // > 0: matching plans keep at most this many phases (the rest goes all at once)
   bool evaluate_all = false;   // fill candidate_makespan_s for every strategy (no pruning, exact fluid model)
-  // All-at-once phases of more than 1024 transfers are costed with fair-share rates re-allocated at most
-  // 128 times per phase bound (slightly pessimistic, bounded in docs/scheduler.md) unless exact_fluid is set;
-  // exact costs O(flows^2 * n) and takes ~100 ms at n = 64.
+  // All-at-once phases of more than 64 transfers are costed with fair-share rates re-allocated at most
+  // once per max(phase bound / 128, phase_latency_s / 20) (slightly pessimistic, bounded in
+  // docs/scheduler.md) unless exact_fluid is set; exact costs O(flows^2 * n), ~100 ms at n = 64.
   bool exact_fluid = false;
   uint64_t seed = 0;           // random order baseline
 };

@@ -6,7 +6,9 @@
 //  - colocated, homogeneous: pair the models' experts: sort when every expert sends what it receives
 //    (Thm 6.2), else bottleneck perfect matching (threshold search + Hopcroft-Karp);
 //  - colocated, heterogeneous: the paper's two bottleneck matchings, then local search (pair swaps, GPU
-//    swaps, expert swaps) under the full cost model.
+//    swaps, expert swaps) under the full cost model;
+//  - colocated, either: Lina-style same-model packing is kept instead when it is predicted faster
+//    (options.consider_packing), so Aurora never returns a deployment slower than that baseline.
 // Otherwise (many experts per GPU, gpu-form traffic, replicas): place_experts per layer, balancing load
 // against GPU speed, bandwidth and memory (placement.hpp).
 // Search objective: simulate() with matching-bound all-to-all times (latency-free; see docs/scheduler.md).
@@ -27,6 +29,9 @@ namespace aurora::sched {
 struct DeploymentOptions {
   DeploymentMode mode = DeploymentMode::kExclusive;
   bool local_search = true;
+  // Colocated, one expert per GPU per model: also consider Lina-style same-model packing (each model on its
+  // own half of the GPUs) and keep it when the search objective says it is faster than the best pairing.
+  bool consider_packing = true;
   int max_replicas_per_expert = 1;  // many-experts placement only
   int max_extra_replicas = 0;
   uint64_t seed = 0;
@@ -55,8 +60,9 @@ struct ExhaustiveResult {
   double cost_s = 0;      // deployment_cost_s of the optimum
   uint64_t nodes = 0;     // search nodes visited (branch and bound)
 };
-// Optimum of deployment_cost_s over all one-expert-per-GPU deployments (per layer, GPUs of identical spec
-// interchangeable). Experts form only, n <= 8 GPUs. Errors otherwise.
+// Optimum of deployment_cost_s over all one-expert-per-GPU-per-model deployments (per layer, GPUs of
+// identical spec interchangeable; same-model packing is outside this space). Experts form only, n <= 8
+// GPUs. Errors otherwise.
 Result<ExhaustiveResult> exhaustive_deployment(const std::vector<ModelStats>& models, const Cluster& cluster,
                                                DeploymentMode mode);
 

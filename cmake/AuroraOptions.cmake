@@ -10,10 +10,3 @@ if(AURORA_SANITIZE)
   add_compile_options(-fsanitize=${AURORA_SANITIZE} -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${AURORA_SANITIZE})
 endif()
-
-# Fuzz builds: every target gets libFuzzer's coverage instrumentation plus ASan/UBSan; the fuzz
-# executables themselves link -fsanitize=fuzzer (scripts/fuzz-smoke.sh builds and runs them).
-if(AURORA_FUZZ)
-  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
-  add_link_options(-fsanitize=address,undefined)
-endif()

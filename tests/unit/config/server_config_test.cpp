@@ -54,3 +54,9 @@ TEST_CASE("a JSON config file is applied with field paths in errors") {
   v.overload_status = 500;
   CHECK(!validate(v).ok());
 }
+
+TEST_CASE("docs/server.md lists every setting with its default", "[docs]") {
+  auto doc = aurora::config::read_text_file("docs/server.md");  // tests run in the source tree
+  REQUIRE(doc.ok());
+  CHECK(doc->find(server_settings_markdown()) != std::string::npos);
+}

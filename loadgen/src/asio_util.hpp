@@ -57,15 +57,26 @@ class Signal {
 // A counting semaphore for coroutines; permits pass to waiters in FIFO order.
 class AsyncSemaphore {
  public:
-  AsyncSemaphore(asio::any_io_executor ex, int64_t permits) : ex_(ex), permits_(permits) {}
+  AsyncSemaphore(asio::any_io_executor ex, int64_t permits) : ex_(std::move(ex)), permits_(permits) {}
+
   asio::awaitable<void> acquire() {
+    while (!co_await acquire_until(Clock::time_point::max())) {
+    }
+  }
+  // True with a permit; false when the deadline passed or cancel_waiters() was called first.
+  asio::awaitable<bool> acquire_until(Clock::time_point deadline) {
     if (permits_ > 0 && waiters_.empty()) {
       --permits_;
-      co_return;
+      co_return true;
     }
-    auto waiter = std::make_shared<Waiter>(ex_);
+    auto waiter = std::make_shared<Waiter>(ex_, deadline);
     waiters_.push_back(waiter);
-    while (!waiter->granted) co_await waiter->timer.async_wait(use_tuple);
+    co_await waiter->timer.async_wait(use_tuple);
+    if (!waiter->granted) {
+      auto it = std::find(waiters_.begin(), waiters_.end(), waiter);
+      if (it != waiters_.end()) waiters_.erase(it);
+    }
+    co_return waiter->granted;
   }
   void release() {
     if (!waiters_.empty()) {
@@ -77,10 +88,15 @@ class AsyncSemaphore {
     }
     ++permits_;
   }
+  void cancel_waiters() {
+    auto waiters = std::move(waiters_);
+    waiters_.clear();
+    for (auto& w : waiters) w->timer.cancel();
+  }
 
  private:
   struct Waiter {
-    explicit Waiter(asio::any_io_executor ex) : timer(ex, Clock::time_point::max()) {}
+    Waiter(asio::any_io_executor ex, Clock::time_point deadline) : timer(ex, deadline) {}
     asio::steady_timer timer;
     bool granted = false;
   };

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
@@ -173,6 +174,25 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
     for (const auto& r : run.records) total += r.start_s - r.arrival_s;
     j["mean_client_queue_time_ms"] = run.records.empty() ? 0.0 : 1000.0 * total / static_cast<double>(run.records.size());
   }
+
+  // Per prompt kind (prose, code, digits, or file labels): how each part of a mix fared.
+  std::map<std::string, std::vector<RequestRecord>> by_kind_records;
+  for (const auto& r : run.records) by_kind_records[r.kind.empty() ? "unknown" : r.kind].push_back(r);
+  boost::json::object by_kind;
+  for (const auto& [kind, records] : by_kind_records) {
+    const Summary ks = summarize(records, s.duration_s, c.goodput, {50, 99});
+    boost::json::object k;
+    k["completed"] = ks.completed;
+    k["failed"] = ks.failed;
+    k["total_output_tokens"] = ks.total_output_tokens;
+    k["mean_ttft_ms"] = ks.ttft.mean_ms;
+    k["p99_ttft_ms"] = ks.ttft.percentiles_ms[1].second;
+    k["mean_tpot_ms"] = ks.tpot.mean_ms;
+    k["p99_tpot_ms"] = ks.tpot.percentiles_ms[1].second;
+    k["mean_e2el_ms"] = ks.e2el.mean_ms;
+    by_kind[kind] = std::move(k);
+  }
+  j["by_kind"] = std::move(by_kind);
 
   // The load generator's own cost, to show it is not the bottleneck.
   boost::json::object lg;

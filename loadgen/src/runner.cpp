@@ -100,13 +100,7 @@ class BenchmarkRun {
     ioc_.run();
     if (!outcome) return Error::make(ErrorCode::kInternal, "the run ended without a result");
     if (!outcome->ok()) return outcome->error();
-    for (auto& r : records_) {
-      if (r.error_reason == "not_sent") {
-        ++result_.num_not_sent;
-        continue;
-      }
-      result_.records.push_back(std::move(r));
-    }
+    for (auto& r : records_) result_.records.push_back(std::move(r));
     return std::move(result_);
   }
 
@@ -279,6 +273,7 @@ class BenchmarkRun {
       result_.interrupted = true;
       stop_sending_ = true;
       interrupt_.notify();
+      if (semaphore_) semaphore_->cancel_waiters();
       client_->cancel_all("interrupted");
       signals_.async_wait([](const boost::system::error_code& ec2, int) {
         if (!ec2) std::_Exit(130);
@@ -286,9 +281,12 @@ class BenchmarkRun {
     });
   }
 
-  // Open loop: one arrival after another at its scheduled time.
+  // Open loop: one arrival after another at its scheduled time. Under --max-concurrency the
+  // dispatcher itself waits for a slot (FIFO), so arrivals queue on the client side without
+  // piling up coroutines, and a timed run stops waiting at its end.
   asio::awaitable<void> dispatch() {
     const std::optional<double> duration = run_duration_s();
+    const auto end = duration ? t0_ + to_duration(*duration) : SteadyClock::time_point::max();
     for (;;) {
       const std::optional<double> t = arrivals_->next();
       if (!t) break;
@@ -296,6 +294,14 @@ class BenchmarkRun {
       const auto when = t0_ + to_duration(*t);
       if (when > SteadyClock::now() && co_await interrupt_.wait_until(when)) break;
       if (interrupt_.is_set()) break;
+      if (semaphore_ && !co_await semaphore_->acquire_until(end)) {
+        ++result_.num_not_sent;  // arrived, but the run ended before a slot freed up
+        break;
+      }
+      if (interrupt_.is_set()) {
+        ++result_.num_not_sent;
+        break;
+      }
       RequestSpec spec = workload_->next(*t);
       records_.emplace_back();
       RequestRecord& rec = records_.back();
@@ -306,14 +312,6 @@ class BenchmarkRun {
   }
 
   asio::awaitable<void> request_task(RequestSpec spec, RequestRecord& rec) {
-    if (semaphore_) {
-      co_await semaphore_->acquire();
-      if (stop_sending_ && (run_duration_s() || interrupt_.is_set())) {  // the run ended while this one waited
-        semaphore_->release();
-        rec.error_reason = "not_sent";
-        co_return;
-      }
-    }
     ++in_flight_;
     co_await client_->send(spec, rec);
     --in_flight_;
@@ -408,7 +406,11 @@ class BenchmarkRun {
     std::sort(ttfts.begin(), ttfts.end());
     char ttft_text[32] = "-";
     if (!ttfts.empty()) std::snprintf(ttft_text, sizeof ttft_text, "%.1f ms", percentile_linear(ttfts, 50) * 1000.0);
-    std::string total = config_.num_prompts ? "/" + std::to_string(*config_.num_prompts) : std::string();
+    std::string total;
+    if (config_.num_prompts) {
+      total += '/';
+      total += std::to_string(*config_.num_prompts);
+    }
     std::fprintf(options_.progress_out,
                  "\r\033[2K[%6.1fs] done %lld%s  failed %lld  in flight %lld  rate %.2f req/s  %.0f tok/s  p50 TTFT %s",
                  t, static_cast<long long>(done_), total.c_str(), static_cast<long long>(failed_),

@@ -250,6 +250,23 @@ TEST_CASE("a timed run stops sending at its duration and cuts off what is still 
   for (const auto& rec : r.records) CHECK(rec.arrival_s < 0.3);
 }
 
+TEST_CASE("an infinite rate under a concurrency cap runs for its duration without piling up arrivals") {
+  StubServerOptions o;
+  o.script = [](const StubRequest&) { return stub::uniform_script(3, 10, 10); };
+  StubServer server(o);
+  server.start();
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult r = run(server, {"--backend", "openai-chat", "--model", "m", "--duration", "0.5", "--max-concurrency", "4"});
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(wall < 1.5);
+  CHECK(r.records.size() >= 8);
+  CHECK(r.records.size() < 400);  // at most 4 in flight, each ~30 ms: nothing like an unbounded burst
+  CHECK(r.num_not_sent <= 1);
+  const Summary s = summarize(r.records, r.duration_s, {}, {50});
+  CHECK(s.failed == 0);
+  CHECK(s.max_concurrent_requests == 4);
+}
+
 TEST_CASE("a closed loop of users keeps exactly N requests in flight") {
   StubServerOptions o;
   o.script = [](const StubRequest&) { return stub::uniform_script(3, 20, 10); };

@@ -73,6 +73,7 @@ TEST_CASE("the result JSON uses vLLM's field names and adds ours") {
   CHECK(j.at("aurora_metrics").at("plan_version").as_array().size() == 2);
   CHECK(j.at("aurora_metrics").at("expert_load_balance_by_layer").at("1").as_array()[1].as_double() == 1.2);
   CHECK(j.at("gpu") == "none");
+  CHECK(j.at("by_kind").at("unknown").at("completed") == 3);
 }
 
 TEST_CASE("the summary table follows vLLM's layout") {

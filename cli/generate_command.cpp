@@ -95,7 +95,8 @@ int fail(const Error& e) {
 
 int run_generate(int argc, char** argv) {
   po::options_description options("aurora generate [options]");
-  std::string model, prompt, prompt_ids, logits_file, chat_template, device = "cpu";
+  std::string model, prompt, prompt_ids, logits_file, chat_template, device = "auto";
+  double gpu_memory_fraction = 0.90;
   int32_t max_tokens = 64, ranks = 1, top_k = 0;
   float temperature = 0.0f, top_p = 1.0f;
   uint64_t seed = 0;
@@ -113,7 +114,10 @@ int run_generate(int argc, char** argv) {
       ("stop", po::value(&stops)->composing(), "stop string (repeatable)")
       ("ignore-eos", "keep generating after EOS")
       ("ranks", po::value(&ranks)->default_value(1), "expert-parallel ranks (in-process on CPU)")
-      ("device", po::value(&device)->default_value("cpu"), "cpu (cuda:N comes with the CUDA backend)")
+      ("device", po::value(&device)->default_value("auto"), "cpu, cuda:N, or auto (GPU 0 when present, else cpu)")
+      ("random-weights", "random weights from the model directory's config.json (no checkpoint read)")
+      ("gpu-memory-fraction", po::value(&gpu_memory_fraction)->default_value(0.90),
+       "share of GPU memory for weights + KV cache")
       ("chat-template", po::value(&chat_template), "chat template for the tokenizer (chatml, llama, mistral, plain)")
       ("json", "print {\"prompt_ids\", \"output_ids\", \"text\", \"finish_reason\"}")
       ("logits", po::value(&logits_file), "write the logits at the last prompt position to FILE (JSON array)");
@@ -140,6 +144,8 @@ int run_generate(int argc, char** argv) {
   if (!model.empty()) eo.model_dirs = {model};
   eo.num_ranks = ranks;
   eo.device = device;
+  eo.random_weights = vm.count("random-weights") != 0U;
+  eo.gpu_memory_fraction = gpu_memory_fraction;
   eo.chat_template = chat_template;
   eo.max_num_seqs = 4;
   eo.seed = seed;

@@ -22,4 +22,14 @@ void clamp(const ClampParams& p) {
   for (int64_t i = 0; i < p.num_elements; ++i) p.x[i] = std::clamp(p.x[i], -p.limit, p.limit);
 }
 
+void silu_mul(const SiluMulParams& p) {
+  const int64_t stride = p.gate_up_stride ? p.gate_up_stride : int64_t{2} * p.intermediate;
+  for (int32_t r = 0; r < p.num_rows; ++r) {
+    const float* g = p.gate_up + r * stride;
+    const float* u = g + p.intermediate;
+    float* out = p.out + int64_t{r} * p.intermediate;
+    for (int32_t i = 0; i < p.intermediate; ++i) out[i] = (g[i] / (1.0f + std::exp(-g[i]))) * u[i];
+  }
+}
+
 }  // namespace aurora::kernels::cpu

@@ -53,10 +53,10 @@ int32_t sample_row(const float* logits, int32_t vocab, const SamplingRow& row, f
     }
     count = keep;
     total = mass;
-  } else if (use_top_k) {
-    // Walk the kept set in id order so that the result does not depend on nth_element's layout.
-    std::sort(ids, ids + count);
   }
+  // Walk the kept set in id order: the result does not depend on nth_element's layout, and the GPU
+  // twin (which finds the kept set by thresholds, never sorting it) walks the same way.
+  if (use_top_k || use_top_p) std::sort(ids, ids + count);
   const float target = row.uniform * total;
   float cumulative = 0.0f;
   for (int32_t c = 0; c < count; ++c) {

@@ -1,6 +1,7 @@
 #include "aurora/server/serve_options.hpp"
 
 #include <charconv>
+#include <cstdlib>
 #include <optional>
 
 #include "aurora/config/json.hpp"
@@ -25,7 +26,11 @@ constexpr EngineFlag kEngineFlags[] = {
     {"--kv-cache-tokens", "KV cache capacity in tokens (default 0 = from memory)"},
     {"--seed", "default sampling seed base (default 0)"},
     {"--chat-template", "chatml, llama, mistral, tulu or plain (default: detected from tokenizer_config.json)"},
+    {"--random-weights", "random weights from each model directory's config.json, no checkpoint (GPU: made on device)"},
+    {"--gpu-memory-fraction", "share of GPU memory for weights + KV cache (default 0.90)"},
 };
+
+bool is_engine_bool_flag(const std::string& flag) { return flag == "--random-weights"; }
 
 Result<int64_t> parse_int(const std::string& flag, const std::string& value, int64_t lo, int64_t hi) {
   int64_t v = 0;
@@ -65,6 +70,20 @@ Result<bool> apply_engine_flag(runtime::EngineOptions& e, const std::string& fla
   if (flag == "--max-waiting") return set_int(e.max_waiting, 0, 1 << 24);
   if (flag == "--kv-block-size") return set_int(e.kv_block_size, 1, 1 << 16);
   if (flag == "--kv-cache-tokens") return set_int(e.kv_cache_tokens, 0, int64_t{1} << 40);
+  if (flag == "--random-weights") {
+    if (value != "true" && value != "false") return Error::invalid(flag, "must be true or false, got '" + value + "'");
+    e.random_weights = value == "true";
+    return true;
+  }
+  if (flag == "--gpu-memory-fraction") {
+    char* end = nullptr;
+    const double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !(v > 0.0 && v <= 1.0)) {
+      return Error::invalid(flag, "must be a number in (0, 1], got '" + value + "'");
+    }
+    e.gpu_memory_fraction = v;
+    return true;
+  }
   if (flag == "--seed") {
     auto v = parse_int(flag, value, 0, INT64_MAX);
     if (!v) return v.error();
@@ -83,7 +102,16 @@ Result<void> apply_engine_json(runtime::EngineOptions& e, const config::JsonValu
         for (const auto& dir : v.items()) e.model_dirs.push_back(dir.as_string());
         continue;
       }
-      const std::string value = v.is_string() ? v.as_string() : std::to_string(v.as_int());
+      std::string value;
+      if (v.is_string()) {
+        value = v.as_string();
+      } else if (v.is_bool()) {
+        value = v.as_bool() ? "true" : "false";
+      } else if (key == "gpu_memory_fraction") {
+        value = std::to_string(v.as_double());
+      } else {
+        value = std::to_string(v.as_int());
+      }
       auto applied = apply_engine_flag(e, flag, value);
       if (!applied) throw_invalid(v.path(), applied.error().message);
       if (!*applied) v.fail("unknown engine setting");
@@ -121,7 +149,8 @@ Result<ServeOptions> parse_serve_args(const std::vector<std::string>& args) {
     } else {
       arg.flag = a;
       const auto* setting = config::find_server_setting(a);
-      const bool is_bool = setting != nullptr && std::holds_alternative<bool*>(setting->ref(out.server));
+      const bool is_bool =
+          (setting != nullptr && std::holds_alternative<bool*>(setting->ref(out.server))) || is_engine_bool_flag(a);
       if (i + 1 < args.size() && !(is_bool && args[i + 1].rfind("--", 0) == 0)) {
         arg.value = args[++i];
       } else if (is_bool) {

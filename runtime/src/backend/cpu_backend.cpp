@@ -93,13 +93,4 @@ class CpuBackend final : public Backend {
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
-  if (device == "cpu" || device == "auto" || device.empty()) return make_cpu_backend();
-  if (device.rfind("cuda", 0) == 0) {
-    return Error::make(ErrorCode::kUnsupported,
-                       "device \"" + device + "\": the CUDA backend is not built yet; use \"cpu\"");
-  }
-  return Error::invalid("device", "must be \"cpu\", \"auto\" or \"cuda:N\", got \"" + device + "\"");
-}
-
 }  // namespace aurora::runtime

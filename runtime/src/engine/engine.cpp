@@ -30,7 +30,7 @@ class EngineImpl final : public Engine {
     sample_stream_ = backend_->create_stream();
     for (auto& mi : models_) {
       instance_by_name_[mi->name] = mi.get();
-      counters_.plan_version = std::max(counters_.plan_version, mi->executor->placement().version);
+      if (mi->executor) counters_.plan_version = std::max(counters_.plan_version, mi->executor->placement().version);
       counters_.kv_blocks_total += mi->scheduler->blocks_total();
     }
     thread_ = std::thread([this] { run(); });
@@ -226,9 +226,35 @@ void EngineImpl::step(ModelInstance& mi) {
   }
   mi.batch.num_logits_rows = logits_rows;
 
+  // Sampling rows: one per sequence that reaches the end of its known tokens.
+  mi.sampling_rows.clear();
+  bool wants_logits = false;
+  for (const auto& ch : mi.sampled_chunks) {
+    const Sequence& seq = *ch.seq;
+    const auto& sp = seq.request.sampling;
+    kernels::SamplingRow row;
+    row.temperature = sp.temperature < kGreedyTemperature ? 0.0f : sp.temperature;
+    row.top_p = sp.top_p;
+    row.top_k = sp.top_k < 0 ? 0 : sp.top_k;
+    // The draw for the n-th generated token depends only on (seed, n): the same whatever the batch,
+    // the rank count, or a preemption in between.
+    Rng rng(mix_seed(seq.seed, static_cast<uint64_t>(seq.num_generated())));
+    row.uniform = rng.uniform();
+    mi.sampling_rows.push_back(row);
+    wants_logits = wants_logits || (seq.request.return_prompt_logits && seq.num_generated() == 0);
+  }
+
   const StepResult* result = nullptr;
+  // A device runner samples on the device and returns only tokens, unless a request wants its
+  // logits back; then the logits come to the host and the CPU twin samples them.
+  const bool sample_on_device = mi.device && !wants_logits;
   try {
-    result = &mi.executor->execute(mi.batch);
+    if (mi.device) {
+      result = &mi.device->execute(mi.batch, sample_on_device ? mi.sampling_rows.data() : nullptr,
+                                   mi.sampled_tokens.data());
+    } else {
+      result = &mi.executor->execute(mi.batch);
+    }
   } catch (const std::exception& e) {
     fail_step(mi, e.what());
     return;
@@ -244,31 +270,21 @@ void EngineImpl::step(ModelInstance& mi) {
     }
   }
 
-  // Sampling: one row per sequence that reached the end of its known tokens.
   const int32_t V = mi.model->config.vocab_size;
-  mi.sampling_rows.clear();
-  for (const auto& ch : mi.sampled_chunks) {
-    const Sequence& seq = *ch.seq;
-    const auto& sp = seq.request.sampling;
-    kernels::SamplingRow row;
-    row.temperature = sp.temperature < kGreedyTemperature ? 0.0f : sp.temperature;
-    row.top_p = sp.top_p;
-    row.top_k = sp.top_k < 0 ? 0 : sp.top_k;
-    // The draw for the n-th generated token depends only on (seed, n): the same whatever the batch,
-    // the rank count, or a preemption in between.
-    Rng rng(mix_seed(seq.seed, static_cast<uint64_t>(seq.num_generated())));
-    row.uniform = rng.uniform();
-    mi.sampling_rows.push_back(row);
-  }
-  if (!mi.sampling_rows.empty()) {
+  if (!mi.sampling_rows.empty() && !sample_on_device) {
     kernels::SampleParams sp;
     sp.logits = result->logits;
     sp.rows = mi.sampling_rows.data();
     sp.out_tokens = mi.sampled_tokens.data();
     sp.num_rows = static_cast<int32_t>(mi.sampling_rows.size());
     sp.vocab_size = V;
-    backend_->sample(sp, mi.sampling_workspace.get(), mi.sampling_workspace.bytes(), *sample_stream_);
-    backend_->synchronize(*sample_stream_);
+    if (mi.device) {  // host logits from the device: the CPU twin samples them
+      mi.host_sampling_workspace.resize(kernels::cpu::sampling_workspace_bytes(V));
+      kernels::cpu::sample(sp, mi.host_sampling_workspace.data(), mi.host_sampling_workspace.size());
+    } else {
+      backend_->sample(sp, mi.sampling_workspace.get(), mi.sampling_workspace.bytes(), *sample_stream_);
+      backend_->synchronize(*sample_stream_);
+    }
   }
   {
     std::lock_guard lock(stats_mu_);
@@ -278,7 +294,8 @@ void EngineImpl::step(ModelInstance& mi) {
     mi.last_exchange = result->exchange;
   }
   for (size_t i = 0; i < mi.sampled_chunks.size(); ++i) {
-    emit_token(mi, *mi.sampled_chunks[i].seq, mi.sampled_tokens[i], result->logits + i * static_cast<size_t>(V));
+    emit_token(mi, *mi.sampled_chunks[i].seq, mi.sampled_tokens[i],
+               result->logits ? result->logits + i * static_cast<size_t>(V) : nullptr);
   }
 }
 
@@ -286,7 +303,7 @@ void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, con
   const auto& sp = seq.request.sampling;
   if (seq.num_generated() == 0) {
     seq.timing.first_token = Clock::now();
-    if (seq.request.return_prompt_logits) {
+    if (seq.request.return_prompt_logits && logits_row) {
       seq.prompt_logits.assign(logits_row, logits_row + mi.model->config.vocab_size);
     }
   }

@@ -10,6 +10,7 @@
 #include "engine/null_tokenizer.hpp"
 #include "executor/placement_planner.hpp"
 #include "model/embedded_model.hpp"
+#include "model/model_builder.hpp"
 
 namespace aurora::runtime {
 
@@ -43,8 +44,89 @@ Result<void> validate_engine_options(const EngineOptions& o) {
 namespace {
 
 constexpr int64_t kDefaultKvBytes = int64_t{256} << 20;  // when kv_cache_tokens == 0
+constexpr int32_t kMaxDeviceContext = 16384;  // bounds per-step block tables and attention workspace
+
+Result<void> finish_instance(ModelInstance& mi);
+
+bool embedded_tokenizer_fits(const config::ModelConfig& c) {
+  auto tok = make_embedded_tokenizer();
+  return tok && tok->vocab_size() <= c.vocab_size;
+}
+
+// A model directory's config.json (+ generation_config.json) with random weights: on a device
+// backend the weights are generated on the device later (the Model holds none); on the CPU they are
+// generated here.
+Result<std::shared_ptr<const Model>> random_weights_model(const std::string& dir, const EngineOptions& o, Backend& backend) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Error::make(ErrorCode::kNotFound, dir + ": model directory not found");
+  auto config = config::load_model_config((fs::path(dir) / "config.json").string());
+  if (!config) return config.error();
+  config::GenerationDefaults generation;
+  const fs::path gen_path = fs::path(dir) / "generation_config.json";
+  if (fs::exists(gen_path, ec)) {
+    auto gen = config::load_generation_config(gen_path.string());
+    if (!gen) return gen.error();
+    generation = std::move(*gen);
+  }
+  std::string name = fs::path(dir).lexically_normal().filename().string();
+  if (name.empty()) name = fs::path(dir).lexically_normal().parent_path().filename().string();
+  if (name.empty()) name = "model";
+  ModelBuilder builder(std::move(*config), o.seed, name);
+  if (backend.is_host_memory()) builder.fill_random();  // a device backend generates them on the device
+  builder.model().generation = std::move(generation);
+  return builder.finish();
+}
+
+// On a device backend (one GPU): the DeviceRunner holds the weights and the KV cache, sized from
+// the device's memory; the scheduler gets its block count. Expert parallelism across GPUs is not
+// part of this backend yet, so num_ranks must be 1.
+Result<void> build_device_runtime(ModelInstance& mi, const EngineOptions& o, Backend& backend) {
+  const auto& c = mi.model->config;
+  if (o.num_ranks != 1) {
+    return Error::invalid("engine.num_ranks", "the " + backend.name() + " backend runs one rank per process, got " +
+                                                  std::to_string(o.num_ranks));
+  }
+  if (!(o.gpu_memory_fraction > 0.0 && o.gpu_memory_fraction <= 1.0)) {
+    return Error::invalid("engine.gpu_memory_fraction", "must be in (0, 1], got " + std::to_string(o.gpu_memory_fraction));
+  }
+  DeviceRunnerOptions ro;
+  ro.max_tokens_per_step = o.max_num_batched_tokens;
+  ro.max_seqs_per_step = o.max_num_seqs;
+  ro.kv_block_size = o.kv_block_size;
+  ro.max_context = std::min<int32_t>(c.max_position_embeddings, kMaxDeviceContext);
+  ro.kv_cache_tokens = o.kv_cache_tokens;
+  ro.gpu_memory_fraction = o.gpu_memory_fraction;
+  ro.random_weights = o.random_weights;
+  ro.seed = o.seed;
+  auto runner = make_device_runner(*mi.model, ro, backend);
+  if (!runner) return runner.error();
+  mi.device = std::move(*runner);
+  std::fprintf(stderr, "aurora: %s on %s\n", mi.name.c_str(), mi.device->memory_report().c_str());
+  const int32_t blocks = mi.device->num_kv_blocks();
+  mi.max_context = static_cast<int32_t>(std::min<int64_t>(ro.max_context, int64_t{blocks} * o.kv_block_size));
+
+  SchedulerOptions so;
+  so.num_ranks = 1;
+  so.max_num_seqs = o.max_num_seqs;
+  so.max_num_batched_tokens = o.max_num_batched_tokens;
+  so.block_size = o.kv_block_size;
+  so.blocks_per_rank = blocks;
+  mi.scheduler = std::make_unique<BatchScheduler>(so);
+  mi.routing = std::make_unique<RoutingStats>(c.num_layers, 1, c.num_experts, kRoutingWindowSteps);
+  mi.sampling_rows.reserve(static_cast<size_t>(o.max_num_seqs));
+  mi.sampled_tokens.resize(static_cast<size_t>(o.max_num_seqs));
+  mi.sampled_chunks.reserve(static_cast<size_t>(o.max_num_seqs));
+  mi.batch.chunks.reserve(static_cast<size_t>(o.max_num_seqs));
+  mi.last_exchange.assign(static_cast<size_t>(c.num_layers), LayerExchangeCost{});
+  return {};
+}
 
 Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& backend) {
+  if (!backend.is_host_memory()) {
+    auto built = build_device_runtime(mi, o, backend);
+    if (!built) return built;
+    return finish_instance(mi);
+  }
   const auto& c = mi.model->config;
   const int64_t kv_bytes_per_token = int64_t{c.num_layers} * 2 * c.num_kv_heads * c.head_dim * 4;
   int64_t total_tokens = o.kv_cache_tokens;
@@ -90,6 +172,11 @@ Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& b
   mi.sampling_workspace = DeviceBuffer(backend, kernels::cpu::sampling_workspace_bytes(c.vocab_size));
   mi.last_exchange.assign(static_cast<size_t>(c.num_layers), LayerExchangeCost{});
 
+  return finish_instance(mi);
+}
+
+Result<void> finish_instance(ModelInstance& mi) {
+  const auto& c = mi.model->config;
   const std::vector<int32_t> tokenizer_eos = mi.tokenizer->eos_ids();
   std::set<int32_t> eos(tokenizer_eos.begin(), tokenizer_eos.end());
   for (int32_t id : mi.model->eos_token_ids()) eos.insert(id);
@@ -140,12 +227,19 @@ Result<std::vector<std::unique_ptr<ModelInstance>>> build_model_instances(const 
   }
   for (const auto& dir : o.model_dirs) {
     auto mi = std::make_unique<ModelInstance>();
-    auto model = load_model(dir);
+    auto model = o.random_weights ? random_weights_model(dir, o, backend) : load_model(dir);
     if (!model) return model.error();
     mi->model = *model;
     auto tok = load_tokenizer(dir, o.chat_template);
     if (tok) {
       mi->tokenizer = *tok;
+    } else if (o.random_weights && tok.error().code == ErrorCode::kNotFound &&
+               !fs::exists(fs::path(dir) / "tokenizer.json") && embedded_tokenizer_fits(mi->model->config)) {
+      // Random weights know no vocabulary: text goes through Aurora's byte-level tokenizer, whose ids
+      // are valid for any model with at least as many tokens.
+      std::fprintf(stderr, "aurora: %s has no tokenizer.json; random weights use the embedded byte-level tokenizer\n",
+                   dir.c_str());
+      mi->tokenizer = make_embedded_tokenizer();
     } else if (tok.error().code == ErrorCode::kNotFound && !fs::exists(fs::path(dir) / "tokenizer.json")) {
       std::fprintf(stderr, "aurora: %s has no tokenizer.json; requests must carry token ids and get no text\n",
                    dir.c_str());

@@ -12,6 +12,7 @@
 #include "aurora/runtime/routing_stats.hpp"
 #include "aurora/runtime/tokenizer.hpp"
 #include "engine/batch_scheduler.hpp"
+#include "executor/device_runner.hpp"
 #include "executor/model_executor.hpp"
 #include "model/model.hpp"
 
@@ -24,7 +25,8 @@ struct ModelInstance {
   std::vector<int32_t> eos_ids;  // sorted, unique
   ModelInfo info;
   int32_t max_context = 0;
-  std::unique_ptr<ModelExecutor> executor;
+  std::unique_ptr<ModelExecutor> executor;  // CPU backend
+  std::unique_ptr<DeviceRunner> device;     // device backend (CUDA): instead of the executor
   std::unique_ptr<BatchScheduler> scheduler;
   std::unique_ptr<RoutingStats> routing;
 
@@ -34,6 +36,7 @@ struct ModelInstance {
   std::vector<kernels::SamplingRow> sampling_rows;
   std::vector<int32_t> sampled_tokens;
   DeviceBuffer sampling_workspace;
+  std::vector<unsigned char> host_sampling_workspace;  // device runner, when logits come to the host
 
   // Last step's all-to-all cost per layer (guarded by the engine's stats mutex).
   std::vector<LayerExchangeCost> last_exchange;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <thread>
 
+#include "aurora/kernels/device.hpp"
 #include "engine_test_support.hpp"
 
 using namespace aurora;
@@ -164,7 +165,13 @@ TEST_CASE("engine options are validated naming the field", "[engine][admission]"
   CHECK(create_engine(budget).error().field == "engine.max_num_batched_tokens");
   EngineOptions d;
   d.device = "cuda:0";
-  CHECK(create_engine(d).error().code == ErrorCode::kUnsupported);
+  if (!kernels::built_with_cuda()) {
+    CHECK(create_engine(d).error().code == ErrorCode::kUnsupported);
+  } else if (kernels::cuda_device_count() == 0) {
+    CHECK(create_engine(d).error().code == ErrorCode::kUnavailable);
+  }
+  d.device = "tpu:0";
+  CHECK(create_engine(d).error().field == "device");
   EngineOptions m;
   m.model_dirs = {"/nonexistent/model"};
   CHECK(create_engine(m).error().code == ErrorCode::kNotFound);

@@ -1,5 +1,5 @@
 // Small element-wise ops of the decoder: residual add, a per-row sigmoid gate (Qwen2-MoE's shared
-// expert), and clamping (OLMoE's clip_qkv).
+// expert), clamping (OLMoE's clip_qkv) and SwiGLU's silu(gate) * up.
 // Contract: no allocation; in-place where the names say so.
 #pragma once
 
@@ -21,6 +21,15 @@ struct SigmoidGateAddParams {
   int32_t dim = 0;
 };
 
+// SwiGLU's activation on a fused gate|up row: out[r][i] = silu(gate_up[r][i]) * gate_up[r][I + i].
+struct SiluMulParams {
+  const float* gate_up = nullptr;  // [num_rows, gate_up_stride]
+  float* out = nullptr;            // [num_rows, intermediate]
+  int32_t num_rows = 0;
+  int32_t intermediate = 0;
+  int64_t gate_up_stride = 0;      // 0 = 2 * intermediate
+};
+
 struct ClampParams {
   float* x = nullptr;
   int64_t num_elements = 0;
@@ -31,6 +40,7 @@ namespace cpu {
 void add(const AddParams& params);
 void sigmoid_gate_add(const SigmoidGateAddParams& params);
 void clamp(const ClampParams& params);
+void silu_mul(const SiluMulParams& params);
 }  // namespace cpu
 
 }  // namespace aurora::kernels

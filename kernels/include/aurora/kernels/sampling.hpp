@@ -4,7 +4,7 @@
 //
 // Order of filters (as vLLM): logits / temperature, keep the top_k largest, softmax, keep the
 // smallest prefix (by decreasing probability, ties to the lower id) whose mass reaches top_p,
-// renormalise, then invert the CDF at `uniform`. Contract: rows are independent; the caller passes
+// renormalise, then invert the CDF at `uniform`, walking the kept tokens in increasing id order. Contract: rows are independent; the caller passes
 // a workspace of sampling_workspace_bytes() bytes; no allocation.
 #pragma once
 

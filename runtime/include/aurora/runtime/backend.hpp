@@ -1,5 +1,5 @@
 // Backend: where the model's kernels run. One interface for the CPU reference backend (here) and
-// the CUDA backend (a later issue), in the spirit of ggml's backend vtable: memory, streams,
+// the CUDA backend (runtime/cuda), in the spirit of ggml's backend vtable: memory, streams,
 // events, and one entry point per kernel taking that kernel's parameter struct.
 //
 // Semantics every backend keeps:
@@ -120,7 +120,8 @@ class DeviceBuffer {
 // The CPU reference backend: host memory, serial streams, events complete at once, kernels::cpu.
 std::unique_ptr<Backend> make_cpu_backend();
 
-// "cpu" or "auto" (CPU until the CUDA backend lands); "cuda:N" fails with kUnsupported naming it.
+// "cpu"; "cuda:N" (kUnsupported in a build without CUDA, kUnavailable without that GPU); "auto":
+// GPU 0 when this build has CUDA and a GPU is present, else the CPU.
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
 
 }  // namespace aurora::runtime

@@ -63,6 +63,12 @@ struct EngineOptions {
   int64_t kv_cache_tokens = 0;          // 0 = derive from memory
   uint64_t seed = 0;                    // default sampling seed base
   std::string chat_template;            // "" = from tokenizer_config.json; "chatml" | "llama" | "plain"
+  // Weights: random, from each model directory's config.json alone (no checkpoint read; on a GPU
+  // they are generated on the device). For benchmarks and load tests.
+  bool random_weights = false;
+  // GPU backends: the share of the device's memory the engine may use (weights + activations + KV
+  // cache); the KV cache takes what is left of it unless kv_cache_tokens is set.
+  double gpu_memory_fraction = 0.90;
 };
 
 class Engine {

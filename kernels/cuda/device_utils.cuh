@@ -1,0 +1,136 @@
+// Device-side helpers shared by the kernels in this folder (reductions, loads, conversions).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "aurora/kernels/cuda/cuda_check.hpp"
+#include "aurora/kernels/cuda/dtype.hpp"
+
+namespace aurora::kernels::cuda::detail {
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+// `scratch` holds 33 floats. Fixed reduction order: deterministic.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float s = lane < warps ? scratch[lane] : 0.0f;
+    s = warp_sum(s);
+    if (lane == 0) scratch[32] = s;
+  }
+  __syncthreads();
+  return scratch[32];
+}
+
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float s = lane < warps ? scratch[lane] : -INFINITY;
+    s = warp_max(s);
+    if (lane == 0) scratch[32] = s;
+  }
+  __syncthreads();
+  return scratch[32];
+}
+
+__device__ __forceinline__ float load_as_float(const void* base, DType t, int64_t i) {
+  if (t == DType::kF32) return static_cast<const float*>(base)[i];
+  return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[i]);
+}
+
+__device__ __forceinline__ void store_from_float(void* base, DType t, int64_t i, float v) {
+  if (t == DType::kF32) {
+    static_cast<float*>(base)[i] = v;
+  } else {
+    static_cast<__nv_bfloat16*>(base)[i] = __float2bfloat16(v);
+  }
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
+
+// 16-byte streaming load of weights: read once, do not keep in L1.
+__device__ __forceinline__ uint4 ld_stream_u4(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+// Programmatic dependent launch (sm_90): a kernel launched with launch_pdl() may start while the
+// previous kernel in the stream is still running. It must call pdl_wait() before it reads or writes
+// anything an earlier kernel touches (only constant inputs, such as weights, may be read before);
+// pdl_launch_dependents() lets the next kernel's blocks start early. Both are no-ops in a kernel
+// launched without the attribute.
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" :::); }
+
+// 16-byte asynchronous copy global -> shared (bypasses L1), and its group fences.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+inline int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
+
+}  // namespace aurora::kernels::cuda::detail
+
+namespace aurora::kernels::cuda {
+
+// Whether launch_pdl() sets the programmatic-serialization attribute: only with AURORA_PDL=1. Off by
+// default: on the H200 (2026-11-28) it gained nothing at batch 1 and made batch-64 decode graphs
+// slower (docs/cuda.md).
+bool pdl_enabled();
+// Warps per decode GEMV block: 4, or 8 with AURORA_GEMV_WARPS=8 (measured slower; kept to compare).
+int gemv_warps();
+// Whether bf16-cache attention uses the first kernel (direct reads, 64-position partitions) instead
+// of the shared-memory one: AURORA_LEGACY_ATTENTION=1. AURORA_SAFE_KERNELS=1 sets both switches.
+bool legacy_attention();
+// Multiprocessors of the current device (read once).
+int sm_count();
+
+// Launches `kernel` with programmatic dependent launch allowed (see pdl_wait above).
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  AURORA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace aurora::kernels::cuda

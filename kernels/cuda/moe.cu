@@ -1,0 +1,353 @@
+// MoE routing, permutation and combine on the GPU.
+#include "aurora/kernels/cuda/moe.hpp"
+
+#include <cub/block/block_scan.cuh>
+
+#include "aurora/kernels/kernel_check.hpp"
+#include "device_utils.cuh"
+
+namespace aurora::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kExpertsPerThread = kMaxRoutedExperts / kThreads;
+static_assert(kMaxRoutedExperts % kThreads == 0, "");
+
+// Softmax over one token's logits, top-k (ties to the lower id), optional renormalisation; one warp.
+// probs: this warp's shared scratch of num_experts floats.
+__device__ void route_token(const float* logits, int32_t num_experts, int32_t top_k, bool renormalize, float* probs,
+                            int32_t* ids, float* weights) {
+  const int lane = threadIdx.x & 31;
+  float m = -INFINITY;
+  for (int32_t e = lane; e < num_experts; e += 32) m = fmaxf(m, __ldcg(logits + e));
+  m = detail::warp_max(m);
+  float s = 0.0f;
+  for (int32_t e = lane; e < num_experts; e += 32) {
+    const float v = expf(__ldcg(logits + e) - m);
+    probs[e] = v;
+    s += v;
+  }
+  s = detail::warp_sum(s);
+  for (int32_t e = lane; e < num_experts; e += 32) probs[e] = probs[e] / s;
+  __syncwarp();
+  float chosen_sum = 0.0f;
+  float chosen[kMaxTopK];
+  int32_t chosen_id[kMaxTopK];
+#pragma unroll
+  for (int j = 0; j < kMaxTopK; ++j) {
+    if (j >= top_k) break;
+    float best = -INFINITY;
+    int32_t best_id = 0x7fffffff;
+    for (int32_t e = lane; e < num_experts; e += 32) {
+      const float v = probs[e];
+      if (v > best) {  // lane-strided ids ascend, so ties keep the lower id
+        best = v;
+        best_id = e;
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+      const int32_t oid = __shfl_xor_sync(0xffffffffu, best_id, o);
+      if (ov > best || (ov == best && oid < best_id)) {
+        best = ov;
+        best_id = oid;
+      }
+    }
+    chosen[j] = best;
+    chosen_id[j] = best_id;
+    chosen_sum += best;
+    __syncwarp();
+    if (lane == 0) probs[best_id] = -INFINITY;
+    __syncwarp();
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int j = 0; j < kMaxTopK; ++j) {
+      if (j < top_k) {
+        ids[j] = chosen_id[j];
+        weights[j] = renormalize ? chosen[j] / chosen_sum : chosen[j];
+      }
+    }
+  }
+}
+
+// Stable counting sort of items by key, by one block of kThreads threads.
+struct PermuteOut {
+  int32_t* offsets;        // [num_keys + 1]
+  int32_t* permuted_item;  // [items]
+  int32_t* item_position;  // [items]
+  int32_t* active;         // [num_keys] or null
+  int32_t* num_active;     // or null
+  int64_t* counts_accum;   // [num_keys] or null
+  int32_t counted_items;   // items below this index are added to counts_accum
+};
+
+__device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_keys, const PermuteOut& out,
+                              int32_t* counts /* shared [kMaxRoutedExperts] */) {
+  using Scan = cub::BlockScan<int32_t, kThreads>;
+  __shared__ typename Scan::TempStorage scan_storage;
+  for (int32_t e = threadIdx.x; e < num_keys; e += kThreads) counts[e] = 0;
+  __syncthreads();
+  for (int32_t i = threadIdx.x; i < items; i += kThreads) {
+    const int32_t k = keys[i];
+    if (k >= 0 && k < num_keys) {
+      atomicAdd(&counts[k], 1);
+      if (out.counts_accum && i < out.counted_items) {
+        atomicAdd(reinterpret_cast<unsigned long long*>(out.counts_accum + k), 1ull);
+      }
+    }
+  }
+  __syncthreads();
+  // Each thread owns kExpertsPerThread consecutive keys.
+  int32_t local[kExpertsPerThread];
+  int32_t sum = 0, nonzero = 0;
+#pragma unroll
+  for (int j = 0; j < kExpertsPerThread; ++j) {
+    const int32_t e = threadIdx.x * kExpertsPerThread + j;
+    local[j] = e < num_keys ? counts[e] : 0;
+    sum += local[j];
+    nonzero += local[j] > 0;
+  }
+  int32_t prefix = 0, active_prefix = 0, total_active = 0;
+  Scan(scan_storage).ExclusiveSum(sum, prefix);
+  __syncthreads();
+  Scan(scan_storage).ExclusiveSum(nonzero, active_prefix, total_active);
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < kExpertsPerThread; ++j) {
+    const int32_t e = threadIdx.x * kExpertsPerThread + j;
+    if (e < num_keys) {
+      out.offsets[e] = prefix;
+      if (out.active && local[j] > 0) out.active[active_prefix++] = e;
+      counts[e] = prefix;  // becomes the placement cursor
+      prefix += local[j];
+    }
+  }
+  if (threadIdx.x == 0) {
+    out.offsets[num_keys] = items;
+    if (out.num_active) *out.num_active = total_active;
+  }
+  __syncthreads();
+  // Stable placement, kThreads items at a time: an item's place is its key's cursor plus the number
+  // of earlier items of the chunk with the same key (a scan of the chunk's keys in shared memory);
+  // then every item advances its key's cursor by one.
+  __shared__ int32_t chunk_keys[kThreads];
+  for (int32_t c0 = 0; c0 < items; c0 += kThreads) {
+    const int32_t i = c0 + static_cast<int32_t>(threadIdx.x);
+    const int32_t k = i < items ? __ldcg(keys + i) : -1;
+    chunk_keys[threadIdx.x] = k;
+    __syncthreads();
+    const bool valid = k >= 0 && k < num_keys;
+    if (valid) {
+      int32_t rank = 0;
+      for (int32_t j = 0; j < static_cast<int32_t>(threadIdx.x); ++j) rank += chunk_keys[j] == k;
+      const int32_t pos = counts[k] + rank;
+      out.permuted_item[pos] = i;
+      out.item_position[i] = pos;
+    }
+    __syncthreads();
+    if (valid) atomicAdd(&counts[k], 1);
+    __syncthreads();
+  }
+}
+
+__global__ void __launch_bounds__(kThreads) topk_routing_kernel(TopKRoutingParams p) {
+  __shared__ float probs[kWarps][kMaxRoutedExperts];
+  const int warp = threadIdx.x >> 5;
+  const int32_t t = blockIdx.x * kWarps + warp;
+  if (t >= p.num_tokens) return;
+  route_token(p.logits + int64_t{t} * p.num_experts, p.num_experts, p.top_k,
+              p.normalization == TopKNormalization::kRenormalize, probs[warp], p.topk_ids + int64_t{t} * p.top_k,
+              p.topk_weights + int64_t{t} * p.top_k);
+}
+
+__global__ void __launch_bounds__(kThreads) permute_kernel(PermuteParams p) {
+  __shared__ int32_t counts[kMaxRoutedExperts];
+  permute_block(p.keys, p.num_items, p.num_keys,
+                PermuteOut{p.key_offsets, p.permuted_item, p.item_position, nullptr, nullptr, nullptr, 0}, counts);
+}
+
+// Router logits (float32): one block per (expert row, 4 tokens), the whole block on one dot product
+// so that a token's row streams with many loads in flight; then the last block routes and permutes
+// every token.
+constexpr int kRouteTokens = 4;
+__global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
+  __shared__ float probs[kWarps][kMaxRoutedExperts];
+  __shared__ float partial[kWarps][kRouteTokens];
+  __shared__ int32_t is_last;
+  detail::pdl_launch_dependents();
+  detail::pdl_wait();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int32_t e = blockIdx.x;
+  const int32_t t0 = blockIdx.y * kRouteTokens;
+  {
+    const float* w = p.router + int64_t{e} * p.hidden;
+    float acc[kRouteTokens] = {0, 0, 0, 0};
+#pragma unroll 4
+    for (int32_t i = threadIdx.x * 4; i < p.hidden; i += kThreads * 4) {
+      const float4 wv = *reinterpret_cast<const float4*>(w + i);
+#pragma unroll
+      for (int r = 0; r < kRouteTokens; ++r) {
+        if (t0 + r < p.num_tokens) {
+          const float4 xv = *reinterpret_cast<const float4*>(p.x + int64_t{t0 + r} * p.hidden + i);
+          acc[r] += xv.x * wv.x + xv.y * wv.y + xv.z * wv.z + xv.w * wv.w;
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kRouteTokens; ++r) {
+      const float v = detail::warp_sum(acc[r]);
+      if (lane == 0) partial[warp][r] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < kRouteTokens && t0 + static_cast<int32_t>(threadIdx.x) < p.num_tokens) {
+      float v = 0.0f;
+      for (int wi = 0; wi < kWarps; ++wi) v += partial[wi][threadIdx.x];
+      p.logits[int64_t{t0 + static_cast<int32_t>(threadIdx.x)} * p.num_experts + e] = v;
+    }
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const int32_t blocks = static_cast<int32_t>(gridDim.x * gridDim.y);
+    is_last = atomicAdd(p.ticket, 1) == blocks - 1;
+    if (is_last) *p.ticket = 0;
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  const bool renormalize = p.normalization == TopKNormalization::kRenormalize;
+  for (int32_t t = warp; t < p.num_tokens; t += kWarps) {
+    route_token(p.logits + int64_t{t} * p.num_experts, p.num_experts, p.top_k, renormalize, probs[warp],
+                p.topk_ids + int64_t{t} * p.top_k, p.topk_weights + int64_t{t} * p.top_k);
+  }
+  __syncthreads();
+  int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed
+  const int32_t counted = p.num_counted_tokens ? min(*p.num_counted_tokens, p.num_tokens) : p.num_tokens;
+  permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts,
+                PermuteOut{p.expert_offsets, p.permuted_item, p.item_position, p.active_experts, p.num_active,
+                           p.expert_tokens, counted * p.top_k},
+                counts);
+}
+
+// Sorts a token's choices by expert id (top_k <= kMaxTopK), in shared memory.
+__device__ void sort_choices(const int32_t* ids, int32_t top_k, int32_t* order) {
+  if (threadIdx.x == 0) {
+    for (int32_t j = 0; j < top_k; ++j) order[j] = j;
+    for (int32_t a = 1; a < top_k; ++a) {
+      const int32_t v = order[a];
+      int32_t b = a - 1;
+      while (b >= 0 && ids[order[b]] > ids[v]) {
+        order[b + 1] = order[b];
+        --b;
+      }
+      order[b + 1] = v;
+    }
+  }
+  __syncthreads();
+}
+
+__global__ void combine_kernel(CombineParams p, int64_t stride) {
+  __shared__ int32_t order[kMaxTopK];
+  const int32_t t = blockIdx.x;
+  const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
+  sort_choices(ids, p.top_k, order);
+  float* out = p.out + int64_t{t} * p.hidden;
+  for (int32_t h = threadIdx.x; h < p.hidden; h += blockDim.x) {
+    float acc = 0.0f;
+    for (int32_t n = 0; n < p.top_k; ++n) {
+      const int64_t item = int64_t{t} * p.top_k + order[n];
+      acc += p.expert_out[int64_t{p.item_position[item]} * stride + h] * p.topk_weights[item];
+    }
+    out[h] = acc;
+  }
+}
+
+__global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
+  __shared__ int32_t order[kMaxTopK];
+  __shared__ const float* rows[kMaxTopK];  // expert output rows, in increasing expert id order
+  __shared__ float weights[kMaxTopK];
+  __shared__ float scratch[33];
+  detail::pdl_launch_dependents();
+  detail::pdl_wait();
+  const int32_t t = blockIdx.x;
+  const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
+  sort_choices(ids, p.top_k, order);
+  if (threadIdx.x < p.top_k) {
+    const int64_t item = int64_t{t} * p.top_k + order[threadIdx.x];
+    rows[threadIdx.x] = p.expert_out + int64_t{p.item_position[item]} * stride;
+    weights[threadIdx.x] = p.topk_weights[item];
+  }
+  __syncthreads();
+  const float gate = p.shared_out ? (p.shared_gate ? 1.0f / (1.0f + expf(-p.shared_gate[t])) : 1.0f) : 0.0f;
+  float* x = p.x + int64_t{t} * p.hidden;
+  float ss = 0.0f;
+  for (int32_t h = threadIdx.x; h < p.hidden; h += blockDim.x) {
+    float v[kMaxTopK];
+#pragma unroll
+    for (int n = 0; n < kMaxTopK; ++n) v[n] = n < p.top_k ? rows[n][h] : 0.0f;  // all loads in flight
+    const float xh = x[h];
+    const float sh = p.shared_out ? p.shared_out[int64_t{t} * p.hidden + h] : 0.0f;
+    float acc = 0.0f;
+#pragma unroll
+    for (int n = 0; n < kMaxTopK; ++n) {
+      if (n < p.top_k) acc += v[n] * weights[n];
+    }
+    if (p.shared_out) acc += gate * sh;
+    const float out = xh + acc;
+    x[h] = out;
+    ss += out * out;
+  }
+  if (!p.norm_weight) return;
+  const float inv_rms = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(p.hidden) + p.eps);
+  for (int32_t h = threadIdx.x; h < p.hidden; h += blockDim.x) {
+    const float v = __fmul_rn(p.norm_weight[h], __fmul_rn(x[h], inv_rms));
+    if (p.norm_out) p.norm_out[int64_t{t} * p.hidden + h] = v;
+    if (p.norm_out_bf16) p.norm_out_bf16[int64_t{t} * p.hidden + h] = __float2bfloat16(v);
+  }
+}
+
+}  // namespace
+
+void launch_topk_routing(const TopKRoutingParams& p, cudaStream_t stream) {
+  if (p.num_tokens == 0) return;
+  AURORA_KERNEL_CHECK(p.num_experts <= kMaxRoutedExperts && p.top_k >= 1 && p.top_k <= kMaxTopK &&
+                          p.top_k <= p.num_experts,
+                      "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k);
+  topk_routing_kernel<<<detail::ceil_div(p.num_tokens, kWarps), kThreads, 0, stream>>>(p);
+  AURORA_CUDA_LAUNCH_CHECK();
+}
+
+void launch_permute(const PermuteParams& p, cudaStream_t stream) {
+  AURORA_KERNEL_CHECK(p.num_keys <= kMaxRoutedExperts, "too many keys: " << p.num_keys);
+  permute_kernel<<<1, kThreads, 0, stream>>>(p);
+  AURORA_CUDA_LAUNCH_CHECK();
+}
+
+void launch_combine(const CombineParams& p, cudaStream_t stream) {
+  if (p.num_tokens == 0) return;
+  AURORA_KERNEL_CHECK(p.top_k >= 1 && p.top_k <= kMaxTopK, "top_k " << p.top_k);
+  combine_kernel<<<p.num_tokens, kThreads, 0, stream>>>(p, p.expert_out_stride ? p.expert_out_stride : p.hidden);
+  AURORA_CUDA_LAUNCH_CHECK();
+}
+
+void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
+  if (p.num_tokens == 0) return;
+  AURORA_KERNEL_CHECK(p.num_experts <= kMaxRoutedExperts && p.top_k >= 1 && p.top_k <= kMaxTopK &&
+                          p.top_k <= p.num_experts && p.hidden % 4 == 0,
+                      "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k << ", hidden "
+                                                    << p.hidden);
+  const dim3 grid(static_cast<unsigned>(p.num_experts), static_cast<unsigned>(detail::ceil_div(p.num_tokens, kRouteTokens)));
+  launch_pdl(route_kernel, grid, dim3(kThreads), 0, stream, p);
+}
+
+void launch_moe_combine(const MoeCombineCudaParams& p, cudaStream_t stream) {
+  if (p.num_tokens == 0) return;
+  AURORA_KERNEL_CHECK(p.top_k >= 1 && p.top_k <= kMaxTopK, "top_k " << p.top_k);
+  launch_pdl(moe_combine_kernel, dim3(p.num_tokens), dim3(1024), 0, stream, p,
+             p.expert_out_stride ? p.expert_out_stride : int64_t{p.hidden});
+}
+
+}  // namespace aurora::kernels::cuda

@@ -1,0 +1,58 @@
+// Small-batch matrix products for decode, on tensor cores, reading each weight once.
+//
+// launch_grouped_gemv computes, for every group g (one weight matrix: a dense projection, or one
+// routed expert) and every position p of that group, y[p] (+)= x[row(p)] W_g^T with bf16 weights
+// [n, k] row-major as checkpoints store them, bf16 inputs, float32 accumulation. Each block owns
+// a tile of 16 weight rows (two tiles, gate and up, for the fused SwiGLU epilogue) and all of the
+// group's positions (up to 64 per block; more go to further blocks along z); its 8 warps split k,
+// stream the weights with 16-byte loads straight into mma.m16n8k16 fragments (tokens are the
+// n = 8 side) and reduce through shared memory in a fixed order. Groups come from device memory
+// (the router's active-expert list and offsets), so a decode step that reads only the selected
+// experts is one graph-capturable launch. Requirements: k % 8 == 0, 16-byte aligned rows.
+//
+// launch_linear_f32: the float32 twin of cpu::linear on CUDA cores (router, shared-expert gate,
+// and the Backend's float32 linear).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "aurora/kernels/cuda/dtype.hpp"
+#include "aurora/kernels/linear.hpp"
+
+namespace aurora::kernels::cuda {
+
+enum class GemvEpilogue : int32_t {
+  kStoreF32 = 0,       // y_f32[p][n] = acc (+ bias)
+  kAccumulateF32 = 1,  // y_f32[p][n] += acc (+ bias)
+  kSwiGluBF16 = 2,     // y_bf16[p][i] = silu(acc_gate[i]) * acc_up[i]; weight rows: gate [0, n), up [n, 2n)
+};
+
+struct GroupedGemvParams {
+  const bf16* x = nullptr;             // [*, x_stride]
+  int64_t x_stride = 0;                // 0 = k
+  const int32_t* x_rows = nullptr;     // optional: row(p) = x_rows[p] / x_row_div, else row(p) = p
+  int32_t x_row_div = 1;
+  const bf16* weight = nullptr;        // group g's matrix at weight + g * weight_group_stride
+  int64_t weight_group_stride = 0;
+  int32_t n = 0;                       // output features (per half for SwiGLU)
+  int32_t k = 0;                       // input features
+  // Groups. Without group_offsets there is one group holding positions [0, num_positions).
+  const int32_t* group_offsets = nullptr;  // [num_groups + 1]: positions of group g
+  const int32_t* active_groups = nullptr;  // [num_group_slots] group of each slot, or null (= slot)
+  const int32_t* num_active = nullptr;     // slots in use, or null (= all)
+  int32_t num_group_slots = 1;
+  int32_t num_positions = 0;               // one-group form only
+  int32_t max_positions_per_group = 0;     // host bound: picks the kernel and the z extent
+  GemvEpilogue epilogue = GemvEpilogue::kStoreF32;
+  float* y_f32 = nullptr;
+  bf16* y_bf16 = nullptr;
+  int64_t y_stride = 0;                // 0 = n
+  const float* bias = nullptr;         // [n] (float32 epilogues only)
+};
+void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream);
+
+void launch_linear_f32(const LinearParams& p, cudaStream_t stream);
+
+}  // namespace aurora::kernels::cuda

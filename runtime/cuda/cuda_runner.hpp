@@ -1,0 +1,120 @@
+// CudaModelRunner: runs engine steps (StepBatch -> logits or sampled tokens) of one model on one
+// GPU, with bf16 weights (CudaWeights), a bf16 paged KV cache and float32 accumulation.
+//
+// Two paths:
+// - decode steps (every sequence brings one token and wants its next one) run as CUDA graphs, one
+//   per batch-size bucket (1, 2, 4, 8, 16, 32, 48, 64, ...; padded rows write no KV and are
+//   dropped). Inside a step nothing waits for the host: routing, the active-expert list and the
+//   grouped expert GEMVs stay on the device; the host reads back the sampled tokens and the
+//   per-expert token counts once, at the end.
+// - other steps (prefill chunks, mixed batches) run eagerly: cuBLASLt GEMMs for dense projections
+//   over more than kGemvMaxTokens rows; routed experts through cuBLASLt per expert when the model
+//   has few experts (one host read of the per-expert offsets per layer), else the grouped GEMV.
+//
+// Memory: the KV cache takes gpu_memory_fraction of the device's memory minus what is in use
+// (weights) and the activation buffers sized for max_tokens_per_step; report() says how much.
+// Thread safety: one thread drives a runner (the engine thread of its device).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "aurora/config/error.hpp"
+#include "aurora/kernels/cuda/gemm.hpp"
+#include "aurora/kernels/sampling.hpp"
+#include "cuda_weights.hpp"
+#include "executor/step_batch.hpp"
+
+namespace aurora::runtime::cuda {
+
+constexpr int32_t kGemvMaxTokens = 64;  // above this, dense projections use cuBLASLt
+
+struct CudaRunnerOptions {
+  int32_t max_tokens_per_step = 512;  // prefill chunk + decode tokens of one step
+  int32_t max_seqs_per_step = 64;     // sequences (and logits rows) per step
+  int32_t kv_block_size = 16;
+  int32_t max_context = 4096;         // longest sequence
+  int64_t kv_cache_tokens = 0;        // 0 = from gpu_memory_fraction
+  double gpu_memory_fraction = 0.90;  // of the device's total memory, weights included
+  bool use_cuda_graphs = true;
+};
+
+struct CudaMemoryReport {
+  std::string device_name;
+  int64_t total_bytes = 0;
+  int64_t weight_bytes = 0;
+  int64_t activation_bytes = 0;
+  int64_t kv_cache_bytes = 0;
+  int32_t kv_blocks = 0;
+  int32_t kv_block_size = 0;
+  std::string to_string() const;
+};
+
+class CudaModelRunner {
+ public:
+  static Result<std::unique_ptr<CudaModelRunner>> create(std::shared_ptr<const CudaWeights> weights,
+                                                         const CudaRunnerOptions& options);
+  ~CudaModelRunner();
+  CudaModelRunner(const CudaModelRunner&) = delete;
+  CudaModelRunner& operator=(const CudaModelRunner&) = delete;
+
+  // Runs one step (chunks' ranks must be 0). Without `sampling`, the logits rows are copied to the
+  // host (StepResult::logits). With it, logits row r is sampled on the GPU with sampling[r] and
+  // only the tokens come back, into tokens[r]. Valid until the next execute(). Throws CudaError on
+  // a device failure and AURORA_CHECK failures on malformed batches.
+  const StepResult& execute(const StepBatch& batch, const kernels::SamplingRow* sampling = nullptr,
+                            int32_t* tokens = nullptr);
+
+  const CudaWeights& weights() const { return *weights_; }
+  const CudaRunnerOptions& options() const { return options_; }
+  const CudaMemoryReport& memory() const { return memory_; }
+  int32_t num_kv_blocks() const { return memory_.kv_blocks; }
+  int32_t max_blocks_per_seq() const { return max_blocks_per_seq_; }
+  cudaStream_t stream() const { return stream_; }
+  // Whether the last step ran as a graph replay, and the bytes of weights it had to read
+  // (dense parts + the experts its tokens selected + the LM head): the roofline's numerator.
+  bool last_step_used_graph() const { return last_used_graph_; }
+  int64_t last_step_weight_bytes() const { return last_weight_bytes_; }
+
+  // Runs one step eagerly with CUDA events between its stages and returns the time per stage
+  // (summed over layers, ms, in first-seen order). Stage times include launch gaps: a profile, not
+  // the graph's timing.
+  std::vector<std::pair<std::string, double>> profile_step(const StepBatch& batch, const kernels::SamplingRow* sampling,
+                                                           int32_t* tokens);
+
+ private:
+  struct Buffers;
+  CudaModelRunner(std::shared_ptr<const CudaWeights> weights, const CudaRunnerOptions& options);
+  void allocate();
+  void forward(int32_t num_tokens, int32_t num_rows, bool sample, bool decode);
+  void project(const bf16* x, const bf16* w, int32_t n, int32_t k, float* y, int32_t rows, bool accumulate);
+  void dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, float* out, bool accumulate);
+  void routed_experts(int32_t layer, int32_t num_tokens, bool decode);
+  int32_t bucket_for(int32_t num_seqs) const;
+  void mark(const char* stage);  // profiling only
+
+  std::shared_ptr<const CudaWeights> weights_;
+  CudaRunnerOptions options_;
+  CudaMemoryReport memory_;
+  int32_t max_blocks_per_seq_ = 0;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<Buffers> buf_;
+  std::unique_ptr<kernels::cuda::CublasLtRunner> gemm_;
+  std::map<int32_t, cudaGraphExec_t> graphs_;  // bucket -> instantiated decode step
+  StepResult result_;
+  bool last_used_graph_ = false;
+  int64_t last_weight_bytes_ = 0;
+  bool profiling_ = false;
+  std::vector<cudaEvent_t> profile_events_;
+  std::vector<const char*> profile_stages_;
+  size_t profile_used_ = 0;
+};
+
+}  // namespace aurora::runtime::cuda

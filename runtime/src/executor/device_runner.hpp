@@ -1,0 +1,48 @@
+// DeviceRunner: runs one model's engine steps on an accelerator backend (the CUDA backend: one
+// GPU, bf16 weights, decode steps as CUDA graphs), in place of the CPU ModelExecutor. It owns the
+// model's device weights and paged KV cache; the engine keeps the block tables (BlockAllocator
+// over num_kv_blocks()) and hands it StepBatches.
+//
+// Thread safety: driven by one engine thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "aurora/config/error.hpp"
+#include "aurora/kernels/sampling.hpp"
+#include "aurora/runtime/backend.hpp"
+#include "executor/step_batch.hpp"
+
+namespace aurora::runtime {
+
+struct Model;
+
+struct DeviceRunnerOptions {
+  int32_t max_tokens_per_step = 512;
+  int32_t max_seqs_per_step = 64;
+  int32_t kv_block_size = 16;
+  int32_t max_context = 4096;
+  int64_t kv_cache_tokens = 0;        // 0 = what gpu_memory_fraction leaves
+  double gpu_memory_fraction = 0.90;
+  bool random_weights = false;        // generate weights on the device from model.config
+  uint64_t seed = 0;
+};
+
+class DeviceRunner {
+ public:
+  virtual ~DeviceRunner() = default;
+  // One step. With `rows`, logits row r is sampled on the device into tokens[r] (result.logits is
+  // null); without, the logits rows come back in result.logits (host memory).
+  virtual const StepResult& execute(const StepBatch& batch, const kernels::SamplingRow* rows, int32_t* tokens) = 0;
+  virtual int32_t num_kv_blocks() const = 0;
+  virtual std::string memory_report() const = 0;  // device, weights, activations, KV cache
+};
+
+// The runner of `model` on `backend` (a device backend from make_backend). Errors: kUnsupported
+// (no device support built, or a model shape the kernels do not take), kResourceExhausted (memory).
+Result<std::unique_ptr<DeviceRunner>> make_device_runner(const Model& model, const DeviceRunnerOptions& options,
+                                                         Backend& backend);
+
+}  // namespace aurora::runtime

@@ -1,0 +1,196 @@
+// Paged attention on the GPU against cpu::paged_attention: decode and prefill tokens, one and many
+// partitions, GQA groups 1..16, sliding windows, bf16 and float32 caches and outputs.
+#include <catch2/catch.hpp>
+
+#include <numeric>
+
+#include "aurora/kernels/attention.hpp"
+#include "aurora/kernels/cuda/attention.hpp"
+#include "gpu_test_support.hpp"
+
+using namespace aurora;
+using namespace aurora::test;
+namespace kc = aurora::kernels::cuda;
+namespace kcpu = aurora::kernels::cpu;
+
+TEST_CASE("paged attention matches the CPU twin", "[gpu][attention]") {
+  struct Shape {
+    int32_t hq, hkv, hd, window;
+  };
+  for (const Shape& s : {Shape{8, 2, 128, 0}, Shape{4, 4, 16, 0}, Shape{32, 4, 128, 0}, Shape{16, 1, 64, 50},
+                         Shape{4, 2, 24, 0}}) {
+    INFO("heads " << s.hq << "/" << s.hkv << " head_dim " << s.hd << " window " << s.window);
+    const int32_t block_size = 16, seqs = 3, max_blocks = 48, num_blocks = 160, max_context = max_blocks * block_size;
+    const int32_t kv_dim = s.hkv * s.hd;
+    // Block tables: a shuffled permutation of the pool.
+    std::vector<int32_t> pool(num_blocks);
+    std::iota(pool.begin(), pool.end(), 0);
+    std::shuffle(pool.begin(), pool.end(), std::mt19937(7));
+    std::vector<int32_t> tables(size_t(seqs) * max_blocks);
+    for (size_t i = 0; i < tables.size(); ++i) tables[i] = pool[i];
+    // Decode tokens at chosen positions, then a prefill chunk of sequence 2.
+    std::vector<int32_t> seq = {0, 1, 2, 0, 1, 2, 0};
+    std::vector<int32_t> pos = {0, 5, 127, 128, 129, 300, 700};
+    for (int32_t p = 10; p < 22; ++p) {
+      seq.push_back(2);
+      pos.push_back(p);
+    }
+    const int32_t tokens = int32_t(seq.size());
+    auto q = random_floats(size_t(tokens) * s.hq * s.hd, 40);
+    auto k = random_floats(size_t(num_blocks) * block_size * kv_dim, 41);
+    auto v = random_floats(k.size(), 42);
+    const float scale = 1.0f / std::sqrt(float(s.hd));
+    for (auto kv_dtype : {kc::DType::kF32, kc::DType::kBF16}) {
+      const bool f32 = kv_dtype == kc::DType::kF32;
+      auto kr = f32 ? k : rounded_bf16(k), vr = f32 ? v : rounded_bf16(v);
+      kernels::PagedAttentionParams cp;
+      std::vector<float> want(q.size());
+      cp.q = q.data();
+      cp.out = want.data();
+      cp.k_cache = kr.data();
+      cp.v_cache = vr.data();
+      cp.block_tables = tables.data();
+      cp.token_seq = seq.data();
+      cp.token_pos = pos.data();
+      cp.num_tokens = tokens;
+      cp.num_q_heads = s.hq;
+      cp.num_kv_heads = s.hkv;
+      cp.head_dim = s.hd;
+      cp.block_size = block_size;
+      cp.max_blocks_per_seq = max_blocks;
+      cp.sliding_window = s.window;
+      cp.scale = scale;
+      std::vector<float> ws(static_cast<size_t>(max_context));
+      kcpu::paged_attention(cp, ws.data(), max_context);
+
+      DeviceArray<float> dq(q), dk(k), dv(v);
+      auto dk16 = upload_bf16(k), dv16 = upload_bf16(v);
+      DeviceArray<int32_t> dtables(tables), dseq(seq), dpos(pos);
+      const size_t ws_bytes = kc::attention_workspace_bytes(tokens, s.hq, s.hkv, s.hd, max_context);
+      DeviceArray<unsigned char> workspace(ws_bytes);
+      workspace.zero();
+      for (auto out_dtype : {kc::DType::kF32, kc::DType::kBF16}) {
+        DeviceArray<float> out(q.size());
+        DeviceArray<uint16_t> out16(q.size());
+        kc::PagedAttentionCudaParams p;
+        p.q = dq.get();
+        p.out = out_dtype == kc::DType::kF32 ? static_cast<void*>(out.get()) : static_cast<void*>(out16.get());
+        p.out_dtype = out_dtype;
+        p.k_cache = f32 ? static_cast<const void*>(dk.get()) : static_cast<const void*>(dk16.get());
+        p.v_cache = f32 ? static_cast<const void*>(dv.get()) : static_cast<const void*>(dv16.get());
+        p.kv_dtype = kv_dtype;
+        p.block_tables = dtables.get();
+        p.token_seq = dseq.get();
+        p.token_pos = dpos.get();
+        p.num_tokens = tokens;
+        p.num_q_heads = s.hq;
+        p.num_kv_heads = s.hkv;
+        p.head_dim = s.hd;
+        p.block_size = block_size;
+        p.max_blocks_per_seq = max_blocks;
+        p.sliding_window = s.window;
+        p.max_context = max_context;
+        p.scale = scale;
+        // bf16 caches: both partition sizes and the automatic choice.
+        for (int32_t partition : f32 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, 64, 128}) {
+          p.partition_size = partition;
+          for (int run = 0; run < 2; ++run) {  // the second run checks that the merge tickets reset
+            INFO("kv " << (f32 ? "f32" : "bf16") << ", out " << (out_dtype == kc::DType::kF32 ? "f32" : "bf16")
+                       << ", partition " << partition << ", run " << run);
+            out.poison();
+            out16.poison();
+            kc::launch_paged_attention(p, workspace.get(), ws_bytes, nullptr);
+            if (out_dtype == kc::DType::kF32) {
+              CHECK(relative_error(out.download(), want) < 1e-5);
+            } else {
+              CHECK(relative_error(download_bf16(out16), want) < kTolBf16Out);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("paged attention over more partitions than threads (long context, bf16 cache)", "[gpu][attention]") {
+  // 64-position partitions and a 5000-position context: 79 partitions, more than the 64 threads of
+  // a block, so the last block merges through the per-element path.
+  const int32_t hq = 8, hkv = 2, hd = 64, block_size = 16, max_blocks = 320, num_blocks = 330;
+  const int32_t max_context = max_blocks * block_size, kv_dim = hkv * hd;
+  std::vector<int32_t> pool(num_blocks);
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), std::mt19937(9));
+  std::vector<int32_t> tables(pool.begin(), pool.begin() + max_blocks);
+  std::vector<int32_t> seq = {0, 0, 0}, pos = {4999, 4095, 63};
+  const int32_t tokens = int32_t(seq.size());
+  auto q = random_floats(size_t(tokens) * hq * hd, 60);
+  auto k = rounded_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 61));
+  auto v = rounded_bf16(random_floats(k.size(), 62));
+  const float scale = 1.0f / std::sqrt(float(hd));
+  kernels::PagedAttentionParams cp;
+  std::vector<float> want(q.size());
+  cp.q = q.data();
+  cp.out = want.data();
+  cp.k_cache = k.data();
+  cp.v_cache = v.data();
+  cp.block_tables = tables.data();
+  cp.token_seq = seq.data();
+  cp.token_pos = pos.data();
+  cp.num_tokens = tokens;
+  cp.num_q_heads = hq;
+  cp.num_kv_heads = hkv;
+  cp.head_dim = hd;
+  cp.block_size = block_size;
+  cp.max_blocks_per_seq = max_blocks;
+  cp.scale = scale;
+  std::vector<float> ws(static_cast<size_t>(max_context));
+  kcpu::paged_attention(cp, ws.data(), max_context);
+
+  DeviceArray<float> dq(q), out(q.size());
+  auto dk16 = upload_bf16(k), dv16 = upload_bf16(v);
+  DeviceArray<int32_t> dtables(tables), dseq(seq), dpos(pos);
+  const size_t ws_bytes = kc::attention_workspace_bytes(tokens, hq, hkv, hd, max_context);
+  DeviceArray<unsigned char> workspace(ws_bytes);
+  workspace.zero();
+  kc::PagedAttentionCudaParams p;
+  p.q = dq.get();
+  p.out = out.get();
+  p.out_dtype = kc::DType::kF32;
+  p.k_cache = dk16.get();
+  p.v_cache = dv16.get();
+  p.kv_dtype = kc::DType::kBF16;
+  p.block_tables = dtables.get();
+  p.token_seq = dseq.get();
+  p.token_pos = dpos.get();
+  p.num_tokens = tokens;
+  p.num_q_heads = hq;
+  p.num_kv_heads = hkv;
+  p.head_dim = hd;
+  p.block_size = block_size;
+  p.max_blocks_per_seq = max_blocks;
+  p.max_context = max_context;
+  p.scale = scale;
+  for (int32_t partition : {64, 128}) {
+    INFO("partition " << partition);
+    p.partition_size = partition;
+    out.poison();
+    kc::launch_paged_attention(p, workspace.get(), ws_bytes, nullptr);
+    CHECK(relative_error(out.download(), want) < 1e-5);
+  }
+}
+
+TEST_CASE("write_kv_cache matches the CPU twin", "[gpu][attention]") {
+  const int32_t tokens = 5, hkv = 2, hd = 16, slots_total = 40;
+  auto k = random_floats(size_t(tokens) * hkv * hd, 50), v = random_floats(k.size(), 51);
+  std::vector<int32_t> slots = {3, 39, 0, 17, 18};
+  std::vector<float> kc_want(size_t(slots_total) * hkv * hd, 0.0f), vc_want(kc_want.size(), 0.0f);
+  kcpu::write_kv_cache(kernels::KvCacheWriteParams{k.data(), v.data(), kc_want.data(), vc_want.data(), slots.data(), tokens, hkv, hd});
+  DeviceArray<float> dk(k), dv(v), kcache(kc_want.size()), vcache(kc_want.size());
+  kcache.zero();
+  vcache.zero();
+  DeviceArray<int32_t> dslots(slots);
+  kc::launch_write_kv_cache(kernels::KvCacheWriteParams{dk.get(), dv.get(), kcache.get(), vcache.get(), dslots.get(), tokens, hkv, hd},
+                            nullptr);
+  CHECK(relative_error(kcache.download(), kc_want) == 0.0);
+  CHECK(relative_error(vcache.download(), vc_want) == 0.0);
+}

@@ -1,0 +1,211 @@
+// Matrix products on the GPU against cpu::linear on the same bf16-rounded operands: the tensor-core
+// grouped GEMV (dense and routed experts, every epilogue), the float32 linear and cuBLASLt.
+#include <catch2/catch.hpp>
+
+#include "aurora/kernels/cuda/gemm.hpp"
+#include "aurora/kernels/cuda/gemv.hpp"
+#include "aurora/kernels/elementwise.hpp"
+#include "aurora/kernels/linear.hpp"
+#include "aurora/kernels/moe_permute.hpp"
+#include "gpu_test_support.hpp"
+
+using namespace aurora;
+using namespace aurora::test;
+namespace kc = aurora::kernels::cuda;
+namespace kcpu = aurora::kernels::cpu;
+
+namespace {
+constexpr double kTolMma = 5e-5;  // float32 accumulation, another order
+
+std::vector<float> cpu_linear(const std::vector<float>& x, const std::vector<float>& w, int32_t rows, int32_t n, int32_t k,
+                              const float* bias = nullptr) {
+  std::vector<float> y(size_t(rows) * n);
+  kernels::LinearParams p;
+  p.x = x.data();
+  p.weight = w.data();
+  p.bias = bias;
+  p.y = y.data();
+  p.num_rows = rows;
+  p.in_features = k;
+  p.out_features = n;
+  kcpu::linear(p);
+  return y;
+}
+}  // namespace
+
+TEST_CASE("grouped GEMV, one dense matrix, matches cpu::linear", "[gpu][gemv]") {
+  struct Shape {
+    int32_t n, k;
+  };
+  for (const Shape& s : {Shape{40, 72}, Shape{256, 4096}, Shape{300, 16}, Shape{8, 2048}}) {
+    for (int32_t rows : {1, 3, 8, 9, 16, 33, 64, 100}) {
+      INFO("n " << s.n << " k " << s.k << " rows " << rows);
+      auto x = rounded_bf16(random_floats(size_t(rows) * s.k, 90 + rows));
+      auto w = rounded_bf16(random_floats(size_t(s.n) * s.k, 91, 1.0f / std::sqrt(float(s.k))));
+      auto bias = random_floats(size_t(s.n), 92);
+      auto want = cpu_linear(x, w, rows, s.n, s.k, bias.data());
+      auto dx = upload_bf16(x), dw = upload_bf16(w);
+      DeviceArray<float> dbias(bias), y(want.size());
+      kc::GroupedGemvParams p;
+      p.x = as_bf16(dx);
+      p.weight = as_bf16(dw);
+      p.n = s.n;
+      p.k = s.k;
+      p.num_positions = rows;
+      p.max_positions_per_group = rows;
+      p.y_f32 = y.get();
+      p.bias = dbias.get();
+      kc::launch_grouped_gemv(p, nullptr);
+      CHECK(relative_error(y.download(), want) < kTolMma);
+      // Accumulate: y += x W^T + b once more.
+      p.epilogue = kc::GemvEpilogue::kAccumulateF32;
+      kc::launch_grouped_gemv(p, nullptr);
+      auto twice = want;
+      for (auto& v : twice) v *= 2.0f;
+      CHECK(relative_error(y.download(), twice) < kTolMma);
+    }
+  }
+}
+
+TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses SwiGLU", "[gpu][gemv]") {
+  struct Case {
+    int32_t tokens, experts, top_k, hidden, inter;
+  };
+  for (const Case& c : {Case{1, 8, 2, 512, 1792}, Case{5, 8, 2, 256, 128}, Case{64, 128, 8, 256, 96},
+                        Case{20, 64, 8, 64, 16}}) {
+    INFO(c.tokens << " tokens, " << c.experts << " experts, hidden " << c.hidden << ", inter " << c.inter);
+    const int32_t items = c.tokens * c.top_k;
+    std::mt19937 rng{static_cast<uint32_t>(100 + c.tokens)};
+    std::vector<int32_t> ids(items);
+    for (int32_t t = 0; t < c.tokens; ++t) {
+      for (int32_t j = 0; j < c.top_k; ++j) {
+        int32_t e;
+        bool dup;
+        do {
+          e = int32_t(rng() % uint32_t(c.experts));
+          dup = false;
+          for (int32_t i = 0; i < j; ++i) dup = dup || ids[size_t(t * c.top_k + i)] == e;
+        } while (dup);
+        ids[size_t(t * c.top_k + j)] = e;
+      }
+    }
+    std::vector<int32_t> off(size_t(c.experts) + 1), perm(items), pos(items), active;
+    kcpu::permute(kernels::PermuteParams{ids.data(), items, c.experts, off.data(), perm.data(), pos.data()});
+    for (int32_t e = 0; e < c.experts; ++e) {
+      if (off[size_t(e) + 1] > off[size_t(e)]) active.push_back(e);
+    }
+    const int32_t slots = std::min(items, c.experts);
+    std::vector<int32_t> active_padded = active;
+    active_padded.resize(size_t(slots), -1);
+    const int32_t num_active = int32_t(active.size());
+
+    auto x = rounded_bf16(random_floats(size_t(c.tokens) * c.hidden, 101));
+    auto gate_up = rounded_bf16(random_floats(size_t(c.experts) * 2 * c.inter * c.hidden, 102, 1.0f / std::sqrt(float(c.hidden))));
+    auto down = rounded_bf16(random_floats(size_t(c.experts) * c.hidden * c.inter, 103, 1.0f / std::sqrt(float(c.inter))));
+    // CPU: per position, the expert's SwiGLU on its token row (twins: linear + silu_mul + linear).
+    std::vector<float> act_want(size_t(items) * c.inter), out_want(size_t(items) * c.hidden);
+    for (int32_t p = 0; p < items; ++p) {
+      const int32_t item = perm[size_t(p)], t = item / c.top_k, e = ids[size_t(item)];
+      std::vector<float> xt(x.begin() + int64_t(t) * c.hidden, x.begin() + int64_t(t + 1) * c.hidden);
+      std::vector<float> we(gate_up.begin() + int64_t(e) * 2 * c.inter * c.hidden,
+                            gate_up.begin() + int64_t(e + 1) * 2 * c.inter * c.hidden);
+      auto gu = cpu_linear(xt, we, 1, 2 * c.inter, c.hidden);
+      std::vector<float> act(static_cast<size_t>(c.inter));
+      kcpu::silu_mul(kernels::SiluMulParams{gu.data(), act.data(), 1, c.inter, 0});
+      std::copy(act.begin(), act.end(), act_want.begin() + int64_t(p) * c.inter);
+    }
+    // The down projection consumes the bf16 activations the GPU wrote; compare it separately.
+    auto dx = upload_bf16(x), dgu = upload_bf16(gate_up), ddown = upload_bf16(down);
+    DeviceArray<int32_t> doff(off), dperm(perm), dactive(active_padded), dnum(std::vector<int32_t>{num_active});
+    DeviceArray<uint16_t> act(act_want.size());
+    kc::GroupedGemvParams g;
+    g.x = as_bf16(dx);
+    g.x_rows = dperm.get();
+    g.x_row_div = c.top_k;
+    g.weight = as_bf16(dgu);
+    g.weight_group_stride = int64_t(2) * c.inter * c.hidden;
+    g.n = c.inter;
+    g.k = c.hidden;
+    g.group_offsets = doff.get();
+    g.active_groups = dactive.get();
+    g.num_active = dnum.get();
+    g.num_group_slots = slots;
+    g.max_positions_per_group = c.tokens;
+    g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
+    g.y_bf16 = as_bf16(act);
+    kc::launch_grouped_gemv(g, nullptr);
+    auto act_got = download_bf16(act);
+    CHECK(relative_error(act_got, act_want) < kTolBf16Out);
+
+    for (int32_t p = 0; p < items; ++p) {
+      const int32_t e = ids[size_t(perm[size_t(p)])];
+      std::vector<float> a(act_got.begin() + int64_t(p) * c.inter, act_got.begin() + int64_t(p + 1) * c.inter);
+      std::vector<float> wd(down.begin() + int64_t(e) * c.hidden * c.inter, down.begin() + int64_t(e + 1) * c.hidden * c.inter);
+      auto o = cpu_linear(a, wd, 1, c.hidden, c.inter);
+      std::copy(o.begin(), o.end(), out_want.begin() + int64_t(p) * c.hidden);
+    }
+    DeviceArray<float> out(out_want.size());
+    kc::GroupedGemvParams d;
+    d.x = as_bf16(act);
+    d.weight = as_bf16(ddown);
+    d.weight_group_stride = int64_t(c.hidden) * c.inter;
+    d.n = c.hidden;
+    d.k = c.inter;
+    d.group_offsets = doff.get();
+    d.active_groups = dactive.get();
+    d.num_active = dnum.get();
+    d.num_group_slots = slots;
+    d.max_positions_per_group = c.tokens;
+    d.y_f32 = out.get();
+    kc::launch_grouped_gemv(d, nullptr);
+    CHECK(relative_error(out.download(), out_want) < kTolMma);
+  }
+}
+
+TEST_CASE("linear_f32 matches cpu::linear", "[gpu][gemv]") {
+  for (int32_t rows : {1, 5, 130}) {
+    const int32_t n = 67, k = 200;
+    auto x = random_floats(size_t(rows) * k, 110), w = random_floats(size_t(n) * k, 111), b = random_floats(n, 112);
+    auto want = cpu_linear(x, w, rows, n, k, b.data());
+    DeviceArray<float> dx(x), dw(w), db(b), y(want.size());
+    kernels::LinearParams p;
+    p.x = dx.get();
+    p.weight = dw.get();
+    p.bias = db.get();
+    p.y = y.get();
+    p.num_rows = rows;
+    p.in_features = k;
+    p.out_features = n;
+    kc::launch_linear_f32(p, nullptr);
+    CHECK(relative_error(y.download(), want) < kTolF32);
+  }
+}
+
+TEST_CASE("cuBLASLt bf16 GEMM matches cpu::linear", "[gpu][gemm]") {
+  DeviceArray<unsigned char> workspace(32 << 20);
+  kc::CublasLtRunner runner(workspace.get(), workspace.size());
+  struct Shape {
+    int32_t m, n, k;
+  };
+  for (const Shape& s : {Shape{1, 64, 64}, Shape{17, 96, 64}, Shape{300, 1024, 512}, Shape{512, 48, 16}}) {
+    INFO("m " << s.m << " n " << s.n << " k " << s.k);
+    auto x = rounded_bf16(random_floats(size_t(s.m) * s.k, 120));
+    auto w = rounded_bf16(random_floats(size_t(s.n) * s.k, 121, 1.0f / std::sqrt(float(s.k))));
+    auto want = cpu_linear(x, w, s.m, s.n, s.k);
+    auto dx = upload_bf16(x), dw = upload_bf16(w);
+    DeviceArray<float> y(want.size());
+    kc::GemmParams p;
+    p.x = as_bf16(dx);
+    p.w = as_bf16(dw);
+    p.y = y.get();
+    p.m = s.m;
+    p.n = s.n;
+    p.k = s.k;
+    runner.gemm(p, nullptr);
+    CHECK(relative_error(y.download(), want) < kTolMma);
+    p.accumulate = true;
+    runner.gemm(p, nullptr);
+    for (auto& v : want) v *= 2.0f;
+    CHECK(relative_error(y.download(), want) < kTolMma);
+  }
+}

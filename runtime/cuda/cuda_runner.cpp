@@ -14,6 +14,7 @@
 #include "aurora/kernels/cuda/moe.hpp"
 #include "aurora/kernels/cuda/norm_rope.hpp"
 #include "aurora/kernels/cuda/sampling.hpp"
+#include "cuda_ep_state.hpp"
 #include "kv/block_allocator.hpp"
 
 namespace aurora::runtime::cuda {
@@ -118,11 +119,18 @@ struct CudaModelRunner::Buffers {
   }
 };
 
+CudaModelRunner::EpBuffers CudaModelRunner::ep_buffers() const {
+  const Buffers& b = *buf_;
+  return EpBuffers{b.offsets, b.permuted, b.position, b.h16, b.expert_in16, b.gate_up, b.expert_out};
+}
+
 CudaModelRunner::CudaModelRunner(std::shared_ptr<const CudaWeights> weights, const CudaRunnerOptions& options)
     : weights_(std::move(weights)), options_(options) {}
 
 CudaModelRunner::~CudaModelRunner() {
   cudaSetDevice(weights_->device());
+  ep_.reset();
+  timeline_.reset();
   for (auto& [bucket, exec] : graphs_) cudaGraphExecDestroy(exec);
   for (cudaEvent_t e : profile_events_) cudaEventDestroy(e);
   buf_.reset();
@@ -495,7 +503,11 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
                                                                      : kernels::TopKNormalization::kNone;
     kc::launch_route(rp, s);
     mark("router + top-k + permute");
-    routed_experts(l, T, decode);
+    if (ep_) {
+      ep_moe_layer(l, T);
+    } else {
+      routed_experts(l, T, decode);
+    }
     if (L.shared_expert.gate_up) {
       dense_ffn(b.h16, L.shared_expert, T, b.shared_out, false);
       kernels::LinearParams g;
@@ -603,7 +615,10 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   result_.num_logits_rows = R;
   result_.logits = nullptr;
   last_used_graph_ = false;
-  if (T == 0) return result_;
+  if (T == 0) {
+    if (ep_) ep_idle_step();  // the exchanges are collective: every rank takes part
+    return result_;
+  }
 
   auto* sampling_host = reinterpret_cast<kernels::SamplingRow*>(h + b.off_sampling);
   for (int32_t r = 0; r < R; ++r) sampling_host[r] = sampling ? sampling[r] : kernels::SamplingRow{};
@@ -627,6 +642,7 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   const int64_t words = b.off_tables + table_rows * max_blocks_per_seq_;
   AURORA_CUDA_CHECK(cudaMemcpyAsync(b.in_dev, b.in_host, static_cast<size_t>(words) * 4, cudaMemcpyHostToDevice, stream_));
   const bool sample = sampling != nullptr || decode;
+  step_begin_hooks();
   if (decode) {
     auto it = graphs_.find(T_run);
     if (it != graphs_.end()) {
@@ -653,6 +669,7 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   } else {
     forward(T_run, R_run, sample, false);
   }
+  step_end_hooks();
   if (sampling) {
     AURORA_CUDA_CHECK(cudaMemcpyAsync(b.host_tokens, b.tokens, static_cast<size_t>(R) * 4, cudaMemcpyDeviceToHost, stream_));
   } else {

@@ -135,7 +135,7 @@ CudaModelRunner::~CudaModelRunner() {
   for (cudaEvent_t e : profile_events_) cudaEventDestroy(e);
   buf_.reset();
   gemm_.reset();
-  if (stream_) cudaStreamDestroy(stream_);
+  if (stream_ && stream_ != options_.stream) cudaStreamDestroy(stream_);
 }
 
 Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(std::shared_ptr<const CudaWeights> weights,
@@ -164,7 +164,11 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(std::shared_ptr
 void CudaModelRunner::allocate() {
   const auto& c = weights_->config();
   AURORA_CUDA_CHECK(cudaSetDevice(weights_->device()));
-  AURORA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  if (options_.stream) {
+    stream_ = options_.stream;
+  } else {
+    AURORA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
   buf_ = std::make_unique<Buffers>();
   Buffers& b = *buf_;
   const int64_t T = options_.max_tokens_per_step, S = options_.max_seqs_per_step;

@@ -61,6 +61,9 @@ struct CudaRunnerOptions {
   int64_t kv_cache_tokens = 0;        // 0 = from gpu_memory_fraction
   double gpu_memory_fraction = 0.90;  // of the device's total memory, weights included
   bool use_cuda_graphs = true;
+  // The compute stream to run on (e.g. one of an SM-limited green context: heterogeneity
+  // emulation); null = the runner creates its own. Not owned.
+  cudaStream_t stream = nullptr;
 };
 
 // One rank of an expert-parallel model (see the header comment).

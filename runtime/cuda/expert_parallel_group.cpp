@@ -121,6 +121,9 @@ Result<std::unique_ptr<ExpertParallelGroup>> ExpertParallelGroup::create(std::ve
       CudaRunnerOptions ro = options.runner;
       ro.kv_cache_tokens = kv_tokens[m];
       for (int32_t r = 0; r < n; ++r) {
+        ro.stream = m < options.compute_streams.size() && static_cast<size_t>(r) < options.compute_streams[m].size()
+                        ? options.compute_streams[m][static_cast<size_t>(r)]
+                        : nullptr;
         auto runner = CudaModelRunner::create(weights[m][static_cast<size_t>(r)], ro);
         if (!runner) throw_error(runner.error());
         ExpertParallelConfig ep;

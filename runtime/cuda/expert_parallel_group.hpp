@@ -51,6 +51,9 @@ struct EpGroupOptions {
   NcclOptions nccl;
   std::vector<ExpertPlacement> placements;  // optional, one per model
   bool timeline = false;
+  // Per model and rank, the compute stream to use (e.g. an SmPartition's: a slower GPU); empty or
+  // null = the runner's own.
+  std::vector<std::vector<cudaStream_t>> compute_streams;
 };
 
 struct GroupStep {

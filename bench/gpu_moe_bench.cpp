@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -144,6 +145,14 @@ int run(const Args& a) {
   std::printf("== %s: weights %.2f GiB initialised on the GPU in %.0f ms; copy bandwidth %.0f GB/s\n", a.name.c_str(),
               double((*weights)->bytes()) / double(1 << 30), init_ms, bw_gbs);
   std::printf("   %s\n", r.memory().to_string().c_str());
+  auto env_is = [](const char* name, char v) {
+    const char* e = std::getenv(name);
+    return e && e[0] == v;
+  };
+  const bool safe = env_is("AURORA_SAFE_KERNELS", '1');
+  std::printf("   kernels: programmatic dependent launch %s, bf16 attention %s\n",
+              !safe && env_is("AURORA_PDL", '1') ? "on" : "off",
+              safe || env_is("AURORA_LEGACY_ATTENTION", '1') ? "legacy (direct reads)" : "shared-memory partitions");
   const auto& c = (*weights)->config();
   BlockAllocator blocks(r.num_kv_blocks());
   std::mt19937 rng(uint32_t(a.seed));

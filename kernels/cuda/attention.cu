@@ -226,6 +226,285 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   }
 }
 
+
+// ---- bf16 caches: K and V of a partition staged in shared memory ----------------------------------
+
+constexpr int kBfHeadsPerPass = 8;  // query heads accumulated at once in the value phase
+
+// Shared-memory layout of paged_attention_bf16_kernel, the same on host and device.
+struct Bf16Layout {
+  int row;        // padded row of a staged K/V row, in bf16 elements (head_dim + 8: no bank conflicts)
+  size_t k_off, v_off, s_off, q_off, bytes;
+};
+__host__ __device__ inline Bf16Layout bf16_layout(int hd, int group, int positions) {
+  Bf16Layout l{};
+  l.row = hd + 8;
+  const size_t rows = size_t(positions) * size_t(l.row) * 2;
+  const size_t red = size_t(positions) * kBfHeadsPerPass * 8 * 4;  // value-phase partial sums (reuse K)
+  l.k_off = 0;
+  l.v_off = rows > red ? rows : red;
+  l.s_off = l.v_off + rows;
+  l.q_off = l.s_off + size_t(group) * positions * 4;
+  l.bytes = l.q_off + size_t(group) * hd * 4;
+  return l;
+}
+
+// One block of P = 32 * WARPS threads per (partition of P positions, kv head, token).
+//  1. slots of the partition's positions, q of the group (float32) into shared memory;
+//  2. every K row, then every V row, of the partition: 16-byte cp.async, coalesced (a warp copies
+//     whole rows), two commit groups so that the scores start when K has landed;
+//  3. scores: thread j dots position j's K row with each query head (q broadcast from shared);
+//  4. softmax statistics, one warp per head;
+//  5. values: thread (position slice s, 8-dim chunk c) accumulates sum_j p[h][j] V[j][c] over its
+//     slice for 8 heads at a time; slices meet in shared memory in a fixed order;
+//  6. one partition: out = o / l; else (m, l, o) to the workspace and the last block merges.
+template <int WARPS>
+__global__ void __launch_bounds__(WARPS * 32) paged_attention_bf16_kernel(PagedAttentionCudaParams p, int32_t* tickets,
+                                                                          float* part_out, float* part_ml,
+                                                                          int32_t max_parts) {
+  constexpr int NT = WARPS * 32;
+  constexpr int P = NT;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __shared__ int32_t slots[P];
+  __shared__ float stats[2 * kAttentionMaxGroup];
+  __shared__ int32_t is_last;
+  detail::pdl_launch_dependents();
+  detail::pdl_wait();
+  const int32_t t = blockIdx.z, g = blockIdx.y, part = blockIdx.x;
+  const int32_t tid = threadIdx.x;
+  const int32_t hd = p.head_dim, group = p.num_q_heads / p.num_kv_heads;
+  const int32_t pos = p.token_pos[t];
+  const int32_t start = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
+  const int32_t nparts = (pos - start + P) / P;  // ceil((pos - start + 1) / P)
+  if (part >= nparts) return;
+  const int32_t j0 = start + part * P;
+  const int32_t n = min(j0 + P, pos + 1) - j0;
+  const Bf16Layout L = bf16_layout(hd, group, P);
+  bf16* ks = reinterpret_cast<bf16*>(smem_raw + L.k_off);
+  bf16* vs = reinterpret_cast<bf16*>(smem_raw + L.v_off);
+  float* red = reinterpret_cast<float*>(smem_raw + L.k_off);  // after the scores
+  float* sc = reinterpret_cast<float*>(smem_raw + L.s_off);   // [group][P]
+  float* qs = reinterpret_cast<float*>(smem_raw + L.q_off);   // [group][hd]
+  const int64_t q_base = (int64_t{t} * p.num_q_heads + int64_t{g} * group) * hd;
+  const int64_t slot_stride = int64_t{p.num_kv_heads} * hd;
+
+  // 1. (q as float4, four loads in flight per thread before the stores)
+  {
+    const float4* q4 = reinterpret_cast<const float4*>(p.q + q_base);
+    float4* qs4 = reinterpret_cast<float4*>(qs);
+    const int32_t n4 = group * hd / 4;
+    for (int32_t i0 = tid; i0 < n4; i0 += 4 * NT) {
+      float4 v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        if (i0 + u * NT < n4) v[u] = q4[i0 + u * NT];
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        if (i0 + u * NT < n4) qs4[i0 + u * NT] = v[u];
+      }
+    }
+  }
+  if (tid < n) {
+    const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
+    const int32_t position = j0 + tid;
+    slots[tid] = table[position / p.block_size] * p.block_size + position % p.block_size;
+  }
+  __syncthreads();
+
+  // 2.
+  const int32_t cpr = hd / 8;  // 16-byte chunks per row
+  const bf16* kbase = static_cast<const bf16*>(p.k_cache) + int64_t{g} * hd;
+  const bf16* vbase = static_cast<const bf16*>(p.v_cache) + int64_t{g} * hd;
+  for (int32_t i = tid; i < n * cpr; i += NT) {
+    const int32_t r = i / cpr, c = i - r * cpr;
+    detail::cp_async16(ks + r * L.row + 8 * c, kbase + int64_t{slots[r]} * slot_stride + 8 * c);
+  }
+  detail::cp_async_commit();
+  for (int32_t i = tid; i < n * cpr; i += NT) {
+    const int32_t r = i / cpr, c = i - r * cpr;
+    detail::cp_async16(vs + r * L.row + 8 * c, vbase + int64_t{slots[r]} * slot_stride + 8 * c);
+  }
+  detail::cp_async_commit();
+  detail::cp_async_wait<1>();
+  __syncthreads();
+
+  // 3.
+  if (tid < n) {
+    float acc[kAttentionMaxGroup];
+#pragma unroll
+    for (int h = 0; h < kAttentionMaxGroup; ++h) acc[h] = 0.0f;
+    const bf16* krow = ks + tid * L.row;
+    for (int32_t c = 0; c < cpr; ++c) {
+      float kf[8];
+      load8(krow + 8 * c, kf);
+#pragma unroll
+      for (int h = 0; h < kAttentionMaxGroup; ++h) {
+        if (h < group) {
+          const float4 a = *reinterpret_cast<const float4*>(qs + h * hd + 8 * c);
+          const float4 b = *reinterpret_cast<const float4*>(qs + h * hd + 8 * c + 4);
+          acc[h] += a.x * kf[0] + a.y * kf[1] + a.z * kf[2] + a.w * kf[3] + b.x * kf[4] + b.y * kf[5] + b.z * kf[6] +
+                    b.w * kf[7];
+        }
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < kAttentionMaxGroup; ++h) {
+      if (h < group) sc[h * P + tid] = acc[h] * p.scale;
+    }
+  }
+  __syncthreads();
+
+  // 4.
+  const int32_t lane = tid & 31, warp = tid >> 5;
+  for (int32_t h = warp; h < group; h += WARPS) {
+    float m = -INFINITY;
+    for (int32_t j = lane; j < n; j += 32) m = fmaxf(m, sc[h * P + j]);
+    m = detail::warp_max(m);
+    float l = 0.0f;
+    for (int32_t j = lane; j < n; j += 32) {
+      const float e = expf(sc[h * P + j] - m);
+      sc[h * P + j] = e;
+      l += e;
+    }
+    l = detail::warp_sum(l);
+    if (lane == 0) {
+      stats[2 * h] = m;
+      stats[2 * h + 1] = l;
+    }
+  }
+  detail::cp_async_wait<0>();
+  __syncthreads();
+
+  // 5.
+  const int32_t ppw = 32 / cpr;                 // position slices per warp
+  const int32_t sl = lane / cpr, c = lane - sl * cpr;
+  const bool active = sl < ppw;
+  const int32_t slice = warp * ppw + sl, slices = WARPS * ppw;
+  const int64_t ml_base = (int64_t{t} * p.num_q_heads + int64_t{g} * group) * max_parts;
+  for (int32_t h0 = 0; h0 < group; h0 += kBfHeadsPerPass) {
+    float acc[kBfHeadsPerPass][8];
+#pragma unroll
+    for (int h = 0; h < kBfHeadsPerPass; ++h)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[h][e] = 0.0f;
+    if (active) {
+      for (int32_t j = slice; j < n; j += slices) {
+        float vf[8];
+        load8(vs + j * L.row + 8 * c, vf);
+#pragma unroll
+        for (int h = 0; h < kBfHeadsPerPass; ++h) {
+          if (h0 + h < group) {
+            const float w = sc[(h0 + h) * P + j];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) acc[h][e] += w * vf[e];
+          }
+        }
+      }
+#pragma unroll
+      for (int h = 0; h < kBfHeadsPerPass; ++h) {
+        if (h0 + h < group) {
+          float* r = red + (int64_t{slice} * kBfHeadsPerPass + h) * hd + 8 * c;
+          *reinterpret_cast<float4*>(r) = make_float4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]);
+          *reinterpret_cast<float4*>(r + 4) = make_float4(acc[h][4], acc[h][5], acc[h][6], acc[h][7]);
+        }
+      }
+    }
+    __syncthreads();
+    for (int32_t e = tid; e < kBfHeadsPerPass * hd; e += NT) {
+      const int32_t h = e / hd, d = e - h * hd, hh = h0 + h;
+      if (hh >= group) continue;
+      float o = 0.0f;
+      for (int32_t s = 0; s < slices; ++s) o += red[(int64_t{s} * kBfHeadsPerPass + h) * hd + d];
+      if (nparts == 1) {
+        detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, o / stats[2 * hh + 1]);
+      } else {
+        part_out[((ml_base + int64_t{hh} * max_parts) + part) * hd + d] = o;
+      }
+    }
+    __syncthreads();
+  }
+  if (nparts == 1) return;
+
+  // 6.
+  if (tid < group) {
+    part_ml[2 * (ml_base + int64_t{tid} * max_parts + part)] = stats[2 * tid];
+    part_ml[2 * (ml_base + int64_t{tid} * max_parts + part) + 1] = stats[2 * tid + 1];
+  }
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    int32_t* ticket = tickets + int64_t{t} * p.num_kv_heads + g;
+    is_last = atomicAdd(ticket, 1) == nparts - 1;
+    if (is_last) *ticket = 0;
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  // Per head: the global max and the weight of each partition, in shared memory (sc is free now).
+  float* wts = sc;  // [group][nparts], nparts <= max_parts
+  if (nparts <= P) {
+    for (int32_t i = tid; i < group * nparts; i += NT) {
+      const int32_t hh = i / nparts, q = i - hh * nparts;
+      wts[i] = __ldcg(part_ml + 2 * (ml_base + int64_t{hh} * max_parts + q));
+    }
+    __syncthreads();
+    for (int32_t hh = warp; hh < group; hh += WARPS) {
+      float m = -INFINITY;
+      for (int32_t q = lane; q < nparts; q += 32) m = fmaxf(m, wts[hh * nparts + q]);
+      m = detail::warp_max(m);
+      float l = 0.0f;
+      for (int32_t q = lane; q < nparts; q += 32) {
+        const float w = expf(wts[hh * nparts + q] - m);
+        l += w * __ldcg(part_ml + 2 * (ml_base + int64_t{hh} * max_parts + q) + 1);
+        wts[hh * nparts + q] = w;
+      }
+      l = detail::warp_sum(l);
+      __syncwarp();
+      if (lane == 0) stats[2 * hh + 1] = l;
+    }
+    __syncthreads();
+    // Four output elements per thread at a time, so that 4 x 4 partial loads are in flight.
+    for (int32_t i0 = tid; i0 < group * hd; i0 += 4 * NT) {
+      float o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      const float* po[4];
+      int32_t hh[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int32_t i = min(i0 + u * NT, group * hd - 1);
+        hh[u] = i / hd;
+        po[u] = part_out + (ml_base + int64_t{hh[u]} * max_parts) * hd + (i - hh[u] * hd);
+      }
+#pragma unroll 4
+      for (int32_t q = 0; q < nparts; ++q) {
+#pragma unroll
+        for (int u = 0; u < 4; ++u) o[u] += wts[hh[u] * nparts + q] * __ldcg(po[u] + int64_t{q} * hd);
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int32_t i = i0 + u * NT;
+        if (i < group * hd) detail::store_from_float(p.out, p.out_dtype, q_base + i, o[u] / stats[2 * hh[u] + 1]);
+      }
+    }
+    return;
+  }
+  // Very long contexts (more partitions than threads): each output element walks the partitions.
+  for (int32_t i = tid; i < group * hd; i += NT) {
+    const int32_t hh = i / hd, d = i - hh * hd;
+    const float* ml = part_ml + 2 * (ml_base + int64_t{hh} * max_parts);
+    float m = -INFINITY;
+    for (int32_t q = 0; q < nparts; ++q) m = fmaxf(m, __ldcg(ml + 2 * q));
+    float l = 0.0f, o = 0.0f;
+    const float* po = part_out + (ml_base + int64_t{hh} * max_parts) * hd + d;
+    for (int32_t q = 0; q < nparts; ++q) {
+      const float w = expf(__ldcg(ml + 2 * q) - m);
+      l += w * __ldcg(ml + 2 * q + 1);
+      o += w * __ldcg(po + int64_t{q} * hd);
+    }
+    detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, o / l);
+  }
+}
+
 __global__ void write_kv_cache_kernel(KvCacheWriteParams p) {
   const int32_t t = blockIdx.x;
   const int64_t row = int64_t{p.num_kv_heads} * p.head_dim;
@@ -275,12 +554,29 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   auto* tickets = static_cast<int32_t*>(workspace);
   float* part_out = reinterpret_cast<float*>(static_cast<char*>(workspace) + kTicketBytes);
   float* part_ml = part_out + int64_t{p.num_tokens} * p.num_q_heads * parts * p.head_dim;
+  if (p.kv_dtype == DType::kBF16 && !legacy_attention()) {
+    // 128 positions per block (64 on request: measured slower at batch 1, where the merge of twice
+    // as many partitions by half as many threads is on the critical path).
+    const int32_t P = p.partition_size == 0 ? 128 : p.partition_size;
+    AURORA_KERNEL_CHECK(P == 64 || P == 128, "attention partition_size must be 0, 64 or 128, got " << P);
+    const int32_t bparts = (p.max_context + P - 1) / P;
+    const Bf16Layout L = bf16_layout(p.head_dim, group, P);
+    const dim3 bgrid(static_cast<unsigned>(bparts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
+    static size_t configured_bf16[2] = {48 * 1024, 48 * 1024};  // raised before any capture uses a larger shape
+    auto* kernel = P == 64 ? paged_attention_bf16_kernel<2> : paged_attention_bf16_kernel<4>;
+    if (L.bytes > configured_bf16[P == 128]) {
+      AURORA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L.bytes)));
+      configured_bf16[P == 128] = L.bytes;
+    }
+    launch_pdl(kernel, bgrid, dim3(P), L.bytes, stream, p, tickets, part_out, part_ml, bparts);
+    return;
+  }
   const dim3 grid(static_cast<unsigned>(parts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
   const size_t smem = sizeof(float) * (size_t(group) * (p.head_dim + kP) + size_t(kQ) * kHeadsPerPass * p.head_dim);
   static size_t configured = 48 * 1024;  // raised once, before any capture uses a larger shape
   if (smem > configured) {
-    AURORA_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<bf16>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     AURORA_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    AURORA_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<bf16>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     configured = smem;
   }
   if (p.kv_dtype == DType::kBF16) {

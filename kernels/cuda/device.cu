@@ -1,5 +1,7 @@
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "aurora/kernels/device.hpp"
 
 namespace aurora::kernels {
@@ -14,3 +16,41 @@ int cuda_device_count() {
 }
 
 }  // namespace aurora::kernels
+
+namespace aurora::kernels::cuda {
+
+namespace {
+bool env_is(const char* name, char value) {
+  const char* v = std::getenv(name);
+  return v && v[0] == value;
+}
+}  // namespace
+
+bool pdl_enabled() {
+  static const bool enabled = env_is("AURORA_PDL", '1') && !env_is("AURORA_SAFE_KERNELS", '1');
+  return enabled;
+}
+
+int gemv_warps() {
+  static const int warps = env_is("AURORA_GEMV_WARPS", '8') ? 8 : 4;
+  return warps;
+}
+
+bool legacy_attention() {
+  static const bool legacy = env_is("AURORA_LEGACY_ATTENTION", '1') || env_is("AURORA_SAFE_KERNELS", '1');
+  return legacy;
+}
+
+int sm_count() {
+  static const int count = [] {
+    int device = 0, n = 0;
+    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 132;
+    }
+    return n;
+  }();
+  return count;
+}
+
+}  // namespace aurora::kernels::cuda

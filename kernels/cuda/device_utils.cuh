@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "aurora/kernels/cuda/cuda_check.hpp"
 #include "aurora/kernels/cuda/dtype.hpp"
@@ -79,6 +80,57 @@ __device__ __forceinline__ uint4 ld_stream_u4(const void* p) {
   return r;
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with launch_pdl() may start while the
+// previous kernel in the stream is still running. It must call pdl_wait() before it reads or writes
+// anything an earlier kernel touches (only constant inputs, such as weights, may be read before);
+// pdl_launch_dependents() lets the next kernel's blocks start early. Both are no-ops in a kernel
+// launched without the attribute.
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" :::); }
+
+// 16-byte asynchronous copy global -> shared (bypasses L1), and its group fences.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
 inline int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
 }  // namespace aurora::kernels::cuda::detail
+
+namespace aurora::kernels::cuda {
+
+// Whether launch_pdl() sets the programmatic-serialization attribute: only with AURORA_PDL=1. Off by
+// default: on the H200 (2026-11-28) it gained nothing at batch 1 and made batch-64 decode graphs
+// slower (docs/cuda.md).
+bool pdl_enabled();
+// Warps per decode GEMV block: 4, or 8 with AURORA_GEMV_WARPS=8 (measured slower; kept to compare).
+int gemv_warps();
+// Whether bf16-cache attention uses the first kernel (direct reads, 64-position partitions) instead
+// of the shared-memory one: AURORA_LEGACY_ATTENTION=1. AURORA_SAFE_KERNELS=1 sets both switches.
+bool legacy_attention();
+// Multiprocessors of the current device (read once).
+int sm_count();
+
+// Launches `kernel` with programmatic dependent launch allowed (see pdl_wait above).
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  AURORA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace aurora::kernels::cuda

@@ -130,14 +130,26 @@ __device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_ke
     if (out.num_active) *out.num_active = total_active;
   }
   __syncthreads();
-  // Stable placement: the owner thread of a key walks the items in order.
-  for (int32_t i = 0; i < items; ++i) {
-    const int32_t k = keys[i];
-    if (k >= 0 && k < num_keys && k / kExpertsPerThread == static_cast<int32_t>(threadIdx.x)) {
-      const int32_t pos = counts[k]++;
+  // Stable placement, kThreads items at a time: an item's place is its key's cursor plus the number
+  // of earlier items of the chunk with the same key (a scan of the chunk's keys in shared memory);
+  // then every item advances its key's cursor by one.
+  __shared__ int32_t chunk_keys[kThreads];
+  for (int32_t c0 = 0; c0 < items; c0 += kThreads) {
+    const int32_t i = c0 + static_cast<int32_t>(threadIdx.x);
+    const int32_t k = i < items ? __ldcg(keys + i) : -1;
+    chunk_keys[threadIdx.x] = k;
+    __syncthreads();
+    const bool valid = k >= 0 && k < num_keys;
+    if (valid) {
+      int32_t rank = 0;
+      for (int32_t j = 0; j < static_cast<int32_t>(threadIdx.x); ++j) rank += chunk_keys[j] == k;
+      const int32_t pos = counts[k] + rank;
       out.permuted_item[pos] = i;
       out.item_position[i] = pos;
     }
+    __syncthreads();
+    if (valid) atomicAdd(&counts[k], 1);
+    __syncthreads();
   }
 }
 
@@ -165,6 +177,8 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __shared__ float probs[kWarps][kMaxRoutedExperts];
   __shared__ float partial[kWarps][kRouteTokens];
   __shared__ int32_t is_last;
+  detail::pdl_launch_dependents();
+  detail::pdl_wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int32_t e = blockIdx.x;
   const int32_t t0 = blockIdx.y * kRouteTokens;
@@ -256,6 +270,8 @@ __global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
   __shared__ const float* rows[kMaxTopK];  // expert output rows, in increasing expert id order
   __shared__ float weights[kMaxTopK];
   __shared__ float scratch[33];
+  detail::pdl_launch_dependents();
+  detail::pdl_wait();
   const int32_t t = blockIdx.x;
   const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
   sort_choices(ids, p.top_k, order);
@@ -324,15 +340,14 @@ void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
                       "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k << ", hidden "
                                                     << p.hidden);
   const dim3 grid(static_cast<unsigned>(p.num_experts), static_cast<unsigned>(detail::ceil_div(p.num_tokens, kRouteTokens)));
-  route_kernel<<<grid, kThreads, 0, stream>>>(p);
-  AURORA_CUDA_LAUNCH_CHECK();
+  launch_pdl(route_kernel, grid, dim3(kThreads), 0, stream, p);
 }
 
 void launch_moe_combine(const MoeCombineCudaParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   AURORA_KERNEL_CHECK(p.top_k >= 1 && p.top_k <= kMaxTopK, "top_k " << p.top_k);
-  moe_combine_kernel<<<p.num_tokens, 1024, 0, stream>>>(p, p.expert_out_stride ? p.expert_out_stride : p.hidden);
-  AURORA_CUDA_LAUNCH_CHECK();
+  launch_pdl(moe_combine_kernel, dim3(p.num_tokens), dim3(1024), 0, stream, p,
+             p.expert_out_stride ? p.expert_out_stride : int64_t{p.hidden});
 }
 
 }  // namespace aurora::kernels::cuda

@@ -11,6 +11,8 @@ constexpr int kNormThreads = 1024;  // one row per block: many loads in flight f
 
 __global__ void rms_norm_kernel(RmsNormCudaParams p, int64_t x_stride) {
   __shared__ float scratch[33];
+  detail::pdl_launch_dependents();
+  detail::pdl_wait();
   const int32_t r = blockIdx.x;
   const int64_t src_row = p.rows ? p.rows[r] : r;
   const float* x = p.x + src_row * x_stride;
@@ -57,6 +59,8 @@ __global__ void rope_kernel(RopeParams p) {
 __global__ void qkv_prologue_kernel(QkvPrologueParams p) {
   extern __shared__ float row[];  // q | k | v of this token
   __shared__ float scratch[33];
+  detail::pdl_launch_dependents();
+  detail::pdl_wait();
   const int32_t t = blockIdx.x;
   const int32_t hd = p.head_dim, half = hd / 2;
   const int32_t q_dim = p.num_q_heads * hd, kv_dim = p.num_kv_heads * hd;
@@ -119,8 +123,8 @@ __global__ void qkv_prologue_kernel(QkvPrologueParams p) {
 void launch_rms_norm(const RmsNormCudaParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return;
   AURORA_KERNEL_CHECK(p.dim > 0 && (p.y || p.y_bf16), "rms_norm needs dim > 0 and an output");
-  rms_norm_kernel<<<p.num_rows, kNormThreads, 0, stream>>>(p, p.x_stride ? p.x_stride : p.dim);
-  AURORA_CUDA_LAUNCH_CHECK();
+  launch_pdl(rms_norm_kernel, dim3(p.num_rows), dim3(kNormThreads), 0, stream, p,
+             p.x_stride ? p.x_stride : int64_t{p.dim});
 }
 
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
@@ -150,8 +154,7 @@ void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
     AURORA_CUDA_CHECK(cudaFuncSetAttribute(qkv_prologue_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     configured = smem;
   }
-  qkv_prologue_kernel<<<p.num_tokens, 1024, smem, stream>>>(p);
-  AURORA_CUDA_LAUNCH_CHECK();
+  launch_pdl(qkv_prologue_kernel, dim3(p.num_tokens), dim3(1024), smem, stream, p);
 }
 
 }  // namespace aurora::kernels::cuda

@@ -104,6 +104,8 @@ __device__ int32_t first_crossing(int32_t vocab, Mass mass, float limit, bool re
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p, int64_t stride) {
   __shared__ Shared sh;
+  detail::pdl_launch_dependents();
+  detail::pdl_wait();
   const int32_t r = blockIdx.x;
   const int32_t vocab = p.vocab_size;
   const float* logits = p.logits + r * stride;
@@ -239,8 +241,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p, int64_
 void launch_sample(const SampleParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return;
   AURORA_KERNEL_CHECK(p.vocab_size > 0 && p.vocab_size < (1 << 24), "vocab " << p.vocab_size);
-  sample_kernel<<<p.num_rows, kThreads, 0, stream>>>(p, p.logits_stride ? p.logits_stride : p.vocab_size);
-  AURORA_CUDA_LAUNCH_CHECK();
+  launch_pdl(sample_kernel, dim3(p.num_rows), dim3(kThreads), 0, stream, p,
+             p.logits_stride ? p.logits_stride : int64_t{p.vocab_size});
 }
 
 }  // namespace aurora::kernels::cuda

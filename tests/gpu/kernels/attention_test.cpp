@@ -91,20 +91,91 @@ TEST_CASE("paged attention matches the CPU twin", "[gpu][attention]") {
         p.sliding_window = s.window;
         p.max_context = max_context;
         p.scale = scale;
-        for (int run = 0; run < 2; ++run) {  // the second run checks that the merge tickets reset
-          INFO("kv " << (f32 ? "f32" : "bf16") << ", out " << (out_dtype == kc::DType::kF32 ? "f32" : "bf16") << ", run "
-                     << run);
-          out.poison();
-          out16.poison();
-          kc::launch_paged_attention(p, workspace.get(), ws_bytes, nullptr);
-          if (out_dtype == kc::DType::kF32) {
-            CHECK(relative_error(out.download(), want) < 1e-5);
-          } else {
-            CHECK(relative_error(download_bf16(out16), want) < kTolBf16Out);
+        // bf16 caches: both partition sizes and the automatic choice.
+        for (int32_t partition : f32 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, 64, 128}) {
+          p.partition_size = partition;
+          for (int run = 0; run < 2; ++run) {  // the second run checks that the merge tickets reset
+            INFO("kv " << (f32 ? "f32" : "bf16") << ", out " << (out_dtype == kc::DType::kF32 ? "f32" : "bf16")
+                       << ", partition " << partition << ", run " << run);
+            out.poison();
+            out16.poison();
+            kc::launch_paged_attention(p, workspace.get(), ws_bytes, nullptr);
+            if (out_dtype == kc::DType::kF32) {
+              CHECK(relative_error(out.download(), want) < 1e-5);
+            } else {
+              CHECK(relative_error(download_bf16(out16), want) < kTolBf16Out);
+            }
           }
         }
       }
     }
+  }
+}
+
+TEST_CASE("paged attention over more partitions than threads (long context, bf16 cache)", "[gpu][attention]") {
+  // 64-position partitions and a 5000-position context: 79 partitions, more than the 64 threads of
+  // a block, so the last block merges through the per-element path.
+  const int32_t hq = 8, hkv = 2, hd = 64, block_size = 16, max_blocks = 320, num_blocks = 330;
+  const int32_t max_context = max_blocks * block_size, kv_dim = hkv * hd;
+  std::vector<int32_t> pool(num_blocks);
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), std::mt19937(9));
+  std::vector<int32_t> tables(pool.begin(), pool.begin() + max_blocks);
+  std::vector<int32_t> seq = {0, 0, 0}, pos = {4999, 4095, 63};
+  const int32_t tokens = int32_t(seq.size());
+  auto q = random_floats(size_t(tokens) * hq * hd, 60);
+  auto k = rounded_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 61));
+  auto v = rounded_bf16(random_floats(k.size(), 62));
+  const float scale = 1.0f / std::sqrt(float(hd));
+  kernels::PagedAttentionParams cp;
+  std::vector<float> want(q.size());
+  cp.q = q.data();
+  cp.out = want.data();
+  cp.k_cache = k.data();
+  cp.v_cache = v.data();
+  cp.block_tables = tables.data();
+  cp.token_seq = seq.data();
+  cp.token_pos = pos.data();
+  cp.num_tokens = tokens;
+  cp.num_q_heads = hq;
+  cp.num_kv_heads = hkv;
+  cp.head_dim = hd;
+  cp.block_size = block_size;
+  cp.max_blocks_per_seq = max_blocks;
+  cp.scale = scale;
+  std::vector<float> ws(static_cast<size_t>(max_context));
+  kcpu::paged_attention(cp, ws.data(), max_context);
+
+  DeviceArray<float> dq(q), out(q.size());
+  auto dk16 = upload_bf16(k), dv16 = upload_bf16(v);
+  DeviceArray<int32_t> dtables(tables), dseq(seq), dpos(pos);
+  const size_t ws_bytes = kc::attention_workspace_bytes(tokens, hq, hkv, hd, max_context);
+  DeviceArray<unsigned char> workspace(ws_bytes);
+  workspace.zero();
+  kc::PagedAttentionCudaParams p;
+  p.q = dq.get();
+  p.out = out.get();
+  p.out_dtype = kc::DType::kF32;
+  p.k_cache = dk16.get();
+  p.v_cache = dv16.get();
+  p.kv_dtype = kc::DType::kBF16;
+  p.block_tables = dtables.get();
+  p.token_seq = dseq.get();
+  p.token_pos = dpos.get();
+  p.num_tokens = tokens;
+  p.num_q_heads = hq;
+  p.num_kv_heads = hkv;
+  p.head_dim = hd;
+  p.block_size = block_size;
+  p.max_blocks_per_seq = max_blocks;
+  p.max_context = max_context;
+  p.scale = scale;
+  for (int32_t partition : {64, 128}) {
+    INFO("partition " << partition);
+    p.partition_size = partition;
+    out.poison();
+    kc::launch_paged_attention(p, workspace.get(), ws_bytes, nullptr);
+    CHECK(relative_error(out.download(), want) < 1e-5);
   }
 }
 

@@ -1,12 +1,16 @@
 // Paged attention on the GPU, for decode and prefill tokens alike (twin: cpu::paged_attention).
 //
-// Each token's context is cut into partitions of kAttentionPartition positions; one block per
-// (partition, kv head, token) computes the scores of the kv head's query group against its keys
-// (bf16 or float32 cache), a local softmax and the weighted sum of values. A token with one
-// partition writes its output directly; otherwise the partitions leave (max, sum, partial output)
-// in the workspace and the last block to finish (an atomic ticket per token and kv head) merges
-// them, so one launch does the whole attention and the grid shape depends only on the batch shape
-// (CUDA-graph friendly). Softmax and accumulation in float32.
+// Each token's context is cut into partitions; one block per (partition, kv head, token) computes
+// the scores of the kv head's query group against its keys, a local softmax and the weighted sum
+// of values. A token with one partition writes its output directly; otherwise the partitions leave
+// (max, sum, partial output) in the workspace and the last block to finish (an atomic ticket per
+// token and kv head) merges them, so one launch does the whole attention and the grid shape
+// depends only on the batch shape (CUDA-graph friendly). Softmax and accumulation in float32.
+// bf16 caches: partitions of 128 positions (one per thread; 64 if partition_size asks), the
+// partition's K and V rows copied into shared memory
+// with one round of 16-byte asynchronous copies, scores with one thread per position, values with
+// each thread on 8 dims of a slice of the positions. float32 caches: partitions of
+// kAttentionPartition positions, read directly.
 //
 // Workspace: attention_workspace_bytes(); zero it once after allocation (the tickets reset
 // themselves). Also: launch_write_kv_cache, the float32 twin of cpu::write_kv_cache.
@@ -45,6 +49,7 @@ struct PagedAttentionCudaParams {
   int32_t sliding_window = 0;
   int32_t max_context = 0;  // upper bound of any token's attended positions (sizes the grid)
   float scale = 1.0f;
+  int32_t partition_size = 0;  // bf16 caches: 64 or 128 positions per block; 0 = 128
 };
 
 size_t attention_workspace_bytes(int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,

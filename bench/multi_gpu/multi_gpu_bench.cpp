@@ -333,7 +333,8 @@ int main(int argc, char** argv) {
   Calibration cal;
   double bytes_per_s = 0;
   try {
-    Rig rig(devices, size_t{192} << 20, NcclOptions{});
+    // Prefill-size exchanges: 128 MiB per GPU, up to most of everyone's at a Zipf-hot receiver.
+    Rig rig(devices, std::max<size_t>(size_t{256} << 20, size_t(count) * (size_t{136} << 20)), NcclOptions{});
     cal = calibrate(rig, args.reps, &bytes_per_s);
     report << a2a_section(rig, cal, args.reps, json);
   } catch (const std::exception& e) {

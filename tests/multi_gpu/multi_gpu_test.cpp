@@ -69,16 +69,17 @@ std::string exchange_and_check(NcclCommunicator& comm, int32_t rank, ExchangePla
     for (int32_t d = 0; d < n; ++d) traffic.bytes.push_back(rows(s, d) * 16);
   }
   const ExchangePlan& plan = planner.plan(traffic);
+  // Every allocation before the collectives: an allocation may wait for the device.
   DeviceArray<int32_t> dsend(send);
   DeviceArray<int32_t> drecv(size_t(ro[size_t(n)] / 4));
+  DeviceArray<int32_t> mine(std::vector<int32_t>{rank * 10 + 1, rank});
+  DeviceArray<int32_t> all(size_t(2 * n));
   cudaStream_t stream = nullptr;
   AURORA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   comm.all_to_all_v(rank,
                     AllToAllBuffers{reinterpret_cast<const std::byte*>(dsend.get()), so.data(),
                                     reinterpret_cast<std::byte*>(drecv.get()), ro.data()},
                     plan, stream);
-  DeviceArray<int32_t> mine(std::vector<int32_t>{rank * 10 + 1, rank});
-  DeviceArray<int32_t> all(size_t(2 * n));
   comm.all_gather(rank, mine.get(), 8, all.get(), stream);
   AURORA_CUDA_CHECK(cudaStreamSynchronize(stream));
   AURORA_CUDA_CHECK(cudaStreamDestroy(stream));

@@ -36,14 +36,14 @@ fi
 
 if has tests; then
   say "multi_gpu_test (AURORA_REQUIRE_GPU=1)"
-  AURORA_REQUIRE_GPU=1 timeout 300 "$CARRY/bin/multi_gpu_test" --durations yes > "$OUT/multi_gpu_test.log" 2>&1
+  AURORA_REQUIRE_GPU=1 timeout ${TEST_TIMEOUT:-150} "$CARRY/bin/multi_gpu_test" --durations yes > "$OUT/multi_gpu_test.log" 2>&1
   echo "exit $?" >> "$OUT/multi_gpu_test.log"
   grep -E "passed|failed|FAILED|step [0-9]: |exit |Duration|error|REQUIRE|CHECK|with expansion" "$OUT/multi_gpu_test.log" | tail -60
 fi
 
 if has bench; then
   say "aurora-multi-gpu-bench"
-  timeout 420 "$CARRY/bin/aurora-multi-gpu-bench" --config "$CARRY/config/OLMoE-1B-7B-0924.json" --out "$OUT" \
+  timeout ${BENCH_TIMEOUT:-210} "$CARRY/bin/aurora-multi-gpu-bench" --config "$CARRY/config/OLMoE-1B-7B-0924.json" --out "$OUT" \
     ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
   echo "exit $?" >> "$OUT/bench.log"
   grep -v "^NCCL INFO" "$OUT/bench.log" | tail -80

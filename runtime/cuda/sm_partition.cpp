@@ -13,7 +13,7 @@ template <class Fn>
 bool driver_fn(const char* symbol, Fn& out) {
   void* fn = nullptr;
   cudaDriverEntryPointQueryResult status{};
-  if (cudaGetDriverEntryPointByVersion(symbol, &fn, 12040, cudaEnableDefault, &status) != cudaSuccess ||
+  if (cudaGetDriverEntryPointByVersion(symbol, &fn, CUDART_VERSION, cudaEnableDefault, &status) != cudaSuccess ||
       status != cudaDriverEntryPointSuccess || !fn) {
     return false;
   }

@@ -180,8 +180,8 @@ sched::ModelStats model_stats_from_step(const config::ModelConfig& c, const std:
                        : max_segment_s(spans, model, "aggregate+gate", l - 1, n, only_gpu);
     ls.aggregate_s = l + 1 == c.num_layers ? max_segment_s(spans, model, "aggregate+head", l, n, only_gpu) : 0.0;
     const double experts_s = max_segment_s(spans, model, "experts", l, n, only_gpu);
-    const int64_t heaviest =
-        std::max<int64_t>(1, only_gpu >= 0 ? work[static_cast<size_t>(only_gpu)] : *std::max_element(work.begin(), work.end()));
+    const int64_t heaviest = std::max<int64_t>(
+        1, only_gpu >= 0 ? work[static_cast<size_t>(only_gpu)] : *std::max_element(work.begin(), work.end()));
     ls.expert_s_per_byte = experts_s / static_cast<double>(heaviest);
     ms.layers.push_back(std::move(ls));
   }
@@ -208,7 +208,8 @@ void write_timeline_svg(const std::string& path, const std::vector<std::pair<std
   const double scale = (width - left - 20) / max_ms;
   const double panel_h = 40 + lanes * (lane_h + gap);
   std::ostringstream o;
-  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << panel_h * double(panels.size()) + 30
+  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\""
+    << panel_h * double(panels.size()) + 30
     << "\" font-family=\"monospace\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   const char* fill[2][2] = {{"#1f77b4", "#aec7e8"}, {"#ff7f0e", "#ffbb78"}};
   for (size_t p = 0; p < panels.size(); ++p) {
@@ -219,8 +220,9 @@ void write_timeline_svg(const std::string& path, const std::vector<std::pair<std
         const int m = k % 2;
         const bool comm = k >= 2;
         const double y = y0 + 10 + (g * 4 + k) * (lane_h + gap);
-        o << "<text x=\"4\" y=\"" << y + 12 << "\">GPU" << g << " " << (m < int(model_names.size()) ? model_names[size_t(m)] : "?")
-          << (comm ? " comm" : " compute") << "</text>\n";
+        o << "<text x=\"4\" y=\"" << y + 12 << "\">GPU" << g << " "
+          << (m < int(model_names.size()) ? model_names[size_t(m)] : "?") << (comm ? " comm" : " compute")
+          << "</text>\n";
         for (const Span& s : panels[p].second) {
           if (s.gpu != g || s.model != m || s.s.comm != comm) continue;
           o << "<rect x=\"" << left + s.s.start_ms * scale << "\" y=\"" << y << "\" width=\""

@@ -27,7 +27,8 @@ double seconds_since(Clock::time_point t0);
 // B sequences of one model, sequence i on rank i % ranks, with its own KV blocks on that rank.
 class SequenceSet {
  public:
-  SequenceSet(int32_t num_seqs, int32_t prompt_len, int32_t ranks, int32_t blocks_per_seq, int32_t vocab, uint32_t seed);
+  SequenceSet(int32_t num_seqs, int32_t prompt_len, int32_t ranks, int32_t blocks_per_seq, int32_t vocab,
+              uint32_t seed);
   // Prefill steps (whole prompts, at most max_tokens per step), then decode steps.
   std::vector<runtime::StepBatch> prefill_batches(int32_t max_tokens);
   const runtime::StepBatch& decode_batch();

@@ -54,22 +54,36 @@ bool parse(int argc, char** argv, Args& a) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : ""; };
-    if (k == "--config") a.config = next();
-    else if (k == "--out") a.out = next();
-    else if (k == "--layers") a.layers = std::atoi(next());
-    else if (k == "--batch") a.batch = std::atoi(next());
-    else if (k == "--prompt") a.prompt = std::atoi(next());
-    else if (k == "--steps") a.steps = std::atoi(next());
-    else if (k == "--warmup") a.warmup = std::atoi(next());
-    else if (k == "--reps") a.reps = std::atoi(next());
-    else if (k == "--slow-sms") a.slow_sms = std::atoi(next());
-    else if (k == "--slow-ctas") a.slow_ctas = std::atoi(next());
-    else if (k == "--no-hetero") a.hetero = false;
-    else if (k == "--no-colocation") a.colocation = false;
+    if (k == "--config")
+      a.config = next();
+    else if (k == "--out")
+      a.out = next();
+    else if (k == "--layers")
+      a.layers = std::atoi(next());
+    else if (k == "--batch")
+      a.batch = std::atoi(next());
+    else if (k == "--prompt")
+      a.prompt = std::atoi(next());
+    else if (k == "--steps")
+      a.steps = std::atoi(next());
+    else if (k == "--warmup")
+      a.warmup = std::atoi(next());
+    else if (k == "--reps")
+      a.reps = std::atoi(next());
+    else if (k == "--slow-sms")
+      a.slow_sms = std::atoi(next());
+    else if (k == "--slow-ctas")
+      a.slow_ctas = std::atoi(next());
+    else if (k == "--no-hetero")
+      a.hetero = false;
+    else if (k == "--no-colocation")
+      a.colocation = false;
     else {
-      std::fprintf(stderr,
-                   "usage: aurora-multi-gpu-bench [--config config.json] [--layers N] [--batch B] [--prompt P] [--steps S]\n"
-                   "         [--warmup W] [--reps R] [--slow-sms N] [--slow-ctas N] [--no-hetero] [--no-colocation] [--out DIR]\n");
+      std::fprintf(
+          stderr,
+          "usage: aurora-multi-gpu-bench [--config config.json] [--layers N] [--batch B] [--prompt P] [--steps S]\n"
+          "         [--warmup W] [--reps R] [--slow-sms N] [--slow-ctas N] [--no-hetero] [--no-colocation] [--out "
+          "DIR]\n");
       return false;
     }
   }
@@ -105,7 +119,8 @@ struct Rig {
   std::vector<void*> send, recv;
   size_t capacity = 0;
 
-  Rig(std::vector<int> devs, size_t bytes, const NcclOptions& nccl) : n(int32_t(devs.size())), devices(std::move(devs)), capacity(bytes) {
+  Rig(std::vector<int> devs, size_t bytes, const NcclOptions& nccl)
+      : n(int32_t(devs.size())), devices(std::move(devs)), capacity(bytes) {
     auto c = NcclCommunicator::create_local(devices, nccl);
     if (!c) throw std::runtime_error(c.error().message);
     comm = std::move(*c);
@@ -161,9 +176,10 @@ struct Rig {
         so[size_t(o) + 1] = so[size_t(o)] + traffic.at(r, o);
         ro[size_t(o) + 1] = ro[size_t(o)] + traffic.at(o, r);
       }
-      if (size_t(std::max(so[size_t(n)], ro[size_t(n)])) > capacity) throw std::runtime_error("exchange exceeds the buffers");
-      const AllToAllBuffers b{static_cast<const std::byte*>(send[size_t(r)]), so.data(), static_cast<std::byte*>(recv[size_t(r)]),
-                              ro.data()};
+      if (size_t(std::max(so[size_t(n)], ro[size_t(n)])) > capacity)
+        throw std::runtime_error("exchange exceeds the buffers");
+      const AllToAllBuffers b{static_cast<const std::byte*>(send[size_t(r)]), so.data(),
+                              static_cast<std::byte*>(recv[size_t(r)]), ro.data()};
       for (int32_t k = -2; k < reps; ++k) {
         comm->barrier(r);
         AURORA_CUDA_CHECK(cudaEventRecord(start[size_t(r)], streams[size_t(r)]));
@@ -197,7 +213,8 @@ TrafficMatrix uniform_pairs(int32_t n, int64_t bytes) {
 
 // Dispatch traffic of `tokens` tokens per rank, top-k of E experts by popularity ~ 1/(e+1)^zipf
 // (0 = uniform), experts on ranks contiguously; bf16 rows of `hidden`.
-TrafficMatrix routed_traffic(int32_t n, int32_t E, int32_t K, int32_t tokens, double zipf, int32_t hidden, uint32_t seed) {
+TrafficMatrix routed_traffic(int32_t n, int32_t E, int32_t K, int32_t tokens, double zipf, int32_t hidden,
+                             uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<double> w(static_cast<size_t>(E));
   for (int32_t e = 0; e < E; ++e) w[size_t(e)] = 1.0 / std::pow(double(e + 1), zipf);
@@ -261,7 +278,8 @@ std::string a2a_section(Rig& rig, const Calibration& cal, int32_t reps, std::ost
     << "|---|---|---|---|---|---|---|---|---|---|---|\n";
   json << "\"all_to_all\": [";
   bool first = true;
-  for (auto [label, tokens] : {std::pair<const char*, int32_t>{"decode (64 tok/GPU)", 64}, {"prefill (4096 tok/GPU)", 4096}}) {
+  for (auto [label, tokens] :
+       {std::pair<const char*, int32_t>{"decode (64 tok/GPU)", 64}, {"prefill (4096 tok/GPU)", 4096}}) {
     for (double zipf : {0.0, 1.2}) {
       const TrafficMatrix t = routed_traffic(n, E, K, tokens, zipf, H, 42);
       int64_t port = 0;
@@ -274,18 +292,20 @@ std::string a2a_section(Rig& rig, const Calibration& cal, int32_t reps, std::ost
         }
         port = std::max({port, s, r});
       }
-      auto ordered = rig.time(t, [&] { return make_aurora_planner(n, cal.link_gbps, cal.latency_s); }, reps);
-      auto once = rig.time(t, [] { return make_all_at_once_planner(); }, reps);
+      auto ordered = rig.time(
+          t, [&] { return make_aurora_planner(n, cal.link_gbps, cal.latency_s); }, reps);
+      auto once = rig.time(
+          t, [] { return make_all_at_once_planner(); }, reps);
       const double once_pred = all_at_once_prediction(t, cal.link_gbps, cal.latency_s);
-      o << "| " << label << " | " << (zipf > 0 ? "Zipf 1.2" : "uniform") << " | " << fmt(double(port) / (1 << 20), 2) << " | "
-        << ordered.strategy << ", " << ordered.phases << " | " << fmt(ordered.seconds * 1e6) << " | "
+      o << "| " << label << " | " << (zipf > 0 ? "Zipf 1.2" : "uniform") << " | " << fmt(double(port) / (1 << 20), 2)
+        << " | " << ordered.strategy << ", " << ordered.phases << " | " << fmt(ordered.seconds * 1e6) << " | "
         << fmt(ordered.estimated_s * 1e6) << " | " << pct(ordered.estimated_s, ordered.seconds) << " | "
         << fmt(once.seconds * 1e6) << " | " << fmt(once_pred * 1e6) << " | " << pct(once_pred, once.seconds) << " | "
         << fmt(ordered.seconds / std::max(1e-12, once.seconds), 2) << " |\n";
       json << (first ? "" : ",") << "{\"message\":\"" << label << "\",\"zipf\":" << zipf << ",\"port_bytes\":" << port
-           << ",\"ordered_s\":" << ordered.seconds << ",\"ordered_pred_s\":" << ordered.estimated_s << ",\"strategy\":\""
-           << ordered.strategy << "\",\"phases\":" << ordered.phases << ",\"all_at_once_s\":" << once.seconds
-           << ",\"all_at_once_pred_s\":" << once_pred << "}";
+           << ",\"ordered_s\":" << ordered.seconds << ",\"ordered_pred_s\":" << ordered.estimated_s
+           << ",\"strategy\":\"" << ordered.strategy << "\",\"phases\":" << ordered.phases
+           << ",\"all_at_once_s\":" << once.seconds << ",\"all_at_once_pred_s\":" << once_pred << "}";
       first = false;
     }
   }
@@ -296,9 +316,9 @@ std::string a2a_section(Rig& rig, const Calibration& cal, int32_t reps, std::ost
 }  // namespace
 
 // Colocation and heterogeneity sections (multi_gpu_colocation.cpp).
-std::string colocation_section(const config::ModelConfig& c, const std::vector<int>& devices, int32_t batch, int32_t prompt,
-                               int32_t steps, int32_t warmup, double link_gbps, double latency_s, double bytes_per_s,
-                               const std::string& out_dir, std::ostringstream& json);
+std::string colocation_section(const config::ModelConfig& c, const std::vector<int>& devices, int32_t batch,
+                               int32_t prompt, int32_t steps, int32_t warmup, double link_gbps, double latency_s,
+                               double bytes_per_s, const std::string& out_dir, std::ostringstream& json);
 std::string hetero_section(const config::ModelConfig& c, const std::vector<int>& devices, int32_t batch, int32_t prompt,
                            int32_t steps, int32_t warmup, int32_t slow_sms, int32_t slow_ctas, int32_t reps,
                            std::ostringstream& json);
@@ -329,7 +349,8 @@ int main(int argc, char** argv) {
   json << "{\"gpus\":" << count << ",";
   cudaDeviceProp prop{};
   AURORA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  report << "## aurora-multi-gpu-bench: " << count << " x " << prop.name << " (" << prop.multiProcessorCount << " SMs)\n";
+  report << "## aurora-multi-gpu-bench: " << count << " x " << prop.name << " (" << prop.multiProcessorCount
+         << " SMs)\n";
   Calibration cal;
   double bytes_per_s = 0;
   try {
@@ -344,8 +365,8 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   if (args.colocation) {
     try {
-      const std::string s = colocation_section(c, devices, args.batch, args.prompt, args.steps, args.warmup, cal.link_gbps,
-                                               cal.latency_s, bytes_per_s, args.out, json);
+      const std::string s = colocation_section(c, devices, args.batch, args.prompt, args.steps, args.warmup,
+                                               cal.link_gbps, cal.latency_s, bytes_per_s, args.out, json);
       std::printf("%s", s.c_str());
       report << s;
     } catch (const std::exception& e) {

@@ -106,7 +106,8 @@ struct Served {
 
   void spans_into(std::vector<Span>& out, const References& refs) const {
     if (plain) {
-      for (const auto& s : plain->collect_timeline(refs.events[size_t(gpus[0])])) out.push_back(Span{gpus[0], model, s});
+      for (const auto& s : plain->collect_timeline(refs.events[size_t(gpus[0])]))
+        out.push_back(Span{gpus[0], model, s});
       return;
     }
     for (size_t r = 0; r < gpus.size(); ++r) {
@@ -180,9 +181,9 @@ EpGroupOptions group_options(const Shape& shape, std::vector<int> gpus, double l
 
 }  // namespace
 
-std::string colocation_section(const config::ModelConfig& c, const std::vector<int>& devices, int32_t batch, int32_t prompt,
-                               int32_t steps, int32_t warmup, double link_gbps, double latency_s, double bytes_per_s,
-                               const std::string& out_dir, std::ostringstream& json) {
+std::string colocation_section(const config::ModelConfig& c, const std::vector<int>& devices, int32_t batch,
+                               int32_t prompt, int32_t steps, int32_t warmup, double link_gbps, double latency_s,
+                               double bytes_per_s, const std::string& out_dir, std::ostringstream& json) {
   const int32_t n = int32_t(devices.size());
   Shape shape{c, batch, prompt, steps, warmup};
   const std::vector<std::string> names{"A", "B"};
@@ -217,7 +218,8 @@ std::string colocation_section(const config::ModelConfig& c, const std::vector<i
         groups.push_back(std::move(*g));
         s.group = groups.back().get();
       }
-      s.seqs = std::make_unique<SequenceSet>(batch, prompt, per_model, shape.blocks_per_seq(), c.vocab_size, 100 + uint32_t(m));
+      s.seqs = std::make_unique<SequenceSet>(batch, prompt, per_model, shape.blocks_per_seq(), c.vocab_size,
+                                             100 + uint32_t(m));
     }
     for (Served& s : served) prefill_and_warm({&s}, warmup, false, nullptr);
     std::vector<Span> all, last;
@@ -312,8 +314,9 @@ std::string colocation_section(const config::ModelConfig& c, const std::vector<i
 
   // (iii) Both colocated on all GPUs, experts placed together, staggered compute turns.
   {
-    auto g = ExpertParallelGroup::create({EpGroupModel{"A", c, nullptr, seeds[0]}, EpGroupModel{"B", c, nullptr, seeds[1]}},
-                                         group_options(shape, devices, link_gbps, latency_s));
+    auto g =
+        ExpertParallelGroup::create({EpGroupModel{"A", c, nullptr, seeds[0]}, EpGroupModel{"B", c, nullptr, seeds[1]}},
+                                    group_options(shape, devices, link_gbps, latency_s));
     if (!g) throw std::runtime_error(g.error().message);
     ExpertParallelGroup& group = **g;
     std::vector<Served> served(2);
@@ -362,7 +365,8 @@ std::string colocation_section(const config::ModelConfig& c, const std::vector<i
   // The simulator, fed with the exclusive run's measured per-layer times and routing.
   std::vector<sched::ModelStats> stats;
   for (int32_t m = 0; m < 2; ++m) {
-    stats.push_back(model_stats_from_step(c, exclusive_spans, m, exclusive_last[size_t(m)], n, exclusive_placements[size_t(m)]));
+    stats.push_back(
+        model_stats_from_step(c, exclusive_spans, m, exclusive_last[size_t(m)], n, exclusive_placements[size_t(m)]));
   }
   sched::Deployment dep_ex, dep_co;
   for (int32_t m = 0; m < 2; ++m) {
@@ -371,7 +375,8 @@ std::string colocation_section(const config::ModelConfig& c, const std::vector<i
   }
   const sched::Cluster cluster = sched::Cluster::homogeneous(n, link_gbps);
   const int64_t typical = int64_t{batch} * c.num_experts_per_tok * c.hidden_size * 2 / n;
-  const double insitu = measured_exchange_overhead_s(exclusive_spans, bytes_per_s > 0 ? bytes_per_s : link_gbps * 1e9 / 8, typical);
+  const double insitu =
+      measured_exchange_overhead_s(exclusive_spans, bytes_per_s > 0 ? bytes_per_s : link_gbps * 1e9 / 8, typical);
   struct Pred {
     double ex_s, co_s, co_util;
   };
@@ -387,32 +392,34 @@ std::string colocation_section(const config::ModelConfig& c, const std::vector<i
 
   std::ostringstream o;
   o << "\n### Colocation: two " << c.model_type << "-shaped models (random weights, " << c.num_layers << " layers, "
-    << c.num_experts << " experts, top-" << c.num_experts_per_tok << "), decode batch " << batch << " per model, context "
-    << prompt << "+, " << steps << " timed steps\n\n"
+    << c.num_experts << " experts, top-" << c.num_experts_per_tok << "), decode batch " << batch
+    << " per model, context " << prompt << "+, " << steps << " timed steps\n\n"
     << "| setup | GPUs per model | tokens/s (both) | step ms | GPU util | sim step ms (a2a-bench phase cost) | err | "
        "sim step ms (in-situ exchange cost) | err |\n|---|---|---|---|---|---|---|---|---|\n";
   for (size_t i = 0; i < modes.size(); ++i) {
     const ModeResult& r = modes[i];
-    o << "| " << r.name << " | " << r.gpus_per_model << " | " << fmt(r.tokens_per_s, 0) << " | " << fmt(r.step_ms, 2) << " | "
-      << fmt(100 * r.util, 1) << "% | ";
+    o << "| " << r.name << " | " << r.gpus_per_model << " | " << fmt(r.tokens_per_s, 0) << " | " << fmt(r.step_ms, 2)
+      << " | " << fmt(100 * r.util, 1) << "% | ";
     if (i == 1) {
-      o << fmt(bench_pred.ex_s * 1e3, 2) << " | " << pct(bench_pred.ex_s * 1e3, r.step_ms) << " | " << fmt(insitu_pred.ex_s * 1e3, 2)
-        << " | " << pct(insitu_pred.ex_s * 1e3, r.step_ms) << " |\n";
+      o << fmt(bench_pred.ex_s * 1e3, 2) << " | " << pct(bench_pred.ex_s * 1e3, r.step_ms) << " | "
+        << fmt(insitu_pred.ex_s * 1e3, 2) << " | " << pct(insitu_pred.ex_s * 1e3, r.step_ms) << " |\n";
     } else if (i == 2) {
-      o << fmt(bench_pred.co_s * 1e3, 2) << " | " << pct(bench_pred.co_s * 1e3, r.step_ms) << " | " << fmt(insitu_pred.co_s * 1e3, 2)
-        << " | " << pct(insitu_pred.co_s * 1e3, r.step_ms) << " |\n";
+      o << fmt(bench_pred.co_s * 1e3, 2) << " | " << pct(bench_pred.co_s * 1e3, r.step_ms) << " | "
+        << fmt(insitu_pred.co_s * 1e3, 2) << " | " << pct(insitu_pred.co_s * 1e3, r.step_ms) << " |\n";
     } else {
       o << "- | - | - | - |\n";
     }
   }
   const ModeResult &own = modes[0], &ex = modes[1], &co = modes[2];
   o << "\ncolocated / exclusive (ii): tokens/s x" << fmt(co.tokens_per_s / ex.tokens_per_s, 2) << ", GPU utilisation x"
-    << fmt(co.util / std::max(1e-9, ex.util), 2) << " (the paper: 1.57-1.72x utilisation, simulated); the simulator predicts x"
-    << fmt(bench_pred.ex_s / std::max(1e-12, bench_pred.co_s), 2) << " in throughput, utilisation " << fmt(100 * bench_pred.co_util, 1)
-    << "% colocated\n"
+    << fmt(co.util / std::max(1e-9, ex.util), 2)
+    << " (the paper: 1.57-1.72x utilisation, simulated); the simulator predicts x"
+    << fmt(bench_pred.ex_s / std::max(1e-12, bench_pred.co_s), 2) << " in throughput, utilisation "
+    << fmt(100 * bench_pred.co_util, 1) << "% colocated\n"
     << "colocated / own GPUs (i): tokens/s x" << fmt(co.tokens_per_s / own.tokens_per_s, 2) << ", GPU utilisation x"
     << fmt(co.util / std::max(1e-9, own.util), 2) << "\n"
-    << "in-situ exchange cost (median exchange span minus bytes / bandwidth, exclusive run): " << fmt(insitu * 1e6) << " us\n";
+    << "in-situ exchange cost (median exchange span minus bytes / bandwidth, exclusive run): " << fmt(insitu * 1e6)
+    << " us\n";
   write_timeline_svg(out_dir + "/timeline.svg",
                      {{"exclusive (ii): model A's step, then model B's (last timed pair)", ex.last_spans},
                       {"colocated (iii): both models' steps together, staggered (last timed step)", co.last_spans}},
@@ -506,8 +513,9 @@ std::string hetero_section(const config::ModelConfig& c, const std::vector<int>&
         ro[size_t(r) + 1] = ro[size_t(r)];
         (*comm)->barrier(r);
         const auto t0 = Clock::now();
-        (*comm)->all_to_all_v(r, AllToAllBuffers{static_cast<const std::byte*>(send[size_t(r)]), so.data(),
-                                                 static_cast<std::byte*>(recv[size_t(r)]), ro.data()},
+        (*comm)->all_to_all_v(r,
+                              AllToAllBuffers{static_cast<const std::byte*>(send[size_t(r)]), so.data(),
+                                              static_cast<std::byte*>(recv[size_t(r)]), ro.data()},
                               plan, streams[size_t(r)]);
         AURORA_CUDA_CHECK(cudaStreamSynchronize(streams[size_t(r)]));
         per_rank[size_t(r)] = seconds_since(t0);
@@ -525,10 +533,10 @@ std::string hetero_section(const config::ModelConfig& c, const std::vector<int>&
     return double(bytes) * (n - 1) / median(times) * 8 / 1e9;  // Gbit/s per GPU
   };
   const double gbps_full = bandwidth(0), gbps_slow = bandwidth(slow_ctas);
-  o << "measured: GPU " << slow << " decode step " << fmt(full_ms, 2) << " ms on " << (*partition)->device_sms() << " SMs, "
-    << fmt(part_ms, 2) << " ms on " << (*partition)->num_sms() << " SMs: compute speed " << fmt(speed, 2)
-    << "; NCCL bandwidth per GPU " << fmt(gbps_full / 8, 0) << " GB/s default, " << fmt(gbps_slow / 8, 0) << " GB/s with "
-    << slow_ctas << " CTA(s)\n\n";
+  o << "measured: GPU " << slow << " decode step " << fmt(full_ms, 2) << " ms on " << (*partition)->device_sms()
+    << " SMs, " << fmt(part_ms, 2) << " ms on " << (*partition)->num_sms() << " SMs: compute speed " << fmt(speed, 2)
+    << "; NCCL bandwidth per GPU " << fmt(gbps_full / 8, 0) << " GB/s default, " << fmt(gbps_slow / 8, 0)
+    << " GB/s with " << slow_ctas << " CTA(s)\n\n";
 
   // The heterogeneous planner with the measured speeds, against the uniform placement.
   const config::ModelConfig* configs[1] = {&c};
@@ -583,24 +591,29 @@ std::string hetero_section(const config::ModelConfig& c, const std::vector<int>&
   }
   // Predictions: per-layer times of the uniform run on a full-speed GPU (GPU 0), the cluster with
   // the measured speeds and bandwidth.
-  const sched::ModelStats stats = model_stats_from_step(c, runs[0].spans, 0, runs[0].last, n, runs[0].placement, devices.front());
+  const sched::ModelStats stats =
+      model_stats_from_step(c, runs[0].spans, 0, runs[0].last, n, runs[0].placement, devices.front());
   sched::Cluster cluster;
-  for (int32_t g = 0; g < n; ++g) cluster.gpus.push_back(sched::GpuSpec::from_gbps(gbps_slow, g == n - 1 ? speed : 1.0));
+  for (int32_t g = 0; g < n; ++g)
+    cluster.gpus.push_back(sched::GpuSpec::from_gbps(gbps_slow, g == n - 1 ? speed : 1.0));
   sched::CommModel comm;
   comm.order.phase_latency_s = 20e-6;
-  o << "| placement | experts on the slow GPU (layer 0) | measured step ms | simulated step ms | err |\n|---|---|---|---|---|\n";
-  json << "\"hetero\":{\"speed\":" << speed << ",\"gbps_full\":" << gbps_full << ",\"gbps_slow\":" << gbps_slow << ",\"runs\":[";
+  o << "| placement | experts on the slow GPU (layer 0) | measured step ms | simulated step ms | err "
+       "|\n|---|---|---|---|---|\n";
+  json << "\"hetero\":{\"speed\":" << speed << ",\"gbps_full\":" << gbps_full << ",\"gbps_slow\":" << gbps_slow
+       << ",\"runs\":[";
   for (size_t i = 0; i < runs.size(); ++i) {
     sched::Deployment d;
     d.models.push_back(deployment_of(runs[i].placement));
-    const double pred = sched::simulate({stats}, d, cluster, sched::DeploymentMode::kExclusive, comm).inference_time_s * 1e3;
+    const double pred =
+        sched::simulate({stats}, d, cluster, sched::DeploymentMode::kExclusive, comm).inference_time_s * 1e3;
     int32_t first_moe = 0;
     while (first_moe < c.num_layers && !c.layer_is_moe[size_t(first_moe)]) ++first_moe;
     const size_t on_slow = runs[i].placement.layers[size_t(first_moe)].rank_experts.back().size();
-    o << "| " << runs[i].name << " | " << on_slow << " of " << c.num_experts << " | " << fmt(runs[i].step_ms, 2) << " | "
-      << fmt(pred, 2) << " | " << pct(pred, runs[i].step_ms) << " |\n";
-    json << (i ? "," : "") << "{\"placement\":\"" << runs[i].name << "\",\"on_slow\":" << on_slow << ",\"step_ms\":"
-         << runs[i].step_ms << ",\"pred_ms\":" << pred << "}";
+    o << "| " << runs[i].name << " | " << on_slow << " of " << c.num_experts << " | " << fmt(runs[i].step_ms, 2)
+      << " | " << fmt(pred, 2) << " | " << pct(pred, runs[i].step_ms) << " |\n";
+    json << (i ? "," : "") << "{\"placement\":\"" << runs[i].name << "\",\"on_slow\":" << on_slow
+         << ",\"step_ms\":" << runs[i].step_ms << ",\"pred_ms\":" << pred << "}";
   }
   json << "]},\n";
   o << "\nspeed-aware / uniform step time: x" << fmt(runs[1].step_ms / runs[0].step_ms, 2) << "\n";

@@ -15,9 +15,9 @@ namespace aurora::runtime::cuda {
 struct CudaModelRunner::EpState {
   ExpertParallelConfig cfg;
   int device = 0;
-  int32_t n = 1;          // ranks
+  int32_t n = 1;  // ranks
   int32_t E = 0, K = 0, H = 0, I = 0;
-  int64_t max_recv = 0;   // rows this rank can receive in one exchange
+  int64_t max_recv = 0;  // rows this rank can receive in one exchange
   bool use_turns = false;
   cudaStream_t comm = nullptr;
   cudaEvent_t ev_routed = nullptr, ev_counts = nullptr, ev_dispatched = nullptr, ev_experts = nullptr,

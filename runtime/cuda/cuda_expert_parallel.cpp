@@ -40,13 +40,14 @@ Result<void> CudaModelRunner::enable_expert_parallel(ExpertParallelConfig config
   const ExpertPlacement& pl = *config.placement;
   const int32_t n = config.comm->num_ranks();
   if (config.rank < 0 || config.rank >= n) {
-    return Error::invalid("expert_parallel.rank", std::to_string(config.rank) + " is outside [0, " + std::to_string(n) + ")");
+    return Error::invalid("expert_parallel.rank",
+                          std::to_string(config.rank) + " is outside [0, " + std::to_string(n) + ")");
   }
   if (pl.num_ranks != n || pl.num_experts != c.num_experts || static_cast<int32_t>(pl.layers.size()) != c.num_layers) {
-    return Error::invalid("expert_parallel.placement", "placement of " + std::to_string(pl.num_experts) + " experts on " +
-                                                          std::to_string(pl.num_ranks) + " ranks does not fit the model (" +
-                                                          std::to_string(c.num_experts) + " experts, " +
-                                                          std::to_string(n) + " ranks)");
+    return Error::invalid("expert_parallel.placement",
+                          "placement of " + std::to_string(pl.num_experts) + " experts on " +
+                              std::to_string(pl.num_ranks) + " ranks does not fit the model (" +
+                              std::to_string(c.num_experts) + " experts, " + std::to_string(n) + " ranks)");
   }
   for (int32_t l = 0; l < c.num_layers; ++l) {
     if (!c.layer_is_moe[static_cast<size_t>(l)]) continue;
@@ -99,8 +100,8 @@ Result<void> CudaModelRunner::enable_expert_parallel(ExpertParallelConfig config
     st->layout = static_cast<int32_t*>(alloc(layout_words * 4));
     AURORA_CUDA_CHECK(cudaMallocHost(&st->host_all_offsets, static_cast<size_t>(n) * (E + 1) * 4));
     AURORA_CUDA_CHECK(cudaMallocHost(&st->host_layout, layout_words * 4));
-    for (cudaEvent_t* e : {&st->ev_routed, &st->ev_counts, &st->ev_dispatched, &st->ev_experts, &st->ev_combined,
-                           &st->ev_segment}) {
+    for (cudaEvent_t* e :
+         {&st->ev_routed, &st->ev_counts, &st->ev_dispatched, &st->ev_experts, &st->ev_combined, &st->ev_segment}) {
       AURORA_CUDA_CHECK(cudaEventCreateWithFlags(e, cudaEventDisableTiming));
     }
     AURORA_CUDA_CHECK(cudaStreamCreateWithFlags(&st->comm, cudaStreamNonBlocking));
@@ -289,7 +290,8 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
   // 3. What arrived, grouped by local expert (then source rank): host layout, one copy.
   const int32_t first_key = ro(r), num_local = ro(r + 1) - first_key;
   const int64_t received = ep.recv_off[static_cast<size_t>(n)] / drow;
-  AURORA_CHECK_MSG(received <= ep.max_recv, "rank " << r << " receives " << received << " rows, buffers hold " << ep.max_recv);
+  AURORA_CHECK_MSG(received <= ep.max_recv,
+                   "rank " << r << " receives " << received << " rows, buffers hold " << ep.max_recv);
   int32_t* h_off = ep.host_layout;
   int32_t* h_active = h_off + (E + 1);
   int32_t* h_rows = h_off + 2 * E + 2;
@@ -300,7 +302,8 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
   for (int32_t j = 0; j < num_local; ++j) {
     for (int32_t src = 0; src < n; ++src) {
       const int64_t count = key_off(src, first_key + j + 1) - key_off(src, first_key + j);
-      const int64_t base = ep.recv_off[static_cast<size_t>(src)] / drow + (key_off(src, first_key + j) - key_off(src, first_key));
+      const int64_t base =
+          ep.recv_off[static_cast<size_t>(src)] / drow + (key_off(src, first_key + j) - key_off(src, first_key));
       for (int64_t i = 0; i < count; ++i) {
         h_rows[q] = static_cast<int32_t>(base + i);
         h_inv[base + i] = q;
@@ -380,8 +383,8 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
         }
       }
     }
-    kc::launch_gather_rows(kernels::GatherRowsParams{ep.out, d_inv, ep.combine_send, static_cast<int32_t>(received), H, 0, 0},
-                           s);
+    kc::launch_gather_rows(
+        kernels::GatherRowsParams{ep.out, d_inv, ep.combine_send, static_cast<int32_t>(received), H, 0, 0}, s);
   }
   AURORA_CUDA_CHECK(cudaEventRecord(ep.ev_experts, s));
   segment_end();

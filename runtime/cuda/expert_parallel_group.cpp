@@ -41,7 +41,8 @@ int64_t reserve_bytes(const config::ModelConfig& c, const CudaRunnerOptions& o, 
 Result<std::unique_ptr<ExpertParallelGroup>> ExpertParallelGroup::create(std::vector<EpGroupModel> models,
                                                                          const EpGroupOptions& options) {
   if (models.empty() || models.size() > 2) {
-    return Error::invalid("models", "expert parallelism serves 1 model, or 2 colocated, got " + std::to_string(models.size()));
+    return Error::invalid("models",
+                          "expert parallelism serves 1 model, or 2 colocated, got " + std::to_string(models.size()));
   }
   if (options.devices.empty()) return Error::invalid("devices", "must not be empty");
   const int32_t n = static_cast<int32_t>(options.devices.size());
@@ -197,8 +198,9 @@ void ExpertParallelGroup::run_rank(int32_t model, int32_t rank) {
   RankSplit& split = splits_[static_cast<size_t>(model)][static_cast<size_t>(rank)];
   const GroupStep& step = steps_[static_cast<size_t>(model)];
   const bool sample = step.rows != nullptr;
-  split.result = &runner(model, rank).execute(split.batch, sample ? split.rows.data() : nullptr,
-                                              sample ? split.tokens.data() : nullptr);
+  split.result =
+      &runner(model, rank)
+           .execute(split.batch, sample ? split.rows.data() : nullptr, sample ? split.tokens.data() : nullptr);
 }
 
 std::vector<const StepResult*> ExpertParallelGroup::execute(std::span<const GroupStep> steps) {
@@ -246,7 +248,8 @@ std::vector<const StepResult*> ExpertParallelGroup::execute(std::span<const Grou
   for (int32_t r = 0; r < n; ++r) {
     if (M == 2) {
       turns_[static_cast<size_t>(r)]->begin_step(active[static_cast<size_t>(r)]);
-      for (size_t m = 0; m < M; ++m) runner(static_cast<int32_t>(m), r).set_uses_turns(active[static_cast<size_t>(r)][m]);
+      for (size_t m = 0; m < M; ++m)
+        runner(static_cast<int32_t>(m), r).set_uses_turns(active[static_cast<size_t>(r)][m]);
     }
     AURORA_CUDA_CHECK(cudaSetDevice(options_.devices[static_cast<size_t>(r)]));
     AURORA_CUDA_CHECK(cudaEventRecord(step_start_[static_cast<size_t>(r)], mark_streams_[static_cast<size_t>(r)]));
@@ -273,7 +276,8 @@ std::vector<const StepResult*> ExpertParallelGroup::execute(std::span<const Grou
     res.logits = nullptr;
     res.routed_tokens.assign(static_cast<size_t>(c.num_layers), {});
     for (int32_t l = 0; l < c.num_layers; ++l) {
-      if (c.layer_is_moe[static_cast<size_t>(l)]) res.routed_tokens[static_cast<size_t>(l)].assign(static_cast<size_t>(n) * c.num_experts, 0);
+      if (c.layer_is_moe[static_cast<size_t>(l)])
+        res.routed_tokens[static_cast<size_t>(l)].assign(static_cast<size_t>(n) * c.num_experts, 0);
     }
     if (!st.rows) logits_[m].assign(static_cast<size_t>(res.num_logits_rows) * c.vocab_size, 0.0f);
     for (int32_t r = 0; r < n; ++r) {

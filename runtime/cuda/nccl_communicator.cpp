@@ -17,13 +17,14 @@ namespace {
 [[noreturn]] void throw_nccl(const char* call, ncclResult_t r, const std::string& where, ncclComm_t comm) {
   std::ostringstream msg;
   msg << "NCCL call " << call << " failed on " << where << ": " << ncclGetErrorString(r);
-  if (const char* last = comm ? ncclGetLastError(comm) : ncclGetLastError(nullptr); last && *last) msg << " (" << last << ")";
+  if (const char* last = comm ? ncclGetLastError(comm) : ncclGetLastError(nullptr); last && *last)
+    msg << " (" << last << ")";
   throw kc::CudaError(msg.str());
 }
 
-#define AURORA_NCCL_CHECK(call, where, comm)                      \
-  do {                                                            \
-    const ncclResult_t aurora_nccl_status_ = (call);              \
+#define AURORA_NCCL_CHECK(call, where, comm)                                                         \
+  do {                                                                                               \
+    const ncclResult_t aurora_nccl_status_ = (call);                                                 \
     if (aurora_nccl_status_ != ncclSuccess) throw_nccl(#call, aurora_nccl_status_, (where), (comm)); \
   } while (0)
 
@@ -106,7 +107,8 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create_from_env(cons
   auto met = rendezvous(*ro, blob, static_cast<int32_t>(devices.size()));
   if (!met) return met.error();
   if (met->blob.size() != sizeof(ncclUniqueId)) {
-    return Error::make(ErrorCode::kInternal, "rendezvous: the unique id has " + std::to_string(met->blob.size()) + " bytes");
+    return Error::make(ErrorCode::kInternal,
+                       "rendezvous: the unique id has " + std::to_string(met->blob.size()) + " bytes");
   }
   ncclUniqueId id;
   std::memcpy(&id, met->blob.data(), sizeof(id));
@@ -151,7 +153,8 @@ void NcclCommunicator::all_gather(int32_t rank, const void* send, size_t bytes, 
                     rank_name(rank, devices_[static_cast<size_t>(i)]), comms_[static_cast<size_t>(i)]);
 }
 
-void NcclCommunicator::all_to_all_v(int32_t rank, const AllToAllBuffers& b, const ExchangePlan& plan, cudaStream_t stream) {
+void NcclCommunicator::all_to_all_v(int32_t rank, const AllToAllBuffers& b, const ExchangePlan& plan,
+                                    cudaStream_t stream) {
   const int32_t i = local(rank);
   if (aborted_) throw CommunicatorAborted("nccl communicator aborted");
   ncclComm_t comm = comms_[static_cast<size_t>(i)];
@@ -186,7 +189,8 @@ void NcclCommunicator::all_gather(int32_t rank, const void* send, size_t bytes, 
   all_gather(rank, send, bytes, recv, cuda_stream_of(stream));
 }
 
-void NcclCommunicator::all_to_all_v(int32_t rank, const AllToAllBuffers& buffers, const ExchangePlan& plan, Stream& stream) {
+void NcclCommunicator::all_to_all_v(int32_t rank, const AllToAllBuffers& buffers, const ExchangePlan& plan,
+                                    Stream& stream) {
   all_to_all_v(rank, buffers, plan, cuda_stream_of(stream));
 }
 

@@ -26,9 +26,9 @@ Error driver_error(const char* call, CUresult r) {
                                                   std::to_string(static_cast<int>(r)));
 }
 
-#define AURORA_DRIVER_FN(var, name)                                                                      \
-  decltype(&name) var = nullptr;                                                                         \
-  if (!driver_fn(#name, var)) {                                                                          \
+#define AURORA_DRIVER_FN(var, name)                                                                        \
+  decltype(&name) var = nullptr;                                                                           \
+  if (!driver_fn(#name, var)) {                                                                            \
     return Error::make(ErrorCode::kUnsupported, std::string("green context: the driver has no ") + #name); \
   }
 
@@ -53,7 +53,8 @@ Result<std::unique_ptr<SmPartition>> SmPartition::create(int device, int32_t min
   }
   CUdevResource part{}, rest{};
   unsigned int groups = 1;
-  if (CUresult r = split(&part, &groups, &all, &rest, 0, static_cast<unsigned>(min_sms)); r != CUDA_SUCCESS || groups < 1) {
+  if (CUresult r = split(&part, &groups, &all, &rest, 0, static_cast<unsigned>(min_sms));
+      r != CUDA_SUCCESS || groups < 1) {
     return driver_error("cuDevSmResourceSplitByCount", r);
   }
   CUdevResourceDesc desc{};

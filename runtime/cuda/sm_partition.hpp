@@ -21,7 +21,7 @@ class SmPartition {
   SmPartition& operator=(const SmPartition&) = delete;
 
   cudaStream_t stream() const { return stream_; }
-  int32_t num_sms() const { return num_sms_; }      // granted (rounded up to the hardware's group size)
+  int32_t num_sms() const { return num_sms_; }  // granted (rounded up to the hardware's group size)
   int32_t device_sms() const { return device_sms_; }
 
  private:

@@ -87,7 +87,8 @@ std::string exchange_and_check(NcclCommunicator& comm, int32_t rank, ExchangePla
   for (int32_t s = 0; s < n; ++s) {
     const auto want = payload_rows(s, rank, rows(s, rank));
     if (!std::equal(want.begin(), want.end(), got.begin() + ro[size_t(s)] / 4)) {
-      return "rank " + std::to_string(rank) + ": rows from rank " + std::to_string(s) + " misplaced (" + plan.strategy + ")";
+      return "rank " + std::to_string(rank) + ": rows from rank " + std::to_string(s) + " misplaced (" + plan.strategy +
+             ")";
     }
   }
   const auto gathered = all.download();
@@ -101,8 +102,10 @@ std::string write_config(const std::string& name, int32_t experts, int32_t top_k
   const fs::path dir = fs::temp_directory_path() / ("aurora_mg_" + std::to_string(::getpid())) / name;
   fs::create_directories(dir);
   std::ofstream(dir / "config.json") << R"({"architectures": ["OlmoeForCausalLM"], "model_type": "olmoe",
-    "hidden_size": 512, "intermediate_size": )" << inter << R"(, "num_attention_heads": 8, "num_key_value_heads": 8,
-    "num_hidden_layers": )" << layers << R"(, "num_experts": )" << experts << R"(, "num_experts_per_tok": )" << top_k << R"(,
+    "hidden_size": 512, "intermediate_size": )"
+                                     << inter << R"(, "num_attention_heads": 8, "num_key_value_heads": 8,
+    "num_hidden_layers": )" << layers << R"(, "num_experts": )"
+                                     << experts << R"(, "num_experts_per_tok": )" << top_k << R"(,
     "vocab_size": 1024, "max_position_embeddings": 1024, "rms_norm_eps": 1e-05, "norm_topk_prob": false,
     "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"}, "clip_qkv": null,
     "tie_word_embeddings": false, "eos_token_id": 1, "bos_token_id": null, "hidden_act": "silu"})";
@@ -115,8 +118,8 @@ struct Request {
 };
 
 // Submits every request at once (so that they share steps) and returns each one's greedy tokens.
-std::vector<std::vector<int32_t>> generate(std::vector<std::string> dirs, int32_t ranks, const std::vector<Request>& reqs,
-                                           int32_t max_tokens = 20) {
+std::vector<std::vector<int32_t>> generate(std::vector<std::string> dirs, int32_t ranks,
+                                           const std::vector<Request>& reqs, int32_t max_tokens = 20) {
   EngineOptions o;
   o.model_dirs = std::move(dirs);
   o.device = "cuda:0";
@@ -187,17 +190,21 @@ TEST_CASE("regroup_by_key on the GPU equals the CPU twin", "[multi_gpu][kernels]
     std::iota(key_of.begin(), key_of.end(), 0);
     std::shuffle(key_of.begin(), key_of.end(), rng);
     for (int32_t e = 0; e < E; ++e) expert_of[size_t(key_of[size_t(e)])] = e;
-    std::vector<int32_t> eoff(static_cast<size_t>(E) + 1), eperm(static_cast<size_t>(items)), epos(static_cast<size_t>(items));
+    std::vector<int32_t> eoff(static_cast<size_t>(E) + 1), eperm(static_cast<size_t>(items)),
+        epos(static_cast<size_t>(items));
     kernels::cpu::permute(kernels::PermuteParams{expert.data(), items, E, eoff.data(), eperm.data(), epos.data()});
-    std::vector<int32_t> koff(static_cast<size_t>(E) + 1), kperm(static_cast<size_t>(items)), kpos(static_cast<size_t>(items));
-    kernels::cpu::regroup_by_key(kernels::RegroupByKeyParams{eoff.data(), eperm.data(), key_of.data(), expert_of.data(), E,
-                                                             items, koff.data(), kperm.data(), kpos.data()});
+    std::vector<int32_t> koff(static_cast<size_t>(E) + 1), kperm(static_cast<size_t>(items)),
+        kpos(static_cast<size_t>(items));
+    kernels::cpu::regroup_by_key(kernels::RegroupByKeyParams{eoff.data(), eperm.data(), key_of.data(), expert_of.data(),
+                                                             E, items, koff.data(), kperm.data(), kpos.data()});
     AURORA_CUDA_CHECK(cudaSetDevice(0));
     DeviceArray<int32_t> d_eoff(eoff), d_eperm(eperm), d_key(key_of), d_exp(expert_of);
-    DeviceArray<int32_t> d_koff(static_cast<size_t>(E) + 1), d_kperm(static_cast<size_t>(items)), d_kpos(static_cast<size_t>(items));  // poisoned (-1)
-    kernels::cuda::launch_regroup_by_key(kernels::RegroupByKeyParams{d_eoff.get(), d_eperm.get(), d_key.get(), d_exp.get(), E,
-                                                                     items, d_koff.get(), d_kperm.get(), d_kpos.get()},
-                                         nullptr);
+    DeviceArray<int32_t> d_koff(static_cast<size_t>(E) + 1), d_kperm(static_cast<size_t>(items)),
+        d_kpos(static_cast<size_t>(items));  // poisoned (-1)
+    kernels::cuda::launch_regroup_by_key(
+        kernels::RegroupByKeyParams{d_eoff.get(), d_eperm.get(), d_key.get(), d_exp.get(), E, items, d_koff.get(),
+                                    d_kperm.get(), d_kpos.get()},
+        nullptr);
     CHECK(d_koff.download() == koff);
     CHECK(d_kperm.download() == kperm);
     CHECK(d_kpos.download() == kpos);
@@ -221,7 +228,7 @@ TEST_CASE("NCCL all_to_all_v: planned phases and all-at-once put every row in pl
       };
       std::vector<std::string> problems(static_cast<size_t>(n));
       std::function<void(int32_t)> fn = [&](int32_t r) {
-        auto planner = kind == 0 ? make_aurora_planner(n, 400.0, 0.0)
+        auto planner = kind == 0   ? make_aurora_planner(n, 400.0, 0.0)
                        : kind == 1 ? make_aurora_planner(n, 2400.0, 20e-6)
                                    : make_all_at_once_planner();
         problems[size_t(r)] = exchange_and_check(**comm, r, *planner, rows);
@@ -242,9 +249,10 @@ TEST_CASE("two processes meet through the TCP rendezvous and exchange through NC
   for (int32_t r = 0; r < 2; ++r) {
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e) env.emplace_back(*e);
-    for (std::string v : {std::string("AURORA_MG_CHILD=1"), "AURORA_RANK=" + std::to_string(r), std::string("AURORA_WORLD_SIZE=2"),
-                          std::string("AURORA_MASTER_ADDR=127.0.0.1"), "AURORA_MASTER_PORT=" + port,
-                          "AURORA_MG_DEVICE=" + std::to_string(r), std::string("NCCL_NVLS_ENABLE=0")}) {
+    for (std::string v :
+         {std::string("AURORA_MG_CHILD=1"), "AURORA_RANK=" + std::to_string(r), std::string("AURORA_WORLD_SIZE=2"),
+          std::string("AURORA_MASTER_ADDR=127.0.0.1"), "AURORA_MASTER_PORT=" + port,
+          "AURORA_MG_DEVICE=" + std::to_string(r), std::string("NCCL_NVLS_ENABLE=0")}) {
       env.push_back(v);
     }
     std::vector<char*> envp;
@@ -289,7 +297,8 @@ TEST_CASE("greedy tokens: 1 GPU and expert parallelism over 2 GPUs agree", "[mul
   CHECK(generate({dir}, 2, long_prompt) == generate({dir}, 1, long_prompt));
 }
 
-TEST_CASE("colocated models: each model's greedy tokens equal those it makes alone", "[multi_gpu][engine][colocation]") {
+TEST_CASE("colocated models: each model's greedy tokens equal those it makes alone",
+          "[multi_gpu][engine][colocation]") {
   const std::string a = write_config("coloc_a", 16, 4, 256, 4), b = write_config("coloc_b", 8, 2, 384, 4);
   const std::vector<Request> reqs_a{Request{"coloc_a", prompt_of(1, 10)}, Request{"coloc_a", prompt_of(2, 14)}};
   const std::vector<Request> reqs_b{Request{"coloc_b", prompt_of(3, 9)}, Request{"coloc_b", prompt_of(4, 16)}};
@@ -307,7 +316,8 @@ TEST_CASE("colocated models: each model's greedy tokens equal those it makes alo
   }
 }
 
-TEST_CASE("colocated compute segments take turns on every GPU; exchanges overlap the other model", "[multi_gpu][colocation]") {
+TEST_CASE("colocated compute segments take turns on every GPU; exchanges overlap the other model",
+          "[multi_gpu][colocation]") {
   auto load = [](const std::string& dir) {
     auto c = config::load_model_config(dir + "/config.json");
     REQUIRE(c.ok());
@@ -386,7 +396,7 @@ TEST_CASE("colocated compute segments take turns on every GPU; exchanges overlap
       }
     }
     CHECK(compute > 0);
-    std::printf("step %d: %d compute segments, %d overlaps of a compute segment with the other model's exchange\n", step,
-                compute, overlapped);
+    std::printf("step %d: %d compute segments, %d overlaps of a compute segment with the other model's exchange\n",
+                step, compute, overlapped);
   }
 }

@@ -15,9 +15,9 @@ void build_rank_phase_ops(const ExchangePlan& plan, int32_t rank, int32_t num_ra
   received.assign(static_cast<size_t>(num_ranks), 0);
   for (const auto& phase : plan.phases) {
     for (const Transfer& t : phase) {
-      AURORA_CHECK_MSG(t.src >= 0 && t.src < num_ranks && t.dst >= 0 && t.dst < num_ranks && t.src != t.dst &&
-                           t.bytes > 0,
-                       "plan transfer " << t.src << "->" << t.dst << " of " << t.bytes << " bytes");
+      AURORA_CHECK_MSG(
+          t.src >= 0 && t.src < num_ranks && t.dst >= 0 && t.dst < num_ranks && t.src != t.dst && t.bytes > 0,
+          "plan transfer " << t.src << "->" << t.dst << " of " << t.bytes << " bytes");
       if (t.src == rank) {
         int64_t& done = sent[static_cast<size_t>(t.dst)];
         out.ops.push_back(P2pOp{t.dst, true, send_offsets[t.dst] + done, t.bytes});

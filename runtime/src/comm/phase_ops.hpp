@@ -28,7 +28,7 @@ struct P2pOp {
 struct RankPhaseOps {
   std::vector<uint32_t> phase_begin;  // [num_phases + 1]: ops of phase p are [begin[p], begin[p+1])
   std::vector<P2pOp> ops;
-  int64_t local_bytes = 0;            // the rank's own part (copied locally, never on the wire)
+  int64_t local_bytes = 0;  // the rank's own part (copied locally, never on the wire)
   int64_t local_send_offset = 0;
   int64_t local_recv_offset = 0;
 

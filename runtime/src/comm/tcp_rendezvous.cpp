@@ -98,10 +98,11 @@ Result<RendezvousResult> serve(const RendezvousOptions& o, const std::vector<std
   sockaddr_in bind_addr = addr;
   bind_addr.sin_addr.s_addr = htonl(INADDR_ANY);
   if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&bind_addr), sizeof(bind_addr)) != 0) {
-    return Error::make(ErrorCode::kUnavailable,
-                       sys_error("rendezvous: bind to port " + std::to_string(o.master_port) + " (AURORA_MASTER_PORT)"));
+    return Error::make(ErrorCode::kUnavailable, sys_error("rendezvous: bind to port " + std::to_string(o.master_port) +
+                                                          " (AURORA_MASTER_PORT)"));
   }
-  if (::listen(listener.get(), o.world_size) != 0) return Error::make(ErrorCode::kUnavailable, sys_error("rendezvous: listen"));
+  if (::listen(listener.get(), o.world_size) != 0)
+    return Error::make(ErrorCode::kUnavailable, sys_error("rendezvous: listen"));
   RendezvousResult out;
   out.blob = blob;
   out.local_counts.assign(static_cast<size_t>(o.world_size), -1);
@@ -131,7 +132,8 @@ Result<RendezvousResult> serve(const RendezvousOptions& o, const std::vector<std
     std::vector<std::byte> msg(sizeof(int32_t) + blob.size() + out.local_counts.size() * sizeof(int32_t));
     std::memcpy(msg.data(), &blob_bytes, sizeof(int32_t));
     std::memcpy(msg.data() + sizeof(int32_t), blob.data(), blob.size());
-    std::memcpy(msg.data() + sizeof(int32_t) + blob.size(), out.local_counts.data(), out.local_counts.size() * sizeof(int32_t));
+    std::memcpy(msg.data() + sizeof(int32_t) + blob.size(), out.local_counts.data(),
+                out.local_counts.size() * sizeof(int32_t));
     if (auto r = transfer(peer.get(), msg.data(), msg.size(), true, deadline); !r) return r.error();
   }
   return out;
@@ -145,8 +147,8 @@ Result<RendezvousResult> join(const RendezvousOptions& o, int32_t local_count, c
     if (fd.get() < 0) return Error::make(ErrorCode::kUnavailable, sys_error("rendezvous: socket"));
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) break;
     if (remaining_ms(deadline) == 0) {
-      return Error::make(ErrorCode::kDeadlineExceeded, sys_error("rendezvous: cannot reach rank 0 at " + o.master_addr + ":" +
-                                                                 std::to_string(o.master_port)));
+      return Error::make(ErrorCode::kDeadlineExceeded, sys_error("rendezvous: cannot reach rank 0 at " + o.master_addr +
+                                                                 ":" + std::to_string(o.master_port)));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // rank 0 may not listen yet
   }
@@ -163,7 +165,8 @@ Result<RendezvousResult> join(const RendezvousOptions& o, int32_t local_count, c
   out.blob.resize(static_cast<size_t>(blob_bytes));
   if (auto r = transfer(fd.get(), out.blob.data(), out.blob.size(), false, deadline); !r) return r.error();
   out.local_counts.resize(static_cast<size_t>(o.world_size));
-  if (auto r = transfer(fd.get(), out.local_counts.data(), out.local_counts.size() * sizeof(int32_t), false, deadline); !r) {
+  if (auto r = transfer(fd.get(), out.local_counts.data(), out.local_counts.size() * sizeof(int32_t), false, deadline);
+      !r) {
     return r.error();
   }
   return out;
@@ -179,8 +182,8 @@ Result<int64_t> env_int(const char* name, bool required, int64_t fallback, int64
   errno = 0;
   const long long n = std::strtoll(v, &end, 10);
   if (errno != 0 || *end != '\0' || n < lo || n > hi) {
-    return Error::invalid(name, "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got \"" +
-                                    v + "\"");
+    return Error::invalid(
+        name, "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got \"" + v + "\"");
   }
   return static_cast<int64_t>(n);
 }
@@ -205,9 +208,11 @@ Result<RendezvousOptions> rendezvous_options_from_env() {
   return o;
 }
 
-Result<RendezvousResult> rendezvous(const RendezvousOptions& o, const std::vector<std::byte>& blob, int32_t local_count) {
+Result<RendezvousResult> rendezvous(const RendezvousOptions& o, const std::vector<std::byte>& blob,
+                                    int32_t local_count) {
   if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size) {
-    return Error::invalid("AURORA_RANK", std::to_string(o.rank) + " is outside [0, " + std::to_string(o.world_size) + ")");
+    return Error::invalid("AURORA_RANK",
+                          std::to_string(o.rank) + " is outside [0, " + std::to_string(o.world_size) + ")");
   }
   if (o.world_size == 1) return RendezvousResult{blob, {local_count}};
   auto addr = resolve(o);

@@ -5,7 +5,8 @@
 
 namespace aurora::runtime {
 
-ComputeTurns::ComputeTurns(int32_t num_models) : num_models_(num_models), active_(static_cast<size_t>(num_models), false) {
+ComputeTurns::ComputeTurns(int32_t num_models)
+    : num_models_(num_models), active_(static_cast<size_t>(num_models), false) {
   AURORA_CHECK(num_models >= 1);
 }
 
@@ -43,7 +44,8 @@ const void* ComputeTurns::acquire(int32_t model) {
 void ComputeTurns::release(int32_t model, const void* event) {
   {
     std::lock_guard lock(mu_);
-    AURORA_CHECK_MSG(holder_ == model, "model " << model << " releases a turn it does not hold (holder " << holder_ << ")");
+    AURORA_CHECK_MSG(holder_ == model,
+                     "model " << model << " releases a turn it does not hold (holder " << holder_ << ")");
     last_holder_ = model;
     last_event_ = event;
     holder_ = next_active_after(model);

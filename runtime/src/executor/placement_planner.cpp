@@ -42,7 +42,8 @@ Result<ExpertPlacement> plan_expert_placement(const config::ModelConfig& c, int3
     if (!placed) return placed.error();
     auto& owner = owners[static_cast<size_t>(l)];
     owner.assign(static_cast<size_t>(c.num_experts), 0);
-    for (int32_t e = 0; e < c.num_experts; ++e) owner[static_cast<size_t>(e)] = placed->gpus_of_expert[static_cast<size_t>(e)].front();
+    for (int32_t e = 0; e < c.num_experts; ++e)
+      owner[static_cast<size_t>(e)] = placed->gpus_of_expert[static_cast<size_t>(e)].front();
   }
   return make_placement(owners, num_ranks, c.num_experts);
 }
@@ -90,7 +91,8 @@ Result<std::vector<ExpertPlacement>> plan_model_placements(const std::vector<con
           for (int32_t e = 0; e < c.num_experts; ++e) {
             // Loads are relative: 64 tokens per expert on average, each rank sending an equal share.
             const double tokens = load[static_cast<size_t>(e)] * 64.0 / mean;
-            ls.traffic[static_cast<size_t>(s) * c.num_experts + e] = static_cast<int64_t>(tokens * token_bytes / n + 0.5);
+            ls.traffic[static_cast<size_t>(s) * c.num_experts + e] =
+                static_cast<int64_t>(tokens * token_bytes / n + 0.5);
           }
         }
         ls.expert_s_per_byte = expert_seconds_per_token(c) / token_bytes;
@@ -112,7 +114,8 @@ Result<std::vector<ExpertPlacement>> plan_model_placements(const std::vector<con
       const auto& experts = deployment->models[m].experts[static_cast<size_t>(l)];
       auto& owner = owners[static_cast<size_t>(l)];
       owner.resize(static_cast<size_t>(c.num_experts));
-      for (int32_t e = 0; e < c.num_experts; ++e) owner[static_cast<size_t>(e)] = experts[static_cast<size_t>(e)].front().gpu;
+      for (int32_t e = 0; e < c.num_experts; ++e)
+        owner[static_cast<size_t>(e)] = experts[static_cast<size_t>(e)].front().gpu;
     }
     auto placement = make_placement(owners, n, c.num_experts);
     if (!placement) {

@@ -54,7 +54,8 @@ Exchange make_exchange(int32_t n, std::mt19937& rng, bool skewed) {
     for (int32_t d = 0; d < n; ++d) {
       x.traffic.bytes.push_back(int64_t{rows[size_t(s)][size_t(d)]} * 8);
       for (int32_t i = 0; i < rows[size_t(s)][size_t(d)]; ++i) {
-        x.send[size_t(s)].insert(x.send[size_t(s)].end(), {uint8_t(s), uint8_t(d), uint8_t(i), uint8_t(i >> 8), 0xA5, 0x5A, 1, 2});
+        x.send[size_t(s)].insert(x.send[size_t(s)].end(),
+                                 {uint8_t(s), uint8_t(d), uint8_t(i), uint8_t(i >> 8), 0xA5, 0x5A, 1, 2});
       }
       x.send_off[size_t(s)][size_t(d) + 1] = int64_t(x.send[size_t(s)].size());
     }
@@ -62,7 +63,8 @@ Exchange make_exchange(int32_t n, std::mt19937& rng, bool skewed) {
   for (int32_t d = 0; d < n; ++d) {
     for (int32_t s = 0; s < n; ++s) {
       const int64_t a = x.send_off[size_t(s)][size_t(d)], b = x.send_off[size_t(s)][size_t(d) + 1];
-      x.expect[size_t(d)].insert(x.expect[size_t(d)].end(), x.send[size_t(s)].begin() + a, x.send[size_t(s)].begin() + b);
+      x.expect[size_t(d)].insert(x.expect[size_t(d)].end(), x.send[size_t(s)].begin() + a,
+                                 x.send[size_t(s)].begin() + b);
       x.recv_off[size_t(d)][size_t(s) + 1] = int64_t(x.expect[size_t(d)].size());
     }
     x.recv[size_t(d)].assign(x.expect[size_t(d)].size(), 0xEE);
@@ -75,10 +77,12 @@ Exchange make_exchange(int32_t n, std::mt19937& rng, bool skewed) {
 std::string replay(Exchange& x, const ExchangePlan& plan) {
   const int32_t n = x.n;
   std::vector<RankPhaseOps> ops(static_cast<size_t>(n));
-  for (int32_t r = 0; r < n; ++r) build_rank_phase_ops(plan, r, n, x.send_off[size_t(r)].data(), x.recv_off[size_t(r)].data(), ops[size_t(r)]);
+  for (int32_t r = 0; r < n; ++r)
+    build_rank_phase_ops(plan, r, n, x.send_off[size_t(r)].data(), x.recv_off[size_t(r)].data(), ops[size_t(r)]);
   for (int32_t r = 0; r < n; ++r) {
     const auto& o = ops[size_t(r)];
-    std::copy_n(x.send[size_t(r)].begin() + o.local_send_offset, o.local_bytes, x.recv[size_t(r)].begin() + o.local_recv_offset);
+    std::copy_n(x.send[size_t(r)].begin() + o.local_send_offset, o.local_bytes,
+                x.recv[size_t(r)].begin() + o.local_recv_offset);
   }
   for (size_t p = 0; p < plan.phases.size(); ++p) {
     std::map<std::pair<int32_t, int32_t>, std::vector<P2pOp>> sends, recvs;  // (src, dst) -> ops in order
@@ -91,7 +95,8 @@ std::string replay(Exchange& x, const ExchangePlan& plan) {
     if (sends.size() != recvs.size()) return "phase " + std::to_string(p) + ": unmatched operations";
     for (const auto& [pair, s_ops] : sends) {
       auto it = recvs.find(pair);
-      if (it == recvs.end() || it->second.size() != s_ops.size()) return "phase " + std::to_string(p) + ": a send without its receive";
+      if (it == recvs.end() || it->second.size() != s_ops.size())
+        return "phase " + std::to_string(p) + ": a send without its receive";
       for (size_t k = 0; k < s_ops.size(); ++k) {
         if (s_ops[k].bytes != it->second[k].bytes) return "sizes differ";
         std::copy_n(x.send[size_t(pair.first)].begin() + s_ops[k].offset, s_ops[k].bytes,
@@ -113,7 +118,8 @@ config::ModelConfig fixture_config(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("phase operations: every send meets its receive in the same phase; bytes land by the offsets", "[multi_gpu][comm]") {
+TEST_CASE("phase operations: every send meets its receive in the same phase; bytes land by the offsets",
+          "[multi_gpu][comm]") {
   std::mt19937 rng(11);
   for (int32_t n : {2, 3, 4, 8}) {
     for (bool skewed : {false, true}) {
@@ -157,7 +163,8 @@ TEST_CASE("phase operations reject a plan that does not cover the buffers", "[mu
 TEST_CASE("tcp rendezvous: every process gets rank 0's blob and everyone's local counts", "[multi_gpu][rendezvous]") {
   const int32_t port = 21000 + static_cast<int32_t>(::getpid() % 20000);
   const int32_t world = 3;
-  std::vector<Result<RendezvousResult>> results(static_cast<size_t>(world), Error::make(ErrorCode::kInternal, "not run"));
+  std::vector<Result<RendezvousResult>> results(static_cast<size_t>(world),
+                                                Error::make(ErrorCode::kInternal, "not run"));
   std::vector<std::byte> blob(128);
   for (size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<std::byte>(i * 7 + 1);
   std::vector<std::thread> threads;
@@ -180,7 +187,8 @@ TEST_CASE("tcp rendezvous: every process gets rank 0's blob and everyone's local
   }
 }
 
-TEST_CASE("tcp rendezvous: a missing rank is a deadline error, bad variables name themselves", "[multi_gpu][rendezvous]") {
+TEST_CASE("tcp rendezvous: a missing rank is a deadline error, bad variables name themselves",
+          "[multi_gpu][rendezvous]") {
   RendezvousOptions o;
   o.rank = 0;
   o.world_size = 2;
@@ -283,8 +291,9 @@ TEST_CASE("colocated placement: both models' experts on every rank, combined wor
         const auto& ea = (*placed)[0].layers[size_t(l)].rank_experts[size_t(r)];
         const auto& eb = (*placed)[1].layers[size_t(l)].rank_experts[size_t(r)];
         // Expert work in the planner's unit: tokens x hidden x intermediate.
-        const double work = double(ea.size()) * a.hidden_size * a.moe_intermediate_size / a.num_experts * a.num_experts_per_tok +
-                            double(eb.size()) * b.hidden_size * b.moe_intermediate_size / b.num_experts * b.num_experts_per_tok;
+        const double work =
+            double(ea.size()) * a.hidden_size * a.moe_intermediate_size / a.num_experts * a.num_experts_per_tok +
+            double(eb.size()) * b.hidden_size * b.moe_intermediate_size / b.num_experts * b.num_experts_per_tok;
         work_max = std::max(work_max, work);
         work_sum += work;
         CHECK(ea.size() + eb.size() > 0);
@@ -314,7 +323,8 @@ TEST_CASE("heterogeneous placement: a rank at half speed gets about half the exp
 }
 
 TEST_CASE("two models colocated on CPU ranks: each model's tokens are those it makes alone", "[multi_gpu][engine]") {
-  auto generate = [](std::vector<std::string> dirs, int32_t ranks, const std::string& model, std::vector<int32_t> prompt) {
+  auto generate = [](std::vector<std::string> dirs, int32_t ranks, const std::string& model,
+                     std::vector<int32_t> prompt) {
     EngineOptions o;
     o.model_dirs = std::move(dirs);
     o.device = "cpu";

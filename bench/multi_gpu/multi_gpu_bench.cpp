@@ -274,8 +274,9 @@ std::string a2a_section(Rig& rig, const Calibration& cal, int32_t reps, std::ost
     << "calibration: phase cost " << fmt(cal.latency_s * 1e6) << " us, bandwidth " << fmt(cal.link_gbps / 8, 0)
     << " GB/s per GPU (send = receive)\n\n"
     << "| message | routing | max port MiB | ordered: strategy, phases | measured us | predicted us | err | "
-       "all-at-once measured us | predicted us | err | ordered / all-at-once |\n"
-    << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+       "all-at-once measured us | predicted us | err | ordered / all-at-once | matching phases (forced): phases, "
+       "measured us, predicted us, err | matching / all-at-once |\n"
+    << "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   json << "\"all_to_all\": [";
   bool first = true;
   for (auto [label, tokens] :
@@ -297,15 +298,29 @@ std::string a2a_section(Rig& rig, const Calibration& cal, int32_t reps, std::ost
       auto once = rig.time(
           t, [] { return make_all_at_once_planner(); }, reps);
       const double once_pred = all_at_once_prediction(t, cal.link_gbps, cal.latency_s);
+      // The paper's order itself (pad + perfect matchings), whatever the chooser predicts.
+      auto matching = rig.time(
+          t,
+          [&] {
+            auto p = make_forced_order_planner(n, "matching", cal.link_gbps, cal.latency_s);
+            if (!p) throw std::runtime_error(p.error().message);
+            return std::move(*p);
+          },
+          reps);
       o << "| " << label << " | " << (zipf > 0 ? "Zipf 1.2" : "uniform") << " | " << fmt(double(port) / (1 << 20), 2)
         << " | " << ordered.strategy << ", " << ordered.phases << " | " << fmt(ordered.seconds * 1e6) << " | "
         << fmt(ordered.estimated_s * 1e6) << " | " << pct(ordered.estimated_s, ordered.seconds) << " | "
         << fmt(once.seconds * 1e6) << " | " << fmt(once_pred * 1e6) << " | " << pct(once_pred, once.seconds) << " | "
-        << fmt(ordered.seconds / std::max(1e-12, once.seconds), 2) << " |\n";
+        << fmt(ordered.seconds / std::max(1e-12, once.seconds), 2) << " | " << matching.phases << ", "
+        << fmt(matching.seconds * 1e6) << ", " << fmt(matching.estimated_s * 1e6) << ", "
+        << pct(matching.estimated_s, matching.seconds) << " | "
+        << fmt(matching.seconds / std::max(1e-12, once.seconds), 2) << " |\n";
       json << (first ? "" : ",") << "{\"message\":\"" << label << "\",\"zipf\":" << zipf << ",\"port_bytes\":" << port
            << ",\"ordered_s\":" << ordered.seconds << ",\"ordered_pred_s\":" << ordered.estimated_s
            << ",\"strategy\":\"" << ordered.strategy << "\",\"phases\":" << ordered.phases
-           << ",\"all_at_once_s\":" << once.seconds << ",\"all_at_once_pred_s\":" << once_pred << "}";
+           << ",\"all_at_once_s\":" << once.seconds << ",\"all_at_once_pred_s\":" << once_pred
+           << ",\"matching_s\":" << matching.seconds << ",\"matching_pred_s\":" << matching.estimated_s
+           << ",\"matching_phases\":" << matching.phases << "}";
       first = false;
     }
   }

@@ -8,7 +8,8 @@
 //     its own half of the GPUs, (ii) both expert-parallel over all GPUs, one step after the other
 //     (exclusive), (iii) both colocated (staggered turns); the simulator's step time beside (ii)
 //     and (iii) with the error; the stream timeline of (ii) and (iii) as an SVG;
-//  4. heterogeneity: the last GPU limited to fewer SMs (green context) and NCCL to fewer CTAs;
+//  4. heterogeneity, two GPU classes: the upper half of the GPUs (the last of two) limited to fewer
+//     SMs (green contexts) and NCCL to fewer CTAs;
 //     the measured speeds go to the heterogeneous planner; step time of model A with the uniform
 //     and the speed-aware placement, each beside the simulator's prediction.
 // Prints markdown tables; writes timeline.svg and results.json to --out.

@@ -441,16 +441,24 @@ std::string hetero_section(const config::ModelConfig& c, const std::vector<int>&
                            std::ostringstream& json) {
   (void)reps;
   const int32_t n = int32_t(devices.size());
-  const int slow = devices.back();
+  // Two GPU classes: the upper half of the GPUs (the last one of two) is the slow class.
+  const int32_t num_slow = std::max<int32_t>(1, n / 2), first_slow = n - num_slow;
+  const int slow = devices[size_t(first_slow)];
   Shape shape{c, batch, prompt, steps, warmup};
   std::ostringstream o;
-  o << "\n### Heterogeneity, emulated: GPU " << slow << " limited to " << slow_sms << " SMs (green context), NCCL to "
-    << slow_ctas << " CTA(s) per communicator\n\n";
-  auto partition = SmPartition::create(slow, slow_sms);
-  if (!partition) {
-    o << "green contexts unavailable: " << partition.error().message << "\n";
-    return o.str();
+  o << "\n### Heterogeneity, emulated: two GPU classes, GPU";
+  for (int32_t r = first_slow; r < n; ++r) o << (r > first_slow ? ", " : " ") << devices[size_t(r)];
+  o << " limited to " << slow_sms << " SMs (green context), NCCL to " << slow_ctas << " CTA(s) per communicator\n\n";
+  std::vector<std::unique_ptr<SmPartition>> partitions;
+  for (int32_t r = first_slow; r < n; ++r) {
+    auto partition = SmPartition::create(devices[size_t(r)], slow_sms);
+    if (!partition) {
+      o << "green contexts unavailable: " << partition.error().message << "\n";
+      return o.str();
+    }
+    partitions.push_back(std::move(*partition));
   }
+  const SmPartition* partition = partitions.front().get();
   // Compute speed: model A's decode step (eager, one GPU) on the whole GPU and on the partition.
   auto decode_ms = [&](cudaStream_t stream) {
     auto w = CudaWeights::random(c, 1, slow, "A");
@@ -476,7 +484,7 @@ std::string hetero_section(const config::ModelConfig& c, const std::vector<int>&
     }
     return median(t);
   };
-  const double full_ms = decode_ms(nullptr), part_ms = decode_ms((*partition)->stream());
+  const double full_ms = decode_ms(nullptr), part_ms = decode_ms(partition->stream());
   const double speed = full_ms / part_ms;
   // Bandwidth of a CTA-limited communicator against the default (64 MiB to every peer).
   auto bandwidth = [&](int32_t max_ctas) {
@@ -533,15 +541,15 @@ std::string hetero_section(const config::ModelConfig& c, const std::vector<int>&
     return double(bytes) * (n - 1) / median(times) * 8 / 1e9;  // Gbit/s per GPU
   };
   const double gbps_full = bandwidth(0), gbps_slow = bandwidth(slow_ctas);
-  o << "measured: GPU " << slow << " decode step " << fmt(full_ms, 2) << " ms on " << (*partition)->device_sms()
-    << " SMs, " << fmt(part_ms, 2) << " ms on " << (*partition)->num_sms() << " SMs: compute speed " << fmt(speed, 2)
+  o << "measured: GPU " << slow << " decode step " << fmt(full_ms, 2) << " ms on " << partition->device_sms()
+    << " SMs, " << fmt(part_ms, 2) << " ms on " << partition->num_sms() << " SMs: compute speed " << fmt(speed, 2)
     << "; NCCL bandwidth per GPU " << fmt(gbps_full / 8, 0) << " GB/s default, " << fmt(gbps_slow / 8, 0)
     << " GB/s with " << slow_ctas << " CTA(s)\n\n";
 
   // The heterogeneous planner with the measured speeds, against the uniform placement.
   const config::ModelConfig* configs[1] = {&c};
   std::vector<RankSpec> uniform(size_t(n), RankSpec{1.0, gbps_slow}), measured = uniform;
-  measured.back().compute_speed = speed;
+  for (int32_t r = first_slow; r < n; ++r) measured[size_t(r)].compute_speed = speed;
   auto p_uniform = plan_model_placements({configs[0]}, {}, uniform, false);
   auto p_aware = plan_model_placements({configs[0]}, {}, measured, false);
   if (!p_uniform || !p_aware) throw std::runtime_error("placement failed");
@@ -564,7 +572,8 @@ std::string hetero_section(const config::ModelConfig& c, const std::vector<int>&
     go.nccl.max_ctas = slow_ctas;
     go.nccl.min_ctas = 1;
     go.compute_streams = {std::vector<cudaStream_t>(size_t(n), nullptr)};
-    go.compute_streams[0].back() = (*partition)->stream();
+    for (int32_t r = first_slow; r < n; ++r)
+      go.compute_streams[0][size_t(r)] = partitions[size_t(r - first_slow)]->stream();
     auto g = ExpertParallelGroup::create({EpGroupModel{"A", c, nullptr, 1}}, go);
     if (!g) throw std::runtime_error(g.error().message);
     Served s;
@@ -595,10 +604,10 @@ std::string hetero_section(const config::ModelConfig& c, const std::vector<int>&
       model_stats_from_step(c, runs[0].spans, 0, runs[0].last, n, runs[0].placement, devices.front());
   sched::Cluster cluster;
   for (int32_t g = 0; g < n; ++g)
-    cluster.gpus.push_back(sched::GpuSpec::from_gbps(gbps_slow, g == n - 1 ? speed : 1.0));
+    cluster.gpus.push_back(sched::GpuSpec::from_gbps(gbps_slow, g >= first_slow ? speed : 1.0));
   sched::CommModel comm;
   comm.order.phase_latency_s = 20e-6;
-  o << "| placement | experts on the slow GPU (layer 0) | measured step ms | simulated step ms | err "
+  o << "| placement | experts on the slow GPUs (first MoE layer) | measured step ms | simulated step ms | err "
        "|\n|---|---|---|---|---|\n";
   json << "\"hetero\":{\"speed\":" << speed << ",\"gbps_full\":" << gbps_full << ",\"gbps_slow\":" << gbps_slow
        << ",\"runs\":[";
@@ -609,7 +618,9 @@ std::string hetero_section(const config::ModelConfig& c, const std::vector<int>&
         sched::simulate({stats}, d, cluster, sched::DeploymentMode::kExclusive, comm).inference_time_s * 1e3;
     int32_t first_moe = 0;
     while (first_moe < c.num_layers && !c.layer_is_moe[size_t(first_moe)]) ++first_moe;
-    const size_t on_slow = runs[i].placement.layers[size_t(first_moe)].rank_experts.back().size();
+    size_t on_slow = 0;
+    for (int32_t r = first_slow; r < n; ++r)
+      on_slow += runs[i].placement.layers[size_t(first_moe)].rank_experts[size_t(r)].size();
     o << "| " << runs[i].name << " | " << on_slow << " of " << c.num_experts << " | " << fmt(runs[i].step_ms, 2)
       << " | " << fmt(pred, 2) << " | " << pct(pred, runs[i].step_ms) << " |\n";
     json << (i ? "," : "") << "{\"placement\":\"" << runs[i].name << "\",\"on_slow\":" << on_slow

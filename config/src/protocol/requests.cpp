@@ -59,6 +59,20 @@ class KeyTracker {
 
 [[noreturn]] void reject_unknown(const JsonValue& value) { value.fail("unknown parameter"); }
 
+// Visits the members of the JSON object `v` (duplicate keys rejected, null values skipped: null
+// means "default" in the OpenAI API); `take(key, value)` returns false for a key it does not know,
+// which is rejected as an unknown parameter.
+template <class Take>
+void read_members(const JsonValue& v, Take take) {
+  if (!v.is_object()) v.fail("must be a JSON object, got " + v.raw());
+  KeyTracker keys;
+  for (const auto& [key, value] : v.members()) {
+    keys.add(key, value);
+    if (value.is_null()) continue;
+    if (!take(key, value)) reject_unknown(value);
+  }
+}
+
 double number_of(const JsonValue& v) { return v.as_double(); }
 
 // Fields of OpenAI (and vLLM) requests that we do not implement: accepted only with the value that
@@ -190,19 +204,16 @@ class SamplingReader {
   }
 
   void take_stream_options(const JsonValue& v) {
-    if (!v.is_object()) v.fail("must be an object, got " + v.raw());
-    KeyTracker keys;
-    for (const auto& [key, value] : v.members()) {
-      keys.add(key, value);
-      if (value.is_null()) continue;
+    read_members(v, [&](const std::string& key, const JsonValue& value) {
       if (key == "include_usage") {
         out_.include_usage = value.as_bool();
       } else if (key == "continuous_usage_stats") {
         out_.continuous_usage_stats = value.as_bool();
       } else {
-        reject_unknown(value);
+        return false;
       }
-    }
+      return true;
+    });
     stream_options_ = v;
   }
 
@@ -285,42 +296,30 @@ std::vector<Prompt> parse_prompts(const JsonValue& v, const RequestLimits& limit
   return out;
 }
 
-const JsonValue& require_object(const JsonValue& root) {
-  if (!root.is_object()) root.fail("must be a JSON object, got " + root.raw());
-  return root;
-}
-
 CompletionRequest completion_from_json(const JsonValue& root, const RequestLimits& limits) {
-  require_object(root);
   CompletionRequest req;
   SamplingReader sampling(limits);
   bool have_prompt = false;
-  KeyTracker keys;
-  for (const auto& [key, v] : root.members()) {
-    keys.add(key, v);
-    if (v.is_null()) continue;
+  read_members(root, [&](const std::string& key, const JsonValue& v) {
     if (key == "model") {
       req.model = v.as_string();
     } else if (key == "prompt") {
       req.prompts = parse_prompts(v, limits);
       have_prompt = true;
-    } else if (!sampling.take(key, v) && !take_neutral(key, v)) {
-      reject_unknown(v);
+    } else {
+      return sampling.take(key, v) || take_neutral(key, v);
     }
-  }
+    return true;
+  });
   if (!have_prompt) throw_invalid(child_path(root, "prompt"), "is required");
   req.sampling = sampling.finish();
   return req;
 }
 
 TokenizeRequest tokenize_from_json(const JsonValue& root, const RequestLimits& limits) {
-  require_object(root);
   TokenizeRequest req;
   bool have_prompt = false;
-  KeyTracker keys;
-  for (const auto& [key, v] : root.members()) {
-    keys.add(key, v);
-    if (v.is_null()) continue;
+  read_members(root, [&](const std::string& key, const JsonValue& v) {
     if (key == "model") {
       req.model = v.as_string();
     } else if (key == "prompt") {
@@ -334,30 +333,29 @@ TokenizeRequest tokenize_from_json(const JsonValue& root, const RequestLimits& l
     } else if (key == "add_generation_prompt") {
       req.add_generation_prompt = v.as_bool();
     } else {
-      reject_unknown(v);
+      return false;
     }
-  }
-  if (have_prompt == req.is_chat) throw_invalid(child_path(root, "prompt"), "exactly one of `prompt` and `messages` is required");
+    return true;
+  });
+  if (have_prompt == req.is_chat)
+    throw_invalid(child_path(root, "prompt"), "exactly one of `prompt` and `messages` is required");
   return req;
 }
 
 DetokenizeRequest detokenize_from_json(const JsonValue& root, const RequestLimits& /*limits*/) {
-  require_object(root);
   DetokenizeRequest req;
   bool have_tokens = false;
-  KeyTracker keys;
-  for (const auto& [key, v] : root.members()) {
-    keys.add(key, v);
-    if (v.is_null()) continue;
+  read_members(root, [&](const std::string& key, const JsonValue& v) {
     if (key == "model") {
       req.model = v.as_string();
     } else if (key == "tokens") {
       req.tokens = token_ids(v, kInt32Max, "token ids");
       have_tokens = true;
     } else {
-      reject_unknown(v);
+      return false;
     }
-  }
+    return true;
+  });
   if (!have_tokens) throw_invalid(child_path(root, "tokens"), "is required");
   return req;
 }
@@ -366,7 +364,8 @@ DetokenizeRequest detokenize_from_json(const JsonValue& root, const RequestLimit
 template <class T, class Fn>
 Result<T> parse_body(std::string_view body, const RequestLimits& limits, Fn fn) {
   if (json_nesting_exceeds(body, limits.max_json_depth)) {
-    return Error::invalid("", "the request body nests deeper than " + std::to_string(limits.max_json_depth) + " levels");
+    return Error::invalid("",
+                          "the request body nests deeper than " + std::to_string(limits.max_json_depth) + " levels");
   }
   auto doc = JsonDocument::parse(body, "body");
   if (!doc) {
@@ -384,14 +383,10 @@ Result<T> parse_body(std::string_view body, const RequestLimits& limits, Fn fn) 
 }  // namespace
 
 ChatRequest chat_request_from_json(const JsonValue& root, const RequestLimits& limits) {
-  require_object(root);
   ChatRequest req;
   SamplingReader sampling(limits);
   bool have_messages = false;
-  KeyTracker keys;
-  for (const auto& [key, v] : root.members()) {
-    keys.add(key, v);
-    if (v.is_null()) continue;
+  read_members(root, [&](const std::string& key, const JsonValue& v) {
     if (key == "model") {
       req.model = v.as_string();
     } else if (key == "messages") {
@@ -399,10 +394,11 @@ ChatRequest chat_request_from_json(const JsonValue& root, const RequestLimits& l
       have_messages = true;
     } else if (key == "add_generation_prompt") {
       req.add_generation_prompt = v.as_bool();
-    } else if (!sampling.take(key, v) && !take_neutral(key, v)) {
-      reject_unknown(v);
+    } else {
+      return sampling.take(key, v) || take_neutral(key, v);
     }
-  }
+    return true;
+  });
   if (!have_messages) throw_invalid(child_path(root, "messages"), "is required");
   req.sampling = sampling.finish();
   return req;

@@ -43,10 +43,10 @@ const std::vector<ServerSetting> kSettings = {
     {"overload_status", "status when the waiting queue is full: 503 or 429", 429, 503, AURORA_REF(overload_status)},
     {"stream_queue_events", "events queued per stream before token deltas are coalesced", 4, 1 << 20,
      AURORA_REF(stream_queue_events)},
-    {"stream_max_pending_bytes", "queued, unsent text per stream past which the request is cancelled", 1024,
-     1LL << 30, AURORA_REF(stream_max_pending_bytes)},
-    {"tcp_user_timeout_ms", "TCP_USER_TIMEOUT: unacknowledged data this long = peer gone (0 = kernel default)", 0,
-     kDay, AURORA_REF(tcp_user_timeout_ms)},
+    {"stream_max_pending_bytes", "queued, unsent text per stream past which the request is cancelled", 1024, 1LL << 30,
+     AURORA_REF(stream_max_pending_bytes)},
+    {"tcp_user_timeout_ms", "TCP_USER_TIMEOUT: unacknowledged data this long = peer gone (0 = kernel default)", 0, kDay,
+     AURORA_REF(tcp_user_timeout_ms)},
     {"tcp_keepalive_idle_s", "TCP keep-alive: idle time before the first probe (0 = keep-alive off)", 0, 86'400,
      AURORA_REF(tcp_keepalive_idle_s)},
     {"tcp_keepalive_interval_s", "TCP keep-alive: time between probes", 1, 86'400,
@@ -84,8 +84,8 @@ std::string normalise(std::string_view key) {
 
 Result<void> check_range(const ServerSetting& s, int64_t v, const std::string& field) {
   if (v < s.min || v > s.max) {
-    return Error::invalid(field, "must be in [" + std::to_string(s.min) + ", " + std::to_string(s.max) + "], got " +
-                                     std::to_string(v));
+    return Error::invalid(
+        field, "must be in [" + std::to_string(s.min) + ", " + std::to_string(s.max) + "], got " + std::to_string(v));
   }
   return {};
 }
@@ -189,22 +189,22 @@ Result<void> validate(const ServerConfig& config) {
   return {};
 }
 
+std::string server_setting_flag(const ServerSetting& setting) { return flag_of(setting.key); }
+
+std::string server_setting_text(const ServerSetting& setting, ServerConfig& config) {
+  auto ref = setting.ref(config);
+  if (auto* str = std::get_if<std::string*>(&ref)) return "\"" + **str + "\"";
+  if (auto* b = std::get_if<bool*>(&ref)) return **b ? "true" : "false";
+  if (auto* i32 = std::get_if<int32_t*>(&ref)) return std::to_string(**i32);
+  return std::to_string(**std::get_if<int64_t*>(&ref));
+}
+
 std::string server_settings_markdown() {
   ServerConfig defaults;
   std::string out = "| setting (JSON key) | flag | default | meaning |\n|---|---|---|---|\n";
   for (const auto& s : kSettings) {
-    auto ref = s.ref(defaults);
-    std::string value;
-    if (auto* str = std::get_if<std::string*>(&ref)) {
-      value = "\"" + **str + "\"";
-    } else if (auto* b = std::get_if<bool*>(&ref)) {
-      value = **b ? "true" : "false";
-    } else if (auto* i32 = std::get_if<int32_t*>(&ref)) {
-      value = std::to_string(**i32);
-    } else {
-      value = std::to_string(**std::get_if<int64_t*>(&ref));
-    }
-    out += "| `" + std::string(s.key) + "` | `" + flag_of(s.key) + "` | " + value + " | " + s.help + " |\n";
+    out += "| `" + std::string(s.key) + "` | `" + flag_of(s.key) + "` | " + server_setting_text(s, defaults) + " | " +
+           s.help + " |\n";
   }
   return out;
 }

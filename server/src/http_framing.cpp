@@ -89,22 +89,27 @@ FramingOutcome frame_request(std::string_view bytes, const config::ServerConfig&
   parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
   parser.body_limit(static_cast<std::uint64_t>(config.max_body_bytes));
   const auto allowed = parse_allowed_hosts(config.allowed_hosts);
-  boost::system::error_code ec;
   size_t used = 0;
+  // Feeds bytes until `done()`; false (with `out` filled) when they run out or do not parse.
+  auto feed = [&](auto done) {
+    boost::system::error_code ec;
+    while (!done()) {
+      const size_t n = parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
+      used += n;
+      if (ec == http::error::need_more || (!ec && n == 0)) {
+        out.incomplete = true;
+        return false;
+      }
+      if (ec) {
+        out.status = error_for_parse_failure(ec).status;
+        return false;
+      }
+    }
+    return true;
+  };
   // The header alone first, as the session does with async_read_header.
   parser.eager(false);
-  while (!parser.is_header_done()) {
-    const size_t n = parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
-    used += n;
-    if (ec == http::error::need_more || (!ec && n == 0)) {
-      out.incomplete = true;
-      return out;
-    }
-    if (ec) {
-      out.status = error_for_parse_failure(ec).status;
-      return out;
-    }
-  }
+  if (!feed([&] { return parser.is_header_done(); })) return out;
   if (auto rejected = check_request_header(parser.get().base(), config, allowed)) {
     out.status = rejected->status;
     return out;
@@ -112,18 +117,7 @@ FramingOutcome frame_request(std::string_view bytes, const config::ServerConfig&
   out.method = std::string(parser.get().method_string());
   out.target = std::string(parser.get().target());
   parser.eager(true);
-  while (!parser.is_done()) {
-    const size_t n = parser.put(boost::asio::buffer(bytes.data() + used, bytes.size() - used), ec);
-    used += n;
-    if (ec == http::error::need_more || (!ec && n == 0)) {
-      out.incomplete = true;
-      return out;
-    }
-    if (ec) {
-      out.status = error_for_parse_failure(ec).status;
-      return out;
-    }
-  }
+  if (!feed([&] { return parser.is_done(); })) return out;
   out.body_bytes = parser.get().body().size();
   return out;
 }
@@ -131,8 +125,8 @@ FramingOutcome frame_request(std::string_view bytes, const config::ServerConfig&
 bool is_safe_request_id(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;

@@ -203,20 +203,8 @@ std::string serve_usage() {
   out += "\nserver (also settable as flat keys in --config FILE):\n";
   config::ServerConfig defaults;
   for (const auto& s : config::server_settings()) {
-    std::string flag = "--";
-    for (const char* p = s.key; *p != '\0'; ++p) flag += *p == '_' ? '-' : *p;
-    std::string value;
-    auto ref = s.ref(defaults);
-    if (auto* str = std::get_if<std::string*>(&ref)) {
-      value = "\"" + **str + "\"";
-    } else if (auto* b = std::get_if<bool*>(&ref)) {
-      value = **b ? "true" : "false";
-    } else if (auto* i32 = std::get_if<int32_t*>(&ref)) {
-      value = std::to_string(**i32);
-    } else {
-      value = std::to_string(**std::get_if<int64_t*>(&ref));
-    }
-    out += "  " + padded(flag, 32) + s.help + " (default " + value + ")\n";
+    out += "  " + padded(config::server_setting_flag(s), 32) + s.help + " (default " +
+           config::server_setting_text(s, defaults) + ")\n";
   }
   return out;
 }

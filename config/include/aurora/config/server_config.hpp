@@ -24,15 +24,15 @@ struct ServerConfig {
   // Network and access.
   std::string host = "127.0.0.1";
   int32_t port = 8000;
-  std::string api_key;                   // "" = no authentication
-  bool allow_insecure_remote = false;    // allow a non-loopback bind without an API key
-  std::string allowed_hosts;             // comma-separated Host header allowlist; "" = any
-  int32_t io_threads = 0;                // 0 = min(4, max(1, cores / 2))
-  bool access_log = false;               // one line per request on stderr
+  std::string api_key;                 // "" = no authentication
+  bool allow_insecure_remote = false;  // allow a non-loopback bind without an API key
+  std::string allowed_hosts;           // comma-separated Host header allowlist; "" = any
+  int32_t io_threads = 0;              // 0 = min(4, max(1, cores / 2))
+  bool access_log = false;             // one line per request on stderr
 
   // HTTP framing.
-  int32_t max_header_bytes = 8 * 1024;   // request line + headers, else 431
-  int32_t max_header_fields = 100;       // else 431
+  int32_t max_header_bytes = 8 * 1024;       // request line + headers, else 431
+  int32_t max_header_fields = 100;           // else 431
   int64_t max_body_bytes = 2 * 1024 * 1024;  // else 413 (checked from Content-Length before reading)
 
   // Timeouts.
@@ -45,17 +45,17 @@ struct ServerConfig {
   int64_t drain_timeout_ms = 30'000;       // SIGTERM: in-flight requests get this long
 
   // Capacity.
-  int32_t max_connections = 1024;          // past it: 503 and close
+  int32_t max_connections = 1024;  // past it: 503 and close
   int32_t max_requests_per_connection = 1000;
-  int32_t retry_after_s = 1;               // Retry-After on 503/429
-  int32_t overload_status = 503;           // status when the waiting queue is full: 503 or 429
+  int32_t retry_after_s = 1;      // Retry-After on 503/429
+  int32_t overload_status = 503;  // status when the waiting queue is full: 503 or 429
 
   // Streaming: the bounded channel between the engine and a session.
-  int32_t stream_queue_events = 256;          // events queued before deltas are coalesced
-  int64_t stream_max_pending_bytes = 1 << 20; // queued text past this cancels the request
+  int32_t stream_queue_events = 256;           // events queued before deltas are coalesced
+  int64_t stream_max_pending_bytes = 1 << 20;  // queued text past this cancels the request
 
   // TCP.
-  int64_t tcp_user_timeout_ms = 30'000;    // unacknowledged data this long = peer gone
+  int64_t tcp_user_timeout_ms = 30'000;  // unacknowledged data this long = peer gone
   int32_t tcp_keepalive_idle_s = 30;
   int32_t tcp_keepalive_interval_s = 10;
   int32_t tcp_keepalive_count = 3;
@@ -64,7 +64,7 @@ struct ServerConfig {
   int64_t ws_max_message_bytes = 1 << 20;  // else close 1009
   int32_t ws_max_inflight = 16;            // concurrent requests per socket, else error 429
   int64_t ws_handshake_timeout_ms = 30'000;
-  int64_t ws_idle_timeout_ms = 300'000;    // with pings at half of it
+  int64_t ws_idle_timeout_ms = 300'000;  // with pings at half of it
 
   // Per-request caps.
   protocol::RequestLimits limits;
@@ -81,6 +81,12 @@ struct ServerSetting {
 };
 
 const std::vector<ServerSetting>& server_settings();
+
+// `header_timeout_ms` -> `--header-timeout-ms`.
+std::string server_setting_flag(const ServerSetting& setting);
+
+// The setting's value in `config` as text: strings quoted, booleans true/false.
+std::string server_setting_text(const ServerSetting& setting, ServerConfig& config);
 
 // `--header-timeout-ms` -> the setting, or nullptr.
 const ServerSetting* find_server_setting(std::string_view key_or_flag);

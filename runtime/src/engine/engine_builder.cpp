@@ -19,8 +19,8 @@ namespace fs = std::filesystem;
 Result<void> validate_engine_options(const EngineOptions& o) {
   auto range = [](const char* field, int64_t v, int64_t lo, int64_t hi) -> Result<void> {
     if (v < lo || v > hi) {
-      return Error::invalid(std::string("engine.") + field,
-                            "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
+      return Error::invalid(std::string("engine.") + field, "must be in [" + std::to_string(lo) + ", " +
+                                                                std::to_string(hi) + "], got " + std::to_string(v));
     }
     return {};
   };
@@ -32,8 +32,9 @@ Result<void> validate_engine_options(const EngineOptions& o) {
   }
   if (o.max_num_batched_tokens < o.max_num_seqs) {
     // Every running sequence must be able to decode in every step (no starvation by budget).
-    return Error::invalid("engine.max_num_batched_tokens", "must be >= max_num_seqs (" + std::to_string(o.max_num_seqs) +
-                                                               "), got " + std::to_string(o.max_num_batched_tokens));
+    return Error::invalid("engine.max_num_batched_tokens", "must be >= max_num_seqs (" +
+                                                               std::to_string(o.max_num_seqs) + "), got " +
+                                                               std::to_string(o.max_num_batched_tokens));
   }
   if (o.model_dirs.size() > 4) {
     return Error::invalid("engine.model_dirs", "at most 4 models, got " + std::to_string(o.model_dirs.size()));
@@ -44,7 +45,7 @@ Result<void> validate_engine_options(const EngineOptions& o) {
 namespace {
 
 constexpr int64_t kDefaultKvBytes = int64_t{256} << 20;  // when kv_cache_tokens == 0
-constexpr int32_t kMaxDeviceContext = 16384;  // bounds per-step block tables and attention workspace
+constexpr int32_t kMaxDeviceContext = 16384;             // bounds per-step block tables and attention workspace
 
 Result<void> finish_instance(ModelInstance& mi);
 
@@ -56,7 +57,8 @@ bool embedded_tokenizer_fits(const config::ModelConfig& c) {
 // A model directory's config.json (+ generation_config.json) with random weights: on a device
 // backend the weights are generated on the device later (the Model holds none); on the CPU they are
 // generated here.
-Result<std::shared_ptr<const Model>> random_weights_model(const std::string& dir, const EngineOptions& o, Backend& backend) {
+Result<std::shared_ptr<const Model>> random_weights_model(const std::string& dir, const EngineOptions& o,
+                                                          Backend& backend) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Error::make(ErrorCode::kNotFound, dir + ": model directory not found");
   auto config = config::load_model_config((fs::path(dir) / "config.json").string());
@@ -115,7 +117,8 @@ Result<void> finish_device_instance(ModelInstance& mi, const EngineOptions& o, i
 
 Result<void> check_memory_fraction(const EngineOptions& o) {
   if (!(o.gpu_memory_fraction > 0.0 && o.gpu_memory_fraction <= 1.0)) {
-    return Error::invalid("engine.gpu_memory_fraction", "must be in (0, 1], got " + std::to_string(o.gpu_memory_fraction));
+    return Error::invalid("engine.gpu_memory_fraction",
+                          "must be in (0, 1], got " + std::to_string(o.gpu_memory_fraction));
   }
   return {};
 }
@@ -123,12 +126,12 @@ Result<void> check_memory_fraction(const EngineOptions& o) {
 // On a device backend with several GPUs (num_ranks > 1) or two models: one expert-parallel group
 // (ranks = GPUs from the backend's device on; two models colocated on every GPU, their experts
 // placed together by the scheduler's deployment).
-Result<void> build_expert_parallel_runtime(std::vector<std::unique_ptr<ModelInstance>>& instances, const EngineOptions& o,
-                                           Backend& backend) {
+Result<void> build_expert_parallel_runtime(std::vector<std::unique_ptr<ModelInstance>>& instances,
+                                           const EngineOptions& o, Backend& backend) {
   if (auto ok = check_memory_fraction(o); !ok) return ok;
   if (instances.size() > 2) {
-    return Error::invalid("engine.model_dirs", "a GPU engine serves at most 2 models (colocated), got " +
-                                                   std::to_string(instances.size()));
+    return Error::invalid("engine.model_dirs",
+                          "a GPU engine serves at most 2 models (colocated), got " + std::to_string(instances.size()));
   }
   std::vector<const Model*> models;
   int32_t max_context = kMaxDeviceContext;
@@ -174,14 +177,14 @@ Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& b
   const int64_t kv_bytes_per_token = int64_t{c.num_layers} * 2 * c.num_kv_heads * c.head_dim * 4;
   int64_t total_tokens = o.kv_cache_tokens;
   if (total_tokens == 0) {
-    total_tokens = std::min<int64_t>(kDefaultKvBytes / kv_bytes_per_token,
-                                     int64_t{o.max_num_seqs} * c.max_position_embeddings);
+    total_tokens =
+        std::min<int64_t>(kDefaultKvBytes / kv_bytes_per_token, int64_t{o.max_num_seqs} * c.max_position_embeddings);
     total_tokens = std::max<int64_t>(total_tokens, int64_t{o.kv_block_size} * o.num_ranks);
   }
   const int32_t blocks_per_rank =
       std::max(1, blocks_for_tokens((total_tokens + o.num_ranks - 1) / o.num_ranks, o.kv_block_size));
-  mi.max_context = static_cast<int32_t>(
-      std::min<int64_t>(c.max_position_embeddings, int64_t{blocks_per_rank} * o.kv_block_size));
+  mi.max_context =
+      static_cast<int32_t>(std::min<int64_t>(c.max_position_embeddings, int64_t{blocks_per_rank} * o.kv_block_size));
 
   ExecutorOptions eo;
   eo.num_ranks = o.num_ranks;
@@ -244,7 +247,8 @@ Result<void> finish_instance(ModelInstance& mi) {
 // Builds every instance's runtime: one expert-parallel group on a device backend with several
 // ranks or two models; else each model alone (two models on CPU ranks get a joint, colocated
 // placement of their experts).
-Result<void> build_all(std::vector<std::unique_ptr<ModelInstance>>& instances, const EngineOptions& o, Backend& backend) {
+Result<void> build_all(std::vector<std::unique_ptr<ModelInstance>>& instances, const EngineOptions& o,
+                       Backend& backend) {
   if (!backend.is_host_memory() && (o.num_ranks > 1 || instances.size() > 1)) {
     return build_expert_parallel_runtime(instances, o, backend);
   }
@@ -264,8 +268,8 @@ Result<void> build_all(std::vector<std::unique_ptr<ModelInstance>>& instances, c
 
 }  // namespace
 
-Result<std::vector<std::unique_ptr<ModelInstance>>> build_instances_for(const EngineOptions& o, Backend& backend,
-                                                                       std::vector<std::shared_ptr<const Model>> models) {
+Result<std::vector<std::unique_ptr<ModelInstance>>> build_instances_for(
+    const EngineOptions& o, Backend& backend, std::vector<std::shared_ptr<const Model>> models) {
   std::vector<std::unique_ptr<ModelInstance>> out;
   std::set<std::string> names;
   for (auto& model : models) {
@@ -306,10 +310,13 @@ Result<std::vector<std::unique_ptr<ModelInstance>>> build_model_instances(const 
     } else if (o.random_weights && tok.error().code == ErrorCode::kNotFound &&
                !fs::exists(fs::path(dir) / "tokenizer.json") && embedded_tokenizer_fits(mi->model->config)) {
       // Random weights know no vocabulary: text goes through Aurora's byte-level tokenizer, whose ids
-      // are valid for any model with at least as many tokens.
-      std::fprintf(stderr, "aurora: %s has no tokenizer.json; random weights use the embedded byte-level tokenizer\n",
+      // are valid for any model with at least as many tokens; the ids above it decode to words
+      // " t<id>", so whatever a random model samples streams text.
+      std::fprintf(stderr,
+                   "aurora: %s has no tokenizer.json; random weights use the byte-level tokenizer (ids >= 261 "
+                   "decode to \" t<id>\")\n",
                    dir.c_str());
-      mi->tokenizer = make_embedded_tokenizer();
+      mi->tokenizer = make_full_vocab_byte_tokenizer(mi->model->config.vocab_size);
     } else if (tok.error().code == ErrorCode::kNotFound && !fs::exists(fs::path(dir) / "tokenizer.json")) {
       std::fprintf(stderr, "aurora: %s has no tokenizer.json; requests must carry token ids and get no text\n",
                    dir.c_str());

@@ -15,11 +15,16 @@ constexpr int32_t kImStart = 258;
 constexpr int32_t kImEnd = 259;
 constexpr int32_t kPad = 260;
 
-std::shared_ptr<const Tokenizer> build_embedded() {
+// `vocab_size` > 261: ids 261..vocab_size-1 become whole words " t<id>" (in the byte-level alphabet,
+// so the ByteLevel decoder turns them into text); without merges, encoding never produces them.
+std::shared_ptr<const Tokenizer> build_embedded(int32_t vocab_size) {
   using namespace tok;
   std::vector<std::pair<std::string, int32_t>> vocab;
   const auto& bytes = byte_to_unicode();
   for (int32_t b = 0; b < 256; ++b) vocab.emplace_back(bytes[static_cast<size_t>(b)], b);
+  for (int32_t id = kPad + 1; id < vocab_size; ++id) {
+    vocab.emplace_back(bytes[static_cast<size_t>(' ')] + "t" + std::to_string(id), id);
+  }
   TokenizerPipeline p;
   p.model = BpeModel::build(std::move(vocab), {}, BpeOptions{});
   // No merges: every byte is its own token, so the GPT-2 regex split would not change the ids.
@@ -45,8 +50,12 @@ std::shared_ptr<const Tokenizer> build_embedded() {
 }  // namespace
 
 std::shared_ptr<const Tokenizer> make_embedded_tokenizer() {
-  static const std::shared_ptr<const Tokenizer> tokenizer = build_embedded();
+  static const std::shared_ptr<const Tokenizer> tokenizer = build_embedded(0);
   return tokenizer;
+}
+
+std::shared_ptr<const Tokenizer> make_full_vocab_byte_tokenizer(int32_t vocab_size) {
+  return build_embedded(vocab_size);
 }
 
 }  // namespace aurora::runtime

@@ -80,3 +80,19 @@ TEST_CASE("embedded tokenizer: streams of random bytes decode incrementally as w
     CHECK(out == *tok->decode(ids));
   }
 }
+
+TEST_CASE("the full-vocabulary byte tokenizer gives every id of a random-weights model text", "[tokenizer]") {
+  auto tok = aurora::runtime::make_full_vocab_byte_tokenizer(32000);
+  CHECK(tok->vocab_size() == 32000);
+  // Encoding stays byte-level: the words above the specials are never produced.
+  const std::vector<int32_t> hi{'h', 'i', ' ', 't', '3', '0', '0'};
+  CHECK(tok->encode("hi t300") == hi);
+  auto text = tok->decode({'a', 261, 31999, 300, 'b'});
+  REQUIRE(text);
+  CHECK(*text == "a t261 t31999 t300b");
+  aurora::runtime::IncrementalDecoder d(*tok);
+  CHECK(d.push(5000) == " t5000");
+  CHECK(!tok->decode({32000}));  // past the vocabulary: an error naming the id
+  // The embedded model's tokenizer is unchanged.
+  CHECK(aurora::runtime::make_embedded_tokenizer()->vocab_size() == 261);
+}

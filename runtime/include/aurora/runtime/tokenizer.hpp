@@ -63,6 +63,11 @@ Result<std::shared_ptr<const Tokenizer>> load_tokenizer(const std::string& path,
 // EOS ids are <|eos|> and <|im_end|>; encode(text, true) prepends <|bos|>.
 std::shared_ptr<const Tokenizer> make_embedded_tokenizer();
 
+// The same tokenizer for a model with `vocab_size` ids and no tokenizer.json (random weights):
+// ids 261..vocab_size-1 decode to the words " t261", " t262", ..., so every id a random model
+// samples streams text. Encoding is unchanged (bytes only).
+std::shared_ptr<const Tokenizer> make_full_vocab_byte_tokenizer(int32_t vocab_size);
+
 // Incremental detokenizer for one output stream: feed token ids one at a time, get only complete
 // UTF-8 text back. Never emits half a character (byte-level pieces and <0xNN> byte-fallback
 // tokens split a character across tokens); the concatenation of all returned pieces plus flush()

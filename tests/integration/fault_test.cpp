@@ -85,8 +85,10 @@ TEST_CASE("1000 streams aborted at random points leave RSS, fds and KV at their 
 }
 
 TEST_CASE("2x overload: the excess gets 503 fast, admitted streams complete", "[fault][fake]") {
-  // Capacity 16 running + 16 waiting; 64 clients arrive at once.
-  ServerProcess server({"--fake-step-ms", "2", "--fake-max-running", "16", "--fake-max-waiting", "16"});
+  // Capacity 16 running + 16 waiting; 64 clients arrive at once. A stream holds its slot for 40
+  // steps of 25 ms, so all 64 arrive while the first 32 still hold theirs, even when the clients
+  // start slowly (a loaded machine, ThreadSanitizer).
+  ServerProcess server({"--fake-step-ms", "25", "--fake-max-running", "16", "--fake-max-waiting", "16"});
   const uint16_t port = server.port();
   const std::string request =
       make_request("POST", "/v1/chat/completions", chat_body("load", R"(,"max_tokens":40,"stream":true)"));
@@ -125,8 +127,12 @@ TEST_CASE("2x overload: the excess gets 503 fast, admitted streams complete", "[
   for (auto& t : clients) t.join();
   CHECK(other == 0);
   CHECK(completed + rejected == 64);
-  CHECK(completed >= 32);  // running + waiting were all admitted
-  CHECK(rejected >= 16);
+  // Admission moves waiting requests to running once per step, so how many of the 64 got in
+  // depends on how their arrivals fall between steps; but the queue fills before anyone is
+  // refused, and nobody is admitted past running + waiting while all hold their slots.
+  CHECK(completed >= 16);
+  CHECK(completed <= 32);
+  CHECK(rejected >= 32);
   std::vector<double> times;
   for (double t : reject_ms) {
     if (t > 0) times.push_back(t);

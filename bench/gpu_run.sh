@@ -11,7 +11,7 @@
 # carried folder ($CARRY/../cuda) when this one has none (saves carrying them twice).
 # If the GPU tests fail, they run again with AURORA_SAFE_KERNELS=1 (no programmatic dependent launch,
 # the first attention kernel); when that passes, the benchmarks run in that mode too, and say so.
-# ab: the off-by-default variants (AURORA_PDL=1, AURORA_GEMV_WARPS=8) at batch 1 (and 64).
+# ab: variants by environment switch (AB_VARIANTS; default: AURORA_PDL=1, AURORA_GEMV_WARPS=8).
 # ncu: per-kernel GPU times of one graph-replayed OLMoE decode step (Nsight Compute).
 set -u
 CARRY="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,7 +25,14 @@ LIBTAR="$CARRY/lib/extra-libs.tar.xz"
 [ -f "$LIBTAR" ] || LIBTAR="$CARRY/../cuda/lib/extra-libs.tar.xz"
 [ -f "$LIBTAR" ] && tar xJf "$LIBTAR" -C "$LIBDIR"
 [ -d "$CARRY/tests/fixtures" ] || { [ -d "$CARRY/../cuda/tests/fixtures" ] && ln -sfn "$CARRY/../cuda/tests" "$CARRY/tests"; }
-export LD_LIBRARY_PATH="$LIBDIR:$CARRY/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
+# NCCL (the runtime links it for expert parallelism): the device's CUDA toolkit, else PyTorch's wheel.
+NCCL_DIR=""
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib/x86_64-linux-gnu \
+         "$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)"; do
+  if [ -n "$d" ] && [ -f "$d/libnccl.so.2" ]; then NCCL_DIR="$d"; break; fi
+done
+export NCCL_NVLS_ENABLE=0  # never NVLink multicast
+export LD_LIBRARY_PATH="$LIBDIR:$CARRY/lib:${NCCL_DIR:+$NCCL_DIR:}/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
 export PYTHONUNBUFFERED=1
 PHASES="${*:-info tests bench hf}"
 T0=$(date +%s)
@@ -36,7 +43,7 @@ cd "$CARRY"
 if has info; then
   say "info"
   { date -u; nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.mem,driver_version --format=csv;
-    nvcc --version 2>/dev/null | tail -1; ldd bin/aurora-gpu-bench | grep -E "not found|cuda|boost|simdjson"; } 2>&1 | tee "$OUT/info.log"
+    nvcc --version 2>/dev/null | tail -1; echo "NCCL from: $NCCL_DIR"; ldd bin/aurora-gpu-bench | grep -E "not found|cuda|boost|simdjson|nccl"; } 2>&1 | tee "$OUT/info.log"
 fi
 
 run_tests() {  # $1: log suffix
@@ -71,8 +78,11 @@ if has bench; then
 fi
 
 if has ab; then
-  # Variants that are off by default, on the same binaries: programmatic dependent launch, 8-warp GEMV.
-  for v in "AURORA_PDL=1 Qwen3-30B-A3B 1" "AURORA_PDL=1 Mixtral-8x7B-v0.1 1,64" "AURORA_GEMV_WARPS=8 Mixtral-8x7B-v0.1 1,64"; do
+  # Variants on the same binaries (switches read from the environment): AB_VARIANTS holds
+  # "VAR=VALUE MODEL BATCHES" entries separated by ';'. Default: the off-by-default kernel variants.
+  AB_VARIANTS="${AB_VARIANTS:-AURORA_PDL=1 Qwen3-30B-A3B 1;AURORA_PDL=1 Mixtral-8x7B-v0.1 1,64;AURORA_GEMV_WARPS=8 Mixtral-8x7B-v0.1 1,64}"
+  IFS=';' read -ra VARIANTS <<< "$AB_VARIANTS"
+  for v in "${VARIANTS[@]}"; do
     set -- $v
     say "aurora-gpu-bench $2, batches $3, $1"
     env "$1" timeout 60 bin/aurora-gpu-bench --config "config/models/$2/config.json" --batches "$3" --prefill-reps 1 \

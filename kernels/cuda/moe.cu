@@ -176,6 +176,7 @@ constexpr int kRouteTokens = 4;
 __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __shared__ float probs[kWarps][kMaxRoutedExperts];
   __shared__ float partial[kWarps][kRouteTokens];
+  __shared__ float scratch[33];
   __shared__ int32_t is_last;
   detail::pdl_launch_dependents();
   detail::pdl_wait();
@@ -183,15 +184,48 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   const int32_t e = blockIdx.x;
   const int32_t t0 = blockIdx.y * kRouteTokens;
   {
+    // Fused RMSNorm: x is the residual; the router sees norm_weight * x / rms(x), element by element
+    // the same float32 arithmetic as launch_rms_norm.
+    float inv_rms[kRouteTokens] = {1.0f, 1.0f, 1.0f, 1.0f};
+    if (p.norm_weight) {
+#pragma unroll
+      for (int r = 0; r < kRouteTokens; ++r) {
+        if (t0 + r < p.num_tokens) {  // uniform over the block
+          const float* xr = p.x + int64_t{t0 + r} * p.hidden;
+          float ss = 0.0f;
+#pragma unroll 4
+          for (int32_t i = threadIdx.x * 4; i < p.hidden; i += kThreads * 4) {
+            const float4 v = *reinterpret_cast<const float4*>(xr + i);
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+          }
+          inv_rms[r] = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(p.hidden) + p.eps);
+        }
+      }
+    }
     const float* w = p.router + int64_t{e} * p.hidden;
     float acc[kRouteTokens] = {0, 0, 0, 0};
 #pragma unroll 4
     for (int32_t i = threadIdx.x * 4; i < p.hidden; i += kThreads * 4) {
       const float4 wv = *reinterpret_cast<const float4*>(w + i);
+      const float4 nv = p.norm_weight ? *reinterpret_cast<const float4*>(p.norm_weight + i) : make_float4(0, 0, 0, 0);
 #pragma unroll
       for (int r = 0; r < kRouteTokens; ++r) {
         if (t0 + r < p.num_tokens) {
-          const float4 xv = *reinterpret_cast<const float4*>(p.x + int64_t{t0 + r} * p.hidden + i);
+          float4 xv = *reinterpret_cast<const float4*>(p.x + int64_t{t0 + r} * p.hidden + i);
+          if (p.norm_weight) {
+            xv = make_float4(__fmul_rn(nv.x, __fmul_rn(xv.x, inv_rms[r])), __fmul_rn(nv.y, __fmul_rn(xv.y, inv_rms[r])),
+                             __fmul_rn(nv.z, __fmul_rn(xv.z, inv_rms[r])), __fmul_rn(nv.w, __fmul_rn(xv.w, inv_rms[r])));
+            if (e == 0) {  // the first expert's blocks publish the normalised rows
+              const int64_t o = int64_t{t0 + r} * p.hidden + i;
+              if (p.norm_out) *reinterpret_cast<float4*>(p.norm_out + o) = xv;
+              if (p.norm_out_bf16) {
+                p.norm_out_bf16[o] = __float2bfloat16(xv.x);
+                p.norm_out_bf16[o + 1] = __float2bfloat16(xv.y);
+                p.norm_out_bf16[o + 2] = __float2bfloat16(xv.z);
+                p.norm_out_bf16[o + 3] = __float2bfloat16(xv.w);
+              }
+            }
+          }
           acc[r] += xv.x * wv.x + xv.y * wv.y + xv.z * wv.z + xv.w * wv.w;
         }
       }
@@ -309,6 +343,53 @@ __global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
   }
 }
 
+// The combine without the norm, spread over blocks of kCombineThreads x 4 elements of a row: the
+// same arithmetic per element as moe_combine_kernel, for small decode batches (the next norm is
+// fused into its consumer).
+constexpr int kCombineThreads = 128;
+__global__ void __launch_bounds__(kCombineThreads) moe_combine_wide_kernel(MoeCombineCudaParams p, int64_t stride) {
+  __shared__ int32_t order[kMaxTopK];
+  __shared__ const float* rows[kMaxTopK];
+  __shared__ float weights[kMaxTopK];
+  detail::pdl_launch_dependents();
+  detail::pdl_wait();
+  const int32_t t = blockIdx.x;
+  const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
+  sort_choices(ids, p.top_k, order);
+  if (threadIdx.x < p.top_k) {
+    const int64_t item = int64_t{t} * p.top_k + order[threadIdx.x];
+    rows[threadIdx.x] = p.expert_out + int64_t{p.item_position[item]} * stride;
+    weights[threadIdx.x] = p.topk_weights[item];
+  }
+  __syncthreads();
+  const int32_t h = (blockIdx.y * kCombineThreads + threadIdx.x) * 4;
+  if (h >= p.hidden) return;
+  const float gate = p.shared_out ? (p.shared_gate ? 1.0f / (1.0f + expf(-p.shared_gate[t])) : 1.0f) : 0.0f;
+  float4 v[kMaxTopK];
+#pragma unroll
+  for (int n = 0; n < kMaxTopK; ++n) v[n] = n < p.top_k ? *reinterpret_cast<const float4*>(rows[n] + h) : make_float4(0, 0, 0, 0);
+  float4* xp = reinterpret_cast<float4*>(p.x + int64_t{t} * p.hidden + h);
+  const float4 xh = *xp;
+  const float4 sh = p.shared_out ? *reinterpret_cast<const float4*>(p.shared_out + int64_t{t} * p.hidden + h) : make_float4(0, 0, 0, 0);
+  float4 acc = make_float4(0, 0, 0, 0);
+#pragma unroll
+  for (int n = 0; n < kMaxTopK; ++n) {
+    if (n < p.top_k) {
+      acc.x += v[n].x * weights[n];
+      acc.y += v[n].y * weights[n];
+      acc.z += v[n].z * weights[n];
+      acc.w += v[n].w * weights[n];
+    }
+  }
+  if (p.shared_out) {
+    acc.x += gate * sh.x;
+    acc.y += gate * sh.y;
+    acc.z += gate * sh.z;
+    acc.w += gate * sh.w;
+  }
+  *xp = make_float4(xh.x + acc.x, xh.y + acc.y, xh.z + acc.z, xh.w + acc.w);
+}
+
 }  // namespace
 
 void launch_topk_routing(const TopKRoutingParams& p, cudaStream_t stream) {
@@ -346,8 +427,13 @@ void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
 void launch_moe_combine(const MoeCombineCudaParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   AURORA_KERNEL_CHECK(p.top_k >= 1 && p.top_k <= kMaxTopK, "top_k " << p.top_k);
-  launch_pdl(moe_combine_kernel, dim3(p.num_tokens), dim3(1024), 0, stream, p,
-             p.expert_out_stride ? p.expert_out_stride : int64_t{p.hidden});
+  const int64_t stride = p.expert_out_stride ? p.expert_out_stride : int64_t{p.hidden};
+  if (!p.norm_weight && p.hidden % 4 == 0 && stride % 4 == 0) {
+    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(detail::ceil_div(p.hidden, kCombineThreads * 4)));
+    launch_pdl(moe_combine_wide_kernel, grid, dim3(kCombineThreads), 0, stream, p, stride);
+    return;
+  }
+  launch_pdl(moe_combine_kernel, dim3(p.num_tokens), dim3(1024), 0, stream, p, stride);
 }
 
 }  // namespace aurora::kernels::cuda

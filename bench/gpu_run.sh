@@ -6,7 +6,8 @@
 #   $CARRY/lib/extra-libs.tar.xz
 #   $CARRY/tests/fixtures/models  $CARRY/config/models  $CARRY/bench/*.py
 # Logs go to $OUT. Phases have their own time limits so that a hang costs only its phase.
-# Usage: bash gpu_run.sh [phases...]   phases: info tests sanitize bench ab ncu hf serve (default: info tests bench hf)
+# Usage: bash gpu_run.sh [phases...]   phases: info tests pdltests sanitize bench ab ncu hf serve
+#   (default: info tests bench hf)
 # Shared libraries and test fixtures are taken from $CARRY/lib and $CARRY/tests, or from a sibling
 # carried folder ($CARRY/../cuda) when this one has none (saves carrying them twice).
 # If the GPU tests fail, they run again with AURORA_SAFE_KERNELS=1 (no programmatic dependent launch,
@@ -67,6 +68,15 @@ if has tests; then
   fi
 fi
 
+if has pdltests; then
+  # The GPU tests again with programmatic dependent launch (both modes): early-launched kernels
+  # must still read only what is complete.
+  for m in 1 2; do
+    say "gpu tests with AURORA_PDL=$m"
+    AURORA_PDL=$m AURORA_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-90}" bin/gpu_kernels_test 2>&1 | tail -3 | tee "$OUT/gpu_kernels_test_pdl$m.log"
+    AURORA_PDL=$m AURORA_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-90}" bin/gpu_model_test 2>&1 | tail -3 | tee "$OUT/gpu_model_test_pdl$m.log"
+  done
+fi
 
 if has bench; then
   rm -f "$OUT/aurora_bench.jsonl"

@@ -81,7 +81,7 @@ __device__ __forceinline__ uint4 ld_stream_u4(const void* p) {
 }
 
 // Programmatic dependent launch (sm_90): a kernel launched with launch_pdl() may start while the
-// previous kernel in the stream is still running. It must call pdl_wait() before it reads or writes
+// previous kernel in the stream is still running (once every block of it has triggered or exited). It must call pdl_wait() before it reads or writes
 // anything an earlier kernel touches (only constant inputs, such as weights, may be read before);
 // pdl_launch_dependents() lets the next kernel's blocks start early. Both are no-ops in a kernel
 // launched without the attribute.
@@ -105,10 +105,13 @@ inline int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) 
 
 namespace aurora::kernels::cuda {
 
-// Whether launch_pdl() sets the programmatic-serialization attribute: only with AURORA_PDL=1. Off by
-// default: on the H200 (2026-11-28) it gained nothing at batch 1 and made batch-64 decode graphs
-// slower (docs/cuda.md).
-bool pdl_enabled();
+// When launch_pdl() sets the programmatic-serialization attribute: AURORA_PDL=1 on every launch,
+// AURORA_PDL=2 only on launches of at most one block per multiprocessor (small kernels, whose
+// waiting blocks take few slots), else never (the default). Kernels trigger their dependents late
+// (after their main loop, or at exit), so an early-launched kernel waits in slots the primary no
+// longer needs. With triggers at kernel start (the first version) it gained nothing at batch 1 and
+// made batch-64 graphs slower on the H200 (2026-11-28, docs/cuda.md).
+int pdl_mode();
 // Warps per decode GEMV block: 4, or 8 with AURORA_GEMV_WARPS=8 (measured slower; kept to compare).
 int gemv_warps();
 // Whether bf16-cache attention uses the first kernel (direct reads, 64-position partitions) instead
@@ -131,7 +134,9 @@ void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cu
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  const int mode = pdl_mode();
+  const int64_t blocks = int64_t{grid.x} * grid.y * grid.z;
+  attr[0].val.programmaticStreamSerializationAllowed = mode == 1 || (mode == 2 && blocks <= sm_count()) ? 1 : 0;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   AURORA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
@@ -47,7 +50,6 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_g
   extern __shared__ float red[];  // [WARPS][TILES][NB][4][32]
   __shared__ float scratch[33];
   __shared__ int32_t is_last;
-  detail::pdl_launch_dependents();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, q = lane & 3;
   const int n = p.n, k = p.k;
@@ -196,6 +198,7 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_g
     }
   }
 
+  detail::pdl_launch_dependents();  // late: only the reduction and the epilogue remain
   // Reduction over the block's warps in a fixed order.
 #pragma unroll
   for (int tt = 0; tt < TILES; ++tt)
@@ -261,14 +264,31 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_g
   }
 }
 
-// Blocks per multiprocessor that split k aims at (AURORA_GEMV_SPLITK, default 6; 0 = off).
-int split_target_per_sm() {
-  static const int target = [] {
+// Split k is on unless AURORA_GEMV_SPLITK=0.
+bool split_enabled() {
+  static const bool on = [] {
     const char* v = std::getenv("AURORA_GEMV_SPLITK");
-    if (!v || !*v) return 6;
-    return std::max(0, std::atoi(v));
+    return !(v && v[0] == '0');
   }();
-  return target;
+  return on;
+}
+
+// Blocks of `kernel` (with `threads` and `smem`) the current device holds at once.
+int resident_blocks(const void* kernel, int threads, size_t smem) {
+  int device = 0;
+  AURORA_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mu;
+  static std::map<std::tuple<int, const void*, size_t>, int> cache;
+  std::lock_guard lock(mu);
+  auto [it, fresh] = cache.try_emplace({device, kernel, smem}, 0);
+  if (fresh) {
+    int per_sm = 0;
+    AURORA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+    int sms = 0;
+    AURORA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    it->second = std::max(1, per_sm) * sms;
+  }
+  return it->second;
 }
 
 struct LaunchShape {
@@ -279,6 +299,16 @@ struct LaunchShape {
 };
 
 template <int TILES, int NB, int WARPS, bool NORM>
+size_t smem_bytes(const GroupedGemvParams& p, int cps) {
+  size_t smem = sizeof(float) * WARPS * TILES * NB * 128;
+  if (NORM) smem += sizeof(bf16) * size_t(std::min(NB * 8, p.max_positions_per_group)) * size_t(cps) * kChunk;
+  return smem;
+}
+
+// Split k only while the whole grid stays resident (one wave): a second, partial wave of blocks
+// costs more than the split gains (measured on the H200: OLMoE experts' gate_up 24 -> 30 us when a
+// split made 1024 blocks of a 924-block wave).
+template <int TILES, int NB, int WARPS, bool NORM>
 LaunchShape plan_shape(const GroupedGemvParams& p, int z) {
   constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;
   LaunchShape s;
@@ -286,12 +316,15 @@ LaunchShape plan_shape(const GroupedGemvParams& p, int z) {
   s.tiles_z = detail::ceil_div(p.n, kTileRows) * z;
   const int chunks = detail::ceil_div(p.k, kChunk);
   s.cps = chunks;
-  const int target = split_target_per_sm() * sm_count();
+  if (!p.split_workspace || !p.split_tickets || !split_enabled()) return s;
   const int64_t base = int64_t{s.tiles_z} * p.num_group_slots;
-  if (!p.split_workspace || !p.split_tickets || target == 0 || base >= target) return s;
+  const auto kernel = reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM>);
+  const size_t smem = smem_bytes<TILES, NB, WARPS, NORM>(p, chunks);  // the unsplit (largest) size
+  ensure_dynamic_smem(kernel, smem);
+  const int64_t capacity = resident_blocks(kernel, WARPS * 32, smem);
   const int step = WARPS * U;  // chunks that give every warp one full round of loads
-  const int max_splits = std::max(1, chunks / step);
-  int splits = std::min<int64_t>(max_splits, (target + base - 1) / base);
+  const int64_t max_splits = std::max(1, chunks / step);
+  int splits = static_cast<int>(std::min(max_splits, capacity / std::max<int64_t>(base, 1)));
   if (splits <= 1) return s;
   int cps = detail::ceil_div(chunks, splits);
   cps = detail::ceil_div(cps, step) * step;
@@ -311,8 +344,7 @@ int instance_splits(const GroupedGemvParams& p, int z) {
 template <int TILES, int NB, int WARPS, bool NORM>
 void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z, cudaStream_t stream) {
   const LaunchShape s = plan_shape<TILES, NB, WARPS, NORM>(p, z);
-  size_t smem = sizeof(float) * WARPS * TILES * NB * 128;
-  if (NORM) smem += sizeof(bf16) * size_t(std::min(NB * 8, p.max_positions_per_group)) * size_t(s.cps) * kChunk;
+  const size_t smem = smem_bytes<TILES, NB, WARPS, NORM>(p, s.cps);
   // Per device (several GPUs per process); the first launch of each shape is a warm-up, before any capture.
   ensure_dynamic_smem(reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM>), smem);
   const dim3 grid(static_cast<unsigned>(s.tiles_z), static_cast<unsigned>(p.num_group_slots), static_cast<unsigned>(s.splits));
@@ -361,7 +393,6 @@ constexpr int kLinearWarps = 8;
 
 __global__ void linear_f32_kernel(LinearParams p, int64_t x_stride, int64_t y_stride) {
   constexpr int kTokens = 4;
-  detail::pdl_launch_dependents();
   detail::pdl_wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int32_t o = blockIdx.x * kLinearWarps + warp;

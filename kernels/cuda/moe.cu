@@ -153,6 +153,51 @@ __device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_ke
   }
 }
 
+// permute_block for a few items (decode: items <= kSmallPermute): one item per thread, every rank
+// counted directly from the keys in shared memory; three barriers instead of the scans. Same results.
+constexpr int32_t kSmallPermute = 64;
+__device__ void permute_small(const int32_t* keys, int32_t items, int32_t num_keys, const PermuteOut& out,
+                              int32_t* shared /* [2 * kSmallPermute] */) {
+  int32_t* k_s = shared;
+  int32_t* first_s = shared + kSmallPermute;  // 1 if the item is its key's first occurrence
+  const int32_t i = threadIdx.x;
+  int32_t key = -1;
+  if (i < items) {
+    key = keys[i];
+    if (key < 0 || key >= num_keys) key = -1;
+    k_s[i] = key;
+  }
+  __syncthreads();
+  if (i < items) {
+    int32_t first = key >= 0;
+    for (int32_t j = 0; j < i && first; ++j) first = k_s[j] != key;
+    first_s[i] = first;
+  }
+  __syncthreads();
+  if (i < items && key >= 0) {
+    int32_t rank = 0, active_rank = 0;
+    for (int32_t j = 0; j < items; ++j) {
+      const int32_t kj = k_s[j];
+      rank += kj >= 0 && (kj < key || (kj == key && j < i));
+      active_rank += first_s[j] && kj < key;
+    }
+    out.permuted_item[rank] = i;
+    out.item_position[i] = rank;
+    if (out.active && first_s[i]) out.active[active_rank] = key;
+    if (out.counts_accum && i < out.counted_items) atomicAdd(reinterpret_cast<unsigned long long*>(out.counts_accum + key), 1ull);
+  }
+  for (int32_t e = i; e <= num_keys; e += blockDim.x) {
+    int32_t below = 0;
+    for (int32_t j = 0; j < items; ++j) below += k_s[j] >= 0 && k_s[j] < e;
+    out.offsets[e] = e == num_keys ? items : below;
+  }
+  if (i == 0 && out.num_active) {
+    int32_t n = 0;
+    for (int32_t j = 0; j < items; ++j) n += first_s[j];
+    *out.num_active = n;
+  }
+}
+
 __global__ void __launch_bounds__(kThreads) topk_routing_kernel(TopKRoutingParams p) {
   __shared__ float probs[kWarps][kMaxRoutedExperts];
   const int warp = threadIdx.x >> 5;
@@ -178,7 +223,6 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __shared__ float partial[kWarps][kRouteTokens];
   __shared__ float scratch[33];
   __shared__ int32_t is_last;
-  detail::pdl_launch_dependents();
   detail::pdl_wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int32_t e = blockIdx.x;
@@ -242,6 +286,7 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
       p.logits[int64_t{t0 + static_cast<int32_t>(threadIdx.x)} * p.num_experts + e] = v;
     }
   }
+  detail::pdl_launch_dependents();  // late: only the last block's routing remains
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -260,10 +305,13 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __syncthreads();
   int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed
   const int32_t counted = p.num_counted_tokens ? min(*p.num_counted_tokens, p.num_tokens) : p.num_tokens;
-  permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts,
-                PermuteOut{p.expert_offsets, p.permuted_item, p.item_position, p.active_experts, p.num_active,
-                           p.expert_tokens, counted * p.top_k},
-                counts);
+  const PermuteOut out{p.expert_offsets, p.permuted_item, p.item_position, p.active_experts, p.num_active,
+                       p.expert_tokens, counted * p.top_k};
+  if (p.num_tokens * p.top_k <= kSmallPermute) {
+    permute_small(p.topk_ids, p.num_tokens * p.top_k, p.num_experts, out, counts);
+  } else {
+    permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts, out, counts);
+  }
 }
 
 // Sorts a token's choices by expert id (top_k <= kMaxTopK), in shared memory.
@@ -304,7 +352,6 @@ __global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
   __shared__ const float* rows[kMaxTopK];  // expert output rows, in increasing expert id order
   __shared__ float weights[kMaxTopK];
   __shared__ float scratch[33];
-  detail::pdl_launch_dependents();
   detail::pdl_wait();
   const int32_t t = blockIdx.x;
   const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
@@ -351,8 +398,9 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_wide_kernel(MoeCo
   __shared__ int32_t order[kMaxTopK];
   __shared__ const float* rows[kMaxTopK];
   __shared__ float weights[kMaxTopK];
-  detail::pdl_launch_dependents();
-  detail::pdl_wait();
+  // The routing arrays come from the router, three launches back (router, gate_up, down): complete
+  // before this kernel can start, even launched early (the down GEMV's blocks trigger after their
+  // wait for gate_up, whose blocks waited for the router). Only the expert outputs need the wait.
   const int32_t t = blockIdx.x;
   const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
   sort_choices(ids, p.top_k, order);
@@ -361,6 +409,7 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_wide_kernel(MoeCo
     rows[threadIdx.x] = p.expert_out + int64_t{p.item_position[item]} * stride;
     weights[threadIdx.x] = p.topk_weights[item];
   }
+  detail::pdl_wait();
   __syncthreads();
   const int32_t h = (blockIdx.y * kCombineThreads + threadIdx.x) * 4;
   if (h >= p.hidden) return;

@@ -11,7 +11,6 @@ constexpr int kNormThreads = 1024;  // one row per block: many loads in flight f
 
 __global__ void rms_norm_kernel(RmsNormCudaParams p, int64_t x_stride) {
   __shared__ float scratch[33];
-  detail::pdl_launch_dependents();
   detail::pdl_wait();
   const int32_t r = blockIdx.x;
   const int64_t src_row = p.rows ? p.rows[r] : r;
@@ -64,8 +63,6 @@ constexpr int kPrologueMaxHeadDim = 256;
 __global__ void __launch_bounds__(kPrologueThreads) qkv_prologue_kernel(QkvPrologueParams p) {
   __shared__ float v[kPrologueMaxHeadDim];
   __shared__ float scratch[33];
-  detail::pdl_launch_dependents();
-  detail::pdl_wait();
   const int32_t t = blockIdx.x, head = blockIdx.y;
   const int32_t hd = p.head_dim, half = hd / 2;
   const int32_t q_dim = p.num_q_heads * hd, kv_dim = p.num_kv_heads * hd;
@@ -75,6 +72,14 @@ __global__ void __launch_bounds__(kPrologueThreads) qkv_prologue_kernel(QkvProlo
   const int32_t region = kind == 0 ? 0 : kind == 1 ? q_dim : q_dim + kv_dim;  // start of q, k or v in the row
   const int32_t col = region + hh * hd;
   const float* src = p.qkv + int64_t{t} * width;
+  // Step inputs and constants first (before the wait for the qkv GEMV): the slot, and the RoPE
+  // angles of this thread's pairs (head_dim <= 256: at most one pair per thread).
+  const int32_t slot = kind == 0 ? -1 : p.slot_mapping[t];
+  float rs = 0.0f, rc = 1.0f;
+  if (kind < 2 && static_cast<int32_t>(threadIdx.x) < half) {
+    sincosf(__fmul_rn(static_cast<float>(p.positions[t]), p.inv_freq[threadIdx.x]), &rs, &rc);
+  }
+  detail::pdl_wait();
   for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) v[i] = p.bias ? src[col + i] + p.bias[col + i] : src[col + i];
   __syncthreads();
   if (kind < 2 && p.qk_norm != QkNormMode::kNone) {
@@ -101,12 +106,7 @@ __global__ void __launch_bounds__(kPrologueThreads) qkv_prologue_kernel(QkvProlo
     __syncthreads();
   }
   if (kind < 2) {
-    const float pos = static_cast<float>(p.positions[t]);
-    for (int32_t i = threadIdx.x; i < half; i += blockDim.x) {
-      float s, c;
-      sincosf(__fmul_rn(pos, p.inv_freq[i]), &s, &c);
-      rotate_pair(v, i, half, c, s);
-    }
+    if (static_cast<int32_t>(threadIdx.x) < half) rotate_pair(v, threadIdx.x, half, rc, rs);
     __syncthreads();
   }
   if (kind == 0) {
@@ -114,7 +114,6 @@ __global__ void __launch_bounds__(kPrologueThreads) qkv_prologue_kernel(QkvProlo
     for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) q_out[i] = v[i];
     return;
   }
-  const int32_t slot = p.slot_mapping[t];
   if (slot < 0) return;
   void* cache = kind == 1 ? p.k_cache : p.v_cache;
   for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) {
@@ -151,6 +150,7 @@ void launch_rope(const RopeParams& p, cudaStream_t stream) {
 
 void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
+  static_assert(kPrologueMaxHeadDim / 2 <= kPrologueThreads, "one RoPE pair per thread");
   AURORA_KERNEL_CHECK(p.head_dim % 2 == 0 && p.head_dim <= kPrologueMaxHeadDim && p.num_q_heads > 0 && p.num_kv_heads > 0,
                       "bad attention shape: head_dim " << p.head_dim);
   const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(p.num_q_heads + 2 * p.num_kv_heads));

@@ -15,7 +15,7 @@
 //   blocks to fill the GPU (small n, few positions) also splits k over blockIdx.z; every split
 //   writes its partial tile to the workspace and the last split of each tile to arrive (a
 //   self-resetting ticket) sums the partials in split order and applies the epilogue.
-//   AURORA_GEMV_SPLITK=N sets the blocks per multiprocessor aimed at (default 6; 0 = off).
+//   Splits are chosen so that the whole grid stays resident (one wave); AURORA_GEMV_SPLITK=0 = off.
 // - RMSNorm prologue: with norm_weight set, the input is the float32 residual norm_x and each
 //   block forms bf16(norm_weight * x / rms(x)) for its own k range in shared memory (the same
 //   arithmetic as launch_rms_norm), so the norm needs no launch of its own. At most

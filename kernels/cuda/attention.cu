@@ -566,7 +566,10 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     const dim3 bgrid(static_cast<unsigned>(bparts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
     auto* kernel = P == 64 ? paged_attention_bf16_kernel<2> : paged_attention_bf16_kernel<4>;
     ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), L.bytes);  // per device, before any capture
-    launch_pdl(kernel, bgrid, dim3(P), L.bytes, stream, p, tickets, part_out, part_ml, bparts);
+    // Decode: most blocks of the grid (partitions up to max_context) exit at once; the few that work
+    // may launch early (pdl_mode 2).
+    const bool small = int64_t{p.num_tokens} * p.num_kv_heads <= sm_count();
+    launch_pdl_hinted(small, kernel, bgrid, dim3(P), L.bytes, stream, p, tickets, part_out, part_ml, bparts);
     return;
   }
   const dim3 grid(static_cast<unsigned>(parts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));

@@ -32,7 +32,11 @@ bool env_is(const char* name, char value) {
 }  // namespace
 
 int pdl_mode() {
-  static const int mode = env_is("AURORA_SAFE_KERNELS", '1') ? 0 : env_is("AURORA_PDL", '1') ? 1 : env_is("AURORA_PDL", '2') ? 2 : 0;
+  static const int mode = env_is("AURORA_SAFE_KERNELS", '1') ? 0
+                          : env_is("AURORA_PDL", '0')        ? 0
+                          : env_is("AURORA_PDL", '1')        ? 1
+                          : env_is("AURORA_PDL", '3')        ? 3
+                                                             : 2;
   return mode;
 }
 

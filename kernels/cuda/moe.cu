@@ -17,7 +17,7 @@ static_assert(kMaxRoutedExperts % kThreads == 0, "");
 // Softmax over one token's logits, top-k (ties to the lower id), optional renormalisation; one warp.
 // probs: this warp's shared scratch of num_experts floats.
 __device__ void route_token(const float* logits, int32_t num_experts, int32_t top_k, bool renormalize, float* probs,
-                            int32_t* ids, float* weights) {
+                            int32_t* ids, float* weights, int32_t* ids_copy = nullptr) {
   const int lane = threadIdx.x & 31;
   float m = -INFINITY;
   for (int32_t e = lane; e < num_experts; e += 32) m = fmaxf(m, __ldcg(logits + e));
@@ -67,6 +67,7 @@ __device__ void route_token(const float* logits, int32_t num_experts, int32_t to
     for (int j = 0; j < kMaxTopK; ++j) {
       if (j < top_k) {
         ids[j] = chosen_id[j];
+        if (ids_copy) ids_copy[j] = chosen_id[j];
         weights[j] = renormalize ? chosen[j] / chosen_sum : chosen[j];
       }
     }
@@ -156,17 +157,18 @@ __device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_ke
 // permute_block for a few items (decode: items <= kSmallPermute): one item per thread, every rank
 // counted directly from the keys in shared memory; three barriers instead of the scans. Same results.
 constexpr int32_t kSmallPermute = 64;
-__device__ void permute_small(const int32_t* keys, int32_t items, int32_t num_keys, const PermuteOut& out,
-                              int32_t* shared /* [2 * kSmallPermute] */) {
-  int32_t* k_s = shared;
-  int32_t* first_s = shared + kSmallPermute;  // 1 if the item is its key's first occurrence
+// keys_s: the items' keys in shared memory (route_token's copies); entries outside [0, num_keys)
+// are skipped like permute_block's.
+__device__ void permute_small(int32_t* k_s /* [kSmallPermute], the keys */, int32_t items, int32_t num_keys,
+                              const PermuteOut& out, int32_t* first_s /* [kSmallPermute] */) {
   const int32_t i = threadIdx.x;
   int32_t key = -1;
   if (i < items) {
-    key = keys[i];
+    key = k_s[i];
     if (key < 0 || key >= num_keys) key = -1;
-    k_s[i] = key;
   }
+  __syncthreads();
+  if (i < items) k_s[i] = key;
   __syncthreads();
   if (i < items) {
     int32_t first = key >= 0;
@@ -223,10 +225,19 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __shared__ float partial[kWarps][kRouteTokens];
   __shared__ float scratch[33];
   __shared__ int32_t is_last;
-  detail::pdl_wait();
+  __shared__ int32_t small_keys[kSmallPermute];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int32_t e = blockIdx.x;
   const int32_t t0 = blockIdx.y * kRouteTokens;
+  // The router row (a constant) for hidden <= 4096 is loaded before the wait for the previous kernel.
+  constexpr int kPre = 4;
+  float4 wpre[kPre];
+#pragma unroll
+  for (int u = 0; u < kPre; ++u) {
+    const int32_t i = (static_cast<int32_t>(threadIdx.x) + u * kThreads) * 4;
+    wpre[u] = i < p.hidden ? __ldg(reinterpret_cast<const float4*>(p.router + int64_t{e} * p.hidden + i)) : make_float4(0, 0, 0, 0);
+  }
+  detail::pdl_wait();
   {
     // Fused RMSNorm: x is the residual; the router sees norm_weight * x / rms(x), element by element
     // the same float32 arithmetic as launch_rms_norm.
@@ -248,10 +259,9 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
     }
     const float* w = p.router + int64_t{e} * p.hidden;
     float acc[kRouteTokens] = {0, 0, 0, 0};
-#pragma unroll 4
-    for (int32_t i = threadIdx.x * 4; i < p.hidden; i += kThreads * 4) {
-      const float4 wv = *reinterpret_cast<const float4*>(w + i);
-      const float4 nv = p.norm_weight ? *reinterpret_cast<const float4*>(p.norm_weight + i) : make_float4(0, 0, 0, 0);
+    const float4 nzero = make_float4(0, 0, 0, 0);
+    auto step = [&](int32_t i, const float4& wv) {
+      const float4 nv = p.norm_weight ? *reinterpret_cast<const float4*>(p.norm_weight + i) : nzero;
 #pragma unroll
       for (int r = 0; r < kRouteTokens; ++r) {
         if (t0 + r < p.num_tokens) {
@@ -273,6 +283,15 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
           acc[r] += xv.x * wv.x + xv.y * wv.y + xv.z * wv.z + xv.w * wv.w;
         }
       }
+    };
+    // Increasing i per thread, as before: the preloaded part, then the rest of a long row.
+#pragma unroll
+    for (int u = 0; u < kPre; ++u) {
+      const int32_t i = (static_cast<int32_t>(threadIdx.x) + u * kThreads) * 4;
+      if (i < p.hidden) step(i, wpre[u]);
+    }
+    for (int32_t i = (static_cast<int32_t>(threadIdx.x) + kPre * kThreads) * 4; i < p.hidden; i += kThreads * 4) {
+      step(i, *reinterpret_cast<const float4*>(w + i));
     }
 #pragma unroll
     for (int r = 0; r < kRouteTokens; ++r) {
@@ -298,17 +317,19 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   if (!is_last) return;
   __threadfence();
   const bool renormalize = p.normalization == TopKNormalization::kRenormalize;
+  const bool small = p.num_tokens * p.top_k <= kSmallPermute;
   for (int32_t t = warp; t < p.num_tokens; t += kWarps) {
     route_token(p.logits + int64_t{t} * p.num_experts, p.num_experts, p.top_k, renormalize, probs[warp],
-                p.topk_ids + int64_t{t} * p.top_k, p.topk_weights + int64_t{t} * p.top_k);
+                p.topk_ids + int64_t{t} * p.top_k, p.topk_weights + int64_t{t} * p.top_k,
+                small ? small_keys + t * p.top_k : nullptr);
   }
   __syncthreads();
   int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed
   const int32_t counted = p.num_counted_tokens ? min(*p.num_counted_tokens, p.num_tokens) : p.num_tokens;
   const PermuteOut out{p.expert_offsets, p.permuted_item, p.item_position, p.active_experts, p.num_active,
                        p.expert_tokens, counted * p.top_k};
-  if (p.num_tokens * p.top_k <= kSmallPermute) {
-    permute_small(p.topk_ids, p.num_tokens * p.top_k, p.num_experts, out, counts);
+  if (small) {
+    permute_small(small_keys, p.num_tokens * p.top_k, p.num_experts, out, counts);
   } else {
     permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts, out, counts);
   }

@@ -55,11 +55,74 @@ __global__ void rope_kernel(RopeParams p) {
   }
 }
 
-// One block per (token, head): q heads, then k heads, then v heads. A q/k head with the full-width
-// norm sums the squares of its whole q (or k) row itself (a re-read from L2), so no block waits for
-// another. Same float32 arithmetic per element as the CPU twins (bias, norm, clamp, RoPE).
+// One block of 1024 threads per token (larger batches: the full-width q/k norm sums once per token).
+__global__ void qkv_prologue_token_kernel(QkvPrologueParams p) {
+  extern __shared__ float row[];  // q | k | v of this token
+  __shared__ float scratch[33];
+  detail::pdl_wait();
+  const int32_t t = blockIdx.x;
+  const int32_t hd = p.head_dim, half = hd / 2;
+  const int32_t q_dim = p.num_q_heads * hd, kv_dim = p.num_kv_heads * hd;
+  const int32_t width = q_dim + 2 * kv_dim;
+  const float* src = p.qkv + int64_t{t} * width;
+#pragma unroll 4
+  for (int32_t i = threadIdx.x; i < width; i += blockDim.x) row[i] = p.bias ? src[i] + p.bias[i] : src[i];
+  __syncthreads();
+
+  if (p.qk_norm == QkNormMode::kFull) {
+    float ss = 0.0f;
+    for (int32_t i = threadIdx.x; i < q_dim; i += blockDim.x) ss += row[i] * row[i];
+    const float inv_q = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(q_dim) + p.eps);
+    ss = 0.0f;
+    for (int32_t i = threadIdx.x; i < kv_dim; i += blockDim.x) ss += row[q_dim + i] * row[q_dim + i];
+    const float inv_k = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(kv_dim) + p.eps);
+    for (int32_t i = threadIdx.x; i < q_dim; i += blockDim.x) row[i] = __fmul_rn(p.q_norm[i], __fmul_rn(row[i], inv_q));
+    for (int32_t i = threadIdx.x; i < kv_dim; i += blockDim.x) {
+      row[q_dim + i] = __fmul_rn(p.k_norm[i], __fmul_rn(row[q_dim + i], inv_k));
+    }
+    __syncthreads();
+  } else if (p.qk_norm == QkNormMode::kPerHead) {
+    const int32_t lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (int32_t h = warp; h < p.num_q_heads + p.num_kv_heads; h += warps) {
+      float* v = row + int64_t{h} * hd;  // k heads follow the q heads
+      const float* w = h < p.num_q_heads ? p.q_norm : p.k_norm;
+      float ss = 0.0f;
+      for (int32_t i = lane; i < hd; i += 32) ss += v[i] * v[i];
+      const float inv = 1.0f / sqrtf(detail::warp_sum(ss) / static_cast<float>(hd) + p.eps);
+      for (int32_t i = lane; i < hd; i += 32) v[i] = __fmul_rn(w[i], __fmul_rn(v[i], inv));
+    }
+    __syncthreads();
+  }
+  if (p.clip > 0.0f) {
+    for (int32_t i = threadIdx.x; i < width; i += blockDim.x) row[i] = fminf(fmaxf(row[i], -p.clip), p.clip);
+    __syncthreads();
+  }
+  const float pos = static_cast<float>(p.positions[t]);
+  const int32_t heads = p.num_q_heads + p.num_kv_heads;
+  for (int32_t j = threadIdx.x; j < heads * half; j += blockDim.x) {
+    const int32_t h = j / half, i = j % half;
+    float s, c;
+    sincosf(__fmul_rn(pos, p.inv_freq[i]), &s, &c);
+    rotate_pair(row + int64_t{h} * hd, i, half, c, s);
+  }
+  __syncthreads();
+  float* q_out = p.q_out + int64_t{t} * q_dim;
+  for (int32_t i = threadIdx.x; i < q_dim; i += blockDim.x) q_out[i] = row[i];
+  const int32_t slot = p.slot_mapping[t];
+  if (slot >= 0) {
+    for (int32_t i = threadIdx.x; i < kv_dim; i += blockDim.x) {
+      detail::store_from_float(p.k_cache, p.kv_dtype, int64_t{slot} * kv_dim + i, row[q_dim + i]);
+      detail::store_from_float(p.v_cache, p.kv_dtype, int64_t{slot} * kv_dim + i, row[q_dim + kv_dim + i]);
+    }
+  }
+}
+
+// Small batches: one block per (token, head): q heads, then k heads, then v heads. A q/k head with
+// the full-width norm sums the squares of its whole q (or k) row itself (a re-read from L2), so no
+// block waits for another. Same float32 arithmetic per element as the CPU twins (bias, norm, clamp, RoPE).
 constexpr int kPrologueThreads = 128;
 constexpr int kPrologueMaxHeadDim = 256;
+constexpr int32_t kPrologueHeadBlocksMaxTokens = 8;  // above: one block per token
 __global__ void __launch_bounds__(kPrologueThreads) qkv_prologue_kernel(QkvPrologueParams p) {
   __shared__ float v[kPrologueMaxHeadDim];
   __shared__ float scratch[33];
@@ -153,6 +216,12 @@ void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
   static_assert(kPrologueMaxHeadDim / 2 <= kPrologueThreads, "one RoPE pair per thread");
   AURORA_KERNEL_CHECK(p.head_dim % 2 == 0 && p.head_dim <= kPrologueMaxHeadDim && p.num_q_heads > 0 && p.num_kv_heads > 0,
                       "bad attention shape: head_dim " << p.head_dim);
+  if (p.num_tokens > kPrologueHeadBlocksMaxTokens) {
+    const size_t smem = sizeof(float) * size_t(p.head_dim) * (p.num_q_heads + 2 * p.num_kv_heads);
+    ensure_dynamic_smem(reinterpret_cast<const void*>(qkv_prologue_token_kernel), smem);  // per device, before any capture
+    launch_pdl(qkv_prologue_token_kernel, dim3(p.num_tokens), dim3(1024), smem, stream, p);
+    return;
+  }
   const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(p.num_q_heads + 2 * p.num_kv_heads));
   launch_pdl(qkv_prologue_kernel, grid, dim3(kPrologueThreads), 0, stream, p);
 }

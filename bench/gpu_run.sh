@@ -13,7 +13,7 @@
 # If the GPU tests fail, they run again with AURORA_SAFE_KERNELS=1 (no programmatic dependent launch,
 # the first attention kernel); when that passes, the benchmarks run in that mode too, and say so.
 # ab: variants by environment switch (AB_VARIANTS; default: AURORA_PDL=1, AURORA_GEMV_WARPS=8).
-# ncu: per-kernel GPU times of one graph-replayed OLMoE decode step (Nsight Compute).
+# ncu: per-kernel GPU times of one graph-replayed decode step (Nsight Compute; NCU_MODELS, default OLMoE).
 set -u
 CARRY="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-/tmp/aurora-gpu-out}"
@@ -69,12 +69,15 @@ if has tests; then
 fi
 
 if has pdltests; then
-  # The GPU tests again with programmatic dependent launch (both modes): early-launched kernels
-  # must still read only what is complete.
-  for m in 1 2; do
-    say "gpu tests with AURORA_PDL=$m"
-    AURORA_PDL=$m AURORA_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-90}" bin/gpu_kernels_test 2>&1 | tail -3 | tee "$OUT/gpu_kernels_test_pdl$m.log"
-    AURORA_PDL=$m AURORA_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-90}" bin/gpu_model_test 2>&1 | tail -3 | tee "$OUT/gpu_model_test_pdl$m.log"
+  # The GPU tests again under other switch settings (PDLTEST_ENVS: 'VAR=VALUE ...' entries separated
+  # by ';'), e.g. programmatic dependent launch modes: early-launched kernels must still read only
+  # what is complete.
+  IFS=';' read -ra TEST_ENVS <<< "${PDLTEST_ENVS:-AURORA_PDL=1;AURORA_PDL=0}"
+  for e in "${TEST_ENVS[@]}"; do
+    tag=$(echo "$e" | tr -c 'A-Za-z0-9_\n' '_')
+    say "gpu tests with $e"
+    env $e AURORA_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-90}" bin/gpu_kernels_test 2>&1 | tail -3 | tee "$OUT/gpu_kernels_test_$tag.log"
+    env $e AURORA_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-90}" bin/gpu_model_test 2>&1 | tail -3 | tee "$OUT/gpu_model_test_$tag.log"
   done
 fi
 
@@ -101,14 +104,16 @@ if has ab; then
 fi
 
 if has ncu; then
-  # Per-kernel GPU time of one graph-replayed decode step (OLMoE, batch 1): the last kernels in the log.
+  # Per-kernel GPU time of one graph-replayed decode step (batch 1): the last kernels in each log.
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-  say "ncu ($NCU) aurora-gpu-bench OLMoE batch 1"
-  timeout "${NCU_TIMEOUT:-80}" "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
-    -k "regex:gemv|norm|prologue|attention|route|combine|sample|embedding" --log-file "$OUT/ncu_olmoe_b1.csv" \
-    bin/aurora-gpu-bench --config config/models/OLMoE-1B-7B-0924/config.json --batches 1 --steps 1 --warmup 1 \
-    --prefill-reps 0 > "$OUT/ncu_app.log" 2>&1
-  echo "ncu exit $?; $(wc -l < "$OUT/ncu_olmoe_b1.csv" 2>/dev/null) lines"
+  for m in ${NCU_MODELS:-OLMoE-1B-7B-0924}; do
+    say "ncu ($NCU) aurora-gpu-bench $m batch 1"
+    timeout "${NCU_TIMEOUT:-80}" "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+      -k "regex:gemv|norm|prologue|attention|route|combine|sample|embedding" --log-file "$OUT/ncu_${m}_b1.csv" \
+      bin/aurora-gpu-bench --config "config/models/$m/config.json" --batches 1 --steps 1 --warmup 1 \
+      --prefill-reps 0 > "$OUT/ncu_app_$m.log" 2>&1
+    echo "ncu exit $?; $(wc -l < "$OUT/ncu_${m}_b1.csv" 2>/dev/null) lines"
+  done
 fi
 
 if has hf; then

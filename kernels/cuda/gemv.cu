@@ -89,12 +89,14 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_g
     }
   };
   // A dense matrix is known before the previous kernel ends: its first weights load before the wait
-  // (and before the RMSNorm prologue's reads of the input).
+  // (and before the RMSNorm prologue's reads of the input). So are routed experts whose group
+  // arrays an earlier launch than the previous one wrote (groups_before_wait).
+  const bool early_groups = !NORM && grouped && p.groups_before_wait;
   if (!grouped) {
     set_rows(0);
     if (chunk == 0 && c_begin < c_end) load_a(c_begin);
   }
-  detail::pdl_wait();
+  if (!early_groups) detail::pdl_wait();
 
   const int slot = blockIdx.y;
   if (p.num_active && slot >= *p.num_active) return;
@@ -109,8 +111,12 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_g
   if (first >= pos_count) return;
   const int npos = min(NB * 8, pos_count - first);
   const int nb_used = (npos + 7) / 8;
-  const bool preloaded = !grouped && chunk == 0;
+  const bool preloaded = (!grouped || early_groups) && chunk == 0;
   if (grouped) set_rows(group);
+  if (early_groups) {
+    if (chunk == 0 && c_begin < c_end) load_a(c_begin);
+    detail::pdl_wait();  // the inputs (x) come from the previous launch
+  }
 
   // RMSNorm prologue: this block's k range of each of its rows, normalised, as bf16 in shared memory.
   bf16* xs = reinterpret_cast<bf16*>(red + WARPS * TILES * NB * 128);
@@ -264,6 +270,15 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_g
   }
 }
 
+// Whether expert GEMVs with groups_before_wait launch early (pdl_mode 2): AURORA_PDL_EXPERTS=1.
+bool early_expert_launch() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_PDL_EXPERTS");
+    return v && v[0] == '1';
+  }();
+  return on;
+}
+
 // Split k is on unless AURORA_GEMV_SPLITK=0.
 bool split_enabled() {
   static const bool on = [] {
@@ -348,7 +363,9 @@ void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_str
   // Per device (several GPUs per process); the first launch of each shape is a warm-up, before any capture.
   ensure_dynamic_smem(reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM>), smem);
   const dim3 grid(static_cast<unsigned>(s.tiles_z), static_cast<unsigned>(p.num_group_slots), static_cast<unsigned>(s.splits));
-  launch_pdl(grouped_gemv_kernel<TILES, NB, WARPS, NORM>, grid, dim3(WARPS * 32), smem, stream, p, x_stride, y_stride, z, s.cps);
+  // Experts whose weights can stream before the previous kernel ends may launch early (pdl_mode 2).
+  const bool early = p.groups_before_wait && early_expert_launch();
+  launch_pdl_hinted(early, grouped_gemv_kernel<TILES, NB, WARPS, NORM>, grid, dim3(WARPS * 32), smem, stream, p, x_stride, y_stride, z, s.cps);
 }
 
 struct Launcher {

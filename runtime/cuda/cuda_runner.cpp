@@ -389,6 +389,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     d.epilogue = kc::GemvEpilogue::kStoreF32;
     d.y_bf16 = nullptr;
     d.y_f32 = b.expert_out;
+    d.groups_before_wait = true;  // the router ran two launches back
     kc::launch_grouped_gemv(d, stream_);
     mark("experts down");
     return;
@@ -601,18 +602,35 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     h_ready = next_norm;
   }
   if (R == 0) return;
-  kc::RmsNormCudaParams fn;
-  fn.x = b.x;
-  fn.rows = b.rows();
-  fn.weight = W.final_norm;
-  fn.y_bf16 = b.h16;
-  fn.num_rows = R;
-  fn.dim = H;
-  fn.eps = eps;
-  kc::launch_rms_norm(fn, s);
-  mark("final norm");
-  project(b.h16, W.lm_head, c.vocab_size, H, b.logits, R, false);
-  mark("lm_head");
+  if (fuse_norm && R <= kc::kGemvNormMaxPositions) {  // the final norm in the LM head's prologue
+    kc::GroupedGemvParams p;
+    p.x_rows = b.rows();
+    p.weight = W.lm_head;
+    p.n = c.vocab_size;
+    p.k = H;
+    p.num_positions = R;
+    p.max_positions_per_group = R;
+    p.y_f32 = b.logits;
+    p.norm_x = b.x;
+    p.norm_weight = W.final_norm;
+    p.norm_eps = eps;
+    set_split(p);
+    kc::launch_grouped_gemv(p, s);
+    mark("final norm + lm_head");
+  } else {
+    kc::RmsNormCudaParams fn;
+    fn.x = b.x;
+    fn.rows = b.rows();
+    fn.weight = W.final_norm;
+    fn.y_bf16 = b.h16;
+    fn.num_rows = R;
+    fn.dim = H;
+    fn.eps = eps;
+    kc::launch_rms_norm(fn, s);
+    mark("final norm");
+    project(b.h16, W.lm_head, c.vocab_size, H, b.logits, R, false);
+    mark("lm_head");
+  }
   if (sample) {
     kc::launch_sample(kernels::SampleParams{b.logits, b.sampling(), b.tokens, R, c.vocab_size, 0}, s);
     mark("sampling");

@@ -161,6 +161,35 @@ TEST_CASE("grouped GEMV with the RMSNorm prologue matches rms_norm + linear", "[
     }
   }
   CHECK(scratch.tickets_reset());
+  // Row gather (the LM head reads the logits rows of the residual): position p normalises row rows[p].
+  const int32_t n = 300, k = 1032, rows = 3, src_rows = 7;
+  const std::vector<int32_t> pick = {5, 0, 3};
+  auto x = random_floats(size_t(src_rows) * k, 295, 2.0f);
+  auto nw = random_floats(size_t(k), 296, 0.2f, 1.0f);
+  auto w = rounded_bf16(random_floats(size_t(n) * k, 297, 1.0f / std::sqrt(float(k))));
+  std::vector<float> picked(size_t(rows) * k), h(picked.size());
+  for (int32_t r = 0; r < rows; ++r) {
+    std::copy(x.begin() + int64_t(pick[size_t(r)]) * k, x.begin() + int64_t(pick[size_t(r)] + 1) * k, picked.begin() + int64_t(r) * k);
+  }
+  kcpu::rms_norm(kernels::RmsNormParams{picked.data(), nw.data(), h.data(), rows, k, 1e-5f});
+  auto want = cpu_linear(rounded_bf16(h), w, rows, n, k);
+  auto dw = upload_bf16(w);
+  DeviceArray<float> dx(x), dnw(nw), y(want.size());
+  DeviceArray<int32_t> dpick(pick);
+  kc::GroupedGemvParams p;
+  p.norm_x = dx.get();
+  p.norm_weight = dnw.get();
+  p.norm_eps = 1e-5f;
+  p.x_rows = dpick.get();
+  p.weight = as_bf16(dw);
+  p.n = n;
+  p.k = k;
+  p.num_positions = rows;
+  p.max_positions_per_group = rows;
+  p.y_f32 = y.get();
+  scratch.attach(p);
+  kc::launch_grouped_gemv(p, nullptr);
+  CHECK(relative_error(y.download(), want) < 2e-4);
 }
 
 TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses SwiGLU", "[gpu][gemv]") {
@@ -258,6 +287,7 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
     d.num_group_slots = slots;
     d.max_positions_per_group = c.tokens;
     d.y_f32 = out.get();
+    d.groups_before_wait = split;  // the runner's down projection: group arrays read before the wait
     kc::launch_grouped_gemv(d, nullptr);
     CHECK(relative_error(out.download(), out_want) < kTolMma);
     if (split) {

@@ -73,6 +73,11 @@ struct GroupedGemvParams {
   int64_t norm_x_stride = 0;           // 0 = k
   const float* norm_weight = nullptr;
   float norm_eps = 1e-6f;
+  // The group arrays (offsets, active groups, count) were written by a launch before the previous
+  // one (the router two launches back): blocks read them, and start their first weight loads,
+  // before waiting for the previous kernel (programmatic dependent launch). With
+  // AURORA_PDL_EXPERTS=1 such a launch may also start early (pdl_mode 2).
+  bool groups_before_wait = false;
 };
 constexpr int32_t kGemvNormMaxPositions = 4;
 void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream);

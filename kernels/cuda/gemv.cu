@@ -270,11 +270,13 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_g
   }
 }
 
-// Whether expert GEMVs with groups_before_wait launch early (pdl_mode 2): AURORA_PDL_EXPERTS=1.
+// Whether expert GEMVs with groups_before_wait launch early (pdl_mode 2): on unless
+// AURORA_PDL_EXPERTS=0 (H200, 2026-11-28, batch 1: OLMoE 1.471 vs 1.478-1.488 ms, Qwen3 4.562 vs
+// 4.626-4.651 ms, Mixtral 8.292 vs 8.291-8.325 ms; Mixtral batch 64 42.98 vs 43.01 ms).
 bool early_expert_launch() {
   static const bool on = [] {
     const char* v = std::getenv("AURORA_PDL_EXPERTS");
-    return v && v[0] == '1';
+    return !(v && v[0] == '0');
   }();
   return on;
 }

@@ -75,8 +75,8 @@ struct GroupedGemvParams {
   float norm_eps = 1e-6f;
   // The group arrays (offsets, active groups, count) were written by a launch before the previous
   // one (the router two launches back): blocks read them, and start their first weight loads,
-  // before waiting for the previous kernel (programmatic dependent launch). With
-  // AURORA_PDL_EXPERTS=1 such a launch may also start early (pdl_mode 2).
+  // before waiting for the previous kernel (programmatic dependent launch); such a launch may also
+  // start early (pdl_mode 2; AURORA_PDL_EXPERTS=0 turns that off).
   bool groups_before_wait = false;
 };
 constexpr int32_t kGemvNormMaxPositions = 4;

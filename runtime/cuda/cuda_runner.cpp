@@ -305,6 +305,23 @@ void CudaModelRunner::set_split(kc::GroupedGemvParams& p) const {
   p.split_tickets_count = kSplitTickets;
 }
 
+void CudaModelRunner::norm_project(const float* norm_weight, const int32_t* rows, const bf16* w, int32_t n, float* y,
+                                   int32_t positions) {
+  kc::GroupedGemvParams p;
+  p.norm_x = buf_->x;
+  p.norm_weight = norm_weight;
+  p.norm_eps = static_cast<float>(weights_->config().rms_norm_eps);
+  p.x_rows = rows;
+  p.weight = w;
+  p.n = n;
+  p.k = weights_->config().hidden_size;
+  p.num_positions = positions;
+  p.max_positions_per_group = positions;
+  p.y_f32 = y;
+  set_split(p);
+  kc::launch_grouped_gemv(p, stream_);
+}
+
 void CudaModelRunner::project(const bf16* x, const bf16* w, int32_t n, int32_t k, float* y, int32_t rows, bool accumulate) {
   if (rows <= kGemvMaxTokens) {
     kc::GroupedGemvParams p;
@@ -450,18 +467,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       mark("input norm");
     }
     if (fuse_norm) {  // input RMSNorm in the GEMV's prologue
-      kc::GroupedGemvParams p;
-      p.weight = L.qkv;
-      p.n = q_dim + 2 * kv_dim;
-      p.k = H;
-      p.num_positions = T;
-      p.max_positions_per_group = T;
-      p.y_f32 = b.qkv;
-      p.norm_x = b.x;
-      p.norm_weight = L.input_norm;
-      p.norm_eps = eps;
-      set_split(p);
-      kc::launch_grouped_gemv(p, s);
+      norm_project(L.input_norm, nullptr, L.qkv, q_dim + 2 * kv_dim, b.qkv, T);
       mark("input norm + qkv");
     } else {
       project(b.h16, L.qkv, q_dim + 2 * kv_dim, H, b.qkv, T, false);
@@ -603,19 +609,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   }
   if (R == 0) return;
   if (fuse_norm && R <= kc::kGemvNormMaxPositions) {  // the final norm in the LM head's prologue
-    kc::GroupedGemvParams p;
-    p.x_rows = b.rows();
-    p.weight = W.lm_head;
-    p.n = c.vocab_size;
-    p.k = H;
-    p.num_positions = R;
-    p.max_positions_per_group = R;
-    p.y_f32 = b.logits;
-    p.norm_x = b.x;
-    p.norm_weight = W.final_norm;
-    p.norm_eps = eps;
-    set_split(p);
-    kc::launch_grouped_gemv(p, s);
+    norm_project(W.final_norm, b.rows(), W.lm_head, c.vocab_size, b.logits, R);
     mark("final norm + lm_head");
   } else {
     kc::RmsNormCudaParams fn;

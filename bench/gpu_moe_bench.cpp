@@ -151,7 +151,10 @@ int run(const Args& a) {
   };
   const bool safe = env_is("AURORA_SAFE_KERNELS", '1');
   std::printf("   kernels: programmatic dependent launch %s, bf16 attention %s\n",
-              !safe && env_is("AURORA_PDL", '1') ? "on" : "off",
+              safe || env_is("AURORA_PDL", '0') ? "off"
+              : env_is("AURORA_PDL", '1')         ? "on every launch (late triggers)"
+              : env_is("AURORA_PDL", '3')         ? "before small grids (late triggers)"
+                                                  : "before small kernels (late triggers)",
               safe || env_is("AURORA_LEGACY_ATTENTION", '1') ? "legacy (direct reads)" : "shared-memory partitions");
   const auto& c = (*weights)->config();
   BlockAllocator blocks(r.num_kv_blocks());

@@ -6,13 +6,14 @@
 #   $CARRY/lib/extra-libs.tar.xz
 #   $CARRY/tests/fixtures/models  $CARRY/config/models  $CARRY/bench/*.py
 # Logs go to $OUT. Phases have their own time limits so that a hang costs only its phase.
-# Usage: bash gpu_run.sh [phases...]   phases: info tests sanitize bench ab ncu hf serve (default: info tests bench hf)
+# Usage: bash gpu_run.sh [phases...]   phases: info tests pdltests sanitize bench ab ncu hf serve
+#   (default: info tests bench hf)
 # Shared libraries and test fixtures are taken from $CARRY/lib and $CARRY/tests, or from a sibling
 # carried folder ($CARRY/../cuda) when this one has none (saves carrying them twice).
 # If the GPU tests fail, they run again with AURORA_SAFE_KERNELS=1 (no programmatic dependent launch,
 # the first attention kernel); when that passes, the benchmarks run in that mode too, and say so.
-# ab: the off-by-default variants (AURORA_PDL=1, AURORA_GEMV_WARPS=8) at batch 1 (and 64).
-# ncu: per-kernel GPU times of one graph-replayed OLMoE decode step (Nsight Compute).
+# ab: variants by environment switch (AB_VARIANTS; default: AURORA_PDL=1, AURORA_GEMV_WARPS=8).
+# ncu: per-kernel GPU times of one graph-replayed decode step (Nsight Compute; NCU_MODELS, default OLMoE).
 set -u
 CARRY="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-/tmp/aurora-gpu-out}"
@@ -25,7 +26,14 @@ LIBTAR="$CARRY/lib/extra-libs.tar.xz"
 [ -f "$LIBTAR" ] || LIBTAR="$CARRY/../cuda/lib/extra-libs.tar.xz"
 [ -f "$LIBTAR" ] && tar xJf "$LIBTAR" -C "$LIBDIR"
 [ -d "$CARRY/tests/fixtures" ] || { [ -d "$CARRY/../cuda/tests/fixtures" ] && ln -sfn "$CARRY/../cuda/tests" "$CARRY/tests"; }
-export LD_LIBRARY_PATH="$LIBDIR:$CARRY/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
+# NCCL (the runtime links it for expert parallelism): the device's CUDA toolkit, else PyTorch's wheel.
+NCCL_DIR=""
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib/x86_64-linux-gnu \
+         "$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)"; do
+  if [ -n "$d" ] && [ -f "$d/libnccl.so.2" ]; then NCCL_DIR="$d"; break; fi
+done
+export NCCL_NVLS_ENABLE=0  # never NVLink multicast
+export LD_LIBRARY_PATH="$LIBDIR:$CARRY/lib:${NCCL_DIR:+$NCCL_DIR:}/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
 export PYTHONUNBUFFERED=1
 PHASES="${*:-info tests bench hf}"
 T0=$(date +%s)
@@ -36,7 +44,7 @@ cd "$CARRY"
 if has info; then
   say "info"
   { date -u; nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.mem,driver_version --format=csv;
-    nvcc --version 2>/dev/null | tail -1; ldd bin/aurora-gpu-bench | grep -E "not found|cuda|boost|simdjson"; } 2>&1 | tee "$OUT/info.log"
+    nvcc --version 2>/dev/null | tail -1; echo "NCCL from: $NCCL_DIR"; ldd bin/aurora-gpu-bench | grep -E "not found|cuda|boost|simdjson|nccl"; } 2>&1 | tee "$OUT/info.log"
 fi
 
 run_tests() {  # $1: log suffix
@@ -60,6 +68,18 @@ if has tests; then
   fi
 fi
 
+if has pdltests; then
+  # The GPU tests again under other switch settings (PDLTEST_ENVS: 'VAR=VALUE ...' entries separated
+  # by ';'), e.g. programmatic dependent launch modes: early-launched kernels must still read only
+  # what is complete.
+  IFS=';' read -ra TEST_ENVS <<< "${PDLTEST_ENVS:-AURORA_PDL=1;AURORA_PDL=0}"
+  for e in "${TEST_ENVS[@]}"; do
+    tag=$(echo "$e" | tr -c 'A-Za-z0-9_\n' '_')
+    say "gpu tests with $e"
+    env $e AURORA_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-90}" bin/gpu_kernels_test 2>&1 | tail -3 | tee "$OUT/gpu_kernels_test_$tag.log"
+    env $e AURORA_REQUIRE_GPU=1 timeout "${TEST_TIMEOUT:-90}" bin/gpu_model_test 2>&1 | tail -3 | tee "$OUT/gpu_model_test_$tag.log"
+  done
+fi
 
 if has bench; then
   rm -f "$OUT/aurora_bench.jsonl"
@@ -71,8 +91,11 @@ if has bench; then
 fi
 
 if has ab; then
-  # Variants that are off by default, on the same binaries: programmatic dependent launch, 8-warp GEMV.
-  for v in "AURORA_PDL=1 Qwen3-30B-A3B 1" "AURORA_PDL=1 Mixtral-8x7B-v0.1 1,64" "AURORA_GEMV_WARPS=8 Mixtral-8x7B-v0.1 1,64"; do
+  # Variants on the same binaries (switches read from the environment): AB_VARIANTS holds
+  # "VAR=VALUE MODEL BATCHES" entries separated by ';'. Default: the off-by-default kernel variants.
+  AB_VARIANTS="${AB_VARIANTS:-AURORA_PDL=1 Qwen3-30B-A3B 1;AURORA_PDL=1 Mixtral-8x7B-v0.1 1,64;AURORA_GEMV_WARPS=8 Mixtral-8x7B-v0.1 1,64}"
+  IFS=';' read -ra VARIANTS <<< "$AB_VARIANTS"
+  for v in "${VARIANTS[@]}"; do
     set -- $v
     say "aurora-gpu-bench $2, batches $3, $1"
     env "$1" timeout 60 bin/aurora-gpu-bench --config "config/models/$2/config.json" --batches "$3" --prefill-reps 1 \
@@ -81,14 +104,16 @@ if has ab; then
 fi
 
 if has ncu; then
-  # Per-kernel GPU time of one graph-replayed decode step (OLMoE, batch 1): the last kernels in the log.
+  # Per-kernel GPU time of one graph-replayed decode step (batch 1): the last kernels in each log.
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-  say "ncu ($NCU) aurora-gpu-bench OLMoE batch 1"
-  timeout "${NCU_TIMEOUT:-80}" "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
-    -k "regex:gemv|norm|prologue|attention|route|combine|sample|embedding" --log-file "$OUT/ncu_olmoe_b1.csv" \
-    bin/aurora-gpu-bench --config config/models/OLMoE-1B-7B-0924/config.json --batches 1 --steps 1 --warmup 1 \
-    --prefill-reps 0 > "$OUT/ncu_app.log" 2>&1
-  echo "ncu exit $?; $(wc -l < "$OUT/ncu_olmoe_b1.csv" 2>/dev/null) lines"
+  for m in ${NCU_MODELS:-OLMoE-1B-7B-0924}; do
+    say "ncu ($NCU) aurora-gpu-bench $m batch 1"
+    timeout "${NCU_TIMEOUT:-80}" "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+      -k "regex:gemv|norm|prologue|attention|route|combine|sample|embedding" --log-file "$OUT/ncu_${m}_b1.csv" \
+      bin/aurora-gpu-bench --config "config/models/$m/config.json" --batches 1 --steps 1 --warmup 1 \
+      --prefill-reps 0 > "$OUT/ncu_app_$m.log" 2>&1
+    echo "ncu exit $?; $(wc -l < "$OUT/ncu_${m}_b1.csv" 2>/dev/null) lines"
+  done
 fi
 
 if has hf; then

@@ -268,8 +268,8 @@ __global__ void __launch_bounds__(WARPS * 32) paged_attention_bf16_kernel(PagedA
   __shared__ int32_t slots[P];
   __shared__ float stats[2 * kAttentionMaxGroup];
   __shared__ int32_t is_last;
-  detail::pdl_launch_dependents();
-  detail::pdl_wait();
+  // Positions, block tables and slots are step inputs (no kernel writes them): they are read before
+  // the wait for the previous kernel, which writes q and this token's K/V rows.
   const int32_t t = blockIdx.z, g = blockIdx.y, part = blockIdx.x;
   const int32_t tid = threadIdx.x;
   const int32_t hd = p.head_dim, group = p.num_q_heads / p.num_kv_heads;
@@ -287,6 +287,12 @@ __global__ void __launch_bounds__(WARPS * 32) paged_attention_bf16_kernel(PagedA
   float* qs = reinterpret_cast<float*>(smem_raw + L.q_off);   // [group][hd]
   const int64_t q_base = (int64_t{t} * p.num_q_heads + int64_t{g} * group) * hd;
   const int64_t slot_stride = int64_t{p.num_kv_heads} * hd;
+  if (tid < n) {
+    const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
+    const int32_t position = j0 + tid;
+    slots[tid] = table[position / p.block_size] * p.block_size + position % p.block_size;
+  }
+  detail::pdl_wait();
 
   // 1. (q as float4, four loads in flight per thread before the stores)
   {
@@ -304,11 +310,6 @@ __global__ void __launch_bounds__(WARPS * 32) paged_attention_bf16_kernel(PagedA
         if (i0 + u * NT < n4) qs4[i0 + u * NT] = v[u];
       }
     }
-  }
-  if (tid < n) {
-    const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
-    const int32_t position = j0 + tid;
-    slots[tid] = table[position / p.block_size] * p.block_size + position % p.block_size;
   }
   __syncthreads();
 
@@ -427,6 +428,7 @@ __global__ void __launch_bounds__(WARPS * 32) paged_attention_bf16_kernel(PagedA
   if (nparts == 1) return;
 
   // 6.
+  detail::pdl_launch_dependents();  // late: only the merge by the last block remains
   if (tid < group) {
     part_ml[2 * (ml_base + int64_t{tid} * max_parts + part)] = stats[2 * tid];
     part_ml[2 * (ml_base + int64_t{tid} * max_parts + part) + 1] = stats[2 * tid + 1];
@@ -564,7 +566,10 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     const dim3 bgrid(static_cast<unsigned>(bparts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
     auto* kernel = P == 64 ? paged_attention_bf16_kernel<2> : paged_attention_bf16_kernel<4>;
     ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), L.bytes);  // per device, before any capture
-    launch_pdl(kernel, bgrid, dim3(P), L.bytes, stream, p, tickets, part_out, part_ml, bparts);
+    // Decode: most blocks of the grid (partitions up to max_context) exit at once; the few that work
+    // may launch early (pdl_mode 2).
+    const bool small = int64_t{p.num_tokens} * p.num_kv_heads <= sm_count();
+    launch_pdl_hinted(small, kernel, bgrid, dim3(P), L.bytes, stream, p, tickets, part_out, part_ml, bparts);
     return;
   }
   const dim3 grid(static_cast<unsigned>(parts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));

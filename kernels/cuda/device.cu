@@ -31,9 +31,13 @@ bool env_is(const char* name, char value) {
 }
 }  // namespace
 
-bool pdl_enabled() {
-  static const bool enabled = env_is("AURORA_PDL", '1') && !env_is("AURORA_SAFE_KERNELS", '1');
-  return enabled;
+int pdl_mode() {
+  static const int mode = env_is("AURORA_SAFE_KERNELS", '1') ? 0
+                          : env_is("AURORA_PDL", '0')        ? 0
+                          : env_is("AURORA_PDL", '1')        ? 1
+                          : env_is("AURORA_PDL", '3')        ? 3
+                                                             : 2;
+  return mode;
 }
 
 int gemv_warps() {

@@ -81,7 +81,7 @@ __device__ __forceinline__ uint4 ld_stream_u4(const void* p) {
 }
 
 // Programmatic dependent launch (sm_90): a kernel launched with launch_pdl() may start while the
-// previous kernel in the stream is still running. It must call pdl_wait() before it reads or writes
+// previous kernel in the stream is still running (once every block of it has triggered or exited). It must call pdl_wait() before it reads or writes
 // anything an earlier kernel touches (only constant inputs, such as weights, may be read before);
 // pdl_launch_dependents() lets the next kernel's blocks start early. Both are no-ops in a kernel
 // launched without the attribute.
@@ -105,10 +105,16 @@ inline int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) 
 
 namespace aurora::kernels::cuda {
 
-// Whether launch_pdl() sets the programmatic-serialization attribute: only with AURORA_PDL=1. Off by
-// default: on the H200 (2026-11-28) it gained nothing at batch 1 and made batch-64 decode graphs
-// slower (docs/cuda.md).
-bool pdl_enabled();
+// When launch_pdl() sets the programmatic-serialization attribute (programmatic dependent launch):
+//   AURORA_PDL=2 (default): on launches of small kernels only (at most one block per multiprocessor,
+//     or a caller's hint: decode attention), whose early blocks take few slots;
+//   AURORA_PDL=3: the same without the callers' hints (grid size only);
+//   AURORA_PDL=1: on every launch; AURORA_PDL=0 (or AURORA_SAFE_KERNELS=1): never.
+// Kernels trigger their dependents late (after their main loop, or at exit), so an early-launched
+// kernel waits in slots the primary no longer needs. H200, 2026-11-28: mode 2 was the fastest at
+// batch 1 (OLMoE 1.50 vs 1.58 ms off, 1.64 all); triggers at kernel start (the first version) made
+// Mixtral slower (docs/cuda.md).
+int pdl_mode();
 // Warps per decode GEMV block: 4, or 8 with AURORA_GEMV_WARPS=8 (measured slower; kept to compare).
 int gemv_warps();
 // Whether bf16-cache attention uses the first kernel (direct reads, 64-position partitions) instead
@@ -121,9 +127,11 @@ int sm_count();
 // any capture of a launch that needs it (a graph's warm-up step does).
 void ensure_dynamic_smem(const void* kernel, size_t bytes);
 
-// Launches `kernel` with programmatic dependent launch allowed (see pdl_wait above).
+// Launches `kernel` with programmatic dependent launch allowed (see pdl_wait above) as pdl_mode()
+// says; small_hint: the caller knows that few of the grid's blocks do work (mode 2 only).
 template <typename... KArgs, typename... Args>
-void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+void launch_pdl_hinted(bool small_hint, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                       Args&&... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -131,10 +139,18 @@ void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cu
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  const int mode = pdl_mode();
+  const int64_t blocks = int64_t{grid.x} * grid.y * grid.z;
+  const bool small = blocks <= sm_count() || (mode == 2 && small_hint);
+  attr[0].val.programmaticStreamSerializationAllowed = mode == 1 || (mode >= 2 && small) ? 1 : 0;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   AURORA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+  launch_pdl_hinted(false, kernel, grid, block, smem, stream, std::forward<Args>(args)...);
 }
 
 }  // namespace aurora::kernels::cuda

@@ -3,6 +3,10 @@
 #include "aurora/kernels/cuda/gemv.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
@@ -27,25 +31,36 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 
 // 32 k, thread (g = lane / 4, q = lane % 4) loads elements [8q, 8q + 8) of weight rows g and g + 8
 // and of token g's input row; mma step s in {0, 1} takes elements 4s..4s+3 of those 8 as its
 // k-slots {2q, 2q+1, 2q+8, 2q+9}: a0/a2 from row g, a1/a3 from row g + 8, b0/b1 from the token.
-// WARPS warps split k; each keeps U * TILES * 2 16-byte weight loads in flight per iteration. Small
-// blocks (4 warps, 16 KB in flight, ~70 registers: 7 blocks per multiprocessor) measured faster on
-// the H200 than 8 warps with twice the loads in flight (~105 registers: 2 blocks).
-template <int TILES, int NB, int WARPS>
-__global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride,
-                                                                  int z) {
+// WARPS warps split the block's k range; each keeps U * TILES * 2 16-byte weight loads in flight
+// per iteration. Small blocks (4 warps, 16 KB in flight, ~70 registers: 7 blocks per
+// multiprocessor) measured faster on the H200 than 8 warps with twice the loads in flight (~105
+// registers: 2 blocks). blockIdx.z is the k split (split k: see gemv.hpp); `cps` chunks per split.
+// Dynamic shared memory: the split-k reduction [WARPS][TILES][NB][4][32] floats, then (RMSNorm
+// prologue) the normalised bf16 input rows of this block's k range [positions][cps * kChunk].
+// Decode instances keep 7 (NB = 1) or 6 (NB = 2) 4-warp blocks per multiprocessor: the register cap
+// that gives (72, 80) is what the loop needs; the prologues must not raise it.
+template <int NB, int WARPS>
+constexpr int kMinBlocks = WARPS == 4 ? (NB == 1 ? 7 : NB == 2 ? 6 : 1) : 1;
+
+template <int TILES, int NB, int WARPS, bool NORM>
+__global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_gemv_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride,
+                                                                  int z, int cps) {
   constexpr int kThreads = WARPS * 32;
   constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;  // chunks in flight per iteration
   extern __shared__ float red[];  // [WARPS][TILES][NB][4][32]
-  detail::pdl_launch_dependents();
+  __shared__ float scratch[33];
+  __shared__ int32_t is_last;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, q = lane & 3;
   const int n = p.n, k = p.k;
   const int tile = blockIdx.x / z, chunk = blockIdx.x % z;
+  const int split = blockIdx.z, splits = gridDim.z;
   const int row0 = tile * kTileRows;
   const int chunks = (k + kChunk - 1) / kChunk;
-  const int per_warp = (chunks + WARPS - 1) / WARPS;
-  const int c_begin = warp * per_warp;
-  const int c_end = min(chunks, c_begin + per_warp);
+  const int s_begin = split * cps, s_end = min(chunks, s_begin + cps);
+  const int per_warp = (s_end - s_begin + WARPS - 1) / WARPS;
+  const int c_begin = s_begin + warp * per_warp;
+  const int c_end = min(s_end, c_begin + per_warp);
   const uint4 zero = make_uint4(0, 0, 0, 0);
   const bool grouped = p.group_offsets || p.active_groups || p.num_active;
 
@@ -73,12 +88,15 @@ __global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvPar
         for (int h = 0; h < 2; ++h) a[u][tt][h] = in_range && wrow[tt][h] ? detail::ld_stream_u4(wrow[tt][h] + kk) : zero;
     }
   };
-  // A dense matrix is known before the previous kernel ends: its first weights load before the wait.
+  // A dense matrix is known before the previous kernel ends: its first weights load before the wait
+  // (and before the RMSNorm prologue's reads of the input). So are routed experts whose group
+  // arrays an earlier launch than the previous one wrote (groups_before_wait).
+  const bool early_groups = !NORM && grouped && p.groups_before_wait;
   if (!grouped) {
     set_rows(0);
     if (chunk == 0 && c_begin < c_end) load_a(c_begin);
   }
-  detail::pdl_wait();
+  if (!early_groups) detail::pdl_wait();
 
   const int slot = blockIdx.y;
   if (p.num_active && slot >= *p.num_active) return;
@@ -93,8 +111,44 @@ __global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvPar
   if (first >= pos_count) return;
   const int npos = min(NB * 8, pos_count - first);
   const int nb_used = (npos + 7) / 8;
-  const bool preloaded = !grouped && chunk == 0;
+  const bool preloaded = (!grouped || early_groups) && chunk == 0;
   if (grouped) set_rows(group);
+  if (early_groups) {
+    if (chunk == 0 && c_begin < c_end) load_a(c_begin);
+    detail::pdl_wait();  // the inputs (x) come from the previous launch
+  }
+
+  // RMSNorm prologue: this block's k range of each of its rows, normalised, as bf16 in shared memory.
+  bf16* xs = reinterpret_cast<bf16*>(red + WARPS * TILES * NB * 128);
+  const int kslice = cps * kChunk;
+  const int k0 = s_begin * kChunk, k1 = min(k, s_end * kChunk);
+  if constexpr (NORM) {
+    const int64_t nstride = p.norm_x_stride ? p.norm_x_stride : k;
+    for (int i = 0; i < npos; ++i) {
+      const int pos = pos_begin + first + i;
+      const int64_t r = p.x_rows ? p.x_rows[pos] / p.x_row_div : pos;
+      const float* xr = p.norm_x + r * nstride;
+      float ss = 0.0f;
+#pragma unroll 4
+      for (int e = threadIdx.x * 4; e < k; e += kThreads * 4) {
+        const float4 v = *reinterpret_cast<const float4*>(xr + e);
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+      }
+      const float inv_rms = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(k) + p.norm_eps);
+      for (int e = k0 + threadIdx.x * 8; e < k1; e += kThreads * 8) {
+        const float4 x0 = *reinterpret_cast<const float4*>(xr + e), x1 = *reinterpret_cast<const float4*>(xr + e + 4);
+        const float4 w0 = __ldg(reinterpret_cast<const float4*>(p.norm_weight + e));
+        const float4 w1 = __ldg(reinterpret_cast<const float4*>(p.norm_weight + e + 4));
+        const float xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+        const float wv[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+        __align__(16) bf16 out[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) out[j] = __float2bfloat16(__fmul_rn(wv[j], __fmul_rn(xv[j], inv_rms)));
+        *reinterpret_cast<uint4*>(xs + static_cast<int64_t>(i) * kslice + (e - k0)) = *reinterpret_cast<const uint4*>(out);
+      }
+    }
+    __syncthreads();
+  }
 
   const bf16* xrow[NB];
 #pragma unroll
@@ -102,9 +156,13 @@ __global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvPar
     const int i = nb * 8 + g;
     xrow[nb] = nullptr;
     if (i < npos) {
-      const int pos = pos_begin + first + i;
-      const int64_t r = p.x_rows ? p.x_rows[pos] / p.x_row_div : pos;
-      xrow[nb] = p.x + r * x_stride;
+      if constexpr (NORM) {
+        xrow[nb] = xs + static_cast<int64_t>(i) * kslice - k0;  // indexed by absolute k below
+      } else {
+        const int pos = pos_begin + first + i;
+        const int64_t r = p.x_rows ? p.x_rows[pos] / p.x_row_div : pos;
+        xrow[nb] = p.x + r * x_stride;
+      }
     }
   }
 
@@ -125,7 +183,14 @@ __global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvPar
 #pragma unroll
       for (int nb = 0; nb < NB; ++nb) {
         if (nb < nb_used) {
-          const uint4 b = in_range && xrow[nb] ? __ldg(reinterpret_cast<const uint4*>(xrow[nb] + kk)) : zero;
+          uint4 b = zero;
+          if (in_range && xrow[nb]) {
+            if constexpr (NORM) {
+              b = *reinterpret_cast<const uint4*>(xrow[nb] + kk);
+            } else {
+              b = __ldg(reinterpret_cast<const uint4*>(xrow[nb] + kk));
+            }
+          }
 #pragma unroll
           for (int s = 0; s < 2; ++s) {
 #pragma unroll
@@ -139,7 +204,8 @@ __global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvPar
     }
   }
 
-  // Split-k reduction in a fixed order.
+  detail::pdl_launch_dependents();  // late: only the reduction and the epilogue remain
+  // Reduction over the block's warps in a fixed order.
 #pragma unroll
   for (int tt = 0; tt < TILES; ++tt)
 #pragma unroll
@@ -147,6 +213,30 @@ __global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvPar
 #pragma unroll
       for (int j = 0; j < 4; ++j) red[(((warp * TILES + tt) * NB + nb) * 4 + j) * 32 + lane] = acc[tt][nb][j];
   __syncthreads();
+  // Split k: this split's partial tile goes to the workspace; the last split to finish reduces.
+  const int64_t tile_id = static_cast<int64_t>(slot) * gridDim.x + blockIdx.x;
+  float* ws = p.split_workspace + tile_id * splits * (TILES * NB * 128);
+  if (splits > 1) {
+    for (int e = threadIdx.x; e < NB * 128; e += kThreads) {
+#pragma unroll
+      for (int tt = 0; tt < TILES; ++tt) {
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < WARPS; ++w) s += red[((w * TILES + tt) * NB) * 128 + e];
+        ws[(split * TILES + tt) * (NB * 128) + e] = s;
+      }
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const int32_t arrived = atomicAdd(p.split_tickets + tile_id, 1);
+      is_last = arrived == splits - 1;
+      if (is_last) p.split_tickets[tile_id] = 0;
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+  }
   for (int e = threadIdx.x; e < NB * 128; e += kThreads) {
     const int nb = e >> 7, j = (e >> 5) & 3, ln = e & 31;
     if (nb >= nb_used) continue;
@@ -157,8 +247,12 @@ __global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvPar
 #pragma unroll
     for (int tt = 0; tt < TILES; ++tt) {
       float s = 0.0f;
+      if (splits > 1) {
+        for (int sp = 0; sp < splits; ++sp) s += __ldcg(ws + (sp * TILES + tt) * (NB * 128) + e);
+      } else {
 #pragma unroll
-      for (int w = 0; w < WARPS; ++w) s += red[((w * TILES + tt) * NB + nb) * 128 + j * 32 + ln];
+        for (int w = 0; w < WARPS; ++w) s += red[((w * TILES + tt) * NB + nb) * 128 + j * 32 + ln];
+      }
       v[tt] = s;
     }
     const int64_t pos = pos_begin + first + col;
@@ -176,38 +270,148 @@ __global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvPar
   }
 }
 
-template <int TILES, int NB, int WARPS>
-void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z, cudaStream_t stream) {
-  const size_t smem = sizeof(float) * WARPS * TILES * NB * 128;
-  // Per device (several GPUs per process); the first launch of each shape is a warm-up, before any capture.
-  ensure_dynamic_smem(reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS>), smem);
-  const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.n, kTileRows) * z), static_cast<unsigned>(p.num_group_slots));
-  launch_pdl(grouped_gemv_kernel<TILES, NB, WARPS>, grid, dim3(WARPS * 32), smem, stream, p, x_stride, y_stride, z);
+// Whether expert GEMVs with groups_before_wait launch early (pdl_mode 2): on unless
+// AURORA_PDL_EXPERTS=0 (H200, 2026-11-28, batch 1: OLMoE 1.471 vs 1.478-1.488 ms, Qwen3 4.562 vs
+// 4.626-4.651 ms, Mixtral 8.292 vs 8.291-8.325 ms; Mixtral batch 64 42.98 vs 43.01 ms).
+bool early_expert_launch() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_PDL_EXPERTS");
+    return !(v && v[0] == '0');
+  }();
+  return on;
 }
 
-template <int TILES>
-void dispatch_nb(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, cudaStream_t stream) {
+// Split k is on unless AURORA_GEMV_SPLITK=0.
+bool split_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_GEMV_SPLITK");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
+// Blocks of `kernel` (with `threads` and `smem`) the current device holds at once.
+int resident_blocks(const void* kernel, int threads, size_t smem) {
+  int device = 0;
+  AURORA_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mu;
+  static std::map<std::tuple<int, const void*, size_t>, int> cache;
+  std::lock_guard lock(mu);
+  auto [it, fresh] = cache.try_emplace({device, kernel, smem}, 0);
+  if (fresh) {
+    int per_sm = 0;
+    AURORA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+    int sms = 0;
+    AURORA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    it->second = std::max(1, per_sm) * sms;
+  }
+  return it->second;
+}
+
+struct LaunchShape {
+  int tiles_z = 0;  // gridDim.x
+  int z = 1;
+  int splits = 1;
+  int cps = 0;  // chunks per split
+};
+
+template <int TILES, int NB, int WARPS, bool NORM>
+size_t smem_bytes(const GroupedGemvParams& p, int cps) {
+  size_t smem = sizeof(float) * WARPS * TILES * NB * 128;
+  if (NORM) smem += sizeof(bf16) * size_t(std::min(NB * 8, p.max_positions_per_group)) * size_t(cps) * kChunk;
+  return smem;
+}
+
+// Split k only while the whole grid stays resident (one wave): a second, partial wave of blocks
+// costs more than the split gains (measured on the H200: OLMoE experts' gate_up 24 -> 30 us when a
+// split made 1024 blocks of a 924-block wave).
+template <int TILES, int NB, int WARPS, bool NORM>
+LaunchShape plan_shape(const GroupedGemvParams& p, int z) {
+  constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;
+  LaunchShape s;
+  s.z = z;
+  s.tiles_z = detail::ceil_div(p.n, kTileRows) * z;
+  const int chunks = detail::ceil_div(p.k, kChunk);
+  s.cps = chunks;
+  if (!p.split_workspace || !p.split_tickets || !split_enabled()) return s;
+  const int64_t base = int64_t{s.tiles_z} * p.num_group_slots;
+  const auto kernel = reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM>);
+  const size_t smem = smem_bytes<TILES, NB, WARPS, NORM>(p, chunks);  // the unsplit (largest) size
+  ensure_dynamic_smem(kernel, smem);
+  const int64_t capacity = resident_blocks(kernel, WARPS * 32, smem);
+  const int step = WARPS * U;  // chunks that give every warp one full round of loads
+  const int64_t max_splits = std::max(1, chunks / step);
+  int splits = static_cast<int>(std::min(max_splits, capacity / std::max<int64_t>(base, 1)));
+  if (splits <= 1) return s;
+  int cps = detail::ceil_div(chunks, splits);
+  cps = detail::ceil_div(cps, step) * step;
+  splits = detail::ceil_div(chunks, cps);
+  const int64_t ws = base * splits * TILES * NB * 128;
+  if (splits <= 1 || base > p.split_tickets_count || ws > p.split_workspace_floats) return s;
+  s.splits = splits;
+  s.cps = cps;
+  return s;
+}
+
+template <int TILES, int NB, int WARPS, bool NORM>
+int instance_splits(const GroupedGemvParams& p, int z) {
+  return plan_shape<TILES, NB, WARPS, NORM>(p, z).splits;
+}
+
+template <int TILES, int NB, int WARPS, bool NORM>
+void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z, cudaStream_t stream) {
+  const LaunchShape s = plan_shape<TILES, NB, WARPS, NORM>(p, z);
+  const size_t smem = smem_bytes<TILES, NB, WARPS, NORM>(p, s.cps);
+  // Per device (several GPUs per process); the first launch of each shape is a warm-up, before any capture.
+  ensure_dynamic_smem(reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM>), smem);
+  const dim3 grid(static_cast<unsigned>(s.tiles_z), static_cast<unsigned>(p.num_group_slots), static_cast<unsigned>(s.splits));
+  // Experts whose weights can stream before the previous kernel ends may launch early (pdl_mode 2).
+  const bool early = p.groups_before_wait && early_expert_launch();
+  launch_pdl_hinted(early, grouped_gemv_kernel<TILES, NB, WARPS, NORM>, grid, dim3(WARPS * 32), smem, stream, p, x_stride, y_stride, z, s.cps);
+}
+
+struct Launcher {
+  const GroupedGemvParams& p;
+  int64_t x_stride, y_stride;
+  cudaStream_t stream;
+  template <int TILES, int NB, int WARPS, bool NORM>
+  void operator()(int z) const {
+    launch_instance<TILES, NB, WARPS, NORM>(p, x_stride, y_stride, z, stream);
+  }
+};
+struct SplitCounter {
+  const GroupedGemvParams& p;
+  template <int TILES, int NB, int WARPS, bool NORM>
+  int operator()(int z) const {
+    return instance_splits<TILES, NB, WARPS, NORM>(p, z);
+  }
+};
+
+// Calls f.template operator()<TILES, NB, WARPS, NORM>(z) for the instance these parameters use.
+template <int TILES, class F>
+auto dispatch_nb(const GroupedGemvParams& p, const F& f) {
   // Decode sizes keep few accumulators (occupancy: loads in flight); prefill sizes take 64
-  // positions per block so that the grid stays small.
+  // positions per block so that the grid stays small. The RMSNorm prologue (<= 4 positions) has
+  // instances of its own, so that the others carry none of its registers.
   const int m = std::max(1, p.max_positions_per_group);
   const bool wide = gemv_warps() == 8;
+  if (p.norm_weight) {
+    return wide ? f.template operator()<TILES, 1, 8, true>(1) : f.template operator()<TILES, 1, 4, true>(1);
+  }
   if (m <= 8) {
-    return wide ? launch_instance<TILES, 1, 8>(p, x_stride, y_stride, 1, stream)
-                : launch_instance<TILES, 1, 4>(p, x_stride, y_stride, 1, stream);
+    return wide ? f.template operator()<TILES, 1, 8, false>(1) : f.template operator()<TILES, 1, 4, false>(1);
   }
   if (m <= 64) {
     const int z = detail::ceil_div(m, 16);
-    return wide ? launch_instance<TILES, 2, 8>(p, x_stride, y_stride, z, stream)
-                : launch_instance<TILES, 2, 4>(p, x_stride, y_stride, z, stream);
+    return wide ? f.template operator()<TILES, 2, 8, false>(z) : f.template operator()<TILES, 2, 4, false>(z);
   }
-  launch_instance<TILES, 8, 4>(p, x_stride, y_stride, detail::ceil_div(m, 64), stream);
+  return f.template operator()<TILES, 8, 4, false>(detail::ceil_div(m, 64));
 }
 
 constexpr int kLinearWarps = 8;
 
 __global__ void linear_f32_kernel(LinearParams p, int64_t x_stride, int64_t y_stride) {
   constexpr int kTokens = 4;
-  detail::pdl_launch_dependents();
   detail::pdl_wait();
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int32_t o = blockIdx.x * kLinearWarps + warp;
@@ -241,13 +445,26 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
   const int64_t x_stride = p.x_stride ? p.x_stride : p.k;
   const int64_t y_stride = p.y_stride ? p.y_stride : p.n;
   AURORA_KERNEL_CHECK(x_stride % 8 == 0, "gemv x rows must be 16-byte aligned");
+  if (p.norm_weight) {
+    AURORA_KERNEL_CHECK(p.norm_x && (p.norm_x_stride % 4 == 0) && p.max_positions_per_group >= 1 &&
+                            p.max_positions_per_group <= kGemvNormMaxPositions &&
+                            (p.group_offsets || p.num_positions <= p.max_positions_per_group),
+                        "gemv RMSNorm prologue needs norm_x with 16-byte aligned rows and at most "
+                            << kGemvNormMaxPositions << " positions per group, got " << p.max_positions_per_group);
+  }
+  const Launcher launch{p, x_stride, y_stride, stream};
   if (p.epilogue == GemvEpilogue::kSwiGluBF16) {
     AURORA_KERNEL_CHECK(p.y_bf16 && !p.bias, "SwiGLU epilogue writes bf16 and takes no bias");
-    dispatch_nb<2>(p, x_stride, y_stride, stream);
+    dispatch_nb<2>(p, launch);
   } else {
     AURORA_KERNEL_CHECK(p.y_f32, "float32 epilogue needs y_f32");
-    dispatch_nb<1>(p, x_stride, y_stride, stream);
+    dispatch_nb<1>(p, launch);
   }
+}
+
+int32_t gemv_splits(const GroupedGemvParams& p) {
+  const SplitCounter splits{p};
+  return p.epilogue == GemvEpilogue::kSwiGluBF16 ? dispatch_nb<2>(p, splits) : dispatch_nb<1>(p, splits);
 }
 
 void launch_linear_f32(const LinearParams& p, cudaStream_t stream) {

@@ -17,7 +17,7 @@ static_assert(kMaxRoutedExperts % kThreads == 0, "");
 // Softmax over one token's logits, top-k (ties to the lower id), optional renormalisation; one warp.
 // probs: this warp's shared scratch of num_experts floats.
 __device__ void route_token(const float* logits, int32_t num_experts, int32_t top_k, bool renormalize, float* probs,
-                            int32_t* ids, float* weights) {
+                            int32_t* ids, float* weights, int32_t* ids_copy = nullptr) {
   const int lane = threadIdx.x & 31;
   float m = -INFINITY;
   for (int32_t e = lane; e < num_experts; e += 32) m = fmaxf(m, __ldcg(logits + e));
@@ -67,6 +67,7 @@ __device__ void route_token(const float* logits, int32_t num_experts, int32_t to
     for (int j = 0; j < kMaxTopK; ++j) {
       if (j < top_k) {
         ids[j] = chosen_id[j];
+        if (ids_copy) ids_copy[j] = chosen_id[j];
         weights[j] = renormalize ? chosen[j] / chosen_sum : chosen[j];
       }
     }
@@ -153,6 +154,52 @@ __device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_ke
   }
 }
 
+// permute_block for a few items (decode: items <= kSmallPermute): one item per thread, every rank
+// counted directly from the keys in shared memory; three barriers instead of the scans. Same results.
+constexpr int32_t kSmallPermute = 64;
+// keys_s: the items' keys in shared memory (route_token's copies); entries outside [0, num_keys)
+// are skipped like permute_block's.
+__device__ void permute_small(int32_t* k_s /* [kSmallPermute], the keys */, int32_t items, int32_t num_keys,
+                              const PermuteOut& out, int32_t* first_s /* [kSmallPermute] */) {
+  const int32_t i = threadIdx.x;
+  int32_t key = -1;
+  if (i < items) {
+    key = k_s[i];
+    if (key < 0 || key >= num_keys) key = -1;
+  }
+  __syncthreads();
+  if (i < items) k_s[i] = key;
+  __syncthreads();
+  if (i < items) {
+    int32_t first = key >= 0;
+    for (int32_t j = 0; j < i && first; ++j) first = k_s[j] != key;
+    first_s[i] = first;
+  }
+  __syncthreads();
+  if (i < items && key >= 0) {
+    int32_t rank = 0, active_rank = 0;
+    for (int32_t j = 0; j < items; ++j) {
+      const int32_t kj = k_s[j];
+      rank += kj >= 0 && (kj < key || (kj == key && j < i));
+      active_rank += first_s[j] && kj < key;
+    }
+    out.permuted_item[rank] = i;
+    out.item_position[i] = rank;
+    if (out.active && first_s[i]) out.active[active_rank] = key;
+    if (out.counts_accum && i < out.counted_items) atomicAdd(reinterpret_cast<unsigned long long*>(out.counts_accum + key), 1ull);
+  }
+  for (int32_t e = i; e <= num_keys; e += blockDim.x) {
+    int32_t below = 0;
+    for (int32_t j = 0; j < items; ++j) below += k_s[j] >= 0 && k_s[j] < e;
+    out.offsets[e] = e == num_keys ? items : below;
+  }
+  if (i == 0 && out.num_active) {
+    int32_t n = 0;
+    for (int32_t j = 0; j < items; ++j) n += first_s[j];
+    *out.num_active = n;
+  }
+}
+
 __global__ void __launch_bounds__(kThreads) topk_routing_kernel(TopKRoutingParams p) {
   __shared__ float probs[kWarps][kMaxRoutedExperts];
   const int warp = threadIdx.x >> 5;
@@ -176,25 +223,75 @@ constexpr int kRouteTokens = 4;
 __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __shared__ float probs[kWarps][kMaxRoutedExperts];
   __shared__ float partial[kWarps][kRouteTokens];
+  __shared__ float scratch[33];
   __shared__ int32_t is_last;
-  detail::pdl_launch_dependents();
-  detail::pdl_wait();
+  __shared__ int32_t small_keys[kSmallPermute];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int32_t e = blockIdx.x;
   const int32_t t0 = blockIdx.y * kRouteTokens;
+  // The router row (a constant) for hidden <= 4096 is loaded before the wait for the previous kernel.
+  constexpr int kPre = 4;
+  float4 wpre[kPre];
+#pragma unroll
+  for (int u = 0; u < kPre; ++u) {
+    const int32_t i = (static_cast<int32_t>(threadIdx.x) + u * kThreads) * 4;
+    wpre[u] = i < p.hidden ? __ldg(reinterpret_cast<const float4*>(p.router + int64_t{e} * p.hidden + i)) : make_float4(0, 0, 0, 0);
+  }
+  detail::pdl_wait();
   {
+    // Fused RMSNorm: x is the residual; the router sees norm_weight * x / rms(x), element by element
+    // the same float32 arithmetic as launch_rms_norm.
+    float inv_rms[kRouteTokens] = {1.0f, 1.0f, 1.0f, 1.0f};
+    if (p.norm_weight) {
+#pragma unroll
+      for (int r = 0; r < kRouteTokens; ++r) {
+        if (t0 + r < p.num_tokens) {  // uniform over the block
+          const float* xr = p.x + int64_t{t0 + r} * p.hidden;
+          float ss = 0.0f;
+#pragma unroll 4
+          for (int32_t i = threadIdx.x * 4; i < p.hidden; i += kThreads * 4) {
+            const float4 v = *reinterpret_cast<const float4*>(xr + i);
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+          }
+          inv_rms[r] = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(p.hidden) + p.eps);
+        }
+      }
+    }
     const float* w = p.router + int64_t{e} * p.hidden;
     float acc[kRouteTokens] = {0, 0, 0, 0};
-#pragma unroll 4
-    for (int32_t i = threadIdx.x * 4; i < p.hidden; i += kThreads * 4) {
-      const float4 wv = *reinterpret_cast<const float4*>(w + i);
+    const float4 nzero = make_float4(0, 0, 0, 0);
+    auto step = [&](int32_t i, const float4& wv) {
+      const float4 nv = p.norm_weight ? *reinterpret_cast<const float4*>(p.norm_weight + i) : nzero;
 #pragma unroll
       for (int r = 0; r < kRouteTokens; ++r) {
         if (t0 + r < p.num_tokens) {
-          const float4 xv = *reinterpret_cast<const float4*>(p.x + int64_t{t0 + r} * p.hidden + i);
+          float4 xv = *reinterpret_cast<const float4*>(p.x + int64_t{t0 + r} * p.hidden + i);
+          if (p.norm_weight) {
+            xv = make_float4(__fmul_rn(nv.x, __fmul_rn(xv.x, inv_rms[r])), __fmul_rn(nv.y, __fmul_rn(xv.y, inv_rms[r])),
+                             __fmul_rn(nv.z, __fmul_rn(xv.z, inv_rms[r])), __fmul_rn(nv.w, __fmul_rn(xv.w, inv_rms[r])));
+            if (e == 0) {  // the first expert's blocks publish the normalised rows
+              const int64_t o = int64_t{t0 + r} * p.hidden + i;
+              if (p.norm_out) *reinterpret_cast<float4*>(p.norm_out + o) = xv;
+              if (p.norm_out_bf16) {
+                p.norm_out_bf16[o] = __float2bfloat16(xv.x);
+                p.norm_out_bf16[o + 1] = __float2bfloat16(xv.y);
+                p.norm_out_bf16[o + 2] = __float2bfloat16(xv.z);
+                p.norm_out_bf16[o + 3] = __float2bfloat16(xv.w);
+              }
+            }
+          }
           acc[r] += xv.x * wv.x + xv.y * wv.y + xv.z * wv.z + xv.w * wv.w;
         }
       }
+    };
+    // Increasing i per thread, as before: the preloaded part, then the rest of a long row.
+#pragma unroll
+    for (int u = 0; u < kPre; ++u) {
+      const int32_t i = (static_cast<int32_t>(threadIdx.x) + u * kThreads) * 4;
+      if (i < p.hidden) step(i, wpre[u]);
+    }
+    for (int32_t i = (static_cast<int32_t>(threadIdx.x) + kPre * kThreads) * 4; i < p.hidden; i += kThreads * 4) {
+      step(i, *reinterpret_cast<const float4*>(w + i));
     }
 #pragma unroll
     for (int r = 0; r < kRouteTokens; ++r) {
@@ -208,6 +305,7 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
       p.logits[int64_t{t0 + static_cast<int32_t>(threadIdx.x)} * p.num_experts + e] = v;
     }
   }
+  detail::pdl_launch_dependents();  // late: only the last block's routing remains
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -219,17 +317,22 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   if (!is_last) return;
   __threadfence();
   const bool renormalize = p.normalization == TopKNormalization::kRenormalize;
+  const bool small = p.num_tokens * p.top_k <= kSmallPermute;
   for (int32_t t = warp; t < p.num_tokens; t += kWarps) {
     route_token(p.logits + int64_t{t} * p.num_experts, p.num_experts, p.top_k, renormalize, probs[warp],
-                p.topk_ids + int64_t{t} * p.top_k, p.topk_weights + int64_t{t} * p.top_k);
+                p.topk_ids + int64_t{t} * p.top_k, p.topk_weights + int64_t{t} * p.top_k,
+                small ? small_keys + t * p.top_k : nullptr);
   }
   __syncthreads();
   int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed
   const int32_t counted = p.num_counted_tokens ? min(*p.num_counted_tokens, p.num_tokens) : p.num_tokens;
-  permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts,
-                PermuteOut{p.expert_offsets, p.permuted_item, p.item_position, p.active_experts, p.num_active,
-                           p.expert_tokens, counted * p.top_k},
-                counts);
+  const PermuteOut out{p.expert_offsets, p.permuted_item, p.item_position, p.active_experts, p.num_active,
+                       p.expert_tokens, counted * p.top_k};
+  if (small) {
+    permute_small(small_keys, p.num_tokens * p.top_k, p.num_experts, out, counts);
+  } else {
+    permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts, out, counts);
+  }
 }
 
 // Sorts a token's choices by expert id (top_k <= kMaxTopK), in shared memory.
@@ -270,7 +373,6 @@ __global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
   __shared__ const float* rows[kMaxTopK];  // expert output rows, in increasing expert id order
   __shared__ float weights[kMaxTopK];
   __shared__ float scratch[33];
-  detail::pdl_launch_dependents();
   detail::pdl_wait();
   const int32_t t = blockIdx.x;
   const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
@@ -307,6 +409,55 @@ __global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
     if (p.norm_out) p.norm_out[int64_t{t} * p.hidden + h] = v;
     if (p.norm_out_bf16) p.norm_out_bf16[int64_t{t} * p.hidden + h] = __float2bfloat16(v);
   }
+}
+
+// The combine without the norm, spread over blocks of kCombineThreads x 4 elements of a row: the
+// same arithmetic per element as moe_combine_kernel, for small decode batches (the next norm is
+// fused into its consumer).
+constexpr int kCombineThreads = 128;
+__global__ void __launch_bounds__(kCombineThreads) moe_combine_wide_kernel(MoeCombineCudaParams p, int64_t stride) {
+  __shared__ int32_t order[kMaxTopK];
+  __shared__ const float* rows[kMaxTopK];
+  __shared__ float weights[kMaxTopK];
+  // The routing arrays come from the router, three launches back (router, gate_up, down): complete
+  // before this kernel can start, even launched early (the down GEMV's blocks trigger after their
+  // wait for gate_up, whose blocks waited for the router). Only the expert outputs need the wait.
+  const int32_t t = blockIdx.x;
+  const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
+  sort_choices(ids, p.top_k, order);
+  if (threadIdx.x < p.top_k) {
+    const int64_t item = int64_t{t} * p.top_k + order[threadIdx.x];
+    rows[threadIdx.x] = p.expert_out + int64_t{p.item_position[item]} * stride;
+    weights[threadIdx.x] = p.topk_weights[item];
+  }
+  detail::pdl_wait();
+  __syncthreads();
+  const int32_t h = (blockIdx.y * kCombineThreads + threadIdx.x) * 4;
+  if (h >= p.hidden) return;
+  const float gate = p.shared_out ? (p.shared_gate ? 1.0f / (1.0f + expf(-p.shared_gate[t])) : 1.0f) : 0.0f;
+  float4 v[kMaxTopK];
+#pragma unroll
+  for (int n = 0; n < kMaxTopK; ++n) v[n] = n < p.top_k ? *reinterpret_cast<const float4*>(rows[n] + h) : make_float4(0, 0, 0, 0);
+  float4* xp = reinterpret_cast<float4*>(p.x + int64_t{t} * p.hidden + h);
+  const float4 xh = *xp;
+  const float4 sh = p.shared_out ? *reinterpret_cast<const float4*>(p.shared_out + int64_t{t} * p.hidden + h) : make_float4(0, 0, 0, 0);
+  float4 acc = make_float4(0, 0, 0, 0);
+#pragma unroll
+  for (int n = 0; n < kMaxTopK; ++n) {
+    if (n < p.top_k) {
+      acc.x += v[n].x * weights[n];
+      acc.y += v[n].y * weights[n];
+      acc.z += v[n].z * weights[n];
+      acc.w += v[n].w * weights[n];
+    }
+  }
+  if (p.shared_out) {
+    acc.x += gate * sh.x;
+    acc.y += gate * sh.y;
+    acc.z += gate * sh.z;
+    acc.w += gate * sh.w;
+  }
+  *xp = make_float4(xh.x + acc.x, xh.y + acc.y, xh.z + acc.z, xh.w + acc.w);
 }
 
 }  // namespace
@@ -346,8 +497,13 @@ void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
 void launch_moe_combine(const MoeCombineCudaParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   AURORA_KERNEL_CHECK(p.top_k >= 1 && p.top_k <= kMaxTopK, "top_k " << p.top_k);
-  launch_pdl(moe_combine_kernel, dim3(p.num_tokens), dim3(1024), 0, stream, p,
-             p.expert_out_stride ? p.expert_out_stride : int64_t{p.hidden});
+  const int64_t stride = p.expert_out_stride ? p.expert_out_stride : int64_t{p.hidden};
+  if (!p.norm_weight && p.hidden % 4 == 0 && stride % 4 == 0) {
+    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(detail::ceil_div(p.hidden, kCombineThreads * 4)));
+    launch_pdl(moe_combine_wide_kernel, grid, dim3(kCombineThreads), 0, stream, p, stride);
+    return;
+  }
+  launch_pdl(moe_combine_kernel, dim3(p.num_tokens), dim3(1024), 0, stream, p, stride);
 }
 
 }  // namespace aurora::kernels::cuda

@@ -11,7 +11,6 @@ constexpr int kNormThreads = 1024;  // one row per block: many loads in flight f
 
 __global__ void rms_norm_kernel(RmsNormCudaParams p, int64_t x_stride) {
   __shared__ float scratch[33];
-  detail::pdl_launch_dependents();
   detail::pdl_wait();
   const int32_t r = blockIdx.x;
   const int64_t src_row = p.rows ? p.rows[r] : r;
@@ -56,10 +55,10 @@ __global__ void rope_kernel(RopeParams p) {
   }
 }
 
-__global__ void qkv_prologue_kernel(QkvPrologueParams p) {
+// One block of 1024 threads per token (larger batches: the full-width q/k norm sums once per token).
+__global__ void qkv_prologue_token_kernel(QkvPrologueParams p) {
   extern __shared__ float row[];  // q | k | v of this token
   __shared__ float scratch[33];
-  detail::pdl_launch_dependents();
   detail::pdl_wait();
   const int32_t t = blockIdx.x;
   const int32_t hd = p.head_dim, half = hd / 2;
@@ -118,6 +117,73 @@ __global__ void qkv_prologue_kernel(QkvPrologueParams p) {
   }
 }
 
+// Small batches: one block per (token, head): q heads, then k heads, then v heads. A q/k head with
+// the full-width norm sums the squares of its whole q (or k) row itself (a re-read from L2), so no
+// block waits for another. Same float32 arithmetic per element as the CPU twins (bias, norm, clamp, RoPE).
+constexpr int kPrologueThreads = 128;
+constexpr int kPrologueMaxHeadDim = 256;
+constexpr int32_t kPrologueHeadBlocksMaxTokens = 8;  // above: one block per token
+__global__ void __launch_bounds__(kPrologueThreads) qkv_prologue_kernel(QkvPrologueParams p) {
+  __shared__ float v[kPrologueMaxHeadDim];
+  __shared__ float scratch[33];
+  const int32_t t = blockIdx.x, head = blockIdx.y;
+  const int32_t hd = p.head_dim, half = hd / 2;
+  const int32_t q_dim = p.num_q_heads * hd, kv_dim = p.num_kv_heads * hd;
+  const int32_t width = q_dim + 2 * kv_dim;
+  const int kind = head < p.num_q_heads ? 0 : head < p.num_q_heads + p.num_kv_heads ? 1 : 2;  // q, k, v
+  const int32_t hh = kind == 0 ? head : kind == 1 ? head - p.num_q_heads : head - p.num_q_heads - p.num_kv_heads;
+  const int32_t region = kind == 0 ? 0 : kind == 1 ? q_dim : q_dim + kv_dim;  // start of q, k or v in the row
+  const int32_t col = region + hh * hd;
+  const float* src = p.qkv + int64_t{t} * width;
+  // Step inputs and constants first (before the wait for the qkv GEMV): the slot, and the RoPE
+  // angles of this thread's pairs (head_dim <= 256: at most one pair per thread).
+  const int32_t slot = kind == 0 ? -1 : p.slot_mapping[t];
+  float rs = 0.0f, rc = 1.0f;
+  if (kind < 2 && static_cast<int32_t>(threadIdx.x) < half) {
+    sincosf(__fmul_rn(static_cast<float>(p.positions[t]), p.inv_freq[threadIdx.x]), &rs, &rc);
+  }
+  detail::pdl_wait();
+  for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) v[i] = p.bias ? src[col + i] + p.bias[col + i] : src[col + i];
+  __syncthreads();
+  if (kind < 2 && p.qk_norm != QkNormMode::kNone) {
+    float ss = 0.0f;
+    if (p.qk_norm == QkNormMode::kFull) {
+      const int32_t len = kind == 0 ? q_dim : kv_dim;
+      for (int32_t i = threadIdx.x; i < len; i += blockDim.x) {
+        const float r = p.bias ? src[region + i] + p.bias[region + i] : src[region + i];
+        ss += r * r;
+      }
+      const float inv = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(len) + p.eps);
+      const float* w = (kind == 0 ? p.q_norm : p.k_norm) + int64_t{hh} * hd;
+      for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) v[i] = __fmul_rn(w[i], __fmul_rn(v[i], inv));
+    } else {
+      for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) ss += v[i] * v[i];
+      const float inv = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(hd) + p.eps);
+      const float* w = kind == 0 ? p.q_norm : p.k_norm;
+      for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) v[i] = __fmul_rn(w[i], __fmul_rn(v[i], inv));
+    }
+    __syncthreads();
+  }
+  if (p.clip > 0.0f) {
+    for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) v[i] = fminf(fmaxf(v[i], -p.clip), p.clip);
+    __syncthreads();
+  }
+  if (kind < 2) {
+    if (static_cast<int32_t>(threadIdx.x) < half) rotate_pair(v, threadIdx.x, half, rc, rs);
+    __syncthreads();
+  }
+  if (kind == 0) {
+    float* q_out = p.q_out + int64_t{t} * q_dim + int64_t{hh} * hd;
+    for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) q_out[i] = v[i];
+    return;
+  }
+  if (slot < 0) return;
+  void* cache = kind == 1 ? p.k_cache : p.v_cache;
+  for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) {
+    detail::store_from_float(cache, p.kv_dtype, int64_t{slot} * kv_dim + int64_t{hh} * hd + i, v[i]);
+  }
+}
+
 }  // namespace
 
 void launch_rms_norm(const RmsNormCudaParams& p, cudaStream_t stream) {
@@ -147,10 +213,17 @@ void launch_rope(const RopeParams& p, cudaStream_t stream) {
 
 void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
-  AURORA_KERNEL_CHECK(p.head_dim % 2 == 0 && p.num_q_heads > 0 && p.num_kv_heads > 0, "bad attention shape");
-  const size_t smem = sizeof(float) * size_t(p.head_dim) * (p.num_q_heads + 2 * p.num_kv_heads);
-  ensure_dynamic_smem(reinterpret_cast<const void*>(qkv_prologue_kernel), smem);  // per device, before any capture
-  launch_pdl(qkv_prologue_kernel, dim3(p.num_tokens), dim3(1024), smem, stream, p);
+  static_assert(kPrologueMaxHeadDim / 2 <= kPrologueThreads, "one RoPE pair per thread");
+  AURORA_KERNEL_CHECK(p.head_dim % 2 == 0 && p.head_dim <= kPrologueMaxHeadDim && p.num_q_heads > 0 && p.num_kv_heads > 0,
+                      "bad attention shape: head_dim " << p.head_dim);
+  if (p.num_tokens > kPrologueHeadBlocksMaxTokens) {
+    const size_t smem = sizeof(float) * size_t(p.head_dim) * (p.num_q_heads + 2 * p.num_kv_heads);
+    ensure_dynamic_smem(reinterpret_cast<const void*>(qkv_prologue_token_kernel), smem);  // per device, before any capture
+    launch_pdl(qkv_prologue_token_kernel, dim3(p.num_tokens), dim3(1024), smem, stream, p);
+    return;
+  }
+  const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(p.num_q_heads + 2 * p.num_kv_heads));
+  launch_pdl(qkv_prologue_kernel, grid, dim3(kPrologueThreads), 0, stream, p);
 }
 
 }  // namespace aurora::kernels::cuda

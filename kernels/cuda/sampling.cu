@@ -104,7 +104,6 @@ __device__ int32_t first_crossing(int32_t vocab, Mass mass, float limit, bool re
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(SampleParams p, int64_t stride) {
   __shared__ Shared sh;
-  detail::pdl_launch_dependents();
   detail::pdl_wait();
   const int32_t r = blockIdx.x;
   const int32_t vocab = p.vocab_size;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -25,6 +26,21 @@ namespace {
 
 constexpr int32_t kAttentionTokensPerLaunch = 128;  // bounds the attention workspace
 constexpr size_t kGemmWorkspaceBytes = size_t{32} << 20;
+// Split-k GEMV scratch (kernels/cuda/gemv.hpp): a split launch has fewer base blocks than the GPU
+// holds (~1000), each with at most 2 x 256 partial floats per split.
+constexpr int64_t kSplitWorkspaceFloats = int64_t{4} << 20;
+constexpr int32_t kSplitTickets = 8192;
+
+// Small decode batches fold the RMSNorms into their consumers (the qkv GEMV's prologue, the
+// router) and spread the MoE combine over many blocks: two launches fewer per layer.
+// AURORA_FUSED_NORM=0 turns it off (to compare).
+bool fused_norm_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_FUSED_NORM");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
 
 std::string gib(int64_t bytes) {
   std::ostringstream s;
@@ -88,6 +104,8 @@ struct CudaModelRunner::Buffers {
   int32_t* active = nullptr;
   int32_t* num_active = nullptr;
   int32_t* ticket = nullptr;
+  float* split_ws = nullptr;
+  int32_t* split_tickets = nullptr;
   int64_t* expert_tokens = nullptr;  // [layers, experts]
   bf16* act16 = nullptr;
   float* expert_out = nullptr;
@@ -208,6 +226,8 @@ void CudaModelRunner::allocate() {
   b.active = b.alloc<int32_t>(E, act);
   b.num_active = b.alloc<int32_t>(1, act);
   b.ticket = b.alloc<int32_t>(1, act);
+  b.split_ws = b.alloc<float>(kSplitWorkspaceFloats, act);
+  b.split_tickets = b.alloc<int32_t>(kSplitTickets, act);
   b.expert_tokens = b.alloc<int64_t>(int64_t{c.num_layers} * E, act);
   b.act16 = b.alloc<bf16>(items * max_inter, act);
   b.expert_out = b.alloc<float>(items * H, act);
@@ -278,6 +298,30 @@ int32_t CudaModelRunner::bucket_for(int32_t n) const {
   return (n + 63) / 64 * 64 <= options_.max_seqs_per_step ? (n + 63) / 64 * 64 : options_.max_seqs_per_step;
 }
 
+void CudaModelRunner::set_split(kc::GroupedGemvParams& p) const {
+  p.split_workspace = buf_->split_ws;
+  p.split_workspace_floats = kSplitWorkspaceFloats;
+  p.split_tickets = buf_->split_tickets;
+  p.split_tickets_count = kSplitTickets;
+}
+
+void CudaModelRunner::norm_project(const float* norm_weight, const int32_t* rows, const bf16* w, int32_t n, float* y,
+                                   int32_t positions) {
+  kc::GroupedGemvParams p;
+  p.norm_x = buf_->x;
+  p.norm_weight = norm_weight;
+  p.norm_eps = static_cast<float>(weights_->config().rms_norm_eps);
+  p.x_rows = rows;
+  p.weight = w;
+  p.n = n;
+  p.k = weights_->config().hidden_size;
+  p.num_positions = positions;
+  p.max_positions_per_group = positions;
+  p.y_f32 = y;
+  set_split(p);
+  kc::launch_grouped_gemv(p, stream_);
+}
+
 void CudaModelRunner::project(const bf16* x, const bf16* w, int32_t n, int32_t k, float* y, int32_t rows, bool accumulate) {
   if (rows <= kGemvMaxTokens) {
     kc::GroupedGemvParams p;
@@ -289,6 +333,7 @@ void CudaModelRunner::project(const bf16* x, const bf16* w, int32_t n, int32_t k
     p.max_positions_per_group = rows;
     p.epilogue = accumulate ? kc::GemvEpilogue::kAccumulateF32 : kc::GemvEpilogue::kStoreF32;
     p.y_f32 = y;
+    set_split(p);
     kc::launch_grouped_gemv(p, stream_);
     return;
   }
@@ -316,6 +361,7 @@ void CudaModelRunner::dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, f
     p.max_positions_per_group = rows;
     p.epilogue = kc::GemvEpilogue::kSwiGluBF16;
     p.y_bf16 = b.act16;
+    set_split(p);
     kc::launch_grouped_gemv(p, stream_);
   } else {
     project(x, f.gate_up, 2 * I, H, b.gate_up, rows, false);
@@ -346,6 +392,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     g.max_positions_per_group = T;
     g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
     g.y_bf16 = b.act16;
+    set_split(g);
     kc::launch_grouped_gemv(g, stream_);
     mark("experts gate_up+silu");
     kc::GroupedGemvParams d = g;
@@ -359,6 +406,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     d.epilogue = kc::GemvEpilogue::kStoreF32;
     d.y_bf16 = nullptr;
     d.y_f32 = b.expert_out;
+    d.groups_before_wait = true;  // the router ran two launches back
     kc::launch_grouped_gemv(d, stream_);
     mark("experts down");
     return;
@@ -399,6 +447,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   const int32_t H = c.hidden_size, hd = c.head_dim;
   const int32_t q_dim = c.num_heads * hd, kv_dim = c.num_kv_heads * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
+  const bool fuse_norm = fused_norm_enabled() && !ep_ && T <= kc::kGemvNormMaxPositions;
   AURORA_CUDA_CHECK(cudaMemsetAsync(b.expert_tokens, 0, static_cast<size_t>(int64_t{c.num_layers} * c.num_experts) * 8, s));
   mark("start");
   kc::launch_embedding(kc::EmbeddingCudaParams{b.ids(), W.embed_tokens, kc::DType::kBF16, b.x, T, H, c.vocab_size}, s);
@@ -406,7 +455,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   bool h_ready = false;
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const CudaLayer& L = W.layers[static_cast<size_t>(l)];
-    if (!h_ready) {
+    if (!h_ready && !fuse_norm) {
       kc::RmsNormCudaParams n;
       n.x = b.x;
       n.weight = L.input_norm;
@@ -417,8 +466,13 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       kc::launch_rms_norm(n, s);
       mark("input norm");
     }
-    project(b.h16, L.qkv, q_dim + 2 * kv_dim, H, b.qkv, T, false);
-    mark("qkv");
+    if (fuse_norm) {  // input RMSNorm in the GEMV's prologue
+      norm_project(L.input_norm, nullptr, L.qkv, q_dim + 2 * kv_dim, b.qkv, T);
+      mark("input norm + qkv");
+    } else {
+      project(b.h16, L.qkv, q_dim + 2 * kv_dim, H, b.qkv, T, false);
+      mark("qkv");
+    }
     kc::QkvPrologueParams qp;
     qp.qkv = b.qkv;
     qp.bias = L.qkv_bias;
@@ -469,16 +523,19 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     project(b.attn16, L.o_proj, H, q_dim, b.x, T, true);  // residual: x += o_proj(attn)
     mark("o_proj");
 
-    kc::RmsNormCudaParams n;
-    n.x = b.x;
-    n.weight = L.post_attention_norm;
-    n.y = L.is_moe ? b.h : nullptr;
-    n.y_bf16 = b.h16;
-    n.num_rows = T;
-    n.dim = H;
-    n.eps = eps;
-    kc::launch_rms_norm(n, s);
-    mark("post-attention norm");
+    const bool norm_in_router = fuse_norm && L.is_moe;
+    if (!norm_in_router) {
+      kc::RmsNormCudaParams n;
+      n.x = b.x;
+      n.weight = L.post_attention_norm;
+      n.y = L.is_moe ? b.h : nullptr;
+      n.y_bf16 = b.h16;
+      n.num_rows = T;
+      n.dim = H;
+      n.eps = eps;
+      kc::launch_rms_norm(n, s);
+      mark("post-attention norm");
+    }
     if (!L.is_moe) {
       dense_ffn(b.h16, L.dense_mlp, T, b.x, true);
       mark("dense mlp");
@@ -486,7 +543,13 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       continue;
     }
     kc::RouteCudaParams rp;
-    rp.x = b.h;
+    rp.x = norm_in_router ? b.x : b.h;
+    if (norm_in_router) {
+      rp.norm_weight = L.post_attention_norm;
+      rp.eps = eps;
+      rp.norm_out = L.shared_expert.gate_up ? b.h : nullptr;  // the shared expert's gate reads it
+      rp.norm_out_bf16 = b.h16;
+    }
     rp.router = L.router;
     rp.logits = b.router_logits;
     rp.topk_ids = b.topk_ids;
@@ -533,29 +596,35 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     mc.shared_out = L.shared_expert.gate_up ? b.shared_out : nullptr;
     mc.shared_gate = L.shared_expert.gate_up ? b.shared_gate : nullptr;
     mc.x = b.x;
-    mc.norm_weight = has_next ? W.layers[static_cast<size_t>(l) + 1].input_norm : nullptr;
+    const bool next_norm = has_next && !fuse_norm;  // fused: the next qkv GEMV normalises
+    mc.norm_weight = next_norm ? W.layers[static_cast<size_t>(l) + 1].input_norm : nullptr;
     mc.eps = eps;
-    mc.norm_out_bf16 = has_next ? b.h16 : nullptr;
+    mc.norm_out_bf16 = next_norm ? b.h16 : nullptr;
     mc.num_tokens = T;
     mc.top_k = c.num_experts_per_tok;
     mc.hidden = H;
     kc::launch_moe_combine(mc, s);
-    mark("combine + next norm");
-    h_ready = has_next;
+    mark(next_norm ? "combine + next norm" : "combine");
+    h_ready = next_norm;
   }
   if (R == 0) return;
-  kc::RmsNormCudaParams fn;
-  fn.x = b.x;
-  fn.rows = b.rows();
-  fn.weight = W.final_norm;
-  fn.y_bf16 = b.h16;
-  fn.num_rows = R;
-  fn.dim = H;
-  fn.eps = eps;
-  kc::launch_rms_norm(fn, s);
-  mark("final norm");
-  project(b.h16, W.lm_head, c.vocab_size, H, b.logits, R, false);
-  mark("lm_head");
+  if (fuse_norm && R <= kc::kGemvNormMaxPositions) {  // the final norm in the LM head's prologue
+    norm_project(W.final_norm, b.rows(), W.lm_head, c.vocab_size, b.logits, R);
+    mark("final norm + lm_head");
+  } else {
+    kc::RmsNormCudaParams fn;
+    fn.x = b.x;
+    fn.rows = b.rows();
+    fn.weight = W.final_norm;
+    fn.y_bf16 = b.h16;
+    fn.num_rows = R;
+    fn.dim = H;
+    fn.eps = eps;
+    kc::launch_rms_norm(fn, s);
+    mark("final norm");
+    project(b.h16, W.lm_head, c.vocab_size, H, b.logits, R, false);
+    mark("lm_head");
+  }
   if (sample) {
     kc::launch_sample(kernels::SampleParams{b.logits, b.sampling(), b.tokens, R, c.vocab_size, 0}, s);
     mark("sampling");

@@ -37,6 +37,7 @@
 
 #include "aurora/config/error.hpp"
 #include "aurora/kernels/cuda/gemm.hpp"
+#include "aurora/kernels/cuda/gemv.hpp"
 #include "aurora/runtime/exchange_plan.hpp"
 #include "aurora/kernels/sampling.hpp"
 #include "cuda_weights.hpp"
@@ -148,6 +149,9 @@ class CudaModelRunner {
   CudaModelRunner(std::shared_ptr<const CudaWeights> weights, const CudaRunnerOptions& options);
   void allocate();
   void forward(int32_t num_tokens, int32_t num_rows, bool sample, bool decode);
+  void set_split(kernels::cuda::GroupedGemvParams& p) const;  // split-k scratch for the GEMV
+  // y[p] = RMSNorm(x[rows ? rows[p] : p]) W^T in one GEMV launch (positions <= kGemvNormMaxPositions).
+  void norm_project(const float* norm_weight, const int32_t* rows, const bf16* w, int32_t n, float* y, int32_t positions);
   void project(const bf16* x, const bf16* w, int32_t n, int32_t k, float* y, int32_t rows, bool accumulate);
   void dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, float* out, bool accumulate);
   void routed_experts(int32_t layer, int32_t num_tokens, bool decode);

@@ -7,6 +7,7 @@
 #include "aurora/kernels/elementwise.hpp"
 #include "aurora/kernels/linear.hpp"
 #include "aurora/kernels/moe_permute.hpp"
+#include "aurora/kernels/rms_norm.hpp"
 #include "gpu_test_support.hpp"
 
 using namespace aurora;
@@ -67,6 +68,130 @@ TEST_CASE("grouped GEMV, one dense matrix, matches cpu::linear", "[gpu][gemv]") 
   }
 }
 
+// Split-k scratch as the runner passes it.
+struct SplitScratch {
+  DeviceArray<float> ws{size_t{1} << 22};
+  DeviceArray<int32_t> tickets{8192};
+  SplitScratch() { tickets.zero(); }
+  void attach(kc::GroupedGemvParams& p) const {
+    p.split_workspace = ws.get();
+    p.split_workspace_floats = int64_t(ws.size());
+    p.split_tickets = tickets.get();
+    p.split_tickets_count = int32_t(tickets.size());
+  }
+  bool tickets_reset() const {
+    for (int32_t t : tickets.download()) {
+      if (t != 0) return false;
+    }
+    return true;
+  }
+};
+
+TEST_CASE("grouped GEMV with split k matches cpu::linear and resets its tickets", "[gpu][gemv]") {
+  SplitScratch scratch;
+  struct Shape {
+    int32_t n, k;
+  };
+  int32_t split_launches = 0;
+  for (const Shape& s : {Shape{256, 4096}, Shape{2048, 2048}, Shape{6144, 4096}, Shape{40, 1032}, Shape{300, 16}}) {
+    for (int32_t rows : {1, 3, 8, 16, 64}) {
+      INFO("n " << s.n << " k " << s.k << " rows " << rows);
+      auto x = rounded_bf16(random_floats(size_t(rows) * s.k, 190 + rows));
+      auto w = rounded_bf16(random_floats(size_t(s.n) * s.k, 191, 1.0f / std::sqrt(float(s.k))));
+      auto bias = random_floats(size_t(s.n), 192);
+      auto want = cpu_linear(x, w, rows, s.n, s.k, bias.data());
+      auto dx = upload_bf16(x), dw = upload_bf16(w);
+      DeviceArray<float> dbias(bias), y(want.size());
+      kc::GroupedGemvParams p;
+      p.x = as_bf16(dx);
+      p.weight = as_bf16(dw);
+      p.n = s.n;
+      p.k = s.k;
+      p.num_positions = rows;
+      p.max_positions_per_group = rows;
+      p.y_f32 = y.get();
+      p.bias = dbias.get();
+      scratch.attach(p);
+      split_launches += kc::gemv_splits(p) > 1;
+      kc::launch_grouped_gemv(p, nullptr);
+      CHECK(relative_error(y.download(), want) < kTolMma);
+      p.epilogue = kc::GemvEpilogue::kAccumulateF32;
+      kc::launch_grouped_gemv(p, nullptr);
+      for (auto& v : want) v *= 2.0f;
+      CHECK(relative_error(y.download(), want) < kTolMma);
+      CHECK(scratch.tickets_reset());
+    }
+  }
+  CHECK(split_launches >= 5);  // the small-n, large-k shapes do split
+}
+
+TEST_CASE("grouped GEMV with the RMSNorm prologue matches rms_norm + linear", "[gpu][gemv]") {
+  SplitScratch scratch;
+  struct Shape {
+    int32_t n, k;
+  };
+  for (const Shape& s : {Shape{6144, 4096}, Shape{5120, 2048}, Shape{40, 72}, Shape{300, 1032}}) {
+    for (int32_t rows : {1, 2, 4}) {
+      for (bool split : {false, true}) {
+        INFO("n " << s.n << " k " << s.k << " rows " << rows << " split " << split);
+        auto x = random_floats(size_t(rows) * s.k, 290 + rows, 2.0f);
+        auto nw = random_floats(size_t(s.k), 291, 0.2f, 1.0f);
+        auto w = rounded_bf16(random_floats(size_t(s.n) * s.k, 292, 1.0f / std::sqrt(float(s.k))));
+        std::vector<float> h(x.size());
+        kcpu::rms_norm(kernels::RmsNormParams{x.data(), nw.data(), h.data(), rows, s.k, 1e-5f});
+        auto want = cpu_linear(rounded_bf16(h), w, rows, s.n, s.k);
+        auto dw = upload_bf16(w);
+        DeviceArray<float> dx(x), dnw(nw), y(want.size());
+        kc::GroupedGemvParams p;
+        p.norm_x = dx.get();
+        p.norm_weight = dnw.get();
+        p.norm_eps = 1e-5f;
+        p.weight = as_bf16(dw);
+        p.n = s.n;
+        p.k = s.k;
+        p.num_positions = rows;
+        p.max_positions_per_group = rows;
+        p.y_f32 = y.get();
+        if (split) scratch.attach(p);
+        kc::launch_grouped_gemv(p, nullptr);
+        // A row's inverse RMS may differ from the CPU's in the last bit (another summation order),
+        // which can move a normalised element to the neighbouring bf16 value.
+        CHECK(relative_error(y.download(), want) < 2e-4);
+      }
+    }
+  }
+  CHECK(scratch.tickets_reset());
+  // Row gather (the LM head reads the logits rows of the residual): position p normalises row rows[p].
+  const int32_t n = 300, k = 1032, rows = 3, src_rows = 7;
+  const std::vector<int32_t> pick = {5, 0, 3};
+  auto x = random_floats(size_t(src_rows) * k, 295, 2.0f);
+  auto nw = random_floats(size_t(k), 296, 0.2f, 1.0f);
+  auto w = rounded_bf16(random_floats(size_t(n) * k, 297, 1.0f / std::sqrt(float(k))));
+  std::vector<float> picked(size_t(rows) * k), h(picked.size());
+  for (int32_t r = 0; r < rows; ++r) {
+    std::copy(x.begin() + int64_t(pick[size_t(r)]) * k, x.begin() + int64_t(pick[size_t(r)] + 1) * k, picked.begin() + int64_t(r) * k);
+  }
+  kcpu::rms_norm(kernels::RmsNormParams{picked.data(), nw.data(), h.data(), rows, k, 1e-5f});
+  auto want = cpu_linear(rounded_bf16(h), w, rows, n, k);
+  auto dw = upload_bf16(w);
+  DeviceArray<float> dx(x), dnw(nw), y(want.size());
+  DeviceArray<int32_t> dpick(pick);
+  kc::GroupedGemvParams p;
+  p.norm_x = dx.get();
+  p.norm_weight = dnw.get();
+  p.norm_eps = 1e-5f;
+  p.x_rows = dpick.get();
+  p.weight = as_bf16(dw);
+  p.n = n;
+  p.k = k;
+  p.num_positions = rows;
+  p.max_positions_per_group = rows;
+  p.y_f32 = y.get();
+  scratch.attach(p);
+  kc::launch_grouped_gemv(p, nullptr);
+  CHECK(relative_error(y.download(), want) < 2e-4);
+}
+
 TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses SwiGLU", "[gpu][gemv]") {
   struct Case {
     int32_t tokens, experts, top_k, hidden, inter;
@@ -117,8 +242,12 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
     // The down projection consumes the bf16 activations the GPU wrote; compare it separately.
     auto dx = upload_bf16(x), dgu = upload_bf16(gate_up), ddown = upload_bf16(down);
     DeviceArray<int32_t> doff(off), dperm(perm), dactive(active_padded), dnum(std::vector<int32_t>{num_active});
+    for (bool split : {false, true}) {
+    INFO("split " << split);
+    SplitScratch scratch;
     DeviceArray<uint16_t> act(act_want.size());
     kc::GroupedGemvParams g;
+    if (split) scratch.attach(g);
     g.x = as_bf16(dx);
     g.x_rows = dperm.get();
     g.x_row_div = c.top_k;
@@ -146,6 +275,7 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
     }
     DeviceArray<float> out(out_want.size());
     kc::GroupedGemvParams d;
+    if (split) scratch.attach(d);
     d.x = as_bf16(act);
     d.weight = as_bf16(ddown);
     d.weight_group_stride = int64_t(c.hidden) * c.inter;
@@ -157,8 +287,14 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
     d.num_group_slots = slots;
     d.max_positions_per_group = c.tokens;
     d.y_f32 = out.get();
+    d.groups_before_wait = split;  // the runner's down projection: group arrays read before the wait
     kc::launch_grouped_gemv(d, nullptr);
     CHECK(relative_error(out.download(), out_want) < kTolMma);
+    if (split) {
+      CHECK((c.tokens > 1 || kc::gemv_splits(g) > 1));  // one token: the experts' gate_up splits k
+      CHECK(scratch.tickets_reset());
+    }
+    }
   }
 }
 

@@ -60,10 +60,15 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
     TopKNormalization norm;
   };
   for (const Case& c : {Case{1, 4096, 8, 2, TopKNormalization::kRenormalize}, Case{16, 2048, 128, 8, TopKNormalization::kRenormalize},
-                        Case{64, 2048, 64, 8, TopKNormalization::kNone}, Case{300, 64, 8, 2, TopKNormalization::kNone}}) {
-    INFO(c.tokens << " tokens, " << c.experts << " experts");
+                        Case{64, 2048, 64, 8, TopKNormalization::kNone}, Case{300, 64, 8, 2, TopKNormalization::kNone},
+                        Case{1, 2048, 128, 8, TopKNormalization::kRenormalize}, Case{3, 2048, 64, 8, TopKNormalization::kNone}}) {
+   for (bool fused_norm : {false, true}) {
+    INFO(c.tokens << " tokens, " << c.experts << " experts, fused norm " << fused_norm);
     const int32_t items = c.tokens * c.top_k;
-    auto x = random_floats(size_t(c.tokens) * c.hidden, 70);
+    auto residual = random_floats(size_t(c.tokens) * c.hidden, 70, 3.0f);
+    auto norm_w = random_floats(size_t(c.hidden), 72, 0.2f, 1.0f);
+    std::vector<float> x = residual;
+    if (fused_norm) kcpu::rms_norm(kernels::RmsNormParams{residual.data(), norm_w.data(), x.data(), c.tokens, c.hidden, 1e-6f});
     auto router = random_floats(size_t(c.experts) * c.hidden, 71, 1.0f / std::sqrt(float(c.hidden)));
     std::vector<float> logits(size_t(c.tokens) * c.experts), w(items);
     kernels::LinearParams lp;
@@ -84,7 +89,9 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
       if (off[size_t(e) + 1] > off[size_t(e)]) active.push_back(e);
     }
 
-    DeviceArray<float> dx(x), drouter(router), dlogits(logits.size()), dw(items);
+    DeviceArray<float> dx(fused_norm ? residual : x), drouter(router), dlogits(logits.size()), dw(items);
+    DeviceArray<float> dnw(norm_w), dnorm(x.size());
+    DeviceArray<uint16_t> dnorm16(x.size());
     DeviceArray<int32_t> dids(items), doff(off.size()), dperm(items), dpos(items), dactive(size_t(c.experts)), dnum(1), ticket(1);
     DeviceArray<int64_t> dcounts(static_cast<size_t>(c.experts));
     dcounts.zero();
@@ -107,6 +114,12 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
     p.num_experts = c.experts;
     p.top_k = c.top_k;
     p.normalization = c.norm;
+    if (fused_norm) {
+      p.norm_weight = dnw.get();
+      p.eps = 1e-6f;
+      p.norm_out = dnorm.get();
+      p.norm_out_bf16 = as_bf16(dnorm16);
+    }
     kc::launch_route(p, nullptr);
     kc::launch_route(p, nullptr);  // twice: the ticket resets, the counts accumulate
     CHECK(relative_error(dlogits.download(), logits) < 1e-5);
@@ -121,6 +134,11 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
     CHECK(got_active == active);
     CHECK(dcounts.download() == counts);
     CHECK(ticket.download()[0] == 0);
+    if (fused_norm) {
+      CHECK(relative_error(dnorm.download(), x) < kTolF32);
+      CHECK(relative_error(download_bf16(dnorm16), x) < kTolBf16Out);
+    }
+   }
   }
 }
 
@@ -178,6 +196,27 @@ TEST_CASE("combine and the fused MoE epilogue match the CPU twins", "[gpu][moe]"
   p.hidden = hidden;
   kc::launch_moe_combine(p, nullptr);
   CHECK(relative_error(dx.download(), x_want) < kTolF32);
+  {
+    // Without the norm: the combine spread over blocks of row slices, with and without a shared expert.
+    DeviceArray<float> dx2(x);
+    kc::MoeCombineCudaParams q = p;
+    q.x = dx2.get();
+    q.norm_weight = nullptr;
+    q.norm_out = nullptr;
+    q.norm_out_bf16 = nullptr;
+    kc::launch_moe_combine(q, nullptr);
+    CHECK(relative_error(dx2.download(), x_want) < kTolF32);
+    std::vector<float> plain(size_t(tokens) * hidden);
+    kcpu::combine(kernels::CombineParams{expert_out.data(), pos.data(), ids.data(), w.data(), plain.data(), tokens, top_k, hidden, 0});
+    auto x_plain = x;
+    kcpu::add(kernels::AddParams{x_plain.data(), plain.data(), int64_t(x.size())});
+    DeviceArray<float> dx3(x);
+    q.x = dx3.get();
+    q.shared_out = nullptr;
+    q.shared_gate = nullptr;
+    kc::launch_moe_combine(q, nullptr);
+    CHECK(relative_error(dx3.download(), x_plain) < kTolF32);
+  }
   CHECK(relative_error(dnorm.download(), norm_want) < kTolF32);
   CHECK(relative_error(download_bf16(dnorm16), norm_want) < kTolBf16Out);
 }

@@ -80,15 +80,19 @@ TEST_CASE("the attention prologue matches bias, q/k norm, clamp, rope and the ca
   for (const Case& c : {Case{kc::QkNormMode::kNone, true, 0.0f, 4, 2, 16}, Case{kc::QkNormMode::kPerHead, false, 0.0f, 4, 2, 24},
                         Case{kc::QkNormMode::kFull, false, 2.0f, 4, 4, 16}, Case{kc::QkNormMode::kPerHead, false, 0.0f, 32, 4, 128},
                         Case{kc::QkNormMode::kNone, false, 0.0f, 32, 8, 128}}) {
-    INFO("norm " << int(c.norm) << " heads " << c.hq << "/" << c.hkv << " head_dim " << c.hd);
-    const int32_t tokens = 5, q_dim = c.hq * c.hd, kv_dim = c.hkv * c.hd, width = q_dim + 2 * kv_dim;
+   // 5 tokens: a block per (token, head); 12: a block per token.
+   for (int32_t tokens : {5, 12}) {
+    INFO("norm " << int(c.norm) << " heads " << c.hq << "/" << c.hkv << " head_dim " << c.hd << " tokens " << tokens);
+    const int32_t q_dim = c.hq * c.hd, kv_dim = c.hkv * c.hd, width = q_dim + 2 * kv_dim;
     const int32_t num_slots = 64;
     auto qkv = random_floats(size_t(tokens) * width, 30, 1.5f);
     auto bias = random_floats(size_t(width), 31, 0.3f);
     const int32_t qn = c.norm == kc::QkNormMode::kFull ? q_dim : c.hd, kn = c.norm == kc::QkNormMode::kFull ? kv_dim : c.hd;
     auto q_norm = random_floats(size_t(qn), 32, 0.1f, 1.0f), k_norm = random_floats(size_t(kn), 33, 0.1f, 1.0f);
-    std::vector<int32_t> pos = {3, 4, 5, 6, 300};
-    std::vector<int32_t> slots = {10, 11, 63, 0, 20};
+    std::vector<int32_t> pos = {3, 4, 5, 6, 300, 7, 8, 9, 1000, 2, 40, 41};
+    std::vector<int32_t> slots = {10, 11, 63, 0, 20, 21, 22, 23, 30, 31, 32, 33};
+    pos.resize(size_t(tokens));
+    slots.resize(size_t(tokens));
     auto freq = inv_freq(c.hd, 10000.0);
     // CPU: the executor's sequence of twins.
     std::vector<float> q(size_t(tokens) * q_dim), k(size_t(tokens) * kv_dim), v(size_t(tokens) * kv_dim);
@@ -153,5 +157,6 @@ TEST_CASE("the attention prologue matches bias, q/k norm, clamp, rope and the ca
         CHECK(relative_error(download_bf16(vcache16), vc_want) < kTolBf16Out);
       }
     }
+   }
   }
 }

@@ -10,6 +10,17 @@
 // (the router's active-expert list and offsets), so a decode step that reads only the selected
 // experts is one graph-capturable launch. Requirements: k % 8 == 0, 16-byte aligned rows.
 //
+// Two decode options (both keep the result deterministic):
+// - split k: given a workspace and tickets (split_workspace / split_tickets), a launch with too few
+//   blocks to fill the GPU (small n, few positions) also splits k over blockIdx.z; every split
+//   writes its partial tile to the workspace and the last split of each tile to arrive (a
+//   self-resetting ticket) sums the partials in split order and applies the epilogue.
+//   Splits are chosen so that the whole grid stays resident (one wave); AURORA_GEMV_SPLITK=0 = off.
+// - RMSNorm prologue: with norm_weight set, the input is the float32 residual norm_x and each
+//   block forms bf16(norm_weight * x / rms(x)) for its own k range in shared memory (the same
+//   arithmetic as launch_rms_norm), so the norm needs no launch of its own. At most
+//   kGemvNormMaxPositions positions per group.
+//
 // launch_linear_f32: the float32 twin of cpu::linear on CUDA cores (router, shared-expert gate,
 // and the Backend's float32 linear).
 #pragma once
@@ -50,8 +61,28 @@ struct GroupedGemvParams {
   bf16* y_bf16 = nullptr;
   int64_t y_stride = 0;                // 0 = n
   const float* bias = nullptr;         // [n] (float32 epilogues only)
+  // Split k (optional): scratch of split_workspace_floats floats and split_tickets_count int32
+  // tickets (zero once; each launch leaves them zero).
+  float* split_workspace = nullptr;
+  int64_t split_workspace_floats = 0;
+  int32_t* split_tickets = nullptr;
+  int32_t split_tickets_count = 0;
+  // RMSNorm prologue (optional): x is then ignored; row(p) of norm_x [*, norm_x_stride] is
+  // normalised with norm_weight [k] and norm_eps.
+  const float* norm_x = nullptr;
+  int64_t norm_x_stride = 0;           // 0 = k
+  const float* norm_weight = nullptr;
+  float norm_eps = 1e-6f;
+  // The group arrays (offsets, active groups, count) were written by a launch before the previous
+  // one (the router two launches back): blocks read them, and start their first weight loads,
+  // before waiting for the previous kernel (programmatic dependent launch); such a launch may also
+  // start early (pdl_mode 2; AURORA_PDL_EXPERTS=0 turns that off).
+  bool groups_before_wait = false;
 };
+constexpr int32_t kGemvNormMaxPositions = 4;
 void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream);
+// The k splits launch_grouped_gemv would use for these parameters (1 = none); for tests and tuning.
+int32_t gemv_splits(const GroupedGemvParams& p);
 
 void launch_linear_f32(const LinearParams& p, cudaStream_t stream);
 

@@ -9,6 +9,8 @@
 //   step stays graph-capturable) and per-expert token counts for routing statistics.
 // - launch_moe_combine: x += sum_j w_j * expert_out[pos(t, j)] (experts in increasing id order)
 //   [+ sigmoid(gate) * shared_out], then optionally the next RMSNorm of x (float32 and/or bf16).
+//   One block per token with the norm; without it, blocks of 512 elements of a row (small decode
+//   batches fuse the next norm into its consumer: the qkv GEMV's prologue).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -29,7 +31,8 @@ constexpr int32_t kMaxRoutedExperts = 1024;
 constexpr int32_t kMaxTopK = 16;
 
 struct RouteCudaParams {
-  const float* x = nullptr;          // [num_tokens, hidden] (post-attention RMSNorm, float32)
+  const float* x = nullptr;          // [num_tokens, hidden] (post-attention RMSNorm, float32; the
+                                     // residual when norm_weight is set)
   const float* router = nullptr;     // [num_experts, hidden] float32
   float* logits = nullptr;           // [num_tokens, num_experts] scratch
   int32_t* topk_ids = nullptr;       // [num_tokens, top_k] by decreasing weight
@@ -47,6 +50,12 @@ struct RouteCudaParams {
   int32_t num_experts = 0;
   int32_t top_k = 0;
   TopKNormalization normalization = TopKNormalization::kRenormalize;
+  // Fused RMSNorm (optional; for small decode batches): the router reads norm_weight * x / rms(x),
+  // and the normalised rows are written to norm_out / norm_out_bf16 (either may be null).
+  const float* norm_weight = nullptr;  // [hidden]
+  float eps = 1e-6f;
+  float* norm_out = nullptr;           // [num_tokens, hidden]
+  bf16* norm_out_bf16 = nullptr;       // [num_tokens, hidden]
 };
 void launch_route(const RouteCudaParams& p, cudaStream_t stream);
 

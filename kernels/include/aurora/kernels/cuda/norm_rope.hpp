@@ -3,8 +3,8 @@
 // - launch_rms_norm: y = weight * x / sqrt(mean(x^2) + eps) in float32 (twin: cpu::rms_norm), with an
 //   optional row gather and optional float32 and/or bf16 outputs (the bf16 copy feeds a GEMM).
 // - launch_rope: the float32 twin of cpu::rope (inv_freq in device memory).
-// - launch_qkv_prologue: everything between the fused QKV projection and attention, one token per
-//   block: bias, q/k RMSNorm (per head or over the whole projection), clamp, RoPE, q out in
+// - launch_qkv_prologue: everything between the fused QKV projection and attention, one block per
+//   (token, q/k/v head) up to 8 tokens, else one per token; head_dim <= 256: bias, q/k RMSNorm (per head or over the whole projection), clamp, RoPE, q out in
 //   float32, k and v written into the paged KV cache (bf16 or float32). Twin: the CPU executor's
 //   sequence linear bias -> rms_norm -> clamp -> rope -> write_kv_cache.
 #pragma once

@@ -56,7 +56,6 @@ struct AllToAllPlanner::Workspace {
     }
   };
   std::vector<PairSplit> split;
-  std::vector<double> inv_send, inv_recv;  // 1 / bandwidth per GPU
   struct Estimate {
     double cost;
     size_t keep;
@@ -143,12 +142,6 @@ struct AllToAllPlanner::Workspace {
     if (uniform && truncated) pair_bytes.assign(nn, 0);
     if (!uniform) {
       for (PairSplit& sp : split) sp.units_done = sp.bytes_done = 0;
-      inv_send.resize(static_cast<size_t>(n));
-      inv_recv.resize(static_cast<size_t>(n));
-      for (size_t g = 0; g < static_cast<size_t>(n); ++g) {
-        inv_send[g] = 1.0 / cluster->gpus[g].send_bytes_per_s;
-        inv_recv[g] = 1.0 / cluster->gpus[g].recv_bytes_per_s;
-      }
     }
     const size_t head = std::min(keep, total);
     plan.phases.reserve(head + 1);
@@ -169,8 +162,10 @@ struct AllToAllPlanner::Workspace {
           plan.transfers.push_back(Transfer{p->src, p->dst, p->units, 0});
         }
       } else {
+        // The phase lasts max(bytes / pair_rate) (close_phase's rule).
         double longest = 0;
-        for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
+        const detail::PhasePiece* const end = decomposer.phase_end(k);
+        for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != end; ++p) {
           PairSplit& sp = split[static_cast<size_t>(p->src) * n + p->dst];
           sp.units_done += p->units;
           const int64_t upto = sp.units_done == sp.units ? sp.bytes : sp.bytes_upto();
@@ -181,8 +176,7 @@ struct AllToAllPlanner::Workspace {
           longest = std::max(longest, static_cast<double>(b) / std::min(cluster->gpus[static_cast<size_t>(p->src)].send_bytes_per_s,
                                                                        cluster->gpus[static_cast<size_t>(p->dst)].recv_bytes_per_s));
         }
-        Phase& ph = plan.phases.back();
-        ph.duration_s = longest;
+        plan.phases.back().duration_s = longest;
       }
       Phase& ph = plan.phases.back();
       ph.num_transfers = static_cast<uint32_t>(plan.transfers.size() - ph.first_transfer);

@@ -150,9 +150,10 @@ double FluidSimulator::all_at_once_s(std::span<const Transfer> transfers, const 
       flows_.push_back(Flow{i, j, static_cast<double>(b), 0, 0});
       set_flow(n, i, j, true);
     }
-  // Giving up: port_left_ is the bytes a port still has to move (its active flows' remaining bytes, charged
-  // what each flow actually moved, so a share left idle by a flow that ended inside a step counts), and a
-  // port moves at most its capacity: now + port_left_ / capacity is a lower bound of the end.
+  // Giving up: port_left_ is the bytes a port still has to move, and a port moves at most its capacity:
+  // now + port_left_ / capacity is a lower bound of the end. Each step charges a port the rates allocated
+  // to it (its capacity when saturated, else capacity - residual) and gives back what flows that ended
+  // inside the step did not use, so the share they leave idle counts (few flows end per step).
   const bool may_give_up = give_up_s < kInf;
   const double give_up_at = give_up_s * (1 + kGiveUpMargin);
   auto port_cap = [&](size_t p) {
@@ -189,26 +190,29 @@ double FluidSimulator::all_at_once_s(std::span<const Transfer> transfers, const 
     size_t kept = 0;
     for (const Flow& f : flows_) {
       // A flow within a billionth (relative) of its end at the step's end finishes in this step.
-      double moved = f.remaining;
       if (f.time <= ends_by) {
         last_end = std::max(last_end, now + std::min(f.time, dt));
         set_flow(n, f.src, f.dst, false);
+        if (may_give_up) {
+          const double unused = f.rate * dt - f.remaining;
+          port_left_[static_cast<size_t>(f.src)] += unused;
+          port_left_[static_cast<size_t>(n + f.dst)] += unused;
+        }
       } else {
         Flow& g = flows_[kept++];
         g = f;
-        moved = f.rate * dt;
-        g.remaining -= moved;
-      }
-      if (may_give_up) {
-        port_left_[static_cast<size_t>(f.src)] -= moved;
-        port_left_[static_cast<size_t>(n + f.dst)] -= moved;
+        g.remaining -= f.rate * dt;
       }
     }
     flows_.resize(kept);
     now += dt;
     if (may_give_up && kept > 0) {
       double bound = 0;
-      for (size_t p = 0; p < ports; ++p) bound = std::max(bound, port_left_[p] / port_cap(p));
+      for (size_t p = 0; p < ports; ++p) {
+        const double cap = port_cap(p);
+        port_left_[p] -= (level_[p] < kInf ? cap : cap - res_[p]) * dt;
+        bound = std::max(bound, port_left_[p] / cap);
+      }
       if (now + bound > give_up_at) return kInf;
     }
   }

@@ -9,12 +9,12 @@
 #include "aurora/scheduler/lower_bound.hpp"
 #include "fluid_model.hpp"
 #include "matching_decomposition.hpp"
+#include "proportional_split.hpp"
 
 namespace aurora::sched {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-__extension__ using Int128 = __int128;
 // Heterogeneous plans are decomposed in integer picoseconds of transfer time.
 constexpr double kUnitsPerSecond = 1e12;
 // Above this many GPUs the truncated candidate is costed only when the matching candidate has already
@@ -38,24 +38,7 @@ struct AllToAllPlanner::Workspace {
   bool decomposed = false;
   std::vector<int64_t> units;       // decomposition input
   std::vector<int64_t> pair_bytes;  // per pair: bytes assigned so far (uniform bandwidth)
-  // Heterogeneous: a pair's bytes spread over its pieces in proportion to their units. After pieces of
-  // units_done units in all, the pair has sent floor(bytes * units_done / units) bytes.
-  struct PairSplit {
-    int64_t bytes, units, units_done, bytes_done;
-    double bytes_per_unit;
-    // floor(bytes * units_done / units), exactly: a double estimate corrected by a few integer steps (no
-    // division; this runs once per piece).
-    int64_t bytes_upto() const {
-      int64_t product = 0;
-      if (__builtin_mul_overflow(bytes, units_done, &product) || product > (int64_t{1} << 62))
-        return static_cast<int64_t>(static_cast<Int128>(bytes) * units_done / units);
-      auto q = static_cast<int64_t>(static_cast<double>(units_done) * bytes_per_unit);
-      while (q > 0 && q * units > product) --q;  // no overflow: q * units <= product (1 + 2^-50) + units
-      while ((q + 1) * units <= product) ++q;
-      return q;
-    }
-  };
-  std::vector<PairSplit> split;
+  std::vector<detail::ProportionalSplit> split;  // heterogeneous: per pair, its bytes over its pieces
   struct Estimate {
     double cost;
     size_t keep;
@@ -123,7 +106,7 @@ struct AllToAllPlanner::Workspace {
                                        : static_cast<int64_t>(std::ceil(static_cast<double>(b) * kUnitsPerSecond /
                                                                         cluster->pair_rate(i, j)));
         if (!uniform)
-          split[idx] = PairSplit{b, units[idx], 0, 0, b == 0 ? 0.0 : static_cast<double>(b) / static_cast<double>(units[idx])};
+          split[idx] = detail::ProportionalSplit::make(b, units[idx]);
       }
     decomposer.decompose(units, n);
     decomposed = true;
@@ -141,7 +124,7 @@ struct AllToAllPlanner::Workspace {
     const size_t nn = static_cast<size_t>(n) * n;
     if (uniform && truncated) pair_bytes.assign(nn, 0);
     if (!uniform) {
-      for (PairSplit& sp : split) sp.units_done = sp.bytes_done = 0;
+      for (detail::ProportionalSplit& sp : split) sp.units_done = sp.bytes_done = 0;
     }
     const size_t head = std::min(keep, total);
     plan.phases.reserve(head + 1);
@@ -166,11 +149,7 @@ struct AllToAllPlanner::Workspace {
         double longest = 0;
         const detail::PhasePiece* const end = decomposer.phase_end(k);
         for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != end; ++p) {
-          PairSplit& sp = split[static_cast<size_t>(p->src) * n + p->dst];
-          sp.units_done += p->units;
-          const int64_t upto = sp.units_done == sp.units ? sp.bytes : sp.bytes_upto();
-          const int64_t b = upto - sp.bytes_done;
-          sp.bytes_done = upto;
+          const int64_t b = split[static_cast<size_t>(p->src) * n + p->dst].take(p->units);
           if (b <= 0) continue;
           plan.transfers.push_back(Transfer{p->src, p->dst, b, 0});
           longest = std::max(longest, static_cast<double>(b) / std::min(cluster->gpus[static_cast<size_t>(p->src)].send_bytes_per_s,

@@ -98,6 +98,7 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
 
   scratch_.resize(static_cast<size_t>(n));
   piece_of_row_.resize(static_cast<size_t>(n));
+  emptied_rows_.resize(static_cast<size_t>(n));
   if (staged_.size() < static_cast<size_t>(n)) staged_.resize(static_cast<size_t>(n));
   const size_t slots = kMergeWindow * static_cast<size_t>(n);
   open_dst_.assign(slots, -1);
@@ -112,9 +113,10 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
     add_term(w);
     left -= w;
     if (left == 0) break;
-    // Rows whose entry ran out lose their match (the entry leaves the support); then re-match them.
-    for (int i = 0; i < n; ++i) {
-      if (cur_padded_[static_cast<size_t>(i)] != 0) continue;
+    // Rows whose entry ran out (add_term lists them, ascending) lose their match (the entry leaves the
+    // support); then re-match them in that order.
+    for (size_t k = 0; k < num_emptied_; ++k) {
+      const int i = emptied_rows_[k];
       const int j = match_row_[static_cast<size_t>(i)];
       const size_t idx = static_cast<size_t>(i) * n + j;
       padded_[idx] = 0;
@@ -125,9 +127,8 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
       free_cols_[static_cast<size_t>(j) / 64] |= uint64_t{1} << (j % 64);
       ++num_free_cols_;
     }
-    for (int i = 0; i < n; ++i)
-      if (match_row_[static_cast<size_t>(i)] < 0 && !augment_short(i))
-        AURORA_CHECK_MSG(augment(i), "no perfect matching on padded support");
+    for (size_t k = 0; k < num_emptied_; ++k)
+      if (!augment_short(emptied_rows_[k])) AURORA_CHECK_MSG(augment(emptied_rows_[k]), "no perfect matching on padded support");
   }
   finish();
 }
@@ -215,7 +216,8 @@ void MatchingDecomposer::add_term(int64_t w) {
   const int n = n_;
   PhasePiece* pieces = scratch_.data();
   int32_t* piece_of_row = piece_of_row_.data();
-  size_t num_pieces = 0;
+  int32_t* emptied = emptied_rows_.data();
+  size_t num_pieces = 0, num_emptied = 0;
   for (int i = 0; i < n; ++i) {
     const auto r = static_cast<size_t>(i);
     const int64_t real = std::min(w, cur_real_[r]);  // >= 0; 0 when the entry is padding only
@@ -223,8 +225,12 @@ void MatchingDecomposer::add_term(int64_t w) {
     piece_of_row[r] = real > 0 ? static_cast<int32_t>(num_pieces) : -1;
     num_pieces += real > 0;
     cur_real_[r] -= real;
-    cur_padded_[r] -= w;
+    const int64_t padded = cur_padded_[r] - w;
+    cur_padded_[r] = padded;
+    emptied[num_emptied] = i;
+    num_emptied += padded == 0;
   }
+  num_emptied_ = num_emptied;
   if (num_pieces == 0) {  // pure padding: idle time that the real plan skips
     changed_rows_.clear();
     return;
@@ -267,11 +273,12 @@ void MatchingDecomposer::add_term(int64_t w) {
   int64_t* units_of = open_units_.data() + slot * nn;
   int64_t longest = open_max_[slot];
   for (size_t k = 0; k < num_pieces; ++k) {
-    const PhasePiece& piece = pieces[k];
-    dst_of[piece.src] = piece.dst;
-    src_of[piece.dst] = piece.src;
-    units_of[piece.src] += piece.units;
-    longest = std::max(longest, units_of[piece.src]);
+    const int32_t src = pieces[k].src, dst = pieces[k].dst;
+    const int64_t units = units_of[src] + pieces[k].units;
+    dst_of[src] = dst;
+    src_of[dst] = src;
+    units_of[src] = units;
+    longest = std::max(longest, units);
   }
   open_max_[slot] = longest;
 }

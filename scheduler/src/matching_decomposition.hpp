@@ -55,14 +55,16 @@ class MatchingDecomposer {
   std::vector<int32_t> open_dst_, open_src_;
   std::vector<int64_t> open_units_;
   std::vector<int64_t> open_max_;
-  size_t num_open_ = 0;  // phases so far, written out or open
-  std::vector<PhasePiece> staged_;      // the first num_staged_ are written; room for one more phase
+  size_t num_open_ = 0;             // phases so far, written out or open
+  std::vector<PhasePiece> staged_;  // the first num_staged_ are written; room for one more phase
   size_t num_staged_ = 0;
   std::vector<uint32_t> staged_begin_;  // staged phase p: staged_[staged_begin_[p], staged_begin_[p + 1])
   std::vector<int64_t> staged_max_;
   // The term being added: its real pieces (by row), and for each row the index of its piece or -1.
   std::vector<PhasePiece> scratch_;
   std::vector<int32_t> piece_of_row_;
+  std::vector<int32_t> emptied_rows_;  // rows whose matched entry the term used up, ascending
+  size_t num_emptied_ = 0;
   // Rows matched anew since the previous term: a term conflicts with recent phases mostly there, so the
   // merge test looks at them first.
   std::vector<int32_t> changed_rows_;

@@ -31,7 +31,8 @@ void check_at(int64_t bytes, int64_t units, int64_t done) {
 TEST_CASE("the division-free floor is exact on every path") {
   std::mt19937_64 rng(41);
   // Paths: bytes * units <= 2^50 (one correction), <= 2^62 (corrected estimate), beyond (128-bit).
-  const int64_t max_bytes[] = {int64_t{1} << 10, int64_t{1} << 20, int64_t{1} << 24, int64_t{1} << 31, int64_t{1} << 40};
+  const int64_t max_bytes[] = {int64_t{1} << 10, int64_t{1} << 20, int64_t{1} << 24, int64_t{1} << 31,
+                               int64_t{1} << 40};
   int checked = 0;
   for (int64_t cap : max_bytes) {
     std::uniform_int_distribution<int64_t> bytes_of(1, cap);
@@ -55,7 +56,8 @@ TEST_CASE("the division-free floor is exact on every path") {
     for (int64_t bytes : {int64_t{1} << 20, int64_t{3} << 20, int64_t{1000003}}) {
       for (int64_t delta : {-2, -1, 0, 1, 2}) {
         const int64_t units = limit / bytes + delta;
-        for (int64_t done : {units, units - 1, units / 2, units / 3, int64_t{1}, int64_t{0}}) check_at(bytes, units, done);
+        for (int64_t done : {units, units - 1, units / 2, units / 3, int64_t{1}, int64_t{0}})
+          check_at(bytes, units, done);
       }
     }
   }
@@ -81,7 +83,8 @@ TEST_CASE("a pair's pieces add up to its bytes, in proportion to their units") {
       INFO("bytes " << bytes << " units " << units << " piece " << p);
       REQUIRE(b >= 0);
       // Within one byte of the piece's exact share.
-      REQUIRE(static_cast<double>(b) <= static_cast<double>(p) * static_cast<double>(bytes) / static_cast<double>(units) + 1.0);
+      REQUIRE(static_cast<double>(b) <=
+              static_cast<double>(p) * static_cast<double>(bytes) / static_cast<double>(units) + 1.0);
       total += b;
     }
     REQUIRE(total == bytes);

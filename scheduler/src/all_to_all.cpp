@@ -366,7 +366,11 @@ struct AllToAllPlanner::Workspace {
       for (int j = 0; j < n; ++j)
         if (i != j && (*traffic)(i, j) > 0) o.push_back(j);
       if (strategy == OrderStrategy::kShortestFirst) {
-        std::stable_sort(o.begin(), o.end(), [&](int a, int b) { return (*traffic)(i, a) < (*traffic)(i, b); });
+        // Smallest first, ties by destination (a stable sort of the ascending list, without its buffer).
+        std::sort(o.begin(), o.end(), [&](int a, int b) {
+          const int64_t ta = (*traffic)(i, a), tb = (*traffic)(i, b);
+          return ta < tb || (ta == tb && a < b);
+        });
       } else {
         for (size_t k = o.size(); k > 1; --k) std::swap(o[k - 1], o[static_cast<size_t>(rng() % k)]);
       }

@@ -331,8 +331,10 @@ double FluidSimulator::streams_s(std::span<const Transfer> transfers,
     if (next == kInf) break;
     if (may_give_up && event % 16 == 0) {
       // Lower bound of the end: each sender still waits for its unstarted sends and moves its bytes at
-      // most at its bandwidth; each receiver takes the unstarted bytes for it at most at its bandwidth.
+      // most at its bandwidth; each receiver takes the bytes still to come to it (unstarted sends and the
+      // rest of running ones) at most at its bandwidth.
       double bound = 0;
+      recv_left_.assign(recv_unstarted_.begin(), recv_unstarted_.end());
       for (int g = 0; g < n; ++g) {
         const Sender& s = senders_[static_cast<size_t>(g)];
         const GpuSpec& gpu = cluster.gpus[static_cast<size_t>(g)];
@@ -340,9 +342,11 @@ double FluidSimulator::streams_s(std::span<const Transfer> transfers,
         const double lats = static_cast<double>(s.unstarted - (waiting ? 1 : 0)) * latency_s +
                             (waiting ? key_[static_cast<size_t>(g)] - now : 0);
         const double left = s.dst >= 0 ? std::max(0.0, s.left - s.rate * (now - s.since)) : 0.0;
+        if (s.dst >= 0) recv_left_[static_cast<size_t>(s.dst)] += left;
         bound = std::max(bound, lats + (s.unstarted_bytes + left) / gpu.send_bytes_per_s);
-        bound = std::max(bound, recv_unstarted_[static_cast<size_t>(g)] / gpu.recv_bytes_per_s);
       }
+      for (int g = 0; g < n; ++g)
+        bound = std::max(bound, recv_left_[static_cast<size_t>(g)] / cluster.gpus[static_cast<size_t>(g)].recv_bytes_per_s);
       if (now + bound > give_up_at) return kInf;
     }
     now = std::max(now, next);

@@ -9,12 +9,12 @@
 #include "aurora/scheduler/lower_bound.hpp"
 #include "fluid_model.hpp"
 #include "matching_decomposition.hpp"
+#include "proportional_split.hpp"
 
 namespace aurora::sched {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-__extension__ using Int128 = __int128;
 // Heterogeneous plans are decomposed in integer picoseconds of transfer time.
 constexpr double kUnitsPerSecond = 1e12;
 // Above this many GPUs the truncated candidate is costed only when the matching candidate has already
@@ -22,18 +22,6 @@ constexpr double kUnitsPerSecond = 1e12;
 constexpr int kTruncationMaxGpus = 32;
 // Truncation is not costed when it could beat the best plan so far by less than this fraction.
 constexpr double kTruncationMinGain = 1e-4;
-
-// floor(a * b / c) for a, b >= 0 and c > 0, exactly: a double quotient corrected by a few steps (an
-// integer division costs ~40 cycles; this runs once per piece of a heterogeneous plan).
-int64_t floor_product_ratio(int64_t a, int64_t b, int64_t c) {
-  int64_t product = 0;
-  if (__builtin_mul_overflow(a, b, &product) || product > (int64_t{1} << 62))
-    return static_cast<int64_t>(static_cast<Int128>(a) * b / c);
-  auto q = static_cast<int64_t>(static_cast<double>(product) / static_cast<double>(c));
-  while (q > 0 && q * c > product) --q;  // no overflow: q * c <= product (1 + 2^-50) + c < 2^63
-  while ((q + 1) * c <= product) ++q;
-  return q;
-}
 
 bool better(double cost, size_t phases, double best_cost, size_t best_phases) {
   const double tol = 1e-12 * std::max(1.0, std::fabs(best_cost));
@@ -49,8 +37,8 @@ struct AllToAllPlanner::Workspace {
   detail::MatchingDecomposer decomposer;
   bool decomposed = false;
   std::vector<int64_t> units;       // decomposition input
-  std::vector<int64_t> pair_units;  // per pair: units assigned so far (heterogeneous byte conversion)
-  std::vector<int64_t> pair_bytes;  // per pair: bytes assigned so far
+  std::vector<int64_t> pair_bytes;  // per pair: bytes assigned so far (uniform bandwidth)
+  std::vector<detail::ProportionalSplit> split;  // heterogeneous: per pair, its bytes over its pieces
   struct Estimate {
     double cost;
     size_t keep;
@@ -109,13 +97,16 @@ struct AllToAllPlanner::Workspace {
     const size_t nn = static_cast<size_t>(n) * n;
     units.resize(nn);
     const bool uniform = cluster->uniform_bandwidth();
+    if (!uniform) split.resize(nn);
     for (int i = 0; i < n; ++i)
       for (int j = 0; j < n; ++j) {
+        const size_t idx = static_cast<size_t>(i) * n + j;
         const int64_t b = i == j ? 0 : (*traffic)(i, j);
-        units[static_cast<size_t>(i) * n + j] =
-            uniform || b == 0 ? b
-                              : static_cast<int64_t>(std::ceil(static_cast<double>(b) * kUnitsPerSecond /
-                                                               cluster->pair_rate(i, j)));
+        units[idx] = uniform || b == 0 ? b
+                                       : static_cast<int64_t>(std::ceil(static_cast<double>(b) * kUnitsPerSecond /
+                                                                        cluster->pair_rate(i, j)));
+        if (!uniform)
+          split[idx] = detail::ProportionalSplit::make(b, units[idx]);
       }
     decomposer.decompose(units, n);
     decomposed = true;
@@ -131,24 +122,13 @@ struct AllToAllPlanner::Workspace {
     const bool truncated = keep < total;
     begin_plan(plan, truncated ? OrderStrategy::kMatchingTruncated : OrderStrategy::kMatching, true);
     const size_t nn = static_cast<size_t>(n) * n;
-    pair_units.assign(nn, 0);
-    pair_bytes.assign(nn, 0);
-    auto piece_bytes = [&](const detail::PhasePiece& p) -> int64_t {
-      const size_t idx = static_cast<size_t>(p.src) * n + p.dst;
-      if (uniform) {
-        if (truncated) pair_bytes[idx] += p.units;  // the tail is what the head leaves
-        return p.units;
-      }
-      const int64_t all_bytes = (*traffic)(p.src, p.dst);
-      const int64_t all_units = units[idx];
-      pair_units[idx] += p.units;
-      const int64_t upto = floor_product_ratio(all_bytes, pair_units[idx], all_units);
-      const int64_t b = upto - pair_bytes[idx];
-      pair_bytes[idx] = upto;
-      return b;
-    };
+    if (uniform && truncated) pair_bytes.assign(nn, 0);
+    if (!uniform) {
+      for (detail::ProportionalSplit& sp : split) sp.units_done = sp.bytes_done = 0;
+    }
     const size_t head = std::min(keep, total);
     plan.phases.reserve(head + 1);
+    plan.transfers.reserve(decomposer.num_pieces() + (truncated ? nn : 0));
     // A matching phase lasts as long as its longest transfer at its pair rate (close_phase's rule; on a
     // uniform cluster the longest transfer is the phase's largest piece).
     const double rate = uniform ? cluster->gpus[0].send_bytes_per_s : 0.0;
@@ -159,9 +139,23 @@ struct AllToAllPlanner::Workspace {
         for (; next < next_end; next += 64) __builtin_prefetch(next);
       }
       open_phase(plan);
-      for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
-        const int64_t b = piece_bytes(*p);
-        if (b > 0) plan.transfers.push_back(Transfer{p->src, p->dst, b, 0});
+      if (uniform) {
+        for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
+          if (truncated) pair_bytes[static_cast<size_t>(p->src) * n + p->dst] += p->units;  // the tail is what the head leaves
+          plan.transfers.push_back(Transfer{p->src, p->dst, p->units, 0});
+        }
+      } else {
+        // The phase lasts max(bytes / pair_rate) (close_phase's rule).
+        double longest = 0;
+        const detail::PhasePiece* const end = decomposer.phase_end(k);
+        for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != end; ++p) {
+          const int64_t b = split[static_cast<size_t>(p->src) * n + p->dst].take(p->units);
+          if (b <= 0) continue;
+          plan.transfers.push_back(Transfer{p->src, p->dst, b, 0});
+          longest = std::max(longest, static_cast<double>(b) / std::min(cluster->gpus[static_cast<size_t>(p->src)].send_bytes_per_s,
+                                                                       cluster->gpus[static_cast<size_t>(p->dst)].recv_bytes_per_s));
+        }
+        plan.phases.back().duration_s = longest;
       }
       Phase& ph = plan.phases.back();
       ph.num_transfers = static_cast<uint32_t>(plan.transfers.size() - ph.first_transfer);
@@ -169,15 +163,7 @@ struct AllToAllPlanner::Workspace {
         plan.phases.pop_back();
         continue;
       }
-      if (uniform) {
-        ph.duration_s = static_cast<double>(decomposer.phase_units(k)) / rate;
-      } else {
-        double longest = 0;
-        for (const Transfer& t : plan.phase_transfers(plan.phases.size() - 1))  // pair_rate, inline
-          longest = std::max(longest, static_cast<double>(t.bytes) / std::min(cluster->gpus[static_cast<size_t>(t.src_gpu)].send_bytes_per_s,
-                                                                             cluster->gpus[static_cast<size_t>(t.dst_gpu)].recv_bytes_per_s));
-        ph.duration_s = longest;
-      }
+      if (uniform) ph.duration_s = static_cast<double>(decomposer.phase_units(k)) / rate;
     }
     if (truncated) {
       // The tail, coalesced per pair (one grouped send/recv): what the head phases left of each pair (the
@@ -186,7 +172,8 @@ struct AllToAllPlanner::Workspace {
       open_phase(plan);
       for (int i = 0; i < n; ++i)
         for (int j = 0; j < n; ++j) {
-          const int64_t left = i == j ? 0 : (*traffic)(i, j) - pair_bytes[static_cast<size_t>(i) * n + j];
+          const size_t idx = static_cast<size_t>(i) * n + j;
+          const int64_t left = i == j ? 0 : (*traffic)(i, j) - (uniform ? pair_bytes[idx] : split[idx].bytes_done);
           if (left > 0) plan.transfers.push_back(Transfer{i, j, left, 0});
         }
       close_phase(plan, false, beat - head_s - latency);
@@ -379,7 +366,11 @@ struct AllToAllPlanner::Workspace {
       for (int j = 0; j < n; ++j)
         if (i != j && (*traffic)(i, j) > 0) o.push_back(j);
       if (strategy == OrderStrategy::kShortestFirst) {
-        std::stable_sort(o.begin(), o.end(), [&](int a, int b) { return (*traffic)(i, a) < (*traffic)(i, b); });
+        // Smallest first, ties by destination (a stable sort of the ascending list, without its buffer).
+        std::sort(o.begin(), o.end(), [&](int a, int b) {
+          const int64_t ta = (*traffic)(i, a), tb = (*traffic)(i, b);
+          return ta < tb || (ta == tb && a < b);
+        });
       } else {
         for (size_t k = o.size(); k > 1; --k) std::swap(o[k - 1], o[static_cast<size_t>(rng() % k)]);
       }

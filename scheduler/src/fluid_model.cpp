@@ -150,8 +150,10 @@ double FluidSimulator::all_at_once_s(std::span<const Transfer> transfers, const 
       flows_.push_back(Flow{i, j, static_cast<double>(b), 0, 0});
       set_flow(n, i, j, true);
     }
-  // Giving up: port_left_ never exceeds the bytes a port still has to move (it is charged the port's
-  // whole allocated rate for every step), so now + port_left_ / capacity is a lower bound of the end.
+  // Giving up: port_left_ is the bytes a port still has to move, and a port moves at most its capacity:
+  // now + port_left_ / capacity is a lower bound of the end. Each step charges a port the rates allocated
+  // to it (its capacity when saturated, else capacity - residual) and gives back what flows that ended
+  // inside the step did not use, so the share they leave idle counts (few flows end per step).
   const bool may_give_up = give_up_s < kInf;
   const double give_up_at = give_up_s * (1 + kGiveUpMargin);
   auto port_cap = [&](size_t p) {
@@ -191,6 +193,11 @@ double FluidSimulator::all_at_once_s(std::span<const Transfer> transfers, const 
       if (f.time <= ends_by) {
         last_end = std::max(last_end, now + std::min(f.time, dt));
         set_flow(n, f.src, f.dst, false);
+        if (may_give_up) {
+          const double unused = f.rate * dt - f.remaining;
+          port_left_[static_cast<size_t>(f.src)] += unused;
+          port_left_[static_cast<size_t>(n + f.dst)] += unused;
+        }
       } else {
         Flow& g = flows_[kept++];
         g = f;
@@ -200,12 +207,10 @@ double FluidSimulator::all_at_once_s(std::span<const Transfer> transfers, const 
     flows_.resize(kept);
     now += dt;
     if (may_give_up && kept > 0) {
-      // A saturated port moved its capacity; another one what its flows were given (capacity - residual).
       double bound = 0;
       for (size_t p = 0; p < ports; ++p) {
         const double cap = port_cap(p);
-        const double moved = (level_[p] < kInf ? cap : cap - res_[p]) * dt;
-        port_left_[p] = std::max(0.0, port_left_[p] - moved);
+        port_left_[p] -= (level_[p] < kInf ? cap : cap - res_[p]) * dt;
         bound = std::max(bound, port_left_[p] / cap);
       }
       if (now + bound > give_up_at) return kInf;
@@ -326,8 +331,10 @@ double FluidSimulator::streams_s(std::span<const Transfer> transfers,
     if (next == kInf) break;
     if (may_give_up && event % 16 == 0) {
       // Lower bound of the end: each sender still waits for its unstarted sends and moves its bytes at
-      // most at its bandwidth; each receiver takes the unstarted bytes for it at most at its bandwidth.
+      // most at its bandwidth; each receiver takes the bytes still to come to it (unstarted sends and the
+      // rest of running ones) at most at its bandwidth.
       double bound = 0;
+      recv_left_.assign(recv_unstarted_.begin(), recv_unstarted_.end());
       for (int g = 0; g < n; ++g) {
         const Sender& s = senders_[static_cast<size_t>(g)];
         const GpuSpec& gpu = cluster.gpus[static_cast<size_t>(g)];
@@ -335,9 +342,11 @@ double FluidSimulator::streams_s(std::span<const Transfer> transfers,
         const double lats = static_cast<double>(s.unstarted - (waiting ? 1 : 0)) * latency_s +
                             (waiting ? key_[static_cast<size_t>(g)] - now : 0);
         const double left = s.dst >= 0 ? std::max(0.0, s.left - s.rate * (now - s.since)) : 0.0;
+        if (s.dst >= 0) recv_left_[static_cast<size_t>(s.dst)] += left;
         bound = std::max(bound, lats + (s.unstarted_bytes + left) / gpu.send_bytes_per_s);
-        bound = std::max(bound, recv_unstarted_[static_cast<size_t>(g)] / gpu.recv_bytes_per_s);
       }
+      for (int g = 0; g < n; ++g)
+        bound = std::max(bound, recv_left_[static_cast<size_t>(g)] / cluster.gpus[static_cast<size_t>(g)].recv_bytes_per_s);
       if (now + bound > give_up_at) return kInf;
     }
     now = std::max(now, next);

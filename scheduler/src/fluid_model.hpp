@@ -86,7 +86,7 @@ class FluidSimulator {
   std::vector<int32_t> recv_senders_;  // n x n: receiver j's current senders, by send bandwidth
   std::vector<int32_t> recv_count_, dirty_list_;
   std::vector<double> key_;
-  std::vector<double> recv_unstarted_;
+  std::vector<double> recv_unstarted_, recv_left_;
   std::vector<uint8_t> recv_dirty_;
 };
 

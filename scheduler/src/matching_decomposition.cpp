@@ -1,7 +1,7 @@
 #include "matching_decomposition.hpp"
 
 #include <algorithm>
-#include <numeric>
+#include <bit>
 
 #include "aurora/config/check.hpp"
 
@@ -35,7 +35,7 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
 
   order_.clear();
   phase_max_.clear();
-  staged_.clear();
+  num_staged_ = 0;
   staged_begin_.assign(1, 0);
   staged_max_.clear();
   num_open_ = 0;
@@ -62,13 +62,26 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
     if (j < n && col_def[j] == 0) ++j;
   }
 
+  // Support bitsets; no column is matched yet.
+  words_ = (static_cast<size_t>(n) + 63) / 64;
+  support_.assign(static_cast<size_t>(n) * words_, 0);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j)
+      if (padded_[static_cast<size_t>(i) * n + j] > 0)
+        support_[static_cast<size_t>(i) * words_ + static_cast<size_t>(j) / 64] |= uint64_t{1} << (j % 64);
+  free_cols_.assign(words_, 0);
+  for (int j = 0; j < n; ++j) free_cols_[static_cast<size_t>(j) / 64] |= uint64_t{1} << (j % 64);
+  num_free_cols_ = n;
+  seen_.assign(words_, 0);
+  cur_real_.assign(static_cast<size_t>(n), 0);
+  cur_padded_.assign(static_cast<size_t>(n), 0);
+
   // A perfect matching on the support (it exists: the padded matrix is L times doubly stochastic).
   match_row_.assign(static_cast<size_t>(n), -1);
   match_col_.assign(static_cast<size_t>(n), -1);
+  changed_rows_.clear();
   prev_row_.assign(static_cast<size_t>(n), -1);
   queue_.resize(static_cast<size_t>(n));
-  seen_.assign(static_cast<size_t>(n), 0);
-  stamp_ = 0;
   // Greedy start, preferring each row's largest entry, then augmenting paths for the rest.
   for (int i = 0; i < n; ++i) {
     int best = -1;
@@ -78,14 +91,15 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
           (best < 0 || v > padded_[static_cast<size_t>(i) * n + best]))
         best = j;
     }
-    if (best >= 0) {
-      match_row_[static_cast<size_t>(i)] = best;
-      match_col_[static_cast<size_t>(best)] = i;
-    }
+    if (best >= 0) set_match(i, best);
   }
   for (int i = 0; i < n; ++i)
     if (match_row_[static_cast<size_t>(i)] < 0) AURORA_CHECK_MSG(augment(i), "no perfect matching on padded support");
 
+  scratch_.resize(static_cast<size_t>(n));
+  piece_of_row_.resize(static_cast<size_t>(n));
+  emptied_rows_.resize(static_cast<size_t>(n));
+  if (staged_.size() < static_cast<size_t>(n)) staged_.resize(static_cast<size_t>(n));
   const size_t slots = kMergeWindow * static_cast<size_t>(n);
   open_dst_.assign(slots, -1);
   open_src_.assign(slots, -1);
@@ -94,86 +108,101 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
   int64_t left = bound_;
   while (left > 0) {
     int64_t w = left;
-    for (int i = 0; i < n; ++i) {
-      const int j = match_row_[static_cast<size_t>(i)];
-      w = std::min(w, padded_[static_cast<size_t>(i) * n + j]);
-    }
+    for (int i = 0; i < n; ++i) w = std::min(w, cur_padded_[static_cast<size_t>(i)]);
     AURORA_CHECK(w > 0);
     add_term(w);
     left -= w;
     if (left == 0) break;
-    for (int i = 0; i < n; ++i) {
+    // Rows whose entry ran out (add_term lists them, ascending) lose their match (the entry leaves the
+    // support); then re-match them in that order.
+    for (size_t k = 0; k < num_emptied_; ++k) {
+      const int i = emptied_rows_[k];
       const int j = match_row_[static_cast<size_t>(i)];
-      if (padded_[static_cast<size_t>(i) * n + j] == 0) {
-        match_row_[static_cast<size_t>(i)] = -1;
-        match_col_[static_cast<size_t>(j)] = -1;
-      }
+      const size_t idx = static_cast<size_t>(i) * n + j;
+      padded_[idx] = 0;
+      real_[idx] = cur_real_[static_cast<size_t>(i)];
+      support_[static_cast<size_t>(i) * words_ + static_cast<size_t>(j) / 64] &= ~(uint64_t{1} << (j % 64));
+      match_row_[static_cast<size_t>(i)] = -1;
+      match_col_[static_cast<size_t>(j)] = -1;
+      free_cols_[static_cast<size_t>(j) / 64] |= uint64_t{1} << (j % 64);
+      ++num_free_cols_;
     }
-    for (int i = 0; i < n; ++i)
-      if (match_row_[static_cast<size_t>(i)] < 0 && !augment_short(i))
-        AURORA_CHECK_MSG(augment(i), "no perfect matching on padded support");
+    for (size_t k = 0; k < num_emptied_; ++k)
+      if (!augment_short(emptied_rows_[k])) AURORA_CHECK_MSG(augment(emptied_rows_[k]), "no perfect matching on padded support");
   }
   finish();
+}
+
+// Matches row to col: writes the row's old entry back to the matrices and caches the new one.
+void MatchingDecomposer::set_match(int row, int col) {
+  const size_t r = static_cast<size_t>(row), c = static_cast<size_t>(col), n = static_cast<size_t>(n_);
+  const int old = match_row_[r];
+  if (old >= 0) {
+    padded_[r * n + static_cast<size_t>(old)] = cur_padded_[r];
+    real_[r * n + static_cast<size_t>(old)] = cur_real_[r];
+  }
+  if (match_col_[c] < 0) {  // the column was free (otherwise its row is moving on along a path)
+    free_cols_[c / 64] &= ~(uint64_t{1} << (c % 64));
+    --num_free_cols_;
+  }
+  match_row_[r] = col;
+  match_col_[c] = row;
+  changed_rows_.push_back(row);
+  cur_padded_[r] = padded_[r * n + c];
+  cur_real_[r] = real_[r * n + c];
 }
 
 // The common case after peeling a term: row `row` lost its column and exactly one column is free. Try the
 // length-3 paths row -> c -> match_col[c] -> free column before a full search.
 bool MatchingDecomposer::augment_short(int row) {
-  const int n = n_;
-  int free_col = -1;
-  for (int c = 0; c < n; ++c)
-    if (match_col_[static_cast<size_t>(c)] < 0) {
-      if (free_col >= 0) return false;
-      free_col = c;
-    }
-  if (free_col < 0) return false;
-  const int64_t* prow = padded_.data() + static_cast<size_t>(row) * n;
-  if (prow[free_col] > 0) {
-    match_row_[static_cast<size_t>(row)] = free_col;
-    match_col_[static_cast<size_t>(free_col)] = row;
+  if (num_free_cols_ != 1) return false;
+  size_t free_col = 0;
+  while (free_cols_[free_col / 64] == 0) free_col += 64;
+  free_col += static_cast<size_t>(std::countr_zero(free_cols_[free_col / 64]));
+  const size_t free_word = free_col / 64;
+  const uint64_t free_bit = uint64_t{1} << (free_col % 64);
+  const uint64_t* srow = support_.data() + static_cast<size_t>(row) * words_;
+  if (srow[free_word] & free_bit) {
+    set_match(row, static_cast<int>(free_col));
     return true;
   }
-  for (int c = 0; c < n; ++c) {
-    if (prow[c] <= 0) continue;
-    const int r = match_col_[static_cast<size_t>(c)];
-    if (padded_[static_cast<size_t>(r) * n + free_col] > 0) {
-      match_row_[static_cast<size_t>(r)] = free_col;
-      match_col_[static_cast<size_t>(free_col)] = r;
-      match_row_[static_cast<size_t>(row)] = c;
-      match_col_[static_cast<size_t>(c)] = row;
-      return true;
+  for (size_t w = 0; w < words_; ++w)
+    for (uint64_t bits = srow[w]; bits != 0; bits &= bits - 1) {
+      const int c = static_cast<int>(w * 64) + std::countr_zero(bits);
+      const int r = match_col_[static_cast<size_t>(c)];
+      if (support_[static_cast<size_t>(r) * words_ + free_word] & free_bit) {
+        set_match(r, static_cast<int>(free_col));
+        set_match(row, c);
+        return true;
+      }
     }
-  }
   return false;
 }
 
-// Breadth-first alternating path from a free row to a free column over the positive entries.
+// Breadth-first alternating path from a free row to a free column over the support.
 bool MatchingDecomposer::augment(int row) {
-  const int n = n_;
-  if (++stamp_ == 0) {
-    std::fill(seen_.begin(), seen_.end(), 0);
-    stamp_ = 1;
-  }
+  std::fill(seen_.begin(), seen_.end(), 0);
   size_t head = 0, tail = 0;
   queue_[tail++] = row;
   while (head < tail) {
     const int r = queue_[head++];
-    const int64_t* prow = padded_.data() + static_cast<size_t>(r) * n;
-    for (int c = 0; c < n; ++c) {
-      if (prow[c] <= 0 || seen_[static_cast<size_t>(c)] == stamp_) continue;
-      seen_[static_cast<size_t>(c)] = stamp_;
-      prev_row_[static_cast<size_t>(c)] = r;
-      if (match_col_[static_cast<size_t>(c)] < 0) {
-        for (int col = c;;) {
-          const int pr = prev_row_[static_cast<size_t>(col)];
-          const int old = match_row_[static_cast<size_t>(pr)];
-          match_row_[static_cast<size_t>(pr)] = col;
-          match_col_[static_cast<size_t>(col)] = pr;
-          if (pr == row) return true;
-          col = old;
+    const uint64_t* srow = support_.data() + static_cast<size_t>(r) * words_;
+    for (size_t w = 0; w < words_; ++w) {
+      for (uint64_t bits = srow[w] & ~seen_[w]; bits != 0; bits &= bits - 1) {
+        const int c = static_cast<int>(w * 64) + std::countr_zero(bits);
+        seen_[w] |= bits & (~bits + 1);
+        prev_row_[static_cast<size_t>(c)] = r;
+        if (match_col_[static_cast<size_t>(c)] < 0) {
+          for (int col = c;;) {
+            const int pr = prev_row_[static_cast<size_t>(col)];
+            const int old = match_row_[static_cast<size_t>(pr)];
+            set_match(pr, col);
+            if (pr == row) return true;
+            col = old;
+          }
         }
+        queue_[tail++] = match_col_[static_cast<size_t>(c)];
       }
-      queue_[tail++] = match_col_[static_cast<size_t>(c)];
     }
   }
   return false;
@@ -185,20 +214,33 @@ bool MatchingDecomposer::augment(int row) {
 // each sender, sender of each receiver); a phase leaving the window is written out.
 void MatchingDecomposer::add_term(int64_t w) {
   const int n = n_;
-  scratch_.clear();
+  PhasePiece* pieces = scratch_.data();
+  int32_t* piece_of_row = piece_of_row_.data();
+  int32_t* emptied = emptied_rows_.data();
+  size_t num_pieces = 0, num_emptied = 0;
   for (int i = 0; i < n; ++i) {
-    const int j = match_row_[static_cast<size_t>(i)];
-    const size_t idx = static_cast<size_t>(i) * n + j;
-    const int64_t real = std::min(w, real_[idx]);
-    if (real > 0) {
-      scratch_.push_back(PhasePiece{i, j, real});
-      real_[idx] -= real;
-    }
-    padded_[idx] -= w;
+    const auto r = static_cast<size_t>(i);
+    const int64_t real = std::min(w, cur_real_[r]);  // >= 0; 0 when the entry is padding only
+    pieces[num_pieces] = PhasePiece{i, match_row_[r], real};
+    piece_of_row[r] = real > 0 ? static_cast<int32_t>(num_pieces) : -1;
+    num_pieces += real > 0;
+    cur_real_[r] -= real;
+    const int64_t padded = cur_padded_[r] - w;
+    cur_padded_[r] = padded;
+    emptied[num_emptied] = i;
+    num_emptied += padded == 0;
   }
-  if (scratch_.empty()) return;  // pure padding: idle time that the real plan skips
+  num_emptied_ = num_emptied;
+  if (num_pieces == 0) {  // pure padding: idle time that the real plan skips
+    changed_rows_.clear();
+    return;
+  }
 
   const size_t nn = static_cast<size_t>(n);
+  auto conflicts = [](const PhasePiece& piece, const int32_t* dst_of, const int32_t* src_of) {
+    const int32_t d = dst_of[piece.src], s = src_of[piece.dst];
+    return (d >= 0 && d != piece.dst) || (s >= 0 && s != piece.src);
+  };
   size_t target = num_open_;
   const size_t lo = num_open_ > kMergeWindow ? num_open_ - kMergeWindow : 0;
   for (size_t p = num_open_; p-- > lo;) {
@@ -206,18 +248,20 @@ void MatchingDecomposer::add_term(int64_t w) {
     const int32_t* dst_of = open_dst_.data() + slot * nn;
     const int32_t* src_of = open_src_.data() + slot * nn;
     bool ok = true;
-    for (const PhasePiece& piece : scratch_) {
-      const int32_t d = dst_of[piece.src], s = src_of[piece.dst];
-      if ((d >= 0 && d != piece.dst) || (s >= 0 && s != piece.src)) {
+    for (const int32_t row : changed_rows_) {
+      const int32_t k = piece_of_row[static_cast<size_t>(row)];
+      if (k >= 0 && conflicts(pieces[k], dst_of, src_of)) {
         ok = false;
         break;
       }
     }
+    for (size_t k = 0; ok && k < num_pieces; ++k) ok = !conflicts(pieces[k], dst_of, src_of);
     if (ok) {
       target = p;
       break;
     }
   }
+  changed_rows_.clear();
   if (target == num_open_) {
     if (num_open_ >= kMergeWindow) flush(num_open_ % kMergeWindow);
     ++num_open_;
@@ -227,12 +271,16 @@ void MatchingDecomposer::add_term(int64_t w) {
   int32_t* dst_of = open_dst_.data() + slot * nn;
   int32_t* src_of = open_src_.data() + slot * nn;
   int64_t* units_of = open_units_.data() + slot * nn;
-  for (const PhasePiece& piece : scratch_) {
-    dst_of[piece.src] = piece.dst;
-    src_of[piece.dst] = piece.src;
-    units_of[piece.src] += piece.units;
-    open_max_[slot] = std::max(open_max_[slot], units_of[piece.src]);
+  int64_t longest = open_max_[slot];
+  for (size_t k = 0; k < num_pieces; ++k) {
+    const int32_t src = pieces[k].src, dst = pieces[k].dst;
+    const int64_t units = units_of[src] + pieces[k].units;
+    dst_of[src] = dst;
+    src_of[dst] = src;
+    units_of[src] = units;
+    longest = std::max(longest, units);
   }
+  open_max_[slot] = longest;
 }
 
 // Writes the phase in `slot` out (pieces by sender) and empties the slot.
@@ -242,15 +290,19 @@ void MatchingDecomposer::flush(size_t slot) {
   int32_t* src_of = open_src_.data() + slot * nn;
   int64_t* units_of = open_units_.data() + slot * nn;
   staged_max_.push_back(open_max_[slot]);
+  if (staged_.size() < num_staged_ + nn) staged_.resize(std::max(staged_.size() * 2, num_staged_ + nn));
+  PhasePiece* out = staged_.data() + num_staged_;
+  size_t m = 0;
   for (size_t s = 0; s < nn; ++s) {
     const int32_t d = dst_of[s];
-    if (d < 0) continue;
-    staged_.push_back(PhasePiece{static_cast<int32_t>(s), d, units_of[s]});
+    out[m] = PhasePiece{static_cast<int32_t>(s), d, units_of[s]};
+    m += d >= 0;
     dst_of[s] = -1;
-    src_of[static_cast<size_t>(d)] = -1;
     units_of[s] = 0;
   }
-  staged_begin_.push_back(static_cast<uint32_t>(staged_.size()));
+  std::fill(src_of, src_of + nn, -1);
+  num_staged_ += m;
+  staged_begin_.push_back(static_cast<uint32_t>(num_staged_));
 }
 
 void MatchingDecomposer::finish() {
@@ -258,11 +310,16 @@ void MatchingDecomposer::finish() {
   const size_t first_open = num_open_ > kMergeWindow ? num_open_ - kMergeWindow : 0;
   for (size_t p = first_open; p < num_open_; ++p) flush(p % kMergeWindow);
   const size_t phases = staged_max_.size();
+  sort_keys_.resize(phases);
+  for (size_t p = 0; p < phases; ++p) sort_keys_[p] = SortKey{staged_max_[p], static_cast<uint32_t>(p)};
+  std::sort(sort_keys_.begin(), sort_keys_.end(),
+            [](const SortKey& a, const SortKey& b) { return a.max > b.max || (a.max == b.max && a.phase < b.phase); });
   order_.resize(phases);
-  std::iota(order_.begin(), order_.end(), 0u);
-  std::stable_sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) { return staged_max_[a] > staged_max_[b]; });
   phase_max_.resize(phases);
-  for (size_t k = 0; k < phases; ++k) phase_max_[k] = staged_max_[order_[k]];
+  for (size_t k = 0; k < phases; ++k) {
+    order_[k] = sort_keys_[k].phase;
+    phase_max_[k] = sort_keys_[k].max;
+  }
 }
 
 }  // namespace aurora::sched::detail

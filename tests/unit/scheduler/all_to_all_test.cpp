@@ -30,11 +30,12 @@ TEST_CASE("lower bound is the heaviest port, diagonal excluded") {
 TEST_CASE("matching plans meet the homogeneous bound exactly on thousands of random matrices") {
   std::mt19937_64 rng(42);
   AllToAllPlanner planner;
-  const std::vector<int> sizes = {2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 24, 32, 48, 64};
+  // Above 64 GPUs the decomposer's support bitsets take several words per row.
+  const std::vector<int> sizes = {2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 24, 32, 48, 64, 65, 97};
   int checked = 0;
   for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kSparse, TrafficKind::kHotReceiver}) {
     for (int n : sizes) {
-      const int reps = n <= 8 ? 120 : n <= 16 ? 40 : n <= 32 ? 10 : 4;
+      const int reps = n <= 8 ? 120 : n <= 16 ? 40 : n <= 32 ? 10 : n <= 64 ? 4 : 1;
       // 1 byte per second: the bound in seconds is the heaviest port's byte count, exactly.
       const Cluster cluster = Cluster::homogeneous(n, 8e-9);
       for (int r = 0; r < reps; ++r) {
@@ -93,10 +94,10 @@ TEST_CASE("every strategy's plan passes the checker, homogeneous and heterogeneo
 TEST_CASE("heterogeneous matching plans meet the matching bound (one peer at a time, slower port's rate)") {
   std::mt19937_64 rng(11);
   AllToAllPlanner planner;
-  for (int n : {2, 4, 8, 16}) {
+  for (int n : {2, 4, 8, 16, 70}) {
     Cluster cluster;
     for (int g = 0; g < n; ++g) cluster.gpus.push_back(GpuSpec::from_gbps(g % 4 == 0 ? 100 : g % 4 == 1 ? 80 : g % 4 == 2 ? 50 : 40));
-    for (int r = 0; r < 30; ++r) {
+    for (int r = 0; r < (n <= 16 ? 30 : 4); ++r) {
       TrafficMatrix t = random_traffic(rng, n, static_cast<TrafficKind>(r % 4));
       const auto& plan = planner.plan(t, cluster, forced(OrderStrategy::kMatching));
       REQUIRE(check_plan(plan, t) == "");

@@ -122,8 +122,16 @@ void OnlineController::at_step_boundary() {
       ++epochs_[c.model][static_cast<size_t>(c.layer)];
       ++layers_done_;
       if (c.final_version > 0) {
-        for (const auto& m : models_) m.host->set_version(c.final_version);
+        // The deployment is complete: from this step boundary on it is the plan in force.
+        for (const auto& m : models_) {
+          if (m.host) m.host->set_version(c.final_version);
+        }
         plan_version_ = c.final_version;
+        c.change.time_s = now_s();
+        history_.push_back(std::move(c.change));
+        if (history_.size() > kHistory) history_.erase(history_.begin());
+        ++switches_;
+        migrating_ = false;
       }
     }
     boundary_work_.store(!commits_.empty(), std::memory_order_release);
@@ -251,7 +259,7 @@ void OnlineController::run_once(bool triggered) {
   current_s_ = proposal->current_s;
   fresh_s_ = proposal->fresh_s;
   migration_s_ = proposal->migration_s;
-  fresh_moves_ = proposal->moves;
+  candidate_moves_ = proposal->moves;
   timeline_.push_back(PlanSnapshot::Sample{now, plan_version_.load(), current_s_, fresh_s_});
   if (timeline_.size() > kTimeline) timeline_.erase(timeline_.begin());
 
@@ -357,6 +365,7 @@ void OnlineController::migrate(const Proposal& p, const std::vector<std::vector<
     c.layer = l;
     c.owner = owner;
     c.final_version = i + 1 == layers.size() ? version : 0;
+    c.change = PlanSnapshot::Change{0.0, version, 0, before_s, p.candidate_s, reason};
     // Stage this layer's moved experts while the old copies keep serving (double buffering).
     const auto t0 = std::chrono::steady_clock::now();
     int64_t bytes = 0;
@@ -376,6 +385,7 @@ void OnlineController::migrate(const Proposal& p, const std::vector<std::vector<
       stopped = true;
       break;
     }
+    if (c.final_version > 0) c.change.moved_experts = moved;
     commits_.push_back(std::move(c));
     boundary_work_.store(true, std::memory_order_release);
     lock.unlock();
@@ -383,14 +393,11 @@ void OnlineController::migrate(const Proposal& p, const std::vector<std::vector<
   }
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return stop_ || commits_.empty(); });
-  migrating_ = false;
-  if (stop_ && !commits_.empty()) return;  // shutting down: the rest never applies
-  if (stopped) return;
-  ++switches_;
-  const double now = now_s();
-  gate_.switched(now);
-  history_.push_back(PlanSnapshot::Change{now, version, moved, before_s, p.candidate_s, reason});
-  if (history_.size() > kHistory) history_.erase(history_.begin());
+  if (stop_ || stopped) {  // shutting down: what was not committed never applies
+    migrating_ = false;
+    return;
+  }
+  gate_.switched(now_s());
   last_decision_ = reason;
 }
 
@@ -442,7 +449,7 @@ PlanSnapshot OnlineController::snapshot() const {
   s.predicted_fresh_s = fresh_s_;
   s.recovered_fraction = current_s_ > 0 ? std::min(1.0, fresh_s_ / current_s_) : 1.0;
   s.predicted_migration_s = migration_s_;
-  s.fresh_plan_moves = fresh_moves_;
+  s.candidate_moves = candidate_moves_;
   s.migration_in_progress = migrating_;
   s.migration_layers_done = layers_done_;
   s.migration_layers_total = layers_total_;

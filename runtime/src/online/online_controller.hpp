@@ -79,6 +79,7 @@ class OnlineController {
     std::vector<int32_t> owner;
     std::vector<std::unique_ptr<StagedExpert>> staged;
     int64_t final_version = 0;  // > 0 on the migration's last layer
+    PlanSnapshot::Change change;  // the last layer's: what the switch records
   };
   struct PendingOrder {
     size_t model = 0;
@@ -125,7 +126,7 @@ class OnlineController {
   double last_plan_s_ = 0;
   std::string last_decision_ = "waiting for the first planner run";
   double current_s_ = 0, fresh_s_ = 0, migration_s_ = 0;
-  int64_t fresh_moves_ = 0;
+  int64_t candidate_moves_ = 0;
   bool migrating_ = false;
   int32_t layers_done_ = 0, layers_total_ = 0;
   double migration_bytes_per_s_ = 5e9;  // measured by migrations

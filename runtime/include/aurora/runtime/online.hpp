@@ -99,7 +99,7 @@ struct PlanSnapshot {
   double predicted_fresh_s = 0;           // of a placement planned from scratch on the same window
   double recovered_fraction = 1.0;        // predicted_fresh_s / predicted_current_s
   double predicted_migration_s = 0;       // estimated time to move the fresh plan's experts
-  int64_t fresh_plan_moves = 0;           // experts the fresh plan would move
+  int64_t candidate_moves = 0;            // experts the planner's candidate would move
 
   bool migration_in_progress = false;
   int32_t migration_layers_done = 0;

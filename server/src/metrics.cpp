@@ -66,6 +66,31 @@ constexpr const char* kFinishedReasons[] = {"stop", "length", "abort", "error"};
 constexpr const char* kRejectReasons[] = {"queue_full", "draining", "loading", "too_many_connections",
                                           "ws_inflight"};
 
+// Online Aurora's planner (Engine::plan_snapshot), when the engine has one.
+void render_online(std::string& out, const runtime::Engine* engine) {
+  if (engine == nullptr) return;
+  const runtime::PlanSnapshot p = engine->plan_snapshot();
+  if (!p.enabled) return;
+  family(out, "aurora:planner_runs_total", "counter", "Runs of the background deployment planner.");
+  sample(out, "aurora:planner_runs_total", "", static_cast<double>(p.planner_runs_total));
+  family(out, "aurora:planner_failures_total", "counter", "Planner runs that failed (the plan in force stayed).");
+  sample(out, "aurora:planner_failures_total", "", static_cast<double>(p.planner_failures_total));
+  family(out, "aurora:planner_overruns_total", "counter", "Planner runs past their time budget (discarded).");
+  sample(out, "aurora:planner_overruns_total", "", static_cast<double>(p.planner_overruns_total));
+  family(out, "aurora:plan_switches_total", "counter", "Expert placements switched while serving.");
+  sample(out, "aurora:plan_switches_total", "", static_cast<double>(p.switches_total));
+  family(out, "aurora:plan_predicted_step_seconds", "gauge",
+         "Simulated MoE step time on the statistics window: the plan in force and a fresh plan.");
+  sample(out, "aurora:plan_predicted_step_seconds", "plan=\"in_force\"", p.predicted_current_s);
+  sample(out, "aurora:plan_predicted_step_seconds", "plan=\"fresh\"", p.predicted_fresh_s);
+  family(out, "aurora:plan_recovered_ratio", "gauge", "Fresh plan's predicted step time over the plan in force's (1 = as good).");
+  sample(out, "aurora:plan_recovered_ratio", "", p.recovered_fraction);
+  family(out, "aurora:replan_frozen", "gauge", "1 while replanning is frozen.");
+  sample(out, "aurora:replan_frozen", "", p.frozen ? 1.0 : 0.0);
+  family(out, "aurora:expert_migration_in_progress", "gauge", "1 while expert weights move between ranks.");
+  sample(out, "aurora:expert_migration_in_progress", "", p.migration_in_progress ? 1.0 : 0.0);
+}
+
 }  // namespace
 
 Histogram::Histogram(std::span<const double> upper_bounds)
@@ -229,10 +254,29 @@ std::string Metrics::render(const runtime::Engine* engine) const {
              bound > 0 ? layers[l].a2a_seconds / bound : 0.0);
     }
   }
+  family(out, "aurora:all_to_all_predicted_seconds", "gauge",
+         "Predicted all-to-all time of the last step (the transfer plan's cost model; dispatch + combine), per layer.");
+  for (const auto& [model, layers] : stats.layers) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      sample(out, "aurora:all_to_all_predicted_seconds",
+             "model_name=\"" + escape_label(model) + "\",layer=\"" + std::to_string(l) + "\"", layers[l].a2a_seconds);
+    }
+  }
+  family(out, "aurora:all_to_all_measured_seconds", "gauge",
+         "Measured wall time of the last step's exchanges (dispatch + combine, waits for slower ranks included), per layer.");
+  for (const auto& [model, layers] : stats.layers) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      sample(out, "aurora:all_to_all_measured_seconds",
+             "model_name=\"" + escape_label(model) + "\",layer=\"" + std::to_string(l) + "\"",
+             layers[l].a2a_measured_seconds);
+    }
+  }
   family(out, "aurora:plan_version", "gauge", "Version of the expert placement and transfer plan in use.");
   sample(out, "aurora:plan_version", "", static_cast<double>(stats.plan_version));
   family(out, "aurora:expert_migrations_total", "counter", "Expert weights moved between ranks.");
   sample(out, "aurora:expert_migrations_total", "", static_cast<double>(stats.expert_migrations_total));
+
+  render_online(out, engine);
 
   // The front end.
   family(out, "aurora:http_connections_open", "gauge", "Open client connections.");

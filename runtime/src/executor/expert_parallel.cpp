@@ -199,6 +199,8 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   cost.measured_seconds += seconds_since(t0);
   exchange_seconds += cost.measured_seconds;
   timing.exchange_seconds += exchange_seconds;
+  rs.count_seconds[static_cast<size_t>(layer)] = cost.count_seconds;
+  rs.exchange_seconds[static_cast<size_t>(layer)] = cost.measured_seconds;
   if (r == 0) {
     cost.estimated_seconds += combine_plan.estimated_seconds;
     cost.lower_bound_seconds += combine_plan.lower_bound_seconds;

@@ -82,6 +82,8 @@ ModelExecutor::ModelExecutor(std::shared_ptr<const Model> model, const ExecutorO
     rs->recv_offsets.assign(static_cast<size_t>(n) + 1, 0);
     rs->combine_send_offsets.assign(static_cast<size_t>(n) + 1, 0);
     rs->combine_recv_offsets.assign(static_cast<size_t>(n) + 1, 0);
+    rs->count_seconds.assign(static_cast<size_t>(c.num_layers), 0.0);
+    rs->exchange_seconds.assign(static_cast<size_t>(c.num_layers), 0.0);
     rs->traffic.num_ranks = n;
     rs->traffic.bytes.assign(static_cast<size_t>(n) * n, 0);
     ranks_.push_back(std::move(rs));
@@ -160,7 +162,6 @@ const StepResult& ModelExecutor::execute(const StepBatch& batch) {
   AURORA_CHECK_MSG(total <= options_.max_tokens_per_step,
                    "step has " << total << " tokens, the executor holds " << options_.max_tokens_per_step);
   result_.num_tokens = total;
-  (void)c;
   std::function<void(int32_t)> fn = [&](int32_t rank) { run_rank(rank, batch); };
   std::function<void()> on_failure = [&] { comm_->abort(); };
   try {
@@ -168,6 +169,16 @@ const StepResult& ModelExecutor::execute(const StepBatch& batch) {
   } catch (...) {
     comm_ = make_loopback_communicator(options_.num_ranks);  // the aborted one is unusable
     throw;
+  }
+  // A collective's own duration is what its last-arriving rank spends in it: the minimum over
+  // ranks (the others also wait for the slowest rank's compute).
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    if (!c.layer_is_moe[static_cast<size_t>(l)]) continue;
+    auto& cost = result_.exchange[static_cast<size_t>(l)];
+    for (const auto& rs : ranks_) {
+      cost.count_seconds = std::min(cost.count_seconds, rs->count_seconds[static_cast<size_t>(l)]);
+      cost.measured_seconds = std::min(cost.measured_seconds, rs->exchange_seconds[static_cast<size_t>(l)]);
+    }
   }
   return result_;
 }

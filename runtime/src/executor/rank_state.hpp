@@ -40,6 +40,8 @@ struct ModelExecutor::RankState {
   // Window orders fitted to this step's counts, and the live plan when both are costed.
   ExchangePlan fitted_dispatch, fitted_combine;
   std::unique_ptr<ExchangePlanner> probe_planner;  // rank 0: costs the live order when the window runs
+  // This step's wall time per layer in the count exchange and in the two exchanges (waits included).
+  std::vector<double> count_seconds, exchange_seconds;
 };
 
 

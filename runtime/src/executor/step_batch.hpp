@@ -35,9 +35,10 @@ struct LayerExchangeCost {
   double lower_bound_seconds = 0.0;  // dispatch + combine lower bounds
   int64_t bytes = 0;                 // off-diagonal bytes moved (dispatch + combine)
   int32_t num_phases = 0;            // dispatch + combine phases
-  // Measured on rank 0 (wall clock, seconds) and where the order came from.
+  // Measured (wall clock, seconds) and where the order came from. The collectives' times are the
+  // minimum over ranks (the last rank to arrive waits for nobody); planning and fitting are rank 0's.
   const char* order_source = "live";  // "live": planned from the step's counts; "window": fitted template
-  double measured_seconds = 0.0;     // the two exchanges, waits for slower ranks included
+  double measured_seconds = 0.0;     // the two exchanges
   double count_seconds = 0.0;        // the count exchange (all_gather of row counts)
   double plan_seconds = 0.0;         // live planning of both exchanges (0 when the window order ran)
   double fit_seconds = 0.0;          // fitting the window order to the counts (0 when live)

@@ -113,7 +113,7 @@ int run_generate(int argc, char** argv) {
       ("seed", po::value(&seed)->default_value(0), "sampling seed")
       ("stop", po::value(&stops)->composing(), "stop string (repeatable)")
       ("ignore-eos", "keep generating after EOS")
-      ("ranks", po::value(&ranks)->default_value(1), "expert-parallel ranks (in-process on CPU)")
+      ("ranks", po::value(&ranks)->default_value(1), "expert-parallel ranks (CPU: in-process; GPU: one per GPU from --device on)")
       ("device", po::value(&device)->default_value("auto"), "cpu, cuda:N, or auto (GPU 0 when present, else cpu)")
       ("random-weights", "random weights from the model directory's config.json (no checkpoint read)")
       ("gpu-memory-fraction", po::value(&gpu_memory_fraction)->default_value(0.90),

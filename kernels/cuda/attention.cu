@@ -562,23 +562,15 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     const int32_t bparts = (p.max_context + P - 1) / P;
     const Bf16Layout L = bf16_layout(p.head_dim, group, P);
     const dim3 bgrid(static_cast<unsigned>(bparts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
-    static size_t configured_bf16[2] = {48 * 1024, 48 * 1024};  // raised before any capture uses a larger shape
     auto* kernel = P == 64 ? paged_attention_bf16_kernel<2> : paged_attention_bf16_kernel<4>;
-    if (L.bytes > configured_bf16[P == 128]) {
-      AURORA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L.bytes)));
-      configured_bf16[P == 128] = L.bytes;
-    }
+    ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), L.bytes);  // per device, before any capture
     launch_pdl(kernel, bgrid, dim3(P), L.bytes, stream, p, tickets, part_out, part_ml, bparts);
     return;
   }
   const dim3 grid(static_cast<unsigned>(parts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
   const size_t smem = sizeof(float) * (size_t(group) * (p.head_dim + kP) + size_t(kQ) * kHeadsPerPass * p.head_dim);
-  static size_t configured = 48 * 1024;  // raised once, before any capture uses a larger shape
-  if (smem > configured) {
-    AURORA_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    AURORA_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<bf16>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    configured = smem;
-  }
+  ensure_dynamic_smem(reinterpret_cast<const void*>(paged_attention_kernel<float>), smem);  // per device
+  ensure_dynamic_smem(reinterpret_cast<const void*>(paged_attention_kernel<bf16>), smem);
   if (p.kv_dtype == DType::kBF16) {
     paged_attention_kernel<bf16><<<grid, kThreads, smem, stream>>>(p, tickets, part_out, part_ml, parts);
   } else {

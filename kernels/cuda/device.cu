@@ -1,8 +1,13 @@
 #include <cuda_runtime.h>
 
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <utility>
 
+#include "aurora/kernels/cuda/cuda_check.hpp"
 #include "aurora/kernels/device.hpp"
+#include "device_utils.cuh"
 
 namespace aurora::kernels {
 
@@ -39,6 +44,19 @@ int gemv_warps() {
 bool legacy_attention() {
   static const bool legacy = env_is("AURORA_LEGACY_ATTENTION", '1') || env_is("AURORA_SAFE_KERNELS", '1');
   return legacy;
+}
+
+void ensure_dynamic_smem(const void* kernel, size_t bytes) {
+  if (bytes <= 48 * 1024) return;
+  int device = 0;
+  AURORA_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mu;
+  static std::map<std::pair<int, const void*>, size_t> configured;
+  std::lock_guard lock(mu);
+  size_t& have = configured[{device, kernel}];
+  if (bytes <= have) return;
+  AURORA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  have = bytes;
 }
 
 int sm_count() {

@@ -116,6 +116,10 @@ int gemv_warps();
 bool legacy_attention();
 // Multiprocessors of the current device (read once).
 int sm_count();
+// Allows `kernel` `bytes` of dynamic shared memory on the current device. The attribute is per
+// device, so a process that drives several GPUs raises it once per (device, kernel); call before
+// any capture of a launch that needs it (a graph's warm-up step does).
+void ensure_dynamic_smem(const void* kernel, size_t bytes);
 
 // Launches `kernel` with programmatic dependent launch allowed (see pdl_wait above).
 template <typename... KArgs, typename... Args>

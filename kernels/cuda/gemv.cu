@@ -179,12 +179,8 @@ __global__ void __launch_bounds__(WARPS * 32) grouped_gemv_kernel(GroupedGemvPar
 template <int TILES, int NB, int WARPS>
 void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z, cudaStream_t stream) {
   const size_t smem = sizeof(float) * WARPS * TILES * NB * 128;
-  static bool configured = false;  // set before any capture: the first launch of each shape is a warm-up
-  if (!configured && smem > 48 * 1024) {
-    AURORA_CUDA_CHECK(cudaFuncSetAttribute(grouped_gemv_kernel<TILES, NB, WARPS>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  }
-  configured = true;
+  // Per device (several GPUs per process); the first launch of each shape is a warm-up, before any capture.
+  ensure_dynamic_smem(reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS>), smem);
   const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.n, kTileRows) * z), static_cast<unsigned>(p.num_group_slots));
   launch_pdl(grouped_gemv_kernel<TILES, NB, WARPS>, grid, dim3(WARPS * 32), smem, stream, p, x_stride, y_stride, z);
 }

@@ -149,11 +149,7 @@ void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   AURORA_KERNEL_CHECK(p.head_dim % 2 == 0 && p.num_q_heads > 0 && p.num_kv_heads > 0, "bad attention shape");
   const size_t smem = sizeof(float) * size_t(p.head_dim) * (p.num_q_heads + 2 * p.num_kv_heads);
-  static size_t configured = 48 * 1024;  // raised once, before any graph capture uses a larger row
-  if (smem > configured) {
-    AURORA_CUDA_CHECK(cudaFuncSetAttribute(qkv_prologue_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    configured = smem;
-  }
+  ensure_dynamic_smem(reinterpret_cast<const void*>(qkv_prologue_kernel), smem);  // per device, before any capture
   launch_pdl(qkv_prologue_kernel, dim3(p.num_tokens), dim3(1024), smem, stream, p);
 }
 

@@ -17,6 +17,7 @@
 #include "aurora/kernels/cuda/sampling.hpp"
 #include "cuda_runner.hpp"
 #include "cuda_weights.hpp"
+#include "expert_parallel_group.hpp"
 #include "model/model.hpp"
 
 namespace aurora::runtime::cuda {
@@ -183,9 +184,45 @@ class CudaDeviceRunner final : public DeviceRunner {
   std::unique_ptr<CudaModelRunner> runner_;
 };
 
+// One model of an expert-parallel group as a DeviceRunner, and the group as the colocated driver.
+class GroupDeviceRunner final : public DeviceRunner {
+ public:
+  GroupDeviceRunner(std::shared_ptr<ExpertParallelGroup> group, int32_t model) : group_(std::move(group)), model_(model) {}
+  const StepResult& execute(const StepBatch& batch, const kernels::SamplingRow* rows, int32_t* tokens) override {
+    std::vector<GroupStep> steps(static_cast<size_t>(group_->num_models()));
+    steps[static_cast<size_t>(model_)] = GroupStep{&batch, rows, tokens};
+    return *group_->execute(steps)[static_cast<size_t>(model_)];
+  }
+  int32_t num_kv_blocks() const override { return group_->num_kv_blocks(model_); }
+  std::string memory_report() const override { return group_->memory_report(model_); }
+
+ private:
+  std::shared_ptr<ExpertParallelGroup> group_;
+  int32_t model_;
+};
+
+class GroupColocatedDevice final : public ColocatedDevice {
+ public:
+  explicit GroupColocatedDevice(std::shared_ptr<ExpertParallelGroup> group) : group_(std::move(group)) {}
+  std::vector<const StepResult*> execute_together(std::span<const DeviceStep> steps) override {
+    std::vector<GroupStep> g;
+    for (const DeviceStep& s : steps) g.push_back(GroupStep{s.batch, s.rows, s.tokens});
+    return group_->execute(g);
+  }
+
+ private:
+  std::shared_ptr<ExpertParallelGroup> group_;
+};
+
 }  // namespace
 
 std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
+
+cudaStream_t cuda_stream_of(Stream& stream) {
+  auto* s = dynamic_cast<CudaStream*>(&stream);
+  AURORA_CHECK_MSG(s != nullptr, "not a stream of a CUDA backend");
+  return s->stream;
+}
 
 int cuda_device_of(const Backend& backend) {
   const auto* b = dynamic_cast<const CudaBackend*>(&backend);
@@ -209,6 +246,42 @@ Result<std::unique_ptr<DeviceRunner>> make_cuda_device_runner(const Model& model
     return std::unique_ptr<DeviceRunner>(new CudaDeviceRunner(std::move(*runner)));
   } catch (const kc::CudaError& e) {
     return Error::make(ErrorCode::kInternal, std::string("cuda:") + std::to_string(device) + ": " + e.what());
+  }
+}
+
+}  // namespace aurora::runtime::cuda
+
+namespace aurora::runtime::cuda {
+
+Result<DeviceGroup> make_cuda_expert_parallel_runners(const std::vector<const Model*>& models,
+                                                      const DeviceRunnerOptions& o, int32_t num_ranks, int first_device) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
+  if (num_ranks < 1 || first_device + num_ranks > count) {
+    return Error::make(ErrorCode::kUnavailable, "engine.num_ranks: " + std::to_string(num_ranks) + " GPUs from cuda:" +
+                                                    std::to_string(first_device) + " requested, the machine has " +
+                                                    std::to_string(count));
+  }
+  try {
+    EpGroupOptions go;
+    for (int32_t r = 0; r < num_ranks; ++r) go.devices.push_back(first_device + r);
+    go.runner.max_tokens_per_step = o.max_tokens_per_step;
+    go.runner.max_seqs_per_step = o.max_seqs_per_step;
+    go.runner.kv_block_size = o.kv_block_size;
+    go.runner.max_context = o.max_context;
+    go.runner.kv_cache_tokens = o.kv_cache_tokens;
+    go.runner.gpu_memory_fraction = o.gpu_memory_fraction;
+    std::vector<EpGroupModel> ms;
+    for (const Model* m : models) ms.push_back(EpGroupModel{m->name, m->config, o.random_weights ? nullptr : m, o.seed});
+    auto group = ExpertParallelGroup::create(std::move(ms), go);
+    if (!group) return group.error();
+    std::shared_ptr<ExpertParallelGroup> shared(std::move(*group));
+    DeviceGroup out;
+    for (int32_t m = 0; m < shared->num_models(); ++m) out.runners.push_back(std::make_unique<GroupDeviceRunner>(shared, m));
+    if (shared->num_models() == 2) out.together = std::make_shared<GroupColocatedDevice>(shared);
+    return out;
+  } catch (const kc::CudaError& e) {
+    return Error::make(ErrorCode::kInternal, std::string("cuda:") + std::to_string(first_device) + ": " + e.what());
   }
 }
 

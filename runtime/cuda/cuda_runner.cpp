@@ -14,6 +14,7 @@
 #include "aurora/kernels/cuda/moe.hpp"
 #include "aurora/kernels/cuda/norm_rope.hpp"
 #include "aurora/kernels/cuda/sampling.hpp"
+#include "cuda_ep_state.hpp"
 #include "kv/block_allocator.hpp"
 
 namespace aurora::runtime::cuda {
@@ -118,16 +119,23 @@ struct CudaModelRunner::Buffers {
   }
 };
 
+CudaModelRunner::EpBuffers CudaModelRunner::ep_buffers() const {
+  const Buffers& b = *buf_;
+  return EpBuffers{b.offsets, b.permuted, b.position, b.h16, b.expert_in16, b.gate_up, b.expert_out};
+}
+
 CudaModelRunner::CudaModelRunner(std::shared_ptr<const CudaWeights> weights, const CudaRunnerOptions& options)
     : weights_(std::move(weights)), options_(options) {}
 
 CudaModelRunner::~CudaModelRunner() {
   cudaSetDevice(weights_->device());
+  ep_.reset();
+  timeline_.reset();
   for (auto& [bucket, exec] : graphs_) cudaGraphExecDestroy(exec);
   for (cudaEvent_t e : profile_events_) cudaEventDestroy(e);
   buf_.reset();
   gemm_.reset();
-  if (stream_) cudaStreamDestroy(stream_);
+  if (stream_ && stream_ != options_.stream) cudaStreamDestroy(stream_);
 }
 
 Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(std::shared_ptr<const CudaWeights> weights,
@@ -156,7 +164,11 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(std::shared_ptr
 void CudaModelRunner::allocate() {
   const auto& c = weights_->config();
   AURORA_CUDA_CHECK(cudaSetDevice(weights_->device()));
-  AURORA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  if (options_.stream) {
+    stream_ = options_.stream;
+  } else {
+    AURORA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
   buf_ = std::make_unique<Buffers>();
   Buffers& b = *buf_;
   const int64_t T = options_.max_tokens_per_step, S = options_.max_seqs_per_step;
@@ -495,7 +507,11 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
                                                                      : kernels::TopKNormalization::kNone;
     kc::launch_route(rp, s);
     mark("router + top-k + permute");
-    routed_experts(l, T, decode);
+    if (ep_) {
+      ep_moe_layer(l, T);
+    } else {
+      routed_experts(l, T, decode);
+    }
     if (L.shared_expert.gate_up) {
       dense_ffn(b.h16, L.shared_expert, T, b.shared_out, false);
       kernels::LinearParams g;
@@ -603,7 +619,10 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   result_.num_logits_rows = R;
   result_.logits = nullptr;
   last_used_graph_ = false;
-  if (T == 0) return result_;
+  if (T == 0) {
+    if (ep_) ep_idle_step();  // the exchanges are collective: every rank takes part
+    return result_;
+  }
 
   auto* sampling_host = reinterpret_cast<kernels::SamplingRow*>(h + b.off_sampling);
   for (int32_t r = 0; r < R; ++r) sampling_host[r] = sampling ? sampling[r] : kernels::SamplingRow{};
@@ -627,6 +646,7 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   const int64_t words = b.off_tables + table_rows * max_blocks_per_seq_;
   AURORA_CUDA_CHECK(cudaMemcpyAsync(b.in_dev, b.in_host, static_cast<size_t>(words) * 4, cudaMemcpyHostToDevice, stream_));
   const bool sample = sampling != nullptr || decode;
+  step_begin_hooks();
   if (decode) {
     auto it = graphs_.find(T_run);
     if (it != graphs_.end()) {
@@ -653,6 +673,7 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   } else {
     forward(T_run, R_run, sample, false);
   }
+  step_end_hooks();
   if (sampling) {
     AURORA_CUDA_CHECK(cudaMemcpyAsync(b.host_tokens, b.tokens, static_cast<size_t>(R) * 4, cudaMemcpyDeviceToHost, stream_));
   } else {

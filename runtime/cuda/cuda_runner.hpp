@@ -14,6 +14,15 @@
 // Memory: the KV cache takes gpu_memory_fraction of the device's memory minus what is in use
 // (weights) and the activation buffers sized for max_tokens_per_step; report() says how much.
 // Thread safety: one thread drives a runner (the engine thread of its device).
+//
+// Expert parallelism (enable_expert_parallel, docs/multi_gpu.md): the runner is one rank of a
+// model spread over several GPUs. Its weights hold only its experts; in every MoE layer the routed
+// items are regrouped by the placement's keys, the per-key counts are all-gathered (every rank
+// then plans the same exchange), the token rows go to their experts' ranks and the outputs come
+// back through the NCCL communicator in the planner's phase order, on a communication stream that
+// events order against the compute stream. Steps run eagerly (the host plans every exchange).
+// With ComputeTurns (colocation) the compute segments between exchanges alternate with the other
+// model's on the same GPU: the paper's staggered timeline.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -28,11 +37,19 @@
 
 #include "aurora/config/error.hpp"
 #include "aurora/kernels/cuda/gemm.hpp"
+#include "aurora/runtime/exchange_plan.hpp"
 #include "aurora/kernels/sampling.hpp"
 #include "cuda_weights.hpp"
 #include "executor/step_batch.hpp"
 
+namespace aurora::runtime {
+struct ExpertPlacement;
+class ComputeTurns;
+}  // namespace aurora::runtime
+
 namespace aurora::runtime::cuda {
+
+class NcclCommunicator;
 
 constexpr int32_t kGemvMaxTokens = 64;  // above this, dense projections use cuBLASLt
 
@@ -44,6 +61,28 @@ struct CudaRunnerOptions {
   int64_t kv_cache_tokens = 0;        // 0 = from gpu_memory_fraction
   double gpu_memory_fraction = 0.90;  // of the device's total memory, weights included
   bool use_cuda_graphs = true;
+  // The compute stream to run on (e.g. one of an SM-limited green context: heterogeneity
+  // emulation); null = the runner creates its own. Not owned.
+  cudaStream_t stream = nullptr;
+};
+
+// One rank of an expert-parallel model (see the header comment).
+struct ExpertParallelConfig {
+  int32_t rank = 0;                                  // this runner's rank in `comm`
+  NcclCommunicator* comm = nullptr;                  // not owned; one per model
+  std::shared_ptr<const ExpertPlacement> placement;  // must match the weights' held experts
+  std::unique_ptr<ExchangePlanner> planner;          // deterministic: every rank plans alike
+  ComputeTurns* turns = nullptr;                     // colocation: this GPU's turns, else null
+  int32_t turn_index = 0;                            // this model's index in `turns`
+};
+
+// A stretch of one stream's work in the last step (timeline), in ms after a reference event.
+struct TimelineSpan {
+  const char* label = "";  // "gate", "experts", "aggregate+gate", "head", "dispatch", "combine", "step"
+  int32_t layer = -1;
+  bool comm = false;       // on the communication stream (else the compute stream)
+  float start_ms = 0.0f;
+  float end_ms = 0.0f;
 };
 
 struct CudaMemoryReport {
@@ -72,6 +111,19 @@ class CudaModelRunner {
   const StepResult& execute(const StepBatch& batch, const kernels::SamplingRow* sampling = nullptr,
                             int32_t* tokens = nullptr);
 
+  // Makes this runner one rank of an expert-parallel model (before the first step). Errors:
+  // placement and weights disagree, memory.
+  Result<void> enable_expert_parallel(ExpertParallelConfig config);
+  bool expert_parallel() const { return ep_ != nullptr; }
+  // Colocation: whether this rank takes compute turns in the next step (the group decides per
+  // step: a rank without tokens of this model stays out of the rotation).
+  void set_uses_turns(bool uses_turns);
+  // Timeline recording (CUDA events at stage boundaries; off by default).
+  void enable_timeline(bool on);
+  // The last step's spans, relative to `reference` (an event recorded on this device before the
+  // step). Call after the step returned.
+  std::vector<TimelineSpan> collect_timeline(cudaEvent_t reference) const;
+
   const CudaWeights& weights() const { return *weights_; }
   const CudaRunnerOptions& options() const { return options_; }
   const CudaMemoryReport& memory() const { return memory_; }
@@ -91,6 +143,8 @@ class CudaModelRunner {
 
  private:
   struct Buffers;
+  struct EpState;
+  struct Timeline;
   CudaModelRunner(std::shared_ptr<const CudaWeights> weights, const CudaRunnerOptions& options);
   void allocate();
   void forward(int32_t num_tokens, int32_t num_rows, bool sample, bool decode);
@@ -99,6 +153,25 @@ class CudaModelRunner {
   void routed_experts(int32_t layer, int32_t num_tokens, bool decode);
   int32_t bucket_for(int32_t num_seqs) const;
   void mark(const char* stage);  // profiling only
+  // Expert parallelism (cuda_expert_parallel.cpp) and the runner buffers it uses.
+  struct EpBuffers {
+    int32_t* offsets;      // router: per-expert offsets
+    int32_t* permuted;     // router: items sorted by expert
+    int32_t* position;     // item -> row of expert_out
+    bf16* h16;             // post-attention norm, bf16
+    bf16* expert_in16;     // [max_tokens, H] scratch
+    float* gate_up;        // [max_tokens, 2 I] scratch
+    float* expert_out;     // [items, H]
+  };
+  EpBuffers ep_buffers() const;
+  void ep_moe_layer(int32_t layer, int32_t num_tokens);
+  void ep_idle_step();
+  void step_begin_hooks();
+  void step_end_hooks();
+  void segment_begin(const char* label, int32_t layer, cudaEvent_t wait_event);
+  void segment_end();
+  int32_t timeline_begin(const char* label, int32_t layer, bool comm, cudaStream_t stream);
+  void timeline_end(int32_t span, cudaStream_t stream);
 
   std::shared_ptr<const CudaWeights> weights_;
   CudaRunnerOptions options_;
@@ -115,6 +188,9 @@ class CudaModelRunner {
   std::vector<cudaEvent_t> profile_events_;
   std::vector<const char*> profile_stages_;
   size_t profile_used_ = 0;
+  std::unique_ptr<EpState> ep_;
+  std::unique_ptr<Timeline> timeline_;
+  int32_t open_segment_ = -1;  // timeline span of the compute segment in progress
 };
 
 }  // namespace aurora::runtime::cuda

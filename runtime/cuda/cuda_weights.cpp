@@ -74,8 +74,9 @@ void CudaWeights::layout() {
       continue;
     }
     const int64_t I = c.moe_intermediate_size;
+    const int64_t held = static_cast<int64_t>(held_[static_cast<size_t>(l)].size());
     L.router = f32(E * H);
-    L.experts = CudaFfn{bf(E * 2 * I * H), bf(E * H * I), c.moe_intermediate_size};
+    L.experts = CudaFfn{bf(held * 2 * I * H), bf(held * H * I), c.moe_intermediate_size};
     if (c.shared_expert_intermediate_size > 0) {
       const int64_t S = c.shared_expert_intermediate_size;
       L.shared_expert = CudaFfn{bf(2 * S * H), bf(H * S), c.shared_expert_intermediate_size};
@@ -102,7 +103,46 @@ int64_t CudaWeights::expert_bytes() const {
 
 int64_t CudaWeights::lm_head_bytes() const { return 2 * int64_t{config_.vocab_size} * config_.hidden_size; }
 
+Result<void> CudaWeights::set_held(const HeldExperts& held) {
+  const auto& c = config_;
+  held_.assign(static_cast<size_t>(c.num_layers), {});
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    if (!c.layer_is_moe[static_cast<size_t>(l)]) continue;
+    auto& h = held_[static_cast<size_t>(l)];
+    if (held.empty()) {
+      h.resize(static_cast<size_t>(c.num_experts));
+      for (int32_t e = 0; e < c.num_experts; ++e) h[static_cast<size_t>(e)] = e;
+      continue;
+    }
+    if (held.size() != static_cast<size_t>(c.num_layers)) {
+      return Error::invalid("held_experts", "must have one list per layer (" + std::to_string(c.num_layers) + "), got " +
+                                                std::to_string(held.size()));
+    }
+    h = held[static_cast<size_t>(l)];
+    for (size_t j = 0; j < h.size(); ++j) {
+      if (h[j] < 0 || h[j] >= c.num_experts || (j > 0 && h[j] <= h[j - 1])) {
+        return Error::invalid("held_experts[" + std::to_string(l) + "]", "must be increasing expert ids below " +
+                                                                             std::to_string(c.num_experts));
+      }
+    }
+  }
+  return {};
+}
+
 namespace {
+
+// The random fill hashes (seed * C + index): a slice starting at `offset` of a tensor with `seed`
+// is the tensor of seed' = seed + offset * C^-1 (C is odd, hence invertible mod 2^64).
+constexpr uint64_t kFillMultiplier = 0x9e3779b97f4a7c15ull;  // launch_random_fill's C
+constexpr uint64_t inverse_mod_2_64(uint64_t a) {
+  uint64_t x = a;  // Newton: each step doubles the correct low bits (a * a == 1 mod 8 for odd a)
+  for (int i = 0; i < 6; ++i) x *= 2 - a * x;
+  return x;
+}
+static_assert(kFillMultiplier * inverse_mod_2_64(kFillMultiplier) == 1, "");
+constexpr uint64_t slice_seed(uint64_t seed, int64_t offset) {
+  return seed + static_cast<uint64_t>(offset) * inverse_mod_2_64(kFillMultiplier);
+}
 
 Result<void*> allocate_arena(int device, int64_t bytes) {
   AURORA_CUDA_CHECK(cudaSetDevice(device));
@@ -129,7 +169,7 @@ std::vector<float> inv_freq_of(const config::ModelConfig& c) {
 }  // namespace
 
 Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::ModelConfig& config, uint64_t seed, int device,
-                                                               std::string name) {
+                                                               std::string name, const HeldExperts& held) {
   auto valid = config::validate_model_config(config, name);
   if (!valid) return valid.error();
   return capture_errors([&]() -> std::shared_ptr<const CudaWeights> {
@@ -137,6 +177,7 @@ Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::Mod
     w->config_ = config;
     w->name_ = std::move(name);
     w->device_ = device;
+    if (auto ok = w->set_held(held); !ok) throw_error(ok.error());
     w->layout();
     auto arena = allocate_arena(device, w->bytes_);
     if (!arena) throw_error(arena.error());
@@ -177,7 +218,20 @@ Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::Mod
         continue;
       }
       fill(L.router, F, E * H, 2.0f * in_scale, 0.0f);
-      ffn(L.experts, E);
+      {
+        // Routed experts: the slices of the full [E, 2I, H] / [E, H, I] tensors this device holds.
+        const int64_t I = L.experts.intermediate;
+        const uint64_t gate_up_seed = seed * 0x100000001b3ull + (++tensor);
+        const uint64_t down_seed = seed * 0x100000001b3ull + (++tensor);
+        const auto& mine = w->held_[static_cast<size_t>(l)];
+        for (size_t j = 0; j < mine.size(); ++j) {
+          const int64_t e = mine[j];
+          kc::launch_random_fill(L.experts.gate_up + static_cast<int64_t>(j) * 2 * I * H, B, 2 * I * H,
+                                 slice_seed(gate_up_seed, e * 2 * I * H), in_scale, 0.0f, nullptr);
+          kc::launch_random_fill(L.experts.down + static_cast<int64_t>(j) * H * I, B, H * I,
+                                 slice_seed(down_seed, e * H * I), 0.5f / std::sqrt(float(I)), 0.0f, nullptr);
+        }
+      }
       if (L.shared_expert.gate_up) {
         ffn(L.shared_expert, 1);
         fill(L.shared_expert_gate, F, H, in_scale, 0.0f);
@@ -190,12 +244,13 @@ Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::Mod
   });
 }
 
-Result<std::shared_ptr<const CudaWeights>> CudaWeights::upload(const Model& model, int device) {
+Result<std::shared_ptr<const CudaWeights>> CudaWeights::upload(const Model& model, int device, const HeldExperts& held) {
   return capture_errors([&]() -> std::shared_ptr<const CudaWeights> {
     std::shared_ptr<CudaWeights> w(new CudaWeights());
     w->config_ = model.config;
     w->name_ = model.name;
     w->device_ = device;
+    if (auto ok = w->set_held(held); !ok) throw_error(ok.error());
     w->layout();
     auto arena = allocate_arena(device, w->bytes_);
     if (!arena) throw_error(arena.error());
@@ -258,8 +313,10 @@ Result<std::shared_ptr<const CudaWeights>> CudaWeights::upload(const Model& mode
         }
         put(L.router, F, M.router, int64_t{c.num_experts} * H);
         const int64_t I = c.moe_intermediate_size;
-        for (int32_t e = 0; e < c.num_experts; ++e) {
-          ffn(L.experts.gate_up + e * 2 * I * H, L.experts.down + e * H * I, M.experts[static_cast<size_t>(e)]);
+        const auto& mine = w->held_[static_cast<size_t>(l)];
+        for (size_t j = 0; j < mine.size(); ++j) {
+          const int64_t slot = static_cast<int64_t>(j);
+          ffn(L.experts.gate_up + slot * 2 * I * H, L.experts.down + slot * H * I, M.experts[static_cast<size_t>(mine[j])]);
         }
         if (L.shared_expert.gate_up) {
           ffn(L.shared_expert.gate_up, L.shared_expert.down, M.shared_expert);

@@ -10,6 +10,12 @@
 // tensors) to bf16 on the device through a bounded staging buffer; random() initialises a full
 // model of a config directly on the GPU with a counter-based hash (no host copy), with the same
 // scales as ModelBuilder::fill_random. Immutable afterwards; shared by the runners of one device.
+//
+// Expert parallelism: a rank holds only its own experts. `held` lists, per layer, the expert ids
+// stored (in storage order: the rank's experts in increasing id, i.e. placement key order); the
+// layer's expert tensors then hold held[l].size() experts and slot j is expert held[l][j]. Random
+// weights of a held expert are bit-identical to that expert in a full (unsharded) model of the
+// same seed, so a model's tokens do not depend on how its experts are spread.
 #pragma once
 
 #include <cstdint>
@@ -58,15 +64,19 @@ class CudaWeights {
   CudaWeights& operator=(const CudaWeights&) = delete;
 
   // The model's weights converted to bf16 on `device`.
-  static Result<std::shared_ptr<const CudaWeights>> upload(const Model& model, int device);
+  // `held` (optional, see above): per layer, the experts this device stores; empty = all.
+  using HeldExperts = std::vector<std::vector<int32_t>>;
+  static Result<std::shared_ptr<const CudaWeights>> upload(const Model& model, int device, const HeldExperts& held = {});
   // Random weights for `config` generated on `device` (benchmarks: no checkpoint needed).
   static Result<std::shared_ptr<const CudaWeights>> random(const config::ModelConfig& config, uint64_t seed, int device,
-                                                           std::string name);
+                                                           std::string name, const HeldExperts& held = {});
 
   const config::ModelConfig& config() const { return config_; }
   const std::string& name() const { return name_; }
   int device() const { return device_; }
   int64_t bytes() const { return bytes_; }
+  // Experts stored for `layer`, in storage order (all experts in id order unless sharded).
+  const std::vector<int32_t>& held_experts(int32_t layer) const { return held_[static_cast<size_t>(layer)]; }
 
   bf16* embed_tokens = nullptr;  // [V, H]
   bf16* lm_head = nullptr;       // [V, H] (== embed_tokens when tied)
@@ -83,12 +93,14 @@ class CudaWeights {
  private:
   CudaWeights() = default;
   void layout();  // assigns every pointer inside one allocation (bytes_ first, then pointers)
+  Result<void> set_held(const HeldExperts& held);  // validates; empty = every expert
   config::ModelConfig config_;
   std::string name_;
   int device_ = 0;
   void* arena_ = nullptr;
   int64_t bytes_ = 0;
   std::vector<float> host_inv_freq_;
+  HeldExperts held_;  // [layer] -> expert ids stored (dense layers: empty)
 };
 
 }  // namespace cuda

@@ -18,7 +18,7 @@ struct EngineFlag {
 constexpr EngineFlag kEngineFlags[] = {
     {"--model", "model directory (repeat to colocate two models; none = the embedded tiny model)"},
     {"--device", "cpu, cuda:N or auto (default auto)"},
-    {"--ranks", "expert-parallel ranks (in-process on CPU; default 1)"},
+    {"--ranks", "expert-parallel ranks (CPU: in-process; GPU: one per GPU from --device on; default 1)"},
     {"--max-num-seqs", "running batch cap (default 64)"},
     {"--max-num-batched-tokens", "tokens per engine step, prefill chunks included (default 512)"},
     {"--max-waiting", "waiting queue cap; past it requests get 503 + Retry-After (default 256)"},

@@ -56,4 +56,18 @@ Result<std::unique_ptr<DeviceRunner>> make_device_runner(const Model& model, con
   return Error::make(ErrorCode::kUnsupported, "backend " + backend.name() + " has no device runner");
 }
 
+Result<DeviceGroup> make_expert_parallel_runners(const std::vector<const Model*>& models,
+                                                 const DeviceRunnerOptions& options, int32_t num_ranks,
+                                                 Backend& backend) {
+#if AURORA_HAS_CUDA
+  const int device = cuda::cuda_device_of(backend);
+  if (device >= 0) return cuda::make_cuda_expert_parallel_runners(models, options, num_ranks, device);
+#else
+  (void)models;
+  (void)options;
+  (void)num_ranks;
+#endif
+  return Error::make(ErrorCode::kUnsupported, "backend " + backend.name() + " has no expert-parallel device runner");
+}
+
 }  // namespace aurora::runtime

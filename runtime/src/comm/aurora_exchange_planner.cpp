@@ -2,15 +2,19 @@
 #include "aurora/runtime/exchange_plan.hpp"
 #include "aurora/scheduler/all_to_all.hpp"
 
+#include <optional>
+
 namespace aurora::runtime {
 namespace {
 
 class AuroraExchangePlanner final : public ExchangePlanner {
  public:
-  AuroraExchangePlanner(int32_t num_ranks, double link_gbps, double phase_latency_s)
+  AuroraExchangePlanner(int32_t num_ranks, double link_gbps, double phase_latency_s,
+                        std::optional<sched::OrderStrategy> forced = std::nullopt)
       : cluster_(sched::Cluster::homogeneous(num_ranks, link_gbps)), traffic_(num_ranks) {
     options_.phase_latency_s = phase_latency_s;
-    options_.policy = sched::ChoicePolicy::kBestPredicted;
+    options_.policy = forced ? sched::ChoicePolicy::kForce : sched::ChoicePolicy::kBestPredicted;
+    if (forced) options_.forced_strategy = *forced;
   }
 
   std::string name() const override { return "aurora"; }
@@ -48,6 +52,18 @@ class AuroraExchangePlanner final : public ExchangePlanner {
 
 std::unique_ptr<ExchangePlanner> make_aurora_planner(int32_t num_ranks, double link_gbps, double phase_latency_s) {
   return std::make_unique<AuroraExchangePlanner>(num_ranks, link_gbps, phase_latency_s);
+}
+
+Result<std::unique_ptr<ExchangePlanner>> make_forced_order_planner(int32_t num_ranks, const std::string& strategy,
+                                                                   double link_gbps, double phase_latency_s) {
+  for (int k = 0; k < sched::kNumOrderStrategies; ++k) {
+    const auto candidate = static_cast<sched::OrderStrategy>(k);
+    if (strategy == sched::order_strategy_name(candidate)) {
+      return std::unique_ptr<ExchangePlanner>(
+          std::make_unique<AuroraExchangePlanner>(num_ranks, link_gbps, phase_latency_s, candidate));
+    }
+  }
+  return Error::invalid("strategy", "unknown transmission order '" + strategy + "'");
 }
 
 }  // namespace aurora::runtime

@@ -60,6 +60,10 @@ class EngineImpl final : public Engine {
   ModelInstance* find_instance(const std::string& name) const;
   void run();
   void step(ModelInstance& mi);
+  // step() in three parts, so that colocated models can execute their steps together.
+  bool prepare_step(ModelInstance& mi);  // schedule, batch, sampling rows; false: nothing to run
+  void complete_step(ModelInstance& mi, const StepResult& result);
+  void step_together();
   void emit_token(ModelInstance& mi, Sequence& seq, int32_t token, const float* logits_row);
   void finish(ModelInstance& mi, Sequence& seq, FinishReason reason, std::optional<Error> error = std::nullopt,
               std::optional<std::string> stop_string = std::nullopt);
@@ -238,13 +242,17 @@ void EngineImpl::run() {
         std::fprintf(stderr, "aurora: online re-planning at a step boundary failed: %s\n", e.what());
       }
     }
-    for (auto& mi : models_) {
-      if (!mi->scheduler->has_work()) continue;
-      try {
-        step(*mi);
-      } catch (const std::exception& e) {
-        // A bug (AURORA_CHECK) outside the executor: fail this step's requests, keep serving.
-        fail_step(*mi, e.what());
+    if (models_.front()->together) {
+      step_together();
+    } else {
+      for (auto& mi : models_) {
+        if (!mi->scheduler->has_work()) continue;
+        try {
+          step(*mi);
+        } catch (const std::exception& e) {
+          // A bug (AURORA_CHECK) outside the executor: fail this step's requests, keep serving.
+          fail_step(*mi, e.what());
+        }
       }
     }
     publish_counters();
@@ -252,14 +260,14 @@ void EngineImpl::run() {
   publish_counters();
 }
 
-void EngineImpl::step(ModelInstance& mi) {
-  const auto step_start = Clock::now();
+bool EngineImpl::prepare_step(ModelInstance& mi) {
+  mi.step_start = Clock::now();
   const auto& chunks = mi.scheduler->schedule();
   if (!mi.scheduler->preempted().empty()) {
     std::lock_guard lock(stats_mu_);
     counters_.num_preemptions_total += static_cast<int64_t>(mi.scheduler->preempted().size());
   }
-  if (chunks.empty()) return;
+  if (chunks.empty()) return false;
   const auto now = Clock::now();
   mi.batch.chunks.clear();
   mi.sampled_chunks.clear();
@@ -302,14 +310,18 @@ void EngineImpl::step(ModelInstance& mi) {
     mi.sampling_rows.push_back(row);
     wants_logits = wants_logits || (seq.request.return_prompt_logits && seq.num_generated() == 0);
   }
-
-  const StepResult* result = nullptr;
   // A device runner samples on the device and returns only tokens, unless a request wants its
   // logits back; then the logits come to the host and the CPU twin samples them.
-  const bool sample_on_device = mi.device && !wants_logits;
+  mi.sample_on_device = mi.device && !wants_logits;
+  return true;
+}
+
+void EngineImpl::step(ModelInstance& mi) {
+  if (!prepare_step(mi)) return;
+  const StepResult* result = nullptr;
   try {
     if (mi.device) {
-      result = &mi.device->execute(mi.batch, sample_on_device ? mi.sampling_rows.data() : nullptr,
+      result = &mi.device->execute(mi.batch, mi.sample_on_device ? mi.sampling_rows.data() : nullptr,
                                    mi.sampled_tokens.data());
     } else {
       result = &mi.executor->execute(mi.batch);
@@ -318,8 +330,54 @@ void EngineImpl::step(ModelInstance& mi) {
     fail_step(mi, e.what());
     return;
   }
+  complete_step(mi, *result);
+}
+
+// Colocated models: both steps are prepared, executed together on the shared GPUs (their compute
+// and all-to-alls interleave), then completed one after the other.
+void EngineImpl::step_together() {
+  std::vector<DeviceStep> steps(models_.size());
+  std::vector<bool> running(models_.size(), false);
+  bool any = false;
+  for (size_t m = 0; m < models_.size(); ++m) {
+    ModelInstance& mi = *models_[m];
+    if (!mi.scheduler->has_work()) continue;
+    try {
+      if (!prepare_step(mi)) continue;
+    } catch (const std::exception& e) {
+      fail_step(mi, e.what());
+      continue;
+    }
+    steps[m] = DeviceStep{&mi.batch, mi.sample_on_device ? mi.sampling_rows.data() : nullptr, mi.sampled_tokens.data()};
+    running[m] = true;
+    any = true;
+  }
+  if (!any) return;
+  std::vector<const StepResult*> results;
+  try {
+    results = models_.front()->together->execute_together(steps);
+  } catch (const std::exception& e) {
+    for (size_t m = 0; m < models_.size(); ++m) {
+      if (running[m]) fail_step(*models_[m], e.what());
+    }
+    return;
+  }
+  for (size_t m = 0; m < models_.size(); ++m) {
+    if (!running[m]) continue;
+    try {
+      complete_step(*models_[m], *results[m]);
+    } catch (const std::exception& e) {
+      fail_step(*models_[m], e.what());
+    }
+  }
+}
+
+void EngineImpl::complete_step(ModelInstance& mi, const StepResult& step_result) {
+  const StepResult* result = &step_result;
+  const bool sample_on_device = mi.sample_on_device;
+  const auto& chunks = mi.scheduler->last_scheduled();
   mi.routing->record_step(result->routed_tokens);
-  if (online_) online_step(mi, *result, step_start);
+  if (online_) online_step(mi, *result, mi.step_start);
   int64_t prompt_tokens = 0;
   for (const auto& ch : chunks) {
     Sequence* seq = ch.seq;

@@ -77,18 +77,7 @@ Result<std::shared_ptr<const Model>> random_weights_model(const std::string& dir
   return builder.finish();
 }
 
-// On a device backend (one GPU): the DeviceRunner holds the weights and the KV cache, sized from
-// the device's memory; the scheduler gets its block count. Expert parallelism across GPUs is not
-// part of this backend yet, so num_ranks must be 1.
-Result<void> build_device_runtime(ModelInstance& mi, const EngineOptions& o, Backend& backend) {
-  const auto& c = mi.model->config;
-  if (o.num_ranks != 1) {
-    return Error::invalid("engine.num_ranks", "the " + backend.name() + " backend runs one rank per process, got " +
-                                                  std::to_string(o.num_ranks));
-  }
-  if (!(o.gpu_memory_fraction > 0.0 && o.gpu_memory_fraction <= 1.0)) {
-    return Error::invalid("engine.gpu_memory_fraction", "must be in (0, 1], got " + std::to_string(o.gpu_memory_fraction));
-  }
+DeviceRunnerOptions device_runner_options(const config::ModelConfig& c, const EngineOptions& o) {
   DeviceRunnerOptions ro;
   ro.max_tokens_per_step = o.max_num_batched_tokens;
   ro.max_seqs_per_step = o.max_num_seqs;
@@ -98,21 +87,24 @@ Result<void> build_device_runtime(ModelInstance& mi, const EngineOptions& o, Bac
   ro.gpu_memory_fraction = o.gpu_memory_fraction;
   ro.random_weights = o.random_weights;
   ro.seed = o.seed;
-  auto runner = make_device_runner(*mi.model, ro, backend);
-  if (!runner) return runner.error();
-  mi.device = std::move(*runner);
+  return ro;
+}
+
+// The engine-side state of a model whose DeviceRunner is built: scheduler over its ranks' KV
+// blocks, routing statistics, per-step scratch.
+Result<void> finish_device_instance(ModelInstance& mi, const EngineOptions& o, int32_t num_ranks, int32_t max_context) {
+  const auto& c = mi.model->config;
   std::fprintf(stderr, "aurora: %s on %s\n", mi.name.c_str(), mi.device->memory_report().c_str());
   const int32_t blocks = mi.device->num_kv_blocks();
-  mi.max_context = static_cast<int32_t>(std::min<int64_t>(ro.max_context, int64_t{blocks} * o.kv_block_size));
-
+  mi.max_context = static_cast<int32_t>(std::min<int64_t>(max_context, int64_t{blocks} * o.kv_block_size));
   SchedulerOptions so;
-  so.num_ranks = 1;
+  so.num_ranks = num_ranks;
   so.max_num_seqs = o.max_num_seqs;
   so.max_num_batched_tokens = o.max_num_batched_tokens;
   so.block_size = o.kv_block_size;
   so.blocks_per_rank = blocks;
   mi.scheduler = std::make_unique<BatchScheduler>(so);
-  mi.routing = std::make_unique<RoutingStats>(c.num_layers, 1, c.num_experts, kRoutingWindowSteps);
+  mi.routing = std::make_unique<RoutingStats>(c.num_layers, num_ranks, c.num_experts, kRoutingWindowSteps);
   mi.sampling_rows.reserve(static_cast<size_t>(o.max_num_seqs));
   mi.sampled_tokens.resize(static_cast<size_t>(o.max_num_seqs));
   mi.sampled_chunks.reserve(static_cast<size_t>(o.max_num_seqs));
@@ -121,7 +113,58 @@ Result<void> build_device_runtime(ModelInstance& mi, const EngineOptions& o, Bac
   return {};
 }
 
-Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& backend) {
+Result<void> check_memory_fraction(const EngineOptions& o) {
+  if (!(o.gpu_memory_fraction > 0.0 && o.gpu_memory_fraction <= 1.0)) {
+    return Error::invalid("engine.gpu_memory_fraction", "must be in (0, 1], got " + std::to_string(o.gpu_memory_fraction));
+  }
+  return {};
+}
+
+// On a device backend with several GPUs (num_ranks > 1) or two models: one expert-parallel group
+// (ranks = GPUs from the backend's device on; two models colocated on every GPU, their experts
+// placed together by the scheduler's deployment).
+Result<void> build_expert_parallel_runtime(std::vector<std::unique_ptr<ModelInstance>>& instances, const EngineOptions& o,
+                                           Backend& backend) {
+  if (auto ok = check_memory_fraction(o); !ok) return ok;
+  if (instances.size() > 2) {
+    return Error::invalid("engine.model_dirs", "a GPU engine serves at most 2 models (colocated), got " +
+                                                   std::to_string(instances.size()));
+  }
+  std::vector<const Model*> models;
+  int32_t max_context = kMaxDeviceContext;
+  for (const auto& mi : instances) {
+    models.push_back(mi->model.get());
+    max_context = std::min<int32_t>(max_context, mi->model->config.max_position_embeddings);
+  }
+  DeviceRunnerOptions ro = device_runner_options(instances.front()->model->config, o);
+  ro.max_context = max_context;
+  auto group = make_expert_parallel_runners(models, ro, o.num_ranks, backend);
+  if (!group) return group.error();
+  for (size_t m = 0; m < instances.size(); ++m) {
+    ModelInstance& mi = *instances[m];
+    mi.device = std::move(group->runners[m]);
+    mi.together = group->together;
+    auto done = finish_device_instance(mi, o, o.num_ranks, max_context);
+    if (!done) return done;
+    auto finished = finish_instance(mi);
+    if (!finished) return finished;
+  }
+  return {};
+}
+
+// On a device backend (one GPU, one model): the DeviceRunner holds the weights and the KV cache,
+// sized from the device's memory; the scheduler gets its block count.
+Result<void> build_device_runtime(ModelInstance& mi, const EngineOptions& o, Backend& backend) {
+  if (auto ok = check_memory_fraction(o); !ok) return ok;
+  const DeviceRunnerOptions ro = device_runner_options(mi.model->config, o);
+  auto runner = make_device_runner(*mi.model, ro, backend);
+  if (!runner) return runner.error();
+  mi.device = std::move(*runner);
+  return finish_device_instance(mi, o, 1, ro.max_context);
+}
+
+Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& backend,
+                           const ExpertPlacement* placement_given) {
   if (!backend.is_host_memory()) {
     auto built = build_device_runtime(mi, o, backend);
     if (!built) return built;
@@ -153,10 +196,16 @@ Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& b
   eo.phase_latency_s = o.online.phase_latency_us * 1e-6;
   ExchangePlannerFactory planners = [ranks, eo]() { return make_aurora_planner(ranks, eo.link_gbps, eo.phase_latency_s); };
   mi.executor = std::make_unique<ModelExecutor>(mi.model, eo, backend, planners);
-  auto placement = plan_expert_placement(c, o.num_ranks, PlacementInputs{});
-  if (!placement) return placement.error();
-  placement->version = 1;
-  mi.executor->set_placement(std::move(*placement));
+  if (placement_given) {
+    ExpertPlacement placement = *placement_given;
+    placement.version = 1;
+    mi.executor->set_placement(std::move(placement));
+  } else {
+    auto placement = plan_expert_placement(c, o.num_ranks, PlacementInputs{});
+    if (!placement) return placement.error();
+    placement->version = 1;
+    mi.executor->set_placement(std::move(*placement));
+  }
 
   SchedulerOptions so;
   so.num_ranks = o.num_ranks;
@@ -194,6 +243,27 @@ Result<void> finish_instance(ModelInstance& mi) {
   return {};
 }
 
+// Builds every instance's runtime: one expert-parallel group on a device backend with several
+// ranks or two models; else each model alone (two models on CPU ranks get a joint, colocated
+// placement of their experts).
+Result<void> build_all(std::vector<std::unique_ptr<ModelInstance>>& instances, const EngineOptions& o, Backend& backend) {
+  if (!backend.is_host_memory() && (o.num_ranks > 1 || instances.size() > 1)) {
+    return build_expert_parallel_runtime(instances, o, backend);
+  }
+  std::vector<ExpertPlacement> joint;
+  if (backend.is_host_memory() && instances.size() == 2 && o.num_ranks > 1) {
+    std::vector<const config::ModelConfig*> configs{&instances[0]->model->config, &instances[1]->model->config};
+    auto planned = plan_model_placements(configs, {}, std::vector<RankSpec>(static_cast<size_t>(o.num_ranks)), true);
+    if (!planned) return planned.error();
+    joint = std::move(*planned);
+  }
+  for (size_t m = 0; m < instances.size(); ++m) {
+    auto built = build_runtime(*instances[m], o, backend, joint.empty() ? nullptr : &joint[m]);
+    if (!built) return built;
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::vector<std::unique_ptr<ModelInstance>>> build_instances_for(const EngineOptions& o, Backend& backend,
@@ -208,10 +278,10 @@ Result<std::vector<std::unique_ptr<ModelInstance>>> build_instances_for(const En
     mi->name = mi->model->name;
     for (int i = 2; names.count(mi->name); ++i) mi->name = mi->model->name + "-" + std::to_string(i);
     names.insert(mi->name);
-    auto built = build_runtime(*mi, o, backend);
-    if (!built) return built.error();
     out.push_back(std::move(mi));
   }
+  auto built = build_all(out, o, backend);
+  if (!built) return built.error();
   return out;
 }
 
@@ -255,10 +325,8 @@ Result<std::vector<std::unique_ptr<ModelInstance>>> build_model_instances(const 
     names.insert(mi->name);
     out.push_back(std::move(mi));
   }
-  for (auto& mi : out) {
-    auto built = build_runtime(*mi, o, backend);
-    if (!built) return built.error();
-  }
+  auto built = build_all(out, o, backend);
+  if (!built) return built.error();
   return out;
 }
 

@@ -27,6 +27,8 @@ struct ModelInstance {
   int32_t max_context = 0;
   std::unique_ptr<ModelExecutor> executor;  // CPU backend
   std::unique_ptr<DeviceRunner> device;     // device backend (CUDA): instead of the executor
+  // Colocated models (device backend): the driver that steps them together, shared by both.
+  std::shared_ptr<ColocatedDevice> together;
   std::unique_ptr<BatchScheduler> scheduler;
   std::unique_ptr<RoutingStats> routing;
 
@@ -37,6 +39,8 @@ struct ModelInstance {
   std::vector<int32_t> sampled_tokens;
   DeviceBuffer sampling_workspace;
   std::vector<unsigned char> host_sampling_workspace;  // device runner, when logits come to the host
+  bool sample_on_device = false;  // this step's choice (set when the batch is prepared)
+  Clock::time_point step_start;   // when this step was prepared (online statistics: step time)
 
   // Last step's all-to-all cost per layer (guarded by the engine's stats mutex).
   std::vector<LayerExchangeCost> last_exchange;

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "aurora/config/error.hpp"
 #include "aurora/kernels/sampling.hpp"
@@ -44,5 +46,33 @@ class DeviceRunner {
 // (no device support built, or a model shape the kernels do not take), kResourceExhausted (memory).
 Result<std::unique_ptr<DeviceRunner>> make_device_runner(const Model& model, const DeviceRunnerOptions& options,
                                                          Backend& backend);
+
+// One step of one model of a colocated group (DeviceRunner::execute's arguments).
+struct DeviceStep {
+  const StepBatch* batch = nullptr;  // null: the model sits this step out
+  const kernels::SamplingRow* rows = nullptr;
+  int32_t* tokens = nullptr;
+};
+
+// Models that share devices and step together (colocation: their steps interleave on the GPUs).
+class ColocatedDevice {
+ public:
+  virtual ~ColocatedDevice() = default;
+  // results[m] is null for a model without a batch. Valid until the next call.
+  virtual std::vector<const StepResult*> execute_together(std::span<const DeviceStep> steps) = 0;
+};
+
+// Expert parallelism over `num_ranks` GPUs (the backend's device and the next ones), for one
+// model or two colocated models (both models' experts placed together on every GPU). One
+// DeviceRunner per model (its chunks name their rank) and, for two models, the driver that steps
+// them together. num_kv_blocks() is per rank. Errors as make_device_runner; kUnavailable when the
+// machine has fewer GPUs.
+struct DeviceGroup {
+  std::vector<std::unique_ptr<DeviceRunner>> runners;
+  std::shared_ptr<ColocatedDevice> together;  // null for one model
+};
+Result<DeviceGroup> make_expert_parallel_runners(const std::vector<const Model*>& models,
+                                                 const DeviceRunnerOptions& options, int32_t num_ranks,
+                                                 Backend& backend);
 
 }  // namespace aurora::runtime

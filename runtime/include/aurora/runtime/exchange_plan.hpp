@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "aurora/config/error.hpp"
+
 namespace aurora::runtime {
 
 struct Transfer {
@@ -63,6 +65,13 @@ std::unique_ptr<ExchangePlanner> make_all_at_once_planner(double link_gbps = 400
 // included), so its estimate never exceeds the all-at-once estimate of the same model.
 std::unique_ptr<ExchangePlanner> make_aurora_planner(int32_t num_ranks, double link_gbps = 400.0,
                                                      double phase_latency_s = 5e-6);
+
+// The Aurora planner held to one order ("matching", "rotation", "all_at_once", ...), whatever its
+// cost model predicts: for benchmarks that measure an order against NCCL's all-at-once exchange.
+// An unknown name is an error naming it.
+Result<std::unique_ptr<ExchangePlanner>> make_forced_order_planner(int32_t num_ranks, const std::string& strategy,
+                                                                   double link_gbps = 400.0,
+                                                                   double phase_latency_s = 5e-6);
 
 // Checks that a plan covers the matrix exactly (for tests and debug builds); "" when it does.
 std::string check_plan(const ExchangePlan& plan, const TrafficMatrix& traffic);

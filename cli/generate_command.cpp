@@ -126,6 +126,9 @@ int run_generate(int argc, char** argv) {
   for (const auto& f : runtime::online_flag_help()) {
     online.add_options()(f.flag + 2, po::value<std::string>(), f.help);
   }
+  for (const auto& f : runtime::emulation_flag_help()) {
+    online.add_options()(f.flag + 2, po::value<std::string>(), f.help);
+  }
   options.add(online);
   po::variables_map vm;
   try {
@@ -158,6 +161,11 @@ int run_generate(int argc, char** argv) {
   for (const auto& f : runtime::online_flag_help()) {
     if (vm.count(f.flag + 2) == 0U) continue;
     auto applied = runtime::apply_online_flag(eo.online, f.flag, vm[f.flag + 2].as<std::string>());
+    if (!applied) return fail(applied.error());
+  }
+  for (const auto& f : runtime::emulation_flag_help()) {
+    if (vm.count(f.flag + 2) == 0U) continue;
+    auto applied = runtime::apply_emulation_flag(eo.emulation, f.flag, vm[f.flag + 2].as<std::string>());
     if (!applied) return fail(applied.error());
   }
   auto engine = runtime::create_engine(eo);

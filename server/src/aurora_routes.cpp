@@ -62,6 +62,8 @@ std::string plan_json(const runtime::PlanSnapshot& s) {
     mo["name"] = m.name;
     mo["num_ranks"] = m.num_ranks;
     mo["num_experts"] = m.num_experts;
+    mo["row_bytes"] = m.row_bytes;
+    mo["expert_seconds_per_row"] = m.expert_seconds_per_row;
     json::array ranks;
     for (const auto& r : m.ranks) {
       json::object ro;
@@ -79,6 +81,7 @@ std::string plan_json(const runtime::PlanSnapshot& s) {
       lo["owner"] = array_of(l.owner);
       lo["expert_load"] = array_of(l.expert_load);
       lo["traffic_bytes"] = array_of(l.traffic_bytes);
+      lo["rank_expert_tokens"] = array_of(l.rank_expert_tokens);
       lo["load_balance"] = l.load_balance;
       lo["rank_balance"] = l.rank_balance;
       lo["a2a_predicted_s"] = l.a2a_predicted_s;
@@ -90,6 +93,7 @@ std::string plan_json(const runtime::PlanSnapshot& s) {
       lo["fit_us"] = l.fit_us;
       lo["count_us"] = l.count_us;
       lo["window_penalty_us"] = l.window_penalty_us;
+      lo["order_decision"] = l.order_decision;
       layers.push_back(std::move(lo));
     }
     mo["layers"] = std::move(layers);

@@ -89,6 +89,28 @@ void render_online(std::string& out, const runtime::Engine* engine) {
   sample(out, "aurora:replan_frozen", "", p.frozen ? 1.0 : 0.0);
   family(out, "aurora:expert_migration_in_progress", "gauge", "1 while expert weights move between ranks.");
   sample(out, "aurora:expert_migration_in_progress", "", p.migration_in_progress ? 1.0 : 0.0);
+
+  // The per-step order: which source each layer uses and the measurements behind the choice.
+  family(out, "aurora:all_to_all_order_window", "gauge",
+         "1 when the layer's transfer order is the statistics window's template fitted to the counts, 0 when planned live.");
+  family(out, "aurora:all_to_all_order_cost_seconds", "gauge",
+         "Measured time per step on the critical path to get the order: planning it live or fitting the window's.");
+  family(out, "aurora:all_to_all_window_penalty_seconds", "gauge",
+         "Predicted exchange time of the window order minus the live order, on the same steps' counts.");
+  family(out, "aurora:rank_compute_speed", "gauge", "Relative expert speed of each rank, as the planner uses it.");
+  for (const auto& m : p.models) {
+    const std::string model = "model_name=\"" + escape_label(m.name) + "\"";
+    for (const auto& l : m.layers) {
+      const std::string labels = model + ",layer=\"" + std::to_string(l.layer) + "\"";
+      sample(out, "aurora:all_to_all_order_window", labels, l.order_source == "window" ? 1.0 : 0.0);
+      sample(out, "aurora:all_to_all_order_cost_seconds", labels + ",source=\"live\"", l.plan_us * 1e-6);
+      sample(out, "aurora:all_to_all_order_cost_seconds", labels + ",source=\"window\"", l.fit_us * 1e-6);
+      sample(out, "aurora:all_to_all_window_penalty_seconds", labels, l.window_penalty_us * 1e-6);
+    }
+    for (size_t r = 0; r < m.ranks.size(); ++r) {
+      sample(out, "aurora:rank_compute_speed", model + ",rank=\"" + std::to_string(r) + "\"", m.ranks[r].compute_speed);
+    }
+  }
 }
 
 }  // namespace
@@ -269,6 +291,16 @@ std::string Metrics::render(const runtime::Engine* engine) const {
       sample(out, "aurora:all_to_all_measured_seconds",
              "model_name=\"" + escape_label(model) + "\",layer=\"" + std::to_string(l) + "\"",
              layers[l].a2a_measured_seconds);
+    }
+  }
+  family(out, "aurora:all_to_all_measured_over_lower_bound", "gauge",
+         "Measured all-to-all time over its lower bound, per layer (on CPU ranks: meaningful with --emulate-link-gbps).");
+  for (const auto& [model, layers] : stats.layers) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const double bound = layers[l].a2a_lower_bound_seconds;
+      sample(out, "aurora:all_to_all_measured_over_lower_bound",
+             "model_name=\"" + escape_label(model) + "\",layer=\"" + std::to_string(l) + "\"",
+             bound > 0 ? layers[l].a2a_measured_seconds / bound : 0.0);
     }
   }
   family(out, "aurora:plan_version", "gauge", "Version of the expert placement and transfer plan in use.");

@@ -90,7 +90,9 @@ Result<bool> apply_engine_flag(runtime::EngineOptions& e, const std::string& fla
     e.seed = static_cast<uint64_t>(*v);
     return true;
   }
-  return runtime::apply_online_flag(e.online, flag, value);  // --replan, thresholds, --rank-speeds
+  auto online = runtime::apply_online_flag(e.online, flag, value);  // --replan, thresholds, --rank-speeds
+  if (!online || *online) return online;
+  return runtime::apply_emulation_flag(e.emulation, flag, value);  // --emulate-*: paced CPU ranks
 }
 
 Result<void> apply_engine_json(runtime::EngineOptions& e, const config::JsonValue& engine) {
@@ -207,6 +209,10 @@ std::string serve_usage() {
   }
   out += "\nonline Aurora (docs/online.md; more than one rank):\n";
   for (const auto& f : runtime::online_flag_help()) {
+    out += "  " + padded(f.flag, 32) + f.help + "\n";
+  }
+  out += "\nemulated cluster (CPU ranks; docs/online.md):\n";
+  for (const auto& f : runtime::emulation_flag_help()) {
     out += "  " + padded(f.flag, 32) + f.help + "\n";
   }
   out += "\nserver (also settable as flat keys in --config FILE):\n";

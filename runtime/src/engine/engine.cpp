@@ -626,6 +626,8 @@ Result<std::unique_ptr<Engine>> create_engine_with_policy(const EngineOptions& o
   if (!online) return online.error();
   auto backend = make_backend(options.device);
   if (!backend) return backend.error();
+  auto emulation = validate_rank_emulation(options.emulation, options.num_ranks, (*backend)->is_host_memory());
+  if (!emulation) return emulation.error();
   auto models = build_model_instances(options, **backend);
   if (!models) return models.error();
   return std::unique_ptr<Engine>(new EngineImpl(options, std::move(*backend), std::move(*models), std::move(policy)));
@@ -640,6 +642,8 @@ Result<std::unique_ptr<Engine>> create_engine_with_models(const EngineOptions& o
   if (models.empty()) return Error::invalid("models", "must not be empty");
   auto backend = make_backend(options.device);
   if (!backend) return backend.error();
+  auto emulation = validate_rank_emulation(options.emulation, options.num_ranks, (*backend)->is_host_memory());
+  if (!emulation) return emulation.error();
   auto instances = build_instances_for(options, **backend, std::move(models));
   if (!instances) return instances.error();
   return std::unique_ptr<Engine>(new EngineImpl(options, std::move(*backend), std::move(*instances)));

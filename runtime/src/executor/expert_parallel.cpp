@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "aurora/config/check.hpp"
 #include "executor/rank_state.hpp"
@@ -14,6 +15,13 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Rank emulation (rank_emulation.hpp): sleep, so that paced ranks burn no CPU.
+void pace_until(std::chrono::steady_clock::time_point start, double seconds) {
+  if (seconds <= 0) return;
+  std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                            std::chrono::duration<double>(seconds)));
 }
 
 }  // namespace
@@ -84,6 +92,15 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   LayerExchangeCost cost;
   auto t0 = SteadyClock::now();
   comm_->all_gather(r, rs.send_rows.data(), static_cast<size_t>(n) * 8, rs.all_rows.data(), s);
+  const RankEmulation& emu = options_.emulation;
+  // Emulated links: one phase latency for the counts; an exchange as long as the network model says
+  // its plan takes on links of emu.link_gbps (every rank computes the same value from the same plan).
+  if (emu.paces_links()) pace_until(SteadyClock::now(), emu.phase_latency_us * 1e-6);
+  auto pace_exchange = [&](const ExchangePlan& plan) {
+    if (emu.paces_links()) {
+      pace_until(SteadyClock::now(), predict_exchange_seconds(plan, n, emu.link_gbps, emu.phase_latency_us * 1e-6));
+    }
+  };
   cost.count_seconds = seconds_since(t0);
   double exchange_seconds = cost.count_seconds;
   auto rows_at = [&](int32_t src, int32_t dst) { return rs.all_rows[static_cast<size_t>(src) * n + dst]; };
@@ -131,6 +148,7 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
                       AllToAllBuffers{reinterpret_cast<const std::byte*>(send), rs.send_offsets.data(),
                                       reinterpret_cast<std::byte*>(recv), rs.recv_offsets.data()},
                       dispatch_plan, s);
+  pace_exchange(dispatch_plan);
   cost.measured_seconds += seconds_since(t0);
   const int32_t received = static_cast<int32_t>(rs.recv_offsets[static_cast<size_t>(n)] / dispatch_row_bytes);
   cost.order_source = use_window ? "window" : "live";
@@ -175,6 +193,8 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
     f.intermediate = w.intermediate;
     backend_.swiglu_ffn(f, ptr_of<float>(rs.ffn_workspace), static_cast<int64_t>(rs.ffn_workspace.bytes() / 4), s);
   }
+  // Emulated expert compute: this rank's rows at expert_us_per_row / its speed (the real work counts).
+  if (emu.paces_experts()) pace_until(expert_start, received * emu.expert_us_per_row * 1e-6 / emu.rank_speed(r));
   timing.expert_seconds += seconds_since(expert_start);
   timing.rows_computed += received;
   // Back to arrival order, so that each source gets its rows in the order it sent them.
@@ -196,6 +216,7 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
                       AllToAllBuffers{reinterpret_cast<const std::byte*>(combine_send), rs.combine_send_offsets.data(),
                                       reinterpret_cast<std::byte*>(combine_recv), rs.combine_recv_offsets.data()},
                       combine_plan, s);
+  pace_exchange(combine_plan);
   cost.measured_seconds += seconds_since(t0);
   exchange_seconds += cost.measured_seconds;
   timing.exchange_seconds += exchange_seconds;

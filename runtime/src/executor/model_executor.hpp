@@ -20,6 +20,7 @@
 #include "aurora/runtime/backend.hpp"
 #include "aurora/runtime/communicator.hpp"
 #include "aurora/runtime/exchange_plan.hpp"
+#include "aurora/runtime/rank_emulation.hpp"
 #include "comm/order_template.hpp"
 #include "executor/expert_placement.hpp"
 #include "executor/rank_pool.hpp"
@@ -38,6 +39,7 @@ struct ExecutorOptions {
   int32_t max_context = 4096;         // longest sequence: block table width, attention workspace
   double link_gbps = 400.0;           // network model of the window order's estimates
   double phase_latency_s = 5e-6;
+  RankEmulation emulation;            // pacing of links and expert compute (off by default)
 };
 
 class ModelExecutor {

@@ -18,6 +18,22 @@ using Owners = std::vector<std::vector<std::vector<int32_t>>>;  // [model][layer
 // until the ranks have measured their own.
 double assumed_seconds_per_row(const config::ModelConfig& c) { return 6.0 * c.hidden_size * c.moe_intermediate_size / 100e12; }
 
+// Expert time per row on a rank of speed 1: each rank's measured expert seconds scaled by its speed
+// (a slow rank's rows take 1/speed as long; counting them at face value and then dividing by the
+// speed again in the simulator would charge the slowness twice). Falls back to the all-rank mean,
+// then to the assumed rate.
+double reference_seconds_per_row(const WindowStats& s, const std::vector<double>& speeds, const config::ModelConfig& c) {
+  double scaled = 0, rows = 0;
+  if (s.ranks.size() == speeds.size()) {
+    for (size_t r = 0; r < s.ranks.size(); ++r) {
+      scaled += s.ranks[r].expert_seconds * speeds[r];
+      rows += s.ranks[r].rows;
+    }
+  }
+  if (rows > 0 && scaled > 0) return scaled / rows;
+  return s.expert_seconds_per_row > 0 ? s.expert_seconds_per_row : assumed_seconds_per_row(c);
+}
+
 struct Frame {
   std::vector<sched::ModelStats> models;
   std::vector<std::vector<int32_t>> layer_of;  // [model][moe index] -> layer
@@ -37,8 +53,7 @@ Frame make_frame(const PolicyInput& in) {
     ms.shard_home = sched::ShardHome::kOnGpu;
     ms.expert_memory_bytes = 3 * int64_t{c.hidden_size} * c.moe_intermediate_size * in.bytes_per_weight;
     const double row_bytes = static_cast<double>(c.token_bytes());
-    const double s_per_row =
-        pm.stats.expert_seconds_per_row > 0 ? pm.stats.expert_seconds_per_row : assumed_seconds_per_row(c);
+    const double s_per_row = reference_seconds_per_row(pm.stats, in.rank_speeds, c);
     std::vector<int32_t> layers;
     for (int32_t l = 0; l < c.num_layers; ++l) {
       if (!c.layer_is_moe[static_cast<size_t>(l)]) continue;
@@ -279,7 +294,7 @@ int64_t move_bytes(const PolicyInput& in, const Owners& cand) {
 
 }  // namespace
 
-std::vector<double> measured_rank_speeds(const WindowStats& stats, double tolerance) {
+std::vector<double> measured_rank_speeds(const WindowStats& stats, const std::vector<double>& previous, double tolerance) {
   const size_t n = stats.ranks.size();
   std::vector<double> rate(n, 0.0);
   for (size_t r = 0; r < n; ++r) {
@@ -290,11 +305,14 @@ std::vector<double> measured_rank_speeds(const WindowStats& stats, double tolera
   for (double v : rate) {
     if (v > 0) sorted.push_back(v);
   }
-  std::vector<double> speeds(n, 1.0);
-  if (sorted.size() != n || n == 0) return speeds;
+  // A rank without rows in the window (the planner gave it only cold experts) keeps what it was
+  // last measured at: forgetting that it is slow would put hot experts back on it.
+  std::vector<double> speeds = previous.size() == n ? previous : std::vector<double>(n, 1.0);
+  if (sorted.size() < 2) return speeds;
   std::sort(sorted.begin(), sorted.end());
-  const double median = sorted[n / 2];
+  const double median = sorted[sorted.size() / 2];
   for (size_t r = 0; r < n; ++r) {
+    if (rate[r] <= 0) continue;
     const double s = rate[r] / median;
     speeds[r] = std::abs(s - 1.0) <= tolerance ? 1.0 : std::max(0.05, std::round(s * 20.0) / 20.0);
   }

@@ -64,7 +64,9 @@ Result<Proposal> propose_deployment(const PolicyInput& input);
 double predict_moe_step_s(const PolicyInput& input, const std::vector<std::vector<std::vector<int32_t>>>& owners);
 
 // Rank speeds from measurements: each rank's rows per expert-second over the median, snapped to 1
-// within `tolerance` and rounded to 0.05 (noise must not move experts). All 1 without data.
-std::vector<double> measured_rank_speeds(const WindowStats& stats, double tolerance = 0.25);
+// within `tolerance` and rounded to 0.05 (noise must not move experts). A rank without rows keeps
+// its `previous` speed (all 1 when `previous` does not list every rank).
+std::vector<double> measured_rank_speeds(const WindowStats& stats, const std::vector<double>& previous = {},
+                                         double tolerance = 0.25);
 
 }  // namespace aurora::runtime

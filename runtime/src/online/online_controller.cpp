@@ -72,6 +72,7 @@ OnlineController::OnlineController(OnlineOptions options, std::vector<OnlineMode
       owners_.emplace_back(static_cast<size_t>(m.config->num_layers));
     }
     epochs_.emplace_back(static_cast<size_t>(m.config->num_layers), 0);
+    order_decisions_.emplace_back();
     order_planners_.push_back(
         make_aurora_planner(m.num_ranks, options_.link_gbps, options_.phase_latency_us * 1e-6));
   }
@@ -218,7 +219,9 @@ void OnlineController::run_once(bool triggered) {
   if (!options_.rank_speeds.empty()) {
     in.rank_speeds = options_.rank_speeds;
   } else if (options_.measure_rank_speeds) {
-    in.rank_speeds = measured_rank_speeds(stats[0]);
+    std::lock_guard lock(mu_);
+    measured_speeds_ = measured_rank_speeds(stats[0], measured_speeds_);
+    in.rank_speeds = measured_speeds_;
   } else {
     in.rank_speeds.assign(static_cast<size_t>(n), 1.0);
   }
@@ -294,7 +297,9 @@ void OnlineController::post_orders(const std::vector<WindowStats>& stats,
                                    const std::vector<std::vector<std::vector<int32_t>>>& owners,
                                    const std::vector<std::vector<int64_t>>& epochs) {
   std::vector<PendingOrder> orders;
+  std::vector<std::vector<std::string>> decisions(models_.size());
   for (size_t m = 0; m < models_.size(); ++m) {
+    decisions[m].resize(static_cast<size_t>(models_[m].config->num_layers));
     if (!models_[m].host) continue;
     const auto& c = *models_[m].config;
     const WindowStats& s = stats[m];
@@ -308,12 +313,25 @@ void OnlineController::post_orders(const std::vector<WindowStats>& stats,
       auto d = std::make_shared<const OrderTemplate>(make_order_template(planner.plan(dispatch), s.num_ranks));
       auto k = std::make_shared<const OrderTemplate>(make_order_template(planner.plan(combine), s.num_ranks));
       bool window = options_.order_source == OrderSource::kWindow;
+      std::string& why = decisions[m][static_cast<size_t>(l)];
       if (options_.order_source == OrderSource::kAuto) {
-        // The rule (docs/online.md): fit the window's order when planning costs more on the
-        // critical path than the live plan saves in predicted exchange time.
+        // The rule (docs/online.md): fit the window's order when planning live costs more on the
+        // step's critical path (measured) than the live order saves in exchange time (both orders
+        // costed on the same steps' counts).
         const auto& ls = s.layers[static_cast<size_t>(l)];
-        window = ls.both_samples >= kMinBothSamples &&
-                 (ls.plan_us - ls.fit_us) > (ls.window_estimate_us - ls.live_estimate_us);
+        const double extra_us = ls.plan_us - ls.fit_us, saved_us = ls.window_estimate_us - ls.live_estimate_us;
+        window = ls.both_samples >= kMinBothSamples && extra_us > saved_us;
+        char buf[200];
+        if (ls.both_samples < kMinBothSamples) {
+          std::snprintf(buf, sizeof(buf), "live: measuring (%lld of %lld steps costed both)",
+                        static_cast<long long>(ls.both_samples), static_cast<long long>(kMinBothSamples));
+        } else {
+          std::snprintf(buf, sizeof(buf), "%s: live planning costs %.1f us more than fitting, and saves %.1f us of exchange",
+                        window ? "window" : "live", extra_us, saved_us);
+        }
+        why = buf;
+      } else {
+        why = window ? "window (--order-source window)" : "live (--order-source live)";
       }
       orders.push_back(PendingOrder{m, l, epochs[m][static_cast<size_t>(l)], std::move(d), std::move(k), window});
     }
@@ -321,6 +339,7 @@ void OnlineController::post_orders(const std::vector<WindowStats>& stats,
   {
     std::lock_guard lock(mu_);
     orders_ = std::move(orders);
+    order_decisions_ = std::move(decisions);
     boundary_work_.store(true, std::memory_order_release);
   }
   if (wake_) wake_();
@@ -464,22 +483,31 @@ PlanSnapshot OnlineController::snapshot() const {
     pm.name = om.name;
     pm.num_ranks = om.num_ranks;
     pm.num_experts = c.num_experts;
-    const std::vector<double> measured = options_.measure_rank_speeds ? measured_rank_speeds(ws) : std::vector<double>{};
+    pm.row_bytes = c.token_bytes();
+    const std::vector<double> measured = options_.measure_rank_speeds ? measured_speeds_ : std::vector<double>{};
     for (int32_t r = 0; r < om.num_ranks; ++r) {
       PlanSnapshot::Rank rk;
       if (!speeds.empty()) rk.compute_speed = speeds[static_cast<size_t>(r)];
-      if (!measured.empty()) rk.compute_speed = measured[static_cast<size_t>(r)];
+      if (measured.size() == static_cast<size_t>(om.num_ranks)) rk.compute_speed = measured[static_cast<size_t>(r)];
       rk.expert_seconds_per_step = ws.ranks[static_cast<size_t>(r)].expert_seconds;
       rk.exchange_seconds_per_step = ws.ranks[static_cast<size_t>(r)].exchange_seconds;
       rk.rows_per_step = ws.ranks[static_cast<size_t>(r)].rows;
       pm.ranks.push_back(rk);
     }
+    double scaled = 0, rows = 0;
+    for (const auto& rk : pm.ranks) {
+      scaled += rk.expert_seconds_per_step * rk.compute_speed;
+      rows += rk.rows_per_step;
+    }
+    pm.expert_seconds_per_row = rows > 0 ? scaled / rows : ws.expert_seconds_per_row;
     for (int32_t l = 0; l < c.num_layers; ++l) {
       if (!c.layer_is_moe[static_cast<size_t>(l)]) continue;
       PlanSnapshot::Layer pl;
       pl.layer = l;
       pl.owner = owners_[m][static_cast<size_t>(l)];
       pl.expert_load = ws.expert_load(l);
+      if (static_cast<size_t>(l) < ws.rank_expert.size()) pl.rank_expert_tokens = ws.rank_expert[static_cast<size_t>(l)];
+      if (static_cast<size_t>(l) < order_decisions_[m].size()) pl.order_decision = order_decisions_[m][static_cast<size_t>(l)];
       if (pl.expert_load.empty()) pl.expert_load.assign(static_cast<size_t>(c.num_experts), 0.0);
       pl.load_balance = balance(pl.expert_load);
       if (!pl.owner.empty()) {

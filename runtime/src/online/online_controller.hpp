@@ -130,6 +130,8 @@ class OnlineController {
   bool migrating_ = false;
   int32_t layers_done_ = 0, layers_total_ = 0;
   double migration_bytes_per_s_ = 5e9;  // measured by migrations
+  std::vector<double> measured_speeds_;
+  std::vector<std::vector<std::string>> order_decisions_;  // [model][layer]: why that order source  // --rank-speeds measured: the last measurement per rank
   std::vector<PlanSnapshot::Change> history_;
   std::vector<PlanSnapshot::Sample> timeline_;
   std::vector<std::unique_ptr<ExchangePlanner>> order_planners_;  // planner thread

@@ -1,9 +1,8 @@
 // OnlineOptions: names, flag parsing and validation (aurora/runtime/online.hpp).
-#include <charconv>
 #include <cmath>
-#include <cstdlib>
 
 #include "aurora/runtime/online.hpp"
+#include "util/flag_values.hpp"
 
 namespace aurora::runtime {
 
@@ -48,30 +47,6 @@ Result<ReplanAction> parse_replan_action(const std::string& text) {
 
 namespace {
 
-Result<double> parse_number(const std::string& flag, const std::string& value, double lo, double hi) {
-  char* end = nullptr;
-  const double v = std::strtod(value.c_str(), &end);
-  if (value.empty() || *end != '\0' || !std::isfinite(v)) {
-    return Error::invalid(flag, "must be a number, got '" + value + "'");
-  }
-  if (v < lo || v > hi) {
-    return Error::invalid(flag, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + value);
-  }
-  return v;
-}
-
-Result<int32_t> parse_int(const std::string& flag, const std::string& value, int32_t lo, int32_t hi) {
-  int32_t v = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (ec != std::errc() || end != value.data() + value.size()) {
-    return Error::invalid(flag, "must be an integer, got '" + value + "'");
-  }
-  if (v < lo || v > hi) {
-    return Error::invalid(flag, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + value);
-  }
-  return v;
-}
-
 const std::vector<OnlineFlagHelp> kHelp = {
     {"--replan", "online re-planning: off, order (transfer order only) or full (order and expert placement; default)"},
     {"--order-source", "per-step transfer order from the step's counts (live), the statistics window (window) or "
@@ -82,10 +57,11 @@ const std::vector<OnlineFlagHelp> kHelp = {
     {"--replan-min-gain", "switch placement only for this predicted fraction of MoE step time saved (default 0.05)"},
     {"--replan-cost-margin", "... and when the gain over --replan-amortize-s beats this x the migration cost (default 2)"},
     {"--replan-amortize-s", "how long a traffic mix is expected to last, in seconds (default 30)"},
-    {"--replan-dwell-s", "minimum seconds a placement stays in force (default 5)"},
+    {"--replan-dwell-s", "minimum seconds a placement stays in force (default 3)"},
     {"--replan-confirmations", "consecutive planner runs that must agree before a switch (default 2)"},
     {"--migration-layers-per-step", "MoE layers switched at one step boundary while experts move (default 1)"},
     {"--link-gbps", "all-to-all link bandwidth of the planner's network model (default 400)"},
+    {"--phase-latency-us", "cost of one exchange phase in the planner's network model, microseconds (default 5)"},
     {"--rank-speeds", "relative expert speed per rank, e.g. 1,1,0.5,0.5; 'measured' or 'uniform' (default)"},
 };
 
@@ -95,13 +71,13 @@ const std::vector<OnlineFlagHelp>& online_flag_help() { return kHelp; }
 
 Result<bool> apply_online_flag(OnlineOptions& o, const std::string& flag, const std::string& value) {
   auto set_double = [&](double& field, double lo, double hi) -> Result<bool> {
-    auto v = parse_number(flag, value, lo, hi);
+    auto v = parse_flag_number(flag, value, lo, hi);
     if (!v) return v.error();
     field = *v;
     return true;
   };
   auto set_int = [&](int32_t& field, int32_t lo, int32_t hi) -> Result<bool> {
-    auto v = parse_int(flag, value, lo, hi);
+    auto v = parse_flag_int(flag, value, lo, hi);
     if (!v) return v.error();
     field = *v;
     return true;
@@ -121,13 +97,14 @@ Result<bool> apply_online_flag(OnlineOptions& o, const std::string& flag, const 
   if (flag == "--stats-half-life-s") return set_double(o.stats_half_life_s, 0.01, 3600);
   if (flag == "--replan-interval-ms") return set_int(o.replan_interval_ms, 10, 3600000);
   if (flag == "--replan-budget-ms") return set_int(o.plan_budget_ms, 1, 3600000);
-  if (flag == "--replan-min-gain") return set_double(o.min_gain, 0, 1);
+  if (flag == "--replan-min-gain") return set_double(o.min_gain, 0, 0.999);
   if (flag == "--replan-cost-margin") return set_double(o.cost_margin, 0, 1e6);
   if (flag == "--replan-amortize-s") return set_double(o.amortize_s, 0, 1e6);
   if (flag == "--replan-dwell-s") return set_double(o.min_dwell_s, 0, 1e6);
   if (flag == "--replan-confirmations") return set_int(o.confirmations, 1, 1000);
   if (flag == "--migration-layers-per-step") return set_int(o.migration_layers_per_step, 1, 1 << 16);
   if (flag == "--link-gbps") return set_double(o.link_gbps, 1e-3, 1e6);
+  if (flag == "--phase-latency-us") return set_double(o.phase_latency_us, 0, 1e6);
   if (flag == "--rank-speeds") {
     o.rank_speeds.clear();
     o.measure_rank_speeds = false;
@@ -136,19 +113,9 @@ Result<bool> apply_online_flag(OnlineOptions& o, const std::string& flag, const 
       o.measure_rank_speeds = true;
       return true;
     }
-    size_t start = 0;
-    while (start <= value.size()) {
-      const size_t comma = value.find(',', start);
-      const std::string piece = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      auto v = parse_number(flag, piece, 1e-3, 1e3);
-      if (!v) {
-        return Error::invalid(flag, "must be 'uniform', 'measured' or speeds like 1,1,0.5,0.5 (each in [0.001, 1000]), got '" +
-                                        value + "'");
-      }
-      o.rank_speeds.push_back(*v);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
+    auto speeds = parse_flag_list(flag, value, 1e-3, 1e3, "'uniform', 'measured' or speeds like 1,1,0.5,0.5");
+    if (!speeds) return speeds.error();
+    o.rank_speeds = std::move(*speeds);
     return true;
   }
   return false;
@@ -158,19 +125,19 @@ Result<void> validate_online_options(const OnlineOptions& o, int32_t num_ranks) 
   auto bad = [](const char* field, const std::string& what) {
     return Error::invalid(std::string("engine.online.") + field, what);
   };
-  if (!(o.stats_half_life_s > 0)) return bad("stats_half_life_s", "must be > 0, got " + std::to_string(o.stats_half_life_s));
+  if (!(o.stats_half_life_s > 0)) return bad("stats_half_life_s", "must be > 0, got " + format_flag_number(o.stats_half_life_s));
   if (o.replan_interval_ms < 1) return bad("replan_interval_ms", "must be >= 1, got " + std::to_string(o.replan_interval_ms));
   if (o.plan_budget_ms < 1) return bad("plan_budget_ms", "must be >= 1, got " + std::to_string(o.plan_budget_ms));
-  if (!(o.min_gain >= 0 && o.min_gain < 1)) return bad("min_gain", "must be in [0, 1), got " + std::to_string(o.min_gain));
-  if (!(o.cost_margin >= 0)) return bad("cost_margin", "must be >= 0, got " + std::to_string(o.cost_margin));
-  if (!(o.amortize_s >= 0)) return bad("amortize_s", "must be >= 0, got " + std::to_string(o.amortize_s));
-  if (!(o.min_dwell_s >= 0)) return bad("min_dwell_s", "must be >= 0, got " + std::to_string(o.min_dwell_s));
+  if (!(o.min_gain >= 0 && o.min_gain < 1)) return bad("min_gain", "must be in [0, 1), got " + format_flag_number(o.min_gain));
+  if (!(o.cost_margin >= 0)) return bad("cost_margin", "must be >= 0, got " + format_flag_number(o.cost_margin));
+  if (!(o.amortize_s >= 0)) return bad("amortize_s", "must be >= 0, got " + format_flag_number(o.amortize_s));
+  if (!(o.min_dwell_s >= 0)) return bad("min_dwell_s", "must be >= 0, got " + format_flag_number(o.min_dwell_s));
   if (o.confirmations < 1) return bad("confirmations", "must be >= 1, got " + std::to_string(o.confirmations));
   if (o.migration_layers_per_step < 1) {
     return bad("migration_layers_per_step", "must be >= 1, got " + std::to_string(o.migration_layers_per_step));
   }
-  if (!(o.link_gbps > 0)) return bad("link_gbps", "must be > 0, got " + std::to_string(o.link_gbps));
-  if (!(o.phase_latency_us >= 0)) return bad("phase_latency_us", "must be >= 0, got " + std::to_string(o.phase_latency_us));
+  if (!(o.link_gbps > 0)) return bad("link_gbps", "must be > 0, got " + format_flag_number(o.link_gbps));
+  if (!(o.phase_latency_us >= 0)) return bad("phase_latency_us", "must be >= 0, got " + format_flag_number(o.phase_latency_us));
   if (!o.rank_speeds.empty()) {
     if (static_cast<int32_t>(o.rank_speeds.size()) != num_ranks) {
       return bad("rank_speeds", "must list one speed per rank (" + std::to_string(num_ranks) + "), got " +
@@ -179,7 +146,7 @@ Result<void> validate_online_options(const OnlineOptions& o, int32_t num_ranks) 
     for (size_t r = 0; r < o.rank_speeds.size(); ++r) {
       if (!(o.rank_speeds[r] > 0)) {
         return Error::invalid("engine.online.rank_speeds[" + std::to_string(r) + "]",
-                              "must be > 0, got " + std::to_string(o.rank_speeds[r]));
+                              "must be > 0, got " + format_flag_number(o.rank_speeds[r]));
       }
     }
   }

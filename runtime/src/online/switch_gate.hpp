@@ -19,7 +19,7 @@ struct GateOptions {
   double min_gain = 0.05;
   double cost_margin = 2.0;
   double amortize_s = 30.0;
-  double min_dwell_s = 5.0;
+  double min_dwell_s = 3.0;
   int32_t confirmations = 2;
 };
 

@@ -115,7 +115,9 @@ try {
     for (const name of ["aurora:plan_version ", 'aurora:expert_load_balance{model_name="aurora-embedded",layer="0"}',
                         "aurora:all_to_all_predicted_seconds{", "aurora:all_to_all_measured_seconds{",
                         "aurora:all_to_all_lower_bound_seconds{", "aurora:expert_migrations_total ",
-                        "aurora:plan_recovered_ratio ", "aurora:replan_frozen 1"]) {
+                        "aurora:all_to_all_over_lower_bound{", "aurora:all_to_all_measured_over_lower_bound{",
+                        "aurora:all_to_all_order_window{", 'aurora:all_to_all_order_cost_seconds{model_name="aurora-embedded",layer="0",source="live"}',
+                        "aurora:rank_compute_speed{", "aurora:plan_recovered_ratio ", "aurora:replan_frozen 1"]) {
       assert.ok(text.includes(name), "missing " + name);
     }
     const version = Number(text.match(/^aurora:plan_version (\S+)$/m)[1]);

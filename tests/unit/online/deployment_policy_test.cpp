@@ -148,4 +148,10 @@ TEST_CASE("measured rank speeds ignore noise and see a slow rank", "[online][pol
   CHECK(v[3] == Approx(0.25).margin(0.03));
   s.ranks[3].rows = 0;  // no data for one rank: identical
   for (double x : measured_rank_speeds(s)) CHECK(x == 1.0);
+  // ... unless it was measured before: a slow rank left with cold experts stays slow.
+  const auto kept = measured_rank_speeds(s, v);
+  CHECK(kept[0] == 1.0);
+  CHECK(kept[3] == v[3]);
+  s.ranks[0].rows = s.ranks[1].rows = s.ranks[2].rows = 0;  // one rank alone: nothing to compare with
+  CHECK(measured_rank_speeds(s, v) == v);
 }

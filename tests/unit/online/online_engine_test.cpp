@@ -339,6 +339,18 @@ TEST_CASE("window and auto orders give the live order's tokens", "[online][engin
       // Let the window learn the traffic, so that templates are in use.
       Load warm(**b, "The river runs quietly past the old mill. 42 ");
       REQUIRE(wait_until([&] { return (*b)->plan_snapshot().planner_runs_total >= 3; }, 20s));
+      if (source == OrderSource::kAuto) {
+        // ... and until every layer has costed both sources often enough for the measured choice.
+        CHECK(wait_until(
+            [&] {
+              const PlanSnapshot now = (*b)->plan_snapshot();
+              for (const auto& l : now.models.at(0).layers) {
+                if (l.order_decision.empty() || l.order_decision.find("measuring") != std::string::npos) return false;
+              }
+              return true;
+            },
+            60s));
+      }
     }
     const Run run = run_streams(**b, 32);
     const PlanSnapshot snap = (*b)->plan_snapshot();
@@ -348,6 +360,14 @@ TEST_CASE("window and auto orders give the live order's tokens", "[online][engin
       int window_layers = 0;
       for (const auto& l : snap.models.at(0).layers) window_layers += l.order_source == "window";
       CHECK(window_layers == 4);
+    }
+    if (source == OrderSource::kAuto) {
+      // Every layer reports the measured comparison behind its order source (or that it is measuring).
+      for (const auto& l : snap.models.at(0).layers) {
+        INFO(l.order_decision);
+        CHECK((l.order_decision.rfind("live:", 0) == 0 || l.order_decision.rfind("window:", 0) == 0));
+        CHECK(l.order_decision.find("us of exchange") != std::string::npos);
+      }
     }
   }
 }

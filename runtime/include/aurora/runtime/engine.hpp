@@ -14,6 +14,7 @@
 
 #include "aurora/config/error.hpp"
 #include "aurora/runtime/online.hpp"
+#include "aurora/runtime/rank_emulation.hpp"
 #include "aurora/runtime/request.hpp"
 #include "aurora/runtime/token_sink.hpp"
 
@@ -73,6 +74,8 @@ struct EngineOptions {
   double gpu_memory_fraction = 0.90;
   // Online Aurora: live statistics, per-step transfer order, background re-placement (online.hpp).
   OnlineOptions online;
+  // CPU ranks paced like a cluster (slower links, expert compute per row): rank_emulation.hpp.
+  RankEmulation emulation;
 };
 
 class Engine {

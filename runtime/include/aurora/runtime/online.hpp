@@ -38,7 +38,7 @@ struct OnlineOptions {
   double min_gain = 0.05;              // switch only if the predicted MoE step time drops by this fraction
   double cost_margin = 2.0;            // ... and the gain over amortize_s exceeds this x the migration cost
   double amortize_s = 30.0;            // how long a traffic mix is expected to last
-  double min_dwell_s = 5.0;            // minimum time a placement stays in force
+  double min_dwell_s = 3.0;            // minimum time a placement stays in force
   int32_t confirmations = 2;           // consecutive planner runs that must agree before a switch
   int32_t migration_layers_per_step = 1;  // layers switched at one step boundary during a migration
   double link_gbps = 400.0;            // all-to-all link bandwidth of the planner's network model
@@ -116,6 +116,7 @@ struct PlanSnapshot {
     std::vector<int32_t> owner;            // [expert] -> rank
     std::vector<double> expert_load;       // [expert] tokens per step (weighted window)
     std::vector<double> traffic_bytes;     // [src * ranks + dst] dispatch bytes per step (window)
+    std::vector<double> rank_expert_tokens;  // [rank * experts + expert] tokens per step (window)
     double load_balance = 1.0;             // max over mean expert load
     double rank_balance = 1.0;             // max over mean rows received per rank
     double a2a_predicted_s = 0;            // last step: the plan's estimate (dispatch + combine)
@@ -125,11 +126,14 @@ struct PlanSnapshot {
     std::string order_strategy;            // the dispatch plan's strategy
     double plan_us = 0, fit_us = 0, count_us = 0;  // measured per step (weighted)
     double window_penalty_us = 0;          // predicted a2a time of the window order minus the live order
+    std::string order_decision;            // auto: the measured comparison behind the order source
   };
   struct Model {
     std::string name;
     int32_t num_ranks = 0;
     int32_t num_experts = 0;
+    int64_t row_bytes = 0;                 // bytes of one routed token row (the planner's traffic unit)
+    double expert_seconds_per_row = 0;     // measured, on a rank of speed 1
     std::vector<Rank> ranks;
     std::vector<Layer> layers;             // MoE layers only
   };

@@ -36,7 +36,7 @@ struct Config {
   std::string aurora, loadgen, out_dir = "online_bench_out", svg;
   int port = 18650;
   int ranks = 4;
-  int users = 8;
+  int users = 16;
   double before_s = 20, after_s = 30;
   std::string mix_before = "prose", mix_after = "digits";
   int input_len = 64, output_len = 64;
@@ -45,7 +45,7 @@ struct Config {
   double poll_s = 0.25;
   std::string device = "cpu";
   // Emulated cluster (CPU ranks) and the planner's network model.
-  double link_gbps = 2, phase_latency_us = 20, expert_us = 400;
+  double link_gbps = 2, phase_latency_us = 20, expert_us = 200;
   std::string rank_speeds = "1,1,1,0.25";
   std::vector<std::string> serve_args;
   std::vector<std::string> modes{"static", "online"};
@@ -169,6 +169,15 @@ Result<RunData> run_mode(const Config& c, const std::string& mode, int port) {
       p.expert_load_balance = mean_balance(v);
       p.migrating = o.at("migration").as_object().at("in_progress").as_bool();
       best_offset = std::min(best_offset, t - p.uptime_s);
+      if (!run.owners_by_version.count(p.version)) {
+        std::vector<std::vector<int32_t>> owners;
+        for (const auto& l : o.at("models").as_array()[0].as_object().at("layers").as_array()) {
+          std::vector<int32_t> owner;
+          for (const auto& e : l.as_object().at("owner").as_array()) owner.push_back(static_cast<int32_t>(e.to_number<int64_t>()));
+          owners.push_back(std::move(owner));
+        }
+        run.owners_by_version[p.version] = std::move(owners);
+      }
       run.polls.push_back(p);
     }
     if (!load->running()) break;

@@ -111,7 +111,8 @@ PhaseStats phase_stats(const std::vector<Request>& reqs, double from_s, double t
 
 }  // namespace
 
-Result<Recovery> recovered_fraction(const json::value& plan, const NetworkModel& net) {
+Result<Recovery> recovered_fraction(const json::value& plan, const NetworkModel& net,
+                                    const std::vector<std::vector<int32_t>>* owners_override) {
   const auto& models = array_at(plan, "models");
   if (models.empty()) return Error::invalid("plan.models", "no model in the plan snapshot");
   const json::value& m = models[0];
@@ -149,6 +150,10 @@ Result<Recovery> recovered_fraction(const json::value& plan, const NetworkModel&
     owners.push_back(std::move(owner));
   }
   if (ms.layers.empty()) return Error::invalid("plan.layers", "no MoE layer");
+  if (owners_override) {
+    if (owners_override->size() != owners.size()) return Error::invalid("owners", "must list every MoE layer");
+    owners = *owners_override;
+  }
   const std::vector<sched::ModelStats> all{ms};
   sched::CommModel comm;
   comm.kind = sched::CommModel::Kind::kPlanned;
@@ -177,13 +182,25 @@ RunSummary summarize_run(const RunData& run, const Timing& timing, const Network
   }
   s.before = phase_stats(reqs, timing.warmup_s, timing.shift_s);
   s.after = phase_stats(reqs, timing.shift_s + timing.settle_s, timing.end_s);
+  std::map<int64_t, double> committed;
   for (const auto& h : array_at(run.final_plan, "history")) {
     const double t = num(*field(h, "time_s")) + run.clock_offset_s;
+    committed[static_cast<int64_t>(num(*field(h, "version")))] = t;
     s.switch_times_s.push_back(t);
-    if (t >= timing.shift_s) {
-      if (s.first_switch_after_shift_s < 0) s.first_switch_after_shift_s = t - timing.shift_s;
-      s.follow_s = t - timing.shift_s;
-    }
+    if (t >= timing.shift_s && s.first_switch_after_shift_s < 0) s.first_switch_after_shift_s = t - timing.shift_s;
+  }
+  // Each placement seen, scored on the post-shift statistics. The plan has followed from the first
+  // placement committed after the shift from which on every placement scores >= 95%.
+  for (const auto& [version, owners] : run.owners_by_version) {
+    RunSummary::Version v;
+    v.version = version;
+    if (auto it = committed.find(version); it != committed.end()) v.committed_s = it->second;
+    if (auto r = recovered_fraction(run.final_plan, net, &owners)) v.recovered = r->fraction;
+    s.versions.push_back(v);
+  }
+  for (size_t i = s.versions.size(); i-- > 0;) {
+    if (s.versions[i].recovered < 0.95) break;
+    if (s.versions[i].committed_s >= timing.shift_s) s.follow_s = s.versions[i].committed_s - timing.shift_s;
   }
   auto rec = recovered_fraction(run.final_plan, net);
   if (rec) {
@@ -229,6 +246,20 @@ std::string summary_table(const std::vector<RunSummary>& runs, const Timing& tim
     out += buf;
     if (!r.recovery_error.empty()) out += "  (" + r.mode + ": recovered fraction not computed: " + r.recovery_error + ")\n";
   }
+  out += "\nplacements on the post-shift statistics (T(fresh) / T(placement)):\n";
+  for (const auto& r : runs) {
+    out += "  " + r.mode + ":";
+    for (const auto& v : r.versions) {
+      if (v.committed_s < 0) {
+        std::snprintf(buf, sizeof(buf), " v%lld (start) %.1f%%", static_cast<long long>(v.version), 100 * v.recovered);
+      } else {
+        std::snprintf(buf, sizeof(buf), " v%lld (%+.1f s) %.1f%%", static_cast<long long>(v.version),
+                      v.committed_s - timing.shift_s, 100 * v.recovered);
+      }
+      out += buf;
+    }
+    out += "\n";
+  }
   return out;
 }
 
@@ -258,6 +289,15 @@ json::value summary_json(const std::vector<RunSummary>& runs, const std::vector<
     ro["switch_times_s"] = std::move(sw);
     ro["first_switch_after_shift_s"] = r.first_switch_after_shift_s;
     ro["follow_s"] = r.follow_s;
+    json::array versions;
+    for (const auto& v : r.versions) {
+      json::object vo;
+      vo["version"] = v.version;
+      vo["committed_s"] = v.committed_s;
+      vo["recovered_post_shift"] = v.recovered;
+      versions.push_back(std::move(vo));
+    }
+    ro["versions"] = std::move(versions);
     ro["t_in_force_s"] = r.recovery.in_force_s;
     ro["t_fresh_s"] = r.recovery.fresh_s;
     ro["recovered_fraction"] = r.recovery.fraction;

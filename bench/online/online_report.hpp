@@ -4,8 +4,8 @@
 // post-shift statistics); then the table, summary JSON and the timeline SVG.
 //
 // Definitions (docs/online.md, "Benchmark"):
-//  - follow time: from the traffic-mix shift to the commit of the last placement switch after it
-//    (the plan then stays in force to the end of the run);
+//  - follow time: from the traffic-mix shift to the commit of the first placement from which on
+//    every placement in force recovers >= 95% (below) on the post-shift statistics;
 //  - recovered fraction: T(fresh) / T(in force), both simulated by sched::simulate on the window
 //    statistics at the end of the run (post-shift), where "fresh" is sched::plan_deployment from
 //    scratch on those statistics and "in force" the placement serving at the end.
@@ -13,6 +13,7 @@
 
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,8 @@ struct RunData {
   boost::json::value loadgen;     // aurora-loadgen --save-result --save-detailed
   boost::json::value final_plan;  // GET /v1/aurora/plan once the load ended
   double clock_offset_s = 0;      // load-generator time = engine uptime + offset
+  // Every placement seen by the polls: version -> [layer][expert] owner (first model).
+  std::map<int64_t, std::vector<std::vector<int32_t>>> owners_by_version;
 };
 
 struct NetworkModel {
@@ -47,8 +50,10 @@ struct NetworkModel {
 struct Recovery {
   double in_force_s = 0, fresh_s = 0, fraction = 0;
 };
-// T(fresh) / T(in force) on the plan snapshot's statistics (first model).
-Result<Recovery> recovered_fraction(const boost::json::value& plan, const NetworkModel& net);
+// T(fresh) / T(in force) on the plan snapshot's statistics (first model); `owners` replaces the
+// snapshot's placement when given ([layer][expert], MoE layers in order).
+Result<Recovery> recovered_fraction(const boost::json::value& plan, const NetworkModel& net,
+                                    const std::vector<std::vector<int32_t>>* owners = nullptr);
 
 struct Bucket {
   double t_s = 0;
@@ -64,6 +69,12 @@ struct RunSummary {
   std::vector<Bucket> buckets;
   PhaseStats before, after;  // [warm-up, shift) and [shift + settle, end)
   std::vector<double> switch_times_s;  // committed placement switches, load-generator clock
+  struct Version {
+    int64_t version = 0;
+    double committed_s = -1;  // load-generator clock (-1: in force from the start)
+    double recovered = -1;    // T(fresh) / T(this placement) on the post-shift statistics
+  };
+  std::vector<Version> versions;
   double first_switch_after_shift_s = -1, follow_s = -1;  // from the shift; -1: none
   int64_t completed = 0, failed = 0;
   Recovery recovery;

@@ -44,7 +44,9 @@ Result<ChildProcess> ChildProcess::spawn(const std::vector<std::string>& argv, c
   return c;
 }
 
-ChildProcess::ChildProcess(ChildProcess&& other) noexcept : pid_(other.pid_), status_(other.status_) { other.pid_ = -1; }
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept : pid_(other.pid_), status_(other.status_) {
+  other.pid_ = -1;
+}
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
@@ -121,7 +123,8 @@ Result<HttpReply> http_request(int port, const std::string& method, const std::s
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     return HttpReply{static_cast<int>(parser.get().result_int()), parser.get().body()};
   } catch (const std::exception& e) {
-    return Error::make(ErrorCode::kUnavailable, method + " " + target + " on port " + std::to_string(port) + ": " + e.what());
+    return Error::make(ErrorCode::kUnavailable,
+                       method + " " + target + " on port " + std::to_string(port) + ": " + e.what());
   }
 }
 

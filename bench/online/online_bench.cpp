@@ -74,13 +74,23 @@ std::string fmt(double v) {
 }
 
 std::vector<std::string> serve_argv(const Config& c, int port) {
-  std::vector<std::string> a{c.aurora, "serve", "--port", std::to_string(port), "--ranks", std::to_string(c.ranks),
-                             "--replan", "full", "--link-gbps", fmt(c.link_gbps), "--phase-latency-us",
+  std::vector<std::string> a{c.aurora,
+                             "serve",
+                             "--port",
+                             std::to_string(port),
+                             "--ranks",
+                             std::to_string(c.ranks),
+                             "--replan",
+                             "full",
+                             "--link-gbps",
+                             fmt(c.link_gbps),
+                             "--phase-latency-us",
                              fmt(c.phase_latency_us)};
   if (c.device == "cpu") {
     a.insert(a.end(), {"--device", "cpu", "--emulate-link-gbps", fmt(c.link_gbps), "--emulate-phase-latency-us",
                        fmt(c.phase_latency_us), "--emulate-expert-us", fmt(c.expert_us)});
-    if (!c.rank_speeds.empty()) a.insert(a.end(), {"--emulate-rank-speeds", c.rank_speeds, "--rank-speeds", "measured"});
+    if (!c.rank_speeds.empty())
+      a.insert(a.end(), {"--emulate-rank-speeds", c.rank_speeds, "--rank-speeds", "measured"});
   } else {
     a.insert(a.end(), {"--device", c.device});
   }
@@ -110,7 +120,8 @@ Result<RunData> run_mode(const Config& c, const std::string& mode, int port) {
   std::string model;
   const auto ready_deadline = Clock::now() + std::chrono::seconds(120);
   while (model.empty()) {
-    if (!serve->running()) return Error::make(ErrorCode::kInternal, "aurora serve exited; see " + prefix + "_serve.log");
+    if (!serve->running())
+      return Error::make(ErrorCode::kInternal, "aurora serve exited; see " + prefix + "_serve.log");
     if (Clock::now() > ready_deadline) return Error::make(ErrorCode::kUnavailable, "aurora serve not ready in 120 s");
     auto r = http_request(port, "GET", "/v1/models", "", std::chrono::milliseconds(2000));
     if (r && r->status == 200) {
@@ -130,15 +141,42 @@ Result<RunData> run_mode(const Config& c, const std::string& mode, int port) {
   }
 
   const double duration = c.before_s + c.after_s;
-  std::vector<std::string> lg{c.loadgen, "--backend", "openai", "--host", "127.0.0.1", "--port", std::to_string(port),
-                              "--model", model, "--users", std::to_string(c.users), "--duration", fmt(duration),
-                              "--dataset-name", "random", "--random-input-len", std::to_string(c.input_len),
-                              "--random-output-len", std::to_string(c.output_len), "--random-range-ratio", fmt(c.range_ratio), "--traffic-mix",
-                              c.mix_before + "@" + fmt(c.before_s) + "s; " + c.mix_after, "--calibrate-lengths", "off",
-                              "--progress", "off", "--scrape-metrics", "off", "--seed", "1", "--save-detailed",
-                              "--save-result", prefix + "_loadgen.json"};
-  std::cerr << "[" << mode << "] load: " << c.users << " users, " << c.mix_before << " for " << c.before_s << " s, then "
-            << c.mix_after << " for " << c.after_s << " s\n";
+  std::vector<std::string> lg{c.loadgen,
+                              "--backend",
+                              "openai",
+                              "--host",
+                              "127.0.0.1",
+                              "--port",
+                              std::to_string(port),
+                              "--model",
+                              model,
+                              "--users",
+                              std::to_string(c.users),
+                              "--duration",
+                              fmt(duration),
+                              "--dataset-name",
+                              "random",
+                              "--random-input-len",
+                              std::to_string(c.input_len),
+                              "--random-output-len",
+                              std::to_string(c.output_len),
+                              "--random-range-ratio",
+                              fmt(c.range_ratio),
+                              "--traffic-mix",
+                              c.mix_before + "@" + fmt(c.before_s) + "s; " + c.mix_after,
+                              "--calibrate-lengths",
+                              "off",
+                              "--progress",
+                              "off",
+                              "--scrape-metrics",
+                              "off",
+                              "--seed",
+                              "1",
+                              "--save-detailed",
+                              "--save-result",
+                              prefix + "_loadgen.json"};
+  std::cerr << "[" << mode << "] load: " << c.users << " users, " << c.mix_before << " for " << c.before_s
+            << " s, then " << c.mix_after << " for " << c.after_s << " s\n";
   auto load = ChildProcess::spawn(lg, prefix + "_loadgen.log");
   if (!load) return load.error();
   const auto t0 = Clock::now();
@@ -146,9 +184,11 @@ Result<RunData> run_mode(const Config& c, const std::string& mode, int port) {
   bool frozen = false;
   double best_offset = 1e30;
   for (int64_t i = 1;; ++i) {
-    std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.poll_s * i)));
+    std::this_thread::sleep_until(
+        t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.poll_s * i)));
     if (mode == "static" && !frozen && since() >= c.before_s - 1.0) {
-      auto f = http_request(port, "POST", "/v1/aurora/replan", R"({"action":"freeze"})", std::chrono::milliseconds(5000));
+      auto f =
+          http_request(port, "POST", "/v1/aurora/replan", R"({"action":"freeze"})", std::chrono::milliseconds(5000));
       if (!f || f->status != 200) return Error::make(ErrorCode::kInternal, "POST /v1/aurora/replan freeze failed");
       frozen = true;
       std::cerr << "[static] placement frozen at t = " << since() << " s\n";
@@ -173,7 +213,8 @@ Result<RunData> run_mode(const Config& c, const std::string& mode, int port) {
         std::vector<std::vector<int32_t>> owners;
         for (const auto& l : o.at("models").as_array()[0].as_object().at("layers").as_array()) {
           std::vector<int32_t> owner;
-          for (const auto& e : l.as_object().at("owner").as_array()) owner.push_back(static_cast<int32_t>(e.to_number<int64_t>()));
+          for (const auto& e : l.as_object().at("owner").as_array())
+            owner.push_back(static_cast<int32_t>(e.to_number<int64_t>()));
           owners.push_back(std::move(owner));
         }
         run.owners_by_version[p.version] = std::move(owners);
@@ -191,7 +232,8 @@ Result<RunData> run_mode(const Config& c, const std::string& mode, int port) {
                                                  "; see " + prefix + "_loadgen.log");
   }
   auto final_plan = http_request(port, "GET", "/v1/aurora/plan", "", std::chrono::milliseconds(5000));
-  if (!final_plan || final_plan->status != 200) return Error::make(ErrorCode::kInternal, "final GET /v1/aurora/plan failed");
+  if (!final_plan || final_plan->status != 200)
+    return Error::make(ErrorCode::kInternal, "final GET /v1/aurora/plan failed");
   run.final_plan = json::parse(final_plan->body);
   std::ofstream(prefix + "_plan.json") << final_plan->body;
   run.clock_offset_s = best_offset;
@@ -209,29 +251,28 @@ int main(int argc, char** argv) {
   Config c;
   std::string modes = "static,online";
   po::options_description opts("aurora-online-bench: static placement vs online Aurora under a shifting mix");
-  opts.add_options()("help,h", "this help")
-      ("aurora", po::value(&c.aurora), "aurora binary (default: ../cli/aurora next to this program)")
-      ("loadgen", po::value(&c.loadgen), "aurora-loadgen binary (default: ../loadgen/aurora-loadgen)")
-      ("out", po::value(&c.out_dir), "directory for logs, per-run data, summary.json and timeline.svg")
-      ("svg", po::value(&c.svg), "also write the timeline SVG here")
-      ("port", po::value(&c.port), "first port (one per run)")
-      ("device", po::value(&c.device), "cpu (emulated cluster) or cuda (GPUs: no emulation)")
-      ("ranks", po::value(&c.ranks), "expert-parallel ranks")
-      ("users", po::value(&c.users), "closed-loop users")
-      ("before-s", po::value(&c.before_s), "seconds of the first mix")
-      ("after-s", po::value(&c.after_s), "seconds of the second mix")
-      ("mix-before", po::value(&c.mix_before), "first traffic mix (aurora-loadgen --traffic-mix syntax)")
-      ("mix-after", po::value(&c.mix_after), "second traffic mix")
-      ("input-len", po::value(&c.input_len), "prompt tokens")
-      ("output-len", po::value(&c.output_len), "generated tokens")
-      ("range-ratio", po::value(&c.range_ratio), "length spread (aurora-loadgen --random-range-ratio)")
-      ("bucket-s", po::value(&c.bucket_s), "time bucket of the timeline")
-      ("link-gbps", po::value(&c.link_gbps), "link bandwidth: emulated (cpu) and the planner's network model")
-      ("phase-latency-us", po::value(&c.phase_latency_us), "per-phase latency: emulated (cpu) and the planner's")
-      ("expert-us", po::value(&c.expert_us), "cpu: emulated expert time per routed row at speed 1")
-      ("rank-speeds", po::value(&c.rank_speeds), "cpu: emulated relative rank speeds ('' = identical ranks)")
-      ("serve-arg", po::value(&c.serve_args)->composing(), "extra argument for aurora serve (repeatable)")
-      ("modes", po::value(&modes), "runs, comma-separated: static, online");
+  opts.add_options()("help,h", "this help")("aurora", po::value(&c.aurora),
+                                            "aurora binary (default: ../cli/aurora next to this program)")(
+      "loadgen", po::value(&c.loadgen), "aurora-loadgen binary (default: ../loadgen/aurora-loadgen)")(
+      "out", po::value(&c.out_dir), "directory for logs, per-run data, summary.json and timeline.svg")(
+      "svg", po::value(&c.svg), "also write the timeline SVG here")(
+      "port", po::value(&c.port), "first port (one per run)")("device", po::value(&c.device),
+                                                              "cpu (emulated cluster) or cuda (GPUs: no emulation)")(
+      "ranks", po::value(&c.ranks), "expert-parallel ranks")("users", po::value(&c.users), "closed-loop users")(
+      "before-s", po::value(&c.before_s), "seconds of the first mix")("after-s", po::value(&c.after_s),
+                                                                      "seconds of the second mix")(
+      "mix-before", po::value(&c.mix_before), "first traffic mix (aurora-loadgen --traffic-mix syntax)")(
+      "mix-after", po::value(&c.mix_after), "second traffic mix")(
+      "input-len", po::value(&c.input_len), "prompt tokens")("output-len", po::value(&c.output_len),
+                                                             "generated tokens")(
+      "range-ratio", po::value(&c.range_ratio), "length spread (aurora-loadgen --random-range-ratio)")(
+      "bucket-s", po::value(&c.bucket_s), "time bucket of the timeline")(
+      "link-gbps", po::value(&c.link_gbps), "link bandwidth: emulated (cpu) and the planner's network model")(
+      "phase-latency-us", po::value(&c.phase_latency_us), "per-phase latency: emulated (cpu) and the planner's")(
+      "expert-us", po::value(&c.expert_us), "cpu: emulated expert time per routed row at speed 1")(
+      "rank-speeds", po::value(&c.rank_speeds), "cpu: emulated relative rank speeds ('' = identical ranks)")(
+      "serve-arg", po::value(&c.serve_args)->composing(), "extra argument for aurora serve (repeatable)")(
+      "modes", po::value(&modes), "runs, comma-separated: static, online");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -283,11 +324,12 @@ int main(int argc, char** argv) {
   for (const auto& r : runs) summaries.push_back(summarize_run(r, timing, net));
 
   std::string subtitle = c.device == "cpu"
-                             ? "embedded model, " + std::to_string(c.ranks) + " CPU ranks (emulated: links " + fmt(c.link_gbps) +
-                                   " Gb/s, experts " + fmt(c.expert_us) + " us/row, speeds " +
+                             ? "embedded model, " + std::to_string(c.ranks) + " CPU ranks (emulated: links " +
+                                   fmt(c.link_gbps) + " Gb/s, experts " + fmt(c.expert_us) + " us/row, speeds " +
                                    (c.rank_speeds.empty() ? std::string("1") : c.rank_speeds) + "), "
                              : std::to_string(c.ranks) + " x " + c.device + ", ";
-  subtitle += std::to_string(c.users) + " users, mix " + c.mix_before + " -> " + c.mix_after + " at " + fmt(c.before_s) + " s";
+  subtitle +=
+      std::to_string(c.users) + " users, mix " + c.mix_before + " -> " + c.mix_after + " at " + fmt(c.before_s) + " s";
   std::cout << "aurora-online-bench: " << subtitle << "\n\n" << summary_table(summaries, timing);
   for (const auto& s : summaries) {
     if (s.mode != "online") continue;

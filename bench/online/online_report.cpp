@@ -121,7 +121,8 @@ Result<Recovery> recovered_fraction(const json::value& plan, const NetworkModel&
   const double row_bytes = num(*field(m, "row_bytes"));
   const double s_per_row = num(*field(m, "expert_seconds_per_row"));
   if (!(n > 1 && E > 0 && row_bytes > 0 && s_per_row > 0)) {
-    return Error::invalid("plan.models[0]", "needs num_ranks > 1, experts, row_bytes and a measured expert_seconds_per_row");
+    return Error::invalid("plan.models[0]",
+                          "needs num_ranks > 1, experts, row_bytes and a measured expert_seconds_per_row");
   }
   std::vector<double> speeds = net.rank_speeds;
   if (speeds.empty()) {
@@ -140,13 +141,15 @@ Result<Recovery> recovered_fraction(const json::value& plan, const NetworkModel&
     ls.num_experts = E;
     ls.traffic.assign(static_cast<size_t>(n) * E, 0);
     const auto& re = array_at(l, "rank_expert_tokens");
-    if (re.size() != ls.traffic.size()) return Error::invalid("plan.layers.rank_expert_tokens", "must hold ranks x experts");
+    if (re.size() != ls.traffic.size())
+      return Error::invalid("plan.layers.rank_expert_tokens", "must hold ranks x experts");
     for (size_t i = 0; i < re.size(); ++i) ls.traffic[i] = std::llround(num(re[i]) * row_bytes);
     ls.expert_s_per_byte = s_per_row / row_bytes;
     ms.layers.push_back(std::move(ls));
     std::vector<int32_t> owner;
     for (const auto& o : array_at(l, "owner")) owner.push_back(static_cast<int32_t>(num(o)));
-    if (static_cast<int32_t>(owner.size()) != E) return Error::invalid("plan.layers.owner", "must hold one rank per expert");
+    if (static_cast<int32_t>(owner.size()) != E)
+      return Error::invalid("plan.layers.owner", "must hold one rank per expert");
     owners.push_back(std::move(owner));
   }
   if (ms.layers.empty()) return Error::invalid("plan.layers", "no MoE layer");
@@ -214,9 +217,10 @@ RunSummary summarize_run(const RunData& run, const Timing& timing, const Network
 std::string summary_table(const std::vector<RunSummary>& runs, const Timing& timing) {
   std::string out;
   char buf[512];
-  std::snprintf(buf, sizeof(buf),
-                "before the shift: [%.0f s, %.0f s); after: [%.0f s, %.0f s) (the first %.0f s after the shift left out)\n",
-                timing.warmup_s, timing.shift_s, timing.shift_s + timing.settle_s, timing.end_s, timing.settle_s);
+  std::snprintf(
+      buf, sizeof(buf),
+      "before the shift: [%.0f s, %.0f s); after: [%.0f s, %.0f s) (the first %.0f s after the shift left out)\n",
+      timing.warmup_s, timing.shift_s, timing.shift_s + timing.settle_s, timing.end_s, timing.settle_s);
   out += buf;
   out += "| mode | phase | output tok/s | TTFT p50 ms | TPOT p50 ms | ITL p50 ms | requests |\n";
   out += "|---|---|---:|---:|---:|---:|---:|\n";
@@ -229,7 +233,9 @@ std::string summary_table(const std::vector<RunSummary>& runs, const Timing& tim
       out += buf;
     }
   }
-  out += "\n| mode | switches after the shift | first switch s | plan followed s | T(in force) ms | T(fresh) ms | recovered | failed |\n";
+  out +=
+      "\n| mode | switches after the shift | first switch s | plan followed s | T(in force) ms | T(fresh) ms | "
+      "recovered | failed |\n";
   out += "|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : runs) {
     int after = 0;
@@ -244,7 +250,8 @@ std::string summary_table(const std::vector<RunSummary>& runs, const Timing& tim
                   opt(r.first_switch_after_shift_s).c_str(), opt(r.follow_s).c_str(), r.recovery.in_force_s * 1e3,
                   r.recovery.fresh_s * 1e3, 100.0 * r.recovery.fraction, static_cast<long long>(r.failed));
     out += buf;
-    if (!r.recovery_error.empty()) out += "  (" + r.mode + ": recovered fraction not computed: " + r.recovery_error + ")\n";
+    if (!r.recovery_error.empty())
+      out += "  (" + r.mode + ": recovered fraction not computed: " + r.recovery_error + ")\n";
   }
   out += "\nplacements on the post-shift statistics (T(fresh) / T(placement)):\n";
   for (const auto& r : runs) {

@@ -67,7 +67,7 @@ struct PhaseStats {
 struct RunSummary {
   std::string mode;
   std::vector<Bucket> buckets;
-  PhaseStats before, after;  // [warm-up, shift) and [shift + settle, end)
+  PhaseStats before, after;            // [warm-up, shift) and [shift + settle, end)
   std::vector<double> switch_times_s;  // committed placement switches, load-generator clock
   struct Version {
     int64_t version = 0;
@@ -82,16 +82,17 @@ struct RunSummary {
 };
 
 struct Timing {
-  double shift_s = 0;     // the mix shift, load-generator clock
-  double end_s = 0;       // the run's duration
+  double shift_s = 0;  // the mix shift, load-generator clock
+  double end_s = 0;    // the run's duration
   double bucket_s = 2.0;
-  double warmup_s = 5.0;  // left out of the "before" averages
-  double settle_s = 10.0; // after the shift, left out of the "after" averages
+  double warmup_s = 5.0;   // left out of the "before" averages
+  double settle_s = 10.0;  // after the shift, left out of the "after" averages
 };
 
 RunSummary summarize_run(const RunData& run, const Timing& timing, const NetworkModel& net);
 std::string summary_table(const std::vector<RunSummary>& runs, const Timing& timing);
-boost::json::value summary_json(const std::vector<RunSummary>& runs, const std::vector<RunData>& data, const Timing& timing);
+boost::json::value summary_json(const std::vector<RunSummary>& runs, const std::vector<RunData>& data,
+                                const Timing& timing);
 // The timeline: throughput, TPOT/ITL, TTFT, plan version, expert-load balance and the planner's
 // recovered ratio over time, static against online, the shift marked.
 std::string timeline_svg(const std::vector<RunSummary>& runs, const std::vector<RunData>& data, const Timing& timing,

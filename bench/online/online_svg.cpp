@@ -16,7 +16,7 @@ namespace {
 struct Series {
   std::string label;
   const char* color;
-  bool step = false;    // plan versions: hold each value until the next
+  bool step = false;  // plan versions: hold each value until the next
   bool dashed = false;
   std::vector<std::pair<double, double>> points;  // y < 0: no sample (gap)
 };
@@ -118,10 +118,14 @@ std::string timeline_svg(const std::vector<RunSummary>& runs, const std::vector<
   const double height = kTop + static_cast<double>(panels.size()) * (kPanelH + kGap) + 20;
   auto x_of = [&](double t) { return kLeft + plot_w * std::clamp(t / timing.end_s, 0.0, 1.0); };
   std::string out;
-  addf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
-       "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", kWidth, height);
-  addf(out, "<text x=\"%.0f\" y=\"20\" font-size=\"15\" font-weight=\"bold\">Online Aurora: static placement vs online "
-       "re-planning under a shifting traffic mix</text>\n", kLeft);
+  addf(out,
+       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+       "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+       kWidth, height);
+  addf(out,
+       "<text x=\"%.0f\" y=\"20\" font-size=\"15\" font-weight=\"bold\">Online Aurora: static placement vs online "
+       "re-planning under a shifting traffic mix</text>\n",
+       kLeft);
   addf(out, "<text x=\"%.0f\" y=\"38\" fill=\"#444\">%s</text>\n", kLeft, escape(subtitle).c_str());
   // Legend.
   const double lx = kWidth - kRight + 12;
@@ -136,7 +140,8 @@ std::string timeline_svg(const std::vector<RunSummary>& runs, const std::vector<
                       {kOnlineColor, "2,3", "online switch"}};
   for (int k = 0; k < 4; ++k) {
     const double y = kTop + 10 + 18 * k;
-    addf(out, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" stroke-width=\"2\" "
+    addf(out,
+         "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" stroke-width=\"2\" "
          "stroke-dasharray=\"%s\"/><text x=\"%.0f\" y=\"%.0f\">%s</text>\n",
          lx, y, lx + 20, y, keys[k].color, keys[k].dash, lx + 24, y + 4, keys[k].label);
   }
@@ -159,8 +164,8 @@ std::string timeline_svg(const std::vector<RunSummary>& runs, const std::vector<
     }
     auto y_of = [&](double v) { return bottom - (v - lo) / (hi - lo) * kPanelH; };
     addf(out, "<text x=\"%.0f\" y=\"%.0f\" font-weight=\"bold\">%s</text>\n", kLeft, top - 4, escape(p.title).c_str());
-    addf(out, "<rect x=\"%.0f\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#bbb\"/>\n", kLeft, top,
-         plot_w, kPanelH);
+    addf(out, "<rect x=\"%.0f\" y=\"%.1f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#bbb\"/>\n", kLeft,
+         top, plot_w, kPanelH);
     for (int g = 0; g <= 2; ++g) {
       const double v = lo + (hi - lo) * g / 2.0;
       addf(out, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#555\">", kLeft - 6, y_of(v) + 4);

@@ -58,7 +58,8 @@ void fit_order(const OrderTemplate& t, const TrafficMatrix& traffic, double link
       send[static_cast<size_t>(tr.src)] += tr.bytes;
       recv[static_cast<size_t>(tr.dst)] += tr.bytes;
     }
-    const int64_t worst = std::max(*std::max_element(send.begin(), send.end()), *std::max_element(recv.begin(), recv.end()));
+    const int64_t worst =
+        std::max(*std::max_element(send.begin(), send.end()), *std::max_element(recv.begin(), recv.end()));
     estimate += phase_latency_s + static_cast<double>(worst) / bytes_per_s;
     ++used;
   };

@@ -18,7 +18,7 @@ namespace aurora::runtime {
 
 struct OrderTemplate {
   int32_t num_ranks = 0;
-  const char* strategy = "all_at_once";  // the strategy of the plan it was made from
+  const char* strategy = "all_at_once";       // the strategy of the plan it was made from
   std::vector<std::vector<Transfer>> phases;  // bytes = the window's bytes of each piece
   // Per pair (src * n + dst): total window bytes and the index of its last piece (phase, slot).
   std::vector<int64_t> pair_total;
@@ -36,7 +36,6 @@ void fit_order(const OrderTemplate& order, const TrafficMatrix& traffic, double 
 
 // The scheduler's prediction (sched::predict_makespan_s: fluid fair sharing within a phase) of any
 // runtime plan on `num_ranks` identical links.
-double predict_exchange_seconds(const ExchangePlan& plan, int32_t num_ranks, double link_gbps,
-                                double phase_latency_s);
+double predict_exchange_seconds(const ExchangePlan& plan, int32_t num_ranks, double link_gbps, double phase_latency_s);
 
 }  // namespace aurora::runtime

@@ -51,8 +51,9 @@ Result<void> validate_rank_emulation(const RankEmulation& e, int32_t num_ranks, 
   }
   const bool any = e.paces_links() || e.paces_experts() || e.phase_latency_us > 0 || !e.rank_speeds.empty();
   if (any && !cpu_backend) {
-    return bad("link_gbps", "rank emulation paces in-process CPU ranks; a GPU backend has real links and experts "
-                            "(emulate heterogeneity there with docs/multi_gpu.md's SM partitions)");
+    return bad("link_gbps",
+               "rank emulation paces in-process CPU ranks; a GPU backend has real links and experts "
+               "(emulate heterogeneity there with docs/multi_gpu.md's SM partitions)");
   }
   if (!e.rank_speeds.empty()) {
     if (static_cast<int32_t>(e.rank_speeds.size()) != num_ranks) {
@@ -61,7 +62,8 @@ Result<void> validate_rank_emulation(const RankEmulation& e, int32_t num_ranks, 
     }
     for (size_t r = 0; r < e.rank_speeds.size(); ++r) {
       if (!(e.rank_speeds[r] > 0)) {
-        return bad("rank_speeds[" + std::to_string(r) + "]", "must be > 0, got " + format_flag_number(e.rank_speeds[r]));
+        return bad("rank_speeds[" + std::to_string(r) + "]",
+                   "must be > 0, got " + format_flag_number(e.rank_speeds[r]));
       }
     }
     if (!e.paces_experts()) return bad("rank_speeds", "needs expert pacing (--emulate-expert-us > 0)");

@@ -16,13 +16,16 @@ using Owners = std::vector<std::vector<std::vector<int32_t>>>;  // [model][layer
 
 // One SwiGLU expert on one token: 6 * hidden * intermediate flops at an assumed 100 Tflop/s,
 // until the ranks have measured their own.
-double assumed_seconds_per_row(const config::ModelConfig& c) { return 6.0 * c.hidden_size * c.moe_intermediate_size / 100e12; }
+double assumed_seconds_per_row(const config::ModelConfig& c) {
+  return 6.0 * c.hidden_size * c.moe_intermediate_size / 100e12;
+}
 
 // Expert time per row on a rank of speed 1: each rank's measured expert seconds scaled by its speed
 // (a slow rank's rows take 1/speed as long; counting them at face value and then dividing by the
 // speed again in the simulator would charge the slowness twice). Falls back to the all-rank mean,
 // then to the assumed rate.
-double reference_seconds_per_row(const WindowStats& s, const std::vector<double>& speeds, const config::ModelConfig& c) {
+double reference_seconds_per_row(const WindowStats& s, const std::vector<double>& speeds,
+                                 const config::ModelConfig& c) {
   double scaled = 0, rows = 0;
   if (s.ranks.size() == speeds.size()) {
     for (size_t r = 0; r < s.ranks.size(); ++r) {
@@ -61,8 +64,9 @@ Frame make_frame(const PolicyInput& in) {
       ls.num_shards = n;
       ls.num_experts = c.num_experts;
       ls.traffic.assign(static_cast<size_t>(n) * c.num_experts, 0);
-      const auto& re = pm.stats.rank_expert.size() > static_cast<size_t>(l) ? pm.stats.rank_expert[static_cast<size_t>(l)]
-                                                                             : std::vector<double>{};
+      const auto& re = pm.stats.rank_expert.size() > static_cast<size_t>(l)
+                           ? pm.stats.rank_expert[static_cast<size_t>(l)]
+                           : std::vector<double>{};
       if (re.size() == ls.traffic.size()) {
         for (size_t i = 0; i < re.size(); ++i) ls.traffic[i] = std::llround(re[i] * row_bytes);
       }
@@ -124,7 +128,8 @@ std::vector<int32_t> min_cost_assignment(const std::vector<double>& cost, int32_
       int32_t j1 = 0;
       for (int32_t j = 1; j <= n; ++j) {
         if (used[static_cast<size_t>(j)]) continue;
-        const double cur = cost[static_cast<size_t>(i0 - 1) * n + (j - 1)] - u[static_cast<size_t>(i0)] - v[static_cast<size_t>(j)];
+        const double cur =
+            cost[static_cast<size_t>(i0 - 1) * n + (j - 1)] - u[static_cast<size_t>(i0)] - v[static_cast<size_t>(j)];
         if (cur < minv[static_cast<size_t>(j)]) {
           minv[static_cast<size_t>(j)] = cur;
           way[static_cast<size_t>(j)] = j0;
@@ -178,7 +183,8 @@ void relabel_to_current(const Frame& f, const PolicyInput& in, Owners& cand) {
     std::vector<double> cost(static_cast<size_t>(n) * n, 0.0);
     for (int32_t i = 0; i < n; ++i) {
       for (int32_t j = 0; j < n; ++j) {
-        if (in.rank_speeds[static_cast<size_t>(i)] != in.rank_speeds[static_cast<size_t>(j)]) cost[static_cast<size_t>(i) * n + j] = forbidden;
+        if (in.rank_speeds[static_cast<size_t>(i)] != in.rank_speeds[static_cast<size_t>(j)])
+          cost[static_cast<size_t>(i) * n + j] = forbidden;
       }
     }
     for (const auto& [m, l] : group) {
@@ -208,7 +214,8 @@ Owners incremental(const Frame& f, const PolicyInput& in) {
     std::vector<Item> items;
     bool any = false;
     for (const auto& [m, l] : group) {
-      const size_t k = static_cast<size_t>(std::find(f.layer_of[m].begin(), f.layer_of[m].end(), l) - f.layer_of[m].begin());
+      const size_t k =
+          static_cast<size_t>(std::find(f.layer_of[m].begin(), f.layer_of[m].end(), l) - f.layer_of[m].begin());
       const sched::LayerStats& ls = f.models[m].layers[k];
       any = any || has_traffic(ls);
       for (int32_t e = 0; e < ls.num_experts; ++e) {
@@ -216,7 +223,9 @@ Owners incremental(const Frame& f, const PolicyInput& in) {
       }
     }
     if (!any) continue;
-    auto owner = [&](const Item& it) -> int32_t& { return out[it.model][static_cast<size_t>(it.layer)][static_cast<size_t>(it.expert)]; };
+    auto owner = [&](const Item& it) -> int32_t& {
+      return out[it.model][static_cast<size_t>(it.layer)][static_cast<size_t>(it.expert)];
+    };
     std::vector<double> time(static_cast<size_t>(n), 0.0);
     std::vector<std::vector<size_t>> on_rank(static_cast<size_t>(n));
     auto recompute = [&] {
@@ -294,7 +303,8 @@ int64_t move_bytes(const PolicyInput& in, const Owners& cand) {
 
 }  // namespace
 
-std::vector<double> measured_rank_speeds(const WindowStats& stats, const std::vector<double>& previous, double tolerance) {
+std::vector<double> measured_rank_speeds(const WindowStats& stats, const std::vector<double>& previous,
+                                         double tolerance) {
   const size_t n = stats.ranks.size();
   std::vector<double> rate(n, 0.0);
   for (size_t r = 0; r < n; ++r) {
@@ -345,7 +355,8 @@ Result<Proposal> propose_deployment(const PolicyInput& in) {
     for (size_t k = 0; k < f.layer_of[m].size(); ++k) {
       if (!has_traffic(f.models[m].layers[k])) continue;  // no data: keep what is there
       auto& owner = fresh[m][static_cast<size_t>(f.layer_of[m][k])];
-      for (size_t e = 0; e < owner.size(); ++e) owner[e] = planned->models[m].gpu_of(static_cast<int>(k), static_cast<int>(e));
+      for (size_t e = 0; e < owner.size(); ++e)
+        owner[e] = planned->models[m].gpu_of(static_cast<int>(k), static_cast<int>(e));
     }
   }
   relabel_to_current(f, in, fresh);

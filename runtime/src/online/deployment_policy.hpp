@@ -34,7 +34,7 @@ struct PolicyModel {
 
 struct PolicyInput {
   std::vector<PolicyModel> models;
-  std::vector<double> rank_speeds;   // relative expert throughput per rank (all 1 = identical)
+  std::vector<double> rank_speeds;  // relative expert throughput per rank (all 1 = identical)
   double link_gbps = 400.0;
   double phase_latency_s = 5e-6;
   double migration_bytes_per_s = 5e9;  // how fast expert weights move (measured by migrations)
@@ -42,18 +42,18 @@ struct PolicyInput {
   double steps_per_second = 0;         // to turn a per-step gain into seconds saved per second
   double amortize_s = 30.0;
   double cost_margin = 2.0;
-  bool colocated = false;              // two models sharing every rank: plan them jointly
+  bool colocated = false;  // two models sharing every rank: plan them jointly
 };
 
 struct Proposal {
   std::vector<std::vector<std::vector<int32_t>>> owners;  // [model][layer][expert]: the candidate
-  double current_s = 0;    // MoE step time of the placement in force
-  double candidate_s = 0;  // of the candidate
-  double fresh_s = 0;      // of the fresh plan (the reference)
-  int64_t moves = 0;       // experts the candidate moves
+  double current_s = 0;                                   // MoE step time of the placement in force
+  double candidate_s = 0;                                 // of the candidate
+  double fresh_s = 0;                                     // of the fresh plan (the reference)
+  int64_t moves = 0;                                      // experts the candidate moves
   int64_t fresh_moves = 0;
   int64_t move_bytes = 0;
-  double migration_s = 0;  // move_bytes / migration_bytes_per_s
+  double migration_s = 0;      // move_bytes / migration_bytes_per_s
   const char* kind = "fresh";  // "fresh" or "incremental"
 };
 

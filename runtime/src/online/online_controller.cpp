@@ -73,8 +73,7 @@ OnlineController::OnlineController(OnlineOptions options, std::vector<OnlineMode
     }
     epochs_.emplace_back(static_cast<size_t>(m.config->num_layers), 0);
     order_decisions_.emplace_back();
-    order_planners_.push_back(
-        make_aurora_planner(m.num_ranks, options_.link_gbps, options_.phase_latency_us * 1e-6));
+    order_planners_.push_back(make_aurora_planner(m.num_ranks, options_.link_gbps, options_.phase_latency_us * 1e-6));
   }
 }
 
@@ -254,7 +253,8 @@ void OnlineController::run_once(bool triggered) {
   if (elapsed * 1e3 > options_.plan_budget_ms) {
     ++overruns_;
     char buf[160];
-    std::snprintf(buf, sizeof(buf), "planner overran its budget (%.0f ms > %d ms): result discarded, the plan in force stays",
+    std::snprintf(buf, sizeof(buf),
+                  "planner overran its budget (%.0f ms > %d ms): result discarded, the plan in force stays",
                   elapsed * 1e3, options_.plan_budget_ms);
     last_decision_ = buf;
     return;
@@ -326,7 +326,8 @@ void OnlineController::post_orders(const std::vector<WindowStats>& stats,
           std::snprintf(buf, sizeof(buf), "live: measuring (%lld of %lld steps costed both)",
                         static_cast<long long>(ls.both_samples), static_cast<long long>(kMinBothSamples));
         } else {
-          std::snprintf(buf, sizeof(buf), "%s: live planning costs %.1f us more than fitting, and saves %.1f us of exchange",
+          std::snprintf(buf, sizeof(buf),
+                        "%s: live planning costs %.1f us more than fitting, and saves %.1f us of exchange",
                         window ? "window" : "live", extra_us, saved_us);
         }
         why = buf;
@@ -377,7 +378,8 @@ void OnlineController::migrate(const Proposal& p, const std::vector<std::vector<
   bool stopped = false;
   for (size_t i = 0; i < layers.size() && !stopped; ++i) {
     const auto [m, l] = layers[i];
-    const size_t proposal_model = static_cast<size_t>(std::find(model_of.begin(), model_of.end(), m) - model_of.begin());
+    const size_t proposal_model =
+        static_cast<size_t>(std::find(model_of.begin(), model_of.end(), m) - model_of.begin());
     const auto& owner = p.owners[proposal_model][static_cast<size_t>(l)];
     Commit c;
     c.model = m;
@@ -422,12 +424,8 @@ void OnlineController::migrate(const Proposal& p, const std::vector<std::vector<
 
 Result<void> OnlineController::control(ReplanAction action) {
   switch (action) {
-    case ReplanAction::kFreeze:
-      frozen_ = true;
-      return {};
-    case ReplanAction::kUnfreeze:
-      frozen_ = false;
-      return {};
+    case ReplanAction::kFreeze: frozen_ = true; return {};
+    case ReplanAction::kUnfreeze: frozen_ = false; return {};
     case ReplanAction::kTrigger:
       if (options_.replan == ReplanMode::kOff) {
         return Error::invalid("action", "replanning is off (start the engine with --replan order or full)");
@@ -506,8 +504,10 @@ PlanSnapshot OnlineController::snapshot() const {
       pl.layer = l;
       pl.owner = owners_[m][static_cast<size_t>(l)];
       pl.expert_load = ws.expert_load(l);
-      if (static_cast<size_t>(l) < ws.rank_expert.size()) pl.rank_expert_tokens = ws.rank_expert[static_cast<size_t>(l)];
-      if (static_cast<size_t>(l) < order_decisions_[m].size()) pl.order_decision = order_decisions_[m][static_cast<size_t>(l)];
+      if (static_cast<size_t>(l) < ws.rank_expert.size())
+        pl.rank_expert_tokens = ws.rank_expert[static_cast<size_t>(l)];
+      if (static_cast<size_t>(l) < order_decisions_[m].size())
+        pl.order_decision = order_decisions_[m][static_cast<size_t>(l)];
       if (pl.expert_load.empty()) pl.expert_load.assign(static_cast<size_t>(c.num_experts), 0.0);
       pl.load_balance = balance(pl.expert_load);
       if (!pl.owner.empty()) {

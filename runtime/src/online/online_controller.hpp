@@ -78,7 +78,7 @@ class OnlineController {
     int32_t layer = 0;
     std::vector<int32_t> owner;
     std::vector<std::unique_ptr<StagedExpert>> staged;
-    int64_t final_version = 0;  // > 0 on the migration's last layer
+    int64_t final_version = 0;    // > 0 on the migration's last layer
     PlanSnapshot::Change change;  // the last layer's: what the switch records
   };
   struct PendingOrder {
@@ -131,7 +131,8 @@ class OnlineController {
   int32_t layers_done_ = 0, layers_total_ = 0;
   double migration_bytes_per_s_ = 5e9;  // measured by migrations
   std::vector<double> measured_speeds_;
-  std::vector<std::vector<std::string>> order_decisions_;  // [model][layer]: why that order source  // --rank-speeds measured: the last measurement per rank
+  std::vector<std::vector<std::string>> order_decisions_;  // [model][layer]: why that order source  // --rank-speeds
+                                                           // measured: the last measurement per rank
   std::vector<PlanSnapshot::Change> history_;
   std::vector<PlanSnapshot::Sample> timeline_;
   std::vector<std::unique_ptr<ExchangePlanner>> order_planners_;  // planner thread

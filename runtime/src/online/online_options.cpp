@@ -49,13 +49,15 @@ namespace {
 
 const std::vector<OnlineFlagHelp> kHelp = {
     {"--replan", "online re-planning: off, order (transfer order only) or full (order and expert placement; default)"},
-    {"--order-source", "per-step transfer order from the step's counts (live), the statistics window (window) or "
-                       "whichever measures faster per layer (auto; default)"},
+    {"--order-source",
+     "per-step transfer order from the step's counts (live), the statistics window (window) or "
+     "whichever measures faster per layer (auto; default)"},
     {"--stats-half-life-s", "half-life of the traffic statistics in seconds (default 2)"},
     {"--replan-interval-ms", "background planner period (default 500)"},
     {"--replan-budget-ms", "a planner run longer than this is discarded, the old plan stays (default 250)"},
     {"--replan-min-gain", "switch placement only for this predicted fraction of MoE step time saved (default 0.05)"},
-    {"--replan-cost-margin", "... and when the gain over --replan-amortize-s beats this x the migration cost (default 2)"},
+    {"--replan-cost-margin",
+     "... and when the gain over --replan-amortize-s beats this x the migration cost (default 2)"},
     {"--replan-amortize-s", "how long a traffic mix is expected to last, in seconds (default 30)"},
     {"--replan-dwell-s", "minimum seconds a placement stays in force (default 3)"},
     {"--replan-confirmations", "consecutive planner runs that must agree before a switch (default 2)"},
@@ -125,10 +127,13 @@ Result<void> validate_online_options(const OnlineOptions& o, int32_t num_ranks) 
   auto bad = [](const char* field, const std::string& what) {
     return Error::invalid(std::string("engine.online.") + field, what);
   };
-  if (!(o.stats_half_life_s > 0)) return bad("stats_half_life_s", "must be > 0, got " + format_flag_number(o.stats_half_life_s));
-  if (o.replan_interval_ms < 1) return bad("replan_interval_ms", "must be >= 1, got " + std::to_string(o.replan_interval_ms));
+  if (!(o.stats_half_life_s > 0))
+    return bad("stats_half_life_s", "must be > 0, got " + format_flag_number(o.stats_half_life_s));
+  if (o.replan_interval_ms < 1)
+    return bad("replan_interval_ms", "must be >= 1, got " + std::to_string(o.replan_interval_ms));
   if (o.plan_budget_ms < 1) return bad("plan_budget_ms", "must be >= 1, got " + std::to_string(o.plan_budget_ms));
-  if (!(o.min_gain >= 0 && o.min_gain < 1)) return bad("min_gain", "must be in [0, 1), got " + format_flag_number(o.min_gain));
+  if (!(o.min_gain >= 0 && o.min_gain < 1))
+    return bad("min_gain", "must be in [0, 1), got " + format_flag_number(o.min_gain));
   if (!(o.cost_margin >= 0)) return bad("cost_margin", "must be >= 0, got " + format_flag_number(o.cost_margin));
   if (!(o.amortize_s >= 0)) return bad("amortize_s", "must be >= 0, got " + format_flag_number(o.amortize_s));
   if (!(o.min_dwell_s >= 0)) return bad("min_dwell_s", "must be >= 0, got " + format_flag_number(o.min_dwell_s));
@@ -137,7 +142,8 @@ Result<void> validate_online_options(const OnlineOptions& o, int32_t num_ranks) 
     return bad("migration_layers_per_step", "must be >= 1, got " + std::to_string(o.migration_layers_per_step));
   }
   if (!(o.link_gbps > 0)) return bad("link_gbps", "must be > 0, got " + format_flag_number(o.link_gbps));
-  if (!(o.phase_latency_us >= 0)) return bad("phase_latency_us", "must be >= 0, got " + format_flag_number(o.phase_latency_us));
+  if (!(o.phase_latency_us >= 0))
+    return bad("phase_latency_us", "must be >= 0, got " + format_flag_number(o.phase_latency_us));
   if (!o.rank_speeds.empty()) {
     if (static_cast<int32_t>(o.rank_speeds.size()) != num_ranks) {
       return bad("rank_speeds", "must list one speed per rank (" + std::to_string(num_ranks) + "), got " +

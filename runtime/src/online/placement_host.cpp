@@ -86,8 +86,8 @@ class ExecutorPlacementHost final : public PlacementHost {
 
   void set_version(int64_t version) override { executor_.set_placement_version(version); }
 
-  void set_order(int32_t layer, std::shared_ptr<const OrderTemplate> dispatch, std::shared_ptr<const OrderTemplate> combine,
-                 bool use_window) override {
+  void set_order(int32_t layer, std::shared_ptr<const OrderTemplate> dispatch,
+                 std::shared_ptr<const OrderTemplate> combine, bool use_window) override {
     executor_.set_order_templates(layer, std::move(dispatch), std::move(combine), use_window);
   }
   void measure_order_sources(bool on) override { executor_.measure_order_sources(on); }
@@ -95,7 +95,7 @@ class ExecutorPlacementHost final : public PlacementHost {
  private:
   ModelExecutor& executor_;
   Backend& backend_;
-  std::unique_ptr<Stream> stream_;  // the planner thread's copies
+  std::unique_ptr<Stream> stream_;                                    // the planner thread's copies
   std::vector<std::vector<std::unique_ptr<CpuStagedExpert>>> owned_;  // [layer][expert]: migrated copies in use
 };
 

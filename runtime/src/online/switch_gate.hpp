@@ -24,13 +24,13 @@ struct GateOptions {
 };
 
 struct GateInput {
-  double now_s = 0;          // monotonic time
-  double current_s = 0;      // predicted MoE step time of the placement in force
-  double candidate_s = 0;    // ... of the candidate
+  double now_s = 0;        // monotonic time
+  double current_s = 0;    // predicted MoE step time of the placement in force
+  double candidate_s = 0;  // ... of the candidate
   double steps_per_second = 0;
-  double migration_s = 0;    // predicted time to move the candidate's experts
-  int64_t moves = 0;         // experts the candidate moves
-  bool triggered = false;    // an operator asked for a replan now
+  double migration_s = 0;  // predicted time to move the candidate's experts
+  int64_t moves = 0;       // experts the candidate moves
+  bool triggered = false;  // an operator asked for a replan now
 };
 
 struct GateDecision {

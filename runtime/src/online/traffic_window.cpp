@@ -12,7 +12,8 @@ std::vector<double> WindowStats::expert_load(int32_t layer) const {
   const auto& m = rank_expert[static_cast<size_t>(layer)];
   if (m.empty()) return {};
   for (int32_t r = 0; r < num_ranks; ++r) {
-    for (int32_t e = 0; e < num_experts; ++e) load[static_cast<size_t>(e)] += m[static_cast<size_t>(r) * num_experts + e];
+    for (int32_t e = 0; e < num_experts; ++e)
+      load[static_cast<size_t>(e)] += m[static_cast<size_t>(r) * num_experts + e];
   }
   return load;
 }

@@ -38,9 +38,9 @@ struct Ewma {
 
 struct WindowStats {
   int32_t num_layers = 0, num_ranks = 0, num_experts = 0;
-  int64_t steps = 0;               // recorded, all time
-  double steps_per_second = 0;     // 1 / weighted mean step duration (busy time)
-  double step_seconds = 0;         // weighted mean step duration
+  int64_t steps = 0;            // recorded, all time
+  double steps_per_second = 0;  // 1 / weighted mean step duration (busy time)
+  double step_seconds = 0;      // weighted mean step duration
   // [layer][rank * num_experts + expert]: tokens per step (empty for dense layers).
   std::vector<std::vector<double>> rank_expert;
   struct Rank {
@@ -49,7 +49,7 @@ struct WindowStats {
   std::vector<Rank> ranks;
   double expert_seconds_per_row = 0;  // all ranks together (0 until measured)
   struct Layer {
-    double count_us = 0, plan_us = 0, fit_us = 0;  // per step, dispatch + combine
+    double count_us = 0, plan_us = 0, fit_us = 0;         // per step, dispatch + combine
     double live_estimate_us = 0, window_estimate_us = 0;  // steps that costed both sources
     int64_t both_samples = 0;
     LayerExchangeCost last;  // the last step's
@@ -73,7 +73,7 @@ class TrafficWindow {
   mutable std::mutex mu_;
   bool started_ = false;
   std::chrono::steady_clock::time_point last_;
-  WindowStats stats_;  // means materialised at snapshot time from the Ewmas below
+  WindowStats stats_;                           // means materialised at snapshot time from the Ewmas below
   std::vector<std::vector<Ewma>> rank_expert_;  // [layer][rank * E + e]
   std::vector<Ewma> rank_expert_s_, rank_exchange_s_, rank_rows_;
   Ewma step_s_, expert_s_total_, rows_total_;

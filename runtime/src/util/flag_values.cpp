@@ -20,7 +20,8 @@ Result<double> parse_flag_number(const std::string& flag, const std::string& val
     return Error::invalid(flag, "must be a number, got '" + value + "'");
   }
   if (v < lo || v > hi) {
-    return Error::invalid(flag, "must be in [" + format_flag_number(lo) + ", " + format_flag_number(hi) + "], got " + value);
+    return Error::invalid(flag,
+                          "must be in [" + format_flag_number(lo) + ", " + format_flag_number(hi) + "], got " + value);
   }
   return v;
 }

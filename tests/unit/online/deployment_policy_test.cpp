@@ -33,7 +33,8 @@ WindowStats stats_for(const config::ModelConfig& c, int32_t n, const std::vector
   s.rank_expert.resize(static_cast<size_t>(c.num_layers));
   for (int32_t l = 0; l < c.num_layers; ++l) {
     for (int32_t r = 0; r < n; ++r) {
-      for (int32_t e = 0; e < c.num_experts; ++e) s.rank_expert[static_cast<size_t>(l)].push_back(per_expert[static_cast<size_t>(e)]);
+      for (int32_t e = 0; e < c.num_experts; ++e)
+        s.rank_expert[static_cast<size_t>(l)].push_back(per_expert[static_cast<size_t>(e)]);
     }
   }
   s.ranks.resize(static_cast<size_t>(n));
@@ -49,16 +50,18 @@ PolicyInput input_for(const config::ModelConfig& c, int32_t n, const std::vector
   return in;
 }
 
-double max_rank_load(const std::vector<int32_t>& owner, const std::vector<double>& load, const std::vector<double>& speed) {
+double max_rank_load(const std::vector<int32_t>& owner, const std::vector<double>& load,
+                     const std::vector<double>& speed) {
   std::vector<double> t(speed.size(), 0.0);
-  for (size_t e = 0; e < owner.size(); ++e) t[static_cast<size_t>(owner[e])] += load[e] / speed[static_cast<size_t>(owner[e])];
+  for (size_t e = 0; e < owner.size(); ++e)
+    t[static_cast<size_t>(owner[e])] += load[e] / speed[static_cast<size_t>(owner[e])];
   return *std::max_element(t.begin(), t.end());
 }
 
 }  // namespace
 
 TEST_CASE("two hot experts on one rank are pulled apart", "[online][policy]") {
-  const auto c = mixtral();  // 8 experts, 3 MoE layers
+  const auto c = mixtral();                                     // 8 experts, 3 MoE layers
   const std::vector<double> load = {40, 40, 2, 2, 2, 2, 2, 2};  // experts 0 and 1: both on rank 0
   PolicyInput in = input_for(c, 4, load);
   auto p = propose_deployment(in);

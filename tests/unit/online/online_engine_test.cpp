@@ -2,8 +2,8 @@
 // every stream's tokens identical to a run without migration; a planner that throws, fails or
 // overruns its budget leaves the plan in force; a steady mix does not flap; freeze, unfreeze and
 // trigger; the window order gives the same tokens as the live one.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "engine_test_support.hpp"

@@ -25,16 +25,14 @@
 namespace aurora::runtime {
 
 struct RankEmulation {
-  double link_gbps = 0.0;          // 0 = links at memory speed (no pacing)
-  double phase_latency_us = 0.0;   // per exchange phase, with link_gbps
-  double expert_us_per_row = 0.0;  // 0 = expert compute unpaced
-  std::vector<double> rank_speeds; // relative expert speed per rank; empty = all 1
+  double link_gbps = 0.0;           // 0 = links at memory speed (no pacing)
+  double phase_latency_us = 0.0;    // per exchange phase, with link_gbps
+  double expert_us_per_row = 0.0;   // 0 = expert compute unpaced
+  std::vector<double> rank_speeds;  // relative expert speed per rank; empty = all 1
 
   bool paces_links() const { return link_gbps > 0.0; }
   bool paces_experts() const { return expert_us_per_row > 0.0; }
-  double rank_speed(int32_t rank) const {
-    return rank_speeds.empty() ? 1.0 : rank_speeds[static_cast<size_t>(rank)];
-  }
+  double rank_speed(int32_t rank) const { return rank_speeds.empty() ? 1.0 : rank_speeds[static_cast<size_t>(rank)]; }
 };
 
 // Sets one emulation flag (`--emulate-link-gbps 2`, `--emulate-phase-latency-us 50`,

@@ -121,6 +121,15 @@ int run_generate(int argc, char** argv) {
       ("chat-template", po::value(&chat_template), "chat template for the tokenizer (chatml, llama, mistral, plain)")
       ("json", "print {\"prompt_ids\", \"output_ids\", \"text\", \"finish_reason\"}")
       ("logits", po::value(&logits_file), "write the logits at the last prompt position to FILE (JSON array)");
+  // Online Aurora's flags (--replan off|order|full and the thresholds), shared with `aurora serve`.
+  po::options_description online("online Aurora (with --ranks > 1; docs/online.md)");
+  for (const auto& f : runtime::online_flag_help()) {
+    online.add_options()(f.flag + 2, po::value<std::string>(), f.help);
+  }
+  for (const auto& f : runtime::emulation_flag_help()) {
+    online.add_options()(f.flag + 2, po::value<std::string>(), f.help);
+  }
+  options.add(online);
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, options), vm);
@@ -149,6 +158,16 @@ int run_generate(int argc, char** argv) {
   eo.chat_template = chat_template;
   eo.max_num_seqs = 4;
   eo.seed = seed;
+  for (const auto& f : runtime::online_flag_help()) {
+    if (vm.count(f.flag + 2) == 0U) continue;
+    auto applied = runtime::apply_online_flag(eo.online, f.flag, vm[f.flag + 2].as<std::string>());
+    if (!applied) return fail(applied.error());
+  }
+  for (const auto& f : runtime::emulation_flag_help()) {
+    if (vm.count(f.flag + 2) == 0U) continue;
+    auto applied = runtime::apply_emulation_flag(eo.emulation, f.flag, vm[f.flag + 2].as<std::string>());
+    if (!applied) return fail(applied.error());
+  }
   auto engine = runtime::create_engine(eo);
   if (!engine) return fail(engine.error());
 

@@ -22,6 +22,9 @@ fi
 if [[ "${AURORA_WITH_NODE:-1}" == 1 ]]; then
   packages+=(nodejs npm) # the official openai client in integration tests
 fi
+if [[ "${AURORA_WITH_BROWSER:-1}" == 1 ]]; then
+  packages+=(chromium)  # headless: the /dashboard test (tests/integration/online)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -13,6 +13,7 @@
 
 #include "aurora/config/protocol/requests.hpp"
 #include "aurora/config/protocol/sse.hpp"
+#include "aurora_routes.hpp"
 #include "http_framing.hpp"
 #include "log.hpp"
 #include "routes.hpp"
@@ -59,6 +60,8 @@ constexpr RouteInfo kBuiltinRoutes[] = {
     {"/v1/models", http::verb::get},       {"/tokenize", http::verb::post},
     {"/detokenize", http::verb::post},     {"/v1/chat/completions", http::verb::post},
     {"/v1/completions", http::verb::post}, {"/v1/ws", http::verb::get},
+    {"/v1/aurora/plan", http::verb::get},  {"/v1/aurora/replan", http::verb::post},
+    {"/dashboard", http::verb::get},
 };
 
 ApiError timeout_error(const char* what) {
@@ -237,8 +240,9 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
     d.reply = error_reply(e, keep);
     return d;
   };
-  // One gate in front of every route but liveness, WebSocket upgrades included.
-  if (!config.api_key.empty() && path != "/health" &&
+  // One gate in front of every route but liveness and the dashboard's static page (it holds no
+  // data: its requests for the plan carry the key), WebSocket upgrades included.
+  if (!config.api_key.empty() && path != "/health" && path != "/dashboard" &&
       !bearer_matches(request[http::field::authorization], config.api_key)) {
     refuse(ApiError::unauthorized(), keep_alive);
     d.reply.authenticate = true;
@@ -278,6 +282,10 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
       d.action = Action::kCompletion;
       return d;
     }
+    if (path == "/dashboard") {  // a static page: it shows "loading" itself
+      d.reply.response = dashboard_route();
+      return d;
+    }
     if (!engine || !engine->ready()) {
       state_->metrics.count_rejection(RejectReason::kLoading);
       return refuse(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s), keep_alive);
@@ -293,6 +301,8 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
     if (path == "/v1/models") d.reply.response = models_route(*state_, *engine);
     if (path == "/tokenize") d.reply.response = tokenize_route(*state_, *engine, request.body());
     if (path == "/detokenize") d.reply.response = detokenize_route(*state_, *engine, request.body());
+    if (path == "/v1/aurora/plan") d.reply.response = plan_route(*engine);
+    if (path == "/v1/aurora/replan") d.reply.response = replan_route(*engine, request.body());
     return d;
   }
   for (const auto& route : state_->routes) {

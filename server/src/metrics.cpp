@@ -66,6 +66,53 @@ constexpr const char* kFinishedReasons[] = {"stop", "length", "abort", "error"};
 constexpr const char* kRejectReasons[] = {"queue_full", "draining", "loading", "too_many_connections",
                                           "ws_inflight"};
 
+// Online Aurora's planner (Engine::plan_snapshot), when the engine has one.
+void render_online(std::string& out, const runtime::Engine* engine) {
+  if (engine == nullptr) return;
+  const runtime::PlanSnapshot p = engine->plan_snapshot();
+  if (!p.enabled) return;
+  family(out, "aurora:planner_runs_total", "counter", "Runs of the background deployment planner.");
+  sample(out, "aurora:planner_runs_total", "", static_cast<double>(p.planner_runs_total));
+  family(out, "aurora:planner_failures_total", "counter", "Planner runs that failed (the plan in force stayed).");
+  sample(out, "aurora:planner_failures_total", "", static_cast<double>(p.planner_failures_total));
+  family(out, "aurora:planner_overruns_total", "counter", "Planner runs past their time budget (discarded).");
+  sample(out, "aurora:planner_overruns_total", "", static_cast<double>(p.planner_overruns_total));
+  family(out, "aurora:plan_switches_total", "counter", "Expert placements switched while serving.");
+  sample(out, "aurora:plan_switches_total", "", static_cast<double>(p.switches_total));
+  family(out, "aurora:plan_predicted_step_seconds", "gauge",
+         "Simulated MoE step time on the statistics window: the plan in force and a fresh plan.");
+  sample(out, "aurora:plan_predicted_step_seconds", "plan=\"in_force\"", p.predicted_current_s);
+  sample(out, "aurora:plan_predicted_step_seconds", "plan=\"fresh\"", p.predicted_fresh_s);
+  family(out, "aurora:plan_recovered_ratio", "gauge", "Fresh plan's predicted step time over the plan in force's (1 = as good).");
+  sample(out, "aurora:plan_recovered_ratio", "", p.recovered_fraction);
+  family(out, "aurora:replan_frozen", "gauge", "1 while replanning is frozen.");
+  sample(out, "aurora:replan_frozen", "", p.frozen ? 1.0 : 0.0);
+  family(out, "aurora:expert_migration_in_progress", "gauge", "1 while expert weights move between ranks.");
+  sample(out, "aurora:expert_migration_in_progress", "", p.migration_in_progress ? 1.0 : 0.0);
+
+  // The per-step order: which source each layer uses and the measurements behind the choice.
+  family(out, "aurora:all_to_all_order_window", "gauge",
+         "1 when the layer's transfer order is the statistics window's template fitted to the counts, 0 when planned live.");
+  family(out, "aurora:all_to_all_order_cost_seconds", "gauge",
+         "Measured time per step on the critical path to get the order: planning it live or fitting the window's.");
+  family(out, "aurora:all_to_all_window_penalty_seconds", "gauge",
+         "Predicted exchange time of the window order minus the live order, on the same steps' counts.");
+  family(out, "aurora:rank_compute_speed", "gauge", "Relative expert speed of each rank, as the planner uses it.");
+  for (const auto& m : p.models) {
+    const std::string model = "model_name=\"" + escape_label(m.name) + "\"";
+    for (const auto& l : m.layers) {
+      const std::string labels = model + ",layer=\"" + std::to_string(l.layer) + "\"";
+      sample(out, "aurora:all_to_all_order_window", labels, l.order_source == "window" ? 1.0 : 0.0);
+      sample(out, "aurora:all_to_all_order_cost_seconds", labels + ",source=\"live\"", l.plan_us * 1e-6);
+      sample(out, "aurora:all_to_all_order_cost_seconds", labels + ",source=\"window\"", l.fit_us * 1e-6);
+      sample(out, "aurora:all_to_all_window_penalty_seconds", labels, l.window_penalty_us * 1e-6);
+    }
+    for (size_t r = 0; r < m.ranks.size(); ++r) {
+      sample(out, "aurora:rank_compute_speed", model + ",rank=\"" + std::to_string(r) + "\"", m.ranks[r].compute_speed);
+    }
+  }
+}
+
 }  // namespace
 
 Histogram::Histogram(std::span<const double> upper_bounds)
@@ -229,10 +276,39 @@ std::string Metrics::render(const runtime::Engine* engine) const {
              bound > 0 ? layers[l].a2a_seconds / bound : 0.0);
     }
   }
+  family(out, "aurora:all_to_all_predicted_seconds", "gauge",
+         "Predicted all-to-all time of the last step (the transfer plan's cost model; dispatch + combine), per layer.");
+  for (const auto& [model, layers] : stats.layers) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      sample(out, "aurora:all_to_all_predicted_seconds",
+             "model_name=\"" + escape_label(model) + "\",layer=\"" + std::to_string(l) + "\"", layers[l].a2a_seconds);
+    }
+  }
+  family(out, "aurora:all_to_all_measured_seconds", "gauge",
+         "Measured wall time of the last step's exchanges (dispatch + combine, waits for slower ranks included), per layer.");
+  for (const auto& [model, layers] : stats.layers) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      sample(out, "aurora:all_to_all_measured_seconds",
+             "model_name=\"" + escape_label(model) + "\",layer=\"" + std::to_string(l) + "\"",
+             layers[l].a2a_measured_seconds);
+    }
+  }
+  family(out, "aurora:all_to_all_measured_over_lower_bound", "gauge",
+         "Measured all-to-all time over its lower bound, per layer (on CPU ranks: meaningful with --emulate-link-gbps).");
+  for (const auto& [model, layers] : stats.layers) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const double bound = layers[l].a2a_lower_bound_seconds;
+      sample(out, "aurora:all_to_all_measured_over_lower_bound",
+             "model_name=\"" + escape_label(model) + "\",layer=\"" + std::to_string(l) + "\"",
+             bound > 0 ? layers[l].a2a_measured_seconds / bound : 0.0);
+    }
+  }
   family(out, "aurora:plan_version", "gauge", "Version of the expert placement and transfer plan in use.");
   sample(out, "aurora:plan_version", "", static_cast<double>(stats.plan_version));
   family(out, "aurora:expert_migrations_total", "counter", "Expert weights moved between ranks.");
   sample(out, "aurora:expert_migrations_total", "", static_cast<double>(stats.expert_migrations_total));
+
+  render_online(out, engine);
 
   // The front end.
   family(out, "aurora:http_connections_open", "gauge", "Open client connections.");

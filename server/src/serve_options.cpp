@@ -90,7 +90,9 @@ Result<bool> apply_engine_flag(runtime::EngineOptions& e, const std::string& fla
     e.seed = static_cast<uint64_t>(*v);
     return true;
   }
-  return false;
+  auto online = runtime::apply_online_flag(e.online, flag, value);  // --replan, thresholds, --rank-speeds
+  if (!online || *online) return online;
+  return runtime::apply_emulation_flag(e.emulation, flag, value);  // --emulate-*: paced CPU ranks
 }
 
 Result<void> apply_engine_json(runtime::EngineOptions& e, const config::JsonValue& engine) {
@@ -107,10 +109,15 @@ Result<void> apply_engine_json(runtime::EngineOptions& e, const config::JsonValu
         value = v.as_string();
       } else if (v.is_bool()) {
         value = v.as_bool() ? "true" : "false";
-      } else if (key == "gpu_memory_fraction") {
-        value = std::to_string(v.as_double());
+      } else if (v.is_array()) {  // rank_speeds: [1, 1, 0.5, 0.5]
+        for (const auto& item : v.items()) {
+          if (!value.empty()) value += ',';
+          value += item.raw();
+        }
+      } else if (v.is_number()) {
+        value = v.raw();  // the flag's own parser checks integers and ranges
       } else {
-        value = std::to_string(v.as_int());
+        v.fail("must be a string, a number, a boolean or an array");
       }
       auto applied = apply_engine_flag(e, flag, value);
       if (!applied) throw_invalid(v.path(), applied.error().message);
@@ -198,6 +205,14 @@ std::string serve_usage() {
       "SIGTERM/SIGINT drain in-flight requests (--drain-timeout-ms), then exit 0; a second signal exits at once.\n\n"
       "engine:\n";
   for (const auto& f : kEngineFlags) {
+    out += "  " + padded(f.flag, 32) + f.help + "\n";
+  }
+  out += "\nonline Aurora (docs/online.md; more than one rank):\n";
+  for (const auto& f : runtime::online_flag_help()) {
+    out += "  " + padded(f.flag, 32) + f.help + "\n";
+  }
+  out += "\nemulated cluster (CPU ranks; docs/online.md):\n";
+  for (const auto& f : runtime::emulation_flag_help()) {
     out += "  " + padded(f.flag, 32) + f.help + "\n";
   }
   out += "\nserver (also settable as flat keys in --config FILE):\n";

@@ -16,6 +16,8 @@
 #include "aurora/runtime/engine.hpp"
 #include "engine/engine_builder.hpp"
 #include "engine/request_validation.hpp"
+#include "online/online_controller.hpp"
+#include "online/online_engine.hpp"
 #include "util/rng.hpp"
 
 namespace aurora::runtime {
@@ -25,7 +27,8 @@ constexpr float kGreedyTemperature = 1e-5f;  // below this, sampling is greedy (
 
 class EngineImpl final : public Engine {
  public:
-  EngineImpl(EngineOptions options, std::unique_ptr<Backend> backend, std::vector<std::unique_ptr<ModelInstance>> models)
+  EngineImpl(EngineOptions options, std::unique_ptr<Backend> backend, std::vector<std::unique_ptr<ModelInstance>> models,
+             PlacementPolicy policy = propose_deployment)
       : options_(std::move(options)), backend_(std::move(backend)), models_(std::move(models)) {
     sample_stream_ = backend_->create_stream();
     for (auto& mi : models_) {
@@ -33,6 +36,7 @@ class EngineImpl final : public Engine {
       if (mi->executor) counters_.plan_version = std::max(counters_.plan_version, mi->executor->placement().version);
       counters_.kv_blocks_total += mi->scheduler->blocks_total();
     }
+    start_online(std::move(policy));
     thread_ = std::thread([this] { run(); });
   }
   ~EngineImpl() override { shutdown(std::chrono::milliseconds(0)); }
@@ -44,6 +48,8 @@ class EngineImpl final : public Engine {
   const Tokenizer& tokenizer(const std::string& model) const override;
   bool ready() const override { return !stopping_.load(); }
   void shutdown(std::chrono::milliseconds drain_timeout) override;
+  PlanSnapshot plan_snapshot() const override;
+  Result<void> replan(ReplanAction action) override;
 
  private:
   struct Live {
@@ -65,6 +71,8 @@ class EngineImpl final : public Engine {
   void fail_step(ModelInstance& mi, const std::string& what);
   bool has_work() const;
   void publish_counters();
+  void start_online(PlacementPolicy policy);
+  void online_step(ModelInstance& mi, const StepResult& result, Clock::time_point step_start);
 
   const EngineOptions options_;
   std::unique_ptr<Backend> backend_;
@@ -94,7 +102,48 @@ class EngineImpl final : public Engine {
   // Published counters.
   mutable std::mutex stats_mu_;
   EngineStats counters_;
+
+  // Online Aurora (more than one rank): statistics, per-step order, background re-placement.
+  std::vector<std::unique_ptr<PlacementHost>> hosts_;
+  std::unique_ptr<OnlineController> online_;
 };
+
+void EngineImpl::start_online(PlacementPolicy policy) {
+  if (options_.num_ranks < 2) return;  // one rank: nothing to order or place
+  std::vector<OnlineModel> online_models;
+  for (auto& mi : models_) {
+    OnlineModel om;
+    om.name = mi->name;
+    om.config = &mi->model->config;
+    om.num_ranks = options_.num_ranks;
+    if (mi->executor) {
+      hosts_.push_back(make_executor_placement_host(*mi->executor, *backend_));
+      om.host = hosts_.back().get();
+    }
+    online_models.push_back(om);
+  }
+  auto wake = [this] {
+    { std::lock_guard lock(mu_); }  // the engine thread is waiting or will see the flag
+    cv_.notify_one();
+  };
+  online_ = std::make_unique<OnlineController>(options_.online, std::move(online_models), wake, std::move(policy));
+  online_->start();
+}
+
+void EngineImpl::online_step(ModelInstance& mi, const StepResult& result, Clock::time_point step_start) {
+  size_t index = 0;
+  while (models_[index].get() != &mi) ++index;
+  online_->on_step(index, result, std::chrono::duration<double>(Clock::now() - step_start).count());
+}
+
+PlanSnapshot EngineImpl::plan_snapshot() const { return online_ ? online_->snapshot() : PlanSnapshot{}; }
+
+Result<void> EngineImpl::replan(ReplanAction action) {
+  if (!online_) {
+    return Error::make(ErrorCode::kUnsupported, "online replanning needs more than one expert-parallel rank (--ranks)");
+  }
+  return online_->control(action);
+}
 
 ModelInstance* EngineImpl::find_instance(const std::string& name) const {
   if (name.empty()) return models_.front().get();
@@ -162,7 +211,9 @@ void EngineImpl::run() {
     std::chrono::steady_clock::time_point deadline;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return !inbox_.empty() || !cancels_.empty() || stopping_.load() || has_work(); });
+      cv_.wait(lock, [&] {
+        return !inbox_.empty() || !cancels_.empty() || stopping_.load() || has_work() || (online_ && online_->boundary_work());
+      });
       incoming_.swap(inbox_);
       incoming_cancels_.swap(cancels_);
       stopping = stopping_.load();
@@ -184,6 +235,13 @@ void EngineImpl::run() {
       for (RequestId id : to_cancel_) finish_by_id(id, FinishReason::kCancelled);
     }
     if (stopping && !has_work()) break;
+    if (online_) {
+      try {
+        online_->at_step_boundary();  // order templates, migrated layers: between steps only
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "aurora: online re-planning at a step boundary failed: %s\n", e.what());
+      }
+    }
     if (models_.front()->together) {
       step_together();
     } else {
@@ -203,6 +261,7 @@ void EngineImpl::run() {
 }
 
 bool EngineImpl::prepare_step(ModelInstance& mi) {
+  mi.step_start = Clock::now();
   const auto& chunks = mi.scheduler->schedule();
   if (!mi.scheduler->preempted().empty()) {
     std::lock_guard lock(stats_mu_);
@@ -318,6 +377,7 @@ void EngineImpl::complete_step(ModelInstance& mi, const StepResult& step_result)
   const bool sample_on_device = mi.sample_on_device;
   const auto& chunks = mi.scheduler->last_scheduled();
   mi.routing->record_step(result->routed_tokens);
+  if (online_) online_step(mi, *result, mi.step_start);
   int64_t prompt_tokens = 0;
   for (const auto& ch : chunks) {
     Sequence* seq = ch.seq;
@@ -489,7 +549,12 @@ EngineStats EngineImpl::stats() const {
       }
       layers[l].a2a_seconds = exchange[m][l].estimated_seconds;
       layers[l].a2a_lower_bound_seconds = exchange[m][l].lower_bound_seconds;
+      layers[l].a2a_measured_seconds = exchange[m][l].measured_seconds;
     }
+  }
+  if (online_) {
+    s.plan_version = online_->plan_version();
+    s.expert_migrations_total = online_->migrations_total();
   }
   return s;
 }
@@ -517,6 +582,7 @@ void EngineImpl::shutdown(std::chrono::milliseconds drain_timeout) {
   // Once stopping, the engine thread never blocks: it steps until no work is left or the
   // deadline passes (then cancels the rest), and exits.
   if (thread_.joinable()) thread_.join();
+  if (online_) online_->stop();  // after the engine thread: no step boundary will come any more
   // Requests submitted while the thread was stopping (none can be: submit checks stopping_)
   // and anything left in the inbox get their on_finish.
   std::vector<Live> left;
@@ -550,22 +616,34 @@ Result<std::unique_ptr<Engine>> create_engine(const EngineOptions& options) {
 }
 
 Result<std::unique_ptr<Engine>> create_engine_unchecked(const EngineOptions& options) {
+  return create_engine_with_policy(options, propose_deployment);
+}
+
+Result<std::unique_ptr<Engine>> create_engine_with_policy(const EngineOptions& options, PlacementPolicy policy) {
   auto valid = validate_engine_options(options);
   if (!valid) return valid.error();
+  auto online = validate_online_options(options.online, options.num_ranks);
+  if (!online) return online.error();
   auto backend = make_backend(options.device);
   if (!backend) return backend.error();
+  auto emulation = validate_rank_emulation(options.emulation, options.num_ranks, (*backend)->is_host_memory());
+  if (!emulation) return emulation.error();
   auto models = build_model_instances(options, **backend);
   if (!models) return models.error();
-  return std::unique_ptr<Engine>(new EngineImpl(options, std::move(*backend), std::move(*models)));
+  return std::unique_ptr<Engine>(new EngineImpl(options, std::move(*backend), std::move(*models), std::move(policy)));
 }
 
 Result<std::unique_ptr<Engine>> create_engine_with_models(const EngineOptions& options,
                                                           std::vector<std::shared_ptr<const Model>> models) {
   auto valid = validate_engine_options(options);
   if (!valid) return valid.error();
+  auto online = validate_online_options(options.online, options.num_ranks);
+  if (!online) return online.error();
   if (models.empty()) return Error::invalid("models", "must not be empty");
   auto backend = make_backend(options.device);
   if (!backend) return backend.error();
+  auto emulation = validate_rank_emulation(options.emulation, options.num_ranks, (*backend)->is_host_memory());
+  if (!emulation) return emulation.error();
   auto instances = build_instances_for(options, **backend, std::move(models));
   if (!instances) return instances.error();
   return std::unique_ptr<Engine>(new EngineImpl(options, std::move(*backend), std::move(*instances)));

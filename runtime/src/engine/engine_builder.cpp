@@ -195,7 +195,10 @@ Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& b
   eo.kv_blocks_per_rank = blocks_per_rank;
   eo.max_context = mi.max_context;
   const int32_t ranks = o.num_ranks;
-  ExchangePlannerFactory planners = [ranks]() { return make_aurora_planner(ranks); };
+  eo.link_gbps = o.online.link_gbps;
+  eo.phase_latency_s = o.online.phase_latency_us * 1e-6;
+  eo.emulation = o.emulation;
+  ExchangePlannerFactory planners = [ranks, eo]() { return make_aurora_planner(ranks, eo.link_gbps, eo.phase_latency_s); };
   mi.executor = std::make_unique<ModelExecutor>(mi.model, eo, backend, planners);
   if (placement_given) {
     ExpertPlacement placement = *placement_given;

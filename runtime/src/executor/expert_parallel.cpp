@@ -2,12 +2,29 @@
 // compute the local experts, combine (outputs back), weighted sum. Every rank calls this for every
 // MoE layer of every step, tokens or not, because the exchanges are collective.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "aurora/config/check.hpp"
 #include "executor/rank_state.hpp"
 
 namespace aurora::runtime {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Rank emulation (rank_emulation.hpp): sleep, so that paced ranks burn no CPU.
+void pace_until(std::chrono::steady_clock::time_point start, double seconds) {
+  if (seconds <= 0) return;
+  std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                            std::chrono::duration<double>(seconds)));
+}
+
+}  // namespace
 
 void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   const auto& c = model_->config;
@@ -67,7 +84,25 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   }
 
   // 3. Dispatch: agree on the row counts, plan, exchange.
+  using SteadyClock = std::chrono::steady_clock;
+  RankStepTiming& timing = result_.rank_timing[static_cast<size_t>(r)];
+  const LayerOrder& order = orders_[static_cast<size_t>(layer)];
+  const bool use_window = order.dispatch != nullptr && order.use_window;
+  const bool cost_both = measure_both_ && order.dispatch != nullptr && r == 0;
+  LayerExchangeCost cost;
+  auto t0 = SteadyClock::now();
   comm_->all_gather(r, rs.send_rows.data(), static_cast<size_t>(n) * 8, rs.all_rows.data(), s);
+  const RankEmulation& emu = options_.emulation;
+  // Emulated links: one phase latency for the counts; an exchange as long as the network model says
+  // its plan takes on links of emu.link_gbps (every rank computes the same value from the same plan).
+  if (emu.paces_links()) pace_until(SteadyClock::now(), emu.phase_latency_us * 1e-6);
+  auto pace_exchange = [&](const ExchangePlan& plan) {
+    if (emu.paces_links()) {
+      pace_until(SteadyClock::now(), predict_exchange_seconds(plan, n, emu.link_gbps, emu.phase_latency_us * 1e-6));
+    }
+  };
+  cost.count_seconds = seconds_since(t0);
+  double exchange_seconds = cost.count_seconds;
   auto rows_at = [&](int32_t src, int32_t dst) { return rs.all_rows[static_cast<size_t>(src) * n + dst]; };
   rs.send_offsets[0] = rs.recv_offsets[0] = 0;
   for (int32_t o = 0; o < n; ++o) {
@@ -77,14 +112,47 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   for (int32_t a = 0; a < n; ++a) {
     for (int32_t b = 0; b < n; ++b) rs.traffic.bytes[static_cast<size_t>(a) * n + b] = rows_at(a, b) * dispatch_row_bytes;
   }
-  const ExchangePlan& dispatch_plan = rs.planner->plan(rs.traffic);
+  // The order: planned now from the counts (live), or the window's template fitted to them. On
+  // measuring steps rank 0 also makes the other one and costs both on the same counts.
+  auto plan_exchange = [&](const std::shared_ptr<const OrderTemplate>& tmpl, ExchangePlan& fitted) -> const ExchangePlan& {
+    auto start = SteadyClock::now();
+    const ExchangePlan* chosen = nullptr;
+    if (use_window) {
+      fit_order(*tmpl, rs.traffic, options_.link_gbps, options_.phase_latency_s, fitted);
+      cost.fit_seconds += seconds_since(start);
+      chosen = &fitted;
+    } else {
+      chosen = &rs.planner->plan(rs.traffic);
+      cost.plan_seconds += seconds_since(start);
+    }
+    if (cost_both) {
+      start = SteadyClock::now();
+      const ExchangePlan* live = chosen;
+      if (use_window) {
+        if (!rs.probe_planner) rs.probe_planner = make_aurora_planner(n, options_.link_gbps, options_.phase_latency_s);
+        live = &rs.probe_planner->plan(rs.traffic);
+        cost.plan_seconds += seconds_since(start);
+      } else {
+        fit_order(*tmpl, rs.traffic, options_.link_gbps, options_.phase_latency_s, fitted);
+        cost.fit_seconds += seconds_since(start);
+      }
+      cost.live_estimated_seconds += predict_exchange_seconds(*live, n, options_.link_gbps, options_.phase_latency_s);
+      cost.window_estimated_seconds += predict_exchange_seconds(fitted, n, options_.link_gbps, options_.phase_latency_s);
+    }
+    return *chosen;
+  };
+  const ExchangePlan& dispatch_plan = plan_exchange(order.dispatch, rs.fitted_dispatch);
   auto* recv = ptr_of<float>(rs.dispatch_recv);
+  t0 = SteadyClock::now();
   comm_->all_to_all_v(r,
                       AllToAllBuffers{reinterpret_cast<const std::byte*>(send), rs.send_offsets.data(),
                                       reinterpret_cast<std::byte*>(recv), rs.recv_offsets.data()},
                       dispatch_plan, s);
+  pace_exchange(dispatch_plan);
+  cost.measured_seconds += seconds_since(t0);
   const int32_t received = static_cast<int32_t>(rs.recv_offsets[static_cast<size_t>(n)] / dispatch_row_bytes);
-  LayerExchangeCost cost;
+  cost.order_source = use_window ? "window" : "live";
+  cost.has_both = cost_both;
   cost.dispatch_strategy = dispatch_plan.strategy;
   cost.estimated_seconds = dispatch_plan.estimated_seconds;
   cost.lower_bound_seconds = dispatch_plan.lower_bound_seconds;
@@ -108,10 +176,12 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   float* expert_in = ptr_of<float>(rs.expert_in);
   float* expert_out = ptr_of<float>(rs.expert_out);
   backend_.gather_rows(kernels::GatherRowsParams{recv + 1, local_perm, expert_in, received, H, row_floats, 0}, s);
+  const auto expert_start = SteadyClock::now();
+  const auto& layer_weights = expert_weights_[static_cast<size_t>(layer)];
   for (int32_t i = 0; i < num_local; ++i) {
     const int32_t begin = local_offsets[i], end = local_offsets[i + 1];
     if (begin == end) continue;
-    const FfnWeights& w = L.experts[static_cast<size_t>(mine[static_cast<size_t>(i)])];
+    const FfnWeights& w = layer_weights[static_cast<size_t>(mine[static_cast<size_t>(i)])];
     kernels::SwiGluFfnParams f;
     f.x = expert_in + int64_t{begin} * H;
     f.w_gate = w.gate;
@@ -123,6 +193,10 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
     f.intermediate = w.intermediate;
     backend_.swiglu_ffn(f, ptr_of<float>(rs.ffn_workspace), static_cast<int64_t>(rs.ffn_workspace.bytes() / 4), s);
   }
+  // Emulated expert compute: this rank's rows at expert_us_per_row / its speed (the real work counts).
+  if (emu.paces_experts()) pace_until(expert_start, received * emu.expert_us_per_row * 1e-6 / emu.rank_speed(r));
+  timing.expert_seconds += seconds_since(expert_start);
+  timing.rows_computed += received;
   // Back to arrival order, so that each source gets its rows in the order it sent them.
   float* combine_send = ptr_of<float>(rs.combine_send);
   backend_.gather_rows(kernels::GatherRowsParams{expert_out, local_pos, combine_send, received, H, 0, 0}, s);
@@ -135,12 +209,19 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   for (int32_t a = 0; a < n; ++a) {
     for (int32_t b = 0; b < n; ++b) rs.traffic.bytes[static_cast<size_t>(a) * n + b] = rows_at(b, a) * combine_row_bytes;
   }
-  const ExchangePlan& combine_plan = rs.planner->plan(rs.traffic);
+  const ExchangePlan& combine_plan = plan_exchange(order.combine, rs.fitted_combine);
   float* combine_recv = ptr_of<float>(rs.combine_recv);
+  t0 = SteadyClock::now();
   comm_->all_to_all_v(r,
                       AllToAllBuffers{reinterpret_cast<const std::byte*>(combine_send), rs.combine_send_offsets.data(),
                                       reinterpret_cast<std::byte*>(combine_recv), rs.combine_recv_offsets.data()},
                       combine_plan, s);
+  pace_exchange(combine_plan);
+  cost.measured_seconds += seconds_since(t0);
+  exchange_seconds += cost.measured_seconds;
+  timing.exchange_seconds += exchange_seconds;
+  rs.count_seconds[static_cast<size_t>(layer)] = cost.count_seconds;
+  rs.exchange_seconds[static_cast<size_t>(layer)] = cost.measured_seconds;
   if (r == 0) {
     cost.estimated_seconds += combine_plan.estimated_seconds;
     cost.lower_bound_seconds += combine_plan.lower_bound_seconds;

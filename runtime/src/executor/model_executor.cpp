@@ -82,6 +82,8 @@ ModelExecutor::ModelExecutor(std::shared_ptr<const Model> model, const ExecutorO
     rs->recv_offsets.assign(static_cast<size_t>(n) + 1, 0);
     rs->combine_send_offsets.assign(static_cast<size_t>(n) + 1, 0);
     rs->combine_recv_offsets.assign(static_cast<size_t>(n) + 1, 0);
+    rs->count_seconds.assign(static_cast<size_t>(c.num_layers), 0.0);
+    rs->exchange_seconds.assign(static_cast<size_t>(c.num_layers), 0.0);
     rs->traffic.num_ranks = n;
     rs->traffic.bytes.assign(static_cast<size_t>(n) * n, 0);
     ranks_.push_back(std::move(rs));
@@ -92,9 +94,48 @@ ModelExecutor::ModelExecutor(std::shared_ptr<const Model> model, const ExecutorO
     if (c.layer_is_moe[static_cast<size_t>(l)]) result_.routed_tokens[static_cast<size_t>(l)].assign(static_cast<size_t>(n * E), 0);
   }
   result_.exchange.resize(static_cast<size_t>(c.num_layers));
+  result_.rank_timing.resize(static_cast<size_t>(n));
+  expert_weights_.resize(static_cast<size_t>(c.num_layers));
+  for (int32_t l = 0; l < c.num_layers; ++l) expert_weights_[static_cast<size_t>(l)] = model_->layers[static_cast<size_t>(l)].experts;
+  orders_.resize(static_cast<size_t>(c.num_layers));
 }
 
 ModelExecutor::~ModelExecutor() = default;
+
+void ModelExecutor::set_order_templates(int32_t layer, std::shared_ptr<const OrderTemplate> dispatch,
+                                        std::shared_ptr<const OrderTemplate> combine, bool use_window) {
+  AURORA_CHECK(layer >= 0 && layer < static_cast<int32_t>(orders_.size()));
+  AURORA_CHECK((dispatch == nullptr) == (combine == nullptr));
+  AURORA_CHECK(!dispatch || (dispatch->num_ranks == options_.num_ranks && combine->num_ranks == options_.num_ranks));
+  const bool window = use_window && dispatch != nullptr;
+  orders_[static_cast<size_t>(layer)] = LayerOrder{std::move(dispatch), std::move(combine), window};
+}
+
+bool ModelExecutor::has_order_template(int32_t layer) const {
+  return orders_[static_cast<size_t>(layer)].dispatch != nullptr;
+}
+
+FfnWeights ModelExecutor::expert_weights(int32_t layer, int32_t expert) const {
+  std::lock_guard lock(weights_mu_);
+  return expert_weights_[static_cast<size_t>(layer)][static_cast<size_t>(expert)];
+}
+
+int64_t ModelExecutor::switch_layer(int32_t layer, LayerPlacement lp, const std::vector<FfnWeights>& weights) {
+  const auto& c = model_->config;
+  AURORA_CHECK(layer >= 0 && layer < c.num_layers && c.layer_is_moe[static_cast<size_t>(layer)]);
+  AURORA_CHECK(lp.owner.size() == static_cast<size_t>(c.num_experts) && weights.size() == static_cast<size_t>(c.num_experts));
+  AURORA_CHECK(lp.rank_experts.size() == static_cast<size_t>(options_.num_ranks));
+  auto& current = placement_.layers[static_cast<size_t>(layer)];
+  int64_t moved = 0;
+  for (size_t e = 0; e < lp.owner.size(); ++e) moved += lp.owner[e] != current.owner[e];
+  {
+    std::lock_guard lock(weights_mu_);
+    expert_weights_[static_cast<size_t>(layer)] = weights;
+  }
+  current = std::move(lp);
+  orders_[static_cast<size_t>(layer)] = LayerOrder{};  // planned for the old placement's traffic
+  return moved;
+}
 
 int64_t ModelExecutor::set_placement(ExpertPlacement placement) {
   AURORA_CHECK(placement.num_ranks == options_.num_ranks && placement.num_experts == model_->config.num_experts);
@@ -110,6 +151,7 @@ const StepResult& ModelExecutor::execute(const StepBatch& batch) {
                    "step wants " << batch.num_logits_rows << " logits rows, the executor holds " << options_.max_logits_rows);
   for (auto& counts : result_.routed_tokens) std::fill(counts.begin(), counts.end(), 0);
   std::fill(result_.exchange.begin(), result_.exchange.end(), LayerExchangeCost{});
+  std::fill(result_.rank_timing.begin(), result_.rank_timing.end(), RankStepTiming{});
   result_.logits = logits_.as<float>();
   result_.num_logits_rows = batch.num_logits_rows;
   int64_t total = 0;
@@ -120,7 +162,6 @@ const StepResult& ModelExecutor::execute(const StepBatch& batch) {
   AURORA_CHECK_MSG(total <= options_.max_tokens_per_step,
                    "step has " << total << " tokens, the executor holds " << options_.max_tokens_per_step);
   result_.num_tokens = total;
-  (void)c;
   std::function<void(int32_t)> fn = [&](int32_t rank) { run_rank(rank, batch); };
   std::function<void()> on_failure = [&] { comm_->abort(); };
   try {
@@ -128,6 +169,16 @@ const StepResult& ModelExecutor::execute(const StepBatch& batch) {
   } catch (...) {
     comm_ = make_loopback_communicator(options_.num_ranks);  // the aborted one is unusable
     throw;
+  }
+  // A collective's own duration is what its last-arriving rank spends in it: the minimum over
+  // ranks (the others also wait for the slowest rank's compute).
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    if (!c.layer_is_moe[static_cast<size_t>(l)]) continue;
+    auto& cost = result_.exchange[static_cast<size_t>(l)];
+    for (const auto& rs : ranks_) {
+      cost.count_seconds = std::min(cost.count_seconds, rs->count_seconds[static_cast<size_t>(l)]);
+      cost.measured_seconds = std::min(cost.measured_seconds, rs->exchange_seconds[static_cast<size_t>(l)]);
+    }
   }
   return result_;
 }

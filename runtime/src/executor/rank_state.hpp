@@ -37,6 +37,11 @@ struct ModelExecutor::RankState {
   std::vector<int64_t> send_rows, all_rows;  // [N], [N * N]
   std::vector<int64_t> send_offsets, recv_offsets, combine_send_offsets, combine_recv_offsets;  // [N + 1]
   TrafficMatrix traffic;
+  // Window orders fitted to this step's counts, and the live plan when both are costed.
+  ExchangePlan fitted_dispatch, fitted_combine;
+  std::unique_ptr<ExchangePlanner> probe_planner;  // rank 0: costs the live order when the window runs
+  // This step's wall time per layer in the count exchange and in the two exchanges (waits included).
+  std::vector<double> count_seconds, exchange_seconds;
 };
 
 

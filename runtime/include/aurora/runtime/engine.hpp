@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "aurora/config/error.hpp"
+#include "aurora/runtime/online.hpp"
+#include "aurora/runtime/rank_emulation.hpp"
 #include "aurora/runtime/request.hpp"
 #include "aurora/runtime/token_sink.hpp"
 
@@ -46,6 +48,7 @@ struct EngineStats {
     double load_balance = 1.0;        // max over mean expert load
     double a2a_seconds = 0.0;         // measured (or simulated on CPU) all-to-all time, last step
     double a2a_lower_bound_seconds = 0.0;
+    double a2a_measured_seconds = 0.0;  // wall time of the last step's exchanges (waits included)
   };
   std::map<std::string, std::vector<LayerStats>> layers;  // keyed by model name
   int64_t plan_version = 0;
@@ -69,6 +72,10 @@ struct EngineOptions {
   // GPU backends: the share of the device's memory the engine may use (weights + activations + KV
   // cache); the KV cache takes what is left of it unless kv_cache_tokens is set.
   double gpu_memory_fraction = 0.90;
+  // Online Aurora: live statistics, per-step transfer order, background re-placement (online.hpp).
+  OnlineOptions online;
+  // CPU ranks paced like a cluster (slower links, expert compute per row): rank_emulation.hpp.
+  RankEmulation emulation;
 };
 
 class Engine {
@@ -87,6 +94,15 @@ class Engine {
   // The tokenizer of a model ("" = first). Lives as long as the engine; thread-safe (const).
   virtual const Tokenizer& tokenizer(const std::string& model = "") const = 0;
   virtual bool ready() const = 0;
+
+  // Online Aurora (online.hpp): the current deployment, statistics and planner state, and the
+  // replanning controls. Engines without an online planner report enabled = false and refuse
+  // replan() with kUnsupported.
+  virtual PlanSnapshot plan_snapshot() const { return {}; }
+  virtual Result<void> replan(ReplanAction action) {
+    (void)action;
+    return Error::make(ErrorCode::kUnsupported, "this engine has no online planner");
+  }
 
   // Stops admitting, lets running requests finish until the deadline, then cancels the rest and
   // joins the engine threads. Idempotent.

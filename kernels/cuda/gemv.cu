@@ -3,6 +3,7 @@
 #include "aurora/kernels/cuda/gemv.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -281,11 +282,14 @@ bool early_expert_launch() {
   return on;
 }
 
-// Split k is on unless AURORA_GEMV_SPLITK=0.
+// Split k is off unless AURORA_GEMV_SPLITK=1 (gemv.hpp says why) or set_gemv_split_k(true).
+std::atomic<int> g_split_override{-1};
 bool split_enabled() {
+  const int o = g_split_override.load(std::memory_order_relaxed);
+  if (o >= 0) return o != 0;
   static const bool on = [] {
     const char* v = std::getenv("AURORA_GEMV_SPLITK");
-    return !(v && v[0] == '0');
+    return v && v[0] == '1';
   }();
   return on;
 }
@@ -461,6 +465,8 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
     dispatch_nb<1>(p, launch);
   }
 }
+
+void set_gemv_split_k(bool on) { g_split_override.store(on ? 1 : 0, std::memory_order_relaxed); }
 
 int32_t gemv_splits(const GroupedGemvParams& p) {
   const SplitCounter splits{p};

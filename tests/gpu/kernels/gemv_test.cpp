@@ -68,11 +68,17 @@ TEST_CASE("grouped GEMV, one dense matrix, matches cpu::linear", "[gpu][gemv]") 
   }
 }
 
-// Split-k scratch as the runner passes it.
+// Split-k scratch as the runner passes it; split k (off by default) is on while it lives.
 struct SplitScratch {
   DeviceArray<float> ws{size_t{1} << 22};
   DeviceArray<int32_t> tickets{8192};
-  SplitScratch() { tickets.zero(); }
+  SplitScratch() {
+    tickets.zero();
+    kc::set_gemv_split_k(true);
+  }
+  ~SplitScratch() { kc::set_gemv_split_k(false); }
+  SplitScratch(const SplitScratch&) = delete;
+  SplitScratch& operator=(const SplitScratch&) = delete;
   void attach(kc::GroupedGemvParams& p) const {
     p.split_workspace = ws.get();
     p.split_workspace_floats = int64_t(ws.size());

@@ -11,8 +11,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -80,16 +80,26 @@ bool parse(int argc, char** argv, Args& a) {
   for (int i = 1; i < argc; ++i) {
     std::string k = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (k == "--config") a.config = next();
-    else if (k == "--name") a.name = next();
-    else if (k == "--json") a.json = next();
-    else if (k == "--prompt") a.prompt = std::stoi(next());
-    else if (k == "--steps") a.steps = std::stoi(next());
-    else if (k == "--warmup") a.warmup = std::stoi(next());
-    else if (k == "--prefill-reps") a.prefill_reps = std::stoi(next());
-    else if (k == "--seed") a.seed = std::stoull(next());
-    else if (k == "--profile") a.profile = true;
-    else if (k == "--no-graphs") a.graphs = false;
+    if (k == "--config")
+      a.config = next();
+    else if (k == "--name")
+      a.name = next();
+    else if (k == "--json")
+      a.json = next();
+    else if (k == "--prompt")
+      a.prompt = std::stoi(next());
+    else if (k == "--steps")
+      a.steps = std::stoi(next());
+    else if (k == "--warmup")
+      a.warmup = std::stoi(next());
+    else if (k == "--prefill-reps")
+      a.prefill_reps = std::stoi(next());
+    else if (k == "--seed")
+      a.seed = std::stoull(next());
+    else if (k == "--profile")
+      a.profile = true;
+    else if (k == "--no-graphs")
+      a.graphs = false;
     else if (k == "--batches") {
       a.batches.clear();
       std::stringstream ss(next());
@@ -152,9 +162,9 @@ int run(const Args& a) {
   const bool safe = env_is("AURORA_SAFE_KERNELS", '1');
   std::printf("   kernels: programmatic dependent launch %s, bf16 attention %s\n",
               safe || env_is("AURORA_PDL", '0') ? "off"
-              : env_is("AURORA_PDL", '1')         ? "on every launch (late triggers)"
-              : env_is("AURORA_PDL", '3')         ? "before small grids (late triggers)"
-                                                  : "before small kernels (late triggers)",
+              : env_is("AURORA_PDL", '1')       ? "on every launch (late triggers)"
+              : env_is("AURORA_PDL", '3')       ? "before small grids (late triggers)"
+                                                : "before small kernels (late triggers)",
               safe || env_is("AURORA_LEGACY_ATTENTION", '1') ? "legacy (direct reads)" : "shared-memory partitions");
   const auto& c = (*weights)->config();
   BlockAllocator blocks(r.num_kv_blocks());
@@ -171,7 +181,8 @@ int run(const Args& a) {
   std::vector<double> prefill_ms;
   for (int32_t rep = 0; rep <= a.prefill_reps; ++rep) {
     std::vector<int32_t> table;
-    if (!blocks.allocate(blocks_for_tokens(a.prompt, o.kv_block_size), table)) throw std::runtime_error("KV cache full");
+    if (!blocks.allocate(blocks_for_tokens(a.prompt, o.kv_block_size), table))
+      throw std::runtime_error("KV cache full");
     auto prompt = random_tokens(a.prompt);
     StepBatch b;
     SequenceChunk ch;
@@ -203,7 +214,8 @@ int run(const Args& a) {
   for (int32_t batch : a.batches) {
     std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch));
     for (auto& t : tables) {
-      if (!blocks.allocate(blocks_for_tokens(o.max_context, o.kv_block_size), t)) throw std::runtime_error("KV cache full");
+      if (!blocks.allocate(blocks_for_tokens(o.max_context, o.kv_block_size), t))
+        throw std::runtime_error("KV cache full");
     }
     std::vector<int32_t> tokens = random_tokens(batch), next(static_cast<size_t>(batch));
     std::vector<kernels::SamplingRow> rows(static_cast<size_t>(batch));
@@ -253,18 +265,22 @@ int run(const Args& a) {
       double total = 0;
       for (const auto& st : stages) total += st.second;
       std::printf("   profile, eager decode step at batch %d (%.3f ms in stages):\n", batch, total);
-      for (const auto& st : stages) std::printf("     %-40s %8.3f ms  %5.1f%%\n", st.first.c_str(), st.second, 100 * st.second / total);
+      for (const auto& st : stages)
+        std::printf("     %-40s %8.3f ms  %5.1f%%\n", st.first.c_str(), st.second, 100 * st.second / total);
     }
     for (auto& t : tables) blocks.release(t);
     const double ms = median(step_ms);
     const double bytes = bytes_sum / double(a.steps);
     const double roofline_ms = bytes / (bw_gbs * 1e9) * 1e3;
-    std::printf("   decode batch %3d: %.3f ms/step (%.0f tokens/s), roofline %.3f ms (%.2f GB/step), %.2fx roofline, %d/%d graph replays\n",
-                batch, ms, batch / (ms * 1e-3), roofline_ms, bytes / 1e9, ms / roofline_ms, graph_steps, a.steps);
+    std::printf(
+        "   decode batch %3d: %.3f ms/step (%.0f tokens/s), roofline %.3f ms (%.2f GB/step), %.2fx roofline, %d/%d "
+        "graph replays\n",
+        batch, ms, batch / (ms * 1e-3), roofline_ms, bytes / 1e9, ms / roofline_ms, graph_steps, a.steps);
     if (json) {
       json << "{\"engine\":\"aurora\",\"model\":\"" << a.name << "\",\"kind\":\"decode\",\"batch\":" << batch
            << ",\"ms\":" << ms << ",\"roofline_ms\":" << roofline_ms << ",\"bytes\":" << bytes
-           << ",\"bandwidth_gbs\":" << bw_gbs << ",\"graph_steps\":" << graph_steps << ",\"steps\":" << a.steps << "}\n";
+           << ",\"bandwidth_gbs\":" << bw_gbs << ",\"graph_steps\":" << graph_steps << ",\"steps\":" << a.steps
+           << "}\n";
     }
   }
   return 0;

@@ -49,7 +49,8 @@ Timing time_it(Fn&& fn, int min_reps, double budget_s) {
   std::vector<double> us;
   double wall_min = 1e300;
   const auto start = Clock::now();
-  while (static_cast<int>(us.size()) < min_reps || std::chrono::duration<double>(Clock::now() - start).count() < budget_s) {
+  while (static_cast<int>(us.size()) < min_reps ||
+         std::chrono::duration<double>(Clock::now() - start).count() < budget_s) {
     const auto w0 = Clock::now();
     const double t0 = thread_cpu_us();
     fn();
@@ -71,7 +72,8 @@ void planning_time(bool quick) {
     for (int n : {8, 16, 64}) {
       // Heterogeneous: the paper's four GPU types (100/80/50/40 Gbps), equally many of each.
       const Cluster cluster = hetero ? paper_heterogeneous(n) : Cluster::homogeneous(n, 100);
-      for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kHotReceiver, TrafficKind::kDecode}) {
+      for (TrafficKind kind :
+           {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kHotReceiver, TrafficKind::kDecode}) {
         // kDecode: decode-sized messages (Zipf-skewed, up to 16 KiB per pair).
         const TrafficMatrix t = kind == TrafficKind::kDecode ? random_traffic(rng, n, TrafficKind::kZipf, 16 << 10)
                                                              : random_traffic(rng, n, kind);
@@ -83,19 +85,22 @@ void planning_time(bool quick) {
           const int min_reps = quick ? 3 : (n == 64 ? 20 : 200);
           size_t phases = 0;
           const char* chosen = "";
-          const Timing d = time_it([&] {
-            const auto& p = planner.plan(t, cluster, o);
-            phases = p.num_phases();
-            chosen = order_strategy_name(p.strategy);
-          }, min_reps, budget);
+          const Timing d = time_it(
+              [&] {
+                const auto& p = planner.plan(t, cluster, o);
+                phases = p.num_phases();
+                chosen = order_strategy_name(p.strategy);
+              },
+              min_reps, budget);
           AllToAllOptions exact = o;
           exact.policy = ChoicePolicy::kForce;
           exact.forced_strategy = OrderStrategy::kMatching;
           size_t exact_phases = 0;
-          const Timing e = time_it([&] { exact_phases = planner.plan(t, cluster, exact).num_phases(); }, min_reps, budget);
-          std::printf("%4d %-6s %-13s %7.0f | %-20s %9.1f %9.1f %9.1f %6zu | %-16s %9.1f %9.1f %6zu\n", n, hetero ? "hetero" : "homo",
-                      traffic_kind_name(kind), lat_us, chosen, d.min_us, d.median_us, d.wall_min_us, phases, "", e.min_us,
-                      e.median_us, exact_phases);
+          const Timing e =
+              time_it([&] { exact_phases = planner.plan(t, cluster, exact).num_phases(); }, min_reps, budget);
+          std::printf("%4d %-6s %-13s %7.0f | %-20s %9.1f %9.1f %9.1f %6zu | %-16s %9.1f %9.1f %6zu\n", n,
+                      hetero ? "hetero" : "homo", traffic_kind_name(kind), lat_us, chosen, d.min_us, d.median_us,
+                      d.wall_min_us, phases, "", e.min_us, e.median_us, exact_phases);
         }
       }
     }
@@ -107,30 +112,33 @@ void fluid_accuracy() {
   std::printf("%4s %-13s %12s %12s %9s\n", "n", "traffic", "exact_ms", "bounded_ms", "rel_err");
   std::mt19937_64 rng(5);
   for (int n : {16, 64})
-  for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kHotReceiver}) {
-    const Cluster cluster = Cluster::homogeneous(n, 100);
-    const TrafficMatrix t = random_traffic(rng, n, kind);
-    AllToAllOptions o;
-    o.policy = ChoicePolicy::kForce;
-    o.forced_strategy = OrderStrategy::kAllAtOnce;
-    const double fast = plan_all_to_all(t, cluster, o).makespan_s;
-    o.exact_fluid = true;
-    const double exact = plan_all_to_all(t, cluster, o).makespan_s;
-    std::printf("%4d %-13s %12.4f %12.4f %8.3f%%\n", n, traffic_kind_name(kind), exact * 1e3, fast * 1e3, (fast / exact - 1) * 100);
-  }
+    for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kHotReceiver}) {
+      const Cluster cluster = Cluster::homogeneous(n, 100);
+      const TrafficMatrix t = random_traffic(rng, n, kind);
+      AllToAllOptions o;
+      o.policy = ChoicePolicy::kForce;
+      o.forced_strategy = OrderStrategy::kAllAtOnce;
+      const double fast = plan_all_to_all(t, cluster, o).makespan_s;
+      o.exact_fluid = true;
+      const double exact = plan_all_to_all(t, cluster, o).makespan_s;
+      std::printf("%4d %-13s %12.4f %12.4f %8.3f%%\n", n, traffic_kind_name(kind), exact * 1e3, fast * 1e3,
+                  (fast / exact - 1) * 100);
+    }
 }
 
 void order_table(bool quick) {
   std::printf("\n## Transmission order: mean predicted makespan / per-port lower bound (same cost model for all)\n");
   std::printf("%4s %-13s %7s %-8s", "n", "traffic", "lat_us", "cluster");
-  for (int s = 0; s < kNumOrderStrategies; ++s) std::printf(" %18s", order_strategy_name(static_cast<OrderStrategy>(s)));
+  for (int s = 0; s < kNumOrderStrategies; ++s)
+    std::printf(" %18s", order_strategy_name(static_cast<OrderStrategy>(s)));
   std::printf(" %18s\n", "aurora(chosen)");
   std::mt19937_64 rng(77);
   const int reps = quick ? 2 : 20;
   for (int n : {8, 16}) {
     for (bool hetero : {false, true}) {
       const Cluster cluster = hetero ? paper_heterogeneous(n) : Cluster::homogeneous(n, 100);
-      for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kSparse, TrafficKind::kHotReceiver}) {
+      for (TrafficKind kind :
+           {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kSparse, TrafficKind::kHotReceiver}) {
         for (double lat_us : {0.0, 10.0}) {
           double sum[kNumOrderStrategies + 1] = {};
           AllToAllPlanner planner;
@@ -143,7 +151,8 @@ void order_table(bool quick) {
             const double chosen = planner.plan(t, cluster, o).makespan_s;
             o.evaluate_all = true;
             const TransmissionPlan& all = planner.plan(t, cluster, o);
-            for (int s = 0; s < kNumOrderStrategies; ++s) sum[s] += all.candidate_makespan_s[static_cast<size_t>(s)] / all.lower_bound_s;
+            for (int s = 0; s < kNumOrderStrategies; ++s)
+              sum[s] += all.candidate_makespan_s[static_cast<size_t>(s)] / all.lower_bound_s;
             sum[kNumOrderStrategies] += chosen / all.lower_bound_s;
           }
           std::printf("%4d %-13s %7.0f %-8s", n, traffic_kind_name(kind), lat_us, hetero ? "hetero" : "homo");
@@ -179,15 +188,15 @@ void scenario_tables(const std::string& dir) {
     std::printf("\n%s (planned and compared in %.0f ms)\n", scenario->name.c_str(), ms);
     std::printf("  %-34s %12s %12s %7s %8s\n", "plan", "inference_ms", "all2all_ms", "util", "speedup");
     for (const ComparisonRow& r : plan->comparison)
-      std::printf("  %-34s %12.4f %12.4f %6.1f%% %7.3fx\n", r.name.c_str(), r.inference_time_s * 1e3, r.all_to_all_time_s * 1e3,
-                  r.gpu_utilization * 100, r.speedup);
+      std::printf("  %-34s %12.4f %12.4f %6.1f%% %7.3fx\n", r.name.c_str(), r.inference_time_s * 1e3,
+                  r.all_to_all_time_s * 1e3, r.gpu_utilization * 100, r.speedup);
   }
 }
 
 void optimum_ratio(bool quick, int n8) {
   std::printf("\n## Colocated deployment: heuristic / exhaustive optimum (search objective, per layer)\n");
-  std::printf("%4s %-8s %6s | %-28s | %-28s | %12s\n", "n", "cluster", "runs", "two-step matchings avg/max", "+ local search avg/max",
-              "search_ms avg");
+  std::printf("%4s %-8s %6s | %-28s | %-28s | %12s\n", "n", "cluster", "runs", "two-step matchings avg/max",
+              "+ local search avg/max", "search_ms avg");
   std::mt19937_64 rng(99);
   struct Case {
     int n;
@@ -216,8 +225,8 @@ void optimum_ratio(bool quick, int n8) {
       sa += aurora / opt;
       ma = std::max(ma, aurora / opt);
     }
-    std::printf("%4d %-8s %6d | %13.4f / %-12.4f | %13.4f / %-12.4f | %12.1f\n", c.n, c.hetero ? "hetero" : "homo", c.runs, sp / c.runs, mp,
-                sa / c.runs, ma, ms / c.runs);
+    std::printf("%4d %-8s %6d | %13.4f / %-12.4f | %13.4f / %-12.4f | %12.1f\n", c.n, c.hetero ? "hetero" : "homo",
+                c.runs, sp / c.runs, mp, sa / c.runs, ma, ms / c.runs);
   }
 }
 
@@ -229,10 +238,14 @@ int main(int argc, char** argv) {
   int n8 = 0;
   bool planning_only = false;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--scenarios") && i + 1 < argc) dir = argv[++i];
-    else if (!std::strcmp(argv[i], "--quick")) quick = true;
-    else if (!std::strcmp(argv[i], "--optimum-n8") && i + 1 < argc) n8 = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--planning-only")) planning_only = true;
+    if (!std::strcmp(argv[i], "--scenarios") && i + 1 < argc)
+      dir = argv[++i];
+    else if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
+    else if (!std::strcmp(argv[i], "--optimum-n8") && i + 1 < argc)
+      n8 = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--planning-only"))
+      planning_only = true;
     else {
       std::fprintf(stderr, "usage: planner_bench [--scenarios DIR] [--quick] [--optimum-n8 K] [--planning-only]\n");
       return 2;

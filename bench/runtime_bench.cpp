@@ -135,9 +135,12 @@ int main(int argc, char** argv) {
   std::string which = "all";
   int32_t ranks = 1;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--quick")) quick = true;
-    else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) which = argv[++i];
-    else if (!std::strcmp(argv[i], "--ranks") && i + 1 < argc) ranks = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
+    else if (!std::strcmp(argv[i], "--model") && i + 1 < argc)
+      which = argv[++i];
+    else if (!std::strcmp(argv[i], "--ranks") && i + 1 < argc)
+      ranks = std::atoi(argv[++i]);
     else {
       std::fprintf(stderr, "usage: aurora_runtime_bench [--quick] [--model embedded|olmoe-mini|all] [--ranks N]\n");
       return 2;
@@ -151,8 +154,8 @@ int main(int argc, char** argv) {
   std::vector<Case> cases;
   if (which == "all" || which == "embedded") {
     auto tok = make_embedded_tokenizer();
-    cases.push_back({"embedded (h288, 4L, 16E top-2)", make_embedded_model(tok->vocab_size(), tok->bos_id(), tok->eos_ids()),
-                     quick ? 16 : 128});
+    cases.push_back({"embedded (h288, 4L, 16E top-2)",
+                     make_embedded_model(tok->vocab_size(), tok->bos_id(), tok->eos_ids()), quick ? 16 : 128});
   }
   if (which == "all" || which == "olmoe-mini") {
     const auto t0 = Clock::now();
@@ -161,7 +164,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", m.error().message.c_str());
       return 1;
     }
-    std::fprintf(stderr, "olmoe-mini: random weights in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
+    std::fprintf(stderr, "olmoe-mini: random weights in %.1f s\n",
+                 std::chrono::duration<double>(Clock::now() - t0).count());
     cases.push_back({"olmoe-mini (h512, 8L, 64E top-8)", *m, quick ? 8 : 32});
   }
   std::printf("| model | batch | ranks | decode tokens/s | ms/step | prefill s | CPU share |\n");

@@ -339,8 +339,9 @@ int overhead(bool fake, double seconds, int reps) {
   std::printf("## Server overhead per token: SSE path vs engine alone (%s, 1 io thread)\n\n",
               fake ? "FakeEngine" : "real engine, embedded model");
   std::printf("Medians of %d runs per row.\n\n", reps);
-  std::printf("| streams | engine step | tokens/s | server CPU us/token | engine alone CPU us/token | "
-              "SSE path us/token | wire bytes/token |\n|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| streams | engine step | tokens/s | server CPU us/token | engine alone CPU us/token | "
+      "SSE path us/token | wire bytes/token |\n|---|---|---|---|---|---|---|\n");
   struct Case {
     int streams;
     int step_us;  // fake engine only
@@ -400,16 +401,19 @@ int overhead(bool fake, double seconds, int reps) {
 
 int capacity(bool fake, const std::vector<int>& counts, int step_ms, double seconds, int tokens_per_stream) {
   if (fake) {
-    std::printf("## Concurrent streams held by one server process (FakeEngine, step %d ms = %.0f tokens/s per "
-                "stream, 1 io thread)\n\n",
-                step_ms, 1000.0 / step_ms);
+    std::printf(
+        "## Concurrent streams held by one server process (FakeEngine, step %d ms = %.0f tokens/s per "
+        "stream, 1 io thread)\n\n",
+        step_ms, 1000.0 / step_ms);
   } else {
-    std::printf("## Concurrent streams held by one server process (real engine, embedded model, all streams in one "
-                "running batch, %d tokens each, 1 io thread)\n\n",
-                tokens_per_stream);
+    std::printf(
+        "## Concurrent streams held by one server process (real engine, embedded model, all streams in one "
+        "running batch, %d tokens each, 1 io thread)\n\n",
+        tokens_per_stream);
   }
-  std::printf("| streams | peak open | completed | failed | tokens/s | server CPU | RSS MiB | KiB/stream | gap p50 ms | "
-              "gap p99 ms | gap max ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| streams | peak open | completed | failed | tokens/s | server CPU | RSS MiB | KiB/stream | gap p50 ms | "
+      "gap p99 ms | gap max ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int count : counts) {
     EngineChoice choice;
     choice.fake = fake;
@@ -440,9 +444,9 @@ int capacity(bool fake, const std::vector<int>& counts, int step_ms, double seco
     });
     ask(child, 'b');
     const int stream_tokens = fake ? max_tokens + static_cast<int>(2000 / step_ms) : max_tokens;
-    ClientStats stats = run_streams(child.port, count, stream_tokens,
-                                    start + std::chrono::seconds(static_cast<int>(seconds) + 600),
-                                    fake ? measure_from : start, true);
+    ClientStats stats =
+        run_streams(child.port, count, stream_tokens, start + std::chrono::seconds(static_cast<int>(seconds) + 600),
+                    fake ? measure_from : start, true);
     const double wall = std::chrono::duration<double>(Clock::now() - start).count();
     auto [cpu, tokens] = ask(child, 'r');
     sampling.store(false);
@@ -470,11 +474,16 @@ int main(int argc, char** argv) {
   std::vector<int> counts = {1000, 2000, 4000, 8000};
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
-    else if (flag == "--engine") fake = std::string(argv[i + 1]) != "embedded";
-    else if (flag == "--tokens") tokens = std::atoi(argv[i + 1]);
-    else if (flag == "--reps") reps = std::max(1, std::atoi(argv[i + 1]));
-    else if (flag == "--step-ms") step_ms = std::atoi(argv[i + 1]);
+    if (flag == "--seconds")
+      seconds = std::atof(argv[i + 1]);
+    else if (flag == "--engine")
+      fake = std::string(argv[i + 1]) != "embedded";
+    else if (flag == "--tokens")
+      tokens = std::atoi(argv[i + 1]);
+    else if (flag == "--reps")
+      reps = std::max(1, std::atoi(argv[i + 1]));
+    else if (flag == "--step-ms")
+      step_ms = std::atoi(argv[i + 1]);
     else if (flag == "--streams") {
       counts.clear();
       for (const char* p = argv[i + 1]; *p != '\0';) {

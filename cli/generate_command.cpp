@@ -101,26 +101,25 @@ int run_generate(int argc, char** argv) {
   float temperature = 0.0f, top_p = 1.0f;
   uint64_t seed = 0;
   std::vector<std::string> stops;
-  options.add_options()
-      ("help,h", "show this help")
-      ("model", po::value(&model), "Hugging Face model directory (default: the embedded tiny model)")
-      ("prompt", po::value(&prompt), "prompt text (tokenized with the model's tokenizer)")
-      ("prompt-ids", po::value(&prompt_ids), "prompt as token ids, e.g. \"1 2 3\"")
-      ("max-tokens", po::value(&max_tokens)->default_value(64), "tokens to generate at most")
-      ("temperature", po::value(&temperature)->default_value(0.0f), "sampling temperature (0 = greedy)")
-      ("top-p", po::value(&top_p)->default_value(1.0f), "nucleus sampling mass in (0, 1]")
-      ("top-k", po::value(&top_k)->default_value(0), "keep the k most likely tokens (0 = off)")
-      ("seed", po::value(&seed)->default_value(0), "sampling seed")
-      ("stop", po::value(&stops)->composing(), "stop string (repeatable)")
-      ("ignore-eos", "keep generating after EOS")
-      ("ranks", po::value(&ranks)->default_value(1), "expert-parallel ranks (CPU: in-process; GPU: one per GPU from --device on)")
-      ("device", po::value(&device)->default_value("auto"), "cpu, cuda:N, or auto (GPU 0 when present, else cpu)")
-      ("random-weights", "random weights from the model directory's config.json (no checkpoint read)")
-      ("gpu-memory-fraction", po::value(&gpu_memory_fraction)->default_value(0.90),
-       "share of GPU memory for weights + KV cache")
-      ("chat-template", po::value(&chat_template), "chat template for the tokenizer (chatml, llama, mistral, plain)")
-      ("json", "print {\"prompt_ids\", \"output_ids\", \"text\", \"finish_reason\"}")
-      ("logits", po::value(&logits_file), "write the logits at the last prompt position to FILE (JSON array)");
+  options.add_options()("help,h", "show this help")("model", po::value(&model),
+                                                    "Hugging Face model directory (default: the embedded tiny model)")(
+      "prompt", po::value(&prompt), "prompt text (tokenized with the model's tokenizer)")(
+      "prompt-ids", po::value(&prompt_ids), "prompt as token ids, e.g. \"1 2 3\"")(
+      "max-tokens", po::value(&max_tokens)->default_value(64), "tokens to generate at most")(
+      "temperature", po::value(&temperature)->default_value(0.0f), "sampling temperature (0 = greedy)")(
+      "top-p", po::value(&top_p)->default_value(1.0f), "nucleus sampling mass in (0, 1]")(
+      "top-k", po::value(&top_k)->default_value(0), "keep the k most likely tokens (0 = off)")(
+      "seed", po::value(&seed)->default_value(0), "sampling seed")(
+      "stop", po::value(&stops)->composing(), "stop string (repeatable)")("ignore-eos", "keep generating after EOS")(
+      "ranks", po::value(&ranks)->default_value(1),
+      "expert-parallel ranks (CPU: in-process; GPU: one per GPU from --device on)")(
+      "device", po::value(&device)->default_value("auto"), "cpu, cuda:N, or auto (GPU 0 when present, else cpu)")(
+      "random-weights", "random weights from the model directory's config.json (no checkpoint read)")(
+      "gpu-memory-fraction", po::value(&gpu_memory_fraction)->default_value(0.90),
+      "share of GPU memory for weights + KV cache")("chat-template", po::value(&chat_template),
+                                                    "chat template for the tokenizer (chatml, llama, mistral, plain)")(
+      "json", "print {\"prompt_ids\", \"output_ids\", \"text\", \"finish_reason\"}")(
+      "logits", po::value(&logits_file), "write the logits at the last prompt position to FILE (JSON array)");
   // Online Aurora's flags (--replan off|order|full and the thresholds), shared with `aurora serve`.
   po::options_description online("online Aurora (with --ranks > 1; docs/online.md)");
   for (const auto& f : runtime::online_flag_help()) {
@@ -179,8 +178,8 @@ int run_generate(int argc, char** argv) {
   } else {
     request.prompt_ids = (*engine)->tokenizer().encode(prompt, /*add_special=*/true);
     if (request.prompt_ids.empty()) {
-      return fail(Error::invalid("--prompt", prompt.empty() ? "must not be empty"
-                                                             : "the model has no tokenizer.json; use --prompt-ids"));
+      return fail(Error::invalid(
+          "--prompt", prompt.empty() ? "must not be empty" : "the model has no tokenizer.json; use --prompt-ids"));
     }
   }
   request.sampling.max_tokens = max_tokens;

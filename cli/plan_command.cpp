@@ -24,7 +24,8 @@ int fail(const Error& e) {
 
 int run_plan(int argc, char** argv) {
   po::options_description opts("aurora plan SCENARIO.json [options]");
-  opts.add_options()("help,h", "show this help")("out,o", po::value<std::string>(), "write the plan JSON here (default: stdout)")(
+  opts.add_options()("help,h", "show this help")("out,o", po::value<std::string>(),
+                                                 "write the plan JSON here (default: stdout)")(
       "compare", "evaluate the baselines: print a table, write it as JSON and SVG")(
       "compare-out", po::value<std::string>(),
       "prefix of the comparison files (default: the --out path without .json, else the scenario's name in the "
@@ -90,7 +91,9 @@ int run_plan(int argc, char** argv) {
       prefix = scenario->name;
     }
     std::fputs(comparison_table(*plan).c_str(), stdout);
-    if (auto w = config::write_text_file(prefix + ".compare.json", config::to_json_text_pretty(comparison_to_json(*plan))); !w)
+    if (auto w =
+            config::write_text_file(prefix + ".compare.json", config::to_json_text_pretty(comparison_to_json(*plan)));
+        !w)
       return fail(w.error());
     if (auto w = config::write_text_file(prefix + ".compare.svg", comparison_svg(*plan)); !w) return fail(w.error());
     std::printf("wrote %s.compare.json and %s.compare.svg\n", prefix.c_str(), prefix.c_str());

@@ -29,7 +29,8 @@ json::object deployment_json(const ScenarioPlan& p, const sched::Deployment& d) 
           per_gpu[static_cast<size_t>(r.gpu)].push_back(std::move(x));
         }
   json::array gpus;
-  for (size_t g = 0; g < per_gpu.size(); ++g) gpus.push_back(json::object{{"gpu", g}, {"experts", std::move(per_gpu[g])}});
+  for (size_t g = 0; g < per_gpu.size(); ++g)
+    gpus.push_back(json::object{{"gpu", g}, {"experts", std::move(per_gpu[g])}});
   return json::object{{"gpus", std::move(gpus)}};
 }
 
@@ -38,7 +39,8 @@ json::object transmission_json(const ScenarioPlan& p, const TransmissionPlan& t)
   for (size_t k = 0; k < t.num_phases(); ++k) {
     json::array transfers;
     for (const sched::Transfer& x : t.phase_transfers(k))
-      transfers.push_back(json::object{{"src_gpu", x.src_gpu}, {"dst_gpu", x.dst_gpu}, {"bytes", x.bytes}, {"model", model_name(p, x.model)}});
+      transfers.push_back(json::object{
+          {"src_gpu", x.src_gpu}, {"dst_gpu", x.dst_gpu}, {"bytes", x.bytes}, {"model", model_name(p, x.model)}});
     phases.push_back(json::object{{"duration_s", t.phases[k].duration_s}, {"transfers", std::move(transfers)}});
   }
   json::object candidates;
@@ -83,7 +85,8 @@ json::value plan_to_json(const ScenarioPlan& p) {
       json::object entry = transmission_json(p, ls.dispatch[k]);  // the dispatch all-to-all
       json::object out{{"layer", l}};
       if (p.mode == sched::DeploymentMode::kExclusive)
-        out["model"] = model_name(p, ls.dispatch[k].transfers.empty() ? static_cast<int32_t>(k) : ls.dispatch[k].transfers[0].model);
+        out["model"] = model_name(
+            p, ls.dispatch[k].transfers.empty() ? static_cast<int32_t>(k) : ls.dispatch[k].transfers[0].model);
       for (auto& kv : entry) out[kv.key()] = kv.value();
       out["combine"] = transmission_json(p, ls.combine[k]);
       out["layer_time_s"] = ls.time_s;
@@ -112,23 +115,27 @@ json::value comparison_to_json(const ScenarioPlan& p) {
                                 {"all_to_all_time_s", r.all_to_all_time_s},
                                 {"gpu_utilization", r.gpu_utilization},
                                 {"speedup_of_aurora", r.speedup}});
-  return json::object{{"scenario", p.name}, {"mode", sched::deployment_mode_name(p.mode)}, {"num_gpus", p.cluster.num_gpus()},
-                      {"phase_latency_s", p.order.phase_latency_s}, {"rows", std::move(rows)}};
+  return json::object{{"scenario", p.name},
+                      {"mode", sched::deployment_mode_name(p.mode)},
+                      {"num_gpus", p.cluster.num_gpus()},
+                      {"phase_latency_s", p.order.phase_latency_s},
+                      {"rows", std::move(rows)}};
 }
 
 std::string comparison_table(const ScenarioPlan& p) {
   std::ostringstream out;
   char line[256];
   std::snprintf(line, sizeof line, "scenario %s (%s, %d GPUs, %zu model%s, phase latency %.1f us)\n",
-                p.name.empty() ? "(unnamed)" : p.name.c_str(), sched::deployment_mode_name(p.mode), p.cluster.num_gpus(),
-                p.models.size(), p.models.size() == 1 ? "" : "s", p.order.phase_latency_s * 1e6);
+                p.name.empty() ? "(unnamed)" : p.name.c_str(), sched::deployment_mode_name(p.mode),
+                p.cluster.num_gpus(), p.models.size(), p.models.size() == 1 ? "" : "s", p.order.phase_latency_s * 1e6);
   out << line;
-  std::snprintf(line, sizeof line, "%-34s %-18s %-15s %12s %12s %7s %8s\n", "plan", "deployment", "order", "inference_ms",
-                "all2all_ms", "util", "speedup");
+  std::snprintf(line, sizeof line, "%-34s %-18s %-15s %12s %12s %7s %8s\n", "plan", "deployment", "order",
+                "inference_ms", "all2all_ms", "util", "speedup");
   out << line;
   for (const sched::ComparisonRow& r : p.comparison) {
-    std::snprintf(line, sizeof line, "%-34s %-18s %-15s %12.4f %12.4f %6.1f%% %7.3fx\n", r.name.c_str(), r.deployment.c_str(),
-                  r.order.c_str(), r.inference_time_s * 1e3, r.all_to_all_time_s * 1e3, r.gpu_utilization * 100, r.speedup);
+    std::snprintf(line, sizeof line, "%-34s %-18s %-15s %12.4f %12.4f %6.1f%% %7.3fx\n", r.name.c_str(),
+                  r.deployment.c_str(), r.order.c_str(), r.inference_time_s * 1e3, r.all_to_all_time_s * 1e3,
+                  r.gpu_utilization * 100, r.speedup);
     out << line;
   }
   out << "(speedup: that plan's inference time / Aurora's; > 1 means Aurora is faster)\n";
@@ -147,8 +154,8 @@ std::string comparison_svg(const ScenarioPlan& p) {
   s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
     << "\" font-family=\"sans-serif\" font-size=\"13\">\n";
   s << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  s << "<text x=\"10\" y=\"22\" font-size=\"16\" font-weight=\"bold\">" << (p.name.empty() ? "scenario" : p.name) << ": inference time ("
-    << sched::deployment_mode_name(p.mode) << ", " << p.cluster.num_gpus() << " GPUs)</text>\n";
+  s << "<text x=\"10\" y=\"22\" font-size=\"16\" font-weight=\"bold\">" << (p.name.empty() ? "scenario" : p.name)
+    << ": inference time (" << sched::deployment_mode_name(p.mode) << ", " << p.cluster.num_gpus() << " GPUs)</text>\n";
   int y = top;
   for (const auto& r : p.comparison) {
     const double w = r.inference_time_s * scale;
@@ -158,7 +165,8 @@ std::string comparison_svg(const ScenarioPlan& p) {
                   "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n"
                   "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n"
                   "<text x=\"%.1f\" y=\"%d\">%.3f ms (%.2fx)</text>\n",
-                  left - 8, y + 16, r.name.c_str(), left, y, w, bar_h, color, left + w + 6, y + 16, r.inference_time_s * 1e3, r.speedup);
+                  left - 8, y + 16, r.name.c_str(), left, y, w, bar_h, color, left + w + 6, y + 16,
+                  r.inference_time_s * 1e3, r.speedup);
     s << buf;
     y += bar_h + gap;
   }

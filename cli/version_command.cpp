@@ -8,8 +8,8 @@ namespace aurora::cli {
 namespace {
 
 int run_version(int /*argc*/, char** /*argv*/) {
-  std::printf("aurora 0.1.0 (cuda backend: %s, cuda devices: %d)\n",
-              kernels::built_with_cuda() ? "built" : "not built", kernels::cuda_device_count());
+  std::printf("aurora 0.1.0 (cuda backend: %s, cuda devices: %d)\n", kernels::built_with_cuda() ? "built" : "not built",
+              kernels::cuda_device_count());
   return kExitOk;
 }
 

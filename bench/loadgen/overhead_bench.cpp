@@ -27,7 +27,7 @@ struct Case {
   Backend backend;
   int64_t users;
   int64_t tokens_per_request;
-  double interval_ms;   // stub pace per stream; 0 = as fast as it can write
+  double interval_ms;  // stub pace per stream; 0 = as fast as it can write
   double duration_s;
 };
 
@@ -83,10 +83,27 @@ int main(int argc, char** argv) {
     const std::string users = std::to_string(c.users);
     const std::string out_len = std::to_string(c.tokens_per_request);
     const std::string duration = std::to_string(c.duration_s * scale);
-    std::vector<const char*> args = {"aurora-loadgen", "--backend", backend.c_str(), "--port", port_s.c_str(),
-                                     "--model", "stub", "--users", users.c_str(), "--duration", duration.c_str(),
-                                     "--random-input-len", "64", "--random-output-len", out_len.c_str(),
-                                     "--progress", "off", "--scrape-metrics", "off", "--drain-timeout", "10"};
+    std::vector<const char*> args = {"aurora-loadgen",
+                                     "--backend",
+                                     backend.c_str(),
+                                     "--port",
+                                     port_s.c_str(),
+                                     "--model",
+                                     "stub",
+                                     "--users",
+                                     users.c_str(),
+                                     "--duration",
+                                     duration.c_str(),
+                                     "--random-input-len",
+                                     "64",
+                                     "--random-output-len",
+                                     out_len.c_str(),
+                                     "--progress",
+                                     "off",
+                                     "--scrape-metrics",
+                                     "off",
+                                     "--drain-timeout",
+                                     "10"};
     auto parsed = parse_command_line(static_cast<int>(args.size()), args.data());
     if (!parsed || !parsed->config) {
       std::fprintf(stderr, "bad bench config: %s\n", parsed ? "help" : parsed.error().message.c_str());

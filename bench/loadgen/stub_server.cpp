@@ -38,8 +38,8 @@ Clock::duration ms(double v) {
 }
 
 struct Counters {
-  std::atomic<int64_t> connections{0}, http_requests{0}, streams{0}, ws_connections{0}, ws_requests{0},
-      ws_cancels{0}, chunks_sent{0};
+  std::atomic<int64_t> connections{0}, http_requests{0}, streams{0}, ws_connections{0}, ws_requests{0}, ws_cancels{0},
+      chunks_sent{0};
 };
 
 StubRequest read_request(const json::value& body, std::string path) {
@@ -74,7 +74,8 @@ std::string chunk_json(const StubRequest& r, const std::string& id, const std::s
   std::string out;
   out.reserve(200);
   if (r.chat) {
-    out += R"({"id":")" + id + R"(","object":"chat.completion.chunk","created":0,"model":")" + model + R"(","choices":)";
+    out +=
+        R"({"id":")" + id + R"(","object":"chat.completion.chunk","created":0,"model":")" + model + R"(","choices":)";
     if (std::string(kind) == "usage") {
       out += "[],\"usage\":" + usage_json + "}";
     } else if (std::string(kind) == "role") {
@@ -128,8 +129,10 @@ std::vector<Step> timeline(const StubRequest& r, const StubScript& s) {
   }
   const bool cut = (s.error_after_chunks && *s.error_after_chunks <= s.chunk_offsets_ms.size()) ||
                    (s.close_after_chunks && *s.close_after_chunks <= s.chunk_offsets_ms.size());
-  if (s.error_after_chunks && *s.error_after_chunks == s.chunk_offsets_ms.size()) steps.push_back({last, Step::Kind::kError});
-  if (s.close_after_chunks && *s.close_after_chunks == s.chunk_offsets_ms.size()) steps.push_back({last, Step::Kind::kClose});
+  if (s.error_after_chunks && *s.error_after_chunks == s.chunk_offsets_ms.size())
+    steps.push_back({last, Step::Kind::kError});
+  if (s.close_after_chunks && *s.close_after_chunks == s.chunk_offsets_ms.size())
+    steps.push_back({last, Step::Kind::kClose});
   if (!cut) {
     if (s.finish_chunk) steps.push_back({last, Step::Kind::kFinish});
     if (s.usage && r.include_usage) steps.push_back({last, Step::Kind::kUsage});
@@ -145,7 +148,8 @@ std::vector<Step> timeline(const StubRequest& r, const StubScript& s) {
 
 StubScript uniform_script(int64_t num_chunks, double first_ms, double interval_ms) {
   StubScript s;
-  for (int64_t i = 0; i < num_chunks; ++i) s.chunk_offsets_ms.push_back(first_ms + interval_ms * static_cast<double>(i));
+  for (int64_t i = 0; i < num_chunks; ++i)
+    s.chunk_offsets_ms.push_back(first_ms + interval_ms * static_cast<double>(i));
   return s;
 }
 
@@ -197,7 +201,8 @@ struct StubServer::Impl {
 
   std::string metrics() {
     if (options.metrics_text) return options.metrics_text();
-    return "# TYPE stub:requests_total counter\nstub:requests_total " + std::to_string(counters.http_requests.load()) + "\n";
+    return "# TYPE stub:requests_total counter\nstub:requests_total " + std::to_string(counters.http_requests.load()) +
+           "\n";
   }
 
   template <class Body>
@@ -230,7 +235,8 @@ struct StubServer::Impl {
         http::response<http::string_body> res{http::status::ok, 11};
         if (target == "/v1/models") {
           res.set(http::field::content_type, "application/json");
-          res.body() = R"({"object":"list","data":[{"id":")" + options.model + R"(","object":"model","owned_by":"stub"}]})";
+          res.body() =
+              R"({"object":"list","data":[{"id":")" + options.model + R"(","object":"model","owned_by":"stub"}]})";
         } else if (target == "/health") {
           res.body() = "";
         } else if (target == "/metrics") {
@@ -248,9 +254,11 @@ struct StubServer::Impl {
         const StubRequest r = read_request(body, target);
         http::response<http::string_body> res{http::status::ok, 11};
         res.set(http::field::content_type, "application/json");
-        res.body() = R"({"count":)" + std::to_string(options.tokenize(r.prompt_text)) + R"(,"max_model_len":4096,"tokens":[]})";
+        res.body() =
+            R"({"count":)" + std::to_string(options.tokenize(r.prompt_text)) + R"(,"max_model_len":4096,"tokens":[]})";
         if (!co_await reply(stream, res, keep)) co_return;
-      } else if (req.method() == http::verb::post && (target == "/v1/chat/completions" || target == "/v1/completions")) {
+      } else if (req.method() == http::verb::post &&
+                 (target == "/v1/chat/completions" || target == "/v1/completions")) {
         boost::system::error_code jec;
         json::value body = json::parse(req.body(), jec);
         StubRequest r = read_request(body, target);
@@ -286,7 +294,8 @@ struct StubServer::Impl {
     asio::steady_timer gap(co_await asio::this_coro::executor);
     for (size_t i = 0; i < data.size(); i += fragment) {
       const size_t len = std::min(fragment, data.size() - i);
-      auto [ec, n] = co_await asio::async_write(stream, http::make_chunk(asio::buffer(data.data() + i, len)), use_tuple);
+      auto [ec, n] =
+          co_await asio::async_write(stream, http::make_chunk(asio::buffer(data.data() + i, len)), use_tuple);
       if (ec) co_return false;
       // A short pause so that the pieces arrive in separate reads.
       gap.expires_after(std::chrono::milliseconds(2));
@@ -327,7 +336,8 @@ struct StubServer::Impl {
           break;
         case Step::Kind::kPing: data = std::string(": ping") + eol + eol; break;
         case Step::Kind::kError:
-          data = event(R"({"error":{"message":"scripted mid-stream failure","type":"InternalServerError","param":null,"code":500}})");
+          data = event(
+              R"({"error":{"message":"scripted mid-stream failure","type":"InternalServerError","param":null,"code":500}})");
           break;
         case Step::Kind::kFinish: data = event(chunk_json(r, id, model, "finish", text_json, "")); break;
         case Step::Kind::kUsage: data = event(chunk_json(r, id, model, "usage", text_json, usage_json(s))); break;
@@ -389,7 +399,8 @@ struct StubServer::Impl {
         co_return;
       }
       boost::system::error_code jec;
-      json::value msg = json::parse(std::string_view(static_cast<const char*>(buffer.data().data()), buffer.size()), jec);
+      json::value msg =
+          json::parse(std::string_view(static_cast<const char*>(buffer.data().data()), buffer.size()), jec);
       buffer.consume(buffer.size());
       if (jec || !msg.is_object()) continue;
       const auto& o = msg.as_object();
@@ -418,8 +429,10 @@ struct StubServer::Impl {
     const std::string text_json = json::serialize(json::string(s.chunk_text));
     const std::string id_json = json::serialize(json::string(id));
     if (s.status != 200) {
-      send(st, ex, R"({"type":"error","id":)" + id_json + R"(,"error":{"message":"scripted failure","type":"ScriptedError","code":)" +
-                       std::to_string(s.status) + "}}");
+      send(st, ex,
+           R"({"type":"error","id":)" + id_json +
+               R"(,"error":{"message":"scripted failure","type":"ScriptedError","code":)" + std::to_string(s.status) +
+               "}}");
       co_return;
     }
     send(st, ex, R"({"type":"response.created","id":)" + id_json + "}");
@@ -437,18 +450,25 @@ struct StubServer::Impl {
       }
       switch (step.kind) {
         case Step::Kind::kRole:
-          send(st, ex, R"({"type":"chunk","id":)" + id_json + R"(,"data":)" + chunk_json(r, id, model, "role", text_json, "") + "}");
+          send(st, ex,
+               R"({"type":"chunk","id":)" + id_json + R"(,"data":)" + chunk_json(r, id, model, "role", text_json, "") +
+                   "}");
           break;
         case Step::Kind::kContent:
           ++counters.chunks_sent;
-          send(st, ex, R"({"type":"chunk","id":)" + id_json + R"(,"data":)" + chunk_json(r, id, model, "content", text_json, "") + "}");
+          send(st, ex,
+               R"({"type":"chunk","id":)" + id_json + R"(,"data":)" +
+                   chunk_json(r, id, model, "content", text_json, "") + "}");
           break;
         case Step::Kind::kFinish:
-          send(st, ex, R"({"type":"chunk","id":)" + id_json + R"(,"data":)" + chunk_json(r, id, model, "finish", text_json, "") + "}");
+          send(st, ex,
+               R"({"type":"chunk","id":)" + id_json + R"(,"data":)" +
+                   chunk_json(r, id, model, "finish", text_json, "") + "}");
           break;
         case Step::Kind::kError:
-          send(st, ex, R"({"type":"error","id":)" + id_json +
-                           R"(,"error":{"message":"scripted mid-stream failure","type":"InternalServerError","code":500}})");
+          send(st, ex,
+               R"({"type":"error","id":)" + id_json +
+                   R"(,"error":{"message":"scripted mid-stream failure","type":"InternalServerError","code":500}})");
           co_return;
         case Step::Kind::kClose: {
           st->closed = true;
@@ -458,8 +478,7 @@ struct StubServer::Impl {
           co_return;
         }
         case Step::Kind::kUsage:
-        case Step::Kind::kPing:
-          break;
+        case Step::Kind::kPing: break;
         case Step::Kind::kDone: {
           std::string done = R"({"type":"response.done","id":)" + id_json + R"(,"status":"completed")";
           if (s.usage) done += R"(,"usage":)" + usage_json(s);
@@ -481,13 +500,15 @@ void StubServer::start() {
   if (impl_->started) return;
   impl_->started = true;
   impl_->spawn_listener();
-  for (int i = 0; i < std::max(1, impl_->options.threads); ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  for (int i = 0; i < std::max(1, impl_->options.threads); ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
 }
 
 void StubServer::run_blocking() {
   impl_->started = true;
   impl_->spawn_listener();
-  for (int i = 1; i < std::max(1, impl_->options.threads); ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  for (int i = 1; i < std::max(1, impl_->options.threads); ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
   impl_->ioc.run();
 }
 
@@ -502,8 +523,8 @@ void StubServer::stop() {
 
 StubStats StubServer::stats() const {
   const Counters& c = impl_->counters;
-  return StubStats{c.connections.load(), c.http_requests.load(), c.streams.load(), c.ws_connections.load(),
-                   c.ws_requests.load(), c.ws_cancels.load(), c.chunks_sent.load()};
+  return StubStats{c.connections.load(), c.http_requests.load(), c.streams.load(),    c.ws_connections.load(),
+                   c.ws_requests.load(), c.ws_cancels.load(),    c.chunks_sent.load()};
 }
 
 }  // namespace aurora::loadgen::stub

@@ -17,14 +17,15 @@ using aurora::loadgen::stub::StubScript;
 
 int main(int argc, char** argv) {
   po::options_description desc("aurora-loadgen-stub-server options");
-  desc.add_options()("help,h", "show this help")
-      ("host", po::value<std::string>()->default_value("127.0.0.1"), "bind address")
-      ("port", po::value<int>()->default_value(8000), "port (0: any free port)")
-      ("threads", po::value<int>()->default_value(1), "io threads")
-      ("chunks", po::value<int64_t>()->default_value(0), "chunks per request (0: the request's max_tokens, else 16)")
-      ("first-ms", po::value<double>()->default_value(0), "delay of the first chunk")
-      ("interval-ms", po::value<double>()->default_value(0), "gap between chunks")
-      ("fake-plan-every-s", po::value<double>()->default_value(0), "expose aurora:plan_version, bumped every N s, and a drifting aurora:expert_load_balance");
+  desc.add_options()("help,h", "show this help")("host", po::value<std::string>()->default_value("127.0.0.1"),
+                                                 "bind address")("port", po::value<int>()->default_value(8000),
+                                                                 "port (0: any free port)")(
+      "threads", po::value<int>()->default_value(1), "io threads")(
+      "chunks", po::value<int64_t>()->default_value(0), "chunks per request (0: the request's max_tokens, else 16)")(
+      "first-ms", po::value<double>()->default_value(0), "delay of the first chunk")(
+      "interval-ms", po::value<double>()->default_value(0), "gap between chunks")(
+      "fake-plan-every-s", po::value<double>()->default_value(0),
+      "expose aurora:plan_version, bumped every N s, and a drifting aurora:expert_load_balance");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);

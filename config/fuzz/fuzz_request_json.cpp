@@ -56,11 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!ws.error && ws.message.type == WsMessageType::kCreate) check_sampling(ws.message.request.sampling, limits);
       break;
     }
-    case 3:
-      (void)parse_tokenize_request(body, limits);
-      break;
-    default:
-      (void)parse_detokenize_request(body, limits);
+    case 3: (void)parse_tokenize_request(body, limits); break;
+    default: (void)parse_detokenize_request(body, limits);
   }
   return 0;
 }

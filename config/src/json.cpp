@@ -7,8 +7,8 @@
 #include <fstream>
 #include <sstream>
 
-#include <boost/json/serialize.hpp>
 #include <simdjson.h>
+#include <boost/json/serialize.hpp>
 
 namespace aurora::config {
 
@@ -213,7 +213,8 @@ int64_t JsonValue::int_in(int64_t lo, int64_t hi) const {
 
 double JsonValue::double_in(double lo, double hi) const {
   double v = as_double();
-  if (v < lo || v > hi) fail("must be in [" + format_number(lo) + ", " + format_number(hi) + "], got " + format_number(v));
+  if (v < lo || v > hi)
+    fail("must be in [" + format_number(lo) + ", " + format_number(hi) + "], got " + format_number(v));
   return v;
 }
 
@@ -224,7 +225,10 @@ void pretty(std::ostream& out, const boost::json::value& v, int indent) {
   std::string pad(static_cast<size_t>(indent) * 2, ' ');
   if (v.is_object()) {
     const auto& obj = v.get_object();
-    if (obj.empty()) { out << "{}"; return; }
+    if (obj.empty()) {
+      out << "{}";
+      return;
+    }
     out << "{\n";
     size_t i = 0;
     for (const auto& kv : obj) {
@@ -237,7 +241,10 @@ void pretty(std::ostream& out, const boost::json::value& v, int indent) {
     const auto& arr = v.get_array();
     bool scalars = true;
     for (const auto& e : arr) scalars = scalars && !e.is_object() && !e.is_array();
-    if (scalars) { out << boost::json::serialize(v); return; }  // numeric rows stay on one line
+    if (scalars) {
+      out << boost::json::serialize(v);
+      return;
+    }  // numeric rows stay on one line
     out << "[\n";
     for (size_t i = 0; i < arr.size(); ++i) {
       out << pad << "  ";

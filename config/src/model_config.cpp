@@ -103,9 +103,8 @@ void parse_rope_object(const JsonValue& obj, RopeConfig& rope, bool theta_requir
   if (type == "linear") rope.factor = obj["factor"].positive_double();
   if (auto prf = obj.find("partial_rotary_factor")) {
     if (prf->as_double() != 1.0) {
-      throw_error(Error{ErrorCode::kUnsupported, prf->path() + ": partial rotary embeddings are not supported, got " +
-                                                     prf->raw(),
-                        prf->path()});
+      throw_error(Error{ErrorCode::kUnsupported,
+                        prf->path() + ": partial rotary embeddings are not supported, got " + prf->raw(), prf->path()});
     }
   }
 }
@@ -158,18 +157,19 @@ ModelConfig parse_config_json(const JsonValue& root) {
     std::string name = first.as_string();
     arch = architecture_from_name(name);
     if (!arch) {
-      throw_error(Error{ErrorCode::kUnsupported,
-                        first.path() + ": unsupported architecture \"" + name + "\" (supported: " +
-                            supported_architectures() + ")",
-                        first.path()});
+      throw_error(Error{
+          ErrorCode::kUnsupported,
+          first.path() + ": unsupported architecture \"" + name + "\" (supported: " + supported_architectures() + ")",
+          first.path()});
     }
   } else if (auto type = root.find("model_type")) {
     std::string t = type->as_string();
     arch = architecture_from_model_type(t);
     if (!arch) {
-      throw_error(Error{ErrorCode::kUnsupported,
-                        "model_type: unsupported model type \"" + t + "\" (supported: " + supported_architectures() + ")",
-                        "model_type"});
+      throw_error(
+          Error{ErrorCode::kUnsupported,
+                "model_type: unsupported model type \"" + t + "\" (supported: " + supported_architectures() + ")",
+                "model_type"});
     }
   } else {
     root["architectures"];  // throws "is required"
@@ -193,8 +193,8 @@ ModelConfig parse_config_json(const JsonValue& root) {
   if (auto act = root.find("hidden_act")) {
     std::string a = act->as_string();
     if (a != "silu" && a != "swish") {
-      throw_error(Error{ErrorCode::kUnsupported, act->path() + ": unsupported activation \"" + a + "\" (supported: silu)",
-                        act->path()});
+      throw_error(Error{ErrorCode::kUnsupported,
+                        act->path() + ": unsupported activation \"" + a + "\" (supported: silu)", act->path()});
     }
   }
   if (auto dtype = root.find("torch_dtype")) c.torch_dtype = dtype->as_string();
@@ -301,9 +301,11 @@ void check_config(const ModelConfig& c) {
   if (c.num_layers <= 0) fail("num_hidden_layers", "must be > 0, got " + num(c.num_layers));
   if (c.num_heads <= 0) fail("num_attention_heads", "must be > 0, got " + num(c.num_heads));
   if (c.num_kv_heads <= 0 || c.num_heads % c.num_kv_heads != 0) {
-    fail("num_key_value_heads", "must divide num_attention_heads (" + num(c.num_heads) + "), got " + num(c.num_kv_heads));
+    fail("num_key_value_heads",
+         "must divide num_attention_heads (" + num(c.num_heads) + "), got " + num(c.num_kv_heads));
   }
-  if (c.head_dim <= 0 || c.head_dim % 2 != 0) fail("head_dim", "must be a positive even number, got " + num(c.head_dim));
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0)
+    fail("head_dim", "must be a positive even number, got " + num(c.head_dim));
   if (c.architecture == ModelArchitecture::kOlmoe && c.head_dim * c.num_heads != c.hidden_size) {
     fail("head_dim", "OLMoE needs num_attention_heads * head_dim == hidden_size (" + num(c.hidden_size) + "), got " +
                          num(c.head_dim) + " * " + num(c.num_heads));

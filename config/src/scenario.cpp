@@ -72,9 +72,12 @@ ScenarioModel parse_model(const JsonValue& v, int num_gpus) {
   if (m.name.empty()) v["name"].fail("must not be empty");
   if (auto t = v.find("traffic")) {
     const std::string form = t->as_string();
-    if (form == "experts") m.traffic_form = TrafficForm::kExperts;
-    else if (form == "gpus") m.traffic_form = TrafficForm::kGpus;
-    else t->fail("must be \"experts\" or \"gpus\", got \"" + form + "\"");
+    if (form == "experts")
+      m.traffic_form = TrafficForm::kExperts;
+    else if (form == "gpus")
+      m.traffic_form = TrafficForm::kGpus;
+    else
+      t->fail("must be \"experts\" or \"gpus\", got \"" + form + "\"");
   }
   if (auto k = v.find("top_k")) m.top_k = static_cast<int>(k->int_in(1, 64));
   if (auto mem = v.find("expert_memory_mb")) m.expert_memory_mb = mem->non_negative_double();
@@ -89,7 +92,9 @@ ScenarioModel parse_model(const JsonValue& v, int num_gpus) {
     if (square) rows = static_cast<int>(m.layers.back().traffic_bytes.size());
   }
   m.num_experts = cols;
-  if (m.top_k > m.num_experts) v["top_k"].fail("must be <= the number of experts (" + std::to_string(m.num_experts) + "), got " + std::to_string(m.top_k));
+  if (m.top_k > m.num_experts)
+    v["top_k"].fail("must be <= the number of experts (" + std::to_string(m.num_experts) + "), got " +
+                    std::to_string(m.top_k));
   return m;
 }
 
@@ -99,9 +104,12 @@ Scenario parse_root(const JsonValue& root) {
   if (auto n = root.find("name")) s.name = n->as_string();
   const JsonValue mode = root["mode"];
   const std::string m = mode.as_string();
-  if (m == "exclusive") s.mode = ScenarioMode::kExclusive;
-  else if (m == "colocated") s.mode = ScenarioMode::kColocated;
-  else mode.fail("must be \"exclusive\" or \"colocated\", got \"" + m + "\"");
+  if (m == "exclusive")
+    s.mode = ScenarioMode::kExclusive;
+  else if (m == "colocated")
+    s.mode = ScenarioMode::kColocated;
+  else
+    mode.fail("must be \"exclusive\" or \"colocated\", got \"" + m + "\"");
   if (auto p = root.find("phase_latency_us")) s.phase_latency_us = p->double_in(0, 1e6);
   if (auto seed = root.find("seed")) s.seed = static_cast<uint64_t>(seed->int_in(0, int64_t{1} << 53));
 
@@ -122,13 +130,16 @@ Scenario parse_root(const JsonValue& root) {
   std::set<std::string> names;
   for (const JsonValue& mv : items) {
     s.models.push_back(parse_model(mv, n));
-    if (!names.insert(s.models.back().name).second) mv["name"].fail("duplicate model name \"" + s.models.back().name + "\"");
+    if (!names.insert(s.models.back().name).second)
+      mv["name"].fail("duplicate model name \"" + s.models.back().name + "\"");
   }
   if (s.mode == ScenarioMode::kColocated) {
-    if (s.models.size() != 2) models.fail("colocated mode needs exactly 2 models, got " + std::to_string(s.models.size()));
+    if (s.models.size() != 2)
+      models.fail("colocated mode needs exactly 2 models, got " + std::to_string(s.models.size()));
     if (s.models[0].layers.size() != s.models[1].layers.size())
-      models[1]["layers"].fail("colocated models need the same number of layers (" + std::to_string(s.models[0].layers.size()) +
-                               "), got " + std::to_string(s.models[1].layers.size()));
+      models[1]["layers"].fail("colocated models need the same number of layers (" +
+                               std::to_string(s.models[0].layers.size()) + "), got " +
+                               std::to_string(s.models[1].layers.size()));
   }
 
   if (auto p = root.find("placement")) {
@@ -147,16 +158,20 @@ Scenario parse_root(const JsonValue& root) {
   }
   if (limited) {
     double need_mb = 0;
-    for (const ScenarioModel& mdl : s.models) need_mb += mdl.expert_memory_mb * mdl.num_experts * static_cast<double>(mdl.layers.size());
+    for (const ScenarioModel& mdl : s.models)
+      need_mb += mdl.expert_memory_mb * mdl.num_experts * static_cast<double>(mdl.layers.size());
     if (need_mb > have_mb)
-      models.fail("do not fit in GPU memory: experts need " + fmt(need_mb / 1000.0) + " GB, the GPUs have " + fmt(have_mb / 1000.0) + " GB");
+      models.fail("do not fit in GPU memory: experts need " + fmt(need_mb / 1000.0) + " GB, the GPUs have " +
+                  fmt(have_mb / 1000.0) + " GB");
   }
   return s;
 }
 
 }  // namespace
 
-const char* scenario_mode_name(ScenarioMode mode) { return mode == ScenarioMode::kExclusive ? "exclusive" : "colocated"; }
+const char* scenario_mode_name(ScenarioMode mode) {
+  return mode == ScenarioMode::kExclusive ? "exclusive" : "colocated";
+}
 
 Result<Scenario> parse_scenario(std::string_view json_text, const std::string& what) {
   auto doc = JsonDocument::parse(json_text, what);

@@ -26,7 +26,8 @@ void paged_attention(const PagedAttentionParams& p, float* scores, int64_t works
     const int32_t pos = p.token_pos[t];
     const int32_t start = p.sliding_window > 0 ? std::max(0, pos - p.sliding_window + 1) : 0;
     const int32_t count = pos - start + 1;
-    AURORA_KERNEL_CHECK(count <= workspace_floats, "attention workspace too small: " << count << " > " << workspace_floats);
+    AURORA_KERNEL_CHECK(count <= workspace_floats,
+                        "attention workspace too small: " << count << " > " << workspace_floats);
     const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
     for (int32_t h = 0; h < p.num_q_heads; ++h) {
       const int32_t kvh = h / group;

@@ -41,7 +41,6 @@ inline void dot_rows(const float* const* x, const float* w, int32_t n, float* ou
   }
 }
 
-
 inline float dot_one(const float* a, const float* b, int32_t n) {
   float out = 0.0f;
   const float* rows[1] = {a};

@@ -20,8 +20,8 @@ void linear(const LinearParams& p) {
   // Tile the output features so that a tile of weight rows stays in cache while every block of
   // four input rows streams past it.
   constexpr int64_t kTileBytes = 192 * 1024;
-  const int32_t tile_out = static_cast<int32_t>(
-      std::clamp<int64_t>(kTileBytes / (int64_t{p.in_features} * 4), 1, p.out_features));
+  const int32_t tile_out =
+      static_cast<int32_t>(std::clamp<int64_t>(kTileBytes / (int64_t{p.in_features} * 4), 1, p.out_features));
   for (int32_t o0 = 0; o0 < p.out_features; o0 += tile_out) {
     const int32_t o1 = std::min(p.out_features, o0 + tile_out);
     int32_t r0 = 0;

@@ -29,7 +29,8 @@ void gather_rows(const GatherRowsParams& p) {
   const int64_t src_stride = p.src_stride ? p.src_stride : p.row_floats;
   const int64_t dst_stride = p.dst_stride ? p.dst_stride : p.row_floats;
   for (int32_t r = 0; r < p.num_rows; ++r) {
-    std::memcpy(p.dst + r * dst_stride, p.src + p.rows[r] * src_stride, static_cast<size_t>(p.row_floats) * sizeof(float));
+    std::memcpy(p.dst + r * dst_stride, p.src + p.rows[r] * src_stride,
+                static_cast<size_t>(p.row_floats) * sizeof(float));
   }
 }
 

@@ -10,7 +10,7 @@ namespace aurora::kernels::cpu {
 void swiglu_ffn(const SwiGluFfnParams& p, float* workspace, int64_t workspace_floats) {
   if (p.num_rows == 0) return;
   AURORA_KERNEL_CHECK(workspace_floats >= swiglu_workspace_floats(p.num_rows, p.intermediate),
-                   "swiglu workspace too small");
+                      "swiglu workspace too small");
   float* gate = workspace;
   float* up = workspace + int64_t{p.num_rows} * p.intermediate;
   LinearParams lin;

@@ -10,9 +10,9 @@ namespace aurora::kernels::cuda {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kP = kAttentionPartition;     // positions per block
-constexpr int kTPP = kThreads / kP;          // threads per position in the score phase
-constexpr int kQ = kThreads / 32;            // position groups (warps) in the value phase
+constexpr int kP = kAttentionPartition;  // positions per block
+constexpr int kTPP = kThreads / kP;      // threads per position in the score phase
+constexpr int kQ = kThreads / 32;        // position groups (warps) in the value phase
 constexpr int kHeadsPerPass = 8;
 constexpr int kDimsPerLane = kAttentionMaxHeadDim / 32;
 static_assert(kThreads % kP == 0 && kTPP == 2, "the score phase pairs two threads per position");
@@ -33,8 +33,14 @@ __device__ __forceinline__ void load8(const bf16* p, float* out) {
 __device__ __forceinline__ void load8(const float* p, float* out) {
   const float4 a = *reinterpret_cast<const float4*>(p);
   const float4 b = *reinterpret_cast<const float4*>(p + 4);
-  out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
-  out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+  out[0] = a.x;
+  out[1] = a.y;
+  out[2] = a.z;
+  out[3] = a.w;
+  out[4] = b.x;
+  out[5] = b.y;
+  out[6] = b.z;
+  out[7] = b.w;
 }
 __device__ __forceinline__ float load1(const bf16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load1(const float* p) { return *p; }
@@ -61,9 +67,9 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
   const KV* k_cache = static_cast<const KV*>(p.k_cache);
   const KV* v_cache = static_cast<const KV*>(p.v_cache);
-  float* q_s = smem;                   // [group][hd]
-  float* scores = q_s + group * hd;    // [group][kP]
-  float* red = scores + group * kP;    // [kQ][kHeadsPerPass][hd]
+  float* q_s = smem;                 // [group][hd]
+  float* scores = q_s + group * hd;  // [group][kP]
+  float* red = scores + group * kP;  // [kQ][kHeadsPerPass][hd]
   const int64_t q_base = (int64_t{t} * p.num_q_heads + int64_t{g} * group) * hd;
   const int64_t slot_stride = int64_t{p.num_kv_heads} * hd;
   for (int32_t i = threadIdx.x; i < group * hd; i += kThreads) q_s[i] = p.q[q_base + i];
@@ -226,14 +232,13 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
   }
 }
 
-
 // ---- bf16 caches: K and V of a partition staged in shared memory ----------------------------------
 
 constexpr int kBfHeadsPerPass = 8;  // query heads accumulated at once in the value phase
 
 // Shared-memory layout of paged_attention_bf16_kernel, the same on host and device.
 struct Bf16Layout {
-  int row;        // padded row of a staged K/V row, in bf16 elements (head_dim + 8: no bank conflicts)
+  int row;  // padded row of a staged K/V row, in bf16 elements (head_dim + 8: no bank conflicts)
   size_t k_off, v_off, s_off, q_off, bytes;
 };
 __host__ __device__ inline Bf16Layout bf16_layout(int hd, int group, int positions) {
@@ -259,9 +264,9 @@ __host__ __device__ inline Bf16Layout bf16_layout(int hd, int group, int positio
 //     slice for 8 heads at a time; slices meet in shared memory in a fixed order;
 //  6. one partition: out = o / l; else (m, l, o) to the workspace and the last block merges.
 template <int WARPS>
-__global__ void __launch_bounds__(WARPS * 32) paged_attention_bf16_kernel(PagedAttentionCudaParams p, int32_t* tickets,
-                                                                          float* part_out, float* part_ml,
-                                                                          int32_t max_parts) {
+__global__ void __launch_bounds__(WARPS * 32)
+    paged_attention_bf16_kernel(PagedAttentionCudaParams p, int32_t* tickets, float* part_out, float* part_ml,
+                                int32_t max_parts) {
   constexpr int NT = WARPS * 32;
   constexpr int P = NT;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -378,7 +383,7 @@ __global__ void __launch_bounds__(WARPS * 32) paged_attention_bf16_kernel(PagedA
   __syncthreads();
 
   // 5.
-  const int32_t ppw = 32 / cpr;                 // position slices per warp
+  const int32_t ppw = 32 / cpr;  // position slices per warp
   const int32_t sl = lane / cpr, c = lane - sl * cpr;
   const bool active = sl < ppw;
   const int32_t slice = warp * ppw + sl, slices = WARPS * ppw;
@@ -550,7 +555,8 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     }
     return;
   }
-  const size_t needed = attention_workspace_bytes(p.num_tokens, p.num_q_heads, p.num_kv_heads, p.head_dim, p.max_context);
+  const size_t needed =
+      attention_workspace_bytes(p.num_tokens, p.num_q_heads, p.num_kv_heads, p.head_dim, p.max_context);
   AURORA_KERNEL_CHECK(workspace_bytes >= needed, "attention workspace " << workspace_bytes << " < " << needed);
   const int32_t parts = max_partitions(p.max_context);
   auto* tickets = static_cast<int32_t*>(workspace);
@@ -563,7 +569,8 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     AURORA_KERNEL_CHECK(P == 64 || P == 128, "attention partition_size must be 0, 64 or 128, got " << P);
     const int32_t bparts = (p.max_context + P - 1) / P;
     const Bf16Layout L = bf16_layout(p.head_dim, group, P);
-    const dim3 bgrid(static_cast<unsigned>(bparts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
+    const dim3 bgrid(static_cast<unsigned>(bparts), static_cast<unsigned>(p.num_kv_heads),
+                     static_cast<unsigned>(p.num_tokens));
     auto* kernel = P == 64 ? paged_attention_bf16_kernel<2> : paged_attention_bf16_kernel<4>;
     ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), L.bytes);  // per device, before any capture
     // Decode: most blocks of the grid (partitions up to max_context) exit at once; the few that work
@@ -572,7 +579,8 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     launch_pdl_hinted(small, kernel, bgrid, dim3(P), L.bytes, stream, p, tickets, part_out, part_ml, bparts);
     return;
   }
-  const dim3 grid(static_cast<unsigned>(parts), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
+  const dim3 grid(static_cast<unsigned>(parts), static_cast<unsigned>(p.num_kv_heads),
+                  static_cast<unsigned>(p.num_tokens));
   const size_t smem = sizeof(float) * (size_t(group) * (p.head_dim + kP) + size_t(kQ) * kHeadsPerPass * p.head_dim);
   ensure_dynamic_smem(reinterpret_cast<const void*>(paged_attention_kernel<float>), smem);  // per device
   ensure_dynamic_smem(reinterpret_cast<const void*>(paged_attention_kernel<bf16>), smem);

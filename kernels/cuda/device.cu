@@ -66,7 +66,8 @@ void ensure_dynamic_smem(const void* kernel, size_t bytes) {
 int sm_count() {
   static const int count = [] {
     int device = 0, n = 0;
-    if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
       (void)cudaGetLastError();
       return 132;
     }

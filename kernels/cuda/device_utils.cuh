@@ -81,9 +81,9 @@ __device__ __forceinline__ uint4 ld_stream_u4(const void* p) {
 }
 
 // Programmatic dependent launch (sm_90): a kernel launched with launch_pdl() may start while the
-// previous kernel in the stream is still running (once every block of it has triggered or exited). It must call pdl_wait() before it reads or writes
-// anything an earlier kernel touches (only constant inputs, such as weights, may be read before);
-// pdl_launch_dependents() lets the next kernel's blocks start early. Both are no-ops in a kernel
+// previous kernel in the stream is still running (once every block of it has triggered or exited). It must call
+// pdl_wait() before it reads or writes anything an earlier kernel touches (only constant inputs, such as weights, may
+// be read before); pdl_launch_dependents() lets the next kernel's blocks start early. Both are no-ops in a kernel
 // launched without the attribute.
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" :::); }
@@ -130,8 +130,8 @@ void ensure_dynamic_smem(const void* kernel, size_t bytes);
 // Launches `kernel` with programmatic dependent launch allowed (see pdl_wait above) as pdl_mode()
 // says; small_hint: the caller knows that few of the grid's blocks do work (mode 2 only).
 template <typename... KArgs, typename... Args>
-void launch_pdl_hinted(bool small_hint, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                       Args&&... args) {
+void launch_pdl_hinted(bool small_hint, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                       cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;

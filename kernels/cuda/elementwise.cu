@@ -11,7 +11,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-int grid_for(int64_t n) { return std::max(1, static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8))); }
+int grid_for(int64_t n) {
+  return std::max(1, static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)));
+}
 
 __global__ void embedding_kernel(const int32_t* ids, const void* table, DType table_dtype, float* out, int32_t hidden,
                                  int32_t vocab) {
@@ -25,7 +27,8 @@ __global__ void embedding_kernel(const int32_t* ids, const void* table, DType ta
 }
 
 __global__ void add_kernel(float* y, const float* x, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) y[i] += x[i];
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+    y[i] += x[i];
 }
 
 __global__ void sigmoid_gate_add_kernel(float* y, const float* x, const float* gate, int32_t dim) {
@@ -102,7 +105,8 @@ void launch_embedding(const EmbeddingCudaParams& p, cudaStream_t stream) {
 }
 
 void launch_embedding(const EmbeddingParams& p, cudaStream_t stream) {
-  launch_embedding(EmbeddingCudaParams{p.ids, p.table, DType::kF32, p.out, p.num_tokens, p.hidden, p.vocab_size}, stream);
+  launch_embedding(EmbeddingCudaParams{p.ids, p.table, DType::kF32, p.out, p.num_tokens, p.hidden, p.vocab_size},
+                   stream);
 }
 
 void launch_add(const AddParams& p, cudaStream_t stream) {
@@ -142,8 +146,8 @@ void launch_silu_mul(const SiluMulCudaParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return;
   AURORA_KERNEL_CHECK(p.out_f32 || p.out_bf16, "silu_mul needs an output");
   silu_mul_kernel<<<p.num_rows, kThreads, 0, stream>>>(
-      p.gate_up, p.gate_up_stride ? p.gate_up_stride : int64_t{2} * p.intermediate, p.out_f32, p.out_bf16, p.intermediate,
-      p.out_stride ? p.out_stride : p.intermediate);
+      p.gate_up, p.gate_up_stride ? p.gate_up_stride : int64_t{2} * p.intermediate, p.out_f32, p.out_bf16,
+      p.intermediate, p.out_stride ? p.out_stride : p.intermediate);
   AURORA_CUDA_LAUNCH_CHECK();
 }
 
@@ -159,7 +163,8 @@ void launch_bf16_to_f32(const bf16* src, float* dst, int64_t n, cudaStream_t str
   AURORA_CUDA_LAUNCH_CHECK();
 }
 
-void launch_random_fill(void* dst, DType dtype, int64_t n, uint64_t seed, float stddev, float mean, cudaStream_t stream) {
+void launch_random_fill(void* dst, DType dtype, int64_t n, uint64_t seed, float stddev, float mean,
+                        cudaStream_t stream) {
   if (n == 0) return;
   random_fill_kernel<<<std::min(grid_for(n), 132 * 16), kThreads, 0, stream>>>(dst, dtype, n, seed, stddev, mean);
   AURORA_CUDA_LAUNCH_CHECK();

@@ -10,13 +10,13 @@
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
 
-#define AURORA_CUBLAS_CHECK(call)                                                                         \
-  do {                                                                                                    \
-    const cublasStatus_t aurora_cublas_status_ = (call);                                                  \
-    if (aurora_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                                 \
+#define AURORA_CUBLAS_CHECK(call)                                                                              \
+  do {                                                                                                         \
+    const cublasStatus_t aurora_cublas_status_ = (call);                                                       \
+    if (aurora_cublas_status_ != CUBLAS_STATUS_SUCCESS) {                                                      \
       ::aurora::kernels::cuda::throw_cuda_error(#call, cublasLtGetStatusName(aurora_cublas_status_), __FILE__, \
-                                                __LINE__);                                                \
-    }                                                                                                     \
+                                                __LINE__);                                                     \
+    }                                                                                                          \
   } while (0)
 
 namespace aurora::kernels::cuda {
@@ -53,14 +53,16 @@ struct CublasLtRunner::Impl {
     Plan plan;
     AURORA_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
-    AURORA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof(trans_a)));
-    AURORA_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof(trans_b)));
-    AURORA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, static_cast<uint64_t>(p.k),
-                                                   static_cast<uint64_t>(p.n), ldw));
-    AURORA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, static_cast<uint64_t>(p.k),
-                                                   static_cast<uint64_t>(p.m), ldx));
-    AURORA_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, CUDA_R_32F, static_cast<uint64_t>(p.n),
-                                                   static_cast<uint64_t>(p.m), ldy));
+    AURORA_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof(trans_a)));
+    AURORA_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof(trans_b)));
+    AURORA_CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, static_cast<uint64_t>(p.k), static_cast<uint64_t>(p.n), ldw));
+    AURORA_CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, static_cast<uint64_t>(p.k), static_cast<uint64_t>(p.m), ldx));
+    AURORA_CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&plan.c, CUDA_R_32F, static_cast<uint64_t>(p.n), static_cast<uint64_t>(p.m), ldy));
     cublasLtMatmulPreference_t pref = nullptr;
     AURORA_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     const uint64_t ws = workspace_bytes;
@@ -101,8 +103,8 @@ void CublasLtRunner::gemm(const GemmParams& p, cudaStream_t stream) {
   const int64_t ldx = p.ldx ? p.ldx : p.k, ldw = p.ldw ? p.ldw : p.k, ldy = p.ldy ? p.ldy : p.n;
   const Impl::Plan& plan = impl_->plan(p, ldx, ldw, ldy);
   const float alpha = 1.0f, beta = p.accumulate ? 1.0f : 0.0f;
-  AURORA_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, plan.desc, &alpha, p.w, plan.a, p.x, plan.b, &beta, p.y, plan.c, p.y,
-                                     plan.c, &plan.algo, impl_->workspace, impl_->workspace_bytes, stream));
+  AURORA_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, plan.desc, &alpha, p.w, plan.a, p.x, plan.b, &beta, p.y, plan.c,
+                                     p.y, plan.c, &plan.algo, impl_->workspace, impl_->workspace_bytes, stream));
 }
 
 }  // namespace aurora::kernels::cuda

@@ -15,8 +15,8 @@
 namespace aurora::kernels::cuda {
 namespace {
 
-constexpr int kTileRows = 16;   // mma M
-constexpr int kChunk = 32;      // k per thread-quad load: 4 threads x 8 bf16
+constexpr int kTileRows = 16;  // mma M
+constexpr int kChunk = 32;     // k per thread-quad load: 4 threads x 8 bf16
 
 __device__ __forceinline__ void mma_16816(float* d, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                           uint32_t b1) {
@@ -26,7 +26,9 @@ __device__ __forceinline__ void mma_16816(float* d, uint32_t a0, uint32_t a1, ui
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+__device__ __forceinline__ uint32_t word(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
 
 // Fragment mapping (k permuted consistently for A and B, which a dot product allows): in a chunk of
 // 32 k, thread (g = lane / 4, q = lane % 4) loads elements [8q, 8q + 8) of weight rows g and g + 8
@@ -41,14 +43,17 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 
 // Decode instances keep 7 (NB = 1) or 6 (NB = 2) 4-warp blocks per multiprocessor: the register cap
 // that gives (72, 80) is what the loop needs; the prologues must not raise it.
 template <int NB, int WARPS>
-constexpr int kMinBlocks = WARPS == 4 ? (NB == 1 ? 7 : NB == 2 ? 6 : 1) : 1;
+constexpr int kMinBlocks = WARPS == 4 ? (NB == 1   ? 7
+                                         : NB == 2 ? 6
+                                                   : 1)
+                                      : 1;
 
 template <int TILES, int NB, int WARPS, bool NORM>
-__global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_gemv_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride,
-                                                                  int z, int cps) {
+__global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>))
+    grouped_gemv_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride, int z, int cps) {
   constexpr int kThreads = WARPS * 32;
   constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;  // chunks in flight per iteration
-  extern __shared__ float red[];  // [WARPS][TILES][NB][4][32]
+  extern __shared__ float red[];                             // [WARPS][TILES][NB][4][32]
   __shared__ float scratch[33];
   __shared__ int32_t is_last;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -86,7 +91,8 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_g
 #pragma unroll
       for (int tt = 0; tt < TILES; ++tt)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) a[u][tt][h] = in_range && wrow[tt][h] ? detail::ld_stream_u4(wrow[tt][h] + kk) : zero;
+        for (int h = 0; h < 2; ++h)
+          a[u][tt][h] = in_range && wrow[tt][h] ? detail::ld_stream_u4(wrow[tt][h] + kk) : zero;
     }
   };
   // A dense matrix is known before the previous kernel ends: its first weights load before the wait
@@ -145,7 +151,8 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>)) grouped_g
         __align__(16) bf16 out[8];
 #pragma unroll
         for (int j = 0; j < 8; ++j) out[j] = __float2bfloat16(__fmul_rn(wv[j], __fmul_rn(xv[j], inv_rms)));
-        *reinterpret_cast<uint4*>(xs + static_cast<int64_t>(i) * kslice + (e - k0)) = *reinterpret_cast<const uint4*>(out);
+        *reinterpret_cast<uint4*>(xs + static_cast<int64_t>(i) * kslice + (e - k0)) =
+            *reinterpret_cast<const uint4*>(out);
       }
     }
     __syncthreads();
@@ -368,10 +375,12 @@ void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_str
   const size_t smem = smem_bytes<TILES, NB, WARPS, NORM>(p, s.cps);
   // Per device (several GPUs per process); the first launch of each shape is a warm-up, before any capture.
   ensure_dynamic_smem(reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM>), smem);
-  const dim3 grid(static_cast<unsigned>(s.tiles_z), static_cast<unsigned>(p.num_group_slots), static_cast<unsigned>(s.splits));
+  const dim3 grid(static_cast<unsigned>(s.tiles_z), static_cast<unsigned>(p.num_group_slots),
+                  static_cast<unsigned>(s.splits));
   // Experts whose weights can stream before the previous kernel ends may launch early (pdl_mode 2).
   const bool early = p.groups_before_wait && early_expert_launch();
-  launch_pdl_hinted(early, grouped_gemv_kernel<TILES, NB, WARPS, NORM>, grid, dim3(WARPS * 32), smem, stream, p, x_stride, y_stride, z, s.cps);
+  launch_pdl_hinted(early, grouped_gemv_kernel<TILES, NB, WARPS, NORM>, grid, dim3(WARPS * 32), smem, stream, p,
+                    x_stride, y_stride, z, s.cps);
 }
 
 struct Launcher {

@@ -186,7 +186,8 @@ __device__ void permute_small(int32_t* k_s /* [kSmallPermute], the keys */, int3
     out.permuted_item[rank] = i;
     out.item_position[i] = rank;
     if (out.active && first_s[i]) out.active[active_rank] = key;
-    if (out.counts_accum && i < out.counted_items) atomicAdd(reinterpret_cast<unsigned long long*>(out.counts_accum + key), 1ull);
+    if (out.counts_accum && i < out.counted_items)
+      atomicAdd(reinterpret_cast<unsigned long long*>(out.counts_accum + key), 1ull);
   }
   for (int32_t e = i; e <= num_keys; e += blockDim.x) {
     int32_t below = 0;
@@ -235,7 +236,8 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
 #pragma unroll
   for (int u = 0; u < kPre; ++u) {
     const int32_t i = (static_cast<int32_t>(threadIdx.x) + u * kThreads) * 4;
-    wpre[u] = i < p.hidden ? __ldg(reinterpret_cast<const float4*>(p.router + int64_t{e} * p.hidden + i)) : make_float4(0, 0, 0, 0);
+    wpre[u] = i < p.hidden ? __ldg(reinterpret_cast<const float4*>(p.router + int64_t{e} * p.hidden + i))
+                           : make_float4(0, 0, 0, 0);
   }
   detail::pdl_wait();
   {
@@ -267,8 +269,9 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
         if (t0 + r < p.num_tokens) {
           float4 xv = *reinterpret_cast<const float4*>(p.x + int64_t{t0 + r} * p.hidden + i);
           if (p.norm_weight) {
-            xv = make_float4(__fmul_rn(nv.x, __fmul_rn(xv.x, inv_rms[r])), __fmul_rn(nv.y, __fmul_rn(xv.y, inv_rms[r])),
-                             __fmul_rn(nv.z, __fmul_rn(xv.z, inv_rms[r])), __fmul_rn(nv.w, __fmul_rn(xv.w, inv_rms[r])));
+            xv =
+                make_float4(__fmul_rn(nv.x, __fmul_rn(xv.x, inv_rms[r])), __fmul_rn(nv.y, __fmul_rn(xv.y, inv_rms[r])),
+                            __fmul_rn(nv.z, __fmul_rn(xv.z, inv_rms[r])), __fmul_rn(nv.w, __fmul_rn(xv.w, inv_rms[r])));
             if (e == 0) {  // the first expert's blocks publish the normalised rows
               const int64_t o = int64_t{t0 + r} * p.hidden + i;
               if (p.norm_out) *reinterpret_cast<float4*>(p.norm_out + o) = xv;
@@ -326,8 +329,8 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __syncthreads();
   int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed
   const int32_t counted = p.num_counted_tokens ? min(*p.num_counted_tokens, p.num_tokens) : p.num_tokens;
-  const PermuteOut out{p.expert_offsets, p.permuted_item, p.item_position, p.active_experts, p.num_active,
-                       p.expert_tokens, counted * p.top_k};
+  const PermuteOut out{p.expert_offsets, p.permuted_item, p.item_position,  p.active_experts,
+                       p.num_active,     p.expert_tokens, counted * p.top_k};
   if (small) {
     permute_small(small_keys, p.num_tokens * p.top_k, p.num_experts, out, counts);
   } else {
@@ -437,10 +440,12 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_wide_kernel(MoeCo
   const float gate = p.shared_out ? (p.shared_gate ? 1.0f / (1.0f + expf(-p.shared_gate[t])) : 1.0f) : 0.0f;
   float4 v[kMaxTopK];
 #pragma unroll
-  for (int n = 0; n < kMaxTopK; ++n) v[n] = n < p.top_k ? *reinterpret_cast<const float4*>(rows[n] + h) : make_float4(0, 0, 0, 0);
+  for (int n = 0; n < kMaxTopK; ++n)
+    v[n] = n < p.top_k ? *reinterpret_cast<const float4*>(rows[n] + h) : make_float4(0, 0, 0, 0);
   float4* xp = reinterpret_cast<float4*>(p.x + int64_t{t} * p.hidden + h);
   const float4 xh = *xp;
-  const float4 sh = p.shared_out ? *reinterpret_cast<const float4*>(p.shared_out + int64_t{t} * p.hidden + h) : make_float4(0, 0, 0, 0);
+  const float4 sh = p.shared_out ? *reinterpret_cast<const float4*>(p.shared_out + int64_t{t} * p.hidden + h)
+                                 : make_float4(0, 0, 0, 0);
   float4 acc = make_float4(0, 0, 0, 0);
 #pragma unroll
   for (int n = 0; n < kMaxTopK; ++n) {
@@ -464,9 +469,9 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_wide_kernel(MoeCo
 
 void launch_topk_routing(const TopKRoutingParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
-  AURORA_KERNEL_CHECK(p.num_experts <= kMaxRoutedExperts && p.top_k >= 1 && p.top_k <= kMaxTopK &&
-                          p.top_k <= p.num_experts,
-                      "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k);
+  AURORA_KERNEL_CHECK(
+      p.num_experts <= kMaxRoutedExperts && p.top_k >= 1 && p.top_k <= kMaxTopK && p.top_k <= p.num_experts,
+      "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k);
   topk_routing_kernel<<<detail::ceil_div(p.num_tokens, kWarps), kThreads, 0, stream>>>(p);
   AURORA_CUDA_LAUNCH_CHECK();
 }
@@ -486,11 +491,12 @@ void launch_combine(const CombineParams& p, cudaStream_t stream) {
 
 void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
-  AURORA_KERNEL_CHECK(p.num_experts <= kMaxRoutedExperts && p.top_k >= 1 && p.top_k <= kMaxTopK &&
-                          p.top_k <= p.num_experts && p.hidden % 4 == 0,
-                      "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k << ", hidden "
-                                                    << p.hidden);
-  const dim3 grid(static_cast<unsigned>(p.num_experts), static_cast<unsigned>(detail::ceil_div(p.num_tokens, kRouteTokens)));
+  AURORA_KERNEL_CHECK(
+      p.num_experts <= kMaxRoutedExperts && p.top_k >= 1 && p.top_k <= kMaxTopK && p.top_k <= p.num_experts &&
+          p.hidden % 4 == 0,
+      "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k << ", hidden " << p.hidden);
+  const dim3 grid(static_cast<unsigned>(p.num_experts),
+                  static_cast<unsigned>(detail::ceil_div(p.num_tokens, kRouteTokens)));
   launch_pdl(route_kernel, grid, dim3(kThreads), 0, stream, p);
 }
 
@@ -499,7 +505,8 @@ void launch_moe_combine(const MoeCombineCudaParams& p, cudaStream_t stream) {
   AURORA_KERNEL_CHECK(p.top_k >= 1 && p.top_k <= kMaxTopK, "top_k " << p.top_k);
   const int64_t stride = p.expert_out_stride ? p.expert_out_stride : int64_t{p.hidden};
   if (!p.norm_weight && p.hidden % 4 == 0 && stride % 4 == 0) {
-    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(detail::ceil_div(p.hidden, kCombineThreads * 4)));
+    const dim3 grid(static_cast<unsigned>(p.num_tokens),
+                    static_cast<unsigned>(detail::ceil_div(p.hidden, kCombineThreads * 4)));
     launch_pdl(moe_combine_wide_kernel, grid, dim3(kCombineThreads), 0, stream, p, stride);
     return;
   }

@@ -214,11 +214,13 @@ void launch_rope(const RopeParams& p, cudaStream_t stream) {
 void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   static_assert(kPrologueMaxHeadDim / 2 <= kPrologueThreads, "one RoPE pair per thread");
-  AURORA_KERNEL_CHECK(p.head_dim % 2 == 0 && p.head_dim <= kPrologueMaxHeadDim && p.num_q_heads > 0 && p.num_kv_heads > 0,
-                      "bad attention shape: head_dim " << p.head_dim);
+  AURORA_KERNEL_CHECK(
+      p.head_dim % 2 == 0 && p.head_dim <= kPrologueMaxHeadDim && p.num_q_heads > 0 && p.num_kv_heads > 0,
+      "bad attention shape: head_dim " << p.head_dim);
   if (p.num_tokens > kPrologueHeadBlocksMaxTokens) {
     const size_t smem = sizeof(float) * size_t(p.head_dim) * (p.num_q_heads + 2 * p.num_kv_heads);
-    ensure_dynamic_smem(reinterpret_cast<const void*>(qkv_prologue_token_kernel), smem);  // per device, before any capture
+    ensure_dynamic_smem(reinterpret_cast<const void*>(qkv_prologue_token_kernel),
+                        smem);  // per device, before any capture
     launch_pdl(qkv_prologue_token_kernel, dim3(p.num_tokens), dim3(1024), smem, stream, p);
     return;
   }

@@ -89,8 +89,8 @@ Result<RateSchedule> RateSchedule::parse(std::string_view text, const std::strin
     std::string_view rates = item.substr(0, at);
     auto duration = parse_duration_s(item.substr(at + 1));
     if (!duration || *duration <= 0) {
-      return Error::invalid(where, "duration must be > 0 (suffix ms, s, m or h), got \"" +
-                                       std::string(trim(item.substr(at + 1))) + "\"");
+      return Error::invalid(
+          where, "duration must be > 0 (suffix ms, s, m or h), got \"" + std::string(trim(item.substr(at + 1))) + "\"");
     }
     RateSegment seg;
     seg.duration_s = *duration;
@@ -191,8 +191,8 @@ Result<ArrivalProcess> ArrivalProcess::create(const ArrivalConfig& config) {
       return Error::invalid("--ramp-up-strategy", "must be linear or exponential, got " + config.ramp_up_strategy);
     }
     if (!config.max_requests) return Error::invalid("--ramp-up-strategy", "needs --num-prompts");
-    if (!(config.ramp_up_start_rps > 0) || !(config.ramp_up_end_rps > 0) ||
-        !std::isfinite(config.ramp_up_start_rps) || !std::isfinite(config.ramp_up_end_rps)) {
+    if (!(config.ramp_up_start_rps > 0) || !(config.ramp_up_end_rps > 0) || !std::isfinite(config.ramp_up_start_rps) ||
+        !std::isfinite(config.ramp_up_end_rps)) {
       return Error::invalid("--ramp-up-start-rps", "the ramp's start and end rates must be finite and > 0, got " +
                                                        format_double(config.ramp_up_start_rps) + " and " +
                                                        format_double(config.ramp_up_end_rps));
@@ -208,8 +208,8 @@ Result<ArrivalProcess> ArrivalProcess::create(const ArrivalConfig& config) {
 
 ArrivalProcess::ArrivalProcess(const ArrivalConfig& config) : config_(config), rng_(Rng::derived(config.seed, 1)) {
   const auto& segs = config_.schedule.segments();
-  const bool constant_finite = !config_.schedule.infinite_rate() && segs.size() == 1 &&
-                               std::isinf(segs[0].duration_s) && segs[0].start_rate > 0;
+  const bool constant_finite =
+      !config_.schedule.infinite_rate() && segs.size() == 1 && std::isinf(segs[0].duration_s) && segs[0].start_rate > 0;
   if (config_.normalize_total_span && constant_finite && config_.max_requests && *config_.max_requests > 0 &&
       config_.ramp_up_strategy.empty()) {
     const double rate = segs[0].start_rate;

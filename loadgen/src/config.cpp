@@ -75,81 +75,92 @@ constexpr unsigned kDescriptionLength = 70;
 
 po::options_description make_options() {
   po::options_description target("Target", kLineLength, kDescriptionLength);
-  target.add_options()
-      ("base-url", po::value<std::string>(), "server base URL, e.g. http://127.0.0.1:8000 (overrides --host/--port)")
-      ("host", po::value<std::string>()->default_value("127.0.0.1"), "server host")
-      ("port", po::value<int>()->default_value(8000), "server port")
-      ("endpoint", po::value<std::string>(), "API path (default by backend: /v1/completions, /v1/chat/completions, /v1/ws)")
-      ("backend", po::value<std::string>()->default_value("openai"), "openai (completions) | openai-chat | aurora-ws")
-      ("model", po::value<std::string>(), "model name (default: the first of GET /v1/models)")
-      ("api-key", po::value<std::string>(), "bearer token (default: $OPENAI_API_KEY)");
+  target.add_options()("base-url", po::value<std::string>(),
+                       "server base URL, e.g. http://127.0.0.1:8000 (overrides --host/--port)")(
+      "host", po::value<std::string>()->default_value("127.0.0.1"), "server host")(
+      "port", po::value<int>()->default_value(8000), "server port")(
+      "endpoint", po::value<std::string>(),
+      "API path (default by backend: /v1/completions, /v1/chat/completions, /v1/ws)")(
+      "backend", po::value<std::string>()->default_value("openai"), "openai (completions) | openai-chat | aurora-ws")(
+      "model", po::value<std::string>(), "model name (default: the first of GET /v1/models)")(
+      "api-key", po::value<std::string>(), "bearer token (default: $OPENAI_API_KEY)");
 
   po::options_description load("Load", kLineLength, kDescriptionLength);
-  load.add_options()
-      ("num-prompts", po::value<int64_t>(), "requests to send (default 1000 unless --duration or --rate-schedule bound the run)")
-      ("request-rate", po::value<std::string>()->default_value("inf"), "requests per second, or inf (everything at t=0)")
-      ("burstiness", po::value<double>()->default_value(1.0), "gamma shape of the gaps: 1 = Poisson, <1 burstier, >1 smoother")
-      ("max-concurrency", po::value<int64_t>(), "cap on requests in flight (arrivals wait on the client side)")
-      ("users", po::value<int64_t>(), "closed loop: N users, each sends its next request when the last one ends")
-      ("think-time-ms", po::value<double>()->default_value(0), "closed loop: pause between one user's requests")
-      ("rate-schedule", po::value<std::string>(), "time-varying rate: steps R@D and ramps R1->R2@D, comma separated (e.g. \"2@30s,2->8@60s,8@30s\"); the run ends with it")
-      ("duration", po::value<double>(), "stop sending after this many seconds")
-      ("ramp-up-strategy", po::value<std::string>(), "vLLM's per-request ramp: linear | exponential (needs --num-prompts)")
-      ("ramp-up-start-rps", po::value<double>(), "ramp start rate")
-      ("ramp-up-end-rps", po::value<double>(), "ramp end rate")
-      ("num-warmups", po::value<int64_t>()->default_value(0), "warm-up requests sent first and not measured")
-      ("seed", po::value<uint64_t>()->default_value(0), "seed of the arrivals and prompts");
+  load.add_options()("num-prompts", po::value<int64_t>(),
+                     "requests to send (default 1000 unless --duration or --rate-schedule bound the run)")(
+      "request-rate", po::value<std::string>()->default_value("inf"),
+      "requests per second, or inf (everything at t=0)")(
+      "burstiness", po::value<double>()->default_value(1.0),
+      "gamma shape of the gaps: 1 = Poisson, <1 burstier, >1 smoother")(
+      "max-concurrency", po::value<int64_t>(), "cap on requests in flight (arrivals wait on the client side)")(
+      "users", po::value<int64_t>(), "closed loop: N users, each sends its next request when the last one ends")(
+      "think-time-ms", po::value<double>()->default_value(0), "closed loop: pause between one user's requests")(
+      "rate-schedule", po::value<std::string>(),
+      "time-varying rate: steps R@D and ramps R1->R2@D, comma separated (e.g. \"2@30s,2->8@60s,8@30s\"); the run ends "
+      "with it")("duration", po::value<double>(), "stop sending after this many seconds")(
+      "ramp-up-strategy", po::value<std::string>(),
+      "vLLM's per-request ramp: linear | exponential (needs --num-prompts)")("ramp-up-start-rps", po::value<double>(),
+                                                                             "ramp start rate")(
+      "ramp-up-end-rps", po::value<double>(), "ramp end rate")("num-warmups", po::value<int64_t>()->default_value(0),
+                                                               "warm-up requests sent first and not measured")(
+      "seed", po::value<uint64_t>()->default_value(0), "seed of the arrivals and prompts");
 
   po::options_description workload("Workload", kLineLength, kDescriptionLength);
-  workload.add_options()
-      ("dataset-name", po::value<std::string>()->default_value("random"), "random | synthetic-chat | jsonl | sharegpt")
-      ("dataset-path", po::value<std::string>(), "prompt file for jsonl / sharegpt (JSONL, or a JSON array)")
-      ("random-input-len", po::value<int64_t>()->default_value(1024), "input length in tokens (random, synthetic-chat)")
-      ("random-output-len", po::value<int64_t>()->default_value(128), "output length in tokens (max_tokens)")
-      ("random-range-ratio", po::value<double>()->default_value(0.0), "lengths drawn uniformly from [len*(1-r), len*(1+r)]")
-      ("sharegpt-output-len", po::value<int64_t>(), "output length for file prompts (overrides the file)")
-      ("calibrate-lengths", po::value<std::string>()->default_value("auto"), "auto: size synthetic prompts with the server's POST /tokenize when it has one (as recent vLLM does) | off")
-      ("traffic-mix", po::value<std::string>(), "prompt kinds over time: \"prose=0.8,code=0.2@60s; prose=0.2,code=0.8\" (kinds: prose, code, digits)")
-      ("ignore-eos", po::bool_switch(), "send ignore_eos (on by default for random and synthetic-chat)")
-      ("disable-ignore-eos", po::bool_switch(), "do not send ignore_eos for synthetic datasets")
-      ("temperature", po::value<double>(), "sampling temperature")
-      ("top-p", po::value<double>(), "top_p")
-      ("top-k", po::value<int64_t>(), "top_k")
-      ("extra-body", po::value<std::string>(), "JSON object merged into every request body");
+  workload.add_options()("dataset-name", po::value<std::string>()->default_value("random"),
+                         "random | synthetic-chat | jsonl | sharegpt")(
+      "dataset-path", po::value<std::string>(), "prompt file for jsonl / sharegpt (JSONL, or a JSON array)")(
+      "random-input-len", po::value<int64_t>()->default_value(1024), "input length in tokens (random, synthetic-chat)")(
+      "random-output-len", po::value<int64_t>()->default_value(128), "output length in tokens (max_tokens)")(
+      "random-range-ratio", po::value<double>()->default_value(0.0),
+      "lengths drawn uniformly from [len*(1-r), len*(1+r)]")("sharegpt-output-len", po::value<int64_t>(),
+                                                             "output length for file prompts (overrides the file)")(
+      "calibrate-lengths", po::value<std::string>()->default_value("auto"),
+      "auto: size synthetic prompts with the server's POST /tokenize when it has one (as recent vLLM does) | off")(
+      "traffic-mix", po::value<std::string>(),
+      "prompt kinds over time: \"prose=0.8,code=0.2@60s; prose=0.2,code=0.8\" (kinds: prose, code, digits)")(
+      "ignore-eos", po::bool_switch(), "send ignore_eos (on by default for random and synthetic-chat)")(
+      "disable-ignore-eos", po::bool_switch(), "do not send ignore_eos for synthetic datasets")(
+      "temperature", po::value<double>(), "sampling temperature")("top-p", po::value<double>(), "top_p")(
+      "top-k", po::value<int64_t>(), "top_k")("extra-body", po::value<std::string>(),
+                                              "JSON object merged into every request body");
 
   po::options_description metrics("Metrics", kLineLength, kDescriptionLength);
-  metrics.add_options()
-      ("goodput", po::value<std::vector<std::string>>()->multitoken(), "SLOs in ms: ttft:200 tpot:50 e2el:1000")
-      ("percentile-metrics", po::value<std::string>()->default_value("ttft,tpot,itl,e2el"), "metrics to report percentiles for")
-      ("metric-percentiles", po::value<std::string>()->default_value("50,90,95,99"), "percentiles to report")
-      ("output-token-fallback", po::value<std::string>()->default_value("chunks"), "when no usage chunk: chunks | estimate");
+  metrics.add_options()("goodput", po::value<std::vector<std::string>>()->multitoken(),
+                        "SLOs in ms: ttft:200 tpot:50 e2el:1000")(
+      "percentile-metrics", po::value<std::string>()->default_value("ttft,tpot,itl,e2el"),
+      "metrics to report percentiles for")("metric-percentiles", po::value<std::string>()->default_value("50,90,95,99"),
+                                           "percentiles to report")("output-token-fallback",
+                                                                    po::value<std::string>()->default_value("chunks"),
+                                                                    "when no usage chunk: chunks | estimate");
 
   po::options_description output("Output", kLineLength, kDescriptionLength);
-  output.add_options()
-      ("save-result", po::value<std::string>()->implicit_value(""), "write the result JSON (to FILE, or to --result-dir/--result-filename)")
-      ("result-dir", po::value<std::string>(), "directory of the result file")
-      ("result-filename", po::value<std::string>(), "name of the result file")
-      ("save-detailed", po::bool_switch(), "add per-request arrays to the result JSON")
-      ("plot", po::value<std::string>(), "draw the time series as an SVG file")
-      ("label", po::value<std::string>(), "label stored in the result")
-      ("metadata", po::value<std::vector<std::string>>()->multitoken(), "KEY=VALUE pairs stored in the result")
-      ("progress", po::value<std::string>()->default_value("auto"), "live progress line: auto (on a TTY) | on | off")
-      ("scrape-metrics", po::value<std::string>()->default_value("auto"), "scrape /metrics for Aurora's plan gauges: auto | on | off")
-      ("scrape-interval", po::value<double>()->default_value(1.0), "seconds between /metrics scrapes")
-      ("quiet", po::bool_switch(), "no summary table");
+  output.add_options()("save-result", po::value<std::string>()->implicit_value(""),
+                       "write the result JSON (to FILE, or to --result-dir/--result-filename)")(
+      "result-dir", po::value<std::string>(), "directory of the result file")(
+      "result-filename", po::value<std::string>(), "name of the result file")(
+      "save-detailed", po::bool_switch(), "add per-request arrays to the result JSON")(
+      "plot", po::value<std::string>(), "draw the time series as an SVG file")("label", po::value<std::string>(),
+                                                                               "label stored in the result")(
+      "metadata", po::value<std::vector<std::string>>()->multitoken(), "KEY=VALUE pairs stored in the result")(
+      "progress", po::value<std::string>()->default_value("auto"), "live progress line: auto (on a TTY) | on | off")(
+      "scrape-metrics", po::value<std::string>()->default_value("auto"),
+      "scrape /metrics for Aurora's plan gauges: auto | on | off")(
+      "scrape-interval", po::value<double>()->default_value(1.0), "seconds between /metrics scrapes")(
+      "quiet", po::bool_switch(), "no summary table");
 
   po::options_description limits("Limits", kLineLength, kDescriptionLength);
-  limits.add_options()
-      ("request-timeout", po::value<double>()->default_value(300), "hard timeout per request, seconds")
-      ("drain-timeout", po::value<double>()->default_value(30), "after sending stops, wait this long for requests in flight")
-      ("ws-connections", po::value<int64_t>()->default_value(1), "aurora-ws: sockets to multiplex requests over");
+  limits.add_options()("request-timeout", po::value<double>()->default_value(300), "hard timeout per request, seconds")(
+      "drain-timeout", po::value<double>()->default_value(30),
+      "after sending stops, wait this long for requests in flight")(
+      "ws-connections", po::value<int64_t>()->default_value(1), "aurora-ws: sockets to multiplex requests over");
 
   po::options_description general("General", kLineLength, kDescriptionLength);
   general.add_options()("help,h", "show this help")("version", "show the version");
 
-  po::options_description all("aurora-loadgen: load generator for OpenAI-compatible servers and Aurora\n\n"
-                              "usage: aurora-loadgen [options]",
-                              kLineLength, kDescriptionLength);
+  po::options_description all(
+      "aurora-loadgen: load generator for OpenAI-compatible servers and Aurora\n\n"
+      "usage: aurora-loadgen [options]",
+      kLineLength, kDescriptionLength);
   all.add(target).add(load).add(workload).add(metrics).add(output).add(limits).add(general);
   return all;
 }
@@ -204,9 +215,12 @@ std::string Target::base_url() const { return "http://" + host + ":" + port + pa
 Result<Target> parse_base_url(const std::string& url) {
   Target t;
   std::string rest = url;
-  if (rest.rfind("https://", 0) == 0) return Error::invalid("--base-url", "https is not supported (use a plain http:// URL), got " + url);
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
-  else if (rest.find("://") != std::string::npos) return Error::invalid("--base-url", "must start with http://, got " + url);
+  if (rest.rfind("https://", 0) == 0)
+    return Error::invalid("--base-url", "https is not supported (use a plain http:// URL), got " + url);
+  if (rest.rfind("http://", 0) == 0)
+    rest = rest.substr(7);
+  else if (rest.find("://") != std::string::npos)
+    return Error::invalid("--base-url", "must start with http://, got " + url);
   const size_t slash = rest.find('/');
   std::string hostport = rest.substr(0, slash);
   if (slash != std::string::npos) t.path_prefix = rest.substr(slash);
@@ -216,8 +230,10 @@ Result<Target> parse_base_url(const std::string& url) {
     const size_t close = hostport.find(']');
     if (close == std::string::npos) return Error::invalid("--base-url", "bad IPv6 host: " + url);
     t.host = hostport.substr(1, close - 1);
-    if (close + 1 < hostport.size() && hostport[close + 1] == ':') t.port = hostport.substr(close + 2);
-    else t.port = "80";
+    if (close + 1 < hostport.size() && hostport[close + 1] == ':')
+      t.port = hostport.substr(close + 2);
+    else
+      t.port = "80";
   } else {
     const size_t colon = hostport.rfind(':');
     t.host = hostport.substr(0, colon);
@@ -278,7 +294,8 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   } else {
     c.target.host = vm["host"].as<std::string>();
     const int port = vm["port"].as<int>();
-    if (port <= 0 || port > 65535) return Error::invalid("--port", "must be in [1, 65535], got " + std::to_string(port));
+    if (port <= 0 || port > 65535)
+      return Error::invalid("--port", "must be in [1, 65535], got " + std::to_string(port));
     c.target.port = std::to_string(port);
   }
   if (vm.count("endpoint")) {
@@ -291,30 +308,37 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
                         : c.backend == Backend::kOpenAIChat ? "/v1/chat/completions"
                                                             : "/v1/ws";
   }
-  if (vm.count("api-key")) c.target.api_key = vm["api-key"].as<std::string>();
-  else if (const char* env = std::getenv("OPENAI_API_KEY")) c.target.api_key = env;
+  if (vm.count("api-key"))
+    c.target.api_key = vm["api-key"].as<std::string>();
+  else if (const char* env = std::getenv("OPENAI_API_KEY"))
+    c.target.api_key = env;
   if (vm.count("model")) c.sampling.model = vm["model"].as<std::string>();
 
   // Load shape.
   auto rate = parse_rate(vm["request-rate"].as<std::string>());
-  if (!rate || *rate <= 0) return Error::invalid("--request-rate", "must be a number > 0 or inf, got \"" + vm["request-rate"].as<std::string>() + "\"");
+  if (!rate || *rate <= 0)
+    return Error::invalid("--request-rate",
+                          "must be a number > 0 or inf, got \"" + vm["request-rate"].as<std::string>() + "\"");
   c.request_rate = *rate;
   c.burstiness = vm["burstiness"].as<double>();
   if (!(c.burstiness > 0)) return Error::invalid("--burstiness", "must be > 0, got " + format_double(c.burstiness));
   if (vm.count("num-prompts")) {
     c.num_prompts = vm["num-prompts"].as<int64_t>();
-    if (*c.num_prompts < 1) return Error::invalid("--num-prompts", "must be >= 1, got " + std::to_string(*c.num_prompts));
+    if (*c.num_prompts < 1)
+      return Error::invalid("--num-prompts", "must be >= 1, got " + std::to_string(*c.num_prompts));
   }
   if (vm.count("max-concurrency")) {
     c.max_concurrency = vm["max-concurrency"].as<int64_t>();
-    if (*c.max_concurrency < 1) return Error::invalid("--max-concurrency", "must be >= 1, got " + std::to_string(*c.max_concurrency));
+    if (*c.max_concurrency < 1)
+      return Error::invalid("--max-concurrency", "must be >= 1, got " + std::to_string(*c.max_concurrency));
   }
   if (vm.count("users")) {
     c.users = vm["users"].as<int64_t>();
     if (*c.users < 1) return Error::invalid("--users", "must be >= 1, got " + std::to_string(*c.users));
   }
   c.think_time_ms = vm["think-time-ms"].as<double>();
-  if (!(c.think_time_ms >= 0) || !std::isfinite(c.think_time_ms)) return Error::invalid("--think-time-ms", "must be >= 0, got " + format_double(c.think_time_ms));
+  if (!(c.think_time_ms >= 0) || !std::isfinite(c.think_time_ms))
+    return Error::invalid("--think-time-ms", "must be >= 0, got " + format_double(c.think_time_ms));
   if (vm.count("rate-schedule")) {
     c.rate_schedule = vm["rate-schedule"].as<std::string>();
     auto schedule = RateSchedule::parse(c.rate_schedule);
@@ -322,7 +346,8 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   }
   if (vm.count("duration")) {
     c.duration_s = vm["duration"].as<double>();
-    if (!(*c.duration_s > 0) || !std::isfinite(*c.duration_s)) return Error::invalid("--duration", "must be > 0 seconds, got " + format_double(*c.duration_s));
+    if (!(*c.duration_s > 0) || !std::isfinite(*c.duration_s))
+      return Error::invalid("--duration", "must be > 0 seconds, got " + format_double(*c.duration_s));
   }
   if (vm.count("ramp-up-strategy")) {
     c.ramp_up_strategy = vm["ramp-up-strategy"].as<std::string>();
@@ -344,7 +369,8 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   const bool rate_given = !vm["request-rate"].defaulted();
   if (c.users) {
     if (rate_given || !c.rate_schedule.empty() || !c.ramp_up_strategy.empty()) {
-      return Error::invalid("--users", "a closed loop sets its own pace; drop --request-rate/--rate-schedule/--ramp-up-strategy");
+      return Error::invalid("--users",
+                            "a closed loop sets its own pace; drop --request-rate/--rate-schedule/--ramp-up-strategy");
     }
     if (c.max_concurrency) return Error::invalid("--users", "already caps concurrency at N; drop --max-concurrency");
   }
@@ -353,8 +379,9 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   }
   if (!c.num_prompts && !c.duration_s && c.rate_schedule.empty()) c.num_prompts = 1000;  // vLLM's default
   if (!c.num_prompts && std::isinf(c.request_rate) && c.rate_schedule.empty() && !c.users && !c.max_concurrency) {
-    return Error::invalid("--duration", "with --request-rate inf and no --num-prompts, set --max-concurrency or --users "
-                                        "(otherwise requests would be sent without bound)");
+    return Error::invalid("--duration",
+                          "with --request-rate inf and no --num-prompts, set --max-concurrency or --users "
+                          "(otherwise requests would be sent without bound)");
   }
 
   // Workload.
@@ -362,10 +389,13 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   if (vm.count("dataset-path")) c.workload.dataset_path = vm["dataset-path"].as<std::string>();
   c.workload.input.mean = vm["random-input-len"].as<int64_t>();
   c.workload.output.mean = vm["random-output-len"].as<int64_t>();
-  if (c.workload.input.mean < 1) return Error::invalid("--random-input-len", "must be >= 1, got " + std::to_string(c.workload.input.mean));
-  if (c.workload.output.mean < 1) return Error::invalid("--random-output-len", "must be >= 1, got " + std::to_string(c.workload.output.mean));
+  if (c.workload.input.mean < 1)
+    return Error::invalid("--random-input-len", "must be >= 1, got " + std::to_string(c.workload.input.mean));
+  if (c.workload.output.mean < 1)
+    return Error::invalid("--random-output-len", "must be >= 1, got " + std::to_string(c.workload.output.mean));
   const double ratio = vm["random-range-ratio"].as<double>();
-  if (!(ratio >= 0 && ratio < 1)) return Error::invalid("--random-range-ratio", "must be in [0, 1), got " + format_double(ratio));
+  if (!(ratio >= 0 && ratio < 1))
+    return Error::invalid("--random-range-ratio", "must be in [0, 1), got " + format_double(ratio));
   c.workload.input.range_ratio = ratio;
   c.workload.output.range_ratio = ratio;
   if (vm.count("sharegpt-output-len")) {
@@ -386,7 +416,8 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   if (vm.count("extra-body")) {
     boost::system::error_code ec;
     auto v = boost::json::parse(vm["extra-body"].as<std::string>(), ec);
-    if (ec || !v.is_object()) return Error::invalid("--extra-body", "must be a JSON object, got " + vm["extra-body"].as<std::string>());
+    if (ec || !v.is_object())
+      return Error::invalid("--extra-body", "must be a JSON object, got " + vm["extra-body"].as<std::string>());
     c.sampling.extra_body = v.as_object();
   }
 
@@ -412,15 +443,19 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
     c.metric_percentiles.push_back(v);
   }
   const std::string fallback = vm["output-token-fallback"].as<std::string>();
-  if (fallback == "chunks") c.output_token_fallback = TokenSource::kChunks;
-  else if (fallback == "estimate") c.output_token_fallback = TokenSource::kEstimate;
-  else return Error::invalid("--output-token-fallback", "must be chunks or estimate, got \"" + fallback + "\"");
+  if (fallback == "chunks")
+    c.output_token_fallback = TokenSource::kChunks;
+  else if (fallback == "estimate")
+    c.output_token_fallback = TokenSource::kEstimate;
+  else
+    return Error::invalid("--output-token-fallback", "must be chunks or estimate, got \"" + fallback + "\"");
 
   // Output.
   if (vm.count("label")) c.label = vm["label"].as<std::string>();
   if (vm.count("save-result")) {
     std::string file = vm["save-result"].as<std::string>();
-    if (file.empty()) file = vm.count("result-filename") ? vm["result-filename"].as<std::string>() : default_result_name(c);
+    if (file.empty())
+      file = vm.count("result-filename") ? vm["result-filename"].as<std::string>() : default_result_name(c);
     if (vm.count("result-dir")) file = vm["result-dir"].as<std::string>() + "/" + file;
     c.save_result = file;
   } else if (vm.count("result-filename") || vm.count("result-dir")) {
@@ -431,7 +466,8 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   if (vm.count("metadata")) {
     for (const auto& kv : vm["metadata"].as<std::vector<std::string>>()) {
       const size_t eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) return Error::invalid("--metadata", "expected KEY=VALUE, got \"" + kv + "\"");
+      if (eq == std::string::npos || eq == 0)
+        return Error::invalid("--metadata", "expected KEY=VALUE, got \"" + kv + "\"");
       c.metadata.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
   }

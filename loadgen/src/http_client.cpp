@@ -167,7 +167,8 @@ class SseClient final : public StreamClient {
       parser.body_limit(boost::none);
       beast::error_code hec = wec;
       if (!hec && !flight.cancel_reason.empty()) hec = asio::error::operation_aborted;
-      if (!wec) std::tie(hec, std::ignore) = co_await http::async_read_header(conn->stream, conn->buffer, parser, use_tuple);
+      if (!wec)
+        std::tie(hec, std::ignore) = co_await http::async_read_header(conn->stream, conn->buffer, parser, use_tuple);
       if (hec) {
         flight.conn = nullptr;
         // A kept-alive connection the server closed meanwhile: try once more on a fresh one.
@@ -296,10 +297,9 @@ std::unique_ptr<StreamClient> make_stream_client(asio::any_io_executor ex, const
 namespace {
 
 asio::awaitable<Result<HttpResult>> simple_request(asio::any_io_executor ex, const Target& target, http::verb verb,
-                                                   const std::string& path, const std::string* body,
-                                                   double timeout_s) {
-  const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                                 std::chrono::duration<double>(timeout_s));
+                                                   const std::string& path, const std::string* body, double timeout_s) {
+  const auto deadline =
+      SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(timeout_s));
   auto conn = co_await connect(ex, target, deadline);
   if (!conn) co_return conn.error();
   auto& c = **conn;

@@ -71,7 +71,8 @@ int run_main(int argc, char** argv) {
     }
   }
   if (summary.completed == 0) {
-    std::fprintf(stderr, "aurora-loadgen: no request succeeded (%lld failed)\n", static_cast<long long>(summary.failed));
+    std::fprintf(stderr, "aurora-loadgen: no request succeeded (%lld failed)\n",
+                 static_cast<long long>(summary.failed));
     return 1;
   }
   return status;

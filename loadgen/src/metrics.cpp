@@ -78,10 +78,14 @@ Result<SloConfig> SloConfig::parse(const std::vector<std::string>& items) {
     if (value.empty() || end != value.c_str() + value.size() || !std::isfinite(ms) || ms < 0) {
       return Error::invalid("--goodput." + name, "must be a number of milliseconds >= 0, got \"" + value + "\"");
     }
-    if (name == "ttft") slo.ttft_ms = ms;
-    else if (name == "tpot") slo.tpot_ms = ms;
-    else if (name == "e2el") slo.e2el_ms = ms;
-    else return Error::invalid("--goodput", "unknown SLO \"" + name + "\" (expected ttft, tpot or e2el)");
+    if (name == "ttft")
+      slo.ttft_ms = ms;
+    else if (name == "tpot")
+      slo.tpot_ms = ms;
+    else if (name == "e2el")
+      slo.e2el_ms = ms;
+    else
+      return Error::invalid("--goodput", "unknown SLO \"" + name + "\" (expected ttft, tpot or e2el)");
   }
   return slo;
 }

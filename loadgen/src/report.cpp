@@ -141,7 +141,8 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
   }
   j["users"] = c.users ? boost::json::value(*c.users) : boost::json::value(nullptr);
   j["rate_schedule"] = c.rate_schedule.empty() ? boost::json::value(nullptr) : boost::json::value(c.rate_schedule);
-  j["traffic_mix"] = c.workload.traffic_mix.empty() ? boost::json::value(nullptr) : boost::json::value(c.workload.traffic_mix);
+  j["traffic_mix"] =
+      c.workload.traffic_mix.empty() ? boost::json::value(nullptr) : boost::json::value(c.workload.traffic_mix);
   j["dataset"] = run.workload_description;
   j["seed"] = c.seed;
   j["goodput_slo"] = c.goodput.empty() ? boost::json::value(nullptr) : boost::json::value(c.goodput.describe());
@@ -187,7 +188,8 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
   if (c.max_concurrency) {
     double total = 0;
     for (const auto& r : run.records) total += r.start_s - r.arrival_s;
-    j["mean_client_queue_time_ms"] = run.records.empty() ? 0.0 : 1000.0 * total / static_cast<double>(run.records.size());
+    j["mean_client_queue_time_ms"] =
+        run.records.empty() ? 0.0 : 1000.0 * total / static_cast<double>(run.records.size());
   }
 
   // Per prompt kind (prose, code, digits, or file labels): how each part of a mix fared.

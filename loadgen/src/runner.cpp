@@ -31,7 +31,9 @@ using detail::Signal;
 using detail::TaskCounter;
 using detail::use_tuple;
 
-double cpu_seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; }
+double cpu_seconds(const timeval& tv) {
+  return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
+}
 
 SteadyClock::duration to_duration(double s) {
   return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(s));
@@ -454,8 +456,7 @@ class BenchmarkRun {
     std::fprintf(options_.progress_out,
                  "\r\033[2K[%6.1fs] done %lld%s  failed %lld  in flight %lld  rate %.2f req/s  %.0f tok/s  p50 TTFT %s",
                  t, static_cast<long long>(done_), total.c_str(), static_cast<long long>(failed_),
-                 static_cast<long long>(in_flight_), static_cast<double>(n) / window,
-                 tokens / window, ttft_text);
+                 static_cast<long long>(in_flight_), static_cast<double>(n) / window, tokens / window, ttft_text);
     std::fflush(options_.progress_out);
   }
 

@@ -245,8 +245,8 @@ std::string render_timeseries_svg(const RunResult& run, const std::vector<TimeBu
       const double x = kLeft + plot_w * t / t_max;
       svg << "<line x1=\"" << num(x) << "\" y1=\"" << num(top) << "\" x2=\"" << num(x) << "\" y2=\""
           << num(top + kPanelHeight) << "\" class=\"phase\"/>\n";
-      svg << "<text x=\"" << num(x + 3) << "\" y=\"" << num(top + kPanelHeight - 4) << "\" class=\"mark\" fill=\"#555\">phase "
-          << i + 2 << "</text>\n";
+      svg << "<text x=\"" << num(x + 3) << "\" y=\"" << num(top + kPanelHeight - 4)
+          << "\" class=\"mark\" fill=\"#555\">phase " << i + 2 << "</text>\n";
     }
     top += kPanelHeight + kPanelGap;
   }

@@ -12,34 +12,34 @@ const char* pick(const std::array<const char*, N>& words, Rng& rng) {
 }
 
 constexpr std::array<const char*, 24> kAdjectives = {
-    "quiet", "ancient", "bright", "gentle", "distant", "golden", "restless", "narrow",
-    "silver", "patient", "weathered", "hidden", "crowded", "lonely", "curious", "broad",
-    "shallow", "tired", "careful", "warm", "northern", "empty", "sudden", "green"};
+    "quiet",   "ancient", "bright",    "gentle", "distant",  "golden", "restless", "narrow",
+    "silver",  "patient", "weathered", "hidden", "crowded",  "lonely", "curious",  "broad",
+    "shallow", "tired",   "careful",   "warm",   "northern", "empty",  "sudden",   "green"};
 constexpr std::array<const char*, 32> kNouns = {
-    "river", "village", "lighthouse", "garden", "traveler", "market", "mountain", "library",
-    "harbor", "forest", "teacher", "window", "letter", "bridge", "orchard", "festival",
-    "sailor", "storm", "valley", "kitchen", "painter", "road", "meadow", "castle",
-    "merchant", "evening", "island", "winter", "story", "friend", "shadow", "morning"};
+    "river",    "village", "lighthouse", "garden",  "traveler", "market", "mountain", "library",
+    "harbor",   "forest",  "teacher",    "window",  "letter",   "bridge", "orchard",  "festival",
+    "sailor",   "storm",   "valley",     "kitchen", "painter",  "road",   "meadow",   "castle",
+    "merchant", "evening", "island",     "winter",  "story",    "friend", "shadow",   "morning"};
 constexpr std::array<const char*, 24> kVerbs = {
-    "carried", "remembered", "watched", "followed", "painted", "crossed", "gathered", "found",
-    "described", "visited", "welcomed", "noticed", "protected", "explored", "imagined", "shared",
-    "answered", "wandered through", "listened to", "dreamed of", "wrote about", "returned to",
-    "waited for", "sang about"};
-constexpr std::array<const char*, 12> kAdverbs = {
-    "slowly", "quietly", "often", "gladly", "carefully", "suddenly", "rarely", "softly",
-    "once again", "at dawn", "every spring", "without a word"};
-constexpr std::array<const char*, 10> kPrepositions = {
-    "across", "beside", "beyond", "near", "under", "above", "behind", "toward", "along", "past"};
-constexpr std::array<const char*, 8> kConnectives = {
-    "Later,", "Meanwhile,", "In the end,", "Years ago,", "That night,", "Even so,", "Afterwards,", "At first,"};
+    "carried",     "remembered", "watched",     "followed",    "painted",    "crossed",
+    "gathered",    "found",      "described",   "visited",     "welcomed",   "noticed",
+    "protected",   "explored",   "imagined",    "shared",      "answered",   "wandered through",
+    "listened to", "dreamed of", "wrote about", "returned to", "waited for", "sang about"};
+constexpr std::array<const char*, 12> kAdverbs = {"slowly",     "quietly",  "often",        "gladly",
+                                                  "carefully",  "suddenly", "rarely",       "softly",
+                                                  "once again", "at dawn",  "every spring", "without a word"};
+constexpr std::array<const char*, 10> kPrepositions = {"across", "beside", "beyond", "near",  "under",
+                                                       "above",  "behind", "toward", "along", "past"};
+constexpr std::array<const char*, 8> kConnectives = {"Later,",      "Meanwhile,", "In the end,", "Years ago,",
+                                                     "That night,", "Even so,",   "Afterwards,", "At first,"};
 
 constexpr std::array<const char*, 20> kIdentifiers = {
-    "total", "count", "buffer", "index", "result", "offset", "weights", "items", "values", "cache",
-    "limit", "score", "queue", "node", "parent", "width", "height", "matrix", "scale", "stride"};
-constexpr std::array<const char*, 16> kFunctions = {
-    "compute_sum", "parse_header", "merge_sorted", "find_max", "update_cache", "normalize_rows",
-    "count_tokens", "split_batch", "apply_mask", "reduce_mean", "build_index", "flush_queue",
-    "resize_buffer", "check_bounds", "hash_key", "load_config"};
+    "total", "count", "buffer", "index", "result", "offset", "weights", "items",  "values", "cache",
+    "limit", "score", "queue",  "node",  "parent", "width",  "height",  "matrix", "scale",  "stride"};
+constexpr std::array<const char*, 16> kFunctions = {"compute_sum",   "parse_header",   "merge_sorted", "find_max",
+                                                    "update_cache",  "normalize_rows", "count_tokens", "split_batch",
+                                                    "apply_mask",    "reduce_mean",    "build_index",  "flush_queue",
+                                                    "resize_buffer", "check_bounds",   "hash_key",     "load_config"};
 
 void append_sentence(std::string& out, Rng& rng) {
   if (!out.empty()) out += ' ';
@@ -47,17 +47,17 @@ void append_sentence(std::string& out, Rng& rng) {
   std::string s;
   switch (shape) {
     case 0:
-      s = std::string("The ") + pick(kAdjectives, rng) + " " + pick(kNouns, rng) + " " + pick(kVerbs, rng) +
-          " the " + pick(kAdjectives, rng) + " " + pick(kNouns, rng) + " " + pick(kAdverbs, rng) + ".";
+      s = std::string("The ") + pick(kAdjectives, rng) + " " + pick(kNouns, rng) + " " + pick(kVerbs, rng) + " the " +
+          pick(kAdjectives, rng) + " " + pick(kNouns, rng) + " " + pick(kAdverbs, rng) + ".";
       break;
     case 1:
-      s = std::string(pick(kConnectives, rng)) + " a " + pick(kNouns, rng) + " " + pick(kPrepositions, rng) +
-          " the " + pick(kNouns, rng) + " " + pick(kVerbs, rng) + " an old " + pick(kNouns, rng) + ".";
+      s = std::string(pick(kConnectives, rng)) + " a " + pick(kNouns, rng) + " " + pick(kPrepositions, rng) + " the " +
+          pick(kNouns, rng) + " " + pick(kVerbs, rng) + " an old " + pick(kNouns, rng) + ".";
       break;
     case 2:
       s = std::string("Nobody knew why the ") + pick(kNouns, rng) + " " + pick(kAdverbs, rng) + " " +
-          pick(kVerbs, rng) + " the " + pick(kNouns, rng) + ", but everyone in the " + pick(kNouns, rng) +
-          " was " + pick(kAdjectives, rng) + ".";
+          pick(kVerbs, rng) + " the " + pick(kNouns, rng) + ", but everyone in the " + pick(kNouns, rng) + " was " +
+          pick(kAdjectives, rng) + ".";
       break;
     default:
       s = std::string("She ") + pick(kVerbs, rng) + " the " + pick(kAdjectives, rng) + " " + pick(kNouns, rng) +
@@ -137,7 +137,9 @@ int64_t estimate_tokens(std::string_view text) {
       i = j;
     } else if (std::isalpha(c) || c >= 0x80) {
       size_t j = i;
-      while (j < n && (std::isalpha(static_cast<unsigned char>(text[j])) || static_cast<unsigned char>(text[j]) >= 0x80)) ++j;
+      while (j < n &&
+             (std::isalpha(static_cast<unsigned char>(text[j])) || static_cast<unsigned char>(text[j]) >= 0x80))
+        ++j;
       tokens += static_cast<int64_t>((j - i + 5) / 6);
       i = j;
     } else if (std::isdigit(c)) {

@@ -144,8 +144,8 @@ class FileWorkload : public Workload {
     return spec;
   }
   std::string describe() const override {
-    return config_.dataset_name + " " + config_.dataset_path + " (" + std::to_string(entries_.size()) +
-           " prompts, " + std::to_string(skipped_) + " skipped)";
+    return config_.dataset_name + " " + config_.dataset_path + " (" + std::to_string(entries_.size()) + " prompts, " +
+           std::to_string(skipped_) + " skipped)";
   }
 
  private:
@@ -205,8 +205,9 @@ Result<TrafficMix> TrafficMix::parse(std::string_view text, const std::string& f
     std::string_view weights = item.substr(0, at);
     if (at != std::string_view::npos) {
       auto schedule = RateSchedule::parse("1@" + std::string(item.substr(at + 1)), where);
-      if (!schedule) return Error::invalid(where, "duration must be > 0 (suffix ms, s, m or h), got \"" +
-                                                      std::string(trim(item.substr(at + 1))) + "\"");
+      if (!schedule)
+        return Error::invalid(where, "duration must be > 0 (suffix ms, s, m or h), got \"" +
+                                         std::string(trim(item.substr(at + 1))) + "\"");
       phase.duration_s = schedule->segments()[0].duration_s;
     } else if (!rest.empty()) {
       return Error::invalid(where, "only the last phase may omit its @DURATION");
@@ -220,7 +221,9 @@ Result<TrafficMix> TrafficMix::parse(std::string_view text, const std::string& f
       const size_t eq = kv.find('=');
       std::string_view name = trim(kv.substr(0, eq));
       auto kind = parse_prompt_kind(name);
-      if (!kind) return Error::invalid(where, "unknown prompt kind \"" + std::string(name) + "\" (expected prose, code or digits)");
+      if (!kind)
+        return Error::invalid(where,
+                              "unknown prompt kind \"" + std::string(name) + "\" (expected prose, code or digits)");
       double weight = 1.0;
       if (eq != std::string_view::npos) {
         std::string w(trim(kv.substr(eq + 1)));
@@ -370,7 +373,10 @@ Result<std::vector<RequestSpec>> load_prompt_file(const std::string& path, int64
     for (size_t i = 0; i < items->size(); ++i) {
       auto entry = entry_at((*items)[i], path);
       if (!entry) return entry.error();
-      if (*entry) entries.push_back(std::move(**entry)); else ++skipped;
+      if (*entry)
+        entries.push_back(std::move(**entry));
+      else
+        ++skipped;
     }
   } else {
     size_t line_no = 0;
@@ -378,13 +384,17 @@ Result<std::vector<RequestSpec>> load_prompt_file(const std::string& path, int64
     const std::string_view whole(*text);
     while (pos < whole.size()) {
       const size_t nl = whole.find('\n', pos);
-      const std::string_view line = trim(whole.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos));
+      const std::string_view line =
+          trim(whole.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos));
       ++line_no;
       pos = nl == std::string_view::npos ? whole.size() : nl + 1;
       if (line.empty()) continue;
       auto entry = parse_prompt_entry(line, path + ":" + std::to_string(line_no));
       if (!entry) return entry.error();
-      if (*entry) entries.push_back(std::move(**entry)); else ++skipped;
+      if (*entry)
+        entries.push_back(std::move(**entry));
+      else
+        ++skipped;
     }
   }
   if (entries.empty()) return Error::invalid("--dataset-path", path + ": no usable prompts");
@@ -411,7 +421,8 @@ Result<std::unique_ptr<Workload>> Workload::create(const WorkloadConfig& config)
   }
   if (name == "jsonl" || name == "sharegpt" || name == "custom") {
     if (config.dataset_path.empty()) return Error::invalid("--dataset-path", "is required for --dataset-name " + name);
-    if (!config.traffic_mix.empty()) return Error::invalid("--traffic-mix", "applies to the random and synthetic-chat datasets only");
+    if (!config.traffic_mix.empty())
+      return Error::invalid("--traffic-mix", "applies to the random and synthetic-chat datasets only");
     int64_t skipped = 0;
     auto entries = load_prompt_file(config.dataset_path, &skipped);
     if (!entries) return entries.error();

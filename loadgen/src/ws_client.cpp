@@ -116,8 +116,8 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
     const std::string host = options_.target.host.find(':') != std::string::npos
                                  ? "[" + options_.target.host + "]:" + options_.target.port
                                  : options_.target.host + ":" + options_.target.port;
-    auto [hec] = co_await ws_.async_handshake(response, host,
-                                              options_.target.path_prefix + options_.target.endpoint, use_tuple);
+    auto [hec] =
+        co_await ws_.async_handshake(response, host, options_.target.path_prefix + options_.target.endpoint, use_tuple);
     if (hec) {
       std::string detail = "handshake: " + hec.message();
       if (response.result_int() != 0) detail += " (HTTP " + std::to_string(response.result_int()) + ")";
@@ -177,9 +177,7 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
     Pending* p = it->second;
     bool finished = false;
     switch (msg->type) {
-      case WsMessage::Type::kChunk:
-        finished = !p->tracker.on_chunk(msg->chunk, t);
-        break;
+      case WsMessage::Type::kChunk: finished = !p->tracker.on_chunk(msg->chunk, t); break;
       case WsMessage::Type::kDone:
         p->tracker.on_usage(msg->prompt_tokens, msg->completion_tokens);
         if (msg->status.empty() || msg->status == "completed" || msg->status == "incomplete") {
@@ -194,8 +192,7 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
         finished = true;
         break;
       case WsMessage::Type::kCreated:
-      case WsMessage::Type::kOther:
-        break;
+      case WsMessage::Type::kOther: break;
     }
     if (finished) {
       pending_.erase(it);

@@ -91,7 +91,9 @@ class CudaBackend final : public Backend {
   void rms_norm(const kernels::RmsNormParams& p, Stream& s) override { kc::launch_rms_norm(p, s_of(s)); }
   void linear(const kernels::LinearParams& p, Stream& s) override { kc::launch_linear_f32(p, s_of(s)); }
   void rope(const kernels::RopeParams& p, Stream& s) override { kc::launch_rope(p, s_of(s)); }
-  void write_kv_cache(const kernels::KvCacheWriteParams& p, Stream& s) override { kc::launch_write_kv_cache(p, s_of(s)); }
+  void write_kv_cache(const kernels::KvCacheWriteParams& p, Stream& s) override {
+    kc::launch_write_kv_cache(p, s_of(s));
+  }
   void paged_attention(const kernels::PagedAttentionParams& p, float*, int64_t, Stream& s) override {
     kc::PagedAttentionCudaParams c;
     c.q = p.q;
@@ -130,7 +132,8 @@ class CudaBackend final : public Backend {
   void combine(const kernels::CombineParams& p, Stream& s) override { kc::launch_combine(p, s_of(s)); }
   void swiglu_ffn(const kernels::SwiGluFfnParams& p, float* ws, int64_t ws_floats, Stream& s) override {
     if (p.num_rows == 0) return;
-    AURORA_CHECK_MSG(ws_floats >= kernels::cpu::swiglu_workspace_floats(p.num_rows, p.intermediate), "swiglu workspace");
+    AURORA_CHECK_MSG(ws_floats >= kernels::cpu::swiglu_workspace_floats(p.num_rows, p.intermediate),
+                     "swiglu workspace");
     // gate and up side by side per row, silu(gate) * up in place, then the down projection.
     kernels::LinearParams lin;
     lin.x = p.x;
@@ -145,8 +148,8 @@ class CudaBackend final : public Backend {
     lin.weight = p.w_up;
     lin.y = ws + p.intermediate;
     kc::launch_linear_f32(lin, s_of(s));
-    kc::launch_silu_mul(kc::SiluMulCudaParams{ws, 0, ws, nullptr, p.num_rows, p.intermediate, int64_t{2} * p.intermediate},
-                        s_of(s));
+    kc::launch_silu_mul(
+        kc::SiluMulCudaParams{ws, 0, ws, nullptr, p.num_rows, p.intermediate, int64_t{2} * p.intermediate}, s_of(s));
     kernels::LinearParams down;
     down.x = ws;
     down.x_stride = int64_t{2} * p.intermediate;
@@ -187,7 +190,8 @@ class CudaDeviceRunner final : public DeviceRunner {
 // One model of an expert-parallel group as a DeviceRunner, and the group as the colocated driver.
 class GroupDeviceRunner final : public DeviceRunner {
  public:
-  GroupDeviceRunner(std::shared_ptr<ExpertParallelGroup> group, int32_t model) : group_(std::move(group)), model_(model) {}
+  GroupDeviceRunner(std::shared_ptr<ExpertParallelGroup> group, int32_t model)
+      : group_(std::move(group)), model_(model) {}
   const StepResult& execute(const StepBatch& batch, const kernels::SamplingRow* rows, int32_t* tokens) override {
     std::vector<GroupStep> steps(static_cast<size_t>(group_->num_models()));
     steps[static_cast<size_t>(model_)] = GroupStep{&batch, rows, tokens};
@@ -229,7 +233,8 @@ int cuda_device_of(const Backend& backend) {
   return b ? b->device() : -1;
 }
 
-Result<std::unique_ptr<DeviceRunner>> make_cuda_device_runner(const Model& model, const DeviceRunnerOptions& o, int device) {
+Result<std::unique_ptr<DeviceRunner>> make_cuda_device_runner(const Model& model, const DeviceRunnerOptions& o,
+                                                              int device) {
   try {
     auto weights = o.random_weights ? CudaWeights::random(model.config, o.seed, device, model.name)
                                     : CudaWeights::upload(model, device);
@@ -254,13 +259,14 @@ Result<std::unique_ptr<DeviceRunner>> make_cuda_device_runner(const Model& model
 namespace aurora::runtime::cuda {
 
 Result<DeviceGroup> make_cuda_expert_parallel_runners(const std::vector<const Model*>& models,
-                                                      const DeviceRunnerOptions& o, int32_t num_ranks, int first_device) {
+                                                      const DeviceRunnerOptions& o, int32_t num_ranks,
+                                                      int first_device) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) count = 0;
   if (num_ranks < 1 || first_device + num_ranks > count) {
-    return Error::make(ErrorCode::kUnavailable, "engine.num_ranks: " + std::to_string(num_ranks) + " GPUs from cuda:" +
-                                                    std::to_string(first_device) + " requested, the machine has " +
-                                                    std::to_string(count));
+    return Error::make(ErrorCode::kUnavailable, "engine.num_ranks: " + std::to_string(num_ranks) +
+                                                    " GPUs from cuda:" + std::to_string(first_device) +
+                                                    " requested, the machine has " + std::to_string(count));
   }
   try {
     EpGroupOptions go;
@@ -272,12 +278,14 @@ Result<DeviceGroup> make_cuda_expert_parallel_runners(const std::vector<const Mo
     go.runner.kv_cache_tokens = o.kv_cache_tokens;
     go.runner.gpu_memory_fraction = o.gpu_memory_fraction;
     std::vector<EpGroupModel> ms;
-    for (const Model* m : models) ms.push_back(EpGroupModel{m->name, m->config, o.random_weights ? nullptr : m, o.seed});
+    for (const Model* m : models)
+      ms.push_back(EpGroupModel{m->name, m->config, o.random_weights ? nullptr : m, o.seed});
     auto group = ExpertParallelGroup::create(std::move(ms), go);
     if (!group) return group.error();
     std::shared_ptr<ExpertParallelGroup> shared(std::move(*group));
     DeviceGroup out;
-    for (int32_t m = 0; m < shared->num_models(); ++m) out.runners.push_back(std::make_unique<GroupDeviceRunner>(shared, m));
+    for (int32_t m = 0; m < shared->num_models(); ++m)
+      out.runners.push_back(std::make_unique<GroupDeviceRunner>(shared, m));
     if (shared->num_models() == 2) out.together = std::make_shared<GroupColocatedDevice>(shared);
     return out;
   } catch (const kc::CudaError& e) {

@@ -164,14 +164,16 @@ Result<std::unique_ptr<CudaModelRunner>> CudaModelRunner::create(std::shared_ptr
     return Error::invalid("cuda runner options", "token, sequence, block and context limits must be >= 1");
   }
   if (!(options.gpu_memory_fraction > 0.0 && options.gpu_memory_fraction <= 1.0)) {
-    return Error::invalid("gpu_memory_fraction", "must be in (0, 1], got " + std::to_string(options.gpu_memory_fraction));
+    return Error::invalid("gpu_memory_fraction",
+                          "must be in (0, 1], got " + std::to_string(options.gpu_memory_fraction));
   }
   if (c.num_experts > kc::kMaxRoutedExperts || c.num_experts_per_tok > kc::kMaxTopK ||
       c.num_heads / std::max(1, c.num_kv_heads) > kc::kAttentionMaxGroup || c.head_dim % 8 != 0 ||
       c.head_dim > kc::kAttentionMaxHeadDim || c.hidden_size % 8 != 0) {
-    return Error::make(ErrorCode::kUnsupported, "model " + weights->name() +
-                                                    ": shape unsupported by the CUDA kernels (experts <= 1024, top-k <= 16, "
-                                                    "query group <= 16, head_dim % 8 == 0 and <= 256, hidden % 8 == 0)");
+    return Error::make(ErrorCode::kUnsupported,
+                       "model " + weights->name() +
+                           ": shape unsupported by the CUDA kernels (experts <= 1024, top-k <= 16, "
+                           "query group <= 16, head_dim % 8 == 0 and <= 256, hidden % 8 == 0)");
   }
   std::unique_ptr<CudaModelRunner> r(new CudaModelRunner(std::move(weights), options));
   auto made = capture_errors([&] { r->allocate(); });
@@ -192,7 +194,8 @@ void CudaModelRunner::allocate() {
   const int64_t T = options_.max_tokens_per_step, S = options_.max_seqs_per_step;
   const int64_t H = c.hidden_size, V = c.vocab_size, E = c.num_experts, K = c.num_experts_per_tok;
   const int64_t q_dim = int64_t{c.num_heads} * c.head_dim, kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
-  const int64_t max_inter = std::max({c.moe_intermediate_size, c.dense_intermediate_size, c.shared_expert_intermediate_size});
+  const int64_t max_inter =
+      std::max({c.moe_intermediate_size, c.dense_intermediate_size, c.shared_expert_intermediate_size});
   const int64_t items = T * std::max<int64_t>(K, 1);
   max_blocks_per_seq_ = blocks_for_tokens(options_.max_context, options_.kv_block_size);
 
@@ -285,7 +288,8 @@ void CudaModelRunner::allocate() {
 
   result_.routed_tokens.assign(static_cast<size_t>(c.num_layers), {});
   for (int32_t l = 0; l < c.num_layers; ++l) {
-    if (c.layer_is_moe[static_cast<size_t>(l)]) result_.routed_tokens[static_cast<size_t>(l)].assign(static_cast<size_t>(E), 0);
+    if (c.layer_is_moe[static_cast<size_t>(l)])
+      result_.routed_tokens[static_cast<size_t>(l)].assign(static_cast<size_t>(E), 0);
   }
   result_.exchange.assign(static_cast<size_t>(c.num_layers), LayerExchangeCost{});
 }
@@ -322,7 +326,8 @@ void CudaModelRunner::norm_project(const float* norm_weight, const int32_t* rows
   kc::launch_grouped_gemv(p, stream_);
 }
 
-void CudaModelRunner::project(const bf16* x, const bf16* w, int32_t n, int32_t k, float* y, int32_t rows, bool accumulate) {
+void CudaModelRunner::project(const bf16* x, const bf16* w, int32_t n, int32_t k, float* y, int32_t rows,
+                              bool accumulate) {
   if (rows <= kGemvMaxTokens) {
     kc::GroupedGemvParams p;
     p.x = x;
@@ -412,12 +417,14 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     return;
   }
   // Prefill with few, large experts: one cuBLASLt GEMM pair per expert that received tokens.
-  AURORA_CUDA_CHECK(cudaMemcpyAsync(b.host_offsets, b.offsets, static_cast<size_t>(E + 1) * 4, cudaMemcpyDeviceToHost, stream_));
+  AURORA_CUDA_CHECK(
+      cudaMemcpyAsync(b.host_offsets, b.offsets, static_cast<size_t>(E + 1) * 4, cudaMemcpyDeviceToHost, stream_));
   AURORA_CUDA_CHECK(cudaStreamSynchronize(stream_));
   for (int32_t e = 0; e < E; ++e) {
     const int32_t begin = b.host_offsets[e], count = b.host_offsets[e + 1] - begin;
     if (count == 0) continue;
-    kc::launch_gather_rows_bf16(kc::GatherRowsBf16Params{b.h16, H, b.permuted + begin, K, b.expert_in16, count, H}, stream_);
+    kc::launch_gather_rows_bf16(kc::GatherRowsBf16Params{b.h16, H, b.permuted + begin, K, b.expert_in16, count, H},
+                                stream_);
     kc::GemmParams g;
     g.x = b.expert_in16;
     g.w = L.experts.gate_up + e * gu_stride;
@@ -426,7 +433,8 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     g.n = 2 * I;
     g.k = H;
     gemm_->gemm(g, stream_);
-    kc::launch_silu_mul(kc::SiluMulCudaParams{b.gate_up, 0, nullptr, b.act16 + int64_t{begin} * I, count, I, 0}, stream_);
+    kc::launch_silu_mul(kc::SiluMulCudaParams{b.gate_up, 0, nullptr, b.act16 + int64_t{begin} * I, count, I, 0},
+                        stream_);
     kc::GemmParams d;
     d.x = b.act16 + int64_t{begin} * I;
     d.w = L.experts.down + e * down_stride;
@@ -448,7 +456,8 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   const int32_t q_dim = c.num_heads * hd, kv_dim = c.num_kv_heads * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const bool fuse_norm = fused_norm_enabled() && !ep_ && T <= kc::kGemvNormMaxPositions;
-  AURORA_CUDA_CHECK(cudaMemsetAsync(b.expert_tokens, 0, static_cast<size_t>(int64_t{c.num_layers} * c.num_experts) * 8, s));
+  AURORA_CUDA_CHECK(
+      cudaMemsetAsync(b.expert_tokens, 0, static_cast<size_t>(int64_t{c.num_layers} * c.num_experts) * 8, s));
   mark("start");
   kc::launch_embedding(kc::EmbeddingCudaParams{b.ids(), W.embed_tokens, kc::DType::kBF16, b.x, T, H, c.vocab_size}, s);
   mark("embedding");
@@ -631,14 +640,16 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   }
 }
 
-const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels::SamplingRow* sampling, int32_t* tokens) {
+const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels::SamplingRow* sampling,
+                                           int32_t* tokens) {
   const auto& c = weights_->config();
   Buffers& b = *buf_;
   AURORA_CUDA_CHECK(cudaSetDevice(weights_->device()));
   const int32_t bs = options_.kv_block_size, S = options_.max_seqs_per_step;
   const int32_t R = batch.num_logits_rows;
   AURORA_CHECK_MSG(R >= 0 && R <= S, "step wants " << R << " logits rows, the runner holds " << S);
-  AURORA_CHECK_MSG(static_cast<int32_t>(batch.chunks.size()) <= S, "step has " << batch.chunks.size() << " sequences, the runner holds " << S);
+  AURORA_CHECK_MSG(static_cast<int32_t>(batch.chunks.size()) <= S,
+                   "step has " << batch.chunks.size() << " sequences, the runner holds " << S);
   AURORA_CHECK_MSG(!sampling || tokens, "sampling rows need a token output");
   int32_t* h = b.in_host;
   int32_t* ids = h + b.off_ids;
@@ -662,7 +673,8 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
                      "step has more than " << options_.max_tokens_per_step << " tokens");
     int32_t* table = tables + static_cast<int64_t>(ci) * max_blocks_per_seq_;
     for (int32_t i = 0; i < ch.num_blocks; ++i) {
-      AURORA_CHECK_MSG(ch.block_table[i] >= 0 && ch.block_table[i] < memory_.kv_blocks, "KV block " << ch.block_table[i]);
+      AURORA_CHECK_MSG(ch.block_table[i] >= 0 && ch.block_table[i] < memory_.kv_blocks,
+                       "KV block " << ch.block_table[i]);
       table[i] = ch.block_table[i];
     }
     for (int32_t t = 0; t < ch.num_tokens; ++t) {
@@ -680,7 +692,8 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
                        "logits rows [" << ch.logits_row << ", " << ch.logits_row + count << ") out of range");
       for (int32_t i = 0; i < count; ++i) rows[ch.logits_row + i] = T - count + i;
     }
-    decode = decode && ch.num_tokens == 1 && ch.logits == LogitsMode::kLast && ch.logits_row == static_cast<int32_t>(ci);
+    decode =
+        decode && ch.num_tokens == 1 && ch.logits == LogitsMode::kLast && ch.logits_row == static_cast<int32_t>(ci);
   }
   for (int32_t r = 0; r < R; ++r) AURORA_CHECK_MSG(rows[r] >= 0, "logits row " << r << " is not written by any chunk");
   decode = decode && T == R && T <= kGemvMaxTokens;
@@ -713,7 +726,8 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   h[b.off_count] = T;
   const int64_t table_rows = decode ? T_run : static_cast<int64_t>(batch.chunks.size());
   const int64_t words = b.off_tables + table_rows * max_blocks_per_seq_;
-  AURORA_CUDA_CHECK(cudaMemcpyAsync(b.in_dev, b.in_host, static_cast<size_t>(words) * 4, cudaMemcpyHostToDevice, stream_));
+  AURORA_CUDA_CHECK(
+      cudaMemcpyAsync(b.in_dev, b.in_host, static_cast<size_t>(words) * 4, cudaMemcpyHostToDevice, stream_));
   const bool sample = sampling != nullptr || decode;
   step_begin_hooks();
   if (decode) {
@@ -744,14 +758,15 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   }
   step_end_hooks();
   if (sampling) {
-    AURORA_CUDA_CHECK(cudaMemcpyAsync(b.host_tokens, b.tokens, static_cast<size_t>(R) * 4, cudaMemcpyDeviceToHost, stream_));
+    AURORA_CUDA_CHECK(
+        cudaMemcpyAsync(b.host_tokens, b.tokens, static_cast<size_t>(R) * 4, cudaMemcpyDeviceToHost, stream_));
   } else {
     AURORA_CUDA_CHECK(cudaMemcpyAsync(b.host_logits, b.logits, static_cast<size_t>(R) * c.vocab_size * 4,
                                       cudaMemcpyDeviceToHost, stream_));
   }
   AURORA_CUDA_CHECK(cudaMemcpyAsync(b.host_counts, b.expert_tokens,
-                                    static_cast<size_t>(int64_t{c.num_layers} * c.num_experts) * 8, cudaMemcpyDeviceToHost,
-                                    stream_));
+                                    static_cast<size_t>(int64_t{c.num_layers} * c.num_experts) * 8,
+                                    cudaMemcpyDeviceToHost, stream_));
   AURORA_CUDA_CHECK(cudaStreamSynchronize(stream_));
   if (sampling) {
     std::copy(b.host_tokens, b.host_tokens + R, tokens);

@@ -38,8 +38,8 @@
 #include "aurora/config/error.hpp"
 #include "aurora/kernels/cuda/gemm.hpp"
 #include "aurora/kernels/cuda/gemv.hpp"
-#include "aurora/runtime/exchange_plan.hpp"
 #include "aurora/kernels/sampling.hpp"
+#include "aurora/runtime/exchange_plan.hpp"
 #include "cuda_weights.hpp"
 #include "executor/step_batch.hpp"
 
@@ -81,7 +81,7 @@ struct ExpertParallelConfig {
 struct TimelineSpan {
   const char* label = "";  // "gate", "experts", "aggregate+gate", "head", "dispatch", "combine", "step"
   int32_t layer = -1;
-  bool comm = false;       // on the communication stream (else the compute stream)
+  bool comm = false;  // on the communication stream (else the compute stream)
   float start_ms = 0.0f;
   float end_ms = 0.0f;
 };
@@ -151,7 +151,8 @@ class CudaModelRunner {
   void forward(int32_t num_tokens, int32_t num_rows, bool sample, bool decode);
   void set_split(kernels::cuda::GroupedGemvParams& p) const;  // split-k scratch for the GEMV
   // y[p] = RMSNorm(x[rows ? rows[p] : p]) W^T in one GEMV launch (positions <= kGemvNormMaxPositions).
-  void norm_project(const float* norm_weight, const int32_t* rows, const bf16* w, int32_t n, float* y, int32_t positions);
+  void norm_project(const float* norm_weight, const int32_t* rows, const bf16* w, int32_t n, float* y,
+                    int32_t positions);
   void project(const bf16* x, const bf16* w, int32_t n, int32_t k, float* y, int32_t rows, bool accumulate);
   void dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, float* out, bool accumulate);
   void routed_experts(int32_t layer, int32_t num_tokens, bool decode);
@@ -159,13 +160,13 @@ class CudaModelRunner {
   void mark(const char* stage);  // profiling only
   // Expert parallelism (cuda_expert_parallel.cpp) and the runner buffers it uses.
   struct EpBuffers {
-    int32_t* offsets;      // router: per-expert offsets
-    int32_t* permuted;     // router: items sorted by expert
-    int32_t* position;     // item -> row of expert_out
-    bf16* h16;             // post-attention norm, bf16
-    bf16* expert_in16;     // [max_tokens, H] scratch
-    float* gate_up;        // [max_tokens, 2 I] scratch
-    float* expert_out;     // [items, H]
+    int32_t* offsets;   // router: per-expert offsets
+    int32_t* permuted;  // router: items sorted by expert
+    int32_t* position;  // item -> row of expert_out
+    bf16* h16;          // post-attention norm, bf16
+    bf16* expert_in16;  // [max_tokens, H] scratch
+    float* gate_up;     // [max_tokens, 2 I] scratch
+    float* expert_out;  // [items, H]
   };
   EpBuffers ep_buffers() const;
   void ep_moe_layer(int32_t layer, int32_t num_tokens);

@@ -88,7 +88,8 @@ void CudaWeights::layout() {
 
 int64_t CudaWeights::attention_bytes(int32_t layer) const {
   const auto& c = config_;
-  const int64_t H = c.hidden_size, q_dim = int64_t{c.num_heads} * c.head_dim, kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
+  const int64_t H = c.hidden_size, q_dim = int64_t{c.num_heads} * c.head_dim,
+                kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
   int64_t b = 2 * ((q_dim + 2 * kv_dim) * H + H * q_dim);
   const CudaLayer& L = layers[static_cast<size_t>(layer)];
   if (!L.is_moe) b += 2 * 3 * H * int64_t{c.dense_intermediate_size};
@@ -115,14 +116,14 @@ Result<void> CudaWeights::set_held(const HeldExperts& held) {
       continue;
     }
     if (held.size() != static_cast<size_t>(c.num_layers)) {
-      return Error::invalid("held_experts", "must have one list per layer (" + std::to_string(c.num_layers) + "), got " +
-                                                std::to_string(held.size()));
+      return Error::invalid("held_experts", "must have one list per layer (" + std::to_string(c.num_layers) +
+                                                "), got " + std::to_string(held.size()));
     }
     h = held[static_cast<size_t>(l)];
     for (size_t j = 0; j < h.size(); ++j) {
       if (h[j] < 0 || h[j] >= c.num_experts || (j > 0 && h[j] <= h[j - 1])) {
-        return Error::invalid("held_experts[" + std::to_string(l) + "]", "must be increasing expert ids below " +
-                                                                             std::to_string(c.num_experts));
+        return Error::invalid("held_experts[" + std::to_string(l) + "]",
+                              "must be increasing expert ids below " + std::to_string(c.num_experts));
       }
     }
   }
@@ -149,10 +150,10 @@ Result<void*> allocate_arena(int device, int64_t bytes) {
   size_t free_bytes = 0, total_bytes = 0;
   AURORA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   if (static_cast<size_t>(bytes) > free_bytes) {
-    return Error::make(ErrorCode::kResourceExhausted,
-                       "cuda:" + std::to_string(device) + ": the model's bf16 weights need " +
-                           std::to_string(bytes >> 20) + " MiB, only " + std::to_string(free_bytes >> 20) +
-                           " MiB are free");
+    return Error::make(ErrorCode::kResourceExhausted, "cuda:" + std::to_string(device) +
+                                                          ": the model's bf16 weights need " +
+                                                          std::to_string(bytes >> 20) + " MiB, only " +
+                                                          std::to_string(free_bytes >> 20) + " MiB are free");
   }
   void* p = nullptr;
   AURORA_CUDA_CHECK(cudaMalloc(&p, static_cast<size_t>(bytes)));
@@ -168,8 +169,8 @@ std::vector<float> inv_freq_of(const config::ModelConfig& c) {
 
 }  // namespace
 
-Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::ModelConfig& config, uint64_t seed, int device,
-                                                               std::string name, const HeldExperts& held) {
+Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::ModelConfig& config, uint64_t seed,
+                                                               int device, std::string name, const HeldExperts& held) {
   auto valid = config::validate_model_config(config, name);
   if (!valid) return valid.error();
   return capture_errors([&]() -> std::shared_ptr<const CudaWeights> {
@@ -238,13 +239,15 @@ Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::Mod
       }
     }
     w->host_inv_freq_ = inv_freq_of(c);
-    AURORA_CUDA_CHECK(cudaMemcpy(w->inv_freq, w->host_inv_freq_.data(), w->host_inv_freq_.size() * 4, cudaMemcpyHostToDevice));
+    AURORA_CUDA_CHECK(
+        cudaMemcpy(w->inv_freq, w->host_inv_freq_.data(), w->host_inv_freq_.size() * 4, cudaMemcpyHostToDevice));
     AURORA_CUDA_CHECK(cudaDeviceSynchronize());
     return w;
   });
 }
 
-Result<std::shared_ptr<const CudaWeights>> CudaWeights::upload(const Model& model, int device, const HeldExperts& held) {
+Result<std::shared_ptr<const CudaWeights>> CudaWeights::upload(const Model& model, int device,
+                                                               const HeldExperts& held) {
   return capture_errors([&]() -> std::shared_ptr<const CudaWeights> {
     std::shared_ptr<CudaWeights> w(new CudaWeights());
     w->config_ = model.config;
@@ -316,7 +319,8 @@ Result<std::shared_ptr<const CudaWeights>> CudaWeights::upload(const Model& mode
         const auto& mine = w->held_[static_cast<size_t>(l)];
         for (size_t j = 0; j < mine.size(); ++j) {
           const int64_t slot = static_cast<int64_t>(j);
-          ffn(L.experts.gate_up + slot * 2 * I * H, L.experts.down + slot * H * I, M.experts[static_cast<size_t>(mine[j])]);
+          ffn(L.experts.gate_up + slot * 2 * I * H, L.experts.down + slot * H * I,
+              M.experts[static_cast<size_t>(mine[j])]);
         }
         if (L.shared_expert.gate_up) {
           ffn(L.shared_expert.gate_up, L.shared_expert.down, M.shared_expert);

@@ -44,17 +44,17 @@ struct CudaFfn {
 struct CudaLayer {
   float* input_norm = nullptr;
   float* post_attention_norm = nullptr;
-  bf16* qkv = nullptr;       // [q_dim + 2 kv_dim, H]
-  float* qkv_bias = nullptr; // [q_dim + 2 kv_dim] or null
+  bf16* qkv = nullptr;        // [q_dim + 2 kv_dim, H]
+  float* qkv_bias = nullptr;  // [q_dim + 2 kv_dim] or null
   float* q_norm = nullptr;
   float* k_norm = nullptr;
-  bf16* o_proj = nullptr;    // [H, q_dim]
+  bf16* o_proj = nullptr;  // [H, q_dim]
   bool is_moe = true;
-  float* router = nullptr;   // [E, H]
-  CudaFfn experts;           // all experts
-  CudaFfn shared_expert;     // Qwen2-MoE, else empty
+  float* router = nullptr;              // [E, H]
+  CudaFfn experts;                      // all experts
+  CudaFfn shared_expert;                // Qwen2-MoE, else empty
   float* shared_expert_gate = nullptr;  // [H]
-  CudaFfn dense_mlp;         // dense layers
+  CudaFfn dense_mlp;                    // dense layers
 };
 
 class CudaWeights {
@@ -66,7 +66,8 @@ class CudaWeights {
   // The model's weights converted to bf16 on `device`.
   // `held` (optional, see above): per layer, the experts this device stores; empty = all.
   using HeldExperts = std::vector<std::vector<int32_t>>;
-  static Result<std::shared_ptr<const CudaWeights>> upload(const Model& model, int device, const HeldExperts& held = {});
+  static Result<std::shared_ptr<const CudaWeights>> upload(const Model& model, int device,
+                                                           const HeldExperts& held = {});
   // Random weights for `config` generated on `device` (benchmarks: no checkpoint needed).
   static Result<std::shared_ptr<const CudaWeights>> random(const config::ModelConfig& config, uint64_t seed, int device,
                                                            std::string name, const HeldExperts& held = {});
@@ -81,7 +82,7 @@ class CudaWeights {
   bf16* embed_tokens = nullptr;  // [V, H]
   bf16* lm_head = nullptr;       // [V, H] (== embed_tokens when tied)
   float* final_norm = nullptr;
-  float* inv_freq = nullptr;     // [head_dim / 2]
+  float* inv_freq = nullptr;  // [head_dim / 2]
   std::vector<CudaLayer> layers;
 
   // Bytes a decode step must read for one layer's attention and dense parts, one routed expert,

@@ -36,15 +36,15 @@ struct AllToAllPlanner::Workspace {
   detail::FluidSimulator fluid;
   detail::MatchingDecomposer decomposer;
   bool decomposed = false;
-  std::vector<int64_t> units;       // decomposition input
-  std::vector<int64_t> pair_bytes;  // per pair: bytes assigned so far (uniform bandwidth)
+  std::vector<int64_t> units;                    // decomposition input
+  std::vector<int64_t> pair_bytes;               // per pair: bytes assigned so far (uniform bandwidth)
   std::vector<detail::ProportionalSplit> split;  // heterogeneous: per pair, its bytes over its pieces
   struct Estimate {
     double cost;
     size_t keep;
   };
-  std::vector<double> head_cost;    // truncation: cost of the first k matching phases
-  std::vector<Estimate> estimates;  // truncation: lower bound of each split
+  std::vector<double> head_cost;                 // truncation: cost of the first k matching phases
+  std::vector<Estimate> estimates;               // truncation: lower bound of each split
   std::vector<std::vector<int32_t>> send_order;  // stream baselines: per GPU, destinations in send order
   std::vector<double> tail_send, tail_recv;
   std::vector<std::vector<uint32_t>> queues;
@@ -55,8 +55,8 @@ struct AllToAllPlanner::Workspace {
   const Cluster* cluster = nullptr;
   int n = 0;
   double latency = 0;
-  double lower_bound = 0;          // per-port bound of the traffic being planned
-  double all_at_once_ratio = 0;    // all-at-once duration / lower_bound, once costed (0: not yet)
+  double lower_bound = 0;        // per-port bound of the traffic being planned
+  double all_at_once_ratio = 0;  // all-at-once duration / lower_bound, once costed (0: not yet)
   bool exact_fluid = false;
 
   void begin_plan(TransmissionPlan& plan, OrderStrategy strategy, bool barrier) {
@@ -83,7 +83,9 @@ struct AllToAllPlanner::Workspace {
         d = std::max(d, static_cast<double>(t.bytes) / cluster->pair_rate(t.src_gpu, t.dst_gpu));
       ph.duration_s = d;
     } else {
-      ph.duration_s = give_up_s < 0 ? kInf : fluid.phase_s(plan.phase_transfers(plan.phases.size() - 1), *cluster, exact_fluid, latency, give_up_s);
+      ph.duration_s = give_up_s < 0 ? kInf
+                                    : fluid.phase_s(plan.phase_transfers(plan.phases.size() - 1), *cluster, exact_fluid,
+                                                    latency, give_up_s);
     }
   }
   double barrier_cost(const TransmissionPlan& plan) const {
@@ -102,11 +104,11 @@ struct AllToAllPlanner::Workspace {
       for (int j = 0; j < n; ++j) {
         const size_t idx = static_cast<size_t>(i) * n + j;
         const int64_t b = i == j ? 0 : (*traffic)(i, j);
-        units[idx] = uniform || b == 0 ? b
-                                       : static_cast<int64_t>(std::ceil(static_cast<double>(b) * kUnitsPerSecond /
-                                                                        cluster->pair_rate(i, j)));
-        if (!uniform)
-          split[idx] = detail::ProportionalSplit::make(b, units[idx]);
+        units[idx] =
+            uniform || b == 0
+                ? b
+                : static_cast<int64_t>(std::ceil(static_cast<double>(b) * kUnitsPerSecond / cluster->pair_rate(i, j)));
+        if (!uniform) split[idx] = detail::ProportionalSplit::make(b, units[idx]);
       }
     decomposer.decompose(units, n);
     decomposed = true;
@@ -141,7 +143,8 @@ struct AllToAllPlanner::Workspace {
       open_phase(plan);
       if (uniform) {
         for (const detail::PhasePiece* p = decomposer.phase_begin(k); p != decomposer.phase_end(k); ++p) {
-          if (truncated) pair_bytes[static_cast<size_t>(p->src) * n + p->dst] += p->units;  // the tail is what the head leaves
+          if (truncated)
+            pair_bytes[static_cast<size_t>(p->src) * n + p->dst] += p->units;  // the tail is what the head leaves
           plan.transfers.push_back(Transfer{p->src, p->dst, p->units, 0});
         }
       } else {
@@ -152,8 +155,9 @@ struct AllToAllPlanner::Workspace {
           const int64_t b = split[static_cast<size_t>(p->src) * n + p->dst].take(p->units);
           if (b <= 0) continue;
           plan.transfers.push_back(Transfer{p->src, p->dst, b, 0});
-          longest = std::max(longest, static_cast<double>(b) / std::min(cluster->gpus[static_cast<size_t>(p->src)].send_bytes_per_s,
-                                                                       cluster->gpus[static_cast<size_t>(p->dst)].recv_bytes_per_s));
+          longest = std::max(
+              longest, static_cast<double>(b) / std::min(cluster->gpus[static_cast<size_t>(p->src)].send_bytes_per_s,
+                                                         cluster->gpus[static_cast<size_t>(p->dst)].recv_bytes_per_s));
         }
         plan.phases.back().duration_s = longest;
       }
@@ -236,7 +240,8 @@ struct AllToAllPlanner::Workspace {
           tail_recv[static_cast<size_t>(p->dst)] -= piece_bytes(p);
         }
         double bound = 0;
-        for (size_t g = 0; g < static_cast<size_t>(n); ++g) bound = std::max(bound, port_bound(g, tail_send[g], tail_recv[g]));
+        for (size_t g = 0; g < static_cast<size_t>(n); ++g)
+          bound = std::max(bound, port_bound(g, tail_send[g], tail_recv[g]));
         estimates.push_back(Estimate{head_cost[k] + latency + bound, k});
       }
     } else {
@@ -259,13 +264,16 @@ struct AllToAllPlanner::Workspace {
       return;
     }
     const size_t tries = std::min<size_t>(2, estimates.size());
-    std::partial_sort(estimates.begin(), estimates.begin() + static_cast<std::ptrdiff_t>(tries), estimates.end(),
-                      [](const Estimate& a, const Estimate& b) { return a.cost < b.cost || (a.cost == b.cost && a.keep < b.keep); });
+    std::partial_sort(
+        estimates.begin(), estimates.begin() + static_cast<std::ptrdiff_t>(tries), estimates.end(),
+        [](const Estimate& a, const Estimate& b) { return a.cost < b.cost || (a.cost == b.cost && a.keep < b.keep); });
     // The estimates are lower bounds (the tail at its per-port bound). When an all-at-once phase of this
     // traffic was already costed, its ratio to the bound predicts how much the tail will exceed its bound;
     // skip the fluid simulation when even that cannot win (this only prunes Aurora's own candidate).
     const double tail_factor = all_at_once_ratio > 1 ? all_at_once_ratio : 1.0;
-    auto predicted = [&](const Estimate& e) { return head_cost[e.keep] + latency + (e.cost - head_cost[e.keep] - latency) * tail_factor; };
+    auto predicted = [&](const Estimate& e) {
+      return head_cost[e.keep] + latency + (e.cost - head_cost[e.keep] - latency) * tail_factor;
+    };
     if (estimates[0].cost >= beat || (beat < kInf && predicted(estimates[0]) >= beat)) {
       begin_plan(plan, OrderStrategy::kMatchingTruncated, true);
       plan.makespan_s = kInf;
@@ -307,7 +315,9 @@ struct AllToAllPlanner::Workspace {
       for (int j = 0; j < n; ++j)
         if (i != j) longest = std::max(longest, static_cast<double>((*traffic)(i, j)) / cluster->pair_rate(i, j));
     longest = longest * (1 + 1e-9) + 1e-12;
-    auto at = [&](double k) { return (k + 1) * latency + lower_bound + (factor - 1) * std::max(0.0, lower_bound - k * longest); };
+    auto at = [&](double k) {
+      return (k + 1) * latency + lower_bound + (factor - 1) * std::max(0.0, lower_bound - k * longest);
+    };
     const double k_flat = longest > 0 ? std::max(1.0, std::ceil(lower_bound / longest)) : 1.0;
     return std::min(at(1), at(k_flat)) >= beat * (1 + 1e-9);
   }
@@ -382,7 +392,8 @@ struct AllToAllPlanner::Workspace {
         const auto& o = order[static_cast<size_t>(i)];
         if (k < o.size()) plan.transfers.push_back(Transfer{i, o[k], (*traffic)(i, o[k]), 0});
       }
-      plan.phases.back().num_transfers = static_cast<uint32_t>(plan.transfers.size() - plan.phases.back().first_transfer);
+      plan.phases.back().num_transfers =
+          static_cast<uint32_t>(plan.transfers.size() - plan.phases.back().first_transfer);
     }
     plan.makespan_s = stream_cost(plan, beat);
   }
@@ -479,7 +490,8 @@ const TransmissionPlan& AllToAllPlanner::plan(const TrafficMatrix& traffic, cons
   if (options.max_phases > 0 && degree > options.max_phases) cands[0].bound = kInf;
   if (options.max_phases == 1) cands[2].bound = kInf;
   result.candidate_makespan_s[static_cast<size_t>(OrderStrategy::kRotation)] = cands[3].bound;  // exact, and cheap
-  std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.bound < b.bound; });
+  std::stable_sort(cands.begin(), cands.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.bound < b.bound; });
 
   double best = kInf;
   size_t best_phases = std::numeric_limits<size_t>::max();
@@ -573,12 +585,14 @@ double fair_share_makespan_s(std::span<const Transfer> transfers, const Cluster&
   return sim.phase_s(transfers, cluster, true);
 }
 
-double predict_makespan_s(const TransmissionPlan& plan, const Cluster& cluster, double phase_latency_s, bool exact_fluid) {
+double predict_makespan_s(const TransmissionPlan& plan, const Cluster& cluster, double phase_latency_s,
+                          bool exact_fluid) {
   detail::FluidSimulator sim;
   if (!plan.barrier_between_phases) {
     const int n = cluster.num_gpus();
     std::vector<std::vector<uint32_t>> queues(static_cast<size_t>(n));
-    for (uint32_t t = 0; t < plan.transfers.size(); ++t) queues[static_cast<size_t>(plan.transfers[t].src_gpu)].push_back(t);
+    for (uint32_t t = 0; t < plan.transfers.size(); ++t)
+      queues[static_cast<size_t>(plan.transfers[t].src_gpu)].push_back(t);
     return sim.streams_s(plan.transfers, queues, cluster, phase_latency_s);
   }
   double total = 0;

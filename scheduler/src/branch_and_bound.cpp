@@ -14,7 +14,10 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 class Search {
  public:
   Search(const std::vector<const LayerStats*>& layers, const Cluster& cluster, DeploymentMode mode)
-      : cluster_(cluster), nm_(layers.size()), n_(cluster.num_gpus()), colocated_(mode == DeploymentMode::kColocated && layers.size() == 2) {
+      : cluster_(cluster),
+        nm_(layers.size()),
+        n_(cluster.num_gpus()),
+        colocated_(mode == DeploymentMode::kColocated && layers.size() == 2) {
     AURORA_CHECK(nm_ == 1 || nm_ == 2);
     const size_t n = static_cast<size_t>(n_);
     for (size_t m = 0; m < nm_; ++m) {
@@ -23,7 +26,8 @@ class Search {
       traffic_[m].resize(n * n);
       work_[m].resize(n);
       for (int i = 0; i < n_; ++i) {
-        for (int j = 0; j < n_; ++j) traffic_[m][static_cast<size_t>(i) * n + j] = i == j ? 0.0 : static_cast<double>(l.bytes(i, j));
+        for (int j = 0; j < n_; ++j)
+          traffic_[m][static_cast<size_t>(i) * n + j] = i == j ? 0.0 : static_cast<double>(l.bytes(i, j));
         work_[m][static_cast<size_t>(i)] = static_cast<double>(l.expert_bytes(i)) * l.expert_s_per_byte;
       }
       gate_[m] = aggregate_[m] = 0;
@@ -86,7 +90,7 @@ class Search {
     ModelLayerTiming t[2];
     // Per assigned GPU and model: dispatch row/col and combine row/col time (matching model, optimistic
     // rates towards GPUs not chosen yet).
-    double worst[2][4] = {};            // per model: max over GPUs of N row, N col, C row, C col
+    double worst[2][4] = {};  // per model: max over GPUs of N row, N col, C row, C col
     double worst_nn = 0, worst_nnc = 0, worst_all = 0;
     for (int g = 0; g < n_; ++g) {
       if (!assigned_[static_cast<size_t>(g)]) continue;
@@ -98,7 +102,7 @@ class Search {
         for (int j = 0; j < n_; ++j) {
           if (j == e) continue;
           const int h = gpu_of_[m][static_cast<size_t>(j)];
-          const double out = row[j];              // e -> j (dispatch out of g; combine into g)
+          const double out = row[j];                                      // e -> j (dispatch out of g; combine into g)
           const double in = traffic_[m][static_cast<size_t>(j) * n + e];  // j -> e
           const double r_gh = h >= 0 ? rate(g, h) : std::min(sg.send_bytes_per_s, max_recv_free);
           const double r_hg = h >= 0 ? rate(h, g) : std::min(max_send_free, sg.recv_bytes_per_s);
@@ -119,7 +123,8 @@ class Search {
     for (size_t m = 0; m < nm_; ++m) {
       if (max_speed_free > 0)
         for (int e = 0; e < n_; ++e)
-          if (gpu_of_[m][static_cast<size_t>(e)] < 0) t[m].expert_s = std::max(t[m].expert_s, work_[m][static_cast<size_t>(e)] / max_speed_free);
+          if (gpu_of_[m][static_cast<size_t>(e)] < 0)
+            t[m].expert_s = std::max(t[m].expert_s, work_[m][static_cast<size_t>(e)] / max_speed_free);
       t[m].gate_s = gate_[m];
       t[m].aggregate_s = aggregate_[m];
     }
@@ -155,12 +160,17 @@ class Search {
         const auto& bs = send_[1];
         const auto& br = recv_[1];
         auto at = [](const std::vector<double>& v, int e) { return v[static_cast<size_t>(e)]; };
-        worst_nn = std::max({worst_nn, min_max_sum([&](int e) { return at(as, e); }, [&](int e) { return at(bs, e); }) / max_send_free,
-                             min_max_sum([&](int e) { return at(ar, e); }, [&](int e) { return at(br, e); }) / max_recv_free});
-        worst_nnc = std::max({worst_nnc,
-                              min_max_sum([&](int e) { return at(as, e) + at(ar, e); }, [&](int e) { return at(bs, e); }) / max_send_free,
-                              min_max_sum([&](int e) { return at(ar, e) + at(as, e); }, [&](int e) { return at(br, e); }) / max_recv_free});
-        const double sum_all = min_max_sum([&](int e) { return at(as, e) + at(ar, e); }, [&](int e) { return at(bs, e) + at(br, e); });
+        worst_nn = std::max(
+            {worst_nn, min_max_sum([&](int e) { return at(as, e); }, [&](int e) { return at(bs, e); }) / max_send_free,
+             min_max_sum([&](int e) { return at(ar, e); }, [&](int e) { return at(br, e); }) / max_recv_free});
+        worst_nnc =
+            std::max({worst_nnc,
+                      min_max_sum([&](int e) { return at(as, e) + at(ar, e); }, [&](int e) { return at(bs, e); }) /
+                          max_send_free,
+                      min_max_sum([&](int e) { return at(ar, e) + at(as, e); }, [&](int e) { return at(br, e); }) /
+                          max_recv_free});
+        const double sum_all =
+            min_max_sum([&](int e) { return at(as, e) + at(ar, e); }, [&](int e) { return at(bs, e) + at(br, e); });
         worst_all = std::max(worst_all, sum_all / std::max(max_send_free, max_recv_free));
       }
     }

@@ -62,7 +62,8 @@ std::vector<int64_t> gpu_expert_bytes(const ModelStats& model, const ModelDeploy
   return out;
 }
 
-std::vector<int64_t> gpu_memory_bytes(const std::vector<ModelStats>& models, const Deployment& deployment, int num_gpus) {
+std::vector<int64_t> gpu_memory_bytes(const std::vector<ModelStats>& models, const Deployment& deployment,
+                                      int num_gpus) {
   AURORA_CHECK(models.size() == deployment.models.size());
   std::vector<int64_t> out(static_cast<size_t>(num_gpus), 0);
   for (size_t m = 0; m < models.size(); ++m)

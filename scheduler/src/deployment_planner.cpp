@@ -32,7 +32,8 @@ std::vector<int32_t> gpus_by_capability(const Cluster& cluster) {
     return std::min(s.send_bytes_per_s, s.recv_bytes_per_s);
   };
   std::stable_sort(g.begin(), g.end(), [&](int32_t a, int32_t b) {
-    const double sa = cluster.gpus[static_cast<size_t>(a)].compute_speed, sb = cluster.gpus[static_cast<size_t>(b)].compute_speed;
+    const double sa = cluster.gpus[static_cast<size_t>(a)].compute_speed,
+                 sb = cluster.gpus[static_cast<size_t>(b)].compute_speed;
     if (sa != sb) return sa > sb;
     return bw(a) > bw(b);
   });
@@ -62,7 +63,9 @@ LayerFrame make_frame(const std::vector<ModelStats>& models, const std::vector<s
   return f;
 }
 
-int32_t& gpu_ref(LayerFrame& f, size_t m, int e) { return f.deployment.models[m].experts[0][static_cast<size_t>(e)][0].gpu; }
+int32_t& gpu_ref(LayerFrame& f, size_t m, int e) {
+  return f.deployment.models[m].experts[0][static_cast<size_t>(e)][0].gpu;
+}
 
 double frame_cost(const LayerFrame& f, const Cluster& cluster, DeploymentMode mode) {
   CommModel comm;
@@ -71,8 +74,7 @@ double frame_cost(const LayerFrame& f, const Cluster& cluster, DeploymentMode mo
 }
 
 void copy_back(const LayerFrame& f, const std::vector<size_t>& which, size_t layer, Deployment& out) {
-  for (size_t k = 0; k < which.size(); ++k)
-    out.models[which[k]].experts[layer] = f.deployment.models[k].experts[0];
+  for (size_t k = 0; k < which.size(); ++k) out.models[which[k]].experts[layer] = f.deployment.models[k].experts[0];
 }
 
 Deployment empty_deployment(const std::vector<ModelStats>& models) {
@@ -155,8 +157,10 @@ std::vector<int32_t> pair_experts(const LayerStats& a, const LayerStats& b) {
     std::vector<int32_t> ia(static_cast<size_t>(n)), ib(static_cast<size_t>(n));
     std::iota(ia.begin(), ia.end(), 0);
     std::iota(ib.begin(), ib.end(), 0);
-    std::stable_sort(ia.begin(), ia.end(), [&](int32_t x, int32_t y) { return as[static_cast<size_t>(x)] < as[static_cast<size_t>(y)]; });
-    std::stable_sort(ib.begin(), ib.end(), [&](int32_t x, int32_t y) { return bs[static_cast<size_t>(x)] > bs[static_cast<size_t>(y)]; });
+    std::stable_sort(ia.begin(), ia.end(),
+                     [&](int32_t x, int32_t y) { return as[static_cast<size_t>(x)] < as[static_cast<size_t>(y)]; });
+    std::stable_sort(ib.begin(), ib.end(),
+                     [&](int32_t x, int32_t y) { return bs[static_cast<size_t>(x)] > bs[static_cast<size_t>(y)]; });
     for (int k = 0; k < n; ++k) pair[static_cast<size_t>(ia[static_cast<size_t>(k)])] = ib[static_cast<size_t>(k)];
     return pair;
   }
@@ -212,7 +216,8 @@ std::vector<int32_t> pairs_to_gpus(const LayerStats& a, const LayerStats& b, con
 Result<void> check_shapes(const std::vector<ModelStats>& models, const Cluster& cluster, DeploymentMode mode) {
   if (models.empty()) return Error::invalid("models", "must not be empty");
   if (mode == DeploymentMode::kColocated) {
-    if (models.size() != 2) return Error::invalid("models", "colocated mode takes exactly 2 models, got " + std::to_string(models.size()));
+    if (models.size() != 2)
+      return Error::invalid("models", "colocated mode takes exactly 2 models, got " + std::to_string(models.size()));
     if (models[0].layers.size() != models[1].layers.size())
       return Error::invalid("models[1].layers", "colocated models must have the same number of layers (" +
                                                     std::to_string(models[0].layers.size()) + "), got " +
@@ -223,7 +228,8 @@ Result<void> check_shapes(const std::vector<ModelStats>& models, const Cluster& 
       const LayerStats& ls = models[m].layers[l];
       const std::string field = "models[" + std::to_string(m) + "].layers[" + std::to_string(l) + "]";
       if (models[m].shard_home == ShardHome::kOnGpu && ls.num_shards != cluster.num_gpus())
-        return Error::invalid(field, "gpu-form traffic must have one row per GPU (" + std::to_string(cluster.num_gpus()) + "), got " +
+        return Error::invalid(field, "gpu-form traffic must have one row per GPU (" +
+                                         std::to_string(cluster.num_gpus()) + "), got " +
                                          std::to_string(ls.num_shards));
       if (models[m].shard_home == ShardHome::kWithExpert && ls.num_shards != ls.num_experts)
         return Error::invalid(field, "experts-form traffic must be square");
@@ -232,7 +238,8 @@ Result<void> check_shapes(const std::vector<ModelStats>& models, const Cluster& 
 }
 
 // Many experts per GPU: balanced placement per layer (both models together when colocated).
-Result<Deployment> place_many(const std::vector<ModelStats>& models, const Cluster& cluster, const DeploymentOptions& options) {
+Result<Deployment> place_many(const std::vector<ModelStats>& models, const Cluster& cluster,
+                              const DeploymentOptions& options) {
   Deployment out = empty_deployment(models);
   size_t num_layers = 0;
   for (const ModelStats& m : models) num_layers = std::max(num_layers, m.layers.size());
@@ -286,8 +293,8 @@ Result<void> check_memory(const std::vector<ModelStats>& models, const Deploymen
     const int64_t cap = cluster.gpus[static_cast<size_t>(g)].memory_bytes;
     if (cap > 0 && used[static_cast<size_t>(g)] > cap)
       return Error::invalid("gpus[" + std::to_string(g) + "].memory_gb",
-                            "models do not fit: GPU " + std::to_string(g) + " needs " + std::to_string(used[static_cast<size_t>(g)]) +
-                                " bytes, has " + std::to_string(cap));
+                            "models do not fit: GPU " + std::to_string(g) + " needs " +
+                                std::to_string(used[static_cast<size_t>(g)]) + " bytes, has " + std::to_string(cap));
   }
   return {};
 }
@@ -315,7 +322,8 @@ Result<Deployment> plan_deployment(const std::vector<ModelStats>& models, const 
           const LayerStats& ls = models[m].layers[l];
           std::vector<int32_t> experts(static_cast<size_t>(n));
           std::iota(experts.begin(), experts.end(), 0);
-          std::stable_sort(experts.begin(), experts.end(), [&](int32_t x, int32_t y) { return ls.expert_bytes(x) > ls.expert_bytes(y); });
+          std::stable_sort(experts.begin(), experts.end(),
+                           [&](int32_t x, int32_t y) { return ls.expert_bytes(x) > ls.expert_bytes(y); });
           LayerFrame f = make_frame(models, {m}, l);
           for (int k = 0; k < n; ++k) gpu_ref(f, 0, experts[static_cast<size_t>(k)]) = gpus[static_cast<size_t>(k)];
           if (options.local_search) local_search(f, cluster, options.mode);
@@ -340,8 +348,8 @@ Result<Deployment> plan_deployment(const std::vector<ModelStats>& models, const 
     }
     if (options.consider_packing) {
       Deployment packed = lina_deployment(models, cluster);
-      if (check_memory(models, packed, cluster).ok() &&
-          deployment_cost_s(models, packed, cluster, options.mode) < deployment_cost_s(models, out, cluster, options.mode))
+      if (check_memory(models, packed, cluster).ok() && deployment_cost_s(models, packed, cluster, options.mode) <
+                                                            deployment_cost_s(models, out, cluster, options.mode))
         out = std::move(packed);
     }
   }
@@ -371,7 +379,8 @@ Deployment random_deployment(const std::vector<ModelStats>& models, const Cluste
       std::vector<int32_t> slots(static_cast<size_t>(E));
       for (int e = 0; e < E; ++e) slots[static_cast<size_t>(e)] = e % n;
       for (size_t k = slots.size(); k > 1; --k) std::swap(slots[k - 1], slots[static_cast<size_t>(rng() % k)]);
-      for (int e = 0; e < E; ++e) d.models[m].experts[l][static_cast<size_t>(e)] = {Replica{slots[static_cast<size_t>(e)], 1.0}};
+      for (int e = 0; e < E; ++e)
+        d.models[m].experts[l][static_cast<size_t>(e)] = {Replica{slots[static_cast<size_t>(e)], 1.0}};
     }
   return d;
 }
@@ -390,7 +399,8 @@ Deployment lina_deployment(const std::vector<ModelStats>& models, const Cluster&
       const LayerStats& ls = models[m].layers[l];
       std::vector<int32_t> experts(static_cast<size_t>(ls.num_experts));
       std::iota(experts.begin(), experts.end(), 0);
-      std::stable_sort(experts.begin(), experts.end(), [&](int32_t x, int32_t y) { return ls.expert_bytes(x) > ls.expert_bytes(y); });
+      std::stable_sort(experts.begin(), experts.end(),
+                       [&](int32_t x, int32_t y) { return ls.expert_bytes(x) > ls.expert_bytes(y); });
       // Snake order: with two experts per GPU this pairs the hottest with the coldest.
       for (size_t k = 0; k < experts.size(); ++k) {
         const int round = static_cast<int>(k) / width, pos = static_cast<int>(k) % width;
@@ -414,7 +424,9 @@ Result<ExhaustiveResult> exhaustive_deployment(const std::vector<ModelStats>& mo
   if (auto ok = check_shapes(models, cluster, mode); !ok) return ok.error();
   if (!one_expert_per_gpu(models, cluster))
     return Error::invalid("models", "the exhaustive optimum needs one expert per GPU per model (experts-form traffic)");
-  if (cluster.num_gpus() > 8) return Error::invalid("gpus", "the exhaustive optimum is limited to 8 GPUs, got " + std::to_string(cluster.num_gpus()));
+  if (cluster.num_gpus() > 8)
+    return Error::invalid("gpus",
+                          "the exhaustive optimum is limited to 8 GPUs, got " + std::to_string(cluster.num_gpus()));
   DeploymentOptions opts;
   opts.mode = mode;
   opts.consider_packing = false;  // the incumbent must lie in the searched space
@@ -424,14 +436,16 @@ Result<ExhaustiveResult> exhaustive_deployment(const std::vector<ModelStats>& mo
   out.deployment = *heuristic;
   const size_t num_layers = models[0].layers.size();
   std::vector<std::vector<size_t>> groups;
-  if (mode == DeploymentMode::kColocated) groups.push_back({0, 1});
+  if (mode == DeploymentMode::kColocated)
+    groups.push_back({0, 1});
   else
     for (size_t m = 0; m < models.size(); ++m) groups.push_back({m});
   for (const auto& group : groups)
     for (size_t l = 0; l < num_layers; ++l) {
       if (l >= models[group[0]].layers.size()) continue;
       LayerFrame f = make_frame(models, group, l);
-      for (size_t k = 0; k < group.size(); ++k) f.deployment.models[k].experts[0] = heuristic->models[group[k]].experts[l];
+      for (size_t k = 0; k < group.size(); ++k)
+        f.deployment.models[k].experts[0] = heuristic->models[group[k]].experts[l];
       const double incumbent = frame_cost(f, cluster, mode);
       std::vector<const LayerStats*> layers;
       for (const ModelStats& m : f.models) layers.push_back(&m.layers[0]);
@@ -444,7 +458,8 @@ Result<ExhaustiveResult> exhaustive_deployment(const std::vector<ModelStats>& mo
       const detail::BranchAndBoundResult r = detail::branch_and_bound(layers, cluster, mode, gpu_of, incumbent);
       out.nodes += r.nodes;
       for (size_t k = 0; k < group.size(); ++k)
-        for (size_t e = 0; e < r.gpu_of[k].size(); ++e) out.deployment.models[group[k]].experts[l][e] = {Replica{r.gpu_of[k][e], 1.0}};
+        for (size_t e = 0; e < r.gpu_of[k].size(); ++e)
+          out.deployment.models[group[k]].experts[l][e] = {Replica{r.gpu_of[k][e], 1.0}};
     }
   out.cost_s = deployment_cost_s(models, out.deployment, cluster, mode);
   return out;

@@ -115,7 +115,8 @@ void FluidSimulator::water_fill(const Cluster& cluster) {
   }
 }
 
-void FluidSimulator::max_min_rates(std::span<const Transfer> flows, const Cluster& cluster, std::vector<double>& rates) {
+void FluidSimulator::max_min_rates(std::span<const Transfer> flows, const Cluster& cluster,
+                                   std::vector<double>& rates) {
   const int n = cluster.num_gpus();
   reset_ports(n);
   for (const Transfer& t : flows) {
@@ -127,7 +128,8 @@ void FluidSimulator::max_min_rates(std::span<const Transfer> flows, const Cluste
   water_fill(cluster);
   rates.resize(flows.size());
   for (size_t k = 0; k < flows.size(); ++k)
-    rates[k] = std::min(level_[static_cast<size_t>(flows[k].src_gpu)], level_[static_cast<size_t>(n + flows[k].dst_gpu)]);
+    rates[k] =
+        std::min(level_[static_cast<size_t>(flows[k].src_gpu)], level_[static_cast<size_t>(n + flows[k].dst_gpu)]);
 }
 
 double FluidSimulator::all_at_once_s(std::span<const Transfer> transfers, const Cluster& cluster, double min_step_s,
@@ -219,8 +221,8 @@ double FluidSimulator::all_at_once_s(std::span<const Transfer> transfers, const 
   return last_end;
 }
 
-double FluidSimulator::phase_s(std::span<const Transfer> transfers, const Cluster& cluster, bool exact, double latency_s,
-                               double give_up_s) {
+double FluidSimulator::phase_s(std::span<const Transfer> transfers, const Cluster& cluster, bool exact,
+                               double latency_s, double give_up_s) {
   double step = 0;
   if (!exact && transfers.size() > kExactFluidMaxFlows) {
     const int n = cluster.num_gpus();
@@ -231,8 +233,10 @@ double FluidSimulator::phase_s(std::span<const Transfer> transfers, const Cluste
     }
     double bound = 0;
     for (int g = 0; g < n; ++g) {
-      bound = std::max(bound, port_bytes_[static_cast<size_t>(g)] / cluster.gpus[static_cast<size_t>(g)].send_bytes_per_s);
-      bound = std::max(bound, port_bytes_[static_cast<size_t>(n + g)] / cluster.gpus[static_cast<size_t>(g)].recv_bytes_per_s);
+      bound =
+          std::max(bound, port_bytes_[static_cast<size_t>(g)] / cluster.gpus[static_cast<size_t>(g)].send_bytes_per_s);
+      bound = std::max(bound,
+                       port_bytes_[static_cast<size_t>(n + g)] / cluster.gpus[static_cast<size_t>(g)].recv_bytes_per_s);
     }
     step = std::max(bound / kFluidStepsPerBound, latency_s / kStepsPerLatency);
   }
@@ -285,7 +289,8 @@ double FluidSimulator::streams_s(std::span<const Transfer> transfers,
       if (t.bytes <= 0 || t.src_gpu == t.dst_gpu) continue;
       dst = t.dst_gpu;
       bytes = static_cast<double>(t.bytes);
-      while (k < q.size() && transfers[q[k]].dst_gpu == t.dst_gpu) bytes += static_cast<double>(transfers[q[k++]].bytes);
+      while (k < q.size() && transfers[q[k]].dst_gpu == t.dst_gpu)
+        bytes += static_cast<double>(transfers[q[k++]].bytes);
       return true;
     }
     return false;
@@ -346,7 +351,8 @@ double FluidSimulator::streams_s(std::span<const Transfer> transfers,
         bound = std::max(bound, lats + (s.unstarted_bytes + left) / gpu.send_bytes_per_s);
       }
       for (int g = 0; g < n; ++g)
-        bound = std::max(bound, recv_left_[static_cast<size_t>(g)] / cluster.gpus[static_cast<size_t>(g)].recv_bytes_per_s);
+        bound =
+            std::max(bound, recv_left_[static_cast<size_t>(g)] / cluster.gpus[static_cast<size_t>(g)].recv_bytes_per_s);
       if (now + bound > give_up_at) return kInf;
     }
     now = std::max(now, next);

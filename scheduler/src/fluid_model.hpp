@@ -79,7 +79,7 @@ class FluidSimulator {
     int32_t wait_dst = -1;  // receiver of the send that starts at ready_at
     double wait_bytes = 0;
     double left = 0, since = 0, rate = 0;  // of the current send
-    size_t unstarted = 0;   // transfers not started yet (for the give-up bound)
+    size_t unstarted = 0;                  // transfers not started yet (for the give-up bound)
     double unstarted_bytes = 0;
   };
   std::vector<Sender> senders_;

@@ -128,7 +128,8 @@ void MatchingDecomposer::decompose(const std::vector<int64_t>& units, int n) {
       ++num_free_cols_;
     }
     for (size_t k = 0; k < num_emptied_; ++k)
-      if (!augment_short(emptied_rows_[k])) AURORA_CHECK_MSG(augment(emptied_rows_[k]), "no perfect matching on padded support");
+      if (!augment_short(emptied_rows_[k]))
+        AURORA_CHECK_MSG(augment(emptied_rows_[k]), "no perfect matching on padded support");
   }
   finish();
 }

@@ -23,17 +23,20 @@ Result<void> validate(const ExpertPlacementProblem& p, const Cluster& cluster) {
   if (p.expert_tokens.empty()) return Error::invalid("expert_tokens", "must not be empty");
   for (size_t e = 0; e < p.expert_tokens.size(); ++e)
     if (!(p.expert_tokens[e] >= 0) || !std::isfinite(p.expert_tokens[e]))
-      return Error::invalid("expert_tokens[" + std::to_string(e) + "]", "must be >= 0, got " + std::to_string(p.expert_tokens[e]));
+      return Error::invalid("expert_tokens[" + std::to_string(e) + "]",
+                            "must be >= 0, got " + std::to_string(p.expert_tokens[e]));
   if (!p.expert_memory_bytes.empty() && p.expert_memory_bytes.size() != p.expert_tokens.size())
-    return Error::invalid("expert_memory_bytes", "must have " + std::to_string(p.expert_tokens.size()) + " entries, got " +
-                                                     std::to_string(p.expert_memory_bytes.size()));
+    return Error::invalid("expert_memory_bytes", "must have " + std::to_string(p.expert_tokens.size()) +
+                                                     " entries, got " + std::to_string(p.expert_memory_bytes.size()));
   for (size_t e = 0; e < p.expert_memory_bytes.size(); ++e)
     if (p.expert_memory_bytes[e] < 0)
-      return Error::invalid("expert_memory_bytes[" + std::to_string(e) + "]", "must be >= 0, got " + std::to_string(p.expert_memory_bytes[e]));
+      return Error::invalid("expert_memory_bytes[" + std::to_string(e) + "]",
+                            "must be >= 0, got " + std::to_string(p.expert_memory_bytes[e]));
   if (p.max_replicas_per_expert < 1 || p.max_replicas_per_expert > cluster.num_gpus())
-    return Error::invalid("max_replicas_per_expert", "must be in [1, " + std::to_string(cluster.num_gpus()) + "], got " +
-                                                         std::to_string(p.max_replicas_per_expert));
-  if (p.max_extra_replicas < 0) return Error::invalid("max_extra_replicas", "must be >= 0, got " + std::to_string(p.max_extra_replicas));
+    return Error::invalid("max_replicas_per_expert", "must be in [1, " + std::to_string(cluster.num_gpus()) +
+                                                         "], got " + std::to_string(p.max_replicas_per_expert));
+  if (p.max_extra_replicas < 0)
+    return Error::invalid("max_extra_replicas", "must be >= 0, got " + std::to_string(p.max_extra_replicas));
   if (p.bytes_per_token < 0 || p.compute_s_per_token < 0) return Error::invalid("compute_s_per_token", "must be >= 0");
   for (size_t g = 0; g < cluster.gpus.size(); ++g) {
     const GpuSpec& s = cluster.gpus[g];
@@ -124,7 +127,8 @@ Result<ExpertPlacement> place_experts(const ExpertPlacementProblem& p, const Clu
   std::vector<Item> items;
   for (size_t e = 0; e < E; ++e) {
     const int64_t mem = p.expert_memory_bytes.empty() ? 0 : p.expert_memory_bytes[e];
-    for (int r = 0; r < replicas[e]; ++r) items.push_back(Item{static_cast<int32_t>(e), p.expert_tokens[e] / replicas[e], mem});
+    for (int r = 0; r < replicas[e]; ++r)
+      items.push_back(Item{static_cast<int32_t>(e), p.expert_tokens[e] / replicas[e], mem});
   }
   // LPT on speed-scaled time, hottest first (ties: larger memory first), onto the GPU where it ends soonest.
   std::vector<size_t> order(items.size());
@@ -170,7 +174,8 @@ Result<ExpertPlacement> place_experts(const ExpertPlacementProblem& p, const Clu
       for (size_t g = 0; g < G && !improved; ++g) {
         if (g == worst || holds[static_cast<size_t>(it.expert)][g]) continue;
         // Move.
-        if (room[g] >= it.memory && std::max((load[worst] - it.tokens) * spt[worst], (load[g] + it.tokens) * spt[g]) < cur * (1 - 1e-12)) {
+        if (room[g] >= it.memory &&
+            std::max((load[worst] - it.tokens) * spt[worst], (load[g] + it.tokens) * spt[g]) < cur * (1 - 1e-12)) {
           load[worst] -= it.tokens;
           load[g] += it.tokens;
           room[worst] += it.memory;

@@ -124,7 +124,8 @@ Result<ScenarioPlan> plan_scenario(const config::Scenario& scenario, const Scena
                    "random_order", [&](uint64_t) { return p.deployment; }));
     // Deployment baselines, with NCCL's all-at-once exchange.
     const AllToAllOptions nccl = forced(o, OrderStrategy::kAllAtOnce);
-    add(row("identity+all_at_once", "identity", "all_at_once", run(p, identity_deployment(p.models, p.cluster, p.mode), nccl, false)));
+    add(row("identity+all_at_once", "identity", "all_at_once",
+            run(p, identity_deployment(p.models, p.cluster, p.mode), nccl, false)));
     const char* random_name = p.mode == DeploymentMode::kExclusive ? "random_placement" : "random_colocation";
     add(random_row(p, scenario.seed, std::string(random_name) + "+all_at_once", random_name, nccl, "all_at_once",
                    [&](uint64_t seed) { return random_deployment(p.models, p.cluster, p.mode, seed); }));

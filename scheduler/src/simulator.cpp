@@ -156,7 +156,8 @@ LayerSimulation simulate_layer(const std::vector<ModelStats>& models, const Depl
       out.dispatch.push_back(timer.plan_models(ml[k].dispatch, together ? &ml[1].dispatch : nullptr));
       out.combine.push_back(timer.plan_models(ml[k].combine, together ? &ml[1].combine : nullptr));
       for (TransmissionPlan* p : {&out.dispatch.back(), &out.combine.back()})
-        for (Transfer& t : p->transfers) t.model = static_cast<int32_t>(present[together ? static_cast<size_t>(t.model) : k]);
+        for (Transfer& t : p->transfers)
+          t.model = static_cast<int32_t>(present[together ? static_cast<size_t>(t.model) : k]);
     }
   }
   for (const ModelLayer& m : ml) out.models.push_back(m.timing);

@@ -26,10 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 411:
     case 413:
     case 421:
-    case 431:
-      break;
-    default:
-      std::abort();
+    case 431: break;
+    default: std::abort();
   }
   if (out.status == 0 && !out.incomplete && out.body_bytes > static_cast<size_t>(config.max_body_bytes)) std::abort();
   return 0;

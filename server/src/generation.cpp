@@ -13,7 +13,9 @@ using runtime::Clock;
 
 namespace {
 
-double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 
 // The engine's view of one sequence: pushes into the session's channel and records the latency
 // histograms (called on an engine thread; never blocks).
@@ -42,7 +44,8 @@ class ChannelSink final : public runtime::TokenSink {
     const auto now = Clock::now();
     metrics_->e2e_request_latency.observe(seconds_between(arrival_, now));
     const auto& t = completion.timing;
-    if (t.first_scheduled != Clock::time_point{} && t.arrived != Clock::time_point{} && t.first_scheduled >= t.arrived) {
+    if (t.first_scheduled != Clock::time_point{} && t.arrived != Clock::time_point{} &&
+        t.first_scheduled >= t.arrived) {
       metrics_->request_queue_time.observe(seconds_between(t.arrived, t.first_scheduled));
     }
     metrics_->prompt_tokens.fetch_add(static_cast<uint64_t>(std::max(0, completion.usage.prompt_tokens)),
@@ -224,8 +227,8 @@ std::optional<ApiError> Generation::submit(const std::shared_ptr<runtime::Engine
   first_tag_ = first_tag;
   ModelMetrics* model_metrics = metrics.model(plan_.model);
   for (size_t i = 0; i < plan_.sequences.size(); ++i) {
-    auto sink = std::make_shared<ChannelSink>(channel, first_tag + static_cast<uint32_t>(i), model_metrics,
-                                              plan_.arrival);
+    auto sink =
+        std::make_shared<ChannelSink>(channel, first_tag + static_cast<uint32_t>(i), model_metrics, plan_.arrival);
     auto id = engine->submit(plan_.sequences[i].request, std::move(sink));
     if (id.ok()) {
       ids_.push_back(*id);

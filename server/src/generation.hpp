@@ -28,7 +28,7 @@ namespace aurora::server {
 template <class T>
 class Expected {
  public:
-  Expected(T value) : v_(std::move(value)) {}                // NOLINT(google-explicit-constructor)
+  Expected(T value) : v_(std::move(value)) {}                   // NOLINT(google-explicit-constructor)
   Expected(protocol::ApiError error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   bool ok() const { return v_.index() == 0; }
   T& value() { return std::get<0>(v_); }

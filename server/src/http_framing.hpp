@@ -35,8 +35,8 @@ protocol::ApiError error_for_parse_failure(const boost::system::error_code& ec);
 
 // What the framing layer decides about a byte string holding one request (fuzz target, tests).
 struct FramingOutcome {
-  int status = 0;          // 0 = a complete, acceptable request; otherwise the error status
-  bool incomplete = false; // the bytes end before the request does
+  int status = 0;           // 0 = a complete, acceptable request; otherwise the error status
+  bool incomplete = false;  // the bytes end before the request does
   std::string method;
   std::string target;
   size_t body_bytes = 0;

@@ -268,8 +268,8 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
   for (const auto& route : kBuiltinRoutes) {
     if (path != route.path) continue;
     if (method != route.method) {
-      ApiError e = ApiError::invalid_request("method " + std::string(request.method_string()) +
-                                             " is not allowed on " + path);
+      ApiError e =
+          ApiError::invalid_request("method " + std::string(request.method_string()) + " is not allowed on " + path);
       e.status = 405;
       e.code = "method_not_allowed";
       return refuse(e, keep_alive);
@@ -292,8 +292,7 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
     }
     if (path == "/v1/ws") {
       if (!beast::websocket::is_upgrade(request)) {
-        return refuse(ApiError::invalid_request("/v1/ws is a WebSocket endpoint: send an Upgrade request"),
-                      keep_alive);
+        return refuse(ApiError::invalid_request("/v1/ws is a WebSocket endpoint: send an Upgrade request"), keep_alive);
       }
       d.action = Action::kWebSocket;
       return d;
@@ -332,7 +331,7 @@ awaitable<bool> HttpSession::handle(Request& request, const std::string& request
   switch (decision.action) {
     case Action::kReply: {
       const bool written = co_await write_reply(decision.reply, version, request_id);
-      co_return written && decision.reply.keep_alive;
+      co_return written&& decision.reply.keep_alive;
     }
     case Action::kChat:
     case Action::kCompletion: {
@@ -352,12 +351,10 @@ awaitable<bool> HttpSession::handle(Request& request, const std::string& request
   co_return false;
 }
 
-std::optional<HttpSession::Reply> HttpSession::prepare_generation(const Request& request,
-                                                                  protocol::Endpoint endpoint,
+std::optional<HttpSession::Reply> HttpSession::prepare_generation(const Request& request, protocol::Endpoint endpoint,
                                                                   const std::string& request_id, bool keep_alive,
                                                                   runtime::Clock::time_point arrival,
-                                                                  std::optional<Generation>& generation,
-                                                                  bool& stream) {
+                                                                  std::optional<Generation>& generation, bool& stream) {
   const auto& config = state_->config;
   auto engine = state_->engine();
   if (!engine || !engine->ready()) {
@@ -489,7 +486,7 @@ awaitable<bool> HttpSession::run_generation(Generation& generation, bool stream,
   reply.keep_alive = keep_alive;
   reply.retry_after_s = reply.response.status == 503 ? config.retry_after_s : 0;
   const bool written = co_await write_reply(reply, version, request_id);
-  co_return written && keep_alive;
+  co_return written&& keep_alive;
 }
 
 awaitable<bool> HttpSession::write_stream_bytes(const std::string& payload, bool chunked) {
@@ -604,9 +601,9 @@ void HttpSession::log_access(const Request* request, int status, size_t bytes, c
   const double ms = std::chrono::duration<double, std::milli>(runtime::Clock::now() - request_start_).count();
   char line[64];
   std::snprintf(line, sizeof(line), " %d %zu %.1fms ", status, bytes, ms);
-  std::string text = request != nullptr ? std::string(request->method_string()) + " " +
-                                              std::string(request->target().substr(0, 256))
-                                        : std::string("-");
+  std::string text = request != nullptr
+                         ? std::string(request->method_string()) + " " + std::string(request->target().substr(0, 256))
+                         : std::string("-");
   log_info(text + line + request_id);
 }
 

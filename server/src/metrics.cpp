@@ -8,14 +8,14 @@ namespace {
 
 // Fine low buckets: sub-10 ms TTFT and ITL are normal for small models and fast engines, and
 // vLLM's smallest request-latency bucket (0.3 s) is too coarse to see them.
-constexpr double kTtftBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+constexpr double kTtftBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,   0.25,  0.5,   0.75,
                                    1.0,   2.5,    5.0,   7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
-constexpr double kItlBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075,
-                                  0.1,    0.15,  0.2,    0.3,   0.4,  0.5,   0.75, 1.0,   2.5,  5.0,  7.5,  10.0,
-                                  20.0,   40.0,  80.0};
-constexpr double kLatencyBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05,  0.1,   0.25,  0.5,   1.0,    2.5,
-                                      5.0,   10.0,  15.0, 20.0,  30.0,  40.0,  50.0,  60.0,  120.0,  240.0,
-                                      480.0, 960.0, 1920.0, 7680.0};
+constexpr double kItlBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03,
+                                  0.04,   0.05,  0.075,  0.1,   0.15, 0.2,   0.3,  0.4,   0.5,
+                                  0.75,   1.0,   2.5,    5.0,   7.5,  10.0,  20.0, 40.0,  80.0};
+constexpr double kLatencyBuckets[] = {0.001, 0.005, 0.01,  0.025, 0.05,  0.1,   0.25,   0.5,
+                                      1.0,   2.5,   5.0,   10.0,  15.0,  20.0,  30.0,   40.0,
+                                      50.0,  60.0,  120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 
 std::string number(double v) {
   char buf[40];
@@ -63,8 +63,7 @@ void sample(std::string& out, const std::string& name, const std::string& labels
 }
 
 constexpr const char* kFinishedReasons[] = {"stop", "length", "abort", "error"};
-constexpr const char* kRejectReasons[] = {"queue_full", "draining", "loading", "too_many_connections",
-                                          "ws_inflight"};
+constexpr const char* kRejectReasons[] = {"queue_full", "draining", "loading", "too_many_connections", "ws_inflight"};
 
 // Online Aurora's planner (Engine::plan_snapshot), when the engine has one.
 void render_online(std::string& out, const runtime::Engine* engine) {
@@ -83,7 +82,8 @@ void render_online(std::string& out, const runtime::Engine* engine) {
          "Simulated MoE step time on the statistics window: the plan in force and a fresh plan.");
   sample(out, "aurora:plan_predicted_step_seconds", "plan=\"in_force\"", p.predicted_current_s);
   sample(out, "aurora:plan_predicted_step_seconds", "plan=\"fresh\"", p.predicted_fresh_s);
-  family(out, "aurora:plan_recovered_ratio", "gauge", "Fresh plan's predicted step time over the plan in force's (1 = as good).");
+  family(out, "aurora:plan_recovered_ratio", "gauge",
+         "Fresh plan's predicted step time over the plan in force's (1 = as good).");
   sample(out, "aurora:plan_recovered_ratio", "", p.recovered_fraction);
   family(out, "aurora:replan_frozen", "gauge", "1 while replanning is frozen.");
   sample(out, "aurora:replan_frozen", "", p.frozen ? 1.0 : 0.0);
@@ -92,7 +92,8 @@ void render_online(std::string& out, const runtime::Engine* engine) {
 
   // The per-step order: which source each layer uses and the measurements behind the choice.
   family(out, "aurora:all_to_all_order_window", "gauge",
-         "1 when the layer's transfer order is the statistics window's template fitted to the counts, 0 when planned live.");
+         "1 when the layer's transfer order is the statistics window's template fitted to the counts, 0 when planned "
+         "live.");
   family(out, "aurora:all_to_all_order_cost_seconds", "gauge",
          "Measured time per step on the critical path to get the order: planning it live or fitting the window's.");
   family(out, "aurora:all_to_all_window_penalty_seconds", "gauge",
@@ -229,7 +230,8 @@ std::string Metrics::render(const runtime::Engine* engine) const {
   };
   for (const auto& h : histograms) {
     family(out, h.name, "histogram", h.help);
-    for (const auto& [name, m] : models) (m->*h.member).render(out, h.name, "model_name=\"" + escape_label(name) + "\"");
+    for (const auto& [name, m] : models)
+      (m->*h.member).render(out, h.name, "model_name=\"" + escape_label(name) + "\"");
   }
 
   // Aurora's own: the MoE layers.
@@ -285,7 +287,8 @@ std::string Metrics::render(const runtime::Engine* engine) const {
     }
   }
   family(out, "aurora:all_to_all_measured_seconds", "gauge",
-         "Measured wall time of the last step's exchanges (dispatch + combine, waits for slower ranks included), per layer.");
+         "Measured wall time of the last step's exchanges (dispatch + combine, waits for slower ranks included), per "
+         "layer.");
   for (const auto& [model, layers] : stats.layers) {
     for (size_t l = 0; l < layers.size(); ++l) {
       sample(out, "aurora:all_to_all_measured_seconds",
@@ -293,8 +296,9 @@ std::string Metrics::render(const runtime::Engine* engine) const {
              layers[l].a2a_measured_seconds);
     }
   }
-  family(out, "aurora:all_to_all_measured_over_lower_bound", "gauge",
-         "Measured all-to-all time over its lower bound, per layer (on CPU ranks: meaningful with --emulate-link-gbps).");
+  family(
+      out, "aurora:all_to_all_measured_over_lower_bound", "gauge",
+      "Measured all-to-all time over its lower bound, per layer (on CPU ranks: meaningful with --emulate-link-gbps).");
   for (const auto& [model, layers] : stats.layers) {
     for (size_t l = 0; l < layers.size(); ++l) {
       const double bound = layers[l].a2a_lower_bound_seconds;

@@ -24,8 +24,7 @@ using std::chrono::milliseconds;
 ServerState::ServerState(config::ServerConfig c)
     : config(std::move(c)),
       allowed_hosts(parse_allowed_hosts(config.allowed_hosts)),
-      start_time_s(std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
+      start_time_s(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                        .count()) {}
 
 struct Server::Runtime {
@@ -73,8 +72,9 @@ void reject_connection(tcp::socket& socket, int retry_after_s) {
   const std::string body =
       R"({"error":{"message":"too many open connections","type":"service_unavailable_error","param":null,"code":"too_many_connections"}})";
   const std::string response = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: " +
-                               std::to_string(retry_after_s) + "\r\nConnection: close\r\nContent-Length: " +
-                               std::to_string(body.size()) + "\r\n\r\n" + body;
+                               std::to_string(retry_after_s) +
+                               "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                               body;
   boost::system::error_code ignored;
   socket.non_blocking(true, ignored);
   socket.write_some(net::buffer(response), ignored);
@@ -144,8 +144,9 @@ Result<void> Server::start() {
   if (ec || endpoints.empty()) return Error::invalid("host", "cannot resolve " + where + ": " + ec.message());
   const tcp::endpoint endpoint = endpoints.begin()->endpoint();
   if (!is_loopback(endpoint.address()) && config.api_key.empty() && !config.allow_insecure_remote) {
-    return Error::invalid("host", where + " is reachable from other machines and no --api-key is set; set one, or "
-                                          "pass --allow-insecure-remote true to serve without authentication");
+    return Error::invalid("host", where +
+                                      " is reachable from other machines and no --api-key is set; set one, or "
+                                      "pass --allow-insecure-remote true to serve without authentication");
   }
   rt.acceptor.open(endpoint.protocol(), ec);
   if (!ec) rt.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);

@@ -20,17 +20,17 @@
 #include <string_view>
 #include <vector>
 
-#include "aurora/runtime/request.hpp"
 #include "asio.hpp"
+#include "aurora/runtime/request.hpp"
 
 namespace aurora::server {
 
 struct StreamEvent {
   enum class Kind { kDelta, kFinish, kMessage };
   Kind kind = Kind::kDelta;
-  uint32_t tag = 0;          // which sequence (kDelta, kFinish)
-  std::string text;          // delta text, or a pre-formatted message (kMessage)
-  int32_t num_tokens = 0;    // tokens in this delta
+  uint32_t tag = 0;                // which sequence (kDelta, kFinish)
+  std::string text;                // delta text, or a pre-formatted message (kMessage)
+  int32_t num_tokens = 0;          // tokens in this delta
   runtime::Completion completion;  // kFinish
 };
 

@@ -140,9 +140,9 @@ void WsSession::on_message(std::string_view text) {
   }
   if (static_cast<int64_t>(by_id_.size()) >= config.ws_max_inflight) {
     state_->metrics.count_rejection(RejectReason::kWsInflight);
-    ApiError e = ApiError::overloaded("too many requests in flight on this connection (at most " +
-                                          std::to_string(config.ws_max_inflight) + ")",
-                                      429, config.retry_after_s);
+    ApiError e = ApiError::overloaded(
+        "too many requests in flight on this connection (at most " + std::to_string(config.ws_max_inflight) + ")", 429,
+        config.retry_after_s);
     e.code = "too_many_requests";
     send_error(id, e);
     return;

@@ -49,7 +49,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::shared_ptr<ServerState> state_;
   std::shared_ptr<TokenChannel> channel_;
   std::map<std::string, std::unique_ptr<Generation>> by_id_;  // id JSON text -> request
-  std::unordered_map<uint32_t, std::string> by_tag_;  // tag -> id JSON text
+  std::unordered_map<uint32_t, std::string> by_tag_;          // tag -> id JSON text
   uint32_t next_tag_ = 0;
   bool draining_ = false;
   bool reader_done_ = false;

@@ -9,9 +9,13 @@ TEST_CASE("the API key guards every route but /health", "[auth]") {
   ServerProcess server({"--api-key", "sk-local-123"});
   const uint16_t port = server.port();
   CHECK(http(port, "GET", "/health").status == 200);
-  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
-           {"GET", "/v1/models"}, {"GET", "/metrics"}, {"POST", "/tokenize"}, {"POST", "/v1/chat/completions"},
-           {"POST", "/v1/completions"}, {"GET", "/no/such/route"}, {"GET", "/v1/ws"}}) {
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{{"GET", "/v1/models"},
+                                                                                     {"GET", "/metrics"},
+                                                                                     {"POST", "/tokenize"},
+                                                                                     {"POST", "/v1/chat/completions"},
+                                                                                     {"POST", "/v1/completions"},
+                                                                                     {"GET", "/no/such/route"},
+                                                                                     {"GET", "/v1/ws"}}) {
     INFO(method << " " << path);
     auto none = http(port, method, path, method == "POST" ? chat_body("x") : "");
     CHECK(none.status == 401);

@@ -59,7 +59,8 @@ TEST_CASE("1000 streams aborted at random points leave RSS, fds and KV at their 
   REQUIRE(settled(port));
   const long rss_before = server.rss_kib();
   const int fds_before = server.open_fds();
-  const double aborted_before = metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"");
+  const double aborted_before =
+      metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"");
 
   abort_streams(port, 1000, 2);
   REQUIRE(settled(port));
@@ -77,8 +78,8 @@ TEST_CASE("1000 streams aborted at random points leave RSS, fds and KV at their 
 #endif
   // Every request the server read was submitted and ended as an abort (an RST can destroy the
   // request bytes before the server reads them, so a few never reach the engine).
-  const double aborted = metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"") -
-                         aborted_before;
+  const double aborted =
+      metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"") - aborted_before;
   CHECK(aborted >= 900);
   CHECK(aborted <= 1000);
   CHECK(http(port, "GET", "/health").status == 200);

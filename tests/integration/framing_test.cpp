@@ -44,13 +44,19 @@ TEST_CASE("framing violations get their status and a closed connection", "[frami
     many_fields += ": 1\r\n";
   }
   const std::vector<Case> cases = {
-      {"chunked body", "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411},
-      {"TE gzip + CL", "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello", 411},
-      {"HTTP/1.0 chunked", "POST /v1/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411},
-      {"two Content-Lengths", "POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400},
+      {"chunked body",
+       "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411},
+      {"TE gzip + CL",
+       "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello",
+       411},
+      {"HTTP/1.0 chunked",
+       "POST /v1/completions HTTP/1.0\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411},
+      {"two Content-Lengths",
+       "POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400},
       {"CL +5", "POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: +5\r\n\r\nhello", 400},
       {"CL 5, 6", "POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5, 6\r\n\r\nhello", 400},
-      {"CL over 2^63", "POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 400},
+      {"CL over 2^63", "POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+       400},
       {"9 KiB header line", "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + big_line + "\r\n", 431},
       {"101 header fields", "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + many_fields + "\r\n", 431},
       {"body over 2 MiB", "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3000000\r\n\r\n", 413},
@@ -77,8 +83,10 @@ TEST_CASE("Expect: 100-continue over the limit is refused before the body", "[fr
   CHECK(c.read_response(milliseconds(2000)).status == 413);
   TcpClient ok(framing_server().port());
   const std::string body = R"({"prompt":"x","max_tokens":1})";
-  ok.send("POST /v1/completions HTTP/1.1\r\nHost: localhost:1\r\nExpect: 100-continue\r\nContent-Type: application/json\r\n"
-          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+  ok.send(
+      "POST /v1/completions HTTP/1.1\r\nHost: localhost:1\r\nExpect: 100-continue\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n");
   std::this_thread::sleep_for(milliseconds(50));
   ok.send(body);
   CHECK(ok.read_response().status == 200);

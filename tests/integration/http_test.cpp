@@ -35,8 +35,8 @@ TEST_CASE("health, models, tokenize and detokenize", "[http]") {
   std::string ids = json::serialize(tokens.at("tokens"));
   auto text = parse_json(http(port, "POST", "/detokenize", R"({"tokens":)" + ids + "}").body);
   CHECK(text.at("prompt").as_string() == "hi");
-  auto chat_tokens = parse_json(
-      http(port, "POST", "/tokenize", R"({"messages":[{"role":"user","content":"hi"}]})").body);
+  auto chat_tokens =
+      parse_json(http(port, "POST", "/tokenize", R"({"messages":[{"role":"user","content":"hi"}]})").body);
   CHECK(chat_tokens.at("count").as_int64() > count);
 
   auto bad = http(port, "POST", "/detokenize", R"({"tokens":[99999999]})");
@@ -76,8 +76,7 @@ TEST_CASE("non-streaming chat and completions", "[http][fake]") {
   CHECK(choice.at("message").at("content").as_string() == expected(5));
   CHECK(choice.at("finish_reason").as_string() == "length");
   CHECK(body.at("usage").at("completion_tokens").as_int64() == 5);
-  CHECK(body.at("usage").at("total_tokens").as_int64() ==
-        body.at("usage").at("prompt_tokens").as_int64() + 5);
+  CHECK(body.at("usage").at("total_tokens").as_int64() == body.at("usage").at("prompt_tokens").as_int64() + 5);
 
   // An unsafe request id is replaced, never echoed.
   auto unsafe = http(port, "POST", "/v1/completions", R"({"prompt":"x","max_tokens":1})", {"X-Request-Id: a b<c>"});
@@ -146,8 +145,9 @@ TEST_CASE("streamed completions with n, stop strings and continuous usage", "[ht
     CHECK(text[i] == " alpha bravo");
     CHECK(finish[i] == "stop");
   }
-  auto cont = collect_stream(port, "/v1/completions",
-                             R"({"prompt":"p","max_tokens":3,"stream":true,"stream_options":{"continuous_usage_stats":true}})");
+  auto cont =
+      collect_stream(port, "/v1/completions",
+                     R"({"prompt":"p","max_tokens":3,"stream":true,"stream_options":{"continuous_usage_stats":true}})");
   REQUIRE(cont.done());
   auto mid = parse_json(cont.data[1]);
   CHECK(mid.at("usage").at("completion_tokens").as_int64() == 2);
@@ -188,7 +188,8 @@ TEST_CASE("validation errors are 400s naming the field, and start no engine work
       CHECK(e.at("param").as_string() == c.param);
     }
   }
-  auto context = parse_json(http(port, "POST", "/v1/chat/completions", chat_body("x", R"(,"max_tokens":100000000)")).body);
+  auto context =
+      parse_json(http(port, "POST", "/v1/chat/completions", chat_body("x", R"(,"max_tokens":100000000)")).body);
   CHECK(context.at("error").at("code").as_string() == "context_length_exceeded");
   CHECK(metric(port, "aurora:request_success_total") == before);
 }
@@ -197,22 +198,26 @@ TEST_CASE("curl streams and fetches", "[http][curl]") {
   const uint16_t port = shared_server().port();
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
   int code = -1;
-  const std::string streamed = run_command(
-      "curl -sS -N --max-time 10 " + url + "/v1/chat/completions -H 'Content-Type: application/json' -d '" +
-          chat_body("hi", R"(,"max_tokens":4,"stream":true)") + "'",
-      &code);
+  const std::string streamed =
+      run_command("curl -sS -N --max-time 10 " + url + "/v1/chat/completions -H 'Content-Type: application/json' -d '" +
+                      chat_body("hi", R"(,"max_tokens":4,"stream":true)") + "'",
+                  &code);
   CHECK(code == 0);
   CHECK(streamed.find("data: [DONE]\n\n") != std::string::npos);
   CHECK(streamed.rfind("data: {", 0) == 0);
-  const std::string status = run_command("curl -sS -o /dev/null -w '%{http_code}' --max-time 10 " + url +
-                                             "/v1/completions -H 'Content-Type: application/json' -d '{\"prompt\":\"x\","
-                                             "\"max_tokens\":2}'",
-                                         &code);
+  const std::string status =
+      run_command("curl -sS -o /dev/null -w '%{http_code}' --max-time 10 " + url +
+                      "/v1/completions -H 'Content-Type: application/json' -d '{\"prompt\":\"x\","
+                      "\"max_tokens\":2}'",
+                  &code);
   CHECK(status == "200");
-  const std::string big = run_command("head -c 3000000 /dev/zero | tr '\\0' a | curl -sS -o /dev/null -w '%{http_code}' "
-                                      "--max-time 10 " + url + "/v1/completions -H 'Content-Type: application/json' "
-                                      "--data-binary @-",
-                                      &code);
+  const std::string big = run_command(
+      "head -c 3000000 /dev/zero | tr '\\0' a | curl -sS -o /dev/null -w '%{http_code}' "
+      "--max-time 10 " +
+          url +
+          "/v1/completions -H 'Content-Type: application/json' "
+          "--data-binary @-",
+      &code);
   CHECK(big == "413");
   const std::string health = run_command("curl -sS --max-time 5 " + url + "/health", &code);
   CHECK(health == R"({"status":"ok"})");

@@ -29,7 +29,8 @@ TEST_CASE("a client that closes or resets cancels its request and frees its KV w
   const uint16_t port = server.port();
   for (const bool rst : {false, true}) {
     INFO((rst ? "RST" : "FIN"));
-    const double aborted = metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"");
+    const double aborted =
+        metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"");
     auto c = open_stream(port, kLongStream, 4);
     CHECK(metric(port, "aurora:kv_cache_blocks_used") > 0);
     const auto start = std::chrono::steady_clock::now();
@@ -42,7 +43,8 @@ TEST_CASE("a client that closes or resets cancels its request and frees its KV w
     // One engine step is 5 ms; allow scheduling noise on a shared 2-core machine.
     CHECK(std::chrono::steady_clock::now() - start < milliseconds(500));
     CHECK(eventually([&] { return engine_busy(port) == 0; }));
-    CHECK(metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"") == aborted + 1);
+    CHECK(metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"") ==
+          aborted + 1);
   }
   CHECK(metric(port, "aurora:client_disconnects_total") == 2);
 }
@@ -62,13 +64,16 @@ TEST_CASE("a request cancelled while queued never runs", "[stream][fake]") {
 
 TEST_CASE("a reader too slow for its stream is cancelled, not buffered without bound", "[stream][fake]") {
   ServerProcess server({"--fake-step-us", "100", "--fake-context", "1000000", "--stream-max-pending-bytes", "65536",
-                         "--write-timeout-ms", "1000"});
+                        "--write-timeout-ms", "1000"});
   const uint16_t port = server.port();
   TcpClient c(port);
   c.send(make_request("POST", "/v1/chat/completions", chat_body("go", R"(,"max_tokens":900000,"stream":true)")));
   // Never read: the socket buffers fill, then the channel, then the request is cancelled.
-  CHECK(eventually([&] { return metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"") == 1; },
-                   milliseconds(20000)));
+  CHECK(eventually(
+      [&] {
+        return metric(port, "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"abort\"") == 1;
+      },
+      milliseconds(20000)));
   CHECK(eventually([&] { return metric(port, "aurora:kv_cache_blocks_used") == 0; }));
   CHECK(eventually([&] { return metric(port, "aurora:streams_open") == 0; }, milliseconds(5000)));
 }
@@ -92,7 +97,8 @@ TEST_CASE("an engine failure after streaming began is an error event, then [DONE
   auto error = parse_json(s.data[4]).at("error");
   CHECK(error.at("type").as_string() == "server_error");
   CHECK(std::string(error.at("message").as_string()).find("injected failure") != std::string::npos);
-  auto plain = http(server.port(), "POST", "/v1/chat/completions", chat_body("[fake:fail_after=2]", R"(,"max_tokens":9)"));
+  auto plain =
+      http(server.port(), "POST", "/v1/chat/completions", chat_body("[fake:fail_after=2]", R"(,"max_tokens":9)"));
   CHECK(plain.status == 500);
   CHECK(parse_json(plain.body).at("error").at("code").as_string() == "internal_error");
   CHECK(metric(server.port(), "aurora:request_success_total{model_name=\"fake-moe\",finished_reason=\"error\"") == 2);

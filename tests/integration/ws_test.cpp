@@ -26,8 +26,9 @@ class WsClient {
     net::ip::tcp::endpoint ep(net::ip::make_address("127.0.0.1"), port);
     ws_.next_layer().connect(ep);
     if (!api_key.empty()) {
-      ws_.set_option(websocket::stream_base::decorator(
-          [api_key](websocket::request_type& req) { req.set(beast::http::field::authorization, "Bearer " + api_key); }));
+      ws_.set_option(websocket::stream_base::decorator([api_key](websocket::request_type& req) {
+        req.set(beast::http::field::authorization, "Bearer " + api_key);
+      }));
     }
     ws_.handshake("127.0.0.1", "/v1/ws");
   }
@@ -180,8 +181,7 @@ TEST_CASE("the API key covers the WebSocket upgrade", "[ws]") {
   CHECK(ok.next().at("type").as_string() == "chunk");
 }
 
-TEST_CASE("on SIGTERM a WebSocket refuses new requests, finishes its own, then closes with 1001",
-          "[ws][drain][fake]") {
+TEST_CASE("on SIGTERM a WebSocket refuses new requests, finishes its own, then closes with 1001", "[ws][drain][fake]") {
   ServerProcess server({"--fake-step-ms", "2", "--drain-timeout-ms", "5000"});
   WsClient c(server.port());
   c.send(create(R"("last")", R"(,"max_tokens":60,"ignore_eos":true)"));

@@ -27,7 +27,8 @@ std::string id_text(const config::JsonValue& id) {
 WsParsed parse_ws_client_message(std::string_view text, const RequestLimits& limits) {
   WsParsed out;
   if (json_nesting_exceeds(text, limits.max_json_depth + 1)) {
-    out.error = Error::invalid("", "the message nests deeper than " + std::to_string(limits.max_json_depth) + " levels");
+    out.error =
+        Error::invalid("", "the message nests deeper than " + std::to_string(limits.max_json_depth) + " levels");
     return out;
   }
   auto doc = config::JsonDocument::parse(text, "message");

@@ -31,8 +31,8 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
     }
 #if AURORA_HAS_CUDA
     if (n >= gpus) {
-      return Error::make(ErrorCode::kUnavailable, "device \"" + device + "\": this machine has " + std::to_string(gpus) +
-                                                      " CUDA device(s)");
+      return Error::make(ErrorCode::kUnavailable,
+                         "device \"" + device + "\": this machine has " + std::to_string(gpus) + " CUDA device(s)");
     }
     return cuda::make_cuda_backend(static_cast<int>(n));
 #else

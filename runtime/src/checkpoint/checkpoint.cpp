@@ -26,14 +26,16 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
       std::set<std::string> unique;
       for (auto& [tensor, file] : map.members()) {
         std::string f = file.as_string();
-        if (f.find('/') != std::string::npos || f == ".." || f.empty()) file.fail("must be a file name in the model directory");
+        if (f.find('/') != std::string::npos || f == ".." || f.empty())
+          file.fail("must be a file name in the model directory");
         weight_map[tensor] = f;
         unique.insert(f);
       }
       shard_names.assign(unique.begin(), unique.end());
     });
     if (!r) return Error::make(r.error().code, index_path.string() + ": " + r.error().message);
-    if (shard_names.empty()) return Error::make(ErrorCode::kInvalidArgument, index_path.string() + ": weight_map is empty");
+    if (shard_names.empty())
+      return Error::make(ErrorCode::kInvalidArgument, index_path.string() + ": weight_map is empty");
   } else if (fs::exists(fs::path(dir) / "model.safetensors", ec)) {
     shard_names.push_back("model.safetensors");
   } else {
@@ -57,7 +59,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
       const TensorInfo* info = shard.find(tensor);
       if (!info) {
         return Error::make(ErrorCode::kInvalidArgument, index_path.string() + ": tensor \"" + tensor +
-                                                            "\" is mapped to " + file + " but that file does not hold it");
+                                                            "\" is mapped to " + file +
+                                                            " but that file does not hold it");
       }
       ckpt->index_[tensor] = info;
     }
@@ -65,7 +68,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
     for (const auto& shard : ckpt->shards_) {
       for (const auto& [name, info] : shard->tensors()) {
         if (ckpt->index_.count(name)) {
-          return Error::make(ErrorCode::kInvalidArgument, shard->path() + ": tensor \"" + name + "\" appears in two shards");
+          return Error::make(ErrorCode::kInvalidArgument,
+                             shard->path() + ": tensor \"" + name + "\" appears in two shards");
         }
         ckpt->index_[name] = &info;
       }
@@ -87,8 +91,8 @@ Result<const float*> Checkpoint::tensor_f32(const std::string& name, const std::
                                                         shape_string(t->shape) + ", expected " + shape_string(shape));
   }
   if (t->dtype == DType::kOther) {
-    return Error::make(ErrorCode::kUnsupported, dir_ + ": tensor \"" + name + "\" has unsupported dtype " + t->dtype_name +
-                                                    " (supported: F32, BF16, F16)");
+    return Error::make(ErrorCode::kUnsupported, dir_ + ": tensor \"" + name + "\" has unsupported dtype " +
+                                                    t->dtype_name + " (supported: F32, BF16, F16)");
   }
   if (t->dtype == DType::kF32 && reinterpret_cast<uintptr_t>(t->data) % alignof(float) == 0) {
     return reinterpret_cast<const float*>(t->data);

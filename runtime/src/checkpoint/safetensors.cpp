@@ -56,7 +56,8 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   st.file_ = std::move(*mapped);
   const size_t size = st.file_.size();
   if (size < 8) {
-    return bad_file(path, "truncated safetensors file: " + std::to_string(size) + " bytes, the header length alone needs 8");
+    return bad_file(path,
+                    "truncated safetensors file: " + std::to_string(size) + " bytes, the header length alone needs 8");
   }
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<uint8_t>(st.file_.data()[i]);
@@ -100,10 +101,10 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
                      info.dtype_name + " needs " + std::to_string(expected_bytes));
       }
       if (static_cast<uint64_t>(end) > data_size) {
-        throw_error(Error::make(ErrorCode::kInvalidArgument,
-                                "truncated file: tensor \"" + name + "\" needs data bytes [" + std::to_string(begin) +
-                                    ", " + std::to_string(end) + ") but the file holds only " +
-                                    std::to_string(data_size)));
+        throw_error(
+            Error::make(ErrorCode::kInvalidArgument, "truncated file: tensor \"" + name + "\" needs data bytes [" +
+                                                         std::to_string(begin) + ", " + std::to_string(end) +
+                                                         ") but the file holds only " + std::to_string(data_size)));
       }
       info.data = data_start + begin;
       info.num_bytes = static_cast<size_t>(end - begin);

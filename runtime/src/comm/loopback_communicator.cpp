@@ -111,7 +111,8 @@ class LoopbackCommunicator final : public Communicator {
     const int64_t recv_part = d.recv_offsets[src + 1] - d.recv_offsets[src];
     AURORA_CHECK_MSG(send_part == recv_part, "rank " << src << " sends " << send_part << " bytes to rank " << dst
                                                      << " which expects " << recv_part);
-    AURORA_CHECK_MSG(done + bytes <= recv_part, "plan moves more than " << recv_part << " bytes " << src << "->" << dst);
+    AURORA_CHECK_MSG(done + bytes <= recv_part,
+                     "plan moves more than " << recv_part << " bytes " << src << "->" << dst);
     std::memcpy(d.recv + d.recv_offsets[src] + done, s.send + s.send_offsets[dst] + done, static_cast<size_t>(bytes));
     done += bytes;
   }

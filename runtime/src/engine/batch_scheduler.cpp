@@ -37,9 +37,7 @@ int64_t BatchScheduler::blocks_used() const {
   return n;
 }
 
-int64_t BatchScheduler::blocks_total() const {
-  return int64_t{options_.blocks_per_rank} * options_.num_ranks;
-}
+int64_t BatchScheduler::blocks_total() const { return int64_t{options_.blocks_per_rank} * options_.num_ranks; }
 
 bool BatchScheduler::grow(Sequence* seq, int32_t num_tokens) {
   const int32_t need = blocks_for_tokens(int64_t{seq->num_computed} + num_tokens, options_.block_size) -
@@ -69,7 +67,8 @@ int32_t BatchScheduler::pick_rank(int32_t blocks_needed) const {
     }
     const auto& b = allocators_[static_cast<size_t>(best)];
     if (a.num_free() > b.num_free() ||
-        (a.num_free() == b.num_free() && running_per_rank_[static_cast<size_t>(r)] < running_per_rank_[static_cast<size_t>(best)])) {
+        (a.num_free() == b.num_free() &&
+         running_per_rank_[static_cast<size_t>(r)] < running_per_rank_[static_cast<size_t>(best)])) {
       best = r;
     }
   }
@@ -113,7 +112,8 @@ const std::vector<ScheduledChunk>& BatchScheduler::schedule() {
       continue;
     }
     next_running_.push_back(seq);
-    scheduled_.push_back(ScheduledChunk{seq, seq->num_computed, n, seq->num_computed + n == int32_t(seq->tokens.size())});
+    scheduled_.push_back(
+        ScheduledChunk{seq, seq->num_computed, n, seq->num_computed + n == int32_t(seq->tokens.size())});
     budget -= n;
   }
   running_.swap(next_running_);
@@ -136,7 +136,8 @@ const std::vector<ScheduledChunk>& BatchScheduler::schedule() {
     const bool ok = grow(seq, n);
     AURORA_CHECK(ok);
     running_.push_back(seq);
-    scheduled_.push_back(ScheduledChunk{seq, seq->num_computed, n, seq->num_computed + n == int32_t(seq->tokens.size())});
+    scheduled_.push_back(
+        ScheduledChunk{seq, seq->num_computed, n, seq->num_computed + n == int32_t(seq->tokens.size())});
     budget -= n;
   }
   return scheduled_;

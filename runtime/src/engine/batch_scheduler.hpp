@@ -34,9 +34,9 @@ struct SchedulerOptions {
 
 struct ScheduledChunk {
   Sequence* seq = nullptr;
-  int32_t start = 0;       // first token index (== num_computed before the step)
+  int32_t start = 0;  // first token index (== num_computed before the step)
   int32_t num_tokens = 0;
-  bool sample = false;     // the chunk reaches the end of the known tokens: draw the next one
+  bool sample = false;  // the chunk reaches the end of the known tokens: draw the next one
 };
 
 class BatchScheduler {
@@ -69,7 +69,7 @@ class BatchScheduler {
   std::vector<BlockAllocator> allocators_;  // [rank]
   std::vector<int32_t> running_per_rank_;
   std::deque<Sequence*> waiting_;
-  std::vector<Sequence*> running_;           // admission order
+  std::vector<Sequence*> running_;  // admission order
   std::vector<ScheduledChunk> scheduled_;
   std::vector<Sequence*> preempted_;
   std::vector<Sequence*> next_running_;

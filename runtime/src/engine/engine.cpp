@@ -27,8 +27,8 @@ constexpr float kGreedyTemperature = 1e-5f;  // below this, sampling is greedy (
 
 class EngineImpl final : public Engine {
  public:
-  EngineImpl(EngineOptions options, std::unique_ptr<Backend> backend, std::vector<std::unique_ptr<ModelInstance>> models,
-             PlacementPolicy policy = propose_deployment)
+  EngineImpl(EngineOptions options, std::unique_ptr<Backend> backend,
+             std::vector<std::unique_ptr<ModelInstance>> models, PlacementPolicy policy = propose_deployment)
       : options_(std::move(options)), backend_(std::move(backend)), models_(std::move(models)) {
     sample_stream_ = backend_->create_stream();
     for (auto& mi : models_) {
@@ -179,9 +179,9 @@ Result<RequestId> EngineImpl::submit(GenerationRequest request, std::shared_ptr<
     std::lock_guard lock(mu_);
     if (stopping_.load()) return Error::make(ErrorCode::kUnavailable, "the engine is shutting down");
     if (num_queued_.load() >= options_.max_waiting) {
-      return Error::make(ErrorCode::kResourceExhausted, "the waiting queue is full (" +
-                                                            std::to_string(options_.max_waiting) +
-                                                            " requests); retry later");
+      return Error::make(
+          ErrorCode::kResourceExhausted,
+          "the waiting queue is full (" + std::to_string(options_.max_waiting) + " requests); retry later");
     }
     ++num_queued_;
     inbox_.push_back(Live{std::move(seq), mi});
@@ -212,7 +212,8 @@ void EngineImpl::run() {
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] {
-        return !inbox_.empty() || !cancels_.empty() || stopping_.load() || has_work() || (online_ && online_->boundary_work());
+        return !inbox_.empty() || !cancels_.empty() || stopping_.load() || has_work() ||
+               (online_ && online_->boundary_work());
       });
       incoming_.swap(inbox_);
       incoming_cancels_.swap(cancels_);
@@ -446,13 +447,15 @@ void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, con
       delta.text += seq.stop.flush();
     }
   };
-  const bool stop_token = (!sp.ignore_eos && mi.is_eos(token)) ||
-                          std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), token) != sp.stop_token_ids.end();
+  const bool stop_token =
+      (!sp.ignore_eos && mi.is_eos(token)) ||
+      std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), token) != sp.stop_token_ids.end();
   if (stop_token) {
     end_text(FinishReason::kStop);  // the stop token itself adds no text
   } else {
     add_text(seq.decoder->push(token));
-    if (!reason && (seq.num_generated() >= sp.max_tokens || static_cast<int32_t>(seq.tokens.size()) >= mi.max_context)) {
+    if (!reason &&
+        (seq.num_generated() >= sp.max_tokens || static_cast<int32_t>(seq.tokens.size()) >= mi.max_context)) {
       end_text(FinishReason::kLength);
     }
   }
@@ -601,7 +604,6 @@ void EngineImpl::shutdown(std::chrono::milliseconds drain_timeout) {
 }
 
 }  // namespace
-
 
 Result<std::unique_ptr<Engine>> create_engine(const EngineOptions& options) {
   try {

@@ -198,7 +198,9 @@ Result<void> build_runtime(ModelInstance& mi, const EngineOptions& o, Backend& b
   eo.link_gbps = o.online.link_gbps;
   eo.phase_latency_s = o.online.phase_latency_us * 1e-6;
   eo.emulation = o.emulation;
-  ExchangePlannerFactory planners = [ranks, eo]() { return make_aurora_planner(ranks, eo.link_gbps, eo.phase_latency_s); };
+  ExchangePlannerFactory planners = [ranks, eo]() {
+    return make_aurora_planner(ranks, eo.link_gbps, eo.phase_latency_s);
+  };
   mi.executor = std::make_unique<ModelExecutor>(mi.model, eo, backend, planners);
   if (placement_given) {
     ExpertPlacement placement = *placement_given;

@@ -15,10 +15,11 @@ constexpr int32_t kRoutingWindowSteps = 256;  // sliding window of RoutingStats,
 
 // Errors name the option: "engine.num_ranks: must be in [1, 64], got 0".
 Result<void> validate_engine_options(const EngineOptions& options);
-Result<std::vector<std::unique_ptr<ModelInstance>>> build_model_instances(const EngineOptions& options, Backend& backend);
+Result<std::vector<std::unique_ptr<ModelInstance>>> build_model_instances(const EngineOptions& options,
+                                                                          Backend& backend);
 
-Result<std::vector<std::unique_ptr<ModelInstance>>> build_instances_for(const EngineOptions& options, Backend& backend,
-                                                                       std::vector<std::shared_ptr<const Model>> models);
+Result<std::vector<std::unique_ptr<ModelInstance>>> build_instances_for(
+    const EngineOptions& options, Backend& backend, std::vector<std::shared_ptr<const Model>> models);
 
 // create_engine without the catch-all for std::bad_alloc and other exceptions around it.
 Result<std::unique_ptr<Engine>> create_engine_unchecked(const EngineOptions& options);

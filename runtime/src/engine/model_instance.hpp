@@ -39,8 +39,8 @@ struct ModelInstance {
   std::vector<int32_t> sampled_tokens;
   DeviceBuffer sampling_workspace;
   std::vector<unsigned char> host_sampling_workspace;  // device runner, when logits come to the host
-  bool sample_on_device = false;  // this step's choice (set when the batch is prepared)
-  Clock::time_point step_start;   // when this step was prepared (online statistics: step time)
+  bool sample_on_device = false;                       // this step's choice (set when the batch is prepared)
+  Clock::time_point step_start;                        // when this step was prepared (online statistics: step time)
 
   // Last step's all-to-all cost per layer (guarded by the engine's stats mutex).
   std::vector<LayerExchangeCost> last_exchange;

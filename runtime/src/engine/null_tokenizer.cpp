@@ -12,8 +12,9 @@ class NullTokenizer final : public Tokenizer {
   Result<std::string> decode(const std::vector<int32_t>& ids, bool) const override {
     for (size_t i = 0; i < ids.size(); ++i) {
       if (ids[i] < 0 || ids[i] >= vocab_) {
-        return Error::invalid("ids[" + std::to_string(i) + "]", "token id " + std::to_string(ids[i]) +
-                                                                    " is out of range [0, " + std::to_string(vocab_) + ")");
+        return Error::invalid(
+            "ids[" + std::to_string(i) + "]",
+            "token id " + std::to_string(ids[i]) + " is out of range [0, " + std::to_string(vocab_) + ")");
       }
     }
     return std::string();

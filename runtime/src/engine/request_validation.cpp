@@ -19,8 +19,9 @@ Result<void> validate_request(const GenerationRequest& r, const ModelInstance& m
   if (r.prompt_ids.empty()) return Error::invalid("prompt", "must not be empty");
   for (size_t i = 0; i < r.prompt_ids.size(); ++i) {
     if (r.prompt_ids[i] < 0 || r.prompt_ids[i] >= vocab) {
-      return Error::invalid("prompt[" + std::to_string(i) + "]", "token id " + std::to_string(r.prompt_ids[i]) +
-                                                                     " is out of range [0, " + std::to_string(vocab) + ")");
+      return Error::invalid(
+          "prompt[" + std::to_string(i) + "]",
+          "token id " + std::to_string(r.prompt_ids[i]) + " is out of range [0, " + std::to_string(vocab) + ")");
     }
   }
   if (sp.max_tokens < 1) return Error::invalid("max_tokens", "must be >= 1, got " + std::to_string(sp.max_tokens));
@@ -40,10 +41,10 @@ Result<void> validate_request(const GenerationRequest& r, const ModelInstance& m
   }
   const int64_t need = static_cast<int64_t>(r.prompt_ids.size()) + sp.max_tokens;
   if (need > mi.max_context) {
-    return Error::invalid("max_tokens", "the prompt (" + std::to_string(r.prompt_ids.size()) + " tokens) plus max_tokens (" +
-                                            std::to_string(sp.max_tokens) + ") = " + std::to_string(need) +
-                                            " tokens exceed the context of model " + mi.name + " (" +
-                                            std::to_string(mi.max_context) + " tokens)");
+    return Error::invalid("max_tokens", "the prompt (" + std::to_string(r.prompt_ids.size()) +
+                                            " tokens) plus max_tokens (" + std::to_string(sp.max_tokens) +
+                                            ") = " + std::to_string(need) + " tokens exceed the context of model " +
+                                            mi.name + " (" + std::to_string(mi.max_context) + " tokens)");
   }
   return {};
 }

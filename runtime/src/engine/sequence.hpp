@@ -22,11 +22,11 @@ struct Sequence {
 
   std::vector<int32_t> tokens;  // prompt, then generated tokens
   int32_t num_prompt_tokens = 0;
-  int32_t num_computed = 0;     // tokens whose K/V are in the cache (0 again after preemption)
-  int32_t rank = -1;            // expert-parallel rank that holds its KV blocks
+  int32_t num_computed = 0;  // tokens whose K/V are in the cache (0 again after preemption)
+  int32_t rank = -1;         // expert-parallel rank that holds its KV blocks
   std::vector<int32_t> block_table;
   SequenceState state = SequenceState::kWaiting;
-  uint64_t seed = 0;            // effective sampling seed
+  uint64_t seed = 0;  // effective sampling seed
   int32_t num_preemptions = 0;
   bool prompt_counted = false;  // prompt tokens added to the engine totals
   bool first_scheduled = false;

@@ -26,9 +26,9 @@ struct DeviceRunnerOptions {
   int32_t max_seqs_per_step = 64;
   int32_t kv_block_size = 16;
   int32_t max_context = 4096;
-  int64_t kv_cache_tokens = 0;        // 0 = what gpu_memory_fraction leaves
+  int64_t kv_cache_tokens = 0;  // 0 = what gpu_memory_fraction leaves
   double gpu_memory_fraction = 0.90;
-  bool random_weights = false;        // generate weights on the device from model.config
+  bool random_weights = false;  // generate weights on the device from model.config
   uint64_t seed = 0;
 };
 

@@ -20,8 +20,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 // Rank emulation (rank_emulation.hpp): sleep, so that paced ranks burn no CPU.
 void pace_until(std::chrono::steady_clock::time_point start, double seconds) {
   if (seconds <= 0) return;
-  std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                            std::chrono::duration<double>(seconds)));
+  std::this_thread::sleep_until(
+      start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds)));
 }
 
 }  // namespace
@@ -54,8 +54,9 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
     router.out_features = E;
     backend_.linear(router, s);
     const auto norm = c.topk_norm == config::TopKNorm::kRenormalize ? kernels::TopKNormalization::kRenormalize
-                                                                     : kernels::TopKNormalization::kNone;
-    backend_.topk_routing(kernels::TopKRoutingParams{ptr_of<float>(rs.router_logits), topk_ids, topk_weights, T, E, K, norm}, s);
+                                                                    : kernels::TopKNormalization::kNone;
+    backend_.topk_routing(
+        kernels::TopKRoutingParams{ptr_of<float>(rs.router_logits), topk_ids, topk_weights, T, E, K, norm}, s);
     backend_.synchronize(s);  // the ids are read on the host below (statistics, layout)
   }
   auto& counts = result_.routed_tokens[static_cast<size_t>(layer)];
@@ -71,8 +72,8 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   int32_t* permuted = ptr_of<int32_t>(rs.permuted);
   backend_.permute(kernels::PermuteParams{keys, items, E, key_offsets, permuted, position}, s);
   for (int32_t d = 0; d < n; ++d) {
-    rs.send_rows[static_cast<size_t>(d)] = key_offsets[lp.rank_offsets[static_cast<size_t>(d) + 1]] -
-                                           key_offsets[lp.rank_offsets[static_cast<size_t>(d)]];
+    rs.send_rows[static_cast<size_t>(d)] =
+        key_offsets[lp.rank_offsets[static_cast<size_t>(d) + 1]] - key_offsets[lp.rank_offsets[static_cast<size_t>(d)]];
   }
   float* send = ptr_of<float>(rs.dispatch_send);
   int32_t* token_of_row = ptr_of<int32_t>(rs.local_keys);  // scratch until step 4
@@ -106,15 +107,19 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
   auto rows_at = [&](int32_t src, int32_t dst) { return rs.all_rows[static_cast<size_t>(src) * n + dst]; };
   rs.send_offsets[0] = rs.recv_offsets[0] = 0;
   for (int32_t o = 0; o < n; ++o) {
-    rs.send_offsets[static_cast<size_t>(o) + 1] = rs.send_offsets[static_cast<size_t>(o)] + rows_at(r, o) * dispatch_row_bytes;
-    rs.recv_offsets[static_cast<size_t>(o) + 1] = rs.recv_offsets[static_cast<size_t>(o)] + rows_at(o, r) * dispatch_row_bytes;
+    rs.send_offsets[static_cast<size_t>(o) + 1] =
+        rs.send_offsets[static_cast<size_t>(o)] + rows_at(r, o) * dispatch_row_bytes;
+    rs.recv_offsets[static_cast<size_t>(o) + 1] =
+        rs.recv_offsets[static_cast<size_t>(o)] + rows_at(o, r) * dispatch_row_bytes;
   }
   for (int32_t a = 0; a < n; ++a) {
-    for (int32_t b = 0; b < n; ++b) rs.traffic.bytes[static_cast<size_t>(a) * n + b] = rows_at(a, b) * dispatch_row_bytes;
+    for (int32_t b = 0; b < n; ++b)
+      rs.traffic.bytes[static_cast<size_t>(a) * n + b] = rows_at(a, b) * dispatch_row_bytes;
   }
   // The order: planned now from the counts (live), or the window's template fitted to them. On
   // measuring steps rank 0 also makes the other one and costs both on the same counts.
-  auto plan_exchange = [&](const std::shared_ptr<const OrderTemplate>& tmpl, ExchangePlan& fitted) -> const ExchangePlan& {
+  auto plan_exchange = [&](const std::shared_ptr<const OrderTemplate>& tmpl,
+                           ExchangePlan& fitted) -> const ExchangePlan& {
     auto start = SteadyClock::now();
     const ExchangePlan* chosen = nullptr;
     if (use_window) {
@@ -137,7 +142,8 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
         cost.fit_seconds += seconds_since(start);
       }
       cost.live_estimated_seconds += predict_exchange_seconds(*live, n, options_.link_gbps, options_.phase_latency_s);
-      cost.window_estimated_seconds += predict_exchange_seconds(fitted, n, options_.link_gbps, options_.phase_latency_s);
+      cost.window_estimated_seconds +=
+          predict_exchange_seconds(fitted, n, options_.link_gbps, options_.phase_latency_s);
     }
     return *chosen;
   };
@@ -203,11 +209,14 @@ void ModelExecutor::moe_block(RankState& rs, int32_t layer, int32_t T) {
 
   // 5. Combine: the reverse exchange (what came from rank o goes back to rank o).
   for (int32_t o = 0; o <= n; ++o) {
-    rs.combine_send_offsets[static_cast<size_t>(o)] = rs.recv_offsets[static_cast<size_t>(o)] / dispatch_row_bytes * combine_row_bytes;
-    rs.combine_recv_offsets[static_cast<size_t>(o)] = rs.send_offsets[static_cast<size_t>(o)] / dispatch_row_bytes * combine_row_bytes;
+    rs.combine_send_offsets[static_cast<size_t>(o)] =
+        rs.recv_offsets[static_cast<size_t>(o)] / dispatch_row_bytes * combine_row_bytes;
+    rs.combine_recv_offsets[static_cast<size_t>(o)] =
+        rs.send_offsets[static_cast<size_t>(o)] / dispatch_row_bytes * combine_row_bytes;
   }
   for (int32_t a = 0; a < n; ++a) {
-    for (int32_t b = 0; b < n; ++b) rs.traffic.bytes[static_cast<size_t>(a) * n + b] = rows_at(b, a) * combine_row_bytes;
+    for (int32_t b = 0; b < n; ++b)
+      rs.traffic.bytes[static_cast<size_t>(a) * n + b] = rows_at(b, a) * combine_row_bytes;
   }
   const ExchangePlan& combine_plan = plan_exchange(order.combine, rs.fitted_combine);
   float* combine_recv = ptr_of<float>(rs.combine_recv);

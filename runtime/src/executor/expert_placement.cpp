@@ -13,8 +13,8 @@ Result<ExpertPlacement> make_placement(const std::vector<std::vector<int32_t>>& 
     if (owner.empty()) continue;
     const std::string field = "placement.layers[" + std::to_string(l) + "]";
     if (owner.size() != static_cast<size_t>(num_experts)) {
-      return Error::invalid(field, "must list " + std::to_string(num_experts) + " experts, got " +
-                                       std::to_string(owner.size()));
+      return Error::invalid(
+          field, "must list " + std::to_string(num_experts) + " experts, got " + std::to_string(owner.size()));
     }
     LayerPlacement& lp = p.layers[l];
     lp.owner = owner;

@@ -14,10 +14,10 @@
 namespace aurora::runtime {
 
 struct LayerPlacement {
-  std::vector<int32_t> owner;        // [num_experts] -> rank
-  std::vector<int32_t> key;          // [num_experts] -> position in rank-major order
-  std::vector<int32_t> rank_offsets; // [num_ranks + 1]: keys of rank r are [off[r], off[r+1])
-  std::vector<int32_t> local_index;  // [num_experts] -> index among its owner's experts
+  std::vector<int32_t> owner;                      // [num_experts] -> rank
+  std::vector<int32_t> key;                        // [num_experts] -> position in rank-major order
+  std::vector<int32_t> rank_offsets;               // [num_ranks + 1]: keys of rank r are [off[r], off[r+1])
+  std::vector<int32_t> local_index;                // [num_experts] -> index among its owner's experts
   std::vector<std::vector<int32_t>> rank_experts;  // [num_ranks] -> expert ids, increasing
 };
 

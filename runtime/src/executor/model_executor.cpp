@@ -28,7 +28,9 @@ ModelExecutor::ModelExecutor(std::shared_ptr<const Model> model, const ExecutorO
       std::max({c.moe_intermediate_size, c.dense_intermediate_size, c.shared_expert_intermediate_size});
   const int64_t kv_floats = int64_t{options_.kv_blocks_per_rank} * options_.kv_block_size * kv_dim;
   const int64_t rows = T * K;
-  auto floats = [&](int64_t count) { return DeviceBuffer(backend_, static_cast<size_t>(std::max<int64_t>(count, 1)) * 4); };
+  auto floats = [&](int64_t count) {
+    return DeviceBuffer(backend_, static_cast<size_t>(std::max<int64_t>(count, 1)) * 4);
+  };
   for (int32_t r = 0; r < n; ++r) {
     auto rs = std::make_unique<RankState>();
     rs->rank = r;
@@ -64,7 +66,8 @@ ModelExecutor::ModelExecutor(std::shared_ptr<const Model> model, const ExecutorO
     rs->key_offsets = floats(E + 1);
     rs->permuted = floats(rows);
     rs->position = floats(rows);
-    rs->ffn_workspace = floats(kernels::cpu::swiglu_workspace_floats(static_cast<int32_t>(T), static_cast<int32_t>(max_inter)));
+    rs->ffn_workspace =
+        floats(kernels::cpu::swiglu_workspace_floats(static_cast<int32_t>(T), static_cast<int32_t>(max_inter)));
     rs->attn_workspace = floats(options_.max_context);
     rs->dispatch_send = floats(rows * (H + 1));
     rs->dispatch_recv = floats(rows * (H + 1));
@@ -91,12 +94,14 @@ ModelExecutor::ModelExecutor(std::shared_ptr<const Model> model, const ExecutorO
   logits_ = floats(int64_t{options_.max_logits_rows} * c.vocab_size);
   result_.routed_tokens.resize(static_cast<size_t>(c.num_layers));
   for (int32_t l = 0; l < c.num_layers; ++l) {
-    if (c.layer_is_moe[static_cast<size_t>(l)]) result_.routed_tokens[static_cast<size_t>(l)].assign(static_cast<size_t>(n * E), 0);
+    if (c.layer_is_moe[static_cast<size_t>(l)])
+      result_.routed_tokens[static_cast<size_t>(l)].assign(static_cast<size_t>(n * E), 0);
   }
   result_.exchange.resize(static_cast<size_t>(c.num_layers));
   result_.rank_timing.resize(static_cast<size_t>(n));
   expert_weights_.resize(static_cast<size_t>(c.num_layers));
-  for (int32_t l = 0; l < c.num_layers; ++l) expert_weights_[static_cast<size_t>(l)] = model_->layers[static_cast<size_t>(l)].experts;
+  for (int32_t l = 0; l < c.num_layers; ++l)
+    expert_weights_[static_cast<size_t>(l)] = model_->layers[static_cast<size_t>(l)].experts;
   orders_.resize(static_cast<size_t>(c.num_layers));
 }
 
@@ -123,7 +128,8 @@ FfnWeights ModelExecutor::expert_weights(int32_t layer, int32_t expert) const {
 int64_t ModelExecutor::switch_layer(int32_t layer, LayerPlacement lp, const std::vector<FfnWeights>& weights) {
   const auto& c = model_->config;
   AURORA_CHECK(layer >= 0 && layer < c.num_layers && c.layer_is_moe[static_cast<size_t>(layer)]);
-  AURORA_CHECK(lp.owner.size() == static_cast<size_t>(c.num_experts) && weights.size() == static_cast<size_t>(c.num_experts));
+  AURORA_CHECK(lp.owner.size() == static_cast<size_t>(c.num_experts) &&
+               weights.size() == static_cast<size_t>(c.num_experts));
   AURORA_CHECK(lp.rank_experts.size() == static_cast<size_t>(options_.num_ranks));
   auto& current = placement_.layers[static_cast<size_t>(layer)];
   int64_t moved = 0;
@@ -147,8 +153,9 @@ int64_t ModelExecutor::set_placement(ExpertPlacement placement) {
 
 const StepResult& ModelExecutor::execute(const StepBatch& batch) {
   const auto& c = model_->config;
-  AURORA_CHECK_MSG(batch.num_logits_rows <= options_.max_logits_rows,
-                   "step wants " << batch.num_logits_rows << " logits rows, the executor holds " << options_.max_logits_rows);
+  AURORA_CHECK_MSG(
+      batch.num_logits_rows <= options_.max_logits_rows,
+      "step wants " << batch.num_logits_rows << " logits rows, the executor holds " << options_.max_logits_rows);
   for (auto& counts : result_.routed_tokens) std::fill(counts.begin(), counts.end(), 0);
   std::fill(result_.exchange.begin(), result_.exchange.end(), LayerExchangeCost{});
   std::fill(result_.rank_timing.begin(), result_.rank_timing.end(), RankStepTiming{});
@@ -199,7 +206,8 @@ void ModelExecutor::run_rank(int32_t r, const StepBatch& batch) {
                          int64_t{chunk.start_position} + chunk.num_tokens <= int64_t{chunk.num_blocks} * bs,
                      "block table of " << chunk.num_blocks << " blocks cannot hold positions up to "
                                        << chunk.start_position + chunk.num_tokens);
-    AURORA_CHECK_MSG(static_cast<int64_t>(rs.h_ids.size()) + chunk.num_tokens <= options_.max_tokens_per_step, "rank overflow");
+    AURORA_CHECK_MSG(static_cast<int64_t>(rs.h_ids.size()) + chunk.num_tokens <= options_.max_tokens_per_step,
+                     "rank overflow");
     int32_t* table = rs.h_tables.data() + int64_t{seq_row} * max_blocks_per_seq_;
     std::copy(chunk.block_table, chunk.block_table + chunk.num_blocks, table);
     for (int32_t t = 0; t < chunk.num_tokens; ++t) {
@@ -277,14 +285,13 @@ void ModelExecutor::attention_block(RankState& rs, int32_t layer, int32_t T) {
     backend_.clamp(kernels::ClampParams{k, int64_t{T} * kv_dim, limit}, s);
     backend_.clamp(kernels::ClampParams{v, int64_t{T} * kv_dim, limit}, s);
   }
-  backend_.rope(kernels::RopeParams{q, k, ptr_of<int32_t>(rs.pos), model_->inv_freq.data(), T, c.num_heads,
-                                    c.num_kv_heads, hd},
-                s);
+  backend_.rope(
+      kernels::RopeParams{q, k, ptr_of<int32_t>(rs.pos), model_->inv_freq.data(), T, c.num_heads, c.num_kv_heads, hd},
+      s);
   float* k_cache = ptr_of<float>(rs.k_cache[static_cast<size_t>(layer)]);
   float* v_cache = ptr_of<float>(rs.v_cache[static_cast<size_t>(layer)]);
-  backend_.write_kv_cache(kernels::KvCacheWriteParams{k, v, k_cache, v_cache, ptr_of<int32_t>(rs.slots), T,
-                                                      c.num_kv_heads, hd},
-                          s);
+  backend_.write_kv_cache(
+      kernels::KvCacheWriteParams{k, v, k_cache, v_cache, ptr_of<int32_t>(rs.slots), T, c.num_kv_heads, hd}, s);
   kernels::PagedAttentionParams ap;
   ap.q = q;
   ap.out = ptr_of<float>(rs.attn);
@@ -320,9 +327,8 @@ void ModelExecutor::mlp_block(RankState& rs, int32_t layer, int32_t T) {
   float* x = ptr_of<float>(rs.x);
   float* h = ptr_of<float>(rs.h);
   float* out = ptr_of<float>(rs.tmp);
-  backend_.rms_norm(kernels::RmsNormParams{x, L.post_attention_norm, h, T, c.hidden_size,
-                                           static_cast<float>(c.rms_norm_eps)},
-                    s);
+  backend_.rms_norm(
+      kernels::RmsNormParams{x, L.post_attention_norm, h, T, c.hidden_size, static_cast<float>(c.rms_norm_eps)}, s);
   kernels::SwiGluFfnParams f;
   f.x = h;
   f.w_gate = L.dense_mlp.gate;
@@ -354,8 +360,8 @@ void ModelExecutor::compute_logits(RankState& rs, const StepBatch& batch) {
     for (int32_t i = 0; i < count; ++i) rows.push_back(first + chunk.num_tokens - count + i);
     // The hidden rows to project, gathered into h (free at this point of the step).
     backend_.copy(ptr_of<int32_t>(rs.local_perm), rows.data(), rows.size() * 4, s);
-    backend_.gather_rows(kernels::GatherRowsParams{ptr_of<float>(rs.x), ptr_of<int32_t>(rs.local_perm), ptr_of<float>(rs.h), count,
-                                                   H, 0, 0},
+    backend_.gather_rows(kernels::GatherRowsParams{ptr_of<float>(rs.x), ptr_of<int32_t>(rs.local_perm),
+                                                   ptr_of<float>(rs.h), count, H, 0, 0},
                          s);
     backend_.rms_norm(kernels::RmsNormParams{ptr_of<float>(rs.h), model_->final_norm, ptr_of<float>(rs.h), count, H,
                                              static_cast<float>(c.rms_norm_eps)},

@@ -36,10 +36,10 @@ struct ExecutorOptions {
   int32_t max_logits_rows = 64;
   int32_t kv_block_size = 16;
   int32_t kv_blocks_per_rank = 256;
-  int32_t max_context = 4096;         // longest sequence: block table width, attention workspace
-  double link_gbps = 400.0;           // network model of the window order's estimates
+  int32_t max_context = 4096;  // longest sequence: block table width, attention workspace
+  double link_gbps = 400.0;    // network model of the window order's estimates
   double phase_latency_s = 5e-6;
-  RankEmulation emulation;            // pacing of links and expert compute (off by default)
+  RankEmulation emulation;  // pacing of links and expert compute (off by default)
 };
 
 class ModelExecutor {

@@ -34,7 +34,7 @@ struct ModelExecutor::RankState {
   // Expert-parallel exchange [max_tokens * top_k rows].
   DeviceBuffer dispatch_send, dispatch_recv, expert_in, expert_out, combine_send, combine_recv;
   DeviceBuffer local_keys, local_offsets, local_perm, local_pos;
-  std::vector<int64_t> send_rows, all_rows;  // [N], [N * N]
+  std::vector<int64_t> send_rows, all_rows;                                                     // [N], [N * N]
   std::vector<int64_t> send_offsets, recv_offsets, combine_send_offsets, combine_recv_offsets;  // [N + 1]
   TrafficMatrix traffic;
   // Window orders fitted to this step's counts, and the live plan when both are costed.
@@ -43,6 +43,5 @@ struct ModelExecutor::RankState {
   // This step's wall time per layer in the count exchange and in the two exchanges (waits included).
   std::vector<double> count_seconds, exchange_seconds;
 };
-
 
 }  // namespace aurora::runtime

@@ -14,14 +14,14 @@ enum class LogitsMode {
 };
 
 struct SequenceChunk {
-  int32_t rank = 0;                     // the expert-parallel rank that owns the sequence's KV
-  const int32_t* tokens = nullptr;      // [num_tokens] ids to run
+  int32_t rank = 0;                 // the expert-parallel rank that owns the sequence's KV
+  const int32_t* tokens = nullptr;  // [num_tokens] ids to run
   int32_t num_tokens = 0;
-  int32_t start_position = 0;           // position of tokens[0]; KV of [0, start) is cached
-  const int32_t* block_table = nullptr; // [num_blocks]: covers start_position + num_tokens
+  int32_t start_position = 0;            // position of tokens[0]; KV of [0, start) is cached
+  const int32_t* block_table = nullptr;  // [num_blocks]: covers start_position + num_tokens
   int32_t num_blocks = 0;
   LogitsMode logits = LogitsMode::kNone;
-  int32_t logits_row = -1;              // first row of StepResult::logits this chunk writes
+  int32_t logits_row = -1;  // first row of StepResult::logits this chunk writes
 };
 
 struct StepBatch {
@@ -31,17 +31,17 @@ struct StepBatch {
 
 struct LayerExchangeCost {
   const char* dispatch_strategy = "";  // the planner's choice for the dispatch
-  double estimated_seconds = 0.0;    // dispatch + combine, planner's cost model
-  double lower_bound_seconds = 0.0;  // dispatch + combine lower bounds
-  int64_t bytes = 0;                 // off-diagonal bytes moved (dispatch + combine)
-  int32_t num_phases = 0;            // dispatch + combine phases
+  double estimated_seconds = 0.0;      // dispatch + combine, planner's cost model
+  double lower_bound_seconds = 0.0;    // dispatch + combine lower bounds
+  int64_t bytes = 0;                   // off-diagonal bytes moved (dispatch + combine)
+  int32_t num_phases = 0;              // dispatch + combine phases
   // Measured (wall clock, seconds) and where the order came from. The collectives' times are the
   // minimum over ranks (the last rank to arrive waits for nobody); planning and fitting are rank 0's.
   const char* order_source = "live";  // "live": planned from the step's counts; "window": fitted template
-  double measured_seconds = 0.0;     // the two exchanges
-  double count_seconds = 0.0;        // the count exchange (all_gather of row counts)
-  double plan_seconds = 0.0;         // live planning of both exchanges (0 when the window order ran)
-  double fit_seconds = 0.0;          // fitting the window order to the counts (0 when live)
+  double measured_seconds = 0.0;      // the two exchanges
+  double count_seconds = 0.0;         // the count exchange (all_gather of row counts)
+  double plan_seconds = 0.0;          // live planning of both exchanges (0 when the window order ran)
+  double fit_seconds = 0.0;           // fitting the window order to the counts (0 when live)
   // Steps that cost both sources (ModelExecutor::measure_order_sources): the predicted time of each
   // source's plan for this step's counts (sched::predict_makespan_s, dispatch + combine).
   bool has_both = false;

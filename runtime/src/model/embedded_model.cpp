@@ -18,7 +18,8 @@ constexpr int32_t kHidden = 288;
 constexpr int32_t kLayers = 4;
 constexpr int32_t kExperts = 16;
 
-config::ModelConfig embedded_config(int32_t vocab_size, std::optional<int32_t> bos_id, const std::vector<int32_t>& eos_ids) {
+config::ModelConfig embedded_config(int32_t vocab_size, std::optional<int32_t> bos_id,
+                                    const std::vector<int32_t>& eos_ids) {
   config::ModelConfig c;
   c.architecture = config::ModelArchitecture::kEmbedded;
   c.model_type = "aurora_embedded";
@@ -48,7 +49,8 @@ std::vector<int32_t> layer_permutation(int32_t layer, uint64_t seed) {
   Rng rng(seed * 7919 + static_cast<uint64_t>(layer) * 104729 + 1);
   std::vector<int32_t> perm(kExperts);
   std::iota(perm.begin(), perm.end(), 0);
-  for (int32_t i = kExperts - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[rng.below(static_cast<uint32_t>(i + 1))]);
+  for (int32_t i = kExperts - 1; i > 0; --i)
+    std::swap(perm[static_cast<size_t>(i)], perm[rng.below(static_cast<uint32_t>(i + 1))]);
   return perm;
 }
 

@@ -37,11 +37,11 @@ struct LayerWeights {
   const float* q_norm = nullptr;  // [head_dim] (per head) or [heads * head_dim] (full)
   const float* k_norm = nullptr;
   bool is_moe = true;
-  const float* router = nullptr;             // [num_experts, hidden]
-  std::vector<FfnWeights> experts;           // [num_experts]
-  FfnWeights shared_expert;                  // Qwen2-MoE, else empty
-  const float* shared_expert_gate = nullptr; // [1, hidden]
-  FfnWeights dense_mlp;                      // dense layers only
+  const float* router = nullptr;              // [num_experts, hidden]
+  std::vector<FfnWeights> experts;            // [num_experts]
+  FfnWeights shared_expert;                   // Qwen2-MoE, else empty
+  const float* shared_expert_gate = nullptr;  // [1, hidden]
+  FfnWeights dense_mlp;                       // dense layers only
 };
 
 struct Model {
@@ -50,9 +50,9 @@ struct Model {
   config::GenerationDefaults generation;
   const float* embed_tokens = nullptr;  // [vocab, hidden]
   std::vector<LayerWeights> layers;
-  const float* final_norm = nullptr;    // [hidden]
-  const float* lm_head = nullptr;       // [vocab, hidden] (the embedding when tied)
-  std::vector<float> inv_freq;          // [head_dim / 2], RoPE scaling folded in
+  const float* final_norm = nullptr;  // [hidden]
+  const float* lm_head = nullptr;     // [vocab, hidden] (the embedding when tied)
+  std::vector<float> inv_freq;        // [head_dim / 2], RoPE scaling folded in
 
   // Storage. Exactly one of these usually holds the weights.
   std::shared_ptr<Checkpoint> checkpoint;

@@ -67,8 +67,9 @@ class WeightBinder {
     }
     for (int64_t e = 0; e < e_count; ++e) {
       const std::string p = moe_prefix + "experts." + std::to_string(e) + ".";
-      out[static_cast<size_t>(e)] = mixtral_names ? ffn(p, c_.moe_intermediate_size, "w1", "w3", "w2")
-                                                  : ffn(p, c_.moe_intermediate_size, "gate_proj", "up_proj", "down_proj");
+      out[static_cast<size_t>(e)] = mixtral_names
+                                        ? ffn(p, c_.moe_intermediate_size, "w1", "w3", "w2")
+                                        : ffn(p, c_.moe_intermediate_size, "gate_proj", "up_proj", "down_proj");
     }
     return out;
   }
@@ -127,7 +128,8 @@ void bind_weights(Model& m, Checkpoint& ckpt) {
       L.router = b.get(moe + "gate.weight", {e, h});
       L.experts = b.experts(moe, /*mixtral_names=*/false);
       if (c.shared_expert_intermediate_size > 0) {
-        L.shared_expert = b.ffn(moe + "shared_expert.", c.shared_expert_intermediate_size, "gate_proj", "up_proj", "down_proj");
+        L.shared_expert =
+            b.ffn(moe + "shared_expert.", c.shared_expert_intermediate_size, "gate_proj", "up_proj", "down_proj");
         L.shared_expert_gate = b.get(moe + "shared_expert_gate.weight", {1, h});
       }
     }
@@ -150,9 +152,9 @@ Result<std::shared_ptr<const Model>> load_model(const std::string& dir) {
     model->generation = std::move(*gen);
     for (int32_t id : model->generation.eos_token_ids) {
       if (id < 0 || id >= model->config.vocab_size) {
-        return Error::invalid(gen_path.string() + ": eos_token_id", "must be < vocab_size (" +
-                                                                        std::to_string(model->config.vocab_size) +
-                                                                        "), got " + std::to_string(id));
+        return Error::invalid(
+            gen_path.string() + ": eos_token_id",
+            "must be < vocab_size (" + std::to_string(model->config.vocab_size) + "), got " + std::to_string(id));
       }
     }
   }

@@ -7,7 +7,10 @@
 namespace aurora::runtime {
 
 RoutingStats::RoutingStats(int32_t num_layers, int32_t num_ranks, int32_t num_experts, int32_t window_steps)
-    : num_layers_(num_layers), num_ranks_(num_ranks), num_experts_(num_experts), window_steps_(std::max(1, window_steps)) {
+    : num_layers_(num_layers),
+      num_ranks_(num_ranks),
+      num_experts_(num_experts),
+      window_steps_(std::max(1, window_steps)) {
   ring_.resize(static_cast<size_t>(window_steps_));
   sums_.assign(static_cast<size_t>(num_layers), std::vector<int64_t>(static_cast<size_t>(num_ranks) * num_experts, 0));
 }
@@ -53,7 +56,9 @@ RoutingStats::Snapshot RoutingStats::snapshot() const {
     }
     if (steps_ > 0) {
       const auto& last = ring_[static_cast<size_t>((steps_ - 1) % window_steps_)];
-      if (!last.empty()) s.last_step[static_cast<size_t>(l)].assign(last[static_cast<size_t>(l)].begin(), last[static_cast<size_t>(l)].end());
+      if (!last.empty())
+        s.last_step[static_cast<size_t>(l)].assign(last[static_cast<size_t>(l)].begin(),
+                                                   last[static_cast<size_t>(l)].end());
     }
   }
   return s;

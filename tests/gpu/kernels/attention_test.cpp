@@ -17,8 +17,8 @@ TEST_CASE("paged attention matches the CPU twin", "[gpu][attention]") {
   struct Shape {
     int32_t hq, hkv, hd, window;
   };
-  for (const Shape& s : {Shape{8, 2, 128, 0}, Shape{4, 4, 16, 0}, Shape{32, 4, 128, 0}, Shape{16, 1, 64, 50},
-                         Shape{4, 2, 24, 0}}) {
+  for (const Shape& s :
+       {Shape{8, 2, 128, 0}, Shape{4, 4, 16, 0}, Shape{32, 4, 128, 0}, Shape{16, 1, 64, 50}, Shape{4, 2, 24, 0}}) {
     INFO("heads " << s.hq << "/" << s.hkv << " head_dim " << s.hd << " window " << s.window);
     const int32_t block_size = 16, seqs = 3, max_blocks = 48, num_blocks = 160, max_context = max_blocks * block_size;
     const int32_t kv_dim = s.hkv * s.hd;
@@ -184,13 +184,15 @@ TEST_CASE("write_kv_cache matches the CPU twin", "[gpu][attention]") {
   auto k = random_floats(size_t(tokens) * hkv * hd, 50), v = random_floats(k.size(), 51);
   std::vector<int32_t> slots = {3, 39, 0, 17, 18};
   std::vector<float> kc_want(size_t(slots_total) * hkv * hd, 0.0f), vc_want(kc_want.size(), 0.0f);
-  kcpu::write_kv_cache(kernels::KvCacheWriteParams{k.data(), v.data(), kc_want.data(), vc_want.data(), slots.data(), tokens, hkv, hd});
+  kcpu::write_kv_cache(
+      kernels::KvCacheWriteParams{k.data(), v.data(), kc_want.data(), vc_want.data(), slots.data(), tokens, hkv, hd});
   DeviceArray<float> dk(k), dv(v), kcache(kc_want.size()), vcache(kc_want.size());
   kcache.zero();
   vcache.zero();
   DeviceArray<int32_t> dslots(slots);
-  kc::launch_write_kv_cache(kernels::KvCacheWriteParams{dk.get(), dv.get(), kcache.get(), vcache.get(), dslots.get(), tokens, hkv, hd},
-                            nullptr);
+  kc::launch_write_kv_cache(
+      kernels::KvCacheWriteParams{dk.get(), dv.get(), kcache.get(), vcache.get(), dslots.get(), tokens, hkv, hd},
+      nullptr);
   CHECK(relative_error(kcache.download(), kc_want) == 0.0);
   CHECK(relative_error(vcache.download(), vc_want) == 0.0);
 }

@@ -36,7 +36,8 @@ TEST_CASE("embedding matches the CPU twin for float32 and bf16 tables", "[gpu][e
 
 TEST_CASE("add, sigmoid gate, clamp and silu * up match their twins", "[gpu][elementwise]") {
   const int32_t rows = 7, dim = 300;
-  auto y = random_floats(size_t(rows) * dim, 2), x = random_floats(size_t(rows) * dim, 3), gate = random_floats(rows, 4);
+  auto y = random_floats(size_t(rows) * dim, 2), x = random_floats(size_t(rows) * dim, 3),
+       gate = random_floats(rows, 4);
   {
     auto want = y;
     kcpu::add(kernels::AddParams{want.data(), x.data(), int64_t(want.size())});
@@ -78,17 +79,17 @@ TEST_CASE("row gathers match the CPU twin", "[gpu][elementwise]") {
   kcpu::gather_rows(kernels::GatherRowsParams{src.data(), rows.data(), want.data(), int32_t(rows.size()), width, 0, 0});
   DeviceArray<float> dsrc(src), out(want.size());
   DeviceArray<int32_t> drows(rows);
-  kc::launch_gather_rows(kernels::GatherRowsParams{dsrc.get(), drows.get(), out.get(), int32_t(rows.size()), width, 0, 0},
-                         nullptr);
+  kc::launch_gather_rows(
+      kernels::GatherRowsParams{dsrc.get(), drows.get(), out.get(), int32_t(rows.size()), width, 0, 0}, nullptr);
   CHECK(relative_error(out.download(), want) == 0.0);
   // bf16 rows through a divisor (item -> token), as the prefill expert path gathers them.
   auto src16 = upload_bf16(src);
   DeviceArray<uint16_t> out16(want.size());
   std::vector<int32_t> items = {19 * 2 + 1, 0, 3 * 2, 3 * 2 + 1, 7 * 2, 12 * 2 + 1};
   DeviceArray<int32_t> ditems(items);
-  kc::launch_gather_rows_bf16(kc::GatherRowsBf16Params{as_bf16(src16), width, ditems.get(), 2, as_bf16(out16),
-                                                       int32_t(items.size()), width},
-                              nullptr);
+  kc::launch_gather_rows_bf16(
+      kc::GatherRowsBf16Params{as_bf16(src16), width, ditems.get(), 2, as_bf16(out16), int32_t(items.size()), width},
+      nullptr);
   CHECK(relative_error(download_bf16(out16), rounded_bf16(want)) == 0.0);
 }
 

@@ -18,8 +18,8 @@ namespace kcpu = aurora::kernels::cpu;
 namespace {
 constexpr double kTolMma = 5e-5;  // float32 accumulation, another order
 
-std::vector<float> cpu_linear(const std::vector<float>& x, const std::vector<float>& w, int32_t rows, int32_t n, int32_t k,
-                              const float* bias = nullptr) {
+std::vector<float> cpu_linear(const std::vector<float>& x, const std::vector<float>& w, int32_t rows, int32_t n,
+                              int32_t k, const float* bias = nullptr) {
   std::vector<float> y(size_t(rows) * n);
   kernels::LinearParams p;
   p.x = x.data();
@@ -175,7 +175,8 @@ TEST_CASE("grouped GEMV with the RMSNorm prologue matches rms_norm + linear", "[
   auto w = rounded_bf16(random_floats(size_t(n) * k, 297, 1.0f / std::sqrt(float(k))));
   std::vector<float> picked(size_t(rows) * k), h(picked.size());
   for (int32_t r = 0; r < rows; ++r) {
-    std::copy(x.begin() + int64_t(pick[size_t(r)]) * k, x.begin() + int64_t(pick[size_t(r)] + 1) * k, picked.begin() + int64_t(r) * k);
+    std::copy(x.begin() + int64_t(pick[size_t(r)]) * k, x.begin() + int64_t(pick[size_t(r)] + 1) * k,
+              picked.begin() + int64_t(r) * k);
   }
   kcpu::rms_norm(kernels::RmsNormParams{picked.data(), nw.data(), h.data(), rows, k, 1e-5f});
   auto want = cpu_linear(rounded_bf16(h), w, rows, n, k);
@@ -202,8 +203,8 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
   struct Case {
     int32_t tokens, experts, top_k, hidden, inter;
   };
-  for (const Case& c : {Case{1, 8, 2, 512, 1792}, Case{5, 8, 2, 256, 128}, Case{64, 128, 8, 256, 96},
-                        Case{20, 64, 8, 64, 16}}) {
+  for (const Case& c :
+       {Case{1, 8, 2, 512, 1792}, Case{5, 8, 2, 256, 128}, Case{64, 128, 8, 256, 96}, Case{20, 64, 8, 64, 16}}) {
     INFO(c.tokens << " tokens, " << c.experts << " experts, hidden " << c.hidden << ", inter " << c.inter);
     const int32_t items = c.tokens * c.top_k;
     std::mt19937 rng{static_cast<uint32_t>(100 + c.tokens)};
@@ -231,8 +232,10 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
     const int32_t num_active = int32_t(active.size());
 
     auto x = rounded_bf16(random_floats(size_t(c.tokens) * c.hidden, 101));
-    auto gate_up = rounded_bf16(random_floats(size_t(c.experts) * 2 * c.inter * c.hidden, 102, 1.0f / std::sqrt(float(c.hidden))));
-    auto down = rounded_bf16(random_floats(size_t(c.experts) * c.hidden * c.inter, 103, 1.0f / std::sqrt(float(c.inter))));
+    auto gate_up =
+        rounded_bf16(random_floats(size_t(c.experts) * 2 * c.inter * c.hidden, 102, 1.0f / std::sqrt(float(c.hidden))));
+    auto down =
+        rounded_bf16(random_floats(size_t(c.experts) * c.hidden * c.inter, 103, 1.0f / std::sqrt(float(c.inter))));
     // CPU: per position, the expert's SwiGLU on its token row (twins: linear + silu_mul + linear).
     std::vector<float> act_want(size_t(items) * c.inter), out_want(size_t(items) * c.hidden);
     for (int32_t p = 0; p < items; ++p) {
@@ -249,57 +252,58 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
     auto dx = upload_bf16(x), dgu = upload_bf16(gate_up), ddown = upload_bf16(down);
     DeviceArray<int32_t> doff(off), dperm(perm), dactive(active_padded), dnum(std::vector<int32_t>{num_active});
     for (bool split : {false, true}) {
-    INFO("split " << split);
-    SplitScratch scratch;
-    DeviceArray<uint16_t> act(act_want.size());
-    kc::GroupedGemvParams g;
-    if (split) scratch.attach(g);
-    g.x = as_bf16(dx);
-    g.x_rows = dperm.get();
-    g.x_row_div = c.top_k;
-    g.weight = as_bf16(dgu);
-    g.weight_group_stride = int64_t(2) * c.inter * c.hidden;
-    g.n = c.inter;
-    g.k = c.hidden;
-    g.group_offsets = doff.get();
-    g.active_groups = dactive.get();
-    g.num_active = dnum.get();
-    g.num_group_slots = slots;
-    g.max_positions_per_group = c.tokens;
-    g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
-    g.y_bf16 = as_bf16(act);
-    kc::launch_grouped_gemv(g, nullptr);
-    auto act_got = download_bf16(act);
-    CHECK(relative_error(act_got, act_want) < kTolBf16Out);
+      INFO("split " << split);
+      SplitScratch scratch;
+      DeviceArray<uint16_t> act(act_want.size());
+      kc::GroupedGemvParams g;
+      if (split) scratch.attach(g);
+      g.x = as_bf16(dx);
+      g.x_rows = dperm.get();
+      g.x_row_div = c.top_k;
+      g.weight = as_bf16(dgu);
+      g.weight_group_stride = int64_t(2) * c.inter * c.hidden;
+      g.n = c.inter;
+      g.k = c.hidden;
+      g.group_offsets = doff.get();
+      g.active_groups = dactive.get();
+      g.num_active = dnum.get();
+      g.num_group_slots = slots;
+      g.max_positions_per_group = c.tokens;
+      g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
+      g.y_bf16 = as_bf16(act);
+      kc::launch_grouped_gemv(g, nullptr);
+      auto act_got = download_bf16(act);
+      CHECK(relative_error(act_got, act_want) < kTolBf16Out);
 
-    for (int32_t p = 0; p < items; ++p) {
-      const int32_t e = ids[size_t(perm[size_t(p)])];
-      std::vector<float> a(act_got.begin() + int64_t(p) * c.inter, act_got.begin() + int64_t(p + 1) * c.inter);
-      std::vector<float> wd(down.begin() + int64_t(e) * c.hidden * c.inter, down.begin() + int64_t(e + 1) * c.hidden * c.inter);
-      auto o = cpu_linear(a, wd, 1, c.hidden, c.inter);
-      std::copy(o.begin(), o.end(), out_want.begin() + int64_t(p) * c.hidden);
-    }
-    DeviceArray<float> out(out_want.size());
-    kc::GroupedGemvParams d;
-    if (split) scratch.attach(d);
-    d.x = as_bf16(act);
-    d.weight = as_bf16(ddown);
-    d.weight_group_stride = int64_t(c.hidden) * c.inter;
-    d.n = c.hidden;
-    d.k = c.inter;
-    d.group_offsets = doff.get();
-    d.active_groups = dactive.get();
-    d.num_active = dnum.get();
-    d.num_group_slots = slots;
-    d.max_positions_per_group = c.tokens;
-    d.y_f32 = out.get();
-    d.groups_before_wait = split;  // the runner's down projection: group arrays read before the wait
-    kc::launch_grouped_gemv(d, nullptr);
-    CHECK(relative_error(out.download(), out_want) < kTolMma);
-    if (split) {
-      CHECK((c.tokens > 1 || kc::gemv_splits(g) > 1));  // one token: the experts' gate_up splits k
-      CHECK(scratch.tickets_reset());
-    }
+      for (int32_t p = 0; p < items; ++p) {
+        const int32_t e = ids[size_t(perm[size_t(p)])];
+        std::vector<float> a(act_got.begin() + int64_t(p) * c.inter, act_got.begin() + int64_t(p + 1) * c.inter);
+        std::vector<float> wd(down.begin() + int64_t(e) * c.hidden * c.inter,
+                              down.begin() + int64_t(e + 1) * c.hidden * c.inter);
+        auto o = cpu_linear(a, wd, 1, c.hidden, c.inter);
+        std::copy(o.begin(), o.end(), out_want.begin() + int64_t(p) * c.hidden);
+      }
+      DeviceArray<float> out(out_want.size());
+      kc::GroupedGemvParams d;
+      if (split) scratch.attach(d);
+      d.x = as_bf16(act);
+      d.weight = as_bf16(ddown);
+      d.weight_group_stride = int64_t(c.hidden) * c.inter;
+      d.n = c.hidden;
+      d.k = c.inter;
+      d.group_offsets = doff.get();
+      d.active_groups = dactive.get();
+      d.num_active = dnum.get();
+      d.num_group_slots = slots;
+      d.max_positions_per_group = c.tokens;
+      d.y_f32 = out.get();
+      d.groups_before_wait = split;  // the runner's down projection: group arrays read before the wait
+      kc::launch_grouped_gemv(d, nullptr);
+      CHECK(relative_error(out.download(), out_want) < kTolMma);
+      if (split) {
+        CHECK((c.tokens > 1 || kc::gemv_splits(g) > 1));  // one token: the experts' gate_up splits k
+        CHECK(scratch.tickets_reset());
+      }
     }
   }
 }

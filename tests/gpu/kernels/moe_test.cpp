@@ -29,10 +29,12 @@ TEST_CASE("top-k routing matches the CPU twin", "[gpu][moe]") {
     auto logits = random_floats(size_t(tokens) * c.experts, 60 + c.experts, 2.0f);
     std::vector<int32_t> ids(size_t(tokens) * c.top_k);
     std::vector<float> w(ids.size());
-    kcpu::topk_routing(kernels::TopKRoutingParams{logits.data(), ids.data(), w.data(), tokens, c.experts, c.top_k, c.norm});
+    kcpu::topk_routing(
+        kernels::TopKRoutingParams{logits.data(), ids.data(), w.data(), tokens, c.experts, c.top_k, c.norm});
     DeviceArray<float> dl(logits), dw(w.size());
     DeviceArray<int32_t> did(ids.size());
-    kc::launch_topk_routing(kernels::TopKRoutingParams{dl.get(), did.get(), dw.get(), tokens, c.experts, c.top_k, c.norm}, nullptr);
+    kc::launch_topk_routing(
+        kernels::TopKRoutingParams{dl.get(), did.get(), dw.get(), tokens, c.experts, c.top_k, c.norm}, nullptr);
     CHECK(did.download() == ids);
     CHECK(relative_error(dw.download(), w) < 1e-5);
   }
@@ -59,86 +61,90 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
     int32_t tokens, hidden, experts, top_k;
     TopKNormalization norm;
   };
-  for (const Case& c : {Case{1, 4096, 8, 2, TopKNormalization::kRenormalize}, Case{16, 2048, 128, 8, TopKNormalization::kRenormalize},
-                        Case{64, 2048, 64, 8, TopKNormalization::kNone}, Case{300, 64, 8, 2, TopKNormalization::kNone},
-                        Case{1, 2048, 128, 8, TopKNormalization::kRenormalize}, Case{3, 2048, 64, 8, TopKNormalization::kNone}}) {
-   for (bool fused_norm : {false, true}) {
-    INFO(c.tokens << " tokens, " << c.experts << " experts, fused norm " << fused_norm);
-    const int32_t items = c.tokens * c.top_k;
-    auto residual = random_floats(size_t(c.tokens) * c.hidden, 70, 3.0f);
-    auto norm_w = random_floats(size_t(c.hidden), 72, 0.2f, 1.0f);
-    std::vector<float> x = residual;
-    if (fused_norm) kcpu::rms_norm(kernels::RmsNormParams{residual.data(), norm_w.data(), x.data(), c.tokens, c.hidden, 1e-6f});
-    auto router = random_floats(size_t(c.experts) * c.hidden, 71, 1.0f / std::sqrt(float(c.hidden)));
-    std::vector<float> logits(size_t(c.tokens) * c.experts), w(items);
-    kernels::LinearParams lp;
-    lp.x = x.data();
-    lp.weight = router.data();
-    lp.y = logits.data();
-    lp.num_rows = c.tokens;
-    lp.in_features = c.hidden;
-    lp.out_features = c.experts;
-    kcpu::linear(lp);
-    std::vector<int32_t> ids(items), off(size_t(c.experts) + 1), perm(items), pos(items);
-    kcpu::topk_routing(kernels::TopKRoutingParams{logits.data(), ids.data(), w.data(), c.tokens, c.experts, c.top_k, c.norm});
-    kcpu::permute(kernels::PermuteParams{ids.data(), items, c.experts, off.data(), perm.data(), pos.data()});
-    std::vector<int32_t> active;
-    std::vector<int64_t> counts(static_cast<size_t>(c.experts));
-    for (int32_t e = 0; e < c.experts; ++e) {
-      counts[size_t(e)] = 2 * (off[size_t(e) + 1] - off[size_t(e)]);
-      if (off[size_t(e) + 1] > off[size_t(e)]) active.push_back(e);
-    }
+  for (const Case& c :
+       {Case{1, 4096, 8, 2, TopKNormalization::kRenormalize}, Case{16, 2048, 128, 8, TopKNormalization::kRenormalize},
+        Case{64, 2048, 64, 8, TopKNormalization::kNone}, Case{300, 64, 8, 2, TopKNormalization::kNone},
+        Case{1, 2048, 128, 8, TopKNormalization::kRenormalize}, Case{3, 2048, 64, 8, TopKNormalization::kNone}}) {
+    for (bool fused_norm : {false, true}) {
+      INFO(c.tokens << " tokens, " << c.experts << " experts, fused norm " << fused_norm);
+      const int32_t items = c.tokens * c.top_k;
+      auto residual = random_floats(size_t(c.tokens) * c.hidden, 70, 3.0f);
+      auto norm_w = random_floats(size_t(c.hidden), 72, 0.2f, 1.0f);
+      std::vector<float> x = residual;
+      if (fused_norm)
+        kcpu::rms_norm(kernels::RmsNormParams{residual.data(), norm_w.data(), x.data(), c.tokens, c.hidden, 1e-6f});
+      auto router = random_floats(size_t(c.experts) * c.hidden, 71, 1.0f / std::sqrt(float(c.hidden)));
+      std::vector<float> logits(size_t(c.tokens) * c.experts), w(items);
+      kernels::LinearParams lp;
+      lp.x = x.data();
+      lp.weight = router.data();
+      lp.y = logits.data();
+      lp.num_rows = c.tokens;
+      lp.in_features = c.hidden;
+      lp.out_features = c.experts;
+      kcpu::linear(lp);
+      std::vector<int32_t> ids(items), off(size_t(c.experts) + 1), perm(items), pos(items);
+      kcpu::topk_routing(
+          kernels::TopKRoutingParams{logits.data(), ids.data(), w.data(), c.tokens, c.experts, c.top_k, c.norm});
+      kcpu::permute(kernels::PermuteParams{ids.data(), items, c.experts, off.data(), perm.data(), pos.data()});
+      std::vector<int32_t> active;
+      std::vector<int64_t> counts(static_cast<size_t>(c.experts));
+      for (int32_t e = 0; e < c.experts; ++e) {
+        counts[size_t(e)] = 2 * (off[size_t(e) + 1] - off[size_t(e)]);
+        if (off[size_t(e) + 1] > off[size_t(e)]) active.push_back(e);
+      }
 
-    DeviceArray<float> dx(fused_norm ? residual : x), drouter(router), dlogits(logits.size()), dw(items);
-    DeviceArray<float> dnw(norm_w), dnorm(x.size());
-    DeviceArray<uint16_t> dnorm16(x.size());
-    DeviceArray<int32_t> dids(items), doff(off.size()), dperm(items), dpos(items), dactive(size_t(c.experts)), dnum(1), ticket(1);
-    DeviceArray<int64_t> dcounts(static_cast<size_t>(c.experts));
-    dcounts.zero();
-    ticket.zero();
-    kc::RouteCudaParams p;
-    p.x = dx.get();
-    p.router = drouter.get();
-    p.logits = dlogits.get();
-    p.topk_ids = dids.get();
-    p.topk_weights = dw.get();
-    p.expert_offsets = doff.get();
-    p.permuted_item = dperm.get();
-    p.item_position = dpos.get();
-    p.active_experts = dactive.get();
-    p.num_active = dnum.get();
-    p.expert_tokens = dcounts.get();
-    p.ticket = ticket.get();
-    p.num_tokens = c.tokens;
-    p.hidden = c.hidden;
-    p.num_experts = c.experts;
-    p.top_k = c.top_k;
-    p.normalization = c.norm;
-    if (fused_norm) {
-      p.norm_weight = dnw.get();
-      p.eps = 1e-6f;
-      p.norm_out = dnorm.get();
-      p.norm_out_bf16 = as_bf16(dnorm16);
+      DeviceArray<float> dx(fused_norm ? residual : x), drouter(router), dlogits(logits.size()), dw(items);
+      DeviceArray<float> dnw(norm_w), dnorm(x.size());
+      DeviceArray<uint16_t> dnorm16(x.size());
+      DeviceArray<int32_t> dids(items), doff(off.size()), dperm(items), dpos(items), dactive(size_t(c.experts)),
+          dnum(1), ticket(1);
+      DeviceArray<int64_t> dcounts(static_cast<size_t>(c.experts));
+      dcounts.zero();
+      ticket.zero();
+      kc::RouteCudaParams p;
+      p.x = dx.get();
+      p.router = drouter.get();
+      p.logits = dlogits.get();
+      p.topk_ids = dids.get();
+      p.topk_weights = dw.get();
+      p.expert_offsets = doff.get();
+      p.permuted_item = dperm.get();
+      p.item_position = dpos.get();
+      p.active_experts = dactive.get();
+      p.num_active = dnum.get();
+      p.expert_tokens = dcounts.get();
+      p.ticket = ticket.get();
+      p.num_tokens = c.tokens;
+      p.hidden = c.hidden;
+      p.num_experts = c.experts;
+      p.top_k = c.top_k;
+      p.normalization = c.norm;
+      if (fused_norm) {
+        p.norm_weight = dnw.get();
+        p.eps = 1e-6f;
+        p.norm_out = dnorm.get();
+        p.norm_out_bf16 = as_bf16(dnorm16);
+      }
+      kc::launch_route(p, nullptr);
+      kc::launch_route(p, nullptr);  // twice: the ticket resets, the counts accumulate
+      CHECK(relative_error(dlogits.download(), logits) < 1e-5);
+      CHECK(dids.download() == ids);
+      CHECK(relative_error(dw.download(), w) < 1e-5);
+      CHECK(doff.download() == off);
+      CHECK(dperm.download() == perm);
+      CHECK(dpos.download() == pos);
+      CHECK(dnum.download()[0] == int32_t(active.size()));
+      auto got_active = dactive.download();
+      got_active.resize(active.size());
+      CHECK(got_active == active);
+      CHECK(dcounts.download() == counts);
+      CHECK(ticket.download()[0] == 0);
+      if (fused_norm) {
+        CHECK(relative_error(dnorm.download(), x) < kTolF32);
+        CHECK(relative_error(download_bf16(dnorm16), x) < kTolBf16Out);
+      }
     }
-    kc::launch_route(p, nullptr);
-    kc::launch_route(p, nullptr);  // twice: the ticket resets, the counts accumulate
-    CHECK(relative_error(dlogits.download(), logits) < 1e-5);
-    CHECK(dids.download() == ids);
-    CHECK(relative_error(dw.download(), w) < 1e-5);
-    CHECK(doff.download() == off);
-    CHECK(dperm.download() == perm);
-    CHECK(dpos.download() == pos);
-    CHECK(dnum.download()[0] == int32_t(active.size()));
-    auto got_active = dactive.download();
-    got_active.resize(active.size());
-    CHECK(got_active == active);
-    CHECK(dcounts.download() == counts);
-    CHECK(ticket.download()[0] == 0);
-    if (fused_norm) {
-      CHECK(relative_error(dnorm.download(), x) < kTolF32);
-      CHECK(relative_error(download_bf16(dnorm16), x) < kTolBf16Out);
-    }
-   }
   }
 }
 
@@ -151,7 +157,8 @@ TEST_CASE("combine and the fused MoE epilogue match the CPU twins", "[gpu][moe]"
     std::set<int32_t> used;
     for (int32_t j = 0; j < top_k; ++j) {
       int32_t e;
-      do e = int32_t(rng() % experts); while (used.count(e));
+      do e = int32_t(rng() % experts);
+      while (used.count(e));
       used.insert(e);
       ids[size_t(t * top_k + j)] = e;
     }
@@ -165,11 +172,13 @@ TEST_CASE("combine and the fused MoE epilogue match the CPU twins", "[gpu][moe]"
   auto gate = random_floats(tokens, 85);
   auto norm_w = random_floats(hidden, 86, 0.1f, 1.0f);
   std::vector<float> moe(size_t(tokens) * hidden);
-  kcpu::combine(kernels::CombineParams{expert_out.data(), pos.data(), ids.data(), w.data(), moe.data(), tokens, top_k, hidden, 0});
+  kcpu::combine(kernels::CombineParams{expert_out.data(), pos.data(), ids.data(), w.data(), moe.data(), tokens, top_k,
+                                       hidden, 0});
   DeviceArray<float> dout(expert_out), dw(w), dmoe(moe.size());
   DeviceArray<int32_t> dids(ids), dpos(pos);
-  kc::launch_combine(kernels::CombineParams{dout.get(), dpos.get(), dids.get(), dw.get(), dmoe.get(), tokens, top_k, hidden, 0},
-                     nullptr);
+  kc::launch_combine(
+      kernels::CombineParams{dout.get(), dpos.get(), dids.get(), dw.get(), dmoe.get(), tokens, top_k, hidden, 0},
+      nullptr);
   CHECK(relative_error(dmoe.download(), moe) < kTolF32);
 
   kcpu::sigmoid_gate_add(kernels::SigmoidGateAddParams{moe.data(), shared.data(), gate.data(), tokens, hidden});
@@ -207,7 +216,8 @@ TEST_CASE("combine and the fused MoE epilogue match the CPU twins", "[gpu][moe]"
     kc::launch_moe_combine(q, nullptr);
     CHECK(relative_error(dx2.download(), x_want) < kTolF32);
     std::vector<float> plain(size_t(tokens) * hidden);
-    kcpu::combine(kernels::CombineParams{expert_out.data(), pos.data(), ids.data(), w.data(), plain.data(), tokens, top_k, hidden, 0});
+    kcpu::combine(kernels::CombineParams{expert_out.data(), pos.data(), ids.data(), w.data(), plain.data(), tokens,
+                                         top_k, hidden, 0});
     auto x_plain = x;
     kcpu::add(kernels::AddParams{x_plain.data(), plain.data(), int64_t(x.size())});
     DeviceArray<float> dx3(x);

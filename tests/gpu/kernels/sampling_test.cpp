@@ -27,7 +27,9 @@ bool rounding_boundary(const float* logits, int32_t vocab, const SamplingRow& ro
     v[size_t(i)] = double(logits[i] * inv_t);
     ids[size_t(i)] = i;
   }
-  std::sort(ids.begin(), ids.end(), [&](int32_t x, int32_t y) { return v[size_t(x)] > v[size_t(y)] || (v[size_t(x)] == v[size_t(y)] && x < y); });
+  std::sort(ids.begin(), ids.end(), [&](int32_t x, int32_t y) {
+    return v[size_t(x)] > v[size_t(y)] || (v[size_t(x)] == v[size_t(y)] && x < y);
+  });
   int32_t count = row.top_k > 0 && row.top_k < vocab ? row.top_k : vocab;
   const double mx = v[size_t(ids[0])];
   std::vector<double> e(size_t(vocab), 0.0);
@@ -83,12 +85,12 @@ TEST_CASE("GPU sampling picks the CPU twin's tokens", "[gpu][sampling]") {
     auto got = out.download();
     int32_t mismatches = 0;
     for (int32_t r = 0; r < n; ++r) {
-      if (got[size_t(r)] != want[size_t(r)] &&
-          !rounding_boundary(logits.data() + size_t(r) * vocab, vocab, rows[size_t(r)], got[size_t(r)], want[size_t(r)])) {
+      if (got[size_t(r)] != want[size_t(r)] && !rounding_boundary(logits.data() + size_t(r) * vocab, vocab,
+                                                                  rows[size_t(r)], got[size_t(r)], want[size_t(r)])) {
         ++mismatches;
-        UNSCOPED_INFO("row " << r << ": T " << rows[size_t(r)].temperature << " top_p " << rows[size_t(r)].top_p << " top_k "
-                             << rows[size_t(r)].top_k << " u " << rows[size_t(r)].uniform << ": gpu " << got[size_t(r)]
-                             << " cpu " << want[size_t(r)]);
+        UNSCOPED_INFO("row " << r << ": T " << rows[size_t(r)].temperature << " top_p " << rows[size_t(r)].top_p
+                             << " top_k " << rows[size_t(r)].top_k << " u " << rows[size_t(r)].uniform << ": gpu "
+                             << got[size_t(r)] << " cpu " << want[size_t(r)]);
       }
     }
     CHECK(mismatches == 0);

@@ -210,7 +210,8 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
     for (int32_t s = 0; s < num_seqs; ++s) seqs.push_back(random_prompt(9 + 13 * s, V, uint32_t(20 + s)));
     for (int32_t s = 0; s < num_seqs; ++s) {
       REQUIRE(gpu.blocks.allocate(blocks_for_tokens(int64_t(seqs[size_t(s)].size()) + steps, 4), tables[size_t(s)]));
-      REQUIRE(cpu.allocators[0].allocate(blocks_for_tokens(int64_t(seqs[size_t(s)].size()) + steps, 4), cpu_tables[size_t(s)]));
+      REQUIRE(cpu.allocators[0].allocate(blocks_for_tokens(int64_t(seqs[size_t(s)].size()) + steps, 4),
+                                         cpu_tables[size_t(s)]));
     }
     std::vector<int32_t> computed(num_seqs, 0);
     std::vector<double> errs;
@@ -312,8 +313,8 @@ TEST_CASE("GPU logits and greedy tokens against the Hugging Face fixtures", "[gp
       auto tokens = gpu.greedy(fx.prompts[p], int32_t(ref.size()));
       size_t same = 0;
       while (same < ref.size() && tokens[same] == ref[same]) ++same;
-      std::printf("%-10s prompt %zu: %zu of %zu greedy tokens identical; %zu reference steps with margin >= %.2f\n", name, p,
-                  same, ref.size(), confident, double(kMarginFloor));
+      std::printf("%-10s prompt %zu: %zu of %zu greedy tokens identical; %zu reference steps with margin >= %.2f\n",
+                  name, p, same, ref.size(), confident, double(kMarginFloor));
       CHECK(same >= confident);
     }
   }

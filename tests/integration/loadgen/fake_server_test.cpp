@@ -34,8 +34,10 @@ StubScript scripted() {
 
 RunResult run(const StubServer& server, std::vector<std::string> args) {
   std::vector<std::string> all = {"aurora-loadgen", "--port", std::to_string(server.port()), "--progress", "off"};
-  const std::vector<std::pair<std::string, std::string>> defaults = {
-      {"--scrape-metrics", "off"}, {"--calibrate-lengths", "off"}, {"--random-input-len", "32"}, {"--random-output-len", "5"}};
+  const std::vector<std::pair<std::string, std::string>> defaults = {{"--scrape-metrics", "off"},
+                                                                     {"--calibrate-lengths", "off"},
+                                                                     {"--random-input-len", "32"},
+                                                                     {"--random-output-len", "5"}};
   for (const auto& [flag, value] : defaults) {
     if (std::find(args.begin(), args.end(), flag) == args.end()) all.insert(all.end(), {flag, value});
   }
@@ -80,7 +82,8 @@ TEST_CASE("SSE chat: client-side timings match the script, usage is counted, con
   o.script = [](const StubRequest&) { return scripted(); };
   StubServer server(o);
   server.start();
-  const RunResult r = run(server, {"--backend", "openai-chat", "--model", "m", "--num-prompts", "6", "--max-concurrency", "3"});
+  const RunResult r =
+      run(server, {"--backend", "openai-chat", "--model", "m", "--num-prompts", "6", "--max-concurrency", "3"});
   REQUIRE(r.records.size() == 6);
   for (const auto& rec : r.records) {
     check_scripted_timings(rec);
@@ -138,7 +141,8 @@ TEST_CASE("without a usage chunk, output tokens fall back to chunks or the estim
     CHECK_FALSE(rec.input_from_usage);
   }
   CHECK(summarize(r.records, r.duration_s, {}, {50}).output_tokens_source == "chunks");
-  r = run(server, {"--backend", "openai-chat", "--model", "m", "--num-prompts", "2", "--output-token-fallback", "estimate"});
+  r = run(server,
+          {"--backend", "openai-chat", "--model", "m", "--num-prompts", "2", "--output-token-fallback", "estimate"});
   for (const auto& rec : r.records) {
     REQUIRE(rec.success);
     CHECK(rec.output_tokens == 5);
@@ -176,7 +180,7 @@ TEST_CASE("failures are counted by reason") {
       case 0: s.status = 503; break;
       case 1: s.error_after_chunks = 1; break;
       case 2: s.close_after_chunks = 2; break;
-      case 3: s.chunk_offsets_ms.clear(); break;           // no generated text
+      case 3: s.chunk_offsets_ms.clear(); break;             // no generated text
       case 4: s = stub::uniform_script(3, 3000, 10); break;  // too slow: times out
       default: break;
     }
@@ -188,8 +192,9 @@ TEST_CASE("failures are counted by reason") {
   const RunResult r = run(server, {"--backend", "openai-chat", "--model", "m", "--num-prompts", "6",
                                    "--max-concurrency", "6", "--request-timeout", "0.5"});
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  CHECK(reasons(r) == std::map<std::string, int>{{"http_503", 1}, {"stream_error", 1}, {"connection_closed", 1},
-                                                 {"no_content", 1}, {"timeout", 1}});
+  CHECK(reasons(r) ==
+        std::map<std::string, int>{
+            {"http_503", 1}, {"stream_error", 1}, {"connection_closed", 1}, {"no_content", 1}, {"timeout", 1}});
   const Summary s = summarize(r.records, r.duration_s, {}, {50});
   CHECK(s.completed == 1);
   CHECK(s.failed == 5);
@@ -230,9 +235,11 @@ TEST_CASE("WebSocket: a timed-out request is cancelled with response.cancel; err
   };
   StubServer server(o);
   server.start();
-  const RunResult r = run(server, {"--backend", "aurora-ws", "--model", "m", "--num-prompts", "4", "--request-timeout", "0.4"});
+  const RunResult r =
+      run(server, {"--backend", "aurora-ws", "--model", "m", "--num-prompts", "4", "--request-timeout", "0.4"});
   CHECK(reasons(r) == std::map<std::string, int>{{"timeout", 1}, {"stream_error", 2}});
-  for (int i = 0; i < 50 && server.stats().ws_cancels == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 50 && server.stats().ws_cancels == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(server.stats().ws_cancels == 1);
 }
 
@@ -258,7 +265,8 @@ TEST_CASE("an infinite rate under a concurrency cap runs for its duration withou
   StubServer server(o);
   server.start();
   const auto t0 = std::chrono::steady_clock::now();
-  const RunResult r = run(server, {"--backend", "openai-chat", "--model", "m", "--duration", "0.5", "--max-concurrency", "4"});
+  const RunResult r =
+      run(server, {"--backend", "openai-chat", "--model", "m", "--duration", "0.5", "--max-concurrency", "4"});
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   CHECK(wall < 1.5);
   CHECK(r.records.size() >= 8);
@@ -287,7 +295,8 @@ TEST_CASE("requests leave at their scheduled arrival times") {
   o.script = [](const StubRequest&) { return stub::uniform_script(2, 5, 5); };
   StubServer server(o);
   server.start();
-  const RunResult r = run(server, {"--backend", "openai-chat", "--model", "m", "--num-prompts", "20", "--request-rate", "40"});
+  const RunResult r =
+      run(server, {"--backend", "openai-chat", "--model", "m", "--num-prompts", "20", "--request-rate", "40"});
   REQUIRE(r.records.size() == 20);
   CHECK(r.records.back().arrival_s == Approx(0.5).margin(1e-9));  // vLLM's normalised span: N / rate
   for (const auto& rec : r.records) {
@@ -342,8 +351,8 @@ TEST_CASE("synthetic prompts are sized with the server's POST /tokenize") {
   };
   StubServer server(o);
   server.start();
-  const RunResult r = run(server, {"--backend", "openai", "--model", "m", "--num-prompts", "6", "--random-input-len", "400", "--calibrate-lengths", "auto",
-                                   "--traffic-mix", "prose=1@0.05s; code=1"});
+  const RunResult r = run(server, {"--backend", "openai", "--model", "m", "--num-prompts", "6", "--random-input-len",
+                                   "400", "--calibrate-lengths", "auto", "--traffic-mix", "prose=1@0.05s; code=1"});
   REQUIRE(r.length_calibration.has_value());
   for (double ratio : *r.length_calibration) CHECK(ratio > 2.0);  // several bytes per estimated token
   {
@@ -377,8 +386,9 @@ TEST_CASE("the model is discovered from /v1/models; an unreachable server fails 
     StubServer gone(StubServerOptions{});
     dead_port = gone.port();
   }
-  std::vector<const char*> argv = {"aurora-loadgen", "--port", nullptr, "--model", "m", "--num-prompts", "3",
-                                   "--progress", "off", "--scrape-metrics", "off"};
+  std::vector<const char*> argv = {
+      "aurora-loadgen",   "--port", nullptr, "--model", "m", "--num-prompts", "3", "--progress", "off",
+      "--scrape-metrics", "off"};
   const std::string port = std::to_string(dead_port);
   argv[2] = port.c_str();
   auto parsed = parse_command_line(static_cast<int>(argv.size()), argv.data());
@@ -386,7 +396,8 @@ TEST_CASE("the model is discovered from /v1/models; an unreachable server fails 
   auto dead = run_benchmark(*parsed->config);
   REQUIRE(dead.ok());
   CHECK(reasons(*dead) == std::map<std::string, int>{{"connect_failed", 3}});
-  std::vector<const char*> no_model = {"aurora-loadgen", "--port", port.c_str(), "--num-prompts", "1", "--progress", "off"};
+  std::vector<const char*> no_model = {"aurora-loadgen", "--port", port.c_str(), "--num-prompts", "1",
+                                       "--progress",     "off"};
   auto parsed2 = parse_command_line(static_cast<int>(no_model.size()), no_model.data());
   REQUIRE(parsed2.ok());
   auto missing = run_benchmark(*parsed2->config);

@@ -18,7 +18,7 @@ namespace aurora::testing {
 using std::chrono::milliseconds;
 
 struct HttpResult {
-  int status = 0;  // 0 = no response (timeout or the connection closed first)
+  int status = 0;                              // 0 = no response (timeout or the connection closed first)
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   std::string header(const std::string& name) const {
@@ -44,8 +44,8 @@ class TcpClient {
   size_t keepalive_comments() const { return sse_.comments(); }
   // True when the peer closes (EOF or reset) within the timeout; reads and drops anything before.
   bool wait_closed(milliseconds timeout);
-  void close();  // FIN
-  void reset();  // RST (SO_LINGER 0)
+  void close();           // FIN
+  void reset();           // RST (SO_LINGER 0)
   void shutdown_write();  // half-close
   int fd() const { return fd_; }
 

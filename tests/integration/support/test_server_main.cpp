@@ -36,15 +36,24 @@ int main(int argc, char** argv) {
       return 2;
     }
     const long long v = std::atoll(argv[++i]);
-    if (a == "--fake-step-ms") fake.step_interval = std::chrono::milliseconds(v);
-    else if (a == "--fake-step-us") fake.step_interval = std::chrono::microseconds(v);
-    else if (a == "--fake-prefill-ms") fake.prefill_delay = std::chrono::milliseconds(v);
-    else if (a == "--fake-max-running") fake.max_running = static_cast<int32_t>(v);
-    else if (a == "--fake-max-waiting") fake.max_waiting = static_cast<int32_t>(v);
-    else if (a == "--fake-kv-blocks") fake.kv_blocks_total = v;
-    else if (a == "--fake-context") fake.max_context_len = static_cast<int32_t>(v);
-    else if (a == "--fake-stop-after") fake.stop_after_tokens = static_cast<int32_t>(v);
-    else if (a == "--fake-load-ms") load_ms = v;
+    if (a == "--fake-step-ms")
+      fake.step_interval = std::chrono::milliseconds(v);
+    else if (a == "--fake-step-us")
+      fake.step_interval = std::chrono::microseconds(v);
+    else if (a == "--fake-prefill-ms")
+      fake.prefill_delay = std::chrono::milliseconds(v);
+    else if (a == "--fake-max-running")
+      fake.max_running = static_cast<int32_t>(v);
+    else if (a == "--fake-max-waiting")
+      fake.max_waiting = static_cast<int32_t>(v);
+    else if (a == "--fake-kv-blocks")
+      fake.kv_blocks_total = v;
+    else if (a == "--fake-context")
+      fake.max_context_len = static_cast<int32_t>(v);
+    else if (a == "--fake-stop-after")
+      fake.stop_after_tokens = static_cast<int32_t>(v);
+    else if (a == "--fake-load-ms")
+      load_ms = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;

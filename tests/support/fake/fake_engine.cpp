@@ -187,8 +187,9 @@ void FakeEngine::loop() {
       Slot& slot = *slot_ptr;
       if (slot.hang || now < slot.first_token_at) continue;
       if (slot.fail_after >= 0 && slot.generated >= slot.fail_after) {
-        finish(slot, runtime::FinishReason::kError,
-               Error::make(ErrorCode::kInternal, "injected failure after " + std::to_string(slot.generated) + " tokens"));
+        finish(
+            slot, runtime::FinishReason::kError,
+            Error::make(ErrorCode::kInternal, "injected failure after " + std::to_string(slot.generated) + " tokens"));
         slot_ptr.reset();
         continue;
       }

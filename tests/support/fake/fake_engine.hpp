@@ -34,7 +34,7 @@ struct FakeEngineOptions {
   std::chrono::microseconds step_interval{2000};  // one token per running request per step
   std::chrono::microseconds prefill_delay{0};     // before a request's first token
   int32_t max_running = 64;
-  int32_t max_waiting = 256;   // past it submit() fails with kResourceExhausted
+  int32_t max_waiting = 256;  // past it submit() fails with kResourceExhausted
   int32_t kv_block_size = 16;
   int64_t kv_blocks_total = 65536;  // each request reserves ceil((prompt + max_tokens) / block)
   int32_t fail_after_tokens = -1;   // every request fails after this many tokens (-1 = never)

@@ -6,8 +6,8 @@ namespace aurora::testing {
 
 const std::string& FakeTokenizer::word(int32_t k) {
   static const std::array<std::string, kNumWords> kWords = {
-      " alpha", " bravo", " charlie", " delta", " echo", " foxtrot", " golf", " hotel",
-      " india", " juliett", " kilo", " lima", " mike", " november", " oscar", " papa"};
+      " alpha", " bravo",   " charlie", " delta", " echo", " foxtrot",  " golf",  " hotel",
+      " india", " juliett", " kilo",    " lima",  " mike", " november", " oscar", " papa"};
   return kWords[static_cast<size_t>(k) % kWords.size()];
 }
 

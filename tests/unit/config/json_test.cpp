@@ -22,7 +22,8 @@ TEST_CASE("field paths name the offending value") {
         "gpus[1].bandwidth_gbps: must be > 0, got -5");
   CHECK(error_of([&] { root["name"].as_string(); }) == "name: must be a string, got a number 3");
   CHECK(error_of([&] { root["missing"]; }) == "missing: is required");
-  CHECK(error_of([&] { root["gpus"].items()[0].reject_unknown_keys({"x"}); }) == "gpus[0].bandwidth_gbps: unknown field");
+  CHECK(error_of([&] { root["gpus"].items()[0].reject_unknown_keys({"x"}); }) ==
+        "gpus[0].bandwidth_gbps: unknown field");
   CHECK(!root.find("missing").has_value());
 }
 

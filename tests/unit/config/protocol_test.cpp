@@ -82,7 +82,8 @@ TEST_CASE("bad JSON and abusive parameters are 400s that name the field") {
   CHECK(chat_error(chat_with(R"(,"max_tokens":-1)")) == "max_tokens|max_tokens: must be in [1, 2147483647], got -1");
   CHECK(chat_error(chat_with(R"(,"max_tokens":1e12)")).rfind("max_tokens|max_tokens: must be in", 0) == 0);
   CHECK(chat_error(chat_with(R"(,"max_tokens":2147483648)")).rfind("max_tokens|", 0) == 0);
-  CHECK(chat_error(chat_with(R"(,"max_tokens":"16")")) == "max_tokens|max_tokens: must be an integer, got a string \"16\"");
+  CHECK(chat_error(chat_with(R"(,"max_tokens":"16")")) ==
+        "max_tokens|max_tokens: must be an integer, got a string \"16\"");
   CHECK(chat_error(chat_with(R"(,"max_tokens":2.5)")) == "max_tokens|max_tokens: must be an integer, got 2.5");
   CHECK(chat_error(chat_with(R"(,"n":1000)")) == "n|n: must be in [1, 4], got 1000");
   CHECK(chat_error(chat_with(R"(,"n":0)")) == "n|n: must be in [1, 4], got 0");
@@ -189,10 +190,14 @@ TEST_CASE("JSON string escaping matches Boost.JSON byte for byte") {
     const int len = static_cast<int>(rng() % 24);
     for (int j = 0; j < len; ++j) {
       const unsigned pick = rng() % 4;
-      if (pick == 0) s += static_cast<char>(rng() % 0x20);          // control characters
-      else if (pick == 1) s += "\"\\/"[rng() % 3];
-      else if (pick == 2) s += (rng() % 2) != 0 ? "é" : "😀";  // multi-byte UTF-8 stays raw
-      else s += static_cast<char>('a' + rng() % 26);
+      if (pick == 0)
+        s += static_cast<char>(rng() % 0x20);  // control characters
+      else if (pick == 1)
+        s += "\"\\/"[rng() % 3];
+      else if (pick == 2)
+        s += (rng() % 2) != 0 ? "é" : "😀";  // multi-byte UTF-8 stays raw
+      else
+        s += static_cast<char>('a' + rng() % 26);
     }
     std::string mine;
     append_json_string(mine, s);
@@ -252,7 +257,8 @@ TEST_CASE("non-streaming bodies") {
 
 TEST_CASE("SSE parser handles split input, CRLF, comments and multi-line data") {
   SseParser p;
-  std::string stream = ": keep-alive\r\n\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\nevent: e\rdata: z\r\rdata: [DONE]\n\n";
+  std::string stream =
+      ": keep-alive\r\n\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\nevent: e\rdata: z\r\rdata: [DONE]\n\n";
   for (char c : stream) p.feed(std::string_view(&c, 1));
   std::vector<SseEvent> events;
   while (auto e = p.next()) events.push_back(*e);
@@ -280,7 +286,8 @@ TEST_CASE("WebSocket envelope") {
   REQUIRE(!cancel.error);
   CHECK(cancel.id_json == "7");
   CHECK(cancel.message.type == WsMessageType::kCancel);
-  auto bad = parse_ws_client_message(R"({"type":"response.create","id":"r2","request":{"messages":[],"n":9}})", kLimits);
+  auto bad =
+      parse_ws_client_message(R"({"type":"response.create","id":"r2","request":{"messages":[],"n":9}})", kLimits);
   REQUIRE(bad.error);
   CHECK(bad.id_json == "\"r2\"");  // the error can still name its request
   CHECK(bad.error->field == "request.messages");

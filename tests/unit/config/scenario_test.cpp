@@ -43,22 +43,33 @@ TEST_CASE("the minimal scenario of the issue parses") {
 }
 
 TEST_CASE("invalid scenarios name the field and the value") {
-  CHECK(error_of(minimal_with("[20, 0]", "[-4, 0]")) == "models[0].layers[0].traffic_bytes[1][0]: must be >= 0, got -4");
-  CHECK(error_of(minimal_with("[20, 0]", "[20, 0, 1]")) == "models[0].layers[0].traffic_bytes[1]: must have 2 entries, got 3");
-  CHECK(error_of(minimal_with("[[0, 10], [20, 0]]", "[[0, 10]]")).rfind("models[0].layers[0].traffic_bytes[0]: must have 1 entries, got 2", 0) == 0);
-  CHECK(error_of(minimal_with("[20, 0]", "[2.5, 0]")) == "models[0].layers[0].traffic_bytes[1][0]: must be an integer, got 2.5");
-  CHECK(error_of(minimal_with("{\"bandwidth_gbps\": 100, \"compute_speed\": 1.0}, {", "{\"bandwidth_gbps\": 0, \"compute_speed\": 1.0}, {")) ==
+  CHECK(error_of(minimal_with("[20, 0]", "[-4, 0]")) ==
+        "models[0].layers[0].traffic_bytes[1][0]: must be >= 0, got -4");
+  CHECK(error_of(minimal_with("[20, 0]", "[20, 0, 1]")) ==
+        "models[0].layers[0].traffic_bytes[1]: must have 2 entries, got 3");
+  CHECK(error_of(minimal_with("[[0, 10], [20, 0]]", "[[0, 10]]"))
+            .rfind("models[0].layers[0].traffic_bytes[0]: must have 1 entries, got 2", 0) == 0);
+  CHECK(error_of(minimal_with("[20, 0]", "[2.5, 0]")) ==
+        "models[0].layers[0].traffic_bytes[1][0]: must be an integer, got 2.5");
+  CHECK(error_of(minimal_with("{\"bandwidth_gbps\": 100, \"compute_speed\": 1.0}, {",
+                              "{\"bandwidth_gbps\": 0, \"compute_speed\": 1.0}, {")) ==
         "gpus[0].bandwidth_gbps: must be > 0, got 0");
-  CHECK(error_of(minimal_with("\"compute_speed\": 1.0}]", "\"compute_speed\": -1}]")) == "gpus[1].compute_speed: must be > 0, got -1");
-  CHECK(error_of(minimal_with("\"exclusive\"", "\"shared\"")) == "mode: must be \"exclusive\" or \"colocated\", got \"shared\"");
-  CHECK(error_of(minimal_with("\"exclusive\"", "\"colocated\"")) == "models: colocated mode needs exactly 2 models, got 1");
+  CHECK(error_of(minimal_with("\"compute_speed\": 1.0}]", "\"compute_speed\": -1}]")) ==
+        "gpus[1].compute_speed: must be > 0, got -1");
+  CHECK(error_of(minimal_with("\"exclusive\"", "\"shared\"")) ==
+        "mode: must be \"exclusive\" or \"colocated\", got \"shared\"");
+  CHECK(error_of(minimal_with("\"exclusive\"", "\"colocated\"")) ==
+        "models: colocated mode needs exactly 2 models, got 1");
   CHECK(error_of(minimal_with("\"gate_us\"", "\"gate_ms\"")) == "models[0].layers[0].gate_ms: unknown field");
-  CHECK(error_of(minimal_with("\"gate_us\": 5", "\"gate_us\": -5")) == "models[0].layers[0].gate_us: must be >= 0, got -5");
-  CHECK(error_of(minimal_with("\"phase_latency_us\": 0", "\"phase_latency_us\": -1")) == "phase_latency_us: must be in [0, 1e+06], got -1");
+  CHECK(error_of(minimal_with("\"gate_us\": 5", "\"gate_us\": -5")) ==
+        "models[0].layers[0].gate_us: must be >= 0, got -5");
+  CHECK(error_of(minimal_with("\"phase_latency_us\": 0", "\"phase_latency_us\": -1")) ==
+        "phase_latency_us: must be in [0, 1e+06], got -1");
   CHECK(error_of(R"({"mode": "exclusive", "gpus": [], "models": []})") == "gpus: must list at least one GPU, got []");
-  CHECK(error_of(minimal_with("\"gate_us\": 5,", "\"gate_us\": 5, \"x\": 1,")) == "models[0].layers[0].x: unknown field");
+  CHECK(error_of(minimal_with("\"gate_us\": 5,", "\"gate_us\": 5, \"x\": 1,")) ==
+        "models[0].layers[0].x: unknown field");
   CHECK(error_of(minimal_with("\"mode\": \"exclusive\",", "")) == "mode: is required");
-  CHECK(error_of("{\"mode\": ") .rfind("scenario: invalid JSON", 0) == 0);
+  CHECK(error_of("{\"mode\": ").rfind("scenario: invalid JSON", 0) == 0);
 }
 
 TEST_CASE("models that do not fit in memory are rejected") {

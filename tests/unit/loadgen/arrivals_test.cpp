@@ -166,10 +166,12 @@ TEST_CASE("arrivals follow a schedule of steps and ramps, then stop") {
   c.schedule = *RateSchedule::parse("5@20s,5->25@20s,0@10s,10@20s");
   c.seed = 5;
   const auto times = draw(c, 100000);
-  auto within = [](int64_t count, double expected) { return std::abs(static_cast<double>(count) - expected) <= 4 * std::sqrt(expected); };
+  auto within = [](int64_t count, double expected) {
+    return std::abs(static_cast<double>(count) - expected) <= 4 * std::sqrt(expected);
+  };
   CHECK(within(count_in(times, 0, 20), 100));
-  CHECK(within(count_in(times, 20, 30), 100));   // 5 -> 15 req/s over 10 s
-  CHECK(within(count_in(times, 30, 40), 200));   // 15 -> 25 req/s over 10 s
+  CHECK(within(count_in(times, 20, 30), 100));  // 5 -> 15 req/s over 10 s
+  CHECK(within(count_in(times, 30, 40), 200));  // 15 -> 25 req/s over 10 s
   CHECK(count_in(times, 40, 50) == 0);
   CHECK(within(count_in(times, 50, 70), 200));
   CHECK(times.back() < 70);

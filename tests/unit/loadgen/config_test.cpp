@@ -40,14 +40,45 @@ TEST_CASE("defaults follow vllm bench serve") {
 }
 
 TEST_CASE("a vLLM command line carries over") {
-  const LoadgenConfig c = config_of({"--backend", "openai-chat", "--base-url", "http://10.0.0.5:9000", "--endpoint",
-                                     "/v1/chat/completions", "--model", "mixtral", "--num-prompts", "200",
-                                     "--request-rate", "12.5", "--burstiness", "0.5", "--max-concurrency", "64",
-                                     "--goodput", "ttft:200", "tpot:50", "--percentile-metrics", "ttft,tpot,itl,e2el",
-                                     "--metric-percentiles", "25,50,99.9", "--dataset-name", "random",
-                                     "--random-input-len", "512", "--random-output-len", "64", "--random-range-ratio",
-                                     "0.2", "--seed", "7", "--ignore-eos", "--save-result", "--result-dir", "/tmp",
-                                     "--result-filename", "x.json"});
+  const LoadgenConfig c = config_of({"--backend",
+                                     "openai-chat",
+                                     "--base-url",
+                                     "http://10.0.0.5:9000",
+                                     "--endpoint",
+                                     "/v1/chat/completions",
+                                     "--model",
+                                     "mixtral",
+                                     "--num-prompts",
+                                     "200",
+                                     "--request-rate",
+                                     "12.5",
+                                     "--burstiness",
+                                     "0.5",
+                                     "--max-concurrency",
+                                     "64",
+                                     "--goodput",
+                                     "ttft:200",
+                                     "tpot:50",
+                                     "--percentile-metrics",
+                                     "ttft,tpot,itl,e2el",
+                                     "--metric-percentiles",
+                                     "25,50,99.9",
+                                     "--dataset-name",
+                                     "random",
+                                     "--random-input-len",
+                                     "512",
+                                     "--random-output-len",
+                                     "64",
+                                     "--random-range-ratio",
+                                     "0.2",
+                                     "--seed",
+                                     "7",
+                                     "--ignore-eos",
+                                     "--save-result",
+                                     "--result-dir",
+                                     "/tmp",
+                                     "--result-filename",
+                                     "x.json"});
   CHECK(c.backend == Backend::kOpenAIChat);
   CHECK(c.api == ApiKind::kChat);
   CHECK(c.target.host == "10.0.0.5");
@@ -96,7 +127,8 @@ TEST_CASE("bad flags are rejected with the flag and the value named") {
   CHECK_THAT(error_of({"--request-rate", "-2"}), Catch::Contains("--request-rate"));
   CHECK_THAT(error_of({"--burstiness", "0"}), Catch::Contains("--burstiness"));
   CHECK_THAT(error_of({"--num-prompts", "0"}), Catch::Contains("--num-prompts"));
-  CHECK_THAT(error_of({"--random-range-ratio", "1.5"}), Catch::Contains("--random-range-ratio") && Catch::Contains("1.5"));
+  CHECK_THAT(error_of({"--random-range-ratio", "1.5"}),
+             Catch::Contains("--random-range-ratio") && Catch::Contains("1.5"));
   CHECK_THAT(error_of({"--goodput", "ttft:x"}), Catch::Contains("--goodput"));
   CHECK_THAT(error_of({"--percentile-metrics", "ttft,foo"}), Catch::Contains("foo"));
   CHECK_THAT(error_of({"--metric-percentiles", "100"}), Catch::Contains("--metric-percentiles"));

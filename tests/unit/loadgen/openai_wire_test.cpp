@@ -81,13 +81,15 @@ TEST_CASE("parse_stream_chunk reads content, role-only, finish and usage chunks"
   CHECK(*finish->finish_reason == "stop");
   CHECK_FALSE(finish->completion_tokens.has_value());
 
-  auto usage = parse_stream_chunk(R"({"choices":[],"usage":{"prompt_tokens":21,"completion_tokens":2,"total_tokens":23}})");
+  auto usage =
+      parse_stream_chunk(R"({"choices":[],"usage":{"prompt_tokens":21,"completion_tokens":2,"total_tokens":23}})");
   REQUIRE(usage.ok());
   CHECK_FALSE(usage->has_choices);
   CHECK(*usage->prompt_tokens == 21);
   CHECK(*usage->completion_tokens == 2);
 
-  auto text = parse_stream_chunk(R"({"object":"text_completion","choices":[{"index":0,"text":" Paris","finish_reason":null}]})");
+  auto text = parse_stream_chunk(
+      R"({"object":"text_completion","choices":[{"index":0,"text":" Paris","finish_reason":null}]})");
   REQUIRE(text.ok());
   CHECK(text->text == " Paris");
 
@@ -97,7 +99,8 @@ TEST_CASE("parse_stream_chunk reads content, role-only, finish and usage chunks"
 }
 
 TEST_CASE("in-stream errors are recognised in every shape servers use") {
-  auto nested = parse_stream_chunk(R"({"error":{"message":"boom","type":"InternalServerError","param":null,"code":500}})");
+  auto nested =
+      parse_stream_chunk(R"({"error":{"message":"boom","type":"InternalServerError","param":null,"code":500}})");
   REQUIRE(nested.ok());
   REQUIRE(nested->error.has_value());
   CHECK(nested->error->message == "boom");
@@ -140,7 +143,8 @@ TEST_CASE("parse_ws_message reads chunk, done, error and created messages") {
   CHECK(*done->completion_tokens == 9);
   CHECK(*done->prompt_tokens == 3);
 
-  auto error = parse_ws_message(R"({"type":"error","id":"r2","error":{"message":"full","type":"server_overloaded","code":503}})");
+  auto error = parse_ws_message(
+      R"({"type":"error","id":"r2","error":{"message":"full","type":"server_overloaded","code":503}})");
   REQUIRE(error.ok());
   CHECK(error->type == WsMessage::Type::kError);
   CHECK(error->id == "r2");

@@ -27,12 +27,11 @@ TEST_CASE("parse_prometheus_text reads names, labels and values, skipping what i
 }
 
 TEST_CASE("extract_aurora_gauges picks the plan version and per-layer balance") {
-  const auto snap = extract_aurora_gauges(parse_prometheus_text(
-                                              "aurora:plan_version 7\n"
-                                              "aurora:expert_load_balance{layer=\"2\"} 1.5\n"
-                                              "aurora:expert_load_balance{layer=\"0\"} 1.0\n"
-                                              "aurora:expert_load_balance{layer=\"x\"} 9\n"
-                                              "aurora:expert_load_balance 9\n"),
+  const auto snap = extract_aurora_gauges(parse_prometheus_text("aurora:plan_version 7\n"
+                                                                "aurora:expert_load_balance{layer=\"2\"} 1.5\n"
+                                                                "aurora:expert_load_balance{layer=\"0\"} 1.0\n"
+                                                                "aurora:expert_load_balance{layer=\"x\"} 9\n"
+                                                                "aurora:expert_load_balance 9\n"),
                                           12.5);
   CHECK(snap.t_s == 12.5);
   CHECK(*snap.plan_version == 7);

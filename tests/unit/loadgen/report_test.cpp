@@ -52,13 +52,47 @@ TEST_CASE("the result JSON uses vLLM's field names and adds ours") {
   const Summary s = summarize(run.records, run.duration_s, {}, run.config.metric_percentiles);
   const auto series = per_second_series(run.records, run.duration_s);
   const boost::json::object j = make_result_json(run, s, series);
-  for (const char* key :
-       {"date", "backend", "model_id", "num_prompts", "request_rate", "burstiness", "max_concurrency", "duration",
-        "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput", "request_goodput",
-        "output_throughput", "total_token_throughput", "max_output_tokens_per_s", "max_concurrent_requests",
-        "mean_ttft_ms", "median_ttft_ms", "std_ttft_ms", "p50_ttft_ms", "p90_ttft_ms", "p95_ttft_ms", "p99_ttft_ms",
-        "mean_tpot_ms", "p99_tpot_ms", "mean_itl_ms", "p99_itl_ms", "mean_e2el_ms", "p99_e2el_ms", "failures_by_reason",
-        "time_series", "aurora_metrics", "loadgen", "input_lens", "output_lens", "ttfts", "itls", "errors", "gpu"}) {
+  for (const char* key : {"date",
+                          "backend",
+                          "model_id",
+                          "num_prompts",
+                          "request_rate",
+                          "burstiness",
+                          "max_concurrency",
+                          "duration",
+                          "completed",
+                          "failed",
+                          "total_input_tokens",
+                          "total_output_tokens",
+                          "request_throughput",
+                          "request_goodput",
+                          "output_throughput",
+                          "total_token_throughput",
+                          "max_output_tokens_per_s",
+                          "max_concurrent_requests",
+                          "mean_ttft_ms",
+                          "median_ttft_ms",
+                          "std_ttft_ms",
+                          "p50_ttft_ms",
+                          "p90_ttft_ms",
+                          "p95_ttft_ms",
+                          "p99_ttft_ms",
+                          "mean_tpot_ms",
+                          "p99_tpot_ms",
+                          "mean_itl_ms",
+                          "p99_itl_ms",
+                          "mean_e2el_ms",
+                          "p99_e2el_ms",
+                          "failures_by_reason",
+                          "time_series",
+                          "aurora_metrics",
+                          "loadgen",
+                          "input_lens",
+                          "output_lens",
+                          "ttfts",
+                          "itls",
+                          "errors",
+                          "gpu"}) {
     INFO(key);
     CHECK(j.contains(key));
   }
@@ -99,7 +133,7 @@ TEST_CASE("the SVG is self-contained and marks plan changes and mix phases") {
   CHECK_THAT(svg, Catch::Contains("plan v2"));
   CHECK_THAT(svg, Catch::Contains("phase 2"));
   CHECK_THAT(svg, Catch::Contains("Expert load balance"));
-  CHECK_THAT(svg, Catch::Contains("m&lt;1&gt;"));          // escaped
+  CHECK_THAT(svg, Catch::Contains("m&lt;1&gt;"));  // escaped
   CHECK_THAT(svg, Catch::Contains("random &amp; more"));
   CHECK(svg.find("<script") == std::string::npos);
   CHECK(svg.find("href") == std::string::npos);

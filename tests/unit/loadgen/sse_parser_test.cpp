@@ -55,8 +55,10 @@ TEST_CASE("SseParser gives the same events however the bytes are split") {
 TEST_CASE("SseParser accepts \\r\\n and lone \\r line ends, even with \\r and \\n in different reads") {
   std::string crlf;
   for (char c : kStream) {
-    if (c == '\n') crlf += "\r\n";
-    else crlf += c;
+    if (c == '\n')
+      crlf += "\r\n";
+    else
+      crlf += c;
   }
   for (size_t split = 1; split < crlf.size(); ++split) {
     SseParser p;
@@ -71,7 +73,8 @@ TEST_CASE("SseParser accepts \\r\\n and lone \\r line ends, even with \\r and \\
 
 TEST_CASE("SseParser joins multi-line data and follows the field rules") {
   SseParser p;
-  auto ev = feed_all(p, {"data: line one\ndata:line two\ndata\n\n", "id: 7\nretry: 10\nfoo: bar\ndata:  two spaces\n\n"});
+  auto ev =
+      feed_all(p, {"data: line one\ndata:line two\ndata\n\n", "id: 7\nretry: 10\nfoo: bar\ndata:  two spaces\n\n"});
   REQUIRE(ev.size() == 2);
   CHECK(ev[0].data == "line one\nline two\n");
   CHECK(ev[1].data == " two spaces");  // only one leading space is dropped

@@ -65,7 +65,7 @@ TEST_CASE("estimate_tokens approximates BPE counts") {
   CHECK(estimate_tokens("internationalization") == 4);  // 20 letters: one token per 6
   CHECK(estimate_tokens("12345678") == 3);              // digits in groups of 3
   CHECK(estimate_tokens("f(x);") == 5);
-  CHECK(estimate_tokens("a\n    b") == 3);              // indentation is a token
+  CHECK(estimate_tokens("a\n    b") == 3);  // indentation is a token
 }
 
 TEST_CASE("LengthRange draws within vLLM's range ratio") {
@@ -178,12 +178,17 @@ TEST_CASE("the synthetic chat dataset builds system + user conversations of each
 }
 
 TEST_CASE("prompt files accept prompt, messages and ShareGPT shapes") {
-  const std::string path = temp_file("shapes.jsonl",
-      R"({"prompt": "Tell me a joke.", "max_tokens": 12, "kind": "jokes"})" "\n"
+  const std::string path = temp_file(
+      "shapes.jsonl",
+      R"({"prompt": "Tell me a joke.", "max_tokens": 12, "kind": "jokes"})"
       "\n"
-      R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]})" "\n"
-      R"({"conversations": [{"from": "human", "value": "What is 2+2?"}, {"from": "gpt", "value": "It is four, of course."}]})" "\n"
-      R"({"conversations": [{"from": "gpt", "value": "no question here"}]})" "\n");
+      "\n"
+      R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]})"
+      "\n"
+      R"({"conversations": [{"from": "human", "value": "What is 2+2?"}, {"from": "gpt", "value": "It is four, of course."}]})"
+      "\n"
+      R"({"conversations": [{"from": "gpt", "value": "no question here"}]})"
+      "\n");
   int64_t skipped = -1;
   auto entries = load_prompt_file(path, &skipped);
   REQUIRE(entries.ok());
@@ -199,7 +204,8 @@ TEST_CASE("prompt files accept prompt, messages and ShareGPT shapes") {
   CHECK((*entries)[2].messages[0].role == "user");
   CHECK((*entries)[2].max_tokens == estimate_tokens("It is four, of course."));
 
-  const std::string array_path = temp_file("array.json",
+  const std::string array_path = temp_file(
+      "array.json",
       R"([{"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}, {"prompt": "c"}])");
   auto array = load_prompt_file(array_path);
   REQUIRE(array.ok());
@@ -215,7 +221,8 @@ TEST_CASE("prompt files accept prompt, messages and ShareGPT shapes") {
 }
 
 TEST_CASE("prompt file errors name the file, the line and the field") {
-  const std::string path = temp_file("bad.jsonl", "{\"prompt\": \"ok\"}\n{\"messages\": [{\"role\": \"user\", \"content\": 5}]}\n");
+  const std::string path =
+      temp_file("bad.jsonl", "{\"prompt\": \"ok\"}\n{\"messages\": [{\"role\": \"user\", \"content\": 5}]}\n");
   auto bad = load_prompt_file(path);
   REQUIRE_FALSE(bad.ok());
   CHECK_THAT(bad.error().message, Catch::Contains("bad.jsonl:2") && Catch::Contains("messages[0].content"));

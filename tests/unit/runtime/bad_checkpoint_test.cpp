@@ -1,10 +1,10 @@
 // Broken checkpoints fail with an Error that names the file, the tensor or the field, and never
 // crash: missing tensor, wrong shape, truncated file, bad header, unknown architecture,
 // unsupported dtype, missing files.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "checkpoint/checkpoint.hpp"
 #include "model/model.hpp"
@@ -28,8 +28,8 @@ std::map<std::string, RawTensor> read_tensors(const std::string& file) {
   REQUIRE(st.ok());
   std::map<std::string, RawTensor> out;
   for (const auto& [name, info] : st->tensors()) {
-    out[name] = RawTensor{info.dtype_name, info.shape,
-                          std::string(reinterpret_cast<const char*>(info.data), info.num_bytes)};
+    out[name] =
+        RawTensor{info.dtype_name, info.shape, std::string(reinterpret_cast<const char*>(info.data), info.num_bytes)};
   }
   return out;
 }
@@ -44,7 +44,8 @@ void write_safetensors(const std::string& file, const std::map<std::string, RawT
       if (i) header += ',';
       header += std::to_string(t.shape[i]);
     }
-    header += "],\"data_offsets\":[" + std::to_string(data.size()) + "," + std::to_string(data.size() + t.bytes.size()) + "]}";
+    header += "],\"data_offsets\":[" + std::to_string(data.size()) + "," +
+              std::to_string(data.size() + t.bytes.size()) + "]}";
     data += t.bytes;
   }
   header += "}";

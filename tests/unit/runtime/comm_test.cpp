@@ -42,8 +42,9 @@ void run_exchange(int32_t n, const std::vector<std::vector<int32_t>>& rows, bool
     }
     for (int32_t s = 0; s < n; ++s) ro[size_t(s) + 1] = ro[size_t(s)] + int64_t{rows[size_t(s)][size_t(r)]} * 4;
     recv.assign(size_t(ro[size_t(n)]), 0);
-    comm->all_to_all_v(r, AllToAllBuffers{reinterpret_cast<const std::byte*>(send.data()), so.data(),
-                                          reinterpret_cast<std::byte*>(recv.data()), ro.data()},
+    comm->all_to_all_v(r,
+                       AllToAllBuffers{reinterpret_cast<const std::byte*>(send.data()), so.data(),
+                                       reinterpret_cast<std::byte*>(recv.data()), ro.data()},
                        plan, *stream);
     for (int32_t s = 0; s < n; ++s) {
       for (int32_t i = 0; i < rows[size_t(s)][size_t(r)]; ++i) {

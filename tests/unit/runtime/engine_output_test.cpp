@@ -1,9 +1,9 @@
 // What comes out of the engine: stop strings (with hold-back), stop token ids, ignore_eos, the
 // HF fixtures through the whole engine, prompt logits, and the embedded model's structured router.
+#include <unistd.h>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "aurora/config/json.hpp"
 #include "engine_test_support.hpp"
@@ -188,7 +188,8 @@ TEST_CASE("the structured router: prose, code and digits load different experts"
     for (double v : a[l].expert_load) ta += v;
     for (double v : b[l].expert_load) tb += v;
     double tvd = 0;
-    for (size_t x = 0; x < a[l].expert_load.size(); ++x) tvd += std::fabs(a[l].expert_load[x] / ta - b[l].expert_load[x] / tb);
+    for (size_t x = 0; x < a[l].expert_load.size(); ++x)
+      tvd += std::fabs(a[l].expert_load[x] / ta - b[l].expert_load[x] / tb);
     tvd /= 2;
     CHECK(tvd > 0.5);  // most of the load moved to other experts
     // Digit traffic: the digit class's own experts are the hottest.

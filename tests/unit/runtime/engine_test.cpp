@@ -37,11 +37,22 @@ Run generate(Engine& e, GenerationRequest r) {
   return run;
 }
 
-const std::vector<std::string> kPrompts = {
-    "The keeper climbed the stairs", "int main() { return 0; }", "12 + 30 = 42\n7 * 8 =",
-    "She opened the letter", "def fibonacci(n):", "2024-03-15 1250 3.14", "Good software is written",
-    "for (size_t i = 0; i < n; ++i)", "0.001 0.01 0.1 1 10", "When the library opened", "class Cache:",
-    "+1 555 0100 08:30", "It was late in the autumn", "struct Request {", "144 / 12 = 12", "The river had risen"};
+const std::vector<std::string> kPrompts = {"The keeper climbed the stairs",
+                                           "int main() { return 0; }",
+                                           "12 + 30 = 42\n7 * 8 =",
+                                           "She opened the letter",
+                                           "def fibonacci(n):",
+                                           "2024-03-15 1250 3.14",
+                                           "Good software is written",
+                                           "for (size_t i = 0; i < n; ++i)",
+                                           "0.001 0.01 0.1 1 10",
+                                           "When the library opened",
+                                           "class Cache:",
+                                           "+1 555 0100 08:30",
+                                           "It was late in the autumn",
+                                           "struct Request {",
+                                           "144 / 12 = 12",
+                                           "The river had risen"};
 
 }  // namespace
 

@@ -38,7 +38,8 @@ struct Harness {
   std::vector<float> prompt_logits(const std::vector<int32_t>& prompt, int32_t chunk, int32_t rank = 0) {
     const int32_t V = exec->model().config.vocab_size;
     std::vector<int32_t> table;
-    REQUIRE(allocators[size_t(rank)].allocate(blocks_for_tokens(int64_t(prompt.size()), exec->options().kv_block_size), table));
+    REQUIRE(allocators[size_t(rank)].allocate(blocks_for_tokens(int64_t(prompt.size()), exec->options().kv_block_size),
+                                              table));
     std::vector<float> out;
     for (int32_t start = 0; start < int32_t(prompt.size()); start += chunk) {
       StepBatch b;

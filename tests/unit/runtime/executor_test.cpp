@@ -85,7 +85,8 @@ TEST_CASE("a sequence's logits do not depend on the other sequences of the step"
   REQUIRE(h.allocators[0].allocate(4, tb));
   REQUIRE(h.allocators[1].allocate(2, tc));
   StepBatch batch;
-  auto chunk = [](int32_t rank, const std::vector<int32_t>& p, const std::vector<int32_t>& t, LogitsMode mode, int32_t row) {
+  auto chunk = [](int32_t rank, const std::vector<int32_t>& p, const std::vector<int32_t>& t, LogitsMode mode,
+                  int32_t row) {
     SequenceChunk s;
     s.rank = rank;
     s.tokens = p.data();

@@ -82,7 +82,8 @@ TEST_CASE("the fixtures cover every layout the loader must read", "[hf]") {
     archs.insert(e.architecture);
     sharded = sharded || e.sharded;
   }
-  CHECK(archs == std::set<std::string>{"MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "OlmoeForCausalLM"});
+  CHECK(archs ==
+        std::set<std::string>{"MixtralForCausalLM", "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM", "OlmoeForCausalLM"});
   CHECK(dtypes == std::set<std::string>{"float32", "bfloat16", "float16"});
   CHECK(formats == std::set<std::string>{"hub", "fused"});
   CHECK(rope_forms == std::set<std::string>{"rope_parameters", "rope_theta"});

@@ -33,7 +33,8 @@ TEST_CASE("matching plans meet the homogeneous bound exactly on thousands of ran
   // Above 64 GPUs the decomposer's support bitsets take several words per row.
   const std::vector<int> sizes = {2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 24, 32, 48, 64, 65, 97};
   int checked = 0;
-  for (TrafficKind kind : {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kSparse, TrafficKind::kHotReceiver}) {
+  for (TrafficKind kind :
+       {TrafficKind::kUniform, TrafficKind::kZipf, TrafficKind::kSparse, TrafficKind::kHotReceiver}) {
     for (int n : sizes) {
       const int reps = n <= 8 ? 120 : n <= 16 ? 40 : n <= 32 ? 10 : n <= 64 ? 4 : 1;
       // 1 byte per second: the bound in seconds is the heaviest port's byte count, exactly.
@@ -68,7 +69,11 @@ TEST_CASE("every strategy's plan passes the checker, homogeneous and heterogeneo
     for (bool hetero : {false, true}) {
       Cluster cluster = Cluster::homogeneous(n, 100);
       if (hetero)
-        for (int g = 0; g < n; ++g) cluster.gpus[static_cast<size_t>(g)] = GpuSpec::from_gbps(g % 4 == 0 ? 100 : g % 4 == 1 ? 80 : g % 4 == 2 ? 50 : 40);
+        for (int g = 0; g < n; ++g)
+          cluster.gpus[static_cast<size_t>(g)] = GpuSpec::from_gbps(g % 4 == 0   ? 100
+                                                                    : g % 4 == 1 ? 80
+                                                                    : g % 4 == 2 ? 50
+                                                                                 : 40);
       for (int r = 0; r < 10; ++r) {
         TrafficMatrix t = random_traffic(rng, n, static_cast<TrafficKind>(r % 4));
         for (int s = 0; s < kNumOrderStrategies; ++s) {
@@ -96,7 +101,8 @@ TEST_CASE("heterogeneous matching plans meet the matching bound (one peer at a t
   AllToAllPlanner planner;
   for (int n : {2, 4, 8, 16, 70}) {
     Cluster cluster;
-    for (int g = 0; g < n; ++g) cluster.gpus.push_back(GpuSpec::from_gbps(g % 4 == 0 ? 100 : g % 4 == 1 ? 80 : g % 4 == 2 ? 50 : 40));
+    for (int g = 0; g < n; ++g)
+      cluster.gpus.push_back(GpuSpec::from_gbps(g % 4 == 0 ? 100 : g % 4 == 1 ? 80 : g % 4 == 2 ? 50 : 40));
     for (int r = 0; r < (n <= 16 ? 30 : 4); ++r) {
       TrafficMatrix t = random_traffic(rng, n, static_cast<TrafficKind>(r % 4));
       const auto& plan = planner.plan(t, cluster, forced(OrderStrategy::kMatching));
@@ -124,7 +130,8 @@ TEST_CASE("the chosen plan is never predicted slower than any baseline, at any l
         o.evaluate_all = true;
         const TransmissionPlan all = planner.plan(t, cluster, o);
         for (int s = 0; s < kNumOrderStrategies; ++s) {
-          INFO("n=" << n << " latency=" << latency << " scale=" << scale << " vs " << order_strategy_name(static_cast<OrderStrategy>(s)));
+          INFO("n=" << n << " latency=" << latency << " scale=" << scale << " vs "
+                    << order_strategy_name(static_cast<OrderStrategy>(s)));
           const double c = all.candidate_makespan_s[static_cast<size_t>(s)];
           REQUIRE(c == c);  // evaluated
           CHECK(chosen.makespan_s <= c * (1 + 1e-9));
@@ -153,7 +160,8 @@ TEST_CASE("above the truncation cap, the chosen plan is still never predicted sl
       o.evaluate_all = true;
       const TransmissionPlan all = planner.plan(t, cluster, o);
       for (int s = 0; s < kNumOrderStrategies; ++s) {
-        INFO("hetero=" << hetero << " latency=" << latency << " vs " << order_strategy_name(static_cast<OrderStrategy>(s)));
+        INFO("hetero=" << hetero << " latency=" << latency << " vs "
+                       << order_strategy_name(static_cast<OrderStrategy>(s)));
         CHECK(chosen.makespan_s <= all.candidate_makespan_s[static_cast<size_t>(s)] * (1 + 1e-9));
       }
     }
@@ -166,8 +174,10 @@ TEST_CASE("above the truncation cap, the chosen plan is still never predicted sl
     o.phase_latency_s = latency;
     const TransmissionPlan& p = planner.plan(t, Cluster::homogeneous(n, 100), o);
     REQUIRE(check_plan(p, t) == "");
-    if (p.strategy == OrderStrategy::kMatching || p.strategy == OrderStrategy::kMatchingTruncated) CHECK(p.num_phases() <= 6);
-    const TransmissionPlan& q = planner.plan(t, Cluster::homogeneous(n, 100), forced(OrderStrategy::kMatchingTruncated, latency));
+    if (p.strategy == OrderStrategy::kMatching || p.strategy == OrderStrategy::kMatchingTruncated)
+      CHECK(p.num_phases() <= 6);
+    const TransmissionPlan& q =
+        planner.plan(t, Cluster::homogeneous(n, 100), forced(OrderStrategy::kMatchingTruncated, latency));
     REQUIRE(check_plan(q, t) == "");
   }
 }
@@ -218,7 +228,8 @@ TEST_CASE("colocated plans carry both models' traffic and name the model of ever
       CHECK(saw_b);
       TrafficMatrix sum = a;
       sum += b;
-      if (s == static_cast<int>(OrderStrategy::kMatching)) CHECK(plan.makespan_s == Approx(all_to_all_lower_bound_s(sum, cluster)));
+      if (s == static_cast<int>(OrderStrategy::kMatching))
+        CHECK(plan.makespan_s == Approx(all_to_all_lower_bound_s(sum, cluster)));
     }
   }
 }

@@ -17,7 +17,8 @@ namespace {
 
 // Aggregated dispatch time of a homogeneous colocated layer when a's expert i shares a GPU with b's
 // expert pair[i] (the objective of the paper's §6.2), computed from scratch.
-double aggregated_dispatch_s(const LayerStats& a, const LayerStats& b, const std::vector<int32_t>& pair, const Cluster& c) {
+double aggregated_dispatch_s(const LayerStats& a, const LayerStats& b, const std::vector<int32_t>& pair,
+                             const Cluster& c) {
   const int n = a.num_experts;
   std::vector<int32_t> gpu_of_b(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) gpu_of_b[static_cast<size_t>(pair[static_cast<size_t>(i)])] = i;
@@ -89,15 +90,17 @@ TEST_CASE("colocated homogeneous: Aurora's pairing equals the exhaustive optimum
     const Cluster cluster = Cluster::homogeneous(n, 100);
     for (bool symmetric : {true, false}) {  // Case I (sort) and Case II (bottleneck matching)
       for (int r = 0; r < (n == 8 ? 6 : 15); ++r) {
-        std::vector<ModelStats> models{random_model(rng, "a", n, 1, 1.3, symmetric), random_model(rng, "b", n, 1, 0.7, symmetric)};
+        std::vector<ModelStats> models{random_model(rng, "a", n, 1, 1.3, symmetric),
+                                       random_model(rng, "b", n, 1, 0.7, symmetric)};
         DeploymentOptions o;
         o.mode = DeploymentMode::kColocated;
         o.consider_packing = false;  // the pairing space, where the exhaustive search looks
-        o.local_search = false;  // the paper's algorithm alone
+        o.local_search = false;      // the paper's algorithm alone
         auto d = plan_deployment(models, cluster, o);
         REQUIRE(d.ok());
         REQUIRE(is_permutation_deployment(*d, n));
-        const double aurora = aggregated_dispatch_s(models[0].layers[0], models[1].layers[0], pairing_of(*d, 0, n), cluster);
+        const double aurora =
+            aggregated_dispatch_s(models[0].layers[0], models[1].layers[0], pairing_of(*d, 0, n), cluster);
         std::vector<int32_t> p(static_cast<size_t>(n));
         std::iota(p.begin(), p.end(), 0);
         double best = 1e300;
@@ -110,7 +113,8 @@ TEST_CASE("colocated homogeneous: Aurora's pairing equals the exhaustive optimum
         auto full = plan_deployment(models, cluster, o);
         auto opt = exhaustive_deployment(models, cluster, DeploymentMode::kColocated);
         REQUIRE(opt.ok());
-        CHECK(deployment_cost_s(models, *full, cluster, DeploymentMode::kColocated) == Approx(opt->cost_s).epsilon(1e-9));
+        CHECK(deployment_cost_s(models, *full, cluster, DeploymentMode::kColocated) ==
+              Approx(opt->cost_s).epsilon(1e-9));
         ++instances;
       }
     }
@@ -118,7 +122,9 @@ TEST_CASE("colocated homogeneous: Aurora's pairing equals the exhaustive optimum
   CHECK(instances == 72);
 }
 
-TEST_CASE("exclusive: identity is optimal on homogeneous GPUs; Thm 5.1 + swaps is optimal on the paper's heterogeneous GPUs") {
+TEST_CASE(
+    "exclusive: identity is optimal on homogeneous GPUs; Thm 5.1 + swaps is optimal on the paper's heterogeneous "
+    "GPUs") {
   std::mt19937_64 rng(31);
   for (bool hetero : {false, true}) {
     const int n = 8;
@@ -133,8 +139,9 @@ TEST_CASE("exclusive: identity is optimal on homogeneous GPUs; Thm 5.1 + swaps i
       REQUIRE(opt.ok());
       const double aurora = deployment_cost_s(models, *d, cluster, DeploymentMode::kExclusive);
       CHECK(aurora == Approx(opt->cost_s).epsilon(1e-9));
-      CHECK(opt->cost_s <= deployment_cost_s(models, random_deployment(models, cluster, DeploymentMode::kExclusive, r), cluster,
-                                             DeploymentMode::kExclusive) * (1 + 1e-12));
+      CHECK(opt->cost_s <= deployment_cost_s(models, random_deployment(models, cluster, DeploymentMode::kExclusive, r),
+                                             cluster, DeploymentMode::kExclusive) *
+                               (1 + 1e-12));
     }
   }
 }
@@ -167,8 +174,10 @@ TEST_CASE("colocated heterogeneous: heuristic / exhaustive optimum ratio (report
     max_paper = std::max(max_paper, rp);
     max_aurora = std::max(max_aurora, ra);
   }
-  std::printf("[colocated heterogeneous, n=%d, %d instances] heuristic/optimum: two-step matchings avg %.4f max %.4f; "
-              "with local search avg %.4f max %.4f\n", n, runs, sum_paper / runs, max_paper, sum_aurora / runs, max_aurora);
+  std::printf(
+      "[colocated heterogeneous, n=%d, %d instances] heuristic/optimum: two-step matchings avg %.4f max %.4f; "
+      "with local search avg %.4f max %.4f\n",
+      n, runs, sum_paper / runs, max_paper, sum_aurora / runs, max_aurora);
   CHECK(sum_aurora / runs < 1.03);
 }
 

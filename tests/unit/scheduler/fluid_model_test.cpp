@@ -44,7 +44,8 @@ std::vector<double> reference_rates(const std::vector<RefFlow>& flows, const Clu
       }
     double delta = kInf;
     for (int p = 0; p < 2 * n; ++p)
-      if (k[static_cast<size_t>(p)] > 0) delta = std::min(delta, res[static_cast<size_t>(p)] / k[static_cast<size_t>(p)]);
+      if (k[static_cast<size_t>(p)] > 0)
+        delta = std::min(delta, res[static_cast<size_t>(p)] / k[static_cast<size_t>(p)]);
     if (delta == kInf) break;
     for (size_t f = 0; f < flows.size(); ++f)
       if (!frozen[f]) {
@@ -54,7 +55,8 @@ std::vector<double> reference_rates(const std::vector<RefFlow>& flows, const Clu
       }
     for (size_t f = 0; f < flows.size(); ++f) {
       const int s = flows[f].src, r = n + flows[f].dst;
-      if (res[static_cast<size_t>(s)] <= 1e-12 * port_cap(c, s) || res[static_cast<size_t>(r)] <= 1e-12 * port_cap(c, r))
+      if (res[static_cast<size_t>(s)] <= 1e-12 * port_cap(c, s) ||
+          res[static_cast<size_t>(r)] <= 1e-12 * port_cap(c, r))
         frozen[f] = true;
     }
   }
@@ -117,7 +119,8 @@ double reference_streams(const std::vector<std::vector<RefFlow>>& queues, const 
       std::vector<size_t> at;
       for (size_t f = 0; f < active.size(); ++f)
         if (active[f].dst == j) at.push_back(f);
-      std::sort(at.begin(), at.end(), [&](size_t a, size_t b) { return port_cap(c, active[a].src) < port_cap(c, active[b].src); });
+      std::sort(at.begin(), at.end(),
+                [&](size_t a, size_t b) { return port_cap(c, active[a].src) < port_cap(c, active[b].src); });
       double cap = port_cap(c, n + j);
       for (size_t k = 0; k < at.size(); ++k) {
         rate[at[k]] = std::min(cap / static_cast<double>(at.size() - k), port_cap(c, active[at[k]].src));
@@ -162,7 +165,8 @@ std::vector<Transfer> random_flows(std::mt19937_64& rng, int n, double density) 
   std::vector<Transfer> t;
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < n; ++j)
-      if (i != j && u(rng) < density) t.push_back(Transfer{i, j, equal ? 1 << 20 : 1 + static_cast<int64_t>(rng() % (1 << 20)), 0});
+      if (i != j && u(rng) < density)
+        t.push_back(Transfer{i, j, equal ? 1 << 20 : 1 + static_cast<int64_t>(rng() % (1 << 20)), 0});
   return t;
 }
 
@@ -180,7 +184,8 @@ TEST_CASE("water-filling gives the max-min rates of literal progressive filling"
   std::vector<double> rates;
   int checked = 0;
   for (int rep = 0; rep < 300; ++rep) {
-    const int n = rep < 280 ? 2 + static_cast<int>(rng() % 15) : 64 + static_cast<int>(rng() % 10);  // multi-word bitsets too
+    const int n =
+        rep < 280 ? 2 + static_cast<int>(rng() % 15) : 64 + static_cast<int>(rng() % 10);  // multi-word bitsets too
     const Cluster c = random_cluster(rng, n);
     const std::vector<Transfer> flows = random_flows(rng, n, rep % 3 == 0 ? 1.0 : rep % 3 == 1 ? 0.5 : 0.15);
     if (flows.empty()) continue;
@@ -304,10 +309,13 @@ TEST_CASE("stream simulation equals the every-receiver reference") {
     for (uint32_t k = 0; k < transfers.size(); ++k) queues[static_cast<size_t>(transfers[k].src_gpu)].push_back(k);
     // Put the duplicate right after its twin, as a plan of two models would.
     for (auto& q : queues)
-      std::stable_sort(q.begin(), q.end(), [&](uint32_t a, uint32_t b) { return transfers[a].dst_gpu < transfers[b].dst_gpu && rep % 3 == 0; });
+      std::stable_sort(q.begin(), q.end(), [&](uint32_t a, uint32_t b) {
+        return transfers[a].dst_gpu < transfers[b].dst_gpu && rep % 3 == 0;
+      });
     for (int g = 0; g < n; ++g)
       for (uint32_t k : queues[static_cast<size_t>(g)])
-        if (transfers[k].bytes > 0) ref[static_cast<size_t>(g)].push_back({g, transfers[k].dst_gpu, static_cast<double>(transfers[k].bytes)});
+        if (transfers[k].bytes > 0)
+          ref[static_cast<size_t>(g)].push_back({g, transfers[k].dst_gpu, static_cast<double>(transfers[k].bytes)});
     for (double latency : {0.0, 2e-6}) {
       INFO("rep " << rep << " n " << n << " latency " << latency);
       const double t = sim.streams_s(transfers, queues, c, latency);

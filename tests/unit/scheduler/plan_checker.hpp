@@ -23,7 +23,8 @@ inline std::string check_plan(const TransmissionPlan& plan, const std::vector<co
   // Phases partition the transfers, in order.
   size_t expect = 0;
   for (size_t k = 0; k < plan.phases.size(); ++k) {
-    if (plan.phases[k].first_transfer != expect) return "phase " + std::to_string(k) + " does not start where the previous ended";
+    if (plan.phases[k].first_transfer != expect)
+      return "phase " + std::to_string(k) + " does not start where the previous ended";
     if (plan.phases[k].num_transfers == 0) return "phase " + std::to_string(k) + " is empty";
     expect += plan.phases[k].num_transfers;
   }
@@ -58,8 +59,10 @@ inline std::string check_plan(const TransmissionPlan& plan, const std::vector<co
       for (const Transfer& t : plan.phase_transfers(k)) {
         int& d = dst_of[static_cast<size_t>(t.src_gpu)];
         int& s = src_of[static_cast<size_t>(t.dst_gpu)];
-        if (d >= 0 && d != t.dst_gpu) return "phase " + std::to_string(k) + ": GPU " + std::to_string(t.src_gpu) + " sends to two GPUs";
-        if (s >= 0 && s != t.src_gpu) return "phase " + std::to_string(k) + ": GPU " + std::to_string(t.dst_gpu) + " receives from two GPUs";
+        if (d >= 0 && d != t.dst_gpu)
+          return "phase " + std::to_string(k) + ": GPU " + std::to_string(t.src_gpu) + " sends to two GPUs";
+        if (s >= 0 && s != t.src_gpu)
+          return "phase " + std::to_string(k) + ": GPU " + std::to_string(t.dst_gpu) + " receives from two GPUs";
         d = t.dst_gpu;
         s = t.src_gpu;
       }
@@ -120,7 +123,9 @@ inline TrafficMatrix random_traffic(std::mt19937_64& rng, int n, TrafficKind kin
       switch (kind) {
         case TrafficKind::kUniform: v = bytes(rng); break;
         case TrafficKind::kZipf:
-        case TrafficKind::kDecode: v = static_cast<int64_t>(static_cast<double>(scale) * pop[static_cast<size_t>(j)] * (0.5 + unit(rng))); break;
+        case TrafficKind::kDecode:
+          v = static_cast<int64_t>(static_cast<double>(scale) * pop[static_cast<size_t>(j)] * (0.5 + unit(rng)));
+          break;
         case TrafficKind::kSparse: v = unit(rng) < 0.2 ? bytes(rng) : 0; break;
         case TrafficKind::kHotReceiver: v = j == hot ? scale * 4 + bytes(rng) : bytes(rng) / 8; break;
       }

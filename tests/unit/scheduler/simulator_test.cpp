@@ -41,11 +41,13 @@ TEST_CASE("exclusive layer: gate + dispatch + experts + combine + aggregation, m
   CHECK(r.gpu_utilization == Approx(36 / (2 * r.inference_time_s)));
   // The planned model with zero latency meets the same bound.
   CommModel planned;
-  CHECK(simulate(models, d, cluster, DeploymentMode::kExclusive, planned).inference_time_s == Approx(r.inference_time_s));
+  CHECK(simulate(models, d, cluster, DeploymentMode::kExclusive, planned).inference_time_s ==
+        Approx(r.inference_time_s));
   // Half speed on GPU 0 doubles its compute.
   Cluster slow = cluster;
   slow.gpus[0].compute_speed = 0.5;
-  CHECK(simulate(models, d, slow, DeploymentMode::kExclusive, bound()).inference_time_s == Approx(4 + 30 + 35 + 30 + 6));
+  CHECK(simulate(models, d, slow, DeploymentMode::kExclusive, bound()).inference_time_s ==
+        Approx(4 + 30 + 35 + 30 + 6));
 }
 
 TEST_CASE("colocated layer follows the staggered timeline (Table 2)") {
@@ -55,20 +57,21 @@ TEST_CASE("colocated layer follows the staggered timeline (Table 2)") {
   const double t = simulate(models, d, cluster, DeploymentMode::kColocated, bound()).inference_time_s;
   // By hand: Gb=1, Na=30, Fa=17.5, Nb=4 (aggregate Na+Nb: 34), Fb=max(5+4,4+7)=11, Ca=30,
   // Na+Nb+Ca: GPU0 sends 10+4+30=44 -> 44; Cb=4; all four: 48; Aa=3, Ab=1, Ga=2.
-  const double e_fa = std::max(1.0, 30.0) + 17.5;          // 47.5
-  const double e_nb = std::max(1.0 + 4, 34.0);             // 34
-  const double e_fb = std::max(e_fa, e_nb) + 11;           // 58.5
-  const double e_ca = std::max(e_fa + 30, 44.0);           // 77.5
-  const double e_aa = std::max(e_fb, e_ca) + 3;            // 80.5
-  const double e_cb = std::max(e_fb + 4, 48.0);            // 62.5
-  const double e_ab = std::max(e_aa, e_cb) + 1;            // 81.5
+  const double e_fa = std::max(1.0, 30.0) + 17.5;  // 47.5
+  const double e_nb = std::max(1.0 + 4, 34.0);     // 34
+  const double e_fb = std::max(e_fa, e_nb) + 11;   // 58.5
+  const double e_ca = std::max(e_fa + 30, 44.0);   // 77.5
+  const double e_aa = std::max(e_fb, e_ca) + 3;    // 80.5
+  const double e_cb = std::max(e_fb + 4, 48.0);    // 62.5
+  const double e_ab = std::max(e_aa, e_cb) + 1;    // 81.5
   CHECK(t == Approx(e_ab + 2));
 }
 
 TEST_CASE("colocated plans name both models; exclusive plans one per model") {
   std::mt19937_64 rng(3);
   const Cluster cluster = Cluster::homogeneous(8, 100);
-  std::vector<ModelStats> models{testing::random_model(rng, "a", 8, 2, 1.2), testing::random_model(rng, "b", 8, 2, 0.9)};
+  std::vector<ModelStats> models{testing::random_model(rng, "a", 8, 2, 1.2),
+                                 testing::random_model(rng, "b", 8, 2, 0.9)};
   CommModel c;
   c.keep_plans = true;
   const Deployment d = identity_deployment(models, cluster, DeploymentMode::kColocated);

@@ -32,8 +32,8 @@ TEST_CASE("the exposition carries vLLM's set of metrics", "[metrics]") {
   for (const char* name :
        {"aurora:num_requests_running", "aurora:num_requests_waiting", "aurora:kv_cache_usage_perc",
         "aurora:prompt_tokens_total", "aurora:generation_tokens_total", "aurora:time_to_first_token_seconds",
-        "aurora:inter_token_latency_seconds", "aurora:e2e_request_latency_seconds",
-        "aurora:request_queue_time_seconds", "aurora:expert_load", "aurora:all_to_all_lower_bound_seconds"}) {
+        "aurora:inter_token_latency_seconds", "aurora:e2e_request_latency_seconds", "aurora:request_queue_time_seconds",
+        "aurora:expert_load", "aurora:all_to_all_lower_bound_seconds"}) {
     INFO(name);
     CHECK(text.find(std::string("# TYPE ") + name + " ") != std::string::npos);
   }

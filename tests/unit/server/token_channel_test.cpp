@@ -14,8 +14,8 @@ TEST_CASE("past max_events, deltas of a tag coalesce; past max bytes the produce
   auto ch = std::make_shared<TokenChannel>(net::make_strand(ioc), /*max_events=*/2, /*max_pending_bytes=*/10);
   CHECK(ch->push_delta(0, "ab", 1));
   CHECK(ch->push_delta(1, "cd", 1));
-  CHECK(ch->push_delta(0, "ef", 1));  // full: merged into tag 0's delta
-  CHECK(ch->push_delta(1, "gh", 1));  // merged into tag 1's delta
+  CHECK(ch->push_delta(0, "ef", 1));    // full: merged into tag 0's delta
+  CHECK(ch->push_delta(1, "gh", 1));    // merged into tag 1's delta
   CHECK(!ch->push_delta(0, "ijk", 1));  // 8 + 3 bytes > 10: a reader this slow is cancelled
   std::vector<StreamEvent> events;
   REQUIRE(ch->pop_all(events));

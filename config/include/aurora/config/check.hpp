@@ -26,16 +26,16 @@ namespace detail {
 
 }  // namespace aurora
 
-#define AURORA_CHECK(cond)                                                       \
-  do {                                                                           \
-    if (!(cond)) ::aurora::detail::check_failed(#cond, __FILE__, __LINE__, {});  \
+#define AURORA_CHECK(cond)                                                      \
+  do {                                                                          \
+    if (!(cond)) ::aurora::detail::check_failed(#cond, __FILE__, __LINE__, {}); \
   } while (0)
 
-#define AURORA_CHECK_MSG(cond, msg)                                                    \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      std::ostringstream aurora_check_msg_;                                            \
-      aurora_check_msg_ << msg;                                                        \
+#define AURORA_CHECK_MSG(cond, msg)                                                       \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
+      std::ostringstream aurora_check_msg_;                                               \
+      aurora_check_msg_ << msg;                                                           \
       ::aurora::detail::check_failed(#cond, __FILE__, __LINE__, aurora_check_msg_.str()); \
-    }                                                                                  \
+    }                                                                                     \
   } while (0)

@@ -15,11 +15,11 @@
 namespace aurora {
 
 enum class ErrorCode {
-  kInvalidArgument,   // bad input: config, scenario, request, checkpoint
-  kNotFound,          // a file, model or route that does not exist
-  kUnsupported,       // valid input we do not handle (architecture, dtype)
-  kResourceExhausted, // queue full, KV cache full, too many connections
-  kUnavailable,       // loading or draining
+  kInvalidArgument,    // bad input: config, scenario, request, checkpoint
+  kNotFound,           // a file, model or route that does not exist
+  kUnsupported,        // valid input we do not handle (architecture, dtype)
+  kResourceExhausted,  // queue full, KV cache full, too many connections
+  kUnavailable,        // loading or draining
   kCancelled,
   kDeadlineExceeded,
   kInternal,
@@ -58,15 +58,24 @@ class ErrorException : public std::runtime_error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}      // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
 
-  T& value() & { check_ok(); return std::get<0>(v_); }
-  const T& value() const& { check_ok(); return std::get<0>(v_); }
-  T&& value() && { check_ok(); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    check_ok();
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    check_ok();
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    check_ok();
+    return std::get<0>(std::move(v_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }

@@ -78,7 +78,7 @@ class JsonValue {
   std::string as_string() const;
   bool as_bool() const;
   double as_double() const;
-  int64_t as_int() const;  // integral numbers only
+  int64_t as_int() const;              // integral numbers only
   double positive_double() const;      // > 0
   double non_negative_double() const;  // >= 0
   int64_t int_in(int64_t lo, int64_t hi) const;

@@ -19,11 +19,11 @@ namespace aurora::config {
 
 // The architectures Aurora runs, exactly as Hugging Face transformers 5.x defines them.
 enum class ModelArchitecture {
-  kMixtral,    // MixtralForCausalLM: top-k softmax, always renormalised; no q/k norm
-  kQwen2Moe,   // Qwen2MoeForCausalLM: shared expert with sigmoid gate, qkv bias, dense layers
-  kQwen3Moe,   // Qwen3MoeForCausalLM: per-head q/k RMSNorm, explicit head_dim
-  kOlmoe,      // OlmoeForCausalLM: q/k RMSNorm over the full projections, optional clip_qkv
-  kEmbedded,   // Aurora's built-in tiny model (no checkpoint); Mixtral-like math
+  kMixtral,   // MixtralForCausalLM: top-k softmax, always renormalised; no q/k norm
+  kQwen2Moe,  // Qwen2MoeForCausalLM: shared expert with sigmoid gate, qkv bias, dense layers
+  kQwen3Moe,  // Qwen3MoeForCausalLM: per-head q/k RMSNorm, explicit head_dim
+  kOlmoe,     // OlmoeForCausalLM: q/k RMSNorm over the full projections, optional clip_qkv
+  kEmbedded,  // Aurora's built-in tiny model (no checkpoint); Mixtral-like math
 };
 
 const char* architecture_name(ModelArchitecture arch);  // "MixtralForCausalLM", ...
@@ -62,19 +62,19 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   RopeConfig rope;
 
-  bool qkv_bias = false;          // q/k/v projections carry a bias (o_proj never does)
+  bool qkv_bias = false;  // q/k/v projections carry a bias (o_proj never does)
   QkNorm qk_norm = QkNorm::kNone;
   std::optional<double> clip_qkv;  // OLMoE: clamp q, k and v to [-clip, clip]
 
   int32_t num_experts = 0;
   int32_t num_experts_per_tok = 0;
-  int32_t moe_intermediate_size = 0;     // per routed expert
-  int32_t dense_intermediate_size = 0;   // dense MLP layers (Qwen2/3 mlp_only_layers), 0 = none
+  int32_t moe_intermediate_size = 0;            // per routed expert
+  int32_t dense_intermediate_size = 0;          // dense MLP layers (Qwen2/3 mlp_only_layers), 0 = none
   int32_t shared_expert_intermediate_size = 0;  // Qwen2-MoE shared expert, 0 = none
   TopKNorm topk_norm = TopKNorm::kRenormalize;
 
   bool tie_word_embeddings = false;
-  std::vector<bool> layer_is_moe;          // [num_layers]; false = dense MLP layer
+  std::vector<bool> layer_is_moe;             // [num_layers]; false = dense MLP layer
   std::vector<int32_t> layer_sliding_window;  // [num_layers]; 0 = full attention
 
   std::optional<int32_t> bos_token_id;

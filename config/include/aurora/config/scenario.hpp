@@ -28,17 +28,17 @@ struct ScenarioGpu {
 
 struct ScenarioLayer {
   std::vector<std::vector<int64_t>> traffic_bytes;  // rows x experts
-  double gate_us = 0;           // per token shard
-  double expert_us_per_mb = 0;  // expert FFN time per MB (1e6 bytes) of tokens processed
-  double aggregate_us = 0;      // per token shard
+  double gate_us = 0;                               // per token shard
+  double expert_us_per_mb = 0;                      // expert FFN time per MB (1e6 bytes) of tokens processed
+  double aggregate_us = 0;                          // per token shard
 };
 
 struct ScenarioModel {
   std::string name;
   TrafficForm traffic_form = TrafficForm::kExperts;
   int num_experts = 0;
-  int top_k = 1;                 // informational: traffic already counts each of a token's k experts
-  double expert_memory_mb = 0;   // weights of one expert of one layer
+  int top_k = 1;                // informational: traffic already counts each of a token's k experts
+  double expert_memory_mb = 0;  // weights of one expert of one layer
   std::vector<ScenarioLayer> layers;
 };
 

@@ -14,9 +14,9 @@
 namespace aurora::kernels {
 
 struct KvCacheWriteParams {
-  const float* k = nullptr;               // [num_tokens, num_kv_heads, head_dim]
-  const float* v = nullptr;               // [num_tokens, num_kv_heads, head_dim]
-  float* k_cache = nullptr;               // [num_blocks, block_size, num_kv_heads, head_dim]
+  const float* k = nullptr;  // [num_tokens, num_kv_heads, head_dim]
+  const float* v = nullptr;  // [num_tokens, num_kv_heads, head_dim]
+  float* k_cache = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim]
   float* v_cache = nullptr;
   const int32_t* slot_mapping = nullptr;  // [num_tokens]: block * block_size + offset
   int32_t num_tokens = 0;
@@ -25,9 +25,9 @@ struct KvCacheWriteParams {
 };
 
 struct PagedAttentionParams {
-  const float* q = nullptr;               // [num_tokens, num_q_heads, head_dim]
-  float* out = nullptr;                   // [num_tokens, num_q_heads, head_dim]
-  const float* k_cache = nullptr;         // [num_blocks, block_size, num_kv_heads, head_dim]
+  const float* q = nullptr;        // [num_tokens, num_q_heads, head_dim]
+  float* out = nullptr;            // [num_tokens, num_q_heads, head_dim]
+  const float* k_cache = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim]
   const float* v_cache = nullptr;
   const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
   const int32_t* token_seq = nullptr;     // [num_tokens]: row of block_tables

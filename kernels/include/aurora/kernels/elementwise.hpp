@@ -8,15 +8,15 @@
 namespace aurora::kernels {
 
 struct AddParams {
-  float* y = nullptr;        // y += x
+  float* y = nullptr;  // y += x
   const float* x = nullptr;
   int64_t num_elements = 0;
 };
 
 struct SigmoidGateAddParams {
-  float* y = nullptr;             // [num_rows, dim]: y += sigmoid(gate[r]) * x
-  const float* x = nullptr;       // [num_rows, dim]
-  const float* gate = nullptr;    // [num_rows] (pre-sigmoid logits)
+  float* y = nullptr;           // [num_rows, dim]: y += sigmoid(gate[r]) * x
+  const float* x = nullptr;     // [num_rows, dim]
+  const float* gate = nullptr;  // [num_rows] (pre-sigmoid logits)
   int32_t num_rows = 0;
   int32_t dim = 0;
 };
@@ -27,7 +27,7 @@ struct SiluMulParams {
   float* out = nullptr;            // [num_rows, intermediate]
   int32_t num_rows = 0;
   int32_t intermediate = 0;
-  int64_t gate_up_stride = 0;      // 0 = 2 * intermediate
+  int64_t gate_up_stride = 0;  // 0 = 2 * intermediate
 };
 
 struct ClampParams {

@@ -7,9 +7,9 @@
 namespace aurora::kernels {
 
 struct EmbeddingParams {
-  const int32_t* ids = nullptr;   // [num_tokens]
-  const float* table = nullptr;   // [vocab_size, hidden]
-  float* out = nullptr;           // [num_tokens, hidden]
+  const int32_t* ids = nullptr;  // [num_tokens]
+  const float* table = nullptr;  // [vocab_size, hidden]
+  float* out = nullptr;          // [num_tokens, hidden]
   int32_t num_tokens = 0;
   int32_t hidden = 0;
   int32_t vocab_size = 0;

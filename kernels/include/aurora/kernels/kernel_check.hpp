@@ -5,12 +5,11 @@
 #include <sstream>
 #include <stdexcept>
 
-#define AURORA_KERNEL_CHECK(cond, msg)                                                         \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      std::ostringstream aurora_kernel_msg_;                                                   \
-      aurora_kernel_msg_ << __FILE__ << ':' << __LINE__ << ": kernel check failed: " #cond " (" \
-                         << msg << ')';                                                        \
-      throw std::logic_error(aurora_kernel_msg_.str());                                        \
-    }                                                                                          \
+#define AURORA_KERNEL_CHECK(cond, msg)                                                                         \
+  do {                                                                                                         \
+    if (!(cond)) {                                                                                             \
+      std::ostringstream aurora_kernel_msg_;                                                                   \
+      aurora_kernel_msg_ << __FILE__ << ':' << __LINE__ << ": kernel check failed: " #cond " (" << msg << ')'; \
+      throw std::logic_error(aurora_kernel_msg_.str());                                                        \
+    }                                                                                                          \
   } while (0)

@@ -19,8 +19,8 @@ struct LinearParams {
   int32_t num_rows = 0;
   int32_t in_features = 0;
   int32_t out_features = 0;
-  int64_t x_stride = 0;  // 0 = in_features
-  int64_t y_stride = 0;  // 0 = out_features
+  int64_t x_stride = 0;     // 0 = in_features
+  int64_t y_stride = 0;     // 0 = out_features
   bool accumulate = false;  // y += x W^T instead of y = x W^T
 };
 

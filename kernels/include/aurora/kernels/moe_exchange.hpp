@@ -18,9 +18,9 @@ struct RegroupByKeyParams {
   const int32_t* expert_of_key = nullptr;   // [num_experts]: the inverse permutation
   int32_t num_experts = 0;
   int32_t num_items = 0;
-  int32_t* key_offsets = nullptr;           // out [num_experts + 1]: items of key k
-  int32_t* key_permuted_item = nullptr;     // out [num_items]: item at each key-sorted position
-  int32_t* item_position = nullptr;         // out [num_items]: key-sorted position of each item
+  int32_t* key_offsets = nullptr;        // out [num_experts + 1]: items of key k
+  int32_t* key_permuted_item = nullptr;  // out [num_items]: item at each key-sorted position
+  int32_t* item_position = nullptr;      // out [num_items]: key-sorted position of each item
 };
 
 namespace cpu {

@@ -4,8 +4,8 @@
 //
 // Order of filters (as vLLM): logits / temperature, keep the top_k largest, softmax, keep the
 // smallest prefix (by decreasing probability, ties to the lower id) whose mass reaches top_p,
-// renormalise, then invert the CDF at `uniform`, walking the kept tokens in increasing id order. Contract: rows are independent; the caller passes
-// a workspace of sampling_workspace_bytes() bytes; no allocation.
+// renormalise, then invert the CDF at `uniform`, walking the kept tokens in increasing id order. Contract: rows are
+// independent; the caller passes a workspace of sampling_workspace_bytes() bytes; no allocation.
 #pragma once
 
 #include <cstddef>
@@ -21,9 +21,9 @@ struct SamplingRow {
 };
 
 struct SampleParams {
-  const float* logits = nullptr;     // [num_rows, vocab_size] (row stride = logits_stride or vocab)
-  const SamplingRow* rows = nullptr; // [num_rows]
-  int32_t* out_tokens = nullptr;     // [num_rows]
+  const float* logits = nullptr;      // [num_rows, vocab_size] (row stride = logits_stride or vocab)
+  const SamplingRow* rows = nullptr;  // [num_rows]
+  int32_t* out_tokens = nullptr;      // [num_rows]
   int32_t num_rows = 0;
   int32_t vocab_size = 0;
   int64_t logits_stride = 0;  // 0 = vocab_size

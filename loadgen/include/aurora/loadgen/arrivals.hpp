@@ -40,8 +40,8 @@ class RateSchedule {
 
   const std::vector<RateSegment>& segments() const { return segments_; }
   bool infinite_rate() const { return infinite_rate_; }
-  double total_duration_s() const;  // kInfinity for a constant schedule
-  double rate_at(double t_s) const;  // 0 after the end
+  double total_duration_s() const;      // kInfinity for a constant schedule
+  double rate_at(double t_s) const;     // 0 after the end
   double cumulative(double t_s) const;  // expected arrivals in [0, t_s]
   // The time at which cumulative() reaches `count`; nullopt when the schedule ends first.
   std::optional<double> time_at_cumulative(double count) const;
@@ -84,8 +84,8 @@ class ArrivalProcess {
   ArrivalConfig config_;
   Rng rng_;
   int64_t emitted_ = 0;
-  double operational_time_ = 0;  // cumulative unit-rate "time" for schedules
-  double last_time_s_ = 0;       // for index-based ramps
+  double operational_time_ = 0;      // cumulative unit-rate "time" for schedules
+  double last_time_s_ = 0;           // for index-based ramps
   std::vector<double> precomputed_;  // normalized fixed-rate run
 };
 

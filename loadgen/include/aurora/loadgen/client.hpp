@@ -33,8 +33,8 @@ struct ClientOptions {
   double request_timeout_s = 300;
   int64_t ws_connections = 1;
   TokenSource output_token_fallback = TokenSource::kChunks;
-  bool keep_text = false;          // store generated text in the record
-  SteadyClock::time_point t0;      // record times are seconds since t0
+  bool keep_text = false;      // store generated text in the record
+  SteadyClock::time_point t0;  // record times are seconds since t0
 };
 
 class StreamClient {

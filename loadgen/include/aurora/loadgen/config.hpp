@@ -41,15 +41,15 @@ struct LoadgenConfig {
   ApiKind api = ApiKind::kCompletions;
 
   // Load shape.
-  std::optional<int64_t> num_prompts;      // unset with --duration: no count limit
+  std::optional<int64_t> num_prompts;  // unset with --duration: no count limit
   double request_rate = kInfinity;     // requests per second; inf = all at once
   double burstiness = 1.0;
   std::optional<int64_t> max_concurrency;
-  std::optional<int64_t> users;            // closed loop of N users
-  double think_time_ms = 0;                // closed loop: pause between a user's requests
-  std::string rate_schedule;               // steps and ramps, see RateSchedule::parse
+  std::optional<int64_t> users;  // closed loop of N users
+  double think_time_ms = 0;      // closed loop: pause between a user's requests
+  std::string rate_schedule;     // steps and ramps, see RateSchedule::parse
   std::optional<double> duration_s;
-  std::string ramp_up_strategy;            // vLLM's index-based ramp
+  std::string ramp_up_strategy;  // vLLM's index-based ramp
   double ramp_up_start_rps = 0;
   double ramp_up_end_rps = 0;
   int64_t num_warmups = 0;
@@ -68,19 +68,18 @@ struct LoadgenConfig {
   // Output.
   std::optional<std::string> save_result;  // path of the result JSON
   bool save_detailed = false;
-  std::string plot;                        // path of the SVG chart
+  std::string plot;  // path of the SVG chart
   std::string label;
   std::vector<std::pair<std::string, std::string>> metadata;
-  std::string progress = "auto";           // auto (when stderr is a TTY), on, off
-  std::string scrape_metrics = "auto";     // auto, on, off
+  std::string progress = "auto";        // auto (when stderr is a TTY), on, off
+  std::string scrape_metrics = "auto";  // auto, on, off
   double scrape_interval_s = 1.0;
   bool quiet = false;
 
   // Limits.
   double request_timeout_s = 300;
-  double drain_timeout_s = 30;             // after the arrivals stop (duration runs)
+  double drain_timeout_s = 30;  // after the arrivals stop (duration runs)
   int64_t ws_connections = 1;
-
 };
 
 struct ParsedCommandLine {

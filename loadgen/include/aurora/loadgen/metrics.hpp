@@ -31,19 +31,19 @@ const char* token_source_name(TokenSource source);
 struct RequestRecord {
   int64_t index = 0;
   std::string kind;
-  double arrival_s = 0;          // released by the arrival process (seconds since the run start)
-  double start_s = 0;            // sent, after any client-side wait for --max-concurrency
-  double end_s = 0;              // last byte received (or the failure)
-  std::vector<double> chunk_s;   // receive times of content chunks; chunk_s[0] is the first token
+  double arrival_s = 0;         // released by the arrival process (seconds since the run start)
+  double start_s = 0;           // sent, after any client-side wait for --max-concurrency
+  double end_s = 0;             // last byte received (or the failure)
+  std::vector<double> chunk_s;  // receive times of content chunks; chunk_s[0] is the first token
   bool success = false;
-  std::string error_reason;      // a short category, counted in failures_by_reason
+  std::string error_reason;  // a short category, counted in failures_by_reason
   std::string error_detail;
   int64_t input_tokens = 0;
   bool input_from_usage = false;
   int64_t output_tokens = 0;
   TokenSource output_source = TokenSource::kChunks;
   std::string finish_reason;
-  std::string generated_text;    // kept only with --save-detailed
+  std::string generated_text;  // kept only with --save-detailed
 
   double ttft_s() const { return chunk_s.empty() ? 0.0 : chunk_s.front() - start_s; }
   double e2el_s() const { return end_s - start_s; }
@@ -79,7 +79,7 @@ struct Summary {
   double total_token_throughput = 0;
   std::optional<double> request_goodput;  // only with --goodput
   int64_t good_completed = 0;
-  double max_output_tokens_per_s = 0;     // the busiest 1-s bucket
+  double max_output_tokens_per_s = 0;  // the busiest 1-s bucket
   int64_t max_concurrent_requests = 0;
   MetricStats ttft, tpot, itl, e2el;
   std::string output_tokens_source;  // "usage", "chunks", "estimate" or "mixed (...)"
@@ -99,11 +99,11 @@ struct TimeBucket {
   int64_t started = 0;
   int64_t completed = 0;
   int64_t failed = 0;
-  double output_tokens = 0;        // tokens whose chunk arrived in the bucket
+  double output_tokens = 0;           // tokens whose chunk arrived in the bucket
   std::optional<double> ttft_p50_ms;  // of requests whose first token arrived in the bucket
   std::optional<double> tpot_p50_ms;  // of requests that finished in the bucket
   std::optional<double> e2el_p50_ms;
-  double running_mean = 0;         // time-averaged requests in flight
+  double running_mean = 0;  // time-averaged requests in flight
   int64_t running_max = 0;
 };
 

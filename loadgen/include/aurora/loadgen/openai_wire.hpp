@@ -38,9 +38,9 @@ std::string build_ws_cancel(std::string_view id);
 // An error reported by the server in a body or an event, in any of the shapes in use
 // ({"error":{"message","type","code"}}, {"error":"..."}, {"object":"error","message",...}).
 struct ServerError {
-  std::string type;     // "InternalServerError", "server_overloaded", ... (may be empty)
+  std::string type;  // "InternalServerError", "server_overloaded", ... (may be empty)
   std::string message;
-  std::string code;     // as text: "500", "context_length_exceeded" (may be empty)
+  std::string code;  // as text: "500", "context_length_exceeded" (may be empty)
 };
 
 // What one streamed chat.completion.chunk / text_completion chunk tells the load generator.
@@ -49,9 +49,9 @@ struct StreamChunk {
   size_t content_bytes = 0;  // generated text in this chunk: content, text, reasoning, tool calls
   std::string text;          // the generated text (content or text)
   std::optional<std::string> finish_reason;
-  std::optional<int64_t> prompt_tokens;      // from a usage object, when present
+  std::optional<int64_t> prompt_tokens;  // from a usage object, when present
   std::optional<int64_t> completion_tokens;
-  std::optional<ServerError> error;          // an in-stream error event
+  std::optional<ServerError> error;  // an in-stream error event
 };
 
 Result<StreamChunk> parse_stream_chunk(std::string_view json);
@@ -64,11 +64,11 @@ struct WsMessage {
   enum class Type { kCreated, kChunk, kDone, kError, kOther };
   Type type = Type::kOther;
   std::string id;
-  StreamChunk chunk;      // kChunk: the chat.completion.chunk in "data"
-  std::string status;     // kDone: "completed", "cancelled", ... (may be empty)
-  std::optional<int64_t> prompt_tokens;      // kDone: usage
+  StreamChunk chunk;                     // kChunk: the chat.completion.chunk in "data"
+  std::string status;                    // kDone: "completed", "cancelled", ... (may be empty)
+  std::optional<int64_t> prompt_tokens;  // kDone: usage
   std::optional<int64_t> completion_tokens;
-  ServerError error;      // kError
+  ServerError error;  // kError
 };
 
 Result<WsMessage> parse_ws_message(std::string_view json);

@@ -24,7 +24,7 @@ struct PromSample {
 std::vector<PromSample> parse_prometheus_text(std::string_view text);
 
 struct PlanSnapshot {
-  double t_s = 0;                          // seconds since the run start
+  double t_s = 0;  // seconds since the run start
   std::optional<double> plan_version;
   std::map<int, double> balance_by_layer;  // max / mean expert load, per layer
   std::optional<double> mean_balance() const;

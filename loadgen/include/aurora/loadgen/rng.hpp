@@ -14,10 +14,10 @@ class Rng {
   explicit Rng(uint64_t seed);
 
   uint64_t next_u64();
-  double uniform01();            // [0, 1)
-  double uniform_open01();       // (0, 1]: safe under log()
+  double uniform01();                           // [0, 1)
+  double uniform_open01();                      // (0, 1]: safe under log()
   int64_t uniform_int(int64_t lo, int64_t hi);  // inclusive bounds, lo <= hi
-  double normal();               // standard normal (Box-Muller, one value per call)
+  double normal();                              // standard normal (Box-Muller, one value per call)
   double exponential(double mean);
   // Gamma(shape, scale) by Marsaglia-Tsang; shape < 1 uses the Gamma(shape + 1) * U^(1/shape) boost.
   double gamma(double shape, double scale);

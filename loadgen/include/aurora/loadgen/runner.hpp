@@ -9,8 +9,8 @@
 
 #include <array>
 #include <cstdint>
-#include <optional>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,13 +26,13 @@ struct RunResult {
   LoadgenConfig config;
   std::string model;
   std::string workload_description;
-  std::string started_at;               // local time, "2025-01-31 12:00:00"
-  std::vector<RequestRecord> records;   // every request sent, in arrival order
-  int64_t num_not_sent = 0;             // arrivals still waiting for a slot when a timed run ended
-  double duration_s = 0;                // first send -> last response
+  std::string started_at;              // local time, "2025-01-31 12:00:00"
+  std::vector<RequestRecord> records;  // every request sent, in arrival order
+  int64_t num_not_sent = 0;            // arrivals still waiting for a slot when a timed run ended
+  double duration_s = 0;               // first send -> last response
   std::vector<PlanSnapshot> plan_snapshots;
-  std::vector<double> phase_starts_s;   // traffic-mix phase boundaries after t = 0
-  double cpu_user_s = 0;                // the load generator's own CPU time during the run
+  std::vector<double> phase_starts_s;  // traffic-mix phase boundaries after t = 0
+  double cpu_user_s = 0;               // the load generator's own CPU time during the run
   double cpu_system_s = 0;
   int64_t connections_opened = 0;
   int64_t warmups_completed = 0;

@@ -39,8 +39,8 @@ class SseParser {
   void process_line(std::string_view line, std::vector<SseEvent>& out);
 
   size_t max_event_bytes_;
-  std::string line_;          // the current, incomplete line
-  bool skip_lf_ = false;      // the previous byte was "\r": a "\n" right after it ends nothing
+  std::string line_;      // the current, incomplete line
+  bool skip_lf_ = false;  // the previous byte was "\r": a "\n" right after it ends nothing
   std::string data_;
   std::string event_;
   bool has_data_ = false;

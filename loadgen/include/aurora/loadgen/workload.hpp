@@ -49,7 +49,7 @@ struct LengthRange {
 class TrafficMix {
  public:
   struct Phase {
-    double duration_s = 0;  // kInfinity for open-ended
+    double duration_s = 0;                               // kInfinity for open-ended
     std::vector<std::pair<PromptKind, double>> weights;  // normalised to sum 1
   };
   static Result<TrafficMix> parse(std::string_view text, const std::string& field = "--traffic-mix");

@@ -103,7 +103,9 @@ class DeviceBuffer {
   ~DeviceBuffer() { reset(); }
 
   template <class T>
-  T* as() const { return static_cast<T*>(ptr_); }
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
   void* get() const { return ptr_; }
   size_t bytes() const { return bytes_; }
   void reset() {

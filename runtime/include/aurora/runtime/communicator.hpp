@@ -36,8 +36,7 @@ class Communicator {
   virtual void all_gather(int32_t rank, const void* send, size_t bytes, void* recv, Stream& stream) = 0;
   // Moves the parts of the send buffers to their destinations, phase by phase. `plan` must cover
   // the off-diagonal traffic implied by the offsets; the diagonal part is copied locally first.
-  virtual void all_to_all_v(int32_t rank, const AllToAllBuffers& buffers, const ExchangePlan& plan,
-                            Stream& stream) = 0;
+  virtual void all_to_all_v(int32_t rank, const AllToAllBuffers& buffers, const ExchangePlan& plan, Stream& stream) = 0;
   virtual void barrier(int32_t rank) = 0;
   virtual void abort() = 0;
 };

@@ -23,8 +23,8 @@ namespace aurora::runtime {
 class Tokenizer;
 
 struct ModelInfo {
-  std::string name;            // as served in /v1/models
-  int32_t max_context_len = 0; // prompt + max_tokens must fit
+  std::string name;             // as served in /v1/models
+  int32_t max_context_len = 0;  // prompt + max_tokens must fit
   int32_t vocab_size = 0;
   std::vector<int32_t> eos_token_ids;
   int32_t num_layers = 0;
@@ -56,16 +56,16 @@ struct EngineStats {
 };
 
 struct EngineOptions {
-  std::vector<std::string> model_dirs;  // empty = the embedded tiny model; two = colocated
-  std::string device = "auto";          // "cpu", "cuda:0", "auto"
-  int32_t num_ranks = 1;                // expert-parallel ranks (in-process on CPU)
-  int32_t max_num_seqs = 64;            // running batch cap
-  int32_t max_num_batched_tokens = 512; // per step, prefill chunks included
-  int32_t max_waiting = 256;            // waiting queue cap; past it submit() fails (kResourceExhausted)
-  int32_t kv_block_size = 16;           // tokens per KV block
-  int64_t kv_cache_tokens = 0;          // 0 = derive from memory
-  uint64_t seed = 0;                    // default sampling seed base
-  std::string chat_template;            // "" = from tokenizer_config.json; "chatml" | "llama" | "plain"
+  std::vector<std::string> model_dirs;   // empty = the embedded tiny model; two = colocated
+  std::string device = "auto";           // "cpu", "cuda:0", "auto"
+  int32_t num_ranks = 1;                 // expert-parallel ranks (in-process on CPU)
+  int32_t max_num_seqs = 64;             // running batch cap
+  int32_t max_num_batched_tokens = 512;  // per step, prefill chunks included
+  int32_t max_waiting = 256;             // waiting queue cap; past it submit() fails (kResourceExhausted)
+  int32_t kv_block_size = 16;            // tokens per KV block
+  int64_t kv_cache_tokens = 0;           // 0 = derive from memory
+  uint64_t seed = 0;                     // default sampling seed base
+  std::string chat_template;             // "" = from tokenizer_config.json; "chatml" | "llama" | "plain"
   // Weights: random, from each model directory's config.json alone (no checkpoint read; on a GPU
   // they are generated on the device). For benchmarks and load tests.
   bool random_weights = false;

@@ -16,21 +16,21 @@ using RequestId = uint64_t;
 using Clock = std::chrono::steady_clock;
 
 struct SamplingParams {
-  float temperature = 1.0f;   // 0 = greedy
-  float top_p = 1.0f;         // (0, 1]
-  int32_t top_k = 0;          // 0 = off
-  std::optional<uint64_t> seed;  // per-request RNG seed; absent = engine-chosen
-  int32_t max_tokens = 16;    // >= 1
-  std::vector<std::string> stop;         // stop strings; the matched text is not emitted
-  std::vector<int32_t> stop_token_ids;   // in addition to the model's EOS ids
+  float temperature = 1.0f;             // 0 = greedy
+  float top_p = 1.0f;                   // (0, 1]
+  int32_t top_k = 0;                    // 0 = off
+  std::optional<uint64_t> seed;         // per-request RNG seed; absent = engine-chosen
+  int32_t max_tokens = 16;              // >= 1
+  std::vector<std::string> stop;        // stop strings; the matched text is not emitted
+  std::vector<int32_t> stop_token_ids;  // in addition to the model's EOS ids
   bool ignore_eos = false;
 };
 
 struct GenerationRequest {
-  std::string model;                 // model name; empty = the engine's first model
-  std::vector<int32_t> prompt_ids;   // already tokenized (chat template applied by the caller)
+  std::string model;                // model name; empty = the engine's first model
+  std::vector<int32_t> prompt_ids;  // already tokenized (chat template applied by the caller)
   SamplingParams sampling;
-  std::string external_id;           // e.g. the HTTP X-Request-Id, for logs only
+  std::string external_id;  // e.g. the HTTP X-Request-Id, for logs only
   // Debugging aid (the CLI's --logits): return the logits at the last prompt position, i.e. the
   // distribution the first token is drawn from, in Completion::prompt_logits (vocab floats).
   bool return_prompt_logits = false;
@@ -64,9 +64,9 @@ struct Completion {
   FinishReason reason = FinishReason::kStop;
   Usage usage;
   RequestTiming timing;
-  std::optional<Error> error;       // set when reason == kError
+  std::optional<Error> error;              // set when reason == kError
   std::optional<std::string> stop_string;  // which stop string matched, if any
-  std::vector<float> prompt_logits;  // when GenerationRequest::return_prompt_logits (and a token was drawn)
+  std::vector<float> prompt_logits;        // when GenerationRequest::return_prompt_logits (and a token was drawn)
 };
 
 }  // namespace aurora::runtime

@@ -26,7 +26,7 @@ class RoutingStats {
   void record_step(const std::vector<std::vector<int64_t>>& counts);
 
   struct Snapshot {
-    int64_t steps_recorded = 0;   // all time
+    int64_t steps_recorded = 0;  // all time
     int32_t steps_in_window = 0;
     // [layer][rank * num_experts + expert]: tokens from rank to expert, summed over the window.
     std::vector<std::vector<int64_t>> rank_expert;

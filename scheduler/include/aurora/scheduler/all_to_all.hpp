@@ -33,14 +33,14 @@ struct AllToAllOptions {
   double phase_latency_s = 0;  // fixed cost of each phase (launch + synchronisation)
   ChoicePolicy policy = ChoicePolicy::kBestPredicted;
   OrderStrategy forced_strategy = OrderStrategy::kMatching;  // with ChoicePolicy::kForce
-  int max_phases = 0;          // > 0: matching plans keep at most this many phases (the rest goes all at once)
-  bool evaluate_all = false;   // fill candidate_makespan_s for every strategy (no pruning, exact fluid model)
+  int max_phases = 0;         // > 0: matching plans keep at most this many phases (the rest goes all at once)
+  bool evaluate_all = false;  // fill candidate_makespan_s for every strategy (no pruning, exact fluid model)
   // All-at-once phases of more than 64 transfers are costed with fair-share rates re-allocated at most
   // once per max(phase bound / 128, phase_latency_s / 20) (slightly pessimistic, bounded in
   // docs/scheduler.md) unless exact_fluid is set; exact re-allocates at every flow end,
   // O(flows * (flows + n^2)), ~50 ms at n = 64 (the default: ~2 ms).
   bool exact_fluid = false;
-  uint64_t seed = 0;           // random order baseline
+  uint64_t seed = 0;  // random order baseline
 };
 
 // Reusable planner: keeps its workspace between calls so that per-step planning allocates nothing once

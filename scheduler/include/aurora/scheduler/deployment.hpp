@@ -20,7 +20,9 @@ struct Replica {
 struct ModelDeployment {
   std::vector<std::vector<std::vector<Replica>>> experts;  // [layer][expert] -> replicas (primary first)
 
-  int32_t gpu_of(int layer, int expert) const { return experts[static_cast<size_t>(layer)][static_cast<size_t>(expert)][0].gpu; }
+  int32_t gpu_of(int layer, int expert) const {
+    return experts[static_cast<size_t>(layer)][static_cast<size_t>(expert)][0].gpu;
+  }
 };
 
 struct Deployment {
@@ -42,6 +44,7 @@ std::vector<int64_t> gpu_expert_bytes(const ModelStats& model, const ModelDeploy
                                       int num_gpus);
 
 // Expert weight bytes held per GPU over all layers and models.
-std::vector<int64_t> gpu_memory_bytes(const std::vector<ModelStats>& models, const Deployment& deployment, int num_gpus);
+std::vector<int64_t> gpu_memory_bytes(const std::vector<ModelStats>& models, const Deployment& deployment,
+                                      int num_gpus);
 
 }  // namespace aurora::sched

@@ -57,8 +57,8 @@ double deployment_cost_s(const std::vector<ModelStats>& models, const Deployment
 
 struct ExhaustiveResult {
   Deployment deployment;
-  double cost_s = 0;      // deployment_cost_s of the optimum
-  uint64_t nodes = 0;     // search nodes visited (branch and bound)
+  double cost_s = 0;   // deployment_cost_s of the optimum
+  uint64_t nodes = 0;  // search nodes visited (branch and bound)
 };
 // Optimum of deployment_cost_s over all one-expert-per-GPU-per-model deployments (per layer, GPUs of
 // identical spec interchangeable; same-model packing is outside this space). Experts form only, n <= 8

@@ -22,13 +22,13 @@
 namespace aurora::sched {
 
 struct ExpertPlacementProblem {
-  std::vector<double> expert_tokens;          // E entries: tokens routed to each expert per step (>= 0)
-  std::vector<int64_t> expert_memory_bytes;   // E entries, or empty (then 0 each)
-  int64_t per_gpu_fixed_memory_bytes = 0;     // shared experts, attention, KV cache reserved on every GPU
-  double bytes_per_token = 0;                 // activation bytes of one token (hidden * dtype size)
-  double compute_s_per_token = 1e-6;          // one expert FFN on one token, on a compute_speed 1.0 GPU
-  int max_replicas_per_expert = 1;            // 1 = no replicas
-  int max_extra_replicas = 0;                 // total replicas beyond one per expert
+  std::vector<double> expert_tokens;         // E entries: tokens routed to each expert per step (>= 0)
+  std::vector<int64_t> expert_memory_bytes;  // E entries, or empty (then 0 each)
+  int64_t per_gpu_fixed_memory_bytes = 0;    // shared experts, attention, KV cache reserved on every GPU
+  double bytes_per_token = 0;                // activation bytes of one token (hidden * dtype size)
+  double compute_s_per_token = 1e-6;         // one expert FFN on one token, on a compute_speed 1.0 GPU
+  int max_replicas_per_expert = 1;           // 1 = no replicas
+  int max_extra_replicas = 0;                // total replicas beyond one per expert
 };
 
 struct ExpertPlacement {

@@ -35,7 +35,7 @@ struct ComparisonRow {
   double inference_time_s = 0;
   double all_to_all_time_s = 0;
   double gpu_utilization = 0;
-  double speedup = 0;      // this row's inference time / Aurora's (> 1: Aurora is faster)
+  double speedup = 0;  // this row's inference time / Aurora's (> 1: Aurora is faster)
 };
 
 struct ScenarioPlan {
@@ -43,9 +43,9 @@ struct ScenarioPlan {
   DeploymentMode mode = DeploymentMode::kExclusive;
   Cluster cluster;
   std::vector<ModelStats> models;
-  AllToAllOptions order;        // how transmission plans are chosen (phase latency from the scenario)
-  Deployment deployment;        // Aurora's
-  SimulationResult simulated;   // Aurora's deployment and orders, plans kept
+  AllToAllOptions order;       // how transmission plans are chosen (phase latency from the scenario)
+  Deployment deployment;       // Aurora's
+  SimulationResult simulated;  // Aurora's deployment and orders, plans kept
   std::optional<ExhaustiveResult> optimum;
   std::optional<SimulationResult> optimum_simulated;
   std::vector<ComparisonRow> comparison;  // with options.compare; first row is Aurora

@@ -32,7 +32,7 @@ const char* deployment_mode_name(DeploymentMode mode);
 struct CommModel {
   enum class Kind : uint8_t { kMatchingBound, kPlanned };
   Kind kind = Kind::kPlanned;
-  AllToAllOptions order;  // kPlanned: how plans are chosen (policy, forced strategy, phase latency)
+  AllToAllOptions order;    // kPlanned: how plans are chosen (policy, forced strategy, phase latency)
   bool keep_plans = false;  // kPlanned: store each layer's dispatch and combine plans in the result
 };
 
@@ -41,9 +41,9 @@ struct ModelLayerTiming {
 };
 
 struct LayerSimulation {
-  double time_s = 0;        // this layer's share of the inference time
-  double all_to_all_s = 0;  // exclusive: sum of the models' dispatch + combine; colocated: aggregated ones
-  double compute_s = 0;     // gate + expert + aggregation time summed over GPUs and models
+  double time_s = 0;         // this layer's share of the inference time
+  double all_to_all_s = 0;   // exclusive: sum of the models' dispatch + combine; colocated: aggregated ones
+  double compute_s = 0;      // gate + expert + aggregation time summed over GPUs and models
   double lower_bound_s = 0;  // per-port bound of the (aggregated) dispatch
   std::vector<ModelLayerTiming> models;
   // With keep_plans: exclusive mode, one plan per model (index = model); colocated mode, one plan carrying
@@ -68,7 +68,7 @@ LayerSimulation simulate_layer(const std::vector<ModelStats>& models, const Depl
 
 // All-to-all times that the colocated timeline needs (a = first model, b = second).
 struct ColocatedCommTimes {
-  double na = 0, nb = 0, ca = 0, cb = 0;  // each all-to-all alone
+  double na = 0, nb = 0, ca = 0, cb = 0;    // each all-to-all alone
   double na_nb = 0, na_nb_ca = 0, all = 0;  // aggregates of the ones that may overlap
 };
 // The Table 2 recurrence: the layer's time from the models' compute maxima and the all-to-all times.

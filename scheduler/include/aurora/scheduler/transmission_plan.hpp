@@ -44,7 +44,7 @@ struct Transfer {
 struct Phase {
   uint32_t first_transfer = 0;  // index into TransmissionPlan::transfers
   uint32_t num_transfers = 0;
-  double duration_s = 0;        // predicted by the cost model, phase latency excluded
+  double duration_s = 0;  // predicted by the cost model, phase latency excluded
 };
 
 struct TransmissionPlan {
@@ -64,8 +64,8 @@ struct TransmissionPlan {
   // Predicted makespan of every strategy the planner considered, indexed by OrderStrategy; NaN where a
   // strategy was not evaluated (pruned because its lower bound could not beat the chosen plan, or
   // excluded by the options).
-  std::array<double, kNumOrderStrategies> candidate_makespan_s{
-      kNotEvaluated, kNotEvaluated, kNotEvaluated, kNotEvaluated, kNotEvaluated, kNotEvaluated};
+  std::array<double, kNumOrderStrategies> candidate_makespan_s{kNotEvaluated, kNotEvaluated, kNotEvaluated,
+                                                               kNotEvaluated, kNotEvaluated, kNotEvaluated};
 
   size_t num_phases() const { return phases.size(); }
   std::span<const Transfer> phase_transfers(size_t k) const {

@@ -32,9 +32,9 @@ namespace aurora::server {
 
 // A plain request/response pair for routes that answer with one body (no streaming).
 struct HttpRequestView {
-  std::string method;   // "GET", "POST", ...
-  std::string path;     // target without the query string
-  std::string query;    // after '?', "" when none
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // target without the query string
+  std::string query;   // after '?', "" when none
   std::string body;
   std::map<std::string, std::string> headers;  // lower-case names
 };

@@ -18,8 +18,8 @@ struct ApiError {
   int status = 400;
   std::string message;
   std::string type = "invalid_request_error";
-  std::string param;  // "" = null
-  std::string code;   // "" = null
+  std::string param;            // "" = null
+  std::string code;             // "" = null
   int retry_after_seconds = 0;  // > 0: send `Retry-After` (429/503)
 
   static ApiError invalid_request(std::string message, std::string param = {}, std::string code = {});

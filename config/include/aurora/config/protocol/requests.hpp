@@ -29,13 +29,13 @@ namespace aurora::protocol {
 
 // Caps on one request (all configurable through the server config; defaults as documented).
 struct RequestLimits {
-  int32_t max_n = 4;                 // `n`
-  int32_t max_stop = 4;              // number of stop strings
-  int32_t max_stop_bytes = 256;      // bytes per stop string
-  int32_t max_stop_token_ids = 64;   // `stop_token_ids`
-  int32_t max_messages = 1024;       // chat messages
-  int32_t max_prompts = 4;           // prompts in one completions request (a batch)
-  int32_t max_json_depth = 64;       // nesting of the request body
+  int32_t max_n = 4;                // `n`
+  int32_t max_stop = 4;             // number of stop strings
+  int32_t max_stop_bytes = 256;     // bytes per stop string
+  int32_t max_stop_token_ids = 64;  // `stop_token_ids`
+  int32_t max_messages = 1024;      // chat messages
+  int32_t max_prompts = 4;          // prompts in one completions request (a batch)
+  int32_t max_json_depth = 64;      // nesting of the request body
 };
 
 struct SamplingFields {
@@ -43,7 +43,7 @@ struct SamplingFields {
   std::string max_tokens_field;       // which of the two set it ("" when absent)
   float temperature = 1.0f;
   float top_p = 1.0f;
-  int32_t top_k = 0;                  // 0 = off (-1 is accepted and means off)
+  int32_t top_k = 0;  // 0 = off (-1 is accepted and means off)
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   std::vector<int32_t> stop_token_ids;

@@ -48,8 +48,7 @@ class ChunkEncoder {
  public:
   // usage_null_field: add "usage":null to every non-final chunk (OpenAI's rule when
   // stream_options.include_usage is set).
-  ChunkEncoder(Endpoint endpoint, std::string_view id, std::string_view model, int64_t created,
-               bool usage_null_field);
+  ChunkEncoder(Endpoint endpoint, std::string_view id, std::string_view model, int64_t created, bool usage_null_field);
 
   // Chat only: the first chunk of a choice, delta {"role":"assistant","content":""}.
   std::string role_chunk(int32_t index) const;

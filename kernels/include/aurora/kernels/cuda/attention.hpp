@@ -26,13 +26,13 @@
 
 namespace aurora::kernels::cuda {
 
-constexpr int32_t kAttentionPartition = 64;   // positions per block
+constexpr int32_t kAttentionPartition = 64;  // positions per block
 constexpr int32_t kAttentionMaxHeadDim = 256;
-constexpr int32_t kAttentionMaxGroup = 16;    // query heads per kv head
+constexpr int32_t kAttentionMaxGroup = 16;  // query heads per kv head
 
 struct PagedAttentionCudaParams {
-  const float* q = nullptr;       // [num_tokens, num_q_heads, head_dim]
-  void* out = nullptr;            // [num_tokens, num_q_heads, head_dim]
+  const float* q = nullptr;  // [num_tokens, num_q_heads, head_dim]
+  void* out = nullptr;       // [num_tokens, num_q_heads, head_dim]
   DType out_dtype = DType::kBF16;
   const void* k_cache = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim]
   const void* v_cache = nullptr;

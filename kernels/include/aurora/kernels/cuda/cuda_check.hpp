@@ -24,13 +24,12 @@ class CudaError : public std::runtime_error {
 
 }  // namespace aurora::kernels::cuda
 
-#define AURORA_CUDA_CHECK(call)                                                                     \
-  do {                                                                                              \
-    const cudaError_t aurora_cuda_status_ = (call);                                                 \
-    if (aurora_cuda_status_ != cudaSuccess) {                                                       \
-      ::aurora::kernels::cuda::throw_cuda_error(#call, cudaGetErrorName(aurora_cuda_status_), __FILE__, \
-                                                __LINE__);                                          \
-    }                                                                                               \
+#define AURORA_CUDA_CHECK(call)                                                                                    \
+  do {                                                                                                             \
+    const cudaError_t aurora_cuda_status_ = (call);                                                                \
+    if (aurora_cuda_status_ != cudaSuccess) {                                                                      \
+      ::aurora::kernels::cuda::throw_cuda_error(#call, cudaGetErrorName(aurora_cuda_status_), __FILE__, __LINE__); \
+    }                                                                                                              \
   } while (0)
 
 // After a kernel launch: reports bad launch configurations at once (asynchronous faults surface

@@ -22,10 +22,10 @@ struct EmbeddingCudaParams {
   const int32_t* ids = nullptr;  // [num_tokens]
   const void* table = nullptr;   // [vocab_size, hidden]
   DType table_dtype = DType::kBF16;
-  float* out = nullptr;          // [num_tokens, hidden]
+  float* out = nullptr;  // [num_tokens, hidden]
   int32_t num_tokens = 0;
   int32_t hidden = 0;
-  int32_t vocab_size = 0;        // ids outside [0, vocab) give a zero row (checked on the host at submit)
+  int32_t vocab_size = 0;  // ids outside [0, vocab) give a zero row (checked on the host at submit)
 };
 void launch_embedding(const EmbeddingCudaParams& p, cudaStream_t stream);
 // The float32 twin of cpu::embedding.
@@ -44,7 +44,7 @@ struct SiluMulCudaParams {
   bf16* out_bf16 = nullptr;        // [num_rows, out_stride] or null
   int32_t num_rows = 0;
   int32_t intermediate = 0;
-  int64_t out_stride = 0;          // 0 = intermediate
+  int64_t out_stride = 0;  // 0 = intermediate
 };
 void launch_silu_mul(const SiluMulCudaParams& p, cudaStream_t stream);
 
@@ -54,9 +54,9 @@ struct GatherRowsBf16Params {
   int64_t src_stride = 0;
   const int32_t* rows = nullptr;  // [num_rows]
   int32_t row_div = 1;
-  bf16* dst = nullptr;            // [num_rows, row_elems]
+  bf16* dst = nullptr;  // [num_rows, row_elems]
   int32_t num_rows = 0;
-  int32_t row_elems = 0;          // multiple of 8
+  int32_t row_elems = 0;  // multiple of 8
 };
 void launch_gather_rows_bf16(const GatherRowsBf16Params& p, cudaStream_t stream);
 

@@ -45,26 +45,26 @@ enum class GemvEpilogue : int32_t {
 };
 
 struct GroupedGemvParams {
-  const bf16* x = nullptr;             // [*, x_stride]
-  int64_t x_stride = 0;                // 0 = k
-  const int32_t* x_rows = nullptr;     // optional: row(p) = x_rows[p] / x_row_div, else row(p) = p
+  const bf16* x = nullptr;          // [*, x_stride]
+  int64_t x_stride = 0;             // 0 = k
+  const int32_t* x_rows = nullptr;  // optional: row(p) = x_rows[p] / x_row_div, else row(p) = p
   int32_t x_row_div = 1;
-  const bf16* weight = nullptr;        // group g's matrix at weight + g * weight_group_stride
+  const bf16* weight = nullptr;  // group g's matrix at weight + g * weight_group_stride
   int64_t weight_group_stride = 0;
-  int32_t n = 0;                       // output features (per half for SwiGLU)
-  int32_t k = 0;                       // input features
+  int32_t n = 0;  // output features (per half for SwiGLU)
+  int32_t k = 0;  // input features
   // Groups. Without group_offsets there is one group holding positions [0, num_positions).
   const int32_t* group_offsets = nullptr;  // [num_groups + 1]: positions of group g
   const int32_t* active_groups = nullptr;  // [num_group_slots] group of each slot, or null (= slot)
   const int32_t* num_active = nullptr;     // slots in use, or null (= all)
   int32_t num_group_slots = 1;
-  int32_t num_positions = 0;               // one-group form only
-  int32_t max_positions_per_group = 0;     // host bound: picks the kernel and the z extent
+  int32_t num_positions = 0;            // one-group form only
+  int32_t max_positions_per_group = 0;  // host bound: picks the kernel and the z extent
   GemvEpilogue epilogue = GemvEpilogue::kStoreF32;
   float* y_f32 = nullptr;
   bf16* y_bf16 = nullptr;
-  int64_t y_stride = 0;                // 0 = n
-  const float* bias = nullptr;         // [n] (float32 epilogues only)
+  int64_t y_stride = 0;         // 0 = n
+  const float* bias = nullptr;  // [n] (float32 epilogues only)
   // Split k (optional): scratch of split_workspace_floats floats and split_tickets_count int32
   // tickets (zero once; each launch leaves them zero).
   float* split_workspace = nullptr;
@@ -74,7 +74,7 @@ struct GroupedGemvParams {
   // RMSNorm prologue (optional): x is then ignored; row(p) of norm_x [*, norm_x_stride] is
   // normalised with norm_weight [k] and norm_eps.
   const float* norm_x = nullptr;
-  int64_t norm_x_stride = 0;           // 0 = k
+  int64_t norm_x_stride = 0;  // 0 = k
   const float* norm_weight = nullptr;
   float norm_eps = 1e-6f;
   // The group arrays (offsets, active groups, count) were written by a launch before the previous

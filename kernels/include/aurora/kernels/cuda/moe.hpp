@@ -31,20 +31,20 @@ constexpr int32_t kMaxRoutedExperts = 1024;
 constexpr int32_t kMaxTopK = 16;
 
 struct RouteCudaParams {
-  const float* x = nullptr;          // [num_tokens, hidden] (post-attention RMSNorm, float32; the
-                                     // residual when norm_weight is set)
-  const float* router = nullptr;     // [num_experts, hidden] float32
-  float* logits = nullptr;           // [num_tokens, num_experts] scratch
-  int32_t* topk_ids = nullptr;       // [num_tokens, top_k] by decreasing weight
-  float* topk_weights = nullptr;     // [num_tokens, top_k]
-  int32_t* expert_offsets = nullptr; // [num_experts + 1]
-  int32_t* permuted_item = nullptr;  // [num_tokens * top_k]: item at each permuted position
-  int32_t* item_position = nullptr;  // [num_tokens * top_k]: permuted position of each item
-  int32_t* active_experts = nullptr; // [num_experts]: experts with tokens, ascending
-  int32_t* num_active = nullptr;     // [1]
-  int64_t* expert_tokens = nullptr;  // [num_experts] += tokens routed per expert, or null
+  const float* x = nullptr;                     // [num_tokens, hidden] (post-attention RMSNorm, float32; the
+                                                // residual when norm_weight is set)
+  const float* router = nullptr;                // [num_experts, hidden] float32
+  float* logits = nullptr;                      // [num_tokens, num_experts] scratch
+  int32_t* topk_ids = nullptr;                  // [num_tokens, top_k] by decreasing weight
+  float* topk_weights = nullptr;                // [num_tokens, top_k]
+  int32_t* expert_offsets = nullptr;            // [num_experts + 1]
+  int32_t* permuted_item = nullptr;             // [num_tokens * top_k]: item at each permuted position
+  int32_t* item_position = nullptr;             // [num_tokens * top_k]: permuted position of each item
+  int32_t* active_experts = nullptr;            // [num_experts]: experts with tokens, ascending
+  int32_t* num_active = nullptr;                // [1]
+  int64_t* expert_tokens = nullptr;             // [num_experts] += tokens routed per expert, or null
   const int32_t* num_counted_tokens = nullptr;  // only tokens below this count are added (padding), or null = all
-  int32_t* ticket = nullptr;         // [1], zero once; resets itself
+  int32_t* ticket = nullptr;                    // [1], zero once; resets itself
   int32_t num_tokens = 0;
   int32_t hidden = 0;
   int32_t num_experts = 0;
@@ -54,24 +54,24 @@ struct RouteCudaParams {
   // and the normalised rows are written to norm_out / norm_out_bf16 (either may be null).
   const float* norm_weight = nullptr;  // [hidden]
   float eps = 1e-6f;
-  float* norm_out = nullptr;           // [num_tokens, hidden]
-  bf16* norm_out_bf16 = nullptr;       // [num_tokens, hidden]
+  float* norm_out = nullptr;      // [num_tokens, hidden]
+  bf16* norm_out_bf16 = nullptr;  // [num_tokens, hidden]
 };
 void launch_route(const RouteCudaParams& p, cudaStream_t stream);
 
 struct MoeCombineCudaParams {
-  const float* expert_out = nullptr;     // [num_tokens * top_k, expert_out_stride], permuted order
-  int64_t expert_out_stride = 0;         // 0 = hidden
+  const float* expert_out = nullptr;  // [num_tokens * top_k, expert_out_stride], permuted order
+  int64_t expert_out_stride = 0;      // 0 = hidden
   const int32_t* item_position = nullptr;
   const int32_t* topk_ids = nullptr;
   const float* topk_weights = nullptr;
-  const float* shared_out = nullptr;     // [num_tokens, hidden] or null
-  const float* shared_gate = nullptr;    // [num_tokens] pre-sigmoid, or null (= weight 1)
-  float* x = nullptr;                    // [num_tokens, hidden] residual, updated in place
-  const float* norm_weight = nullptr;    // next RMSNorm, or null
+  const float* shared_out = nullptr;   // [num_tokens, hidden] or null
+  const float* shared_gate = nullptr;  // [num_tokens] pre-sigmoid, or null (= weight 1)
+  float* x = nullptr;                  // [num_tokens, hidden] residual, updated in place
+  const float* norm_weight = nullptr;  // next RMSNorm, or null
   float eps = 1e-6f;
-  float* norm_out = nullptr;             // [num_tokens, hidden] float32 or null
-  bf16* norm_out_bf16 = nullptr;         // [num_tokens, hidden] bf16 or null
+  float* norm_out = nullptr;      // [num_tokens, hidden] float32 or null
+  bf16* norm_out_bf16 = nullptr;  // [num_tokens, hidden] bf16 or null
   int32_t num_tokens = 0;
   int32_t top_k = 0;
   int32_t hidden = 0;

@@ -13,6 +13,23 @@ using runtime::LogitsMode;
 using runtime::SequenceChunk;
 using runtime::StepBatch;
 
+std::string fmt(double v, int prec) {
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(prec);
+  s << v;
+  return s.str();
+}
+
+std::string pct(double predicted, double measured) {
+  if (!(measured > 0)) return "-";
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(0);
+  s << std::showpos << 100.0 * (predicted - measured) / measured << "%";
+  return s.str();
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0.0;
   std::sort(v.begin(), v.end());

@@ -22,6 +22,10 @@ namespace aurora::bench {
 
 using Clock = std::chrono::steady_clock;
 double median(std::vector<double> v);
+// `v` with `prec` decimals; the prediction's error against the measurement as "+12%" ("-" when
+// nothing was measured).
+std::string fmt(double v, int prec = 1);
+std::string pct(double predicted, double measured);
 double seconds_since(Clock::time_point t0);
 
 // B sequences of one model, sequence i on rank i % ranks, with its own KV blocks on that rank.

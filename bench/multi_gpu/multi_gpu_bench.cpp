@@ -91,22 +91,6 @@ bool parse(int argc, char** argv, Args& a) {
   return a.batch > 0 && a.prompt > 0 && a.steps > 0 && a.reps > 0;
 }
 
-std::string fmt(double v, int prec = 1) {
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(prec);
-  s << v;
-  return s.str();
-}
-std::string pct(double predicted, double measured) {
-  if (!(measured > 0)) return "-";
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(0);
-  s << std::showpos << 100.0 * (predicted - measured) / measured << "%";
-  return s.str();
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1-2. All-to-all rig: one NCCL rank per GPU, one thread each, buffers sized for the largest case.
 

@@ -30,22 +30,6 @@ namespace {
 constexpr int32_t kBlock = 16;
 constexpr int32_t kMaxTokensPerStep = 512;
 
-std::string fmt(double v, int prec = 1) {
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(prec);
-  s << v;
-  return s.str();
-}
-std::string pct(double predicted, double measured) {
-  if (!(measured > 0)) return "-";
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(0);
-  s << std::showpos << 100.0 * (predicted - measured) / measured << "%";
-  return s.str();
-}
-
 struct Shape {
   config::ModelConfig config;
   int32_t batch = 32, prompt = 64, steps = 20, warmup = 3;

@@ -23,6 +23,15 @@ json::array array_of(const std::vector<T>& v) {
   return a;
 }
 
+// Each element of `v` as the JSON object `to_object(element)` returns.
+template <class T, class ToObject>
+json::array objects_of(const std::vector<T>& v, ToObject to_object) {
+  json::array a;
+  a.reserve(v.size());
+  for (const auto& x : v) a.emplace_back(to_object(x));
+  return a;
+}
+
 }  // namespace
 
 std::string plan_json(const runtime::PlanSnapshot& s) {
@@ -56,72 +65,52 @@ std::string plan_json(const runtime::PlanSnapshot& s) {
   migration["layers_done"] = s.migration_layers_done;
   migration["layers_total"] = s.migration_layers_total;
   o["migration"] = std::move(migration);
-  json::array models;
-  for (const auto& m : s.models) {
+  o["models"] = objects_of(s.models, [](const runtime::PlanSnapshot::Model& m) {
     json::object mo;
     mo["name"] = m.name;
     mo["num_ranks"] = m.num_ranks;
     mo["num_experts"] = m.num_experts;
     mo["row_bytes"] = m.row_bytes;
     mo["expert_seconds_per_row"] = m.expert_seconds_per_row;
-    json::array ranks;
-    for (const auto& r : m.ranks) {
-      json::object ro;
-      ro["compute_speed"] = r.compute_speed;
-      ro["expert_seconds_per_step"] = r.expert_seconds_per_step;
-      ro["exchange_seconds_per_step"] = r.exchange_seconds_per_step;
-      ro["rows_per_step"] = r.rows_per_step;
-      ranks.push_back(std::move(ro));
-    }
-    mo["ranks"] = std::move(ranks);
-    json::array layers;
-    for (const auto& l : m.layers) {
-      json::object lo;
-      lo["layer"] = l.layer;
-      lo["owner"] = array_of(l.owner);
-      lo["expert_load"] = array_of(l.expert_load);
-      lo["traffic_bytes"] = array_of(l.traffic_bytes);
-      lo["rank_expert_tokens"] = array_of(l.rank_expert_tokens);
-      lo["load_balance"] = l.load_balance;
-      lo["rank_balance"] = l.rank_balance;
-      lo["a2a_predicted_s"] = l.a2a_predicted_s;
-      lo["a2a_measured_s"] = l.a2a_measured_s;
-      lo["a2a_lower_bound_s"] = l.a2a_lower_bound_s;
-      lo["order_source"] = l.order_source;
-      lo["order_strategy"] = l.order_strategy;
-      lo["plan_us"] = l.plan_us;
-      lo["fit_us"] = l.fit_us;
-      lo["count_us"] = l.count_us;
-      lo["window_penalty_us"] = l.window_penalty_us;
-      lo["order_decision"] = l.order_decision;
-      layers.push_back(std::move(lo));
-    }
-    mo["layers"] = std::move(layers);
-    models.push_back(std::move(mo));
-  }
-  o["models"] = std::move(models);
-  json::array history;
-  for (const auto& c : s.history) {
-    json::object co;
-    co["time_s"] = c.time_s;
-    co["version"] = c.version;
-    co["moved_experts"] = c.moved_experts;
-    co["predicted_before_s"] = c.predicted_before_s;
-    co["predicted_after_s"] = c.predicted_after_s;
-    co["reason"] = c.reason;
-    history.push_back(std::move(co));
-  }
-  o["history"] = std::move(history);
-  json::array timeline;
-  for (const auto& t : s.timeline) {
-    json::object to;
-    to["time_s"] = t.time_s;
-    to["version"] = t.version;
-    to["current_s"] = t.current_s;
-    to["fresh_s"] = t.fresh_s;
-    timeline.push_back(std::move(to));
-  }
-  o["timeline"] = std::move(timeline);
+    mo["ranks"] = objects_of(m.ranks, [](const auto& r) {
+      return json::object{{"compute_speed", r.compute_speed},
+                          {"expert_seconds_per_step", r.expert_seconds_per_step},
+                          {"exchange_seconds_per_step", r.exchange_seconds_per_step},
+                          {"rows_per_step", r.rows_per_step}};
+    });
+    mo["layers"] = objects_of(m.layers, [](const auto& l) {
+      return json::object{{"layer", l.layer},
+                          {"owner", array_of(l.owner)},
+                          {"expert_load", array_of(l.expert_load)},
+                          {"traffic_bytes", array_of(l.traffic_bytes)},
+                          {"rank_expert_tokens", array_of(l.rank_expert_tokens)},
+                          {"load_balance", l.load_balance},
+                          {"rank_balance", l.rank_balance},
+                          {"a2a_predicted_s", l.a2a_predicted_s},
+                          {"a2a_measured_s", l.a2a_measured_s},
+                          {"a2a_lower_bound_s", l.a2a_lower_bound_s},
+                          {"order_source", l.order_source},
+                          {"order_strategy", l.order_strategy},
+                          {"plan_us", l.plan_us},
+                          {"fit_us", l.fit_us},
+                          {"count_us", l.count_us},
+                          {"window_penalty_us", l.window_penalty_us},
+                          {"order_decision", l.order_decision}};
+    });
+    return mo;
+  });
+  o["history"] = objects_of(s.history, [](const auto& c) {
+    return json::object{{"time_s", c.time_s},
+                        {"version", c.version},
+                        {"moved_experts", c.moved_experts},
+                        {"predicted_before_s", c.predicted_before_s},
+                        {"predicted_after_s", c.predicted_after_s},
+                        {"reason", c.reason}};
+  });
+  o["timeline"] = objects_of(s.timeline, [](const auto& t) {
+    return json::object{
+        {"time_s", t.time_s}, {"version", t.version}, {"current_s", t.current_s}, {"fresh_s", t.fresh_s}};
+  });
   return json::serialize(o);
 }
 

@@ -13,51 +13,42 @@ ApiError ApiError::invalid_request(std::string message, std::string param, std::
   return e;
 }
 
+namespace {
+
+// How each ErrorCode reaches an OpenAI-style client: HTTP status, error type and code, whether the
+// failing field is named as `param`, and Retry-After for temporary conditions.
+struct ErrorMapping {
+  ErrorCode code;
+  int status;
+  const char* type;  // nullptr: ApiError's default ("invalid_request_error")
+  const char* api_code;
+  bool names_param;
+  int retry_after_seconds;
+};
+
+constexpr ErrorMapping kMappings[] = {
+    {ErrorCode::kInvalidArgument, 400, nullptr, nullptr, true, 0},
+    {ErrorCode::kNotFound, 404, "not_found_error", "not_found", false, 0},
+    {ErrorCode::kUnsupported, 400, nullptr, "unsupported", true, 0},
+    {ErrorCode::kResourceExhausted, 503, "service_unavailable_error", "server_overloaded", false, 1},
+    {ErrorCode::kUnavailable, 503, "service_unavailable_error", "service_unavailable", false, 1},
+    {ErrorCode::kCancelled, 499, "cancelled", "cancelled", false, 0},
+    {ErrorCode::kDeadlineExceeded, 504, "server_error", "timeout", false, 0},
+    {ErrorCode::kInternal, 500, "server_error", "internal_error", false, 0},
+};
+
+}  // namespace
+
 ApiError ApiError::from(const Error& error) {
   ApiError e;
   e.message = error.message;
-  switch (error.code) {
-    case ErrorCode::kInvalidArgument:
-      e.status = 400;
-      e.param = error.field;
-      break;
-    case ErrorCode::kNotFound:
-      e.status = 404;
-      e.type = "not_found_error";
-      e.code = "not_found";
-      break;
-    case ErrorCode::kUnsupported:
-      e.status = 400;
-      e.param = error.field;
-      e.code = "unsupported";
-      break;
-    case ErrorCode::kResourceExhausted:
-      e.status = 503;
-      e.type = "service_unavailable_error";
-      e.code = "server_overloaded";
-      e.retry_after_seconds = 1;
-      break;
-    case ErrorCode::kUnavailable:
-      e.status = 503;
-      e.type = "service_unavailable_error";
-      e.code = "service_unavailable";
-      e.retry_after_seconds = 1;
-      break;
-    case ErrorCode::kCancelled:
-      e.status = 499;
-      e.type = "cancelled";
-      e.code = "cancelled";
-      break;
-    case ErrorCode::kDeadlineExceeded:
-      e.status = 504;
-      e.type = "server_error";
-      e.code = "timeout";
-      break;
-    case ErrorCode::kInternal:
-      e.status = 500;
-      e.type = "server_error";
-      e.code = "internal_error";
-      break;
+  for (const ErrorMapping& m : kMappings) {
+    if (m.code != error.code) continue;
+    e.status = m.status;
+    if (m.type) e.type = m.type;
+    if (m.api_code) e.code = m.api_code;
+    if (m.names_param) e.param = error.field;
+    if (m.retry_after_seconds > 0) e.retry_after_seconds = m.retry_after_seconds;
   }
   return e;
 }

@@ -183,6 +183,32 @@ TEST_CASE("api errors have OpenAI's shape") {
   CHECK(o.retry_after_seconds == 1);
 }
 
+TEST_CASE("every engine error code maps to its HTTP status, type and code") {
+  using aurora::ErrorCode;
+  struct Want {
+    ErrorCode code;
+    int status;
+    const char* type;
+    const char* api_code;
+    int retry_after;
+  };
+  for (const Want& w : {Want{ErrorCode::kNotFound, 404, "not_found_error", "not_found", 0},
+                        Want{ErrorCode::kUnsupported, 400, "invalid_request_error", "unsupported", 0},
+                        Want{ErrorCode::kResourceExhausted, 503, "service_unavailable_error", "server_overloaded", 1},
+                        Want{ErrorCode::kUnavailable, 503, "service_unavailable_error", "service_unavailable", 1},
+                        Want{ErrorCode::kCancelled, 499, "cancelled", "cancelled", 0},
+                        Want{ErrorCode::kDeadlineExceeded, 504, "server_error", "timeout", 0},
+                        Want{ErrorCode::kInternal, 500, "server_error", "internal_error", 0}}) {
+    INFO("status " << w.status << " code " << w.api_code);
+    const auto e = ApiError::from(aurora::Error::make(w.code, "x"));
+    CHECK(e.status == w.status);
+    CHECK(e.type == w.type);
+    CHECK(e.code == w.api_code);
+    CHECK(e.retry_after_seconds == w.retry_after);
+    CHECK(e.message == "x");
+  }
+}
+
 TEST_CASE("JSON string escaping matches Boost.JSON byte for byte") {
   std::mt19937 rng(7);
   for (int i = 0; i < 2000; ++i) {

@@ -3,8 +3,8 @@
 # traffic mix, OLMoE-1B-7B (64 experts, top-8) with random bf16 weights generated on the GPUs.
 # Uses PREBUILT binaries (no build): $BIN (default ./bin) must hold aurora, aurora-loadgen and
 # aurora-online-bench; run from a tree that has config/models/OLMoE-1B-7B-0924/config.json.
-# Writes the table (table.txt), summary.json, timeline.svg and the serve/loadgen logs under
-# $1 (default $OUT, else ./online_gpu_out). About 4 minutes.
+# Writes the table (table.txt), summary.json, timeline.svg and logs.tar.gz (serve, loadgen and
+# plan logs) under $1 (default $OUT, else ./online_gpu_out). About 4 minutes.
 #
 #   DEVICE=cpu bench/online/run_online_gpu.sh /tmp/x   # the same comparison on CPU ranks with the
 #                                                      # embedded model (local check, ~1 minute)
@@ -43,5 +43,9 @@ if [ "$status" != 0 ]; then
   tail -20 "$OUTDIR/bench.log" >&2
   for f in "$OUTDIR"/*_serve.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -8 "$f" >&2; }; done
 fi
+# Few files come back from the GPU machine: the table, the JSON and the SVG stay, the logs and
+# per-run data go into one archive.
+(cd "$OUTDIR" && ls | grep -vE '^(table.txt|summary.json|timeline.svg|logs.tar.gz)$' > .pack || true
+ if [ -s .pack ]; then tar czf logs.tar.gz -T .pack && xargs rm -f < .pack; fi; rm -f .pack)
 ls -la "$OUTDIR" >&2
 exit "$status"

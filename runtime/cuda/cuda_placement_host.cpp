@@ -47,15 +47,13 @@ class CudaPlacementHost final : public PlacementHost {
       AURORA_CUDA_CHECK(cudaSetDevice(dev));
       for (int32_t p = 0; p < n; ++p) {
         if (p == r) continue;
+        // Direct peer copies where the GPUs allow them; cudaMemcpyPeerAsync works without (slower).
         int can = 0;
-        AURORA_CUDA_CHECK(cudaDeviceCanAccessPeer(&can, dev, group_->device(p)));
-        if (!can) continue;
-        const cudaError_t st = cudaDeviceEnablePeerAccess(group_->device(p), 0);
-        if (st == cudaErrorPeerAccessAlreadyEnabled) {
+        if (cudaDeviceCanAccessPeer(&can, dev, group_->device(p)) != cudaSuccess || !can) {
           (void)cudaGetLastError();
-        } else {
-          AURORA_CUDA_CHECK(st);
+          continue;
         }
+        if (cudaDeviceEnablePeerAccess(group_->device(p), 0) != cudaSuccess) (void)cudaGetLastError();
       }
       cudaStream_t s = nullptr;
       AURORA_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
@@ -141,7 +139,7 @@ class CudaPlacementHost final : public PlacementHost {
     const ExpertPlacement& current = group_->placement(model_);
     const int32_t E = current.num_experts;
     AURORA_CHECK(layer >= 0 && static_cast<size_t>(layer) < current.layers.size());
-    const auto& old_owner = current.layers[static_cast<size_t>(layer)].owner;
+    const std::vector<int32_t> old_owner = current.layers[static_cast<size_t>(layer)].owner;  // a copy: `current` goes
     AURORA_CHECK_MSG(owner.size() == old_owner.size() && !owner.empty(), "layer " << layer << ": owners of another shape");
     // Every expert that changes rank must come with its staged copy on its new rank.
     std::vector<CudaStagedExpert*> copy_of(static_cast<size_t>(E), nullptr);

@@ -128,6 +128,15 @@ Run run_streams(Engine& engine, int32_t streams, int32_t max_tokens) {
   return run;
 }
 
+bool wait_until_runs(Engine& engine, int64_t runs) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (engine.plan_snapshot().planner_runs_total >= runs) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
 config::ModelConfig load(const std::string& dir) {
   auto c = config::load_model_config(dir + "/config.json");
   REQUIRE(c.ok());
@@ -333,4 +342,40 @@ TEST_CASE("GPU: staged copies are unused until commit, committed copies are bit-
   for (size_t i = 0; i < returned.size(); ++i)
     max_diff = std::max(max_diff, double(std::fabs(returned[i] - before[i])));
   CHECK(max_diff <= 1e-3);
+}
+
+TEST_CASE("GPU: the window order gives the live order's tokens, also across migrations", "[online_gpu][order]") {
+  const std::string dir = write_config("window");
+  EngineOptions live = gpu_options(dir);
+  live.online.replan = ReplanMode::kOrder;
+  auto a = create_engine(live);
+  REQUIRE(a.ok());
+  const Run reference = run_streams(**a, 16, 32);
+  (*a)->shutdown(0ms);
+
+  // Window order only (templates fitted to every step's counts on both GPUs).
+  EngineOptions window = live;
+  window.online.order_source = OrderSource::kWindow;
+  auto b = create_engine(window);
+  REQUIRE(b.ok());
+  (void)run_streams(**b, 16, 8);  // the window learns the traffic; templates get installed
+  REQUIRE(wait_until_runs(**b, 3));
+  const Run run = run_streams(**b, 16, 32);
+  const PlanSnapshot snap = (*b)->plan_snapshot();
+  (*b)->shutdown(0ms);
+  CHECK(run.tokens == reference.tokens);
+  int window_layers = 0;
+  for (const auto& l : snap.models.at(0).layers) window_layers += l.order_source == "window";
+  CHECK(window_layers == kLayers);
+
+  // Auto order and forced migrations together (templates dropped and rebuilt per switched layer).
+  EngineOptions both = eager(gpu_options(dir), kExperts / 2);
+  both.online.order_source = OrderSource::kAuto;
+  auto c = create_engine_with_policy(both, rotate_everything);
+  REQUIRE(c.ok());
+  const Run moved = run_streams(**c, 16, 32);
+  const EngineStats stats = (*c)->stats();
+  (*c)->shutdown(0ms);
+  CHECK(moved.tokens == reference.tokens);
+  CHECK(stats.plan_version >= 2);
 }

@@ -80,13 +80,19 @@ Result<std::unique_ptr<ExpertParallelGroup>> ExpertParallelGroup::create(std::ve
     }
     // Spare expert slots (online re-placement): auto = half the experts a rank holds, as memory allows.
     if (g->options_.expert_spare_slots < 0) {
-      int64_t slot_bytes = 0;  // one spare slot in every MoE layer of every model
+      int64_t slot_bytes = 0;     // one spare slot in every MoE layer of every model
+      int64_t weight_bytes = 0;   // a rank's weights without spares (estimate: bf16 matrices)
       int32_t want = 0;
       for (const auto& em : g->models_) {
         const auto& c = em.config;
+        const int64_t H = c.hidden_size, q = int64_t{c.num_heads} * c.head_dim, kv = int64_t{c.num_kv_heads} * c.head_dim;
+        const int64_t expert = 2 * 3 * H * c.moe_intermediate_size;
         int32_t moe_layers = 0;
         for (bool moe : c.layer_is_moe) moe_layers += moe;
-        slot_bytes += int64_t{moe_layers} * 2 * 3 * c.hidden_size * c.moe_intermediate_size;
+        slot_bytes += moe_layers * expert;
+        weight_bytes += 2 * 2 * int64_t{c.vocab_size} * H + int64_t{c.num_layers} * 2 * ((q + 2 * kv) * H + H * q) +
+                        int64_t{c.num_layers - moe_layers} * 2 * 3 * H * c.dense_intermediate_size +
+                        int64_t{moe_layers} * ((c.num_experts + n - 1) / n) * expert;
         want = std::max(want, ((c.num_experts + n - 1) / n + 1) / 2);
       }
       int64_t free_min = std::numeric_limits<int64_t>::max();
@@ -96,7 +102,8 @@ Result<std::unique_ptr<ExpertParallelGroup>> ExpertParallelGroup::create(std::ve
         AURORA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
         free_min = std::min(free_min, static_cast<int64_t>(free_bytes));
       }
-      const int64_t fit = slot_bytes > 0 ? free_min / 4 / slot_bytes : want;
+      // At most a quarter of what the weights leave free (the rest is for the KV cache).
+      const int64_t fit = slot_bytes > 0 ? std::max<int64_t>(0, free_min - weight_bytes) / 4 / slot_bytes : want;
       g->options_.expert_spare_slots = static_cast<int32_t>(std::min<int64_t>(want, fit));
       std::fprintf(stderr, "aurora: %d spare expert slots per MoE layer and GPU for online re-placement (%lld MiB each)\n",
                    g->options_.expert_spare_slots,

@@ -45,7 +45,8 @@ struct EpGroupOptions {
   std::vector<int> devices;          // one rank per GPU, in rank order
   // Spare expert slots per MoE layer and rank (online re-placement: copies of experts moving in
   // land there; cuda_placement_host.hpp), capped at the layer's expert count. -1 = auto: half the
-  // experts a rank holds, fewer when they would take more than a quarter of the free memory.
+  // experts a rank holds, fewer when they would take more than a quarter of the memory the weights
+  // leave free.
   int32_t expert_spare_slots = 0;
   CudaRunnerOptions runner;          // per rank and model; kv_cache_tokens = 0: an even share of memory
   std::vector<RankSpec> rank_specs;  // for the placement (measured speeds); empty = identical ranks

@@ -4,7 +4,7 @@
 # Uses PREBUILT binaries (no build): $BIN (default ./bin) must hold aurora, aurora-loadgen and
 # aurora-online-bench; run from a tree that has config/models/OLMoE-1B-7B-0924/config.json.
 # Writes the table (table.txt), summary.json, timeline.svg and logs.tar.gz (serve, loadgen and
-# plan logs) under $1 (default $OUT, else ./online_gpu_out). About 4 minutes.
+# plan logs) under $1 (default $OUT, else ./online_gpu_out). About 4 minutes. RANKS=4 on a 4-GPU host.
 #
 #   DEVICE=cpu bench/online/run_online_gpu.sh /tmp/x   # the same comparison on CPU ranks with the
 #                                                      # embedded model (local check, ~1 minute)
@@ -29,7 +29,7 @@ else
   # so expert GEMVs and the two all-to-alls are a real part of every step; NVLink-class links for the
   # planner's network model. The static run freezes the placement planned for the first mix.
   MODEL="${MODEL:-config/models/OLMoE-1B-7B-0924}"
-  args=(--device cuda --ranks 2 --model "$MODEL" --users "${USERS:-96}"
+  args=(--device cuda --ranks "${RANKS:-2}" --model "$MODEL" --users "${USERS:-96}"
         --before-s "${BEFORE_S:-25}" --after-s "${AFTER_S:-50}" --input-len 128 --output-len 128
         --link-gbps 2400 --phase-latency-us 20
         --serve-arg=--max-num-seqs --serve-arg=128 --serve-arg=--max-num-batched-tokens --serve-arg=2048

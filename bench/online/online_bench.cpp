@@ -44,6 +44,7 @@ struct Config {
   double bucket_s = 2;
   double poll_s = 0.25;
   std::string device = "cpu";
+  std::string model;  // a model directory (config.json) served with random weights; empty = embedded model
   // Emulated cluster (CPU ranks) and the planner's network model.
   double link_gbps = 2, phase_latency_us = 20, expert_us = 200;
   std::string rank_speeds = "1,1,1,0.25";
@@ -94,6 +95,7 @@ std::vector<std::string> serve_argv(const Config& c, int port) {
   } else {
     a.insert(a.end(), {"--device", c.device});
   }
+  if (!c.model.empty()) a.insert(a.end(), {"--model", c.model, "--random-weights"});
   a.insert(a.end(), c.serve_args.begin(), c.serve_args.end());
   return a;
 }
@@ -258,7 +260,8 @@ int main(int argc, char** argv) {
       "svg", po::value(&c.svg), "also write the timeline SVG here")(
       "port", po::value(&c.port), "first port (one per run)")("device", po::value(&c.device),
                                                               "cpu (emulated cluster) or cuda (GPUs: no emulation)")(
-      "ranks", po::value(&c.ranks), "expert-parallel ranks")("users", po::value(&c.users), "closed-loop users")(
+      "ranks", po::value(&c.ranks), "expert-parallel ranks")(
+      "model", po::value(&c.model), "model directory (config.json), served with random weights (default: embedded model)")("users", po::value(&c.users), "closed-loop users")(
       "before-s", po::value(&c.before_s), "seconds of the first mix")("after-s", po::value(&c.after_s),
                                                                       "seconds of the second mix")(
       "mix-before", po::value(&c.mix_before), "first traffic mix (aurora-loadgen --traffic-mix syntax)")(
@@ -328,6 +331,7 @@ int main(int argc, char** argv) {
                                    fmt(c.link_gbps) + " Gb/s, experts " + fmt(c.expert_us) + " us/row, speeds " +
                                    (c.rank_speeds.empty() ? std::string("1") : c.rank_speeds) + "), "
                              : std::to_string(c.ranks) + " x " + c.device + ", ";
+  if (!c.model.empty()) subtitle += c.model.substr(c.model.find_last_of('/') + 1) + " (random weights), ";
   subtitle +=
       std::to_string(c.users) + " users, mix " + c.mix_before + " -> " + c.mix_after + " at " + fmt(c.before_s) + " s";
   std::cout << "aurora-online-bench: " << subtitle << "\n\n" << summary_table(summaries, timing);

@@ -15,6 +15,7 @@
 #include "aurora/kernels/cuda/moe.hpp"
 #include "aurora/kernels/cuda/norm_rope.hpp"
 #include "aurora/kernels/cuda/sampling.hpp"
+#include "cuda_placement_host.hpp"
 #include "cuda_runner.hpp"
 #include "cuda_weights.hpp"
 #include "expert_parallel_group.hpp"
@@ -191,7 +192,7 @@ class CudaDeviceRunner final : public DeviceRunner {
 class GroupDeviceRunner final : public DeviceRunner {
  public:
   GroupDeviceRunner(std::shared_ptr<ExpertParallelGroup> group, int32_t model)
-      : group_(std::move(group)), model_(model) {}
+      : group_(std::move(group)), model_(model), host_(make_cuda_placement_host(group_, model_)) {}
   const StepResult& execute(const StepBatch& batch, const kernels::SamplingRow* rows, int32_t* tokens) override {
     std::vector<GroupStep> steps(static_cast<size_t>(group_->num_models()));
     steps[static_cast<size_t>(model_)] = GroupStep{&batch, rows, tokens};
@@ -199,10 +200,12 @@ class GroupDeviceRunner final : public DeviceRunner {
   }
   int32_t num_kv_blocks() const override { return group_->num_kv_blocks(model_); }
   std::string memory_report() const override { return group_->memory_report(model_); }
+  PlacementHost* placement_host() override { return host_.get(); }
 
  private:
   std::shared_ptr<ExpertParallelGroup> group_;
   int32_t model_;
+  std::unique_ptr<PlacementHost> host_;
 };
 
 class GroupColocatedDevice final : public ColocatedDevice {
@@ -277,6 +280,7 @@ Result<DeviceGroup> make_cuda_expert_parallel_runners(const std::vector<const Mo
     go.runner.max_context = o.max_context;
     go.runner.kv_cache_tokens = o.kv_cache_tokens;
     go.runner.gpu_memory_fraction = o.gpu_memory_fraction;
+    go.expert_spare_slots = o.expert_spare_slots;
     std::vector<EpGroupModel> ms;
     for (const Model* m : models)
       ms.push_back(EpGroupModel{m->name, m->config, o.random_weights ? nullptr : m, o.seed});

@@ -4,9 +4,11 @@
 
 #include <cuda_runtime.h>
 
+#include <memory>
 #include <vector>
 
 #include "aurora/runtime/exchange_plan.hpp"
+#include "comm/order_template.hpp"
 #include "cuda_runner.hpp"
 #include "executor/expert_placement.hpp"
 
@@ -43,6 +45,28 @@ struct CudaModelRunner::EpState {
   // Host-side exchange description (reused).
   std::vector<int64_t> send_off, recv_off, csend_off, crecv_off;
   TrafficMatrix traffic;
+
+  // Expert slots (online re-placement): per layer, the local key (this rank's j-th expert in key
+  // order) computed from each weight slot, or -1 (free or receiving). Groups of the expert GEMV and
+  // GEMMs are slots, so a migrated expert is read where its copy was written.
+  std::vector<std::vector<int32_t>> key_of_slot;  // [layer][slot]
+
+  // Window order templates (online): per layer, and whether steps use them.
+  struct LayerOrder {
+    std::shared_ptr<const OrderTemplate> dispatch, combine;
+    bool use_window = false;
+  };
+  std::vector<LayerOrder> orders;  // [layer]
+  bool measure_both = false;
+  ExchangePlan fitted_dispatch, fitted_combine;
+  std::unique_ptr<ExchangePlanner> probe_planner;  // live plans on measuring steps with the window order
+
+  // Per-rank timings: per layer, timing events (dispatch begin/end on the communication stream,
+  // experts begin/end on the compute stream, combine begin/end), read after the step (no sync).
+  static constexpr int32_t kTimingEvents = 6;
+  std::vector<cudaEvent_t> timing;   // [layer * kTimingEvents + i]
+  std::vector<int64_t> rows_computed;  // [layer]: rows this rank's experts processed
+  std::vector<bool> timed;             // [layer]: recorded in the last step
 
   std::vector<void*> owned;
   ~EpState();

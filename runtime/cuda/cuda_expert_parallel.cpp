@@ -2,6 +2,7 @@
 // all-gather, planned dispatch, local experts, planned combine), the colocated compute turns, and
 // the timeline events. See cuda_runner.hpp and docs/multi_gpu.md.
 #include <algorithm>
+#include <chrono>
 
 #include "aurora/config/check.hpp"
 #include "aurora/kernels/cuda/cuda_check.hpp"
@@ -21,6 +22,7 @@ CudaModelRunner::EpState::~EpState() {
   for (cudaEvent_t e : {ev_routed, ev_counts, ev_dispatched, ev_experts, ev_combined, ev_segment}) {
     if (e) cudaEventDestroy(e);
   }
+  for (cudaEvent_t e : timing) cudaEventDestroy(e);
   if (comm) cudaStreamDestroy(comm);
   for (void* p : owned) cudaFree(p);
   if (host_all_offsets) cudaFreeHost(host_all_offsets);
@@ -111,11 +113,115 @@ Result<void> CudaModelRunner::enable_expert_parallel(ExpertParallelConfig config
     st->crecv_off.assign(static_cast<size_t>(n) + 1, 0);
     st->traffic.num_ranks = n;
     st->traffic.bytes.assign(static_cast<size_t>(n) * n, 0);
+    st->key_of_slot.resize(layers);
+    for (size_t l = 0; l < layers; ++l) {
+      if (!c.layer_is_moe[l]) continue;
+      const int32_t held = static_cast<int32_t>(weights_->held_experts(static_cast<int32_t>(l)).size());
+      auto& ks = st->key_of_slot[l];
+      ks.assign(static_cast<size_t>(weights_->num_slots(static_cast<int32_t>(l))), -1);
+      for (int32_t j = 0; j < held; ++j) ks[static_cast<size_t>(j)] = j;  // slot j holds the j-th key
+    }
+    st->orders.resize(layers);
+    st->timing.resize(layers * EpState::kTimingEvents);
+    for (cudaEvent_t& e : st->timing) AURORA_CUDA_CHECK(cudaEventCreate(&e));
+    st->rows_computed.assign(layers, 0);
+    st->timed.assign(layers, false);
     st->cfg = std::move(config);
     ep_ = std::move(st);
     // Every exchange is planned on the host from the step's counts: no graph replay.
     options_.use_cuda_graphs = false;
   });
+}
+
+void CudaModelRunner::set_expert_placement(std::shared_ptr<const ExpertPlacement> placement,
+                                           const std::vector<std::vector<int32_t>>& slot_of_key) {
+  AURORA_CHECK_MSG(ep_ != nullptr, "set_expert_placement needs expert parallelism");
+  EpState& ep = *ep_;
+  const auto& c = weights_->config();
+  const ExpertPlacement& pl = *placement;
+  AURORA_CHECK(pl.num_ranks == ep.n && pl.num_experts == ep.E && static_cast<int32_t>(pl.layers.size()) == c.num_layers);
+  AURORA_CHECK(slot_of_key.size() == static_cast<size_t>(c.num_layers));
+  const size_t E = static_cast<size_t>(ep.E), layers = static_cast<size_t>(c.num_layers);
+  std::vector<int32_t> key_of(layers * E), expert_of(layers * E);
+  std::vector<std::vector<int32_t>> key_of_slot(layers);
+  for (size_t l = 0; l < layers; ++l) {
+    const LayerPlacement& lp = pl.layers[l];
+    for (size_t e = 0; e < E; ++e) {
+      const int32_t k = lp.key.empty() ? static_cast<int32_t>(e) : lp.key[e];
+      key_of[l * E + e] = k;
+      expert_of[l * E + static_cast<size_t>(k)] = static_cast<int32_t>(e);
+    }
+    if (!c.layer_is_moe[l]) continue;
+    const int32_t num_local = lp.rank_offsets[static_cast<size_t>(ep.cfg.rank) + 1] -
+                              lp.rank_offsets[static_cast<size_t>(ep.cfg.rank)];
+    AURORA_CHECK_MSG(static_cast<int32_t>(slot_of_key[l].size()) == num_local,
+                     "layer " << l << ": " << slot_of_key[l].size() << " slots for " << num_local << " experts");
+    auto& ks = key_of_slot[l];
+    ks.assign(static_cast<size_t>(weights_->num_slots(static_cast<int32_t>(l))), -1);
+    for (int32_t j = 0; j < num_local; ++j) {
+      const int32_t slot = slot_of_key[l][static_cast<size_t>(j)];
+      AURORA_CHECK_MSG(slot >= 0 && static_cast<size_t>(slot) < ks.size() && ks[static_cast<size_t>(slot)] < 0,
+                       "layer " << l << ": bad or shared slot " << slot);
+      ks[static_cast<size_t>(slot)] = j;
+    }
+  }
+  AURORA_CUDA_CHECK(cudaSetDevice(weights_->device()));
+  // The previous step may still read the key maps on the device: let it finish (between steps).
+  AURORA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  AURORA_CUDA_CHECK(cudaStreamSynchronize(ep.comm));
+  AURORA_CUDA_CHECK(cudaMemcpy(ep.key_of_expert, key_of.data(), key_of.size() * 4, cudaMemcpyHostToDevice));
+  AURORA_CUDA_CHECK(cudaMemcpy(ep.expert_of_key, expert_of.data(), expert_of.size() * 4, cudaMemcpyHostToDevice));
+  for (size_t l = 0; l < layers; ++l) {
+    if (key_of_slot[l] != ep.key_of_slot[l] || !(pl.layers[l].owner == ep.cfg.placement->layers[l].owner)) {
+      ep.orders[l] = EpState::LayerOrder{};  // a template made for the old owners no longer fits
+    }
+  }
+  ep.key_of_slot = std::move(key_of_slot);
+  ep.cfg.placement = std::move(placement);
+}
+
+const ExpertPlacement& CudaModelRunner::expert_placement() const {
+  AURORA_CHECK(ep_ != nullptr);
+  return *ep_->cfg.placement;
+}
+
+void CudaModelRunner::set_order_templates(int32_t layer, std::shared_ptr<const OrderTemplate> dispatch,
+                                          std::shared_ptr<const OrderTemplate> combine, bool use_window) {
+  AURORA_CHECK(ep_ != nullptr && layer >= 0 && static_cast<size_t>(layer) < ep_->orders.size());
+  AURORA_CHECK_MSG((dispatch == nullptr) == (combine == nullptr), "dispatch and combine templates go together");
+  ep_->orders[static_cast<size_t>(layer)] = EpState::LayerOrder{std::move(dispatch), std::move(combine), use_window};
+}
+
+void CudaModelRunner::measure_order_sources(bool on) {
+  if (ep_) ep_->measure_both = on;
+}
+
+RankStepTiming CudaModelRunner::last_rank_timing(std::vector<double>& exchange_seconds_per_layer) const {
+  RankStepTiming t;
+  exchange_seconds_per_layer.assign(ep_ ? ep_->timed.size() : 0, 0.0);
+  if (!ep_) return t;
+  const EpState& ep = *ep_;
+  auto elapsed = [&](int32_t l, int32_t a, int32_t b) -> double {
+    float ms = 0.0f;
+    const cudaEvent_t* ev = ep.timing.data() + static_cast<size_t>(l) * EpState::kTimingEvents;
+    const cudaError_t st = cudaEventElapsedTime(&ms, ev[a], ev[b]);
+    if (st != cudaSuccess) {  // not complete (or never recorded): no measurement, not an error
+      (void)cudaGetLastError();
+      return 0.0;
+    }
+    return static_cast<double>(ms) * 1e-3;
+  };
+  AURORA_CUDA_CHECK(cudaSetDevice(ep.device));
+  for (size_t l = 0; l < ep.timed.size(); ++l) {
+    if (!ep.timed[l]) continue;
+    const int32_t li = static_cast<int32_t>(l);
+    const double exchange = elapsed(li, 0, 1) + elapsed(li, 4, 5);
+    exchange_seconds_per_layer[l] = exchange;
+    t.exchange_seconds += exchange;
+    t.expert_seconds += elapsed(li, 2, 3);
+    t.rows_computed += ep.rows_computed[l];
+  }
+  return t;
 }
 
 void CudaModelRunner::set_uses_turns(bool uses_turns) {
@@ -247,11 +353,20 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
   // 2. Everyone's per-key counts: every rank derives the same traffic matrix and plan from them.
   AURORA_CUDA_CHECK(cudaStreamWaitEvent(cs, ep.ev_routed, 0));
   const int32_t dispatch_span = timeline_begin("dispatch", l, true, cs);
+  cudaEvent_t* tev = ep.timing.data() + static_cast<size_t>(l) * EpState::kTimingEvents;
+  ep.timed[static_cast<size_t>(l)] = true;
+  AURORA_CUDA_CHECK(cudaEventRecord(tev[0], cs));
+  using SteadyClock = std::chrono::steady_clock;
+  auto seconds_since = [](SteadyClock::time_point t) {
+    return std::chrono::duration<double>(SteadyClock::now() - t).count();
+  };
+  const auto count_start = SteadyClock::now();
   comm.all_gather(r, ep.key_offsets, static_cast<size_t>(E + 1) * 4, ep.all_offsets, cs);
   AURORA_CUDA_CHECK(cudaMemcpyAsync(ep.host_all_offsets, ep.all_offsets, static_cast<size_t>(n) * (E + 1) * 4,
                                     cudaMemcpyDeviceToHost, cs));
   AURORA_CUDA_CHECK(cudaEventRecord(ep.ev_counts, cs));
   AURORA_CUDA_CHECK(cudaEventSynchronize(ep.ev_counts));  // no compute turn is held here
+  const double count_seconds = seconds_since(count_start);
   const int32_t* off = ep.host_all_offsets;
   auto key_off = [&](int32_t src, int32_t k) { return int64_t{off[static_cast<size_t>(src) * (E + 1) + k]}; };
   auto ro = [&](int32_t rank) { return lp.rank_offsets[static_cast<size_t>(rank)]; };
@@ -268,13 +383,49 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
     for (int32_t d = 0; d < n; ++d) ep.traffic.bytes[static_cast<size_t>(a) * n + d] = rows(a, d) * drow;
   }
   LayerExchangeCost cost;
+  cost.count_seconds = count_seconds;
   int64_t bytes = 0;
   for (int32_t a = 0; a < n; ++a) {
     for (int32_t d = 0; d < n; ++d) bytes += a == d ? 0 : rows(a, d) * (drow + crow);
   }
   cost.bytes = bytes;
+  // The order: planned now from the counts (live), or the window's template fitted to them (the
+  // same on every rank: a deterministic function of template and counts). On measuring steps rank
+  // 0 also makes the other one and predicts both on the same counts.
+  const EpState::LayerOrder& order = ep.orders[static_cast<size_t>(l)];
+  const bool use_window = order.dispatch != nullptr && order.use_window;
+  const bool cost_both = ep.measure_both && order.dispatch != nullptr && r == 0;
+  cost.order_source = use_window ? "window" : "live";
+  cost.has_both = cost_both;
+  auto plan_exchange = [&](const std::shared_ptr<const OrderTemplate>& tmpl, ExchangePlan& fitted) -> const ExchangePlan& {
+    auto start = SteadyClock::now();
+    const ExchangePlan* chosen = nullptr;
+    if (use_window) {
+      fit_order(*tmpl, ep.traffic, ep.cfg.link_gbps, ep.cfg.phase_latency_s, fitted);
+      cost.fit_seconds += seconds_since(start);
+      chosen = &fitted;
+    } else {
+      chosen = &ep.cfg.planner->plan(ep.traffic);
+      cost.plan_seconds += seconds_since(start);
+    }
+    if (cost_both) {
+      start = SteadyClock::now();
+      const ExchangePlan* live = chosen;
+      if (use_window) {
+        if (!ep.probe_planner) ep.probe_planner = make_aurora_planner(n, ep.cfg.link_gbps, ep.cfg.phase_latency_s);
+        live = &ep.probe_planner->plan(ep.traffic);
+        cost.plan_seconds += seconds_since(start);
+      } else {
+        fit_order(*tmpl, ep.traffic, ep.cfg.link_gbps, ep.cfg.phase_latency_s, fitted);
+        cost.fit_seconds += seconds_since(start);
+      }
+      cost.live_estimated_seconds += predict_exchange_seconds(*live, n, ep.cfg.link_gbps, ep.cfg.phase_latency_s);
+      cost.window_estimated_seconds += predict_exchange_seconds(fitted, n, ep.cfg.link_gbps, ep.cfg.phase_latency_s);
+    }
+    return *chosen;
+  };
   {
-    const ExchangePlan& plan = ep.cfg.planner->plan(ep.traffic);
+    const ExchangePlan& plan = plan_exchange(order.dispatch, ep.fitted_dispatch);
     cost.dispatch_strategy = plan.strategy;
     cost.estimated_seconds = plan.estimated_seconds;
     cost.lower_bound_seconds = plan.lower_bound_seconds;
@@ -285,6 +436,7 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
                       plan, cs);
   }
   timeline_end(dispatch_span, cs);
+  AURORA_CUDA_CHECK(cudaEventRecord(tev[1], cs));
   AURORA_CUDA_CHECK(cudaEventRecord(ep.ev_dispatched, cs));
 
   // 3. What arrived, grouped by local expert (then source rank): host layout, one copy.
@@ -299,8 +451,14 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
   h_off[0] = 0;
   int32_t num_active = 0, max_group = 0;
   int32_t q = 0;
-  for (int32_t j = 0; j < num_local; ++j) {
-    for (int32_t src = 0; src < n; ++src) {
+  // Groups are weight slots: slot g computes local key key_of_slot[g] (-1: free or receiving).
+  const auto& key_of_slot = ep.key_of_slot[static_cast<size_t>(l)];
+  const int32_t num_groups = static_cast<int32_t>(key_of_slot.size());
+  AURORA_CHECK(num_groups <= E);
+  for (int32_t g = 0; g < num_groups; ++g) {
+    const int32_t j = key_of_slot[static_cast<size_t>(g)];
+    AURORA_CHECK(j < num_local);
+    for (int32_t src = 0; src < n && j >= 0; ++src) {
       const int64_t count = key_off(src, first_key + j + 1) - key_off(src, first_key + j);
       const int64_t base =
           ep.recv_off[static_cast<size_t>(src)] / drow + (key_off(src, first_key + j) - key_off(src, first_key));
@@ -310,11 +468,12 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
         ++q;
       }
     }
-    h_off[j + 1] = q;
-    const int32_t group = h_off[j + 1] - h_off[j];
-    if (group > 0) h_active[num_active++] = j;
+    h_off[g + 1] = q;
+    const int32_t group = h_off[g + 1] - h_off[g];
+    if (group > 0) h_active[num_active++] = g;
     max_group = std::max(max_group, group);
   }
+  ep.rows_computed[static_cast<size_t>(l)] = received;
   AURORA_CHECK_MSG(q == received, "rank " << r << ": " << q << " rows grouped, " << received << " received");
   AURORA_CUDA_CHECK(cudaMemcpyAsync(ep.layout, ep.host_layout, static_cast<size_t>(2 * E + 2 + 2 * received) * 4,
                                     cudaMemcpyHostToDevice, s));
@@ -323,6 +482,7 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
 
   // 4. This rank's experts on what arrived (compute turn), outputs back in arrival order.
   segment_begin("experts", l, ep.ev_dispatched);
+  AURORA_CUDA_CHECK(cudaEventRecord(tev[2], s));
   const int64_t gu_stride = int64_t{2} * I * H, down_stride = int64_t{H} * I;
   const bool use_gemm = total_items / std::max(1, K) > kGemvMaxTokens && E <= 16;  // as the 1-GPU path
   if (received > 0) {
@@ -386,12 +546,14 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
     kc::launch_gather_rows(
         kernels::GatherRowsParams{ep.out, d_inv, ep.combine_send, static_cast<int32_t>(received), H, 0, 0}, s);
   }
+  AURORA_CUDA_CHECK(cudaEventRecord(tev[3], s));
   AURORA_CUDA_CHECK(cudaEventRecord(ep.ev_experts, s));
   segment_end();
 
   // 5. Combine: each output row goes back to its token's rank, into the key-ordered slots that
   // item_position (rewritten by the regroup) points at.
   AURORA_CUDA_CHECK(cudaStreamWaitEvent(cs, ep.ev_experts, 0));
+  AURORA_CUDA_CHECK(cudaEventRecord(tev[4], cs));
   for (int32_t o = 0; o <= n; ++o) {
     ep.csend_off[static_cast<size_t>(o)] = ep.recv_off[static_cast<size_t>(o)] / drow * crow;
     ep.crecv_off[static_cast<size_t>(o)] = ep.send_off[static_cast<size_t>(o)] / drow * crow;
@@ -401,7 +563,7 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
   }
   const int32_t combine_span = timeline_begin("combine", l, true, cs);
   {
-    const ExchangePlan& plan = ep.cfg.planner->plan(ep.traffic);
+    const ExchangePlan& plan = plan_exchange(order.combine, ep.fitted_combine);
     cost.estimated_seconds += plan.estimated_seconds;
     cost.lower_bound_seconds += plan.lower_bound_seconds;
     cost.num_phases += static_cast<int32_t>(plan.phases.size());
@@ -411,6 +573,7 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
                       plan, cs);
   }
   timeline_end(combine_span, cs);
+  AURORA_CUDA_CHECK(cudaEventRecord(tev[5], cs));
   AURORA_CUDA_CHECK(cudaEventRecord(ep.ev_combined, cs));
   result_.exchange[static_cast<size_t>(l)] = cost;
 

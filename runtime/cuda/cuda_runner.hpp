@@ -45,6 +45,7 @@
 
 namespace aurora::runtime {
 struct ExpertPlacement;
+struct OrderTemplate;
 class ComputeTurns;
 }  // namespace aurora::runtime
 
@@ -75,6 +76,8 @@ struct ExpertParallelConfig {
   std::unique_ptr<ExchangePlanner> planner;          // deterministic: every rank plans alike
   ComputeTurns* turns = nullptr;                     // colocation: this GPU's turns, else null
   int32_t turn_index = 0;                            // this model's index in `turns`
+  double link_gbps = 2400.0;                         // window-order fits: the estimate's network model
+  double phase_latency_s = 20e-6;
 };
 
 // A stretch of one stream's work in the last step (timeline), in ms after a reference event.
@@ -119,6 +122,21 @@ class CudaModelRunner {
   // Colocation: whether this rank takes compute turns in the next step (the group decides per
   // step: a rank without tokens of this model stays out of the rotation).
   void set_uses_turns(bool uses_turns);
+  // Online re-placement (engine thread, between steps; every rank of the model together):
+  // `placement` is in force from the next step on, and slot_of_key[l][j] is the weight slot of this
+  // rank's j-th expert (key order) of MoE layer l. Waits for the previous step to finish.
+  void set_expert_placement(std::shared_ptr<const ExpertPlacement> placement,
+                            const std::vector<std::vector<int32_t>>& slot_of_key);
+  const ExpertPlacement& expert_placement() const;
+  // Window order templates of one layer (null: none) and whether steps use them; dropped for a
+  // layer whose placement changes. measure_order_sources: rank 0 costs both sources (has_both).
+  void set_order_templates(int32_t layer, std::shared_ptr<const OrderTemplate> dispatch,
+                           std::shared_ptr<const OrderTemplate> combine, bool use_window);
+  void measure_order_sources(bool on);
+  // This rank's measured times in the last step (after execute returned; no synchronisation):
+  // expert compute and exchanges (count exchange + dispatch + combine, waits included), and per
+  // layer the two exchanges' time (0 for dense layers).
+  RankStepTiming last_rank_timing(std::vector<double>& exchange_seconds_per_layer) const;
   // Timeline recording (CUDA events at stage boundaries; off by default).
   void enable_timeline(bool on);
   // The last step's spans, relative to `reference` (an event recorded on this device before the

@@ -74,9 +74,9 @@ void CudaWeights::layout() {
       continue;
     }
     const int64_t I = c.moe_intermediate_size;
-    const int64_t held = static_cast<int64_t>(held_[static_cast<size_t>(l)].size());
+    const int64_t slots = slots_[static_cast<size_t>(l)];
     L.router = f32(E * H);
-    L.experts = CudaFfn{bf(held * 2 * I * H), bf(held * H * I), c.moe_intermediate_size};
+    L.experts = CudaFfn{bf(slots * 2 * I * H), bf(slots * H * I), c.moe_intermediate_size};
     if (c.shared_expert_intermediate_size > 0) {
       const int64_t S = c.shared_expert_intermediate_size;
       L.shared_expert = CudaFfn{bf(2 * S * H), bf(H * S), c.shared_expert_intermediate_size};
@@ -104,9 +104,29 @@ int64_t CudaWeights::expert_bytes() const {
 
 int64_t CudaWeights::lm_head_bytes() const { return 2 * int64_t{config_.vocab_size} * config_.hidden_size; }
 
-Result<void> CudaWeights::set_held(const HeldExperts& held) {
+Result<void> CudaWeights::set_held(const HeldExperts& held, const std::vector<int32_t>& slots) {
   const auto& c = config_;
   held_.assign(static_cast<size_t>(c.num_layers), {});
+  slots_.assign(static_cast<size_t>(c.num_layers), 0);
+  if (!slots.empty() && slots.size() != static_cast<size_t>(c.num_layers)) {
+    return Error::invalid("expert_slots", "must have one count per layer (" + std::to_string(c.num_layers) +
+                                              "), got " + std::to_string(slots.size()));
+  }
+  auto finish = [&]() -> Result<void> {
+    for (int32_t l = 0; l < c.num_layers; ++l) {
+      const auto& h = held_[static_cast<size_t>(l)];
+      const int32_t want = slots.empty() ? static_cast<int32_t>(h.size()) : slots[static_cast<size_t>(l)];
+      if (!c.layer_is_moe[static_cast<size_t>(l)]) continue;
+      if (want < static_cast<int32_t>(h.size()) || want > c.num_experts) {
+        return Error::invalid("expert_slots[" + std::to_string(l) + "]",
+                              "must be between the experts held (" + std::to_string(h.size()) +
+                                  ") and the experts of a layer (" + std::to_string(c.num_experts) + "), got " +
+                                  std::to_string(want));
+      }
+      slots_[static_cast<size_t>(l)] = want;
+    }
+    return {};
+  };
   for (int32_t l = 0; l < c.num_layers; ++l) {
     if (!c.layer_is_moe[static_cast<size_t>(l)]) continue;
     auto& h = held_[static_cast<size_t>(l)];
@@ -127,7 +147,7 @@ Result<void> CudaWeights::set_held(const HeldExperts& held) {
       }
     }
   }
-  return {};
+  return finish();
 }
 
 namespace {
@@ -170,7 +190,8 @@ std::vector<float> inv_freq_of(const config::ModelConfig& c) {
 }  // namespace
 
 Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::ModelConfig& config, uint64_t seed,
-                                                               int device, std::string name, const HeldExperts& held) {
+                                                               int device, std::string name, const HeldExperts& held,
+                                                               const std::vector<int32_t>& slots) {
   auto valid = config::validate_model_config(config, name);
   if (!valid) return valid.error();
   return capture_errors([&]() -> std::shared_ptr<const CudaWeights> {
@@ -178,7 +199,7 @@ Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::Mod
     w->config_ = config;
     w->name_ = std::move(name);
     w->device_ = device;
-    if (auto ok = w->set_held(held); !ok) throw_error(ok.error());
+    if (auto ok = w->set_held(held, slots); !ok) throw_error(ok.error());
     w->layout();
     auto arena = allocate_arena(device, w->bytes_);
     if (!arena) throw_error(arena.error());
@@ -247,13 +268,14 @@ Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::Mod
 }
 
 Result<std::shared_ptr<const CudaWeights>> CudaWeights::upload(const Model& model, int device,
-                                                               const HeldExperts& held) {
+                                                               const HeldExperts& held,
+                                                               const std::vector<int32_t>& slots) {
   return capture_errors([&]() -> std::shared_ptr<const CudaWeights> {
     std::shared_ptr<CudaWeights> w(new CudaWeights());
     w->config_ = model.config;
     w->name_ = model.name;
     w->device_ = device;
-    if (auto ok = w->set_held(held); !ok) throw_error(ok.error());
+    if (auto ok = w->set_held(held, slots); !ok) throw_error(ok.error());
     w->layout();
     auto arena = allocate_arena(device, w->bytes_);
     if (!arena) throw_error(arena.error());

@@ -16,6 +16,12 @@
 // layer's expert tensors then hold held[l].size() experts and slot j is expert held[l][j]. Random
 // weights of a held expert are bit-identical to that expert in a full (unsharded) model of the
 // same seed, so a model's tokens do not depend on how its experts are spread.
+//
+// Expert migration (online re-placement, docs/online.md): `slots` (optional) gives a MoE layer
+// more expert slots than it holds experts; the tensors are then [slots, 2I, H] and [slots, H, I]
+// and slots held[l].size() .. slots[l] - 1 start free (unwritten). The weights stay "const" for
+// the kernels, but the expert slots are storage the placement host writes (ExpertSlots says which
+// slot is free, receiving or in use; a step reads only slots in use).
 #pragma once
 
 #include <cstdint>
@@ -67,10 +73,12 @@ class CudaWeights {
   // `held` (optional, see above): per layer, the experts this device stores; empty = all.
   using HeldExperts = std::vector<std::vector<int32_t>>;
   static Result<std::shared_ptr<const CudaWeights>> upload(const Model& model, int device,
-                                                           const HeldExperts& held = {});
+                                                           const HeldExperts& held = {},
+                                                           const std::vector<int32_t>& slots = {});
   // Random weights for `config` generated on `device` (benchmarks: no checkpoint needed).
   static Result<std::shared_ptr<const CudaWeights>> random(const config::ModelConfig& config, uint64_t seed, int device,
-                                                           std::string name, const HeldExperts& held = {});
+                                                           std::string name, const HeldExperts& held = {},
+                                                           const std::vector<int32_t>& slots = {});
 
   const config::ModelConfig& config() const { return config_; }
   const std::string& name() const { return name_; }
@@ -78,6 +86,8 @@ class CudaWeights {
   int64_t bytes() const { return bytes_; }
   // Experts stored for `layer`, in storage order (all experts in id order unless sharded).
   const std::vector<int32_t>& held_experts(int32_t layer) const { return held_[static_cast<size_t>(layer)]; }
+  // Expert slots of `layer` (>= held_experts(layer).size(); 0 for dense layers).
+  int32_t num_slots(int32_t layer) const { return slots_[static_cast<size_t>(layer)]; }
 
   bf16* embed_tokens = nullptr;  // [V, H]
   bf16* lm_head = nullptr;       // [V, H] (== embed_tokens when tied)
@@ -94,14 +104,16 @@ class CudaWeights {
  private:
   CudaWeights() = default;
   void layout();  // assigns every pointer inside one allocation (bytes_ first, then pointers)
-  Result<void> set_held(const HeldExperts& held);  // validates; empty = every expert
+  // Validates; empty held = every expert, empty slots = as many as held.
+  Result<void> set_held(const HeldExperts& held, const std::vector<int32_t>& slots);
   config::ModelConfig config_;
   std::string name_;
   int device_ = 0;
   void* arena_ = nullptr;
   int64_t bytes_ = 0;
   std::vector<float> host_inv_freq_;
-  HeldExperts held_;  // [layer] -> expert ids stored (dense layers: empty)
+  HeldExperts held_;            // [layer] -> expert ids stored (dense layers: empty)
+  std::vector<int32_t> slots_;  // [layer] -> expert slots allocated
 };
 
 }  // namespace cuda

@@ -1,6 +1,8 @@
 #include "expert_parallel_group.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <limits>
 #include <sstream>
 
 #include "aurora/config/check.hpp"
@@ -76,6 +78,37 @@ Result<std::unique_ptr<ExpertParallelGroup>> ExpertParallelGroup::create(std::ve
       if (!comm) throw_error(comm.error());
       g->comms_.push_back(std::move(*comm));
     }
+    // Spare expert slots (online re-placement): auto = half the experts a rank holds, as memory allows.
+    if (g->options_.expert_spare_slots < 0) {
+      int64_t slot_bytes = 0;     // one spare slot in every MoE layer of every model
+      int64_t weight_bytes = 0;   // a rank's weights without spares (estimate: bf16 matrices)
+      int32_t want = 0;
+      for (const auto& em : g->models_) {
+        const auto& c = em.config;
+        const int64_t H = c.hidden_size, q = int64_t{c.num_heads} * c.head_dim, kv = int64_t{c.num_kv_heads} * c.head_dim;
+        const int64_t expert = 2 * 3 * H * c.moe_intermediate_size;
+        int32_t moe_layers = 0;
+        for (bool moe : c.layer_is_moe) moe_layers += moe;
+        slot_bytes += moe_layers * expert;
+        weight_bytes += 2 * 2 * int64_t{c.vocab_size} * H + int64_t{c.num_layers} * 2 * ((q + 2 * kv) * H + H * q) +
+                        int64_t{c.num_layers - moe_layers} * 2 * 3 * H * c.dense_intermediate_size +
+                        int64_t{moe_layers} * ((c.num_experts + n - 1) / n) * expert;
+        want = std::max(want, ((c.num_experts + n - 1) / n + 1) / 2);
+      }
+      int64_t free_min = std::numeric_limits<int64_t>::max();
+      for (int dev : options.devices) {
+        AURORA_CUDA_CHECK(cudaSetDevice(dev));
+        size_t free_bytes = 0, total_bytes = 0;
+        AURORA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+        free_min = std::min(free_min, static_cast<int64_t>(free_bytes));
+      }
+      // At most a quarter of what the weights leave free (the rest is for the KV cache).
+      const int64_t fit = slot_bytes > 0 ? std::max<int64_t>(0, free_min - weight_bytes) / 4 / slot_bytes : want;
+      g->options_.expert_spare_slots = static_cast<int32_t>(std::min<int64_t>(want, fit));
+      std::fprintf(stderr, "aurora: %d spare expert slots per MoE layer and GPU for online re-placement (%lld MiB each)\n",
+                   g->options_.expert_spare_slots,
+                   static_cast<long long>(g->options_.expert_spare_slots * slot_bytes >> 20));
+    }
     // Weights first on every GPU (each rank holds its experts only), then the KV caches share
     // what is left.
     std::vector<std::vector<std::shared_ptr<const CudaWeights>>> weights(M);
@@ -89,9 +122,15 @@ Result<std::unique_ptr<ExpertParallelGroup>> ExpertParallelGroup::create(std::ve
             held[static_cast<size_t>(l)] = pl.layers[static_cast<size_t>(l)].rank_experts[static_cast<size_t>(r)];
           }
         }
+        std::vector<int32_t> slots(static_cast<size_t>(em.config.num_layers), 0);
+        for (int32_t l = 0; l < em.config.num_layers; ++l) {
+          const int32_t h = static_cast<int32_t>(held[static_cast<size_t>(l)].size());
+          if (em.config.layer_is_moe[static_cast<size_t>(l)])
+            slots[static_cast<size_t>(l)] = std::min(em.config.num_experts, h + g->options_.expert_spare_slots);
+        }
         const int dev = options.devices[static_cast<size_t>(r)];
-        auto w = em.weights ? CudaWeights::upload(*em.weights, dev, held)
-                            : CudaWeights::random(em.config, em.seed, dev, em.name, held);
+        auto w = em.weights ? CudaWeights::upload(*em.weights, dev, held, slots)
+                            : CudaWeights::random(em.config, em.seed, dev, em.name, held, slots);
         if (!w) throw_error(w.error());
         weights[m].push_back(std::move(*w));
       }
@@ -135,6 +174,8 @@ Result<std::unique_ptr<ExpertParallelGroup>> ExpertParallelGroup::create(std::ve
                                          : make_aurora_planner(n, options.link_gbps, options.phase_latency_s);
         ep.turns = M == 2 ? g->turns_[static_cast<size_t>(r)].get() : nullptr;
         ep.turn_index = static_cast<int32_t>(m);
+        ep.link_gbps = options.link_gbps;
+        ep.phase_latency_s = options.phase_latency_s;
         if (auto ok = (*runner)->enable_expert_parallel(std::move(ep)); !ok) throw_error(ok.error());
         (*runner)->enable_timeline(options.timeline);
         g->runners_[m].push_back(std::move(*runner));
@@ -180,6 +221,11 @@ std::string ExpertParallelGroup::memory_report(int32_t model) const {
   const auto& rs = runners_[static_cast<size_t>(model)];
   for (size_t r = 0; r < rs.size(); ++r) s << (r ? "; " : "") << "rank " << r << ": " << rs[r]->memory().to_string();
   return s.str();
+}
+
+void ExpertParallelGroup::set_placement(int32_t model, std::shared_ptr<const ExpertPlacement> placement) {
+  AURORA_CHECK(model >= 0 && model < num_models() && placement != nullptr);
+  placements_[static_cast<size_t>(model)] = std::move(placement);
 }
 
 CudaModelRunner& ExpertParallelGroup::runner(int32_t model, int32_t rank) const {
@@ -302,6 +348,17 @@ std::vector<const StepResult*> ExpertParallelGroup::execute(std::span<const Grou
     }
     if (!st.rows) res.logits = logits_[m].data();
     res.exchange = splits_[m][0].result->exchange;
+    // Measured times: the events of the step that just ended (complete: execute synchronised).
+    res.rank_timing.assign(static_cast<size_t>(n), RankStepTiming{});
+    std::vector<double> layer_exchange;
+    for (int32_t r = 0; r < n; ++r) {
+      res.rank_timing[static_cast<size_t>(r)] = runner(static_cast<int32_t>(m), r).last_rank_timing(layer_exchange);
+      for (size_t l = 0; l < res.exchange.size() && l < layer_exchange.size(); ++l) {
+        if (!c.layer_is_moe[l]) continue;
+        double& measured = res.exchange[l].measured_seconds;
+        measured = r == 0 ? layer_exchange[l] : std::min(measured, layer_exchange[l]);
+      }
+    }
     out[m] = &res;
   }
   return out;

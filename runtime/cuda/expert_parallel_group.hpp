@@ -43,6 +43,11 @@ struct EpGroupModel {
 
 struct EpGroupOptions {
   std::vector<int> devices;          // one rank per GPU, in rank order
+  // Spare expert slots per MoE layer and rank (online re-placement: copies of experts moving in
+  // land there; cuda_placement_host.hpp), capped at the layer's expert count. -1 = auto: half the
+  // experts a rank holds, fewer when they would take more than a quarter of the memory the weights
+  // leave free.
+  int32_t expert_spare_slots = 0;
   CudaRunnerOptions runner;          // per rank and model; kv_cache_tokens = 0: an even share of memory
   std::vector<RankSpec> rank_specs;  // for the placement (measured speeds); empty = identical ranks
   double link_gbps = 2400.0;         // the exchange planner's port bandwidth (NVLink-class default)
@@ -81,11 +86,18 @@ class ExpertParallelGroup {
   bool colocated() const { return models_.size() == 2; }
   int32_t num_kv_blocks(int32_t model) const;  // per rank (the smallest over the ranks)
   const ExpertPlacement& placement(int32_t model) const { return *placements_[static_cast<size_t>(model)]; }
+  // Online re-placement (between steps): the placement in force for `model` (its runners get theirs
+  // through CudaModelRunner::set_expert_placement; see cuda_placement_host.hpp).
+  void set_placement(int32_t model, std::shared_ptr<const ExpertPlacement> placement);
+  int device(int32_t rank) const { return options_.devices[static_cast<size_t>(rank)]; }
+  int32_t expert_spare_slots() const { return options_.expert_spare_slots; }  // resolved (never -1)
   std::string memory_report(int32_t model) const;
   CudaModelRunner& runner(int32_t model, int32_t rank) const;
 
   // One step of every model whose GroupStep has a batch, together. results[m] is null for a model
   // that sat out; valid until the next call. Chunks name their rank (the GPU holding their KV).
+  // Results carry every rank's measured expert and exchange times (rank_timing) and, per layer,
+  // the exchanges' measured time (the minimum over ranks, as the CPU executor reports it).
   std::vector<const StepResult*> execute(std::span<const GroupStep> steps);
 
   void enable_timeline(bool on);

@@ -119,6 +119,8 @@ void EngineImpl::start_online(PlacementPolicy policy) {
     if (mi->executor) {
       hosts_.push_back(make_executor_placement_host(*mi->executor, *backend_));
       om.host = hosts_.back().get();
+    } else if (mi->device) {
+      om.host = mi->device->placement_host();  // GPU ranks: experts move between GPUs (null: advice only)
     }
     online_models.push_back(om);
   }

@@ -89,6 +89,9 @@ DeviceRunnerOptions device_runner_options(const config::ModelConfig& c, const En
   ro.gpu_memory_fraction = o.gpu_memory_fraction;
   ro.random_weights = o.random_weights;
   ro.seed = o.seed;
+  // Expert copies need room only when the placement may move (online, --replan full).
+  const bool moves = o.num_ranks > 1 && o.online.replan == ReplanMode::kFull;
+  ro.expert_spare_slots = moves ? o.online.expert_spare_slots : 0;
   return ro;
 }
 

@@ -30,7 +30,12 @@ struct DeviceRunnerOptions {
   double gpu_memory_fraction = 0.90;
   bool random_weights = false;  // generate weights on the device from model.config
   uint64_t seed = 0;
+  // Expert parallelism: spare expert slots per MoE layer and rank for online re-placement
+  // (OnlineOptions::expert_spare_slots; -1 = auto, as memory allows).
+  int32_t expert_spare_slots = 0;
 };
+
+class PlacementHost;
 
 class DeviceRunner {
  public:
@@ -40,6 +45,9 @@ class DeviceRunner {
   virtual const StepResult& execute(const StepBatch& batch, const kernels::SamplingRow* rows, int32_t* tokens) = 0;
   virtual int32_t num_kv_blocks() const = 0;
   virtual std::string memory_report() const = 0;  // device, weights, activations, KV cache
+  // The online planner's handle on this model's expert placement (expert-parallel runners that
+  // can move experts), else null. Owned by the runner.
+  virtual PlacementHost* placement_host() { return nullptr; }
 };
 
 // The runner of `model` on `backend` (a device backend from make_backend). Errors: kUnsupported

@@ -365,6 +365,17 @@ void OnlineController::migrate(const Proposal& p, const std::vector<std::vector<
     }
   }
   if (layers.empty()) return;
+  // Device ranks hold a bounded number of expert copies: a deployment whose moves do not fit is
+  // refused before anything is copied (the plan in force stays).
+  for (pm = 0; pm < p.owners.size(); ++pm) {
+    auto fits = models_[model_of[pm]].host->check_moves(p.owners[pm]);
+    if (!fits) {
+      std::lock_guard lock(mu_);
+      ++failures_;
+      last_decision_ = "migration refused: " + fits.error().message + "; the plan in force stays";
+      return;
+    }
+  }
   const int64_t version = plan_version_.load() + 1;
   {
     std::lock_guard lock(mu_);
@@ -390,11 +401,27 @@ void OnlineController::migrate(const Proposal& p, const std::vector<std::vector<
     // Stage this layer's moved experts while the old copies keep serving (double buffering).
     const auto t0 = std::chrono::steady_clock::now();
     int64_t bytes = 0;
-    for (size_t e = 0; e < owner.size(); ++e) {
-      if (owner[e] == from[m][static_cast<size_t>(l)][e]) continue;
-      c.staged.push_back(models_[m].host->stage(l, static_cast<int32_t>(e), owner[e]));
-      bytes += c.staged.back()->bytes;
-      ++moved;
+    std::string stage_failure;
+    try {
+      for (size_t e = 0; e < owner.size(); ++e) {
+        if (owner[e] == from[m][static_cast<size_t>(l)][e]) continue;
+        c.staged.push_back(models_[m].host->stage(l, static_cast<int32_t>(e), owner[e]));
+        bytes += c.staged.back()->bytes;
+        ++moved;
+      }
+    } catch (const std::exception& e) {
+      stage_failure = e.what();
+    }
+    if (!stage_failure.empty()) {
+      // This layer's copies are dropped (never used); the layers already queued still switch, so
+      // the owners in force stay consistent, but the deployment is not completed.
+      c.staged.clear();
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || commits_.empty(); });
+      ++failures_;
+      migrating_ = false;
+      last_decision_ = "migration stopped at layer " + std::to_string(l) + ": " + stage_failure;
+      return;
     }
     const double copy_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::unique_lock lock(mu_);

@@ -65,6 +65,9 @@ const std::vector<OnlineFlagHelp> kHelp = {
     {"--link-gbps", "all-to-all link bandwidth of the planner's network model (default 400)"},
     {"--phase-latency-us", "cost of one exchange phase in the planner's network model, microseconds (default 5)"},
     {"--rank-speeds", "relative expert speed per rank, e.g. 1,1,0.5,0.5; 'measured' or 'uniform' (default)"},
+    {"--expert-spare-slots",
+     "GPU ranks: spare expert slots per MoE layer and rank for migrating experts; N or 'auto' (default: half "
+     "the experts a rank holds with --replan full, as memory allows)"},
 };
 
 }  // namespace
@@ -107,6 +110,13 @@ Result<bool> apply_online_flag(OnlineOptions& o, const std::string& flag, const 
   if (flag == "--migration-layers-per-step") return set_int(o.migration_layers_per_step, 1, 1 << 16);
   if (flag == "--link-gbps") return set_double(o.link_gbps, 1e-3, 1e6);
   if (flag == "--phase-latency-us") return set_double(o.phase_latency_us, 0, 1e6);
+  if (flag == "--expert-spare-slots") {
+    if (value == "auto") {
+      o.expert_spare_slots = -1;
+      return true;
+    }
+    return set_int(o.expert_spare_slots, 0, 1 << 16);
+  }
   if (flag == "--rank-speeds") {
     o.rank_speeds.clear();
     o.measure_rank_speeds = false;
@@ -144,6 +154,9 @@ Result<void> validate_online_options(const OnlineOptions& o, int32_t num_ranks) 
   if (!(o.link_gbps > 0)) return bad("link_gbps", "must be > 0, got " + format_flag_number(o.link_gbps));
   if (!(o.phase_latency_us >= 0))
     return bad("phase_latency_us", "must be >= 0, got " + format_flag_number(o.phase_latency_us));
+  if (o.expert_spare_slots < -1) {
+    return bad("expert_spare_slots", "must be >= 0 (or -1: auto), got " + std::to_string(o.expert_spare_slots));
+  }
   if (!o.rank_speeds.empty()) {
     if (static_cast<int32_t>(o.rank_speeds.size()) != num_ranks) {
       return bad("rank_speeds", "must list one speed per rank (" + std::to_string(num_ranks) + "), got " +

@@ -14,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "aurora/config/error.hpp"
 #include "comm/order_template.hpp"
 
 namespace aurora::runtime {
@@ -47,6 +48,13 @@ class PlacementHost {
   virtual int64_t commit_layer(int32_t layer, const std::vector<int32_t>& owner,
                                std::vector<std::unique_ptr<StagedExpert>> staged) = 0;
   virtual void set_version(int64_t version) = 0;
+  // Planner thread, before a migration stages anything: whether the moves from the owners in force
+  // to `owners` ([layer][expert]) fit (device ranks: free expert slots per layer and rank). An
+  // error refuses the whole migration; the plan in force stays.
+  virtual Result<void> check_moves(const std::vector<std::vector<int32_t>>& owners) const {
+    (void)owners;
+    return {};
+  }
 
   // Engine thread: the layer's window order (null = none) and whether steps use it.
   virtual void set_order(int32_t layer, std::shared_ptr<const OrderTemplate> dispatch,

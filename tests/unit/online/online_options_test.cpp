@@ -23,6 +23,11 @@ TEST_CASE("online flags set their options", "[online][options]") {
   CHECK(*apply_online_flag(o, "--rank-speeds", "measured"));
   CHECK(o.rank_speeds.empty());
   CHECK(o.measure_rank_speeds);
+  CHECK(o.expert_spare_slots == -1);  // auto
+  CHECK(*apply_online_flag(o, "--expert-spare-slots", "6"));
+  CHECK(o.expert_spare_slots == 6);
+  CHECK(*apply_online_flag(o, "--expert-spare-slots", "auto"));
+  CHECK(o.expert_spare_slots == -1);
   CHECK_FALSE(*apply_online_flag(o, "--max-num-seqs", "3"));
   for (const auto& h : online_flag_help()) {
     CHECK(std::string(h.flag).rfind("--", 0) == 0);
@@ -45,6 +50,10 @@ TEST_CASE("bad online flags name the flag and the value", "[online][options]") {
   r = apply_online_flag(o, "--replan-interval-ms", "fast");
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message.find("fast") != std::string::npos);
+  r = apply_online_flag(o, "--expert-spare-slots", "-2");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().field == "--expert-spare-slots");
+  CHECK(r.error().message.find("-2") != std::string::npos);
   CHECK_FALSE(parse_replan_action("explode").ok());
   CHECK(*parse_replan_action("freeze") == ReplanAction::kFreeze);
 }
@@ -63,4 +72,7 @@ TEST_CASE("online options are validated against the rank count", "[online][optio
   o = OnlineOptions{};
   o.min_gain = 1.5;
   CHECK(validate_online_options(o, 4).error().field == "engine.online.min_gain");
+  o = OnlineOptions{};
+  o.expert_spare_slots = -3;
+  CHECK(validate_online_options(o, 4).error().field == "engine.online.expert_spare_slots");
 }

@@ -47,6 +47,10 @@ struct OnlineOptions {
   // (or measured, with measure_rank_speeds); else one value > 0 per rank.
   std::vector<double> rank_speeds;
   bool measure_rank_speeds = false;  // derive rank speeds from measured expert compute times
+  // GPU ranks: spare expert slots per MoE layer and rank, where copies of experts moving in land
+  // (a layer's moves into a rank must fit them). -1 = auto: with --replan full, half the experts a
+  // rank holds, fewer if device memory is short; else 0.
+  int32_t expert_spare_slots = -1;
 };
 
 const char* replan_mode_name(ReplanMode mode);      // "off", "order", "full"

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "attention_cluster.cuh"
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
 
@@ -541,6 +542,13 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   AURORA_KERNEL_CHECK(group <= kAttentionMaxGroup && p.head_dim % 8 == 0 && p.head_dim <= kAttentionMaxHeadDim,
                       "attention shape unsupported: group " << group << ", head_dim " << p.head_dim);
   AURORA_KERNEL_CHECK(p.max_context >= 1, "max_context must be set");
+  AURORA_KERNEL_CHECK(p.partition_size == 0 || p.partition_size == 64 || p.partition_size == 128,
+                      "attention partition_size must be 0, 64 or 128, got " << p.partition_size);
+  // bf16 caches: the cluster kernel unless a partition size asks for the partitioned one (or a switch).
+  if (p.kv_dtype == DType::kBF16 && p.partition_size == 0 && detail::cluster_attention_enabled() &&
+      detail::launch_cluster_attention(p, stream)) {
+    return;
+  }
   const int64_t max_tokens_per_launch = kTicketCapacity / p.num_kv_heads;
   if (p.num_tokens > max_tokens_per_launch) {
     PagedAttentionCudaParams chunk = p;
@@ -566,7 +574,6 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     // 128 positions per block (64 on request: measured slower at batch 1, where the merge of twice
     // as many partitions by half as many threads is on the critical path).
     const int32_t P = p.partition_size == 0 ? 128 : p.partition_size;
-    AURORA_KERNEL_CHECK(P == 64 || P == 128, "attention partition_size must be 0, 64 or 128, got " << P);
     const int32_t bparts = (p.max_context + P - 1) / P;
     const Bf16Layout L = bf16_layout(p.head_dim, group, P);
     const dim3 bgrid(static_cast<unsigned>(bparts), static_cast<unsigned>(p.num_kv_heads),

@@ -544,6 +544,9 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   AURORA_KERNEL_CHECK(p.max_context >= 1, "max_context must be set");
   AURORA_KERNEL_CHECK(p.partition_size == 0 || p.partition_size == 64 || p.partition_size == 128,
                       "attention partition_size must be 0, 64 or 128, got " << p.partition_size);
+  AURORA_KERNEL_CHECK(p.cluster_blocks == 0 || p.cluster_blocks == 1 || p.cluster_blocks == 2 || p.cluster_blocks == 4 ||
+                          p.cluster_blocks == 8 || p.cluster_blocks == 16,
+                      "attention cluster_blocks must be 0, 1, 2, 4, 8 or 16, got " << p.cluster_blocks);
   // bf16 caches: the cluster kernel unless a partition size asks for the partitioned one (or a switch).
   if (p.kv_dtype == DType::kBF16 && p.partition_size == 0 && detail::cluster_attention_enabled() &&
       detail::launch_cluster_attention(p, stream)) {

@@ -1,17 +1,19 @@
-// Paged attention for bf16 caches, one thread-block cluster per (token, kv head): see attention_cluster.cuh.
+// Paged attention for bf16 caches, thread-block clusters per (token, kv head): see attention_cluster.cuh.
 //
-// The context [start, pos] of a token is cut into at most CL equal ranges of at least kMinPerBlock
-// positions (a function of the position alone); block b of the cluster takes range b, staged through
-// shared memory in chunks of kCP positions (16-byte asynchronous copies, the next chunk's copies in
-// flight while the current one is used), with an online softmax across its chunks. The blocks then
-// meet through distributed shared memory: each reads every active block's (max, sum) per head and
-// merges a slice of the output elements, summing the blocks in rank order. No workspace, no ticket,
-// no serialising last block, and the grid does not depend on the longest context of the batch.
+// The context [start, pos] of a token is cut into at most 16 equal ranges of at least 32 positions
+// (a function of the position alone). A cluster of CL blocks (16 at batch 1; fewer, each taking
+// 16 / CL ranges in turn, when tokens x kv heads fill the GPU) serves one (token, kv head); ranges are
+// staged through shared memory in chunks of 64 positions (16-byte asynchronous copies, the next
+// chunk's copies in flight while the current one is used), with an online softmax across a range's
+// chunks. The blocks then meet through distributed shared memory: each reads every range's (max, sum)
+// per head and merges a slice of the output elements, summing the ranges in order. No workspace, no
+// ticket, no serialising last block; the grid does not depend on the longest context of the batch.
 #include <cooperative_groups.h>
 
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "attention_cluster.cuh"
@@ -21,34 +23,42 @@ namespace aurora::kernels::cuda::detail {
 namespace {
 namespace cg = cooperative_groups;
 
-constexpr int kNT = 256;               // threads per block
-constexpr int kCP = 64;                // positions per staged chunk
+constexpr int kNT = 128;               // threads per block
+constexpr int kCP = 64;                // positions per staged chunk, at most
 constexpr int kTPP = kNT / kCP;        // threads per position in the score phase
-constexpr int kMinPerBlock = 32;       // short contexts use fewer blocks of the cluster
+constexpr int kRanges = 16;            // ranges per token context (at most; a cluster of <= 16 blocks)
+constexpr int kMinPerRange = 32;       // short contexts use fewer ranges
 constexpr int kMaxItemsPerThread = 2;  // value phase: (head, 8-dim chunk) items per thread
-static_assert(kTPP == 4, "the score phase reduces over 4 adjacent lanes");
-static_assert(kAttentionMaxGroup * (kAttentionMaxHeadDim / 8) <= kMaxItemsPerThread * kNT, "value items");
-static_assert(kAttentionMaxGroup * 16 <= kNT, "the merge reads one (block, head) statistic per thread");
+constexpr int kMaxItems = kMaxItemsPerThread * kNT;  // query heads x 8-dim chunks of a kv head
+static_assert(kTPP == 2, "the score phase pairs two adjacent lanes per position");
 
-// Shared-memory layout, the same on host and device: K chunks [2][kCP][row], V chunks [2][kCP][row]
-// (bf16, row = head_dim + 8: no bank conflicts), q [group][hd] (then the block's o), scores
-// [group][kCP], the value phase's partial sums (inside the K/V buffers when they fit).
+// Shared-memory layout, the same on host and device: K chunks [nbuf][rows][row], V chunks
+// [nbuf][rows][row] (bf16, row = head_dim + 8: no bank conflicts), q [group][hd], scores
+// [group][kCP], the value phase's partial sums [splits][items][8], and the block's ranges' outputs
+// [ranges][group][hd]. rows: the longest chunk any token of the launch can have (max_context
+// bounds it); a second buffer when a block has more than one chunk (prefetch of the next one).
 struct ClusterLayout {
-  int row;
-  size_t k_off, v_off, q_off, s_off, r_off, bytes;
+  int row, rows, nbuf;
+  size_t k_off, v_off, q_off, s_off, r_off, o_off, bytes;
 };
-__host__ __device__ inline ClusterLayout cluster_layout(int hd, int group) {
+__host__ __device__ inline int range_length(int len) { return max(kMinPerRange, (len + kRanges - 1) / kRanges); }
+__host__ __device__ inline int value_items(int hd, int group) { return group * (hd / 8); }
+__host__ __device__ inline int value_splits(int items) { return items >= kNT ? 1 : kNT / items; }
+__host__ __device__ inline ClusterLayout cluster_layout(int hd, int group, int ranges_per_block, int max_context) {
   ClusterLayout l{};
   l.row = hd + 8;
-  const size_t buf = size_t(kCP) * size_t(l.row) * 2;
-  const size_t red = size_t(kNT) * kMaxItemsPerThread * 8 * 4;
+  const int per_max = range_length(max_context);
+  l.rows = min(kCP, per_max);
+  l.nbuf = ranges_per_block > 1 || per_max > kCP ? 2 : 1;
+  const size_t buf = size_t(l.rows) * size_t(l.row) * 2;
+  const int items = value_items(hd, group);
   l.k_off = 0;
-  l.v_off = 2 * buf;
-  l.q_off = 4 * buf;
+  l.v_off = l.nbuf * buf;
+  l.q_off = 2 * l.nbuf * buf;
   l.s_off = l.q_off + size_t(group) * hd * 4;
-  const size_t end = l.s_off + size_t(group) * kCP * 4;
-  l.r_off = red <= 4 * buf ? 0 : end;
-  l.bytes = red <= 4 * buf ? end : end + red;
+  l.r_off = l.s_off + size_t(group) * kCP * 4;
+  l.o_off = l.r_off + size_t(value_splits(items)) * items * 8 * 4;
+  l.bytes = l.o_off + size_t(ranges_per_block) * group * hd * 4;
   return l;
 }
 
@@ -63,12 +73,18 @@ __device__ __forceinline__ void load8(const bf16* p, float* out) {
   }
 }
 
+// Block b of a cluster of CL blocks takes ranges b * G .. b * G + G - 1 (G = kRanges / CL) of its
+// (token, kv head). Every range is computed by the same code whatever CL (explicitly rounded float
+// operations: no contraction left to the compiler), and the merge sums the ranges in order, so a
+// row's bits do not depend on CL, the batch or the grid.
 template <int CL>
 __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCudaParams p) {
+  constexpr int G = kRanges / CL;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ int32_t slots[2][kCP];
   __shared__ float m_run[kAttentionMaxGroup], l_run[kAttentionMaxGroup], alpha[kAttentionMaxGroup];
-  __shared__ float wts[CL][kAttentionMaxGroup];
+  __shared__ float m_set[G][kAttentionMaxGroup], l_set[G][kAttentionMaxGroup];
+  __shared__ float wts[kRanges][kAttentionMaxGroup];
   __shared__ float l_all[kAttentionMaxGroup];
   cg::cluster_group cluster = cg::this_cluster();
   const int32_t b = static_cast<int32_t>(cluster.block_rank());
@@ -78,49 +94,58 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
   const int32_t pos = p.token_pos[t];
   const int32_t start = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
   const int32_t len = pos - start + 1;
-  const int32_t per = max(kMinPerBlock, (len + CL - 1) / CL);
-  const int32_t active = (len + per - 1) / per;  // blocks with positions: 0 .. active-1
-  const int32_t b0 = start + b * per;
-  const int32_t nb = b < active ? min(per, pos + 1 - b0) : 0;
-  const int32_t nch = (nb + kCP - 1) / kCP;
-  const ClusterLayout L = cluster_layout(hd, group);
+  const int32_t per = range_length(len);
+  const int32_t active = (len + per - 1) / per;  // ranges with positions: 0 .. active-1
+  const int32_t nchp = (per + kCP - 1) / kCP;    // chunks of a full range
+  // This block's chunks: (range i, chunk c) at k = i * nchp + c, the valid ones a prefix 0 .. K-1.
+  int32_t K = 0;
+#pragma unroll
+  for (int i = 0; i < G; ++i) {
+    const int32_t r = b * G + i;
+    if (r < active) K += (min(per, pos + 1 - (start + r * per)) + kCP - 1) / kCP;
+  }
+  const ClusterLayout L = cluster_layout(hd, group, G, p.max_context);
+
+  if (min(per, kCP) > L.rows || (L.nbuf == 1 && K > 1)) __trap();  // max_context below a context: caller bug
   bf16* ks = reinterpret_cast<bf16*>(smem_raw + L.k_off);
   bf16* vs = reinterpret_cast<bf16*>(smem_raw + L.v_off);
   float* qs = reinterpret_cast<float*>(smem_raw + L.q_off);
   float* sc = reinterpret_cast<float*>(smem_raw + L.s_off);
   float* red = reinterpret_cast<float*>(smem_raw + L.r_off);
+  float* os = reinterpret_cast<float*>(smem_raw + L.o_off);  // [G][group][hd]
   const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
   const int64_t slot_stride = int64_t{p.num_kv_heads} * hd;
   const int64_t q_base = (int64_t{t} * p.num_q_heads + int64_t{g} * group) * hd;
   const int32_t bs = p.block_size;
-  if (tid < min(nb, kCP)) {
-    const int32_t position = b0 + tid;
-    slots[0][tid] = table[position / bs] * bs + position % bs;
-  }
-  if (tid < group) {
-    m_run[tid] = -INFINITY;
-    l_run[tid] = 0.0f;
-  }
+  // Chunk k: first position and length; whether it ends its range.
+  auto chunk_first = [&](int32_t k) { return start + (b * G + k / nchp) * per + (k % nchp) * kCP; };
+  auto chunk_len = [&](int32_t k) {
+    const int32_t r0 = start + (b * G + k / nchp) * per;
+    return min(kCP, min(per, pos + 1 - r0) - (k % nchp) * kCP);
+  };
+  auto load_slots = [&](int32_t k, int32_t buf) {
+    if (tid < chunk_len(k)) {
+      const int32_t position = chunk_first(k) + tid;
+      slots[buf][tid] = table[position / bs] * bs + position % bs;
+    }
+  };
+  if (K > 0) load_slots(0, 0);
   pdl_wait();
 
   // Value phase: thread -> items (head, 8-dim chunk) and a split of the chunk's positions.
-  const int32_t items = group * cpr;
-  const int32_t splits = items >= kNT ? 1 : kNT / items;
+  const int32_t items = value_items(hd, group);
+  const int32_t splits = value_splits(items);
   const int32_t split = items >= kNT ? 0 : tid / items;
   int32_t item[kMaxItemsPerThread];
   item[0] = items >= kNT ? tid : (split < splits ? tid - split * items : -1);
   item[1] = items >= kNT && tid + kNT < items ? tid + kNT : -1;
   float acc[kMaxItemsPerThread][8];
-#pragma unroll
-  for (int k = 0; k < kMaxItemsPerThread; ++k)
-#pragma unroll
-    for (int e = 0; e < 8; ++e) acc[k][e] = 0.0f;
 
   const bf16* kbase = static_cast<const bf16*>(p.k_cache) + int64_t{g} * hd;
   const bf16* vbase = static_cast<const bf16*>(p.v_cache) + int64_t{g} * hd;
-  const int32_t chunk_elems = kCP * L.row;
-  auto issue = [&](int32_t chunk, int32_t buf) {  // two commit groups: K rows, then V rows
-    const int32_t n = min(kCP, nb - chunk * kCP);
+  const int32_t chunk_elems = L.rows * L.row;
+  auto issue = [&](int32_t k, int32_t buf) {  // two commit groups: K rows, then V rows
+    const int32_t n = chunk_len(k);
     for (int32_t i = tid; i < n * cpr; i += kNT) {
       const int32_t r = i / cpr, c = i - r * cpr;
       cp_async16(ks + buf * chunk_elems + r * L.row + 8 * c, kbase + int64_t{slots[buf][r]} * slot_stride + 8 * c);
@@ -134,19 +159,29 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
   };
 
   const int32_t lane = tid & 31, warp = tid >> 5;
-  if (nb > 0) {
+  if (K > 0) {
     for (int32_t i = tid; i < group * hd / 4; i += kNT) cp_async16(qs + 4 * i, p.q + q_base + 4 * i);
     __syncthreads();  // slots[0]
     issue(0, 0);      // q joins chunk 0's K group
-    for (int32_t c = 0; c < nch; ++c) {
-      const int32_t buf = c & 1, n = min(kCP, nb - c * kCP);
-      const bool next = c + 1 < nch;
+    for (int32_t k = 0; k < K; ++k) {
+      const int32_t buf = k & 1, n = chunk_len(k), c = k % nchp, i_range = k / nchp;
+      const bool next = k + 1 < K;
+      const bool range_end = !next || (k + 1) % nchp == 0;
+      if (c == 0) {  // a new range: fresh softmax state
+        if (tid < group) {
+          m_run[tid] = -INFINITY;
+          l_run[tid] = 0.0f;
+        }
+#pragma unroll
+        for (int q = 0; q < kMaxItemsPerThread; ++q)
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[q][e] = 0.0f;
+      }
       if (next) {
-        const int32_t j1 = b0 + (c + 1) * kCP;
-        if (tid < min(kCP, nb - (c + 1) * kCP)) slots[buf ^ 1][tid] = table[(j1 + tid) / bs] * bs + (j1 + tid) % bs;
+        load_slots(k + 1, buf ^ 1);
         __syncthreads();
-        issue(c + 1, buf ^ 1);
-        cp_async_wait<3>();  // K of chunk c (groups: K_c V_c K_c+1 V_c+1)
+        issue(k + 1, buf ^ 1);
+        cp_async_wait<3>();  // K of chunk k (groups: K_k V_k K_k+1 V_k+1)
       } else {
         cp_async_wait<1>();
       }
@@ -168,8 +203,15 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
               if (h < group) {
                 const float4 a = *reinterpret_cast<const float4*>(qs + h * hd + 8 * c8);
                 const float4 d = *reinterpret_cast<const float4*>(qs + h * hd + 8 * c8 + 4);
-                s[h] += a.x * kf[0] + a.y * kf[1] + a.z * kf[2] + a.w * kf[3] + d.x * kf[4] + d.y * kf[5] +
-                        d.z * kf[6] + d.w * kf[7];
+                float x = __fmul_rn(a.x, kf[0]);
+                x = __fmaf_rn(a.y, kf[1], x);
+                x = __fmaf_rn(a.z, kf[2], x);
+                x = __fmaf_rn(a.w, kf[3], x);
+                x = __fmaf_rn(d.x, kf[4], x);
+                x = __fmaf_rn(d.y, kf[5], x);
+                x = __fmaf_rn(d.z, kf[6], x);
+                x = __fmaf_rn(d.w, kf[7], x);
+                s[h] = __fadd_rn(s[h], x);
               }
             }
           }
@@ -177,20 +219,19 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
 #pragma unroll
         for (int h = 0; h < kAttentionMaxGroup; ++h) {
           if (h < group) {
-            s[h] += __shfl_xor_sync(0xffffffffu, s[h], 1);
-            s[h] += __shfl_xor_sync(0xffffffffu, s[h], 2);
+            s[h] = __fadd_rn(s[h], __shfl_xor_sync(0xffffffffu, s[h], 1));
           }
         }
         if (pl < n && qq == 0) {
 #pragma unroll
           for (int h = 0; h < kAttentionMaxGroup; ++h) {
-            if (h < group) sc[h * kCP + pl] = s[h] * p.scale;
+            if (h < group) sc[h * kCP + pl] = __fmul_rn(s[h], p.scale);
           }
         }
       }
       __syncthreads();
 
-      // Online softmax over the chunks, one warp per head.
+      // Online softmax over the range's chunks, one warp per head.
       for (int32_t h = warp; h < group; h += kNT / 32) {
         const float m_old = m_run[h];
         float mc = -INFINITY;
@@ -199,20 +240,21 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
         const float m_new = fmaxf(m_old, mc);
         float l = 0.0f;
         for (int32_t j = lane; j < n; j += 32) {
-          const float e = expf(sc[h * kCP + j] - m_new);
+          const float e = expf(__fsub_rn(sc[h * kCP + j], m_new));
           sc[h * kCP + j] = e;
-          l += e;
+          l = __fadd_rn(l, e);
         }
-        l = warp_sum(l);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
         if (lane == 0) {
-          const float a = expf(m_old - m_new);
+          const float a = expf(__fsub_rn(m_old, m_new));
           alpha[h] = a;
-          l_run[h] = l_run[h] * a + l;
+          l_run[h] = __fmaf_rn(l_run[h], a, l);
           m_run[h] = m_new;
         }
       }
       if (next) {
-        cp_async_wait<2>();  // V of chunk c
+        cp_async_wait<2>();  // V of chunk k
       } else {
         cp_async_wait<0>();
       }
@@ -221,54 +263,58 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
       // Values: acc = acc * alpha + sum_j p_j V_j over this thread's split of the chunk.
       const bf16* vchunk = vs + buf * chunk_elems;
 #pragma unroll
-      for (int k = 0; k < kMaxItemsPerThread; ++k) {
-        if (item[k] < 0) continue;
-        const int32_t h = item[k] / cpr, cc = item[k] - h * cpr;
+      for (int q = 0; q < kMaxItemsPerThread; ++q) {
+        if (item[q] < 0) continue;
+        const int32_t h = item[q] / cpr, cc = item[q] - h * cpr;
         const float a = alpha[h];
 #pragma unroll
-        for (int e = 0; e < 8; ++e) acc[k][e] *= a;
+        for (int e = 0; e < 8; ++e) acc[q][e] = __fmul_rn(acc[q][e], a);
         for (int32_t j = split; j < n; j += splits) {
           const float w = sc[h * kCP + j];
           float vf[8];
           load8(vchunk + j * L.row + 8 * cc, vf);
 #pragma unroll
-          for (int e = 0; e < 8; ++e) acc[k][e] += w * vf[e];
+          for (int e = 0; e < 8; ++e) acc[q][e] = __fmaf_rn(w, vf[e], acc[q][e]);
         }
       }
-      __syncthreads();  // the chunk's buffers, scores and alpha are free
+      if (range_end) {  // the range's o (relative to its max): splits summed in order
+#pragma unroll
+        for (int q = 0; q < kMaxItemsPerThread; ++q) {
+          if (item[q] < 0) continue;
+          float* r = red + (int64_t{split} * items + item[q]) * 8;
+          *reinterpret_cast<float4*>(r) = make_float4(acc[q][0], acc[q][1], acc[q][2], acc[q][3]);
+          *reinterpret_cast<float4*>(r + 4) = make_float4(acc[q][4], acc[q][5], acc[q][6], acc[q][7]);
+        }
+        __syncthreads();
+        for (int32_t it = tid; it < items; it += kNT) {
+          float o[8];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) o[e] = red[int64_t{it} * 8 + e];
+          for (int32_t sp = 1; sp < splits; ++sp) {
+            const float* r = red + (int64_t{sp} * items + it) * 8;
+#pragma unroll
+            for (int e = 0; e < 8; ++e) o[e] = __fadd_rn(o[e], r[e]);
+          }
+          const int32_t h = it / cpr, cc = it - h * cpr;
+          float* dst = os + (int64_t{i_range} * group + h) * hd + 8 * cc;
+          *reinterpret_cast<float4*>(dst) = make_float4(o[0], o[1], o[2], o[3]);
+          *reinterpret_cast<float4*>(dst + 4) = make_float4(o[4], o[5], o[6], o[7]);
+        }
+        if (tid < group) {
+          m_set[i_range][tid] = m_run[tid];
+          l_set[i_range][tid] = l_run[tid];
+        }
+      }
+      __syncthreads();  // the chunk's buffers, scores, alpha and partial sums are free
     }
   }
   pdl_launch_dependents();  // late: only the merge remains
+  cluster.sync();           // every range's (m, l, o) is visible to the cluster
 
-  // The block's o (relative to its own max) into the q region: splits summed in order.
-  if (nb > 0) {
-#pragma unroll
-    for (int k = 0; k < kMaxItemsPerThread; ++k) {
-      if (item[k] < 0) continue;
-      float* r = red + (int64_t{split} * items + item[k]) * 8;
-      *reinterpret_cast<float4*>(r) = make_float4(acc[k][0], acc[k][1], acc[k][2], acc[k][3]);
-      *reinterpret_cast<float4*>(r + 4) = make_float4(acc[k][4], acc[k][5], acc[k][6], acc[k][7]);
-    }
-    __syncthreads();
-    for (int32_t it = tid; it < items; it += kNT) {
-      float o[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-      for (int32_t s = 0; s < splits; ++s) {
-        const float* r = red + (int64_t{s} * items + it) * 8;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) o[e] += r[e];
-      }
-      const int32_t h = it / cpr, cc = it - h * cpr;
-      float* dst = qs + h * hd + 8 * cc;
-      *reinterpret_cast<float4*>(dst) = make_float4(o[0], o[1], o[2], o[3]);
-      *reinterpret_cast<float4*>(dst + 4) = make_float4(o[4], o[5], o[6], o[7]);
-    }
-  }
-  cluster.sync();  // every block's (m, l, o) is visible to the cluster
-
-  // Merge: per head, the weight of each active block; then a slice of the outputs per block.
-  if (tid < active * group) {
-    const int32_t a = tid / group, h = tid - a * group;
-    wts[a][h] = cluster.map_shared_rank(m_run, a)[h];
+  // Merge: per head, the weight of each range; then a slice of the outputs per block.
+  for (int32_t i = tid; i < active * group; i += kNT) {
+    const int32_t a = i / group, h = i - a * group;
+    wts[a][h] = cluster.map_shared_rank(&m_set[0][0], a / G)[(a % G) * kAttentionMaxGroup + h];
   }
   __syncthreads();
   if (tid < group) {
@@ -276,8 +322,8 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
     for (int32_t a = 0; a < active; ++a) m = fmaxf(m, wts[a][tid]);
     float l = 0.0f;
     for (int32_t a = 0; a < active; ++a) {
-      const float w = expf(wts[a][tid] - m);
-      l += w * cluster.map_shared_rank(l_run, a)[tid];
+      const float w = expf(__fsub_rn(wts[a][tid], m));
+      l = __fmaf_rn(w, cluster.map_shared_rank(&l_set[0][0], a / G)[(a % G) * kAttentionMaxGroup + tid], l);
       wts[a][tid] = w;
     }
     l_all[tid] = l;
@@ -288,19 +334,20 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
     const int32_t h = 4 * e4 / hd;
     float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     for (int32_t a = 0; a < active; ++a) {
-      const float4 v = reinterpret_cast<const float4*>(cluster.map_shared_rank(qs, a))[e4];
+      const float* src = cluster.map_shared_rank(os, a / G) + int64_t{a % G} * group * hd;
+      const float4 v = reinterpret_cast<const float4*>(src)[e4];
       const float w = wts[a][h];
-      o.x += w * v.x;
-      o.y += w * v.y;
-      o.z += w * v.z;
-      o.w += w * v.w;
+      o.x = __fmaf_rn(w, v.x, o.x);
+      o.y = __fmaf_rn(w, v.y, o.y);
+      o.z = __fmaf_rn(w, v.z, o.z);
+      o.w = __fmaf_rn(w, v.w, o.w);
     }
     const float l = l_all[h];
     const int64_t i = q_base + 4 * int64_t{e4};
-    store_from_float(p.out, p.out_dtype, i, o.x / l);
-    store_from_float(p.out, p.out_dtype, i + 1, o.y / l);
-    store_from_float(p.out, p.out_dtype, i + 2, o.z / l);
-    store_from_float(p.out, p.out_dtype, i + 3, o.w / l);
+    store_from_float(p.out, p.out_dtype, i, __fdiv_rn(o.x, l));
+    store_from_float(p.out, p.out_dtype, i + 1, __fdiv_rn(o.y, l));
+    store_from_float(p.out, p.out_dtype, i + 2, __fdiv_rn(o.z, l));
+    store_from_float(p.out, p.out_dtype, i + 3, __fdiv_rn(o.w, l));
   }
   cluster.sync();  // no block leaves while another reads its shared memory
 }
@@ -324,16 +371,23 @@ cudaError_t launch_cl(const PagedAttentionCudaParams& p, size_t smem, bool pdl, 
   return cudaLaunchKernelEx(&cfg, cluster_attention_kernel<CL>, p);
 }
 
-// Prepares cluster_attention_kernel<CL> on the current device and says how many of its clusters fit
-// at once with `smem` bytes per block (0: none, or the device refuses).
+// Whether cluster_attention_kernel<CL> runs on the current device with `smem` bytes per block
+// (dynamic shared memory raised to the device's opt-in limit, clusters over 8 allowed, and at least
+// one cluster resident at a time).
 template <int CL>
-int active_clusters(size_t smem) {
+bool runnable(size_t smem) {
+  int device = 0, optin = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess ||
+      smem > size_t(optin)) {
+    (void)cudaGetLastError();
+    return false;
+  }
   const void* k = reinterpret_cast<const void*>(cluster_attention_kernel<CL>);
-  const size_t most = cluster_layout(kAttentionMaxHeadDim, kAttentionMaxGroup).bytes;
-  if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(most)) != cudaSuccess ||
+  if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, optin) != cudaSuccess ||
       (CL > 8 && cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess)) {
     (void)cudaGetLastError();
-    return 0;
+    return false;
   }
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(CL, 1, 1);
@@ -349,33 +403,47 @@ int active_clusters(size_t smem) {
   int n = 0;
   if (cudaOccupancyMaxActiveClusters(&n, cluster_attention_kernel<CL>, &cfg) != cudaSuccess) {
     (void)cudaGetLastError();
-    return 0;
+    return false;
   }
-  return n;
+  return n >= 1;
 }
 
-// The cluster size for this device and shared-memory size: 16 blocks where the device schedules
-// them (Hopper), else 8, else 0 (no cluster kernel). Decided once per (device, bytes), before any
-// graph capture (a graph's warm-up step launches first).
-int cluster_size(size_t smem) {
+// runnable<cl>(smem), decided once per (device, cl, bytes), before any graph capture (a graph's
+// warm-up step launches first).
+bool runnable_cached(int cl, size_t smem) {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) {
     (void)cudaGetLastError();
-    return 0;
+    return false;
   }
   static std::mutex mu;
-  static std::map<std::pair<int, size_t>, int> chosen;
+  static std::map<std::tuple<int, int, size_t>, bool> known;
   std::lock_guard lock(mu);
-  auto it = chosen.find({device, smem});
-  if (it != chosen.end()) return it->second;
-  int cl = 0;
-  if (active_clusters<16>(smem) >= 4) {
-    cl = 16;
-  } else if (active_clusters<8>(smem) >= 4) {
-    cl = 8;
+  const auto key = std::make_tuple(device, cl, smem);
+  auto it = known.find(key);
+  if (it != known.end()) return it->second;
+  bool ok = false;
+  switch (cl) {
+    case 1: ok = runnable<1>(smem); break;
+    case 2: ok = runnable<2>(smem); break;
+    case 4: ok = runnable<4>(smem); break;
+    case 8: ok = runnable<8>(smem); break;
+    case 16: ok = runnable<16>(smem); break;
+    default: break;
   }
-  chosen[{device, smem}] = cl;
-  return cl;
+  known[key] = ok;
+  return ok;
+}
+
+// Target grid, in blocks per multiprocessor (AURORA_ATTENTION_FILL, default 2): the cluster size
+// halves from 16 while (tokens x kv heads x size) exceeds it.
+int attention_fill() {
+  static const int fill = [] {
+    const char* v = std::getenv("AURORA_ATTENTION_FILL");
+    const int f = v ? std::atoi(v) : 0;
+    return f > 0 ? f : 2;
+  }();
+  return fill;
 }
 
 }  // namespace
@@ -390,18 +458,31 @@ bool cluster_attention_enabled() {
 
 bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t stream) {
   const int32_t group = p.num_q_heads / p.num_kv_heads;
-  if (p.num_tokens > 65535 || p.num_kv_heads > 65535) return false;
-  const size_t smem = cluster_layout(p.head_dim, group).bytes;
-  const int cl = cluster_size(smem);
-  if (cl == 0) return false;
+  if (p.num_tokens > 65535 || p.num_kv_heads > 65535 || value_items(p.head_dim, group) > kMaxItems) return false;
+  const int64_t heads = int64_t{p.num_tokens} * p.num_kv_heads;
+  int cl = p.cluster_blocks > 0 ? p.cluster_blocks : kRanges;
+  if (p.cluster_blocks == 0) {
+    while (cl > 1 && heads * cl > int64_t{attention_fill()} * sm_count()) cl /= 2;
+  }
+  size_t smem = 0;
+  for (; cl <= kRanges; cl *= 2) {  // larger clusters hold fewer ranges per block
+    smem = cluster_layout(p.head_dim, group, kRanges / cl, p.max_context).bytes;
+    if (runnable_cached(cl, smem)) break;
+  }
+  if (cl > kRanges) return false;
   // Programmatic dependent launch as launch_pdl_hinted decides for a decode-sized grid; a device
   // that refuses it together with clusters gets plain launches from then on.
   static bool pdl_refused = false;
   const int mode = pdl_mode();
-  const bool small = int64_t{p.num_tokens} * p.num_kv_heads <= sm_count();
-  const bool pdl = !pdl_refused && (mode == 1 || (mode >= 2 && small));
+  const bool pdl = !pdl_refused && (mode == 1 || (mode >= 2 && heads <= sm_count()));
   auto launch = [&](bool with_pdl) {
-    return cl == 16 ? launch_cl<16>(p, smem, with_pdl, stream) : launch_cl<8>(p, smem, with_pdl, stream);
+    switch (cl) {
+      case 1: return launch_cl<1>(p, smem, with_pdl, stream);
+      case 2: return launch_cl<2>(p, smem, with_pdl, stream);
+      case 4: return launch_cl<4>(p, smem, with_pdl, stream);
+      case 8: return launch_cl<8>(p, smem, with_pdl, stream);
+      default: return launch_cl<16>(p, smem, with_pdl, stream);
+    }
   };
   cudaError_t err = launch(pdl);
   if (err != cudaSuccess && pdl) {

@@ -187,7 +187,8 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
   struct Shape {
     int32_t hq, hkv, hd, window;
   };
-  for (const Shape& s : {Shape{32, 8, 128, 0}, Shape{32, 4, 128, 0}, Shape{16, 16, 128, 0}, Shape{8, 2, 64, 700}}) {
+  for (const Shape& s : {Shape{32, 8, 128, 0}, Shape{32, 4, 128, 0}, Shape{16, 16, 128, 0}, Shape{8, 2, 64, 700},
+                         Shape{16, 1, 256, 0}}) {
     INFO("heads " << s.hq << "/" << s.hkv << " head_dim " << s.hd << " window " << s.window);
     const int32_t block_size = 16, seqs = 2, max_blocks = 192, num_blocks = 2 * max_blocks;
     const int32_t max_context = max_blocks * block_size, kv_dim = s.hkv * s.hd;
@@ -247,6 +248,17 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
       for (int32_t i = 0; i < tokens; ++i) {
         INFO("token " << i << " at position " << pos[size_t(i)]);
         CHECK(std::equal(a.begin() + i * row, a.begin() + (i + 1) * row, b.begin() + i * row));
+      }
+      if (partition != 0) continue;
+      // The cluster kernel with every cluster size (ranges per block 16 .. 1): the same bits.
+      for (int32_t blocks : {1, 2, 4, 8, 16}) {
+        INFO("cluster blocks " << blocks);
+        kc::PagedAttentionCudaParams forced = p;
+        forced.cluster_blocks = blocks;
+        forced.out = alone.get();
+        alone.poison();
+        kc::launch_paged_attention(forced, workspace.get(), ws_bytes, nullptr);
+        CHECK(alone.download() == a);
       }
     }
   }

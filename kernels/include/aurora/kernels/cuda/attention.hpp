@@ -54,6 +54,7 @@ struct PagedAttentionCudaParams {
   int32_t max_context = 0;  // upper bound of any token's attended positions (sizes the grid)
   float scale = 1.0f;
   int32_t partition_size = 0;  // bf16 caches: 0 = default kernel; 64 or 128: the partitioned kernel
+  int32_t cluster_blocks = 0;  // cluster kernel: blocks per (token, kv head), 1..16 (tests); 0 = by grid
 };
 
 size_t attention_workspace_bytes(int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,

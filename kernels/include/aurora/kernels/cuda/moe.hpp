@@ -56,6 +56,9 @@ struct RouteCudaParams {
   float eps = 1e-6f;
   float* norm_out = nullptr;      // [num_tokens, hidden]
   bf16* norm_out_bf16 = nullptr;  // [num_tokens, hidden]
+  // <= 4 tokens: one thread-block cluster computes the logits and block 0 routes them (no ticket;
+  // AURORA_CLUSTER_ROUTER=0 turns it off); false forces the ticket kernel (tests). Same bits.
+  bool allow_cluster = true;
 };
 void launch_route(const RouteCudaParams& p, cudaStream_t stream);
 

@@ -92,13 +92,14 @@ fi
 
 if has ab; then
   # Variants on the same binaries (switches read from the environment): AB_VARIANTS holds
-  # "VAR=VALUE MODEL BATCHES" entries separated by ';'. Default: the off-by-default kernel variants.
+  # "VAR=VALUE[,VAR=VALUE...] MODEL BATCHES" entries separated by ';'. Default: the off-by-default
+  # kernel variants.
   AB_VARIANTS="${AB_VARIANTS:-AURORA_PDL=1 Qwen3-30B-A3B 1;AURORA_PDL=1 Mixtral-8x7B-v0.1 1,64;AURORA_GEMV_WARPS=8 Mixtral-8x7B-v0.1 1,64}"
   IFS=';' read -ra VARIANTS <<< "$AB_VARIANTS"
   for v in "${VARIANTS[@]}"; do
     set -- $v
     say "aurora-gpu-bench $2, batches $3, $1"
-    env "$1" timeout 60 bin/aurora-gpu-bench --config "config/models/$2/config.json" --batches "$3" --prefill-reps 1 \
+    env $(echo "$1" | tr ',' ' ') timeout 60 bin/aurora-gpu-bench --config "config/models/$2/config.json" --batches "$3" --prefill-reps 1 \
       2>&1 | grep -E "==|kernels|decode" | sed "s/^/[$1] /" | tee -a "$OUT/ab.log"
   done
 fi

@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
   __shared__ int32_t slots[2][kCP];
   __shared__ float m_run[kAttentionMaxGroup], l_run[kAttentionMaxGroup], alpha[kAttentionMaxGroup];
   __shared__ float m_set[G][kAttentionMaxGroup], l_set[G][kAttentionMaxGroup];
-  __shared__ float wts[kRanges][kAttentionMaxGroup];
+  __shared__ float wts[kRanges][kAttentionMaxGroup], l_rng[kRanges][kAttentionMaxGroup];
   __shared__ float l_all[kAttentionMaxGroup];
   cg::cluster_group cluster = cg::this_cluster();
   const int32_t b = static_cast<int32_t>(cluster.block_rank());
@@ -311,10 +311,14 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
   pdl_launch_dependents();  // late: only the merge remains
   cluster.sync();           // every range's (m, l, o) is visible to the cluster
 
-  // Merge: per head, the weight of each range; then a slice of the outputs per block.
+  // Merge: per head, the weight of each range; then a slice of the outputs per block. Remote reads
+  // are issued together (one per thread, or all ranges of an output before their sum): a loop of
+  // dependent distributed-shared-memory round trips would serialise ~16 of them.
   for (int32_t i = tid; i < active * group; i += kNT) {
     const int32_t a = i / group, h = i - a * group;
-    wts[a][h] = cluster.map_shared_rank(&m_set[0][0], a / G)[(a % G) * kAttentionMaxGroup + h];
+    const int32_t off = (a % G) * kAttentionMaxGroup + h;
+    wts[a][h] = cluster.map_shared_rank(&m_set[0][0], a / G)[off];
+    l_rng[a][h] = cluster.map_shared_rank(&l_set[0][0], a / G)[off];
   }
   __syncthreads();
   if (tid < group) {
@@ -323,7 +327,7 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
     float l = 0.0f;
     for (int32_t a = 0; a < active; ++a) {
       const float w = expf(__fsub_rn(wts[a][tid], m));
-      l = __fmaf_rn(w, cluster.map_shared_rank(&l_set[0][0], a / G)[(a % G) * kAttentionMaxGroup + tid], l);
+      l = __fmaf_rn(w, l_rng[a][tid], l);
       wts[a][tid] = w;
     }
     l_all[tid] = l;
@@ -333,14 +337,26 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
   for (int32_t e4 = tid * CL + b; e4 < e4_count; e4 += kNT * CL) {
     const int32_t h = 4 * e4 / hd;
     float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int32_t a = 0; a < active; ++a) {
-      const float* src = cluster.map_shared_rank(os, a / G) + int64_t{a % G} * group * hd;
-      const float4 v = reinterpret_cast<const float4*>(src)[e4];
-      const float w = wts[a][h];
-      o.x = __fmaf_rn(w, v.x, o.x);
-      o.y = __fmaf_rn(w, v.y, o.y);
-      o.z = __fmaf_rn(w, v.z, o.z);
-      o.w = __fmaf_rn(w, v.w, o.w);
+    for (int32_t a0 = 0; a0 < active; a0 += 4) {  // four ranges' loads in flight, summed in order
+      float4 v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int32_t a = a0 + u;
+        if (a < active) {
+          v[u] = reinterpret_cast<const float4*>(cluster.map_shared_rank(os, a / G) + int64_t{a % G} * group * hd)[e4];
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int32_t a = a0 + u;
+        if (a < active) {
+          const float w = wts[a][h];
+          o.x = __fmaf_rn(w, v[u].x, o.x);
+          o.y = __fmaf_rn(w, v[u].y, o.y);
+          o.z = __fmaf_rn(w, v[u].z, o.z);
+          o.w = __fmaf_rn(w, v[u].w, o.w);
+        }
+      }
     }
     const float l = l_all[h];
     const int64_t i = q_base + 4 * int64_t{e4};

@@ -129,8 +129,23 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
       slots[buf][tid] = table[position / bs] * bs + position % bs;
     }
   };
+  const int32_t lane = tid & 31, warp = tid >> 5;
   if (K > 0) load_slots(0, 0);
-  pdl_wait();
+  // The smallest position of the token's sequence among the launch's tokens: this step writes the
+  // cache rows from there on (the previous kernel, the qkv prologue), every row below it was written
+  // by an earlier step or launch. Chunk 0's rows below it are copied before the wait.
+  __shared__ int32_t new_from_s;
+  if (warp == 0) {
+    const int32_t seq = p.token_seq[t];
+    int32_t lo = pos;
+    for (int32_t j = lane; j < p.num_tokens; j += 32) {
+      if (p.token_seq[j] == seq) lo = min(lo, p.token_pos[j]);
+    }
+    lo = __reduce_min_sync(0xffffffffu, lo);
+    if (lane == 0) new_from_s = lo;
+  }
+  __syncthreads();  // slots[0], new_from_s
+  const int32_t split0 = K > 0 ? max(0, min(chunk_len(0), new_from_s - chunk_first(0))) : 0;
 
   // Value phase: thread -> items (head, 8-dim chunk) and a split of the chunk's positions.
   const int32_t items = value_items(hd, group);
@@ -144,25 +159,27 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
   const bf16* kbase = static_cast<const bf16*>(p.k_cache) + int64_t{g} * hd;
   const bf16* vbase = static_cast<const bf16*>(p.v_cache) + int64_t{g} * hd;
   const int32_t chunk_elems = L.rows * L.row;
-  auto issue = [&](int32_t k, int32_t buf) {  // two commit groups: K rows, then V rows
-    const int32_t n = chunk_len(k);
-    for (int32_t i = tid; i < n * cpr; i += kNT) {
-      const int32_t r = i / cpr, c = i - r * cpr;
+  // Copies rows r0 .. r1-1 of the chunk whose slots are slots[buf] into buffer buf: K rows, then V
+  // rows (commit: as two groups).
+  auto copy_rows = [&](int32_t buf, int32_t r0, int32_t r1, bool commit) {
+    for (int32_t i = tid; i < (r1 - r0) * cpr; i += kNT) {
+      const int32_t r = r0 + i / cpr, c = i % cpr;
       cp_async16(ks + buf * chunk_elems + r * L.row + 8 * c, kbase + int64_t{slots[buf][r]} * slot_stride + 8 * c);
     }
-    cp_async_commit();
-    for (int32_t i = tid; i < n * cpr; i += kNT) {
-      const int32_t r = i / cpr, c = i - r * cpr;
+    if (commit) cp_async_commit();
+    for (int32_t i = tid; i < (r1 - r0) * cpr; i += kNT) {
+      const int32_t r = r0 + i / cpr, c = i % cpr;
       cp_async16(vs + buf * chunk_elems + r * L.row + 8 * c, vbase + int64_t{slots[buf][r]} * slot_stride + 8 * c);
     }
-    cp_async_commit();
+    if (commit) cp_async_commit();
   };
+  auto issue = [&](int32_t k, int32_t buf) { copy_rows(buf, 0, chunk_len(k), true); };
+  if (K > 0) copy_rows(0, 0, split0, false);  // joins chunk 0's K group
+  pdl_wait();
 
-  const int32_t lane = tid & 31, warp = tid >> 5;
   if (K > 0) {
     for (int32_t i = tid; i < group * hd / 4; i += kNT) cp_async16(qs + 4 * i, p.q + q_base + 4 * i);
-    __syncthreads();  // slots[0]
-    issue(0, 0);      // q joins chunk 0's K group
+    copy_rows(0, split0, chunk_len(0), true);  // q and the early rows join chunk 0's K group
     for (int32_t k = 0; k < K; ++k) {
       const int32_t buf = k & 1, n = chunk_len(k), c = k % nchp, i_range = k / nchp;
       const bool next = k + 1 < K;

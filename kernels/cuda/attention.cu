@@ -2,6 +2,7 @@
 #include "aurora/kernels/cuda/attention.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "attention_cluster.cuh"
 #include "aurora/kernels/kernel_check.hpp"
@@ -549,7 +550,15 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
                       "attention cluster_blocks must be 0, 1, 2, 4, 8 or 16, got " << p.cluster_blocks);
   // bf16 caches: the cluster kernel unless a partition size asks for the partitioned one (or a switch).
   if (p.kv_dtype == DType::kBF16 && p.partition_size == 0 && detail::cluster_attention_enabled() &&
-      detail::launch_cluster_attention(p, stream)) {
+      (!p.fused_prologue || attention_folds_prologue()) && detail::launch_cluster_attention(p, stream)) {
+    return;
+  }
+  if (p.fused_prologue) {  // the prologue on its own, then attention
+    AURORA_KERNEL_CHECK(p.prologue.num_tokens == p.num_tokens, "fused prologue: token counts differ");
+    launch_qkv_prologue(p.prologue, stream);
+    PagedAttentionCudaParams rest = p;
+    rest.fused_prologue = false;
+    launch_paged_attention(rest, workspace, workspace_bytes, stream);
     return;
   }
   const int64_t max_tokens_per_launch = kTicketCapacity / p.num_kv_heads;
@@ -600,6 +609,14 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     paged_attention_kernel<float><<<grid, kThreads, smem, stream>>>(p, tickets, part_out, part_ml, parts);
   }
   AURORA_CUDA_LAUNCH_CHECK();
+}
+
+bool attention_folds_prologue() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_FUSED_PROLOGUE");
+    return !(v && v[0] == '0') && detail::cluster_attention_enabled() && !legacy_prologue();
+  }();
+  return on;
 }
 
 void launch_write_kv_cache(const KvCacheWriteParams& p, cudaStream_t stream) {

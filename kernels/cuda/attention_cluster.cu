@@ -18,6 +18,7 @@
 
 #include "attention_cluster.cuh"
 #include "device_utils.cuh"
+#include "qkv_head.cuh"
 
 namespace aurora::kernels::cuda::detail {
 namespace {
@@ -78,7 +79,7 @@ __device__ __forceinline__ void load8(const bf16* p, float* out) {
 // operations: no contraction left to the compiler), and the merge sums the ranges in order, so a
 // row's bits do not depend on CL, the batch or the grid.
 template <int CL>
-__global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCudaParams p) {
+__global__ void __launch_bounds__(kNT, 5) cluster_attention_kernel(PagedAttentionCudaParams p) {
   constexpr int G = kRanges / CL;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ int32_t slots[2][kCP];
@@ -178,7 +179,35 @@ __global__ void __launch_bounds__(kNT) cluster_attention_kernel(PagedAttentionCu
   pdl_wait();
 
   if (K > 0) {
-    for (int32_t i = tid; i < group * hd / 4; i += kNT) cp_async16(qs + 4 * i, p.q + q_base + 4 * i);
+    if (p.fused_prologue) {
+      // The folded qkv prologue: a warp per query head of the group, into q's place; the block holding
+      // the token's position also forms the kv head's K and V rows and writes them to the cache
+      // (read back below with the other rows: the same bf16 values as from the prologue kernel).
+      const bool owner = b == (active - 1) / G;
+      const int32_t tasks = group + (owner ? 2 : 0);
+      for (int32_t task = warp; task < tasks; task += kNT / 32) {
+        if (task < group) {
+          qkv_head_warp(p.prologue, t, 0, g * group + task, qs + task * hd);
+        } else {
+          qkv_head_warp(p.prologue, t, task - group + 1, g, red + (task - group) * hd);
+        }
+      }
+      __syncthreads();
+      if (owner) {
+        const int32_t slot = p.prologue.slot_mapping[t];
+        if (slot >= 0) {
+          const int64_t base = int64_t{slot} * slot_stride + int64_t{g} * hd;
+          for (int32_t i = tid; i < hd; i += kNT) {
+            store_from_float(p.prologue.k_cache, p.prologue.kv_dtype, base + i, red[i]);
+            store_from_float(p.prologue.v_cache, p.prologue.kv_dtype, base + i, red[hd + i]);
+          }
+        }
+        __threadfence();
+        __syncthreads();
+      }
+    } else {
+      for (int32_t i = tid; i < group * hd / 4; i += kNT) cp_async16(qs + 4 * i, p.q + q_base + 4 * i);
+    }
     copy_rows(0, split0, chunk_len(0), true);  // q and the early rows join chunk 0's K group
     for (int32_t k = 0; k < K; ++k) {
       const int32_t buf = k & 1, n = chunk_len(k), c = k % nchp, i_range = k / nchp;

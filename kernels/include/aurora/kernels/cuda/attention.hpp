@@ -27,6 +27,7 @@
 
 #include "aurora/kernels/attention.hpp"
 #include "aurora/kernels/cuda/dtype.hpp"
+#include "aurora/kernels/cuda/norm_rope.hpp"
 
 namespace aurora::kernels::cuda {
 
@@ -55,7 +56,16 @@ struct PagedAttentionCudaParams {
   float scale = 1.0f;
   int32_t partition_size = 0;  // bf16 caches: 0 = default kernel; 64 or 128: the partitioned kernel
   int32_t cluster_blocks = 0;  // cluster kernel: blocks per (token, kv head), 1..16 (tests); 0 = by grid
+  // Decode steps (one token per sequence, the prologue's tokens = these tokens): the qkv prologue
+  // folded into the cluster kernel (each block forms its query heads, the block holding the token's
+  // position writes its K/V row), one launch less per layer; q_out is not written. Where the cluster
+  // kernel does not run, launch_paged_attention launches the prologue first. Same bits either way.
+  bool fused_prologue = false;
+  QkvPrologueParams prologue;
 };
+// Whether launch_paged_attention folds the prologue for bf16 caches by default (cluster kernel on,
+// AURORA_FUSED_PROLOGUE not 0, the warp prologue in use).
+bool attention_folds_prologue();
 
 size_t attention_workspace_bytes(int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                                  int32_t max_context);

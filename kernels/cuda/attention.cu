@@ -549,8 +549,9 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
                           p.cluster_blocks == 8 || p.cluster_blocks == 16,
                       "attention cluster_blocks must be 0, 1, 2, 4, 8 or 16, got " << p.cluster_blocks);
   // bf16 caches: the cluster kernel unless a partition size asks for the partitioned one (or a switch).
-  if (p.kv_dtype == DType::kBF16 && p.partition_size == 0 && detail::cluster_attention_enabled() &&
-      (!p.fused_prologue || attention_folds_prologue()) && detail::launch_cluster_attention(p, stream)) {
+  const bool cluster = p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() &&
+                       (p.cluster_blocks > 0 || detail::cluster_attention_enabled());
+  if (cluster && (!p.fused_prologue || detail::prologue_fold_allowed()) && detail::launch_cluster_attention(p, stream)) {
     return;
   }
   if (p.fused_prologue) {  // the prologue on its own, then attention
@@ -611,13 +612,17 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   AURORA_CUDA_LAUNCH_CHECK();
 }
 
-bool attention_folds_prologue() {
+namespace detail {
+bool prologue_fold_allowed() {
   static const bool on = [] {
     const char* v = std::getenv("AURORA_FUSED_PROLOGUE");
-    return !(v && v[0] == '0') && detail::cluster_attention_enabled() && !legacy_prologue();
+    return !(v && v[0] == '0') && !legacy_prologue();
   }();
   return on;
 }
+}  // namespace detail
+
+bool attention_folds_prologue() { return detail::cluster_attention_enabled() && detail::prologue_fold_allowed(); }
 
 void launch_write_kv_cache(const KvCacheWriteParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;

@@ -445,8 +445,16 @@ bool runnable(size_t smem) {
     (void)cudaGetLastError();
     return false;
   }
+  // The dynamic limit is the opt-in limit less the kernel's static shared memory (asking for the
+  // whole opt-in limit fails, and then no cluster kernel ever ran: H200, 2026-11-28 19:43 UTC).
   const void* k = reinterpret_cast<const void*>(cluster_attention_kernel<CL>);
-  if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, optin) != cudaSuccess ||
+  cudaFuncAttributes fa{};
+  if (cudaFuncGetAttributes(&fa, k) != cudaSuccess || smem + fa.sharedSizeBytes > size_t(optin)) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  const int dynamic_max = optin - static_cast<int>(fa.sharedSizeBytes);
+  if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max) != cudaSuccess ||
       (CL > 8 && cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess)) {
     (void)cudaGetLastError();
     return false;
@@ -513,7 +521,7 @@ int attention_fill() {
 bool cluster_attention_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("AURORA_CLUSTER_ATTENTION");
-    return !(v && v[0] == '0') && !legacy_attention();
+    return v && v[0] == '1' && !legacy_attention();
   }();
   return on;
 }

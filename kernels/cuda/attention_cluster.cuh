@@ -11,10 +11,15 @@
 
 namespace aurora::kernels::cuda::detail {
 
-// Whether bf16-cache attention uses the cluster kernel: yes unless AURORA_CLUSTER_ATTENTION=0
-// (then the partitioned shared-memory kernel of round 2), AURORA_LEGACY_ATTENTION=1 or
-// AURORA_SAFE_KERNELS=1.
+// Whether bf16-cache attention uses the cluster kernel by default: only with
+// AURORA_CLUSTER_ATTENTION=1 (and neither AURORA_LEGACY_ATTENTION=1 nor AURORA_SAFE_KERNELS=1);
+// otherwise the partitioned shared-memory kernel. Off by default: its final form has not run on a
+// GPU yet (docs/cuda.md). PagedAttentionCudaParams::cluster_blocks > 0 forces it (tests).
 bool cluster_attention_enabled();
+
+// Whether the qkv prologue may run inside the cluster kernel: unless AURORA_FUSED_PROLOGUE=0 or
+// AURORA_LEGACY_PROLOGUE=1 (the folded arithmetic is the warp prologue's).
+bool prologue_fold_allowed();
 
 bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t stream);
 

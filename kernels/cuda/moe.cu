@@ -607,11 +607,12 @@ bool route_cluster_runnable(int cl, size_t smem) {
   if (auto it = known.find(key); it != known.end()) return it->second;
   bool ok = false;
   int optin = 0;
+  cudaFuncAttributes fa{};
+  const void* k = reinterpret_cast<const void*>(route_cluster_kernel);
   if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess &&
-      cudaFuncSetAttribute(reinterpret_cast<const void*>(route_cluster_kernel),
-                           cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           optin - static_cast<int>(sizeof(float)) * (2 * kRouteTokens * kMaxRoutedExperts + 1024)) ==
-          cudaSuccess &&
+      cudaFuncGetAttributes(&fa, k) == cudaSuccess && smem + fa.sharedSizeBytes <= size_t(optin) &&
+      cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           optin - static_cast<int>(fa.sharedSizeBytes)) == cudaSuccess &&
       cudaFuncSetAttribute(reinterpret_cast<const void*>(route_cluster_kernel),
                            cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess) {
     cudaLaunchConfig_t cfg{};
@@ -633,19 +634,22 @@ bool route_cluster_runnable(int cl, size_t smem) {
   return ok;
 }
 
-// The cluster router for <= 4 tokens: AURORA_CLUSTER_ROUTER=0 (or AURORA_SAFE_KERNELS=1) turns it off.
+// The cluster router for <= 4 tokens, by default only with AURORA_CLUSTER_ROUTER=1: measured slower
+// than the ticket kernel for 64 and 128 experts (H200, 2026-11-28 19:43 UTC: Qwen3-30B-A3B batch 1
+// 5.007 vs 4.809 ms, OLMoE 1.506 vs 1.483 ms; Mixtral within noise), because 16 blocks stream the
+// whole router matrix where the ticket kernel spreads it over one block per expert.
 bool cluster_router_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("AURORA_CLUSTER_ROUTER");
     const char* safe = std::getenv("AURORA_SAFE_KERNELS");
-    return !(v && v[0] == '0') && !(safe && safe[0] == '1');
+    return v && v[0] == '1' && !(safe && safe[0] == '1');
   }();
   return on;
 }
 
 // Launches route_cluster_kernel when it applies; false: use route_kernel.
 bool launch_route_cluster(const RouteCudaParams& p, cudaStream_t stream) {
-  if (!p.allow_cluster || !cluster_router_enabled() || p.num_tokens > kRouteTokens ||
+  if (!p.allow_cluster || !(p.force_cluster || cluster_router_enabled()) || p.num_tokens > kRouteTokens ||
       p.num_tokens * p.top_k > kSmallPermute) {
     return false;
   }

@@ -104,7 +104,8 @@ TEST_CASE("decode attention with the folded prologue matches prologue + attentio
     kc::launch_qkv_prologue(qp, nullptr);
     kc::launch_paged_attention(ap, workspace.get(), ws_bytes, nullptr);
     const auto want_out = out.download(), want_k = kcache.download(), want_v = vcache.download();
-    if (!kc::attention_folds_prologue()) continue;  // AURORA_FUSED_PROLOGUE=0 or the legacy kernels
+    // 0: the default kernel (the prologue launched first unless the cluster kernel is on); > 0: the
+    // cluster kernel with the prologue folded in (unless AURORA_FUSED_PROLOGUE=0).
     for (int32_t blocks : {0, 1, 2, 16}) {
       INFO("cluster blocks " << blocks);
       kcache.upload(to_bf16_bits(cache_init));

@@ -1,6 +1,7 @@
 // Paged attention on the GPU against cpu::paged_attention: decode and prefill tokens, one and many
 // partitions, GQA groups 1..16, sliding windows, bf16 and float32 caches and outputs, both bf16
-// kernels (cluster: partition_size 0; partitioned: 64, 128); and a row's bits alone vs in a batch.
+// kernels (partitioned: partition_size 0, 64, 128; cluster: cluster_blocks 1..16); and a row's bits
+// alone vs in a batch, and across cluster sizes.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -93,9 +94,11 @@ TEST_CASE("paged attention matches the CPU twin", "[gpu][attention]") {
         p.sliding_window = s.window;
         p.max_context = max_context;
         p.scale = scale;
-        // bf16 caches: both partition sizes and the automatic choice.
-        for (int32_t partition : f32 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, 64, 128}) {
-          p.partition_size = partition;
+        // bf16 caches: both partition sizes, the default kernel, and the cluster kernel (negative:
+        // -blocks per cluster).
+        for (int32_t partition : f32 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, 64, 128, -16, -2, -1}) {
+          p.partition_size = std::max(partition, 0);
+          p.cluster_blocks = std::max(-partition, 0);
           for (int run = 0; run < 2; ++run) {  // the second run checks that the merge tickets reset
             INFO("kv " << (f32 ? "f32" : "bf16") << ", out " << (out_dtype == kc::DType::kF32 ? "f32" : "bf16")
                        << ", partition " << partition << ", run " << run);
@@ -172,9 +175,10 @@ TEST_CASE("paged attention over more partitions than threads (long context, bf16
   p.max_blocks_per_seq = max_blocks;
   p.max_context = max_context;
   p.scale = scale;
-  for (int32_t partition : {0, 64, 128}) {  // 0: the cluster kernel, 5 chunks of 64 per block
+  for (int32_t partition : {0, 64, 128, -16, -1}) {  // negative: the cluster kernel (5 chunks per range)
     INFO("partition " << partition);
-    p.partition_size = partition;
+    p.partition_size = std::max(partition, 0);
+    p.cluster_blocks = std::max(-partition, 0);
     out.poison();
     kc::launch_paged_attention(p, workspace.get(), ws_bytes, nullptr);
     CHECK(relative_error(out.download(), want) < 1e-5);

@@ -150,20 +150,26 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
       const auto got_logits = dlogits.download(), got_w = dw.download(), got_norm = dnorm.download();
       const auto got_ids = dids.download();
       if (c.tokens <= 4) {
-        p.allow_cluster = false;
-        dlogits.poison();
-        kc::launch_route(p, nullptr);
+        for (bool cluster : {true, false}) {  // forced cluster kernel, then the ticket kernel
+          INFO("cluster kernel " << cluster);
+          p.force_cluster = cluster;
+          p.allow_cluster = cluster;
+          dlogits.poison();
+          kc::launch_route(p, nullptr);
+          CHECK(dlogits.download() == got_logits);
+          CHECK(dids.download() == got_ids);
+          CHECK(dw.download() == got_w);
+          CHECK(dperm.download() == perm);
+          if (fused_norm) CHECK(dnorm.download() == got_norm);
+        }
+        p.force_cluster = false;
         p.allow_cluster = true;
-        CHECK(dlogits.download() == got_logits);
-        CHECK(dids.download() == got_ids);
-        CHECK(dw.download() == got_w);
-        CHECK(dperm.download() == perm);
-        if (fused_norm) CHECK(dnorm.download() == got_norm);
       } else {
         for (int32_t t = 0; t < 3; ++t) {
           INFO("token " << t << " alone");
           kc::RouteCudaParams one = p;
           one.num_tokens = 1;
+          one.force_cluster = true;  // one token: the cluster kernel (ticket kernel in the batch)
           one.x = dx.get() + int64_t{t} * c.hidden;
           one.expert_tokens = nullptr;
           if (fused_norm) {

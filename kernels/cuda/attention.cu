@@ -2,7 +2,9 @@
 #include "aurora/kernels/cuda/attention.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "attention_cluster.cuh"
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
 
@@ -541,6 +543,25 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   AURORA_KERNEL_CHECK(group <= kAttentionMaxGroup && p.head_dim % 8 == 0 && p.head_dim <= kAttentionMaxHeadDim,
                       "attention shape unsupported: group " << group << ", head_dim " << p.head_dim);
   AURORA_KERNEL_CHECK(p.max_context >= 1, "max_context must be set");
+  AURORA_KERNEL_CHECK(p.partition_size == 0 || p.partition_size == 64 || p.partition_size == 128,
+                      "attention partition_size must be 0, 64 or 128, got " << p.partition_size);
+  AURORA_KERNEL_CHECK(p.cluster_blocks == 0 || p.cluster_blocks == 1 || p.cluster_blocks == 2 || p.cluster_blocks == 4 ||
+                          p.cluster_blocks == 8 || p.cluster_blocks == 16,
+                      "attention cluster_blocks must be 0, 1, 2, 4, 8 or 16, got " << p.cluster_blocks);
+  // bf16 caches: the cluster kernel unless a partition size asks for the partitioned one (or a switch).
+  const bool cluster = p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() &&
+                       (p.cluster_blocks > 0 || detail::cluster_attention_enabled());
+  if (cluster && (!p.fused_prologue || detail::prologue_fold_allowed()) && detail::launch_cluster_attention(p, stream)) {
+    return;
+  }
+  if (p.fused_prologue) {  // the prologue on its own, then attention
+    AURORA_KERNEL_CHECK(p.prologue.num_tokens == p.num_tokens, "fused prologue: token counts differ");
+    launch_qkv_prologue(p.prologue, stream);
+    PagedAttentionCudaParams rest = p;
+    rest.fused_prologue = false;
+    launch_paged_attention(rest, workspace, workspace_bytes, stream);
+    return;
+  }
   const int64_t max_tokens_per_launch = kTicketCapacity / p.num_kv_heads;
   if (p.num_tokens > max_tokens_per_launch) {
     PagedAttentionCudaParams chunk = p;
@@ -566,7 +587,6 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     // 128 positions per block (64 on request: measured slower at batch 1, where the merge of twice
     // as many partitions by half as many threads is on the critical path).
     const int32_t P = p.partition_size == 0 ? 128 : p.partition_size;
-    AURORA_KERNEL_CHECK(P == 64 || P == 128, "attention partition_size must be 0, 64 or 128, got " << P);
     const int32_t bparts = (p.max_context + P - 1) / P;
     const Bf16Layout L = bf16_layout(p.head_dim, group, P);
     const dim3 bgrid(static_cast<unsigned>(bparts), static_cast<unsigned>(p.num_kv_heads),
@@ -591,6 +611,18 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   }
   AURORA_CUDA_LAUNCH_CHECK();
 }
+
+namespace detail {
+bool prologue_fold_allowed() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_FUSED_PROLOGUE");
+    return !(v && v[0] == '0') && !legacy_prologue();
+  }();
+  return on;
+}
+}  // namespace detail
+
+bool attention_folds_prologue() { return detail::cluster_attention_enabled() && detail::prologue_fold_allowed(); }
 
 void launch_write_kv_cache(const KvCacheWriteParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;

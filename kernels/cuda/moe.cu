@@ -1,13 +1,20 @@
 // MoE routing, permutation and combine on the GPU.
 #include "aurora/kernels/cuda/moe.hpp"
 
+#include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
+namespace cg = cooperative_groups;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
@@ -16,15 +23,18 @@ static_assert(kMaxRoutedExperts % kThreads == 0, "");
 
 // Softmax over one token's logits, top-k (ties to the lower id), optional renormalisation; one warp.
 // probs: this warp's shared scratch of num_experts floats.
+// kShared: logits in shared memory (else global, written by other blocks of the launch).
+template <bool kShared = false>
 __device__ void route_token(const float* logits, int32_t num_experts, int32_t top_k, bool renormalize, float* probs,
                             int32_t* ids, float* weights, int32_t* ids_copy = nullptr) {
   const int lane = threadIdx.x & 31;
+  auto logit = [&](int32_t e) { return kShared ? logits[e] : __ldcg(logits + e); };
   float m = -INFINITY;
-  for (int32_t e = lane; e < num_experts; e += 32) m = fmaxf(m, __ldcg(logits + e));
+  for (int32_t e = lane; e < num_experts; e += 32) m = fmaxf(m, logit(e));
   m = detail::warp_max(m);
   float s = 0.0f;
   for (int32_t e = lane; e < num_experts; e += 32) {
-    const float v = expf(__ldcg(logits + e) - m);
+    const float v = expf(logit(e) - m);
     probs[e] = v;
     s += v;
   }
@@ -219,15 +229,94 @@ __global__ void __launch_bounds__(kThreads) permute_kernel(PermuteParams p) {
 
 // Router logits (float32): one block per (expert row, 4 tokens), the whole block on one dot product
 // so that a token's row streams with many loads in flight; then the last block routes and permutes
-// every token.
+// every token. route_cluster_kernel (<= 4 tokens) computes the same logits with the same code.
 constexpr int kRouteTokens = 4;
+
+// 1 / rms of each of the block's tokens (1 without a fused norm); every thread gets them.
+__device__ __forceinline__ void route_inv_rms(const RouteCudaParams& p, int32_t t0, float* inv_rms, float* scratch) {
+#pragma unroll
+  for (int r = 0; r < kRouteTokens; ++r) inv_rms[r] = 1.0f;
+  if (!p.norm_weight) return;
+#pragma unroll
+  for (int r = 0; r < kRouteTokens; ++r) {
+    if (t0 + r < p.num_tokens) {  // uniform over the block
+      const float* xr = p.x + int64_t{t0 + r} * p.hidden;
+      float ss = 0.0f;
+#pragma unroll 4
+      for (int32_t i = threadIdx.x * 4; i < p.hidden; i += kThreads * 4) {
+        const float4 v = *reinterpret_cast<const float4*>(xr + i);
+        ss = __fmaf_rn(v.x, v.x, ss);
+        ss = __fmaf_rn(v.y, v.y, ss);
+        ss = __fmaf_rn(v.z, v.z, ss);
+        ss = __fmaf_rn(v.w, v.w, ss);
+      }
+      inv_rms[r] = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(p.hidden) + p.eps);
+    }
+  }
+}
+
+// Expert e's logits for tokens t0 .. t0 + 3 (the block's threads together; explicit roundings, so
+// that both router kernels give the same bits); thread r < 4 returns token t0 + r's logit. wrow(i):
+// the router row's float4 at element i (registers, shared or global memory: the same values).
+// The expert-0 blocks publish the normalised rows.
+template <typename WRow>
+__device__ __forceinline__ float route_logit(const RouteCudaParams& p, int32_t e, int32_t t0, const float* inv_rms,
+                                            float (*partial)[kRouteTokens], WRow wrow) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float acc[kRouteTokens] = {0, 0, 0, 0};
+  const float4 nzero = make_float4(0, 0, 0, 0);
+  for (int32_t i = static_cast<int32_t>(threadIdx.x) * 4; i < p.hidden; i += kThreads * 4) {
+    const float4 wv = wrow(i);
+    const float4 nv = p.norm_weight ? *reinterpret_cast<const float4*>(p.norm_weight + i) : nzero;
+#pragma unroll
+    for (int r = 0; r < kRouteTokens; ++r) {
+      if (t0 + r < p.num_tokens) {
+        float4 xv = *reinterpret_cast<const float4*>(p.x + int64_t{t0 + r} * p.hidden + i);
+        if (p.norm_weight) {
+          xv = make_float4(__fmul_rn(nv.x, __fmul_rn(xv.x, inv_rms[r])), __fmul_rn(nv.y, __fmul_rn(xv.y, inv_rms[r])),
+                           __fmul_rn(nv.z, __fmul_rn(xv.z, inv_rms[r])), __fmul_rn(nv.w, __fmul_rn(xv.w, inv_rms[r])));
+          if (e == 0) {
+            const int64_t o = int64_t{t0 + r} * p.hidden + i;
+            if (p.norm_out) *reinterpret_cast<float4*>(p.norm_out + o) = xv;
+            if (p.norm_out_bf16) {
+              p.norm_out_bf16[o] = __float2bfloat16(xv.x);
+              p.norm_out_bf16[o + 1] = __float2bfloat16(xv.y);
+              p.norm_out_bf16[o + 2] = __float2bfloat16(xv.z);
+              p.norm_out_bf16[o + 3] = __float2bfloat16(xv.w);
+            }
+          }
+        }
+        float d = __fmul_rn(xv.x, wv.x);
+        d = __fmaf_rn(xv.y, wv.y, d);
+        d = __fmaf_rn(xv.z, wv.z, d);
+        d = __fmaf_rn(xv.w, wv.w, d);
+        acc[r] = __fadd_rn(acc[r], d);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kRouteTokens; ++r) {
+    float v = acc[r];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (lane == 0) partial[warp][r] = v;
+  }
+  __syncthreads();
+  float v = 0.0f;
+  if (threadIdx.x < kRouteTokens) {
+    for (int wi = 0; wi < kWarps; ++wi) v = __fadd_rn(v, partial[wi][threadIdx.x]);
+  }
+  __syncthreads();  // partial may be reused
+  return v;
+}
+
 __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __shared__ float probs[kWarps][kMaxRoutedExperts];
   __shared__ float partial[kWarps][kRouteTokens];
   __shared__ float scratch[33];
   __shared__ int32_t is_last;
   __shared__ int32_t small_keys[kSmallPermute];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warp = threadIdx.x >> 5;
   const int32_t e = blockIdx.x;
   const int32_t t0 = blockIdx.y * kRouteTokens;
   // The router row (a constant) for hidden <= 4096 is loaded before the wait for the previous kernel.
@@ -241,70 +330,20 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   }
   detail::pdl_wait();
   {
-    // Fused RMSNorm: x is the residual; the router sees norm_weight * x / rms(x), element by element
-    // the same float32 arithmetic as launch_rms_norm.
-    float inv_rms[kRouteTokens] = {1.0f, 1.0f, 1.0f, 1.0f};
-    if (p.norm_weight) {
-#pragma unroll
-      for (int r = 0; r < kRouteTokens; ++r) {
-        if (t0 + r < p.num_tokens) {  // uniform over the block
-          const float* xr = p.x + int64_t{t0 + r} * p.hidden;
-          float ss = 0.0f;
-#pragma unroll 4
-          for (int32_t i = threadIdx.x * 4; i < p.hidden; i += kThreads * 4) {
-            const float4 v = *reinterpret_cast<const float4*>(xr + i);
-            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-          }
-          inv_rms[r] = 1.0f / sqrtf(detail::block_sum(ss, scratch) / static_cast<float>(p.hidden) + p.eps);
-        }
-      }
-    }
+    float inv_rms[kRouteTokens];
+    route_inv_rms(p, t0, inv_rms, scratch);
     const float* w = p.router + int64_t{e} * p.hidden;
-    float acc[kRouteTokens] = {0, 0, 0, 0};
-    const float4 nzero = make_float4(0, 0, 0, 0);
-    auto step = [&](int32_t i, const float4& wv) {
-      const float4 nv = p.norm_weight ? *reinterpret_cast<const float4*>(p.norm_weight + i) : nzero;
+    const float v = route_logit(p, e, t0, inv_rms, partial, [&](int32_t i) {
+      const int32_t u = (i / 4 - static_cast<int32_t>(threadIdx.x)) / kThreads;  // this thread's u-th float4
+      if (u < kPre) {
+        float4 r = wpre[0];
 #pragma unroll
-      for (int r = 0; r < kRouteTokens; ++r) {
-        if (t0 + r < p.num_tokens) {
-          float4 xv = *reinterpret_cast<const float4*>(p.x + int64_t{t0 + r} * p.hidden + i);
-          if (p.norm_weight) {
-            xv =
-                make_float4(__fmul_rn(nv.x, __fmul_rn(xv.x, inv_rms[r])), __fmul_rn(nv.y, __fmul_rn(xv.y, inv_rms[r])),
-                            __fmul_rn(nv.z, __fmul_rn(xv.z, inv_rms[r])), __fmul_rn(nv.w, __fmul_rn(xv.w, inv_rms[r])));
-            if (e == 0) {  // the first expert's blocks publish the normalised rows
-              const int64_t o = int64_t{t0 + r} * p.hidden + i;
-              if (p.norm_out) *reinterpret_cast<float4*>(p.norm_out + o) = xv;
-              if (p.norm_out_bf16) {
-                p.norm_out_bf16[o] = __float2bfloat16(xv.x);
-                p.norm_out_bf16[o + 1] = __float2bfloat16(xv.y);
-                p.norm_out_bf16[o + 2] = __float2bfloat16(xv.z);
-                p.norm_out_bf16[o + 3] = __float2bfloat16(xv.w);
-              }
-            }
-          }
-          acc[r] += xv.x * wv.x + xv.y * wv.y + xv.z * wv.z + xv.w * wv.w;
-        }
+        for (int k = 1; k < kPre; ++k) r = u == k ? wpre[k] : r;
+        return r;
       }
-    };
-    // Increasing i per thread, as before: the preloaded part, then the rest of a long row.
-#pragma unroll
-    for (int u = 0; u < kPre; ++u) {
-      const int32_t i = (static_cast<int32_t>(threadIdx.x) + u * kThreads) * 4;
-      if (i < p.hidden) step(i, wpre[u]);
-    }
-    for (int32_t i = (static_cast<int32_t>(threadIdx.x) + kPre * kThreads) * 4; i < p.hidden; i += kThreads * 4) {
-      step(i, *reinterpret_cast<const float4*>(w + i));
-    }
-#pragma unroll
-    for (int r = 0; r < kRouteTokens; ++r) {
-      const float v = detail::warp_sum(acc[r]);
-      if (lane == 0) partial[warp][r] = v;
-    }
-    __syncthreads();
+      return *reinterpret_cast<const float4*>(w + i);
+    });
     if (threadIdx.x < kRouteTokens && t0 + static_cast<int32_t>(threadIdx.x) < p.num_tokens) {
-      float v = 0.0f;
-      for (int wi = 0; wi < kWarps; ++wi) v += partial[wi][threadIdx.x];
       p.logits[int64_t{t0 + static_cast<int32_t>(threadIdx.x)} * p.num_experts + e] = v;
     }
   }
@@ -336,6 +375,68 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   } else {
     permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts, out, counts);
   }
+}
+
+// The router for <= kRouteTokens tokens as one thread-block cluster of CL blocks: block b computes
+// the logits of experts b, b + CL, ... (their router rows copied into shared memory before the wait
+// for the previous kernel), the cluster meets at a barrier, and block 0 reads every logit through
+// distributed shared memory, routes and permutes: no ticket, no global round trip. Same bits as
+// route_kernel (route_logit, route_token, permute_small).
+constexpr int kRouteClusterMaxRows = 16;  // experts per block
+__global__ void __launch_bounds__(kThreads) route_cluster_kernel(RouteCudaParams p) {
+  extern __shared__ __align__(16) float wrows[];  // [rows][hidden]
+  __shared__ float probs[kRouteTokens][kMaxRoutedExperts];
+  __shared__ float own[kRouteTokens][kRouteClusterMaxRows];
+  __shared__ float partial[kWarps][kRouteTokens];
+  __shared__ float scratch[33];
+  __shared__ int32_t small_keys[kSmallPermute];
+  cg::cluster_group cluster = cg::this_cluster();
+  const int32_t b = static_cast<int32_t>(cluster.block_rank()), cl = static_cast<int32_t>(cluster.num_blocks());
+  const int32_t rows = (p.num_experts - b + cl - 1) / cl;
+  const int32_t h4 = p.hidden / 4;
+  for (int32_t i = threadIdx.x; i < rows * h4; i += kThreads) {
+    const int32_t j = i / h4, c = i - j * h4;
+    detail::cp_async16(wrows + int64_t{i} * 4, p.router + (int64_t{b} + int64_t{j} * cl) * p.hidden + 4 * c);
+  }
+  detail::cp_async_commit();
+  detail::pdl_wait();
+  float inv_rms[kRouteTokens];
+  route_inv_rms(p, 0, inv_rms, scratch);
+  detail::cp_async_wait<0>();
+  __syncthreads();
+  for (int32_t j = 0; j < rows; ++j) {
+    const int32_t e = b + j * cl;
+    const float* w = wrows + int64_t{j} * p.hidden;
+    const float v =
+        route_logit(p, e, 0, inv_rms, partial, [&](int32_t i) { return *reinterpret_cast<const float4*>(w + i); });
+    if (threadIdx.x < kRouteTokens && static_cast<int32_t>(threadIdx.x) < p.num_tokens) {
+      own[threadIdx.x][j] = v;
+      p.logits[int64_t{threadIdx.x} * p.num_experts + e] = v;
+    }
+  }
+  detail::pdl_launch_dependents();  // late: only the routing remains
+  cluster.sync();
+  if (b == 0) {
+    for (int32_t i = threadIdx.x; i < p.num_tokens * p.num_experts; i += kThreads) {
+      const int32_t t = i / p.num_experts, e = i - t * p.num_experts;
+      probs[t][e] = cluster.map_shared_rank(&own[0][0], e % cl)[t * kRouteClusterMaxRows + e / cl];
+    }
+  }
+  cluster.sync();  // block 0 has every logit: the others may leave
+  if (b != 0) return;
+  const int warp = threadIdx.x >> 5;
+  __shared__ float wprobs[kRouteTokens][kMaxRoutedExperts];
+  if (warp < p.num_tokens) {
+    route_token<true>(probs[warp], p.num_experts, p.top_k, p.normalization == TopKNormalization::kRenormalize,
+                      wprobs[warp], p.topk_ids + int64_t{warp} * p.top_k, p.topk_weights + int64_t{warp} * p.top_k,
+                      small_keys + warp * p.top_k);
+  }
+  __syncthreads();
+  int32_t* counts = reinterpret_cast<int32_t*>(wprobs);
+  const int32_t counted = p.num_counted_tokens ? min(*p.num_counted_tokens, p.num_tokens) : p.num_tokens;
+  const PermuteOut out{p.expert_offsets, p.permuted_item, p.item_position,  p.active_experts,
+                       p.num_active,     p.expert_tokens, counted * p.top_k};
+  permute_small(small_keys, p.num_tokens * p.top_k, p.num_experts, out, counts);
 }
 
 // Sorts a token's choices by expert id (top_k <= kMaxTopK), in shared memory.
@@ -489,12 +590,111 @@ void launch_combine(const CombineParams& p, cudaStream_t stream) {
   AURORA_CUDA_LAUNCH_CHECK();
 }
 
+namespace {
+
+// Whether route_cluster_kernel runs as clusters of `cl` blocks with `smem` dynamic bytes on the
+// current device; decided once per (device, cl, bytes), before any graph capture.
+bool route_cluster_runnable(int cl, size_t smem) {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  static std::mutex mu;
+  static std::map<std::tuple<int, int, size_t>, bool> known;
+  std::lock_guard lock(mu);
+  const auto key = std::make_tuple(device, cl, smem);
+  if (auto it = known.find(key); it != known.end()) return it->second;
+  bool ok = false;
+  int optin = 0;
+  cudaFuncAttributes fa{};
+  const void* k = reinterpret_cast<const void*>(route_cluster_kernel);
+  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess &&
+      cudaFuncGetAttributes(&fa, k) == cudaSuccess && smem + fa.sharedSizeBytes <= size_t(optin) &&
+      cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           optin - static_cast<int>(fa.sharedSizeBytes)) == cudaSuccess &&
+      cudaFuncSetAttribute(reinterpret_cast<const void*>(route_cluster_kernel),
+                           cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(cl));
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(cl);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int n = 0;
+    ok = cudaOccupancyMaxActiveClusters(&n, route_cluster_kernel, &cfg) == cudaSuccess && n >= 1;
+  }
+  (void)cudaGetLastError();
+  known[key] = ok;
+  return ok;
+}
+
+// The cluster router for <= 4 tokens, by default only with AURORA_CLUSTER_ROUTER=1: measured slower
+// than the ticket kernel for 64 and 128 experts (H200, 2026-11-28 19:43 UTC: Qwen3-30B-A3B batch 1
+// 5.007 vs 4.809 ms, OLMoE 1.506 vs 1.483 ms; Mixtral within noise), because 16 blocks stream the
+// whole router matrix where the ticket kernel spreads it over one block per expert.
+bool cluster_router_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_CLUSTER_ROUTER");
+    const char* safe = std::getenv("AURORA_SAFE_KERNELS");
+    return v && v[0] == '1' && !(safe && safe[0] == '1');
+  }();
+  return on;
+}
+
+// Launches route_cluster_kernel when it applies; false: use route_kernel.
+bool launch_route_cluster(const RouteCudaParams& p, cudaStream_t stream) {
+  if (!p.allow_cluster || !(p.force_cluster || cluster_router_enabled()) || p.num_tokens > kRouteTokens ||
+      p.num_tokens * p.top_k > kSmallPermute) {
+    return false;
+  }
+  const int cl = std::min(p.num_experts, 16);
+  const int rows = (p.num_experts + cl - 1) / cl;
+  const size_t smem = size_t(rows) * size_t(p.hidden) * sizeof(float);
+  if (rows > kRouteClusterMaxRows || smem > 128 * 1024 || !route_cluster_runnable(cl, smem)) return false;
+  static bool pdl_refused = false;
+  const bool pdl = !pdl_refused && pdl_mode() >= 1;
+  auto launch = [&](bool with_pdl) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(cl));
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[2];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(cl);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = with_pdl ? 2 : 1;
+    return cudaLaunchKernelEx(&cfg, route_cluster_kernel, p);
+  };
+  cudaError_t err = launch(pdl);
+  if (err != cudaSuccess && pdl) {
+    (void)cudaGetLastError();
+    pdl_refused = true;
+    err = launch(false);
+  }
+  AURORA_CUDA_CHECK(err);
+  return true;
+}
+
+}  // namespace
+
 void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   AURORA_KERNEL_CHECK(
       p.num_experts <= kMaxRoutedExperts && p.top_k >= 1 && p.top_k <= kMaxTopK && p.top_k <= p.num_experts &&
           p.hidden % 4 == 0,
       "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k << ", hidden " << p.hidden);
+  if (launch_route_cluster(p, stream)) return;
   const dim3 grid(static_cast<unsigned>(p.num_experts),
                   static_cast<unsigned>(detail::ceil_div(p.num_tokens, kRouteTokens)));
   launch_pdl(route_kernel, grid, dim3(kThreads), 0, stream, p);

@@ -1,8 +1,11 @@
 // RMSNorm, RoPE and the fused attention prologue (bias, q/k norm, clamp, RoPE, KV-cache write).
 #include "aurora/kernels/cuda/norm_rope.hpp"
 
+#include <cstdlib>
+
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
+#include "qkv_head.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
@@ -184,7 +187,43 @@ __global__ void __launch_bounds__(kPrologueThreads) qkv_prologue_kernel(QkvProlo
   }
 }
 
+// Any batch: one warp per (token, head), kPrologueWarps heads per block, the arithmetic of
+// detail::qkv_head_warp (shared with decode attention's folded prologue): a row's q, k and v have
+// the same bits whatever the batch.
+constexpr int kPrologueWarps = 4;
+__global__ void __launch_bounds__(kPrologueWarps * 32) qkv_prologue_warp_kernel(QkvPrologueParams p) {
+  __shared__ float ws[kPrologueWarps][detail::kQkvHeadMaxDim];
+  const int32_t t = blockIdx.x, warp = static_cast<int32_t>(threadIdx.x >> 5), lane = threadIdx.x & 31;
+  const int32_t head = static_cast<int32_t>(blockIdx.y) * kPrologueWarps + warp;
+  const int32_t heads = p.num_q_heads + 2 * p.num_kv_heads;
+  const int kind = head < p.num_q_heads ? 0 : head < p.num_q_heads + p.num_kv_heads ? 1 : 2;
+  const int32_t hh = kind == 0 ? head : kind == 1 ? head - p.num_q_heads : head - p.num_q_heads - p.num_kv_heads;
+  const int32_t hd = p.head_dim, kv_dim = p.num_kv_heads * hd;
+  const int32_t slot = kind == 0 || head >= heads ? -1 : p.slot_mapping[t];  // a step input: before the wait
+  detail::pdl_wait();
+  if (head >= heads) return;  // whole warps; no block barrier below
+  detail::qkv_head_warp(p, t, kind, hh, ws[warp]);
+  if (kind == 0) {
+    float* q_out = p.q_out + (int64_t{t} * p.num_q_heads + hh) * hd;
+    for (int32_t i = lane; i < hd; i += 32) q_out[i] = ws[warp][i];
+    return;
+  }
+  if (slot < 0) return;
+  void* cache = kind == 1 ? p.k_cache : p.v_cache;
+  for (int32_t i = lane; i < hd; i += 32) {
+    detail::store_from_float(cache, p.kv_dtype, int64_t{slot} * kv_dim + int64_t{hh} * hd + i, ws[warp][i]);
+  }
+}
+
 }  // namespace
+
+bool legacy_prologue() {
+  static const bool legacy = [] {
+    const char* v = std::getenv("AURORA_LEGACY_PROLOGUE");
+    return v && v[0] == '1';
+  }();
+  return legacy;
+}
 
 void launch_rms_norm(const RmsNormCudaParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return;
@@ -217,6 +256,12 @@ void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
   AURORA_KERNEL_CHECK(
       p.head_dim % 2 == 0 && p.head_dim <= kPrologueMaxHeadDim && p.num_q_heads > 0 && p.num_kv_heads > 0,
       "bad attention shape: head_dim " << p.head_dim);
+  if (!legacy_prologue()) {
+    const int32_t heads = p.num_q_heads + 2 * p.num_kv_heads;
+    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(detail::ceil_div(heads, kPrologueWarps)));
+    launch_pdl(qkv_prologue_warp_kernel, grid, dim3(kPrologueWarps * 32), 0, stream, p);
+    return;
+  }
   if (p.num_tokens > kPrologueHeadBlocksMaxTokens) {
     const size_t smem = sizeof(float) * size_t(p.head_dim) * (p.num_q_heads + 2 * p.num_kv_heads);
     ensure_dynamic_smem(reinterpret_cast<const void*>(qkv_prologue_token_kernel),

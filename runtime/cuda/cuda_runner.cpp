@@ -503,8 +503,12 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     qp.num_q_heads = c.num_heads;
     qp.num_kv_heads = c.num_kv_heads;
     qp.head_dim = hd;
-    kc::launch_qkv_prologue(qp, s);
-    mark("qkv prologue (norm, rope, kv write)");
+    // Decode steps (one token per sequence): the prologue runs inside the attention kernel.
+    const bool fold_prologue = decode && T <= kAttentionTokensPerLaunch && kc::attention_folds_prologue();
+    if (!fold_prologue) {
+      kc::launch_qkv_prologue(qp, s);
+      mark("qkv prologue (norm, rope, kv write)");
+    }
     for (int32_t first = 0; first < T; first += kAttentionTokensPerLaunch) {
       const int32_t count = std::min(kAttentionTokensPerLaunch, T - first);
       kc::PagedAttentionCudaParams ap;
@@ -526,9 +530,11 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       ap.sliding_window = c.layer_sliding_window[static_cast<size_t>(l)];
       ap.max_context = options_.max_context;
       ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+      ap.fused_prologue = fold_prologue;
+      ap.prologue = qp;
       kc::launch_paged_attention(ap, b.attn_ws, b.attn_ws_bytes, s);
     }
-    mark("attention");
+    mark(fold_prologue ? "attention (+ qkv prologue)" : "attention");
     project(b.attn16, L.o_proj, H, q_dim, b.x, T, true);  // residual: x += o_proj(attn)
     mark("o_proj");
 

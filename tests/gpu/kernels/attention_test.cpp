@@ -1,7 +1,10 @@
 // Paged attention on the GPU against cpu::paged_attention: decode and prefill tokens, one and many
-// partitions, GQA groups 1..16, sliding windows, bf16 and float32 caches and outputs.
+// partitions, GQA groups 1..16, sliding windows, bf16 and float32 caches and outputs, both bf16
+// kernels (partitioned: partition_size 0, 64, 128; cluster: cluster_blocks 1..16); and a row's bits
+// alone vs in a batch, and across cluster sizes.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <numeric>
 
 #include "aurora/kernels/attention.hpp"
@@ -91,9 +94,11 @@ TEST_CASE("paged attention matches the CPU twin", "[gpu][attention]") {
         p.sliding_window = s.window;
         p.max_context = max_context;
         p.scale = scale;
-        // bf16 caches: both partition sizes and the automatic choice.
-        for (int32_t partition : f32 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, 64, 128}) {
-          p.partition_size = partition;
+        // bf16 caches: both partition sizes, the default kernel, and the cluster kernel (negative:
+        // -blocks per cluster).
+        for (int32_t partition : f32 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, 64, 128, -16, -2, -1}) {
+          p.partition_size = std::max(partition, 0);
+          p.cluster_blocks = std::max(-partition, 0);
           for (int run = 0; run < 2; ++run) {  // the second run checks that the merge tickets reset
             INFO("kv " << (f32 ? "f32" : "bf16") << ", out " << (out_dtype == kc::DType::kF32 ? "f32" : "bf16")
                        << ", partition " << partition << ", run " << run);
@@ -170,12 +175,96 @@ TEST_CASE("paged attention over more partitions than threads (long context, bf16
   p.max_blocks_per_seq = max_blocks;
   p.max_context = max_context;
   p.scale = scale;
-  for (int32_t partition : {64, 128}) {
+  for (int32_t partition : {0, 64, 128, -16, -1}) {  // negative: the cluster kernel (5 chunks per range)
     INFO("partition " << partition);
-    p.partition_size = partition;
+    p.partition_size = std::max(partition, 0);
+    p.cluster_blocks = std::max(-partition, 0);
     out.poison();
     kc::launch_paged_attention(p, workspace.get(), ws_bytes, nullptr);
     CHECK(relative_error(out.download(), want) < 1e-5);
+  }
+}
+
+TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf16 cache)", "[gpu][attention]") {
+  // Mixtral-, Qwen3- and OLMoE-like groups; contexts of 1 .. 3000 positions (one to 12 chunks per
+  // block of the cluster kernel), a sliding window; each token then alone, with another max_context.
+  struct Shape {
+    int32_t hq, hkv, hd, window;
+  };
+  for (const Shape& s : {Shape{32, 8, 128, 0}, Shape{32, 4, 128, 0}, Shape{16, 16, 128, 0}, Shape{8, 2, 64, 700},
+                         Shape{16, 1, 256, 0}}) {
+    INFO("heads " << s.hq << "/" << s.hkv << " head_dim " << s.hd << " window " << s.window);
+    const int32_t block_size = 16, seqs = 2, max_blocks = 192, num_blocks = 2 * max_blocks;
+    const int32_t max_context = max_blocks * block_size, kv_dim = s.hkv * s.hd;
+    std::vector<int32_t> pool(num_blocks);
+    std::iota(pool.begin(), pool.end(), 0);
+    std::shuffle(pool.begin(), pool.end(), std::mt19937(11));
+    std::vector<int32_t> tables(pool.begin(), pool.begin() + seqs * max_blocks);
+    const std::vector<int32_t> seq = {0, 1, 0, 1, 1, 0, 1, 0};
+    const std::vector<int32_t> pos = {0, 31, 33, 520, 1023, 1100, 2047, 2999};
+    const int32_t tokens = int32_t(seq.size());
+    auto q = random_floats(size_t(tokens) * s.hq * s.hd, 70);
+    auto dk16 = upload_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 71));
+    auto dv16 = upload_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 72));
+    DeviceArray<float> dq(q);
+    DeviceArray<int32_t> dtables(tables), dseq(seq), dpos(pos);
+    const size_t ws_bytes = kc::attention_workspace_bytes(tokens, s.hq, s.hkv, s.hd, max_context);
+    DeviceArray<unsigned char> workspace(ws_bytes);
+    workspace.zero();
+    for (int32_t partition : {0, 128}) {
+      INFO("partition " << partition);
+      kc::PagedAttentionCudaParams p;
+      p.q = dq.get();
+      p.out_dtype = kc::DType::kF32;
+      p.k_cache = dk16.get();
+      p.v_cache = dv16.get();
+      p.kv_dtype = kc::DType::kBF16;
+      p.block_tables = dtables.get();
+      p.token_seq = dseq.get();
+      p.token_pos = dpos.get();
+      p.num_tokens = tokens;
+      p.num_q_heads = s.hq;
+      p.num_kv_heads = s.hkv;
+      p.head_dim = s.hd;
+      p.block_size = block_size;
+      p.max_blocks_per_seq = max_blocks;
+      p.sliding_window = s.window;
+      p.max_context = max_context;
+      p.scale = 1.0f / std::sqrt(float(s.hd));
+      p.partition_size = partition;
+      DeviceArray<float> batch(q.size()), alone(q.size());
+      batch.poison();
+      alone.poison();
+      p.out = batch.get();
+      kc::launch_paged_attention(p, workspace.get(), ws_bytes, nullptr);
+      const int64_t row = int64_t{s.hq} * s.hd;
+      for (int32_t i = 0; i < tokens; ++i) {
+        kc::PagedAttentionCudaParams one = p;
+        one.num_tokens = 1;
+        one.q = dq.get() + i * row;
+        one.out = alone.get() + i * row;
+        one.token_seq = dseq.get() + i;
+        one.token_pos = dpos.get() + i;
+        one.max_context = pos[size_t(i)] + 1 + 16 * i;
+        kc::launch_paged_attention(one, workspace.get(), ws_bytes, nullptr);
+      }
+      const auto a = batch.download(), b = alone.download();
+      for (int32_t i = 0; i < tokens; ++i) {
+        INFO("token " << i << " at position " << pos[size_t(i)]);
+        CHECK(std::equal(a.begin() + i * row, a.begin() + (i + 1) * row, b.begin() + i * row));
+      }
+      if (partition != 0) continue;
+      // The cluster kernel with every cluster size (ranges per block 16 .. 1): the same bits.
+      for (int32_t blocks : {1, 2, 4, 8, 16}) {
+        INFO("cluster blocks " << blocks);
+        kc::PagedAttentionCudaParams forced = p;
+        forced.cluster_blocks = blocks;
+        forced.out = alone.get();
+        alone.poison();
+        kc::launch_paged_attention(forced, workspace.get(), ws_bytes, nullptr);
+        CHECK(alone.download() == a);
+      }
+    }
   }
 }
 

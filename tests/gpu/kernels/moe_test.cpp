@@ -1,6 +1,7 @@
 // MoE routing, permutation and combine on the GPU against the CPU twins.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <set>
 
 #include "aurora/kernels/cuda/moe.hpp"
@@ -143,6 +144,52 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
       if (fused_norm) {
         CHECK(relative_error(dnorm.download(), x) < kTolF32);
         CHECK(relative_error(download_bf16(dnorm16), x) < kTolBf16Out);
+      }
+      // Bit-identical whatever the kernel and the batch: <= 4 tokens run as a cluster (allow_cluster)
+      // or with the ticket kernel; a token alone (cluster) gives the row it got in a larger batch.
+      const auto got_logits = dlogits.download(), got_w = dw.download(), got_norm = dnorm.download();
+      const auto got_ids = dids.download();
+      if (c.tokens <= 4) {
+        for (bool cluster : {true, false}) {  // forced cluster kernel, then the ticket kernel
+          INFO("cluster kernel " << cluster);
+          p.force_cluster = cluster;
+          p.allow_cluster = cluster;
+          dlogits.poison();
+          kc::launch_route(p, nullptr);
+          CHECK(dlogits.download() == got_logits);
+          CHECK(dids.download() == got_ids);
+          CHECK(dw.download() == got_w);
+          CHECK(dperm.download() == perm);
+          if (fused_norm) CHECK(dnorm.download() == got_norm);
+        }
+        p.force_cluster = false;
+        p.allow_cluster = true;
+      } else {
+        for (int32_t t = 0; t < 3; ++t) {
+          INFO("token " << t << " alone");
+          kc::RouteCudaParams one = p;
+          one.num_tokens = 1;
+          one.force_cluster = true;  // one token: the cluster kernel (ticket kernel in the batch)
+          one.x = dx.get() + int64_t{t} * c.hidden;
+          one.expert_tokens = nullptr;
+          if (fused_norm) {
+            one.norm_out = dnorm.get() + int64_t{t} * c.hidden;
+            one.norm_out_bf16 = nullptr;
+          }
+          dlogits.poison();
+          kc::launch_route(one, nullptr);
+          const auto l1 = dlogits.download();
+          CHECK(std::equal(l1.begin(), l1.begin() + c.experts, got_logits.begin() + int64_t{t} * c.experts));
+          const auto i1 = dids.download();
+          const auto w1 = dw.download();
+          CHECK(std::equal(i1.begin(), i1.begin() + c.top_k, got_ids.begin() + int64_t{t} * c.top_k));
+          CHECK(std::equal(w1.begin(), w1.begin() + c.top_k, got_w.begin() + int64_t{t} * c.top_k));
+          if (fused_norm) {
+            const auto n1 = dnorm.download();
+            CHECK(std::equal(n1.begin() + int64_t{t} * c.hidden, n1.begin() + int64_t{t + 1} * c.hidden,
+                             got_norm.begin() + int64_t{t} * c.hidden));
+          }
+        }
       }
     }
   }

@@ -6,11 +6,14 @@
 // (max, sum, partial output) in the workspace and the last block to finish (an atomic ticket per
 // token and kv head) merges them, so one launch does the whole attention and the grid shape
 // depends only on the batch shape (CUDA-graph friendly). Softmax and accumulation in float32.
-// bf16 caches: partitions of 128 positions (one per thread; 64 if partition_size asks), the
-// partition's K and V rows copied into shared memory
-// with one round of 16-byte asynchronous copies, scores with one thread per position, values with
-// each thread on 8 dims of a slice of the positions. float32 caches: partitions of
-// kAttentionPartition positions, read directly.
+// bf16 caches, by default: partitions of 128 positions (one per thread; 64 if partition_size asks),
+// the partition's K and V rows copied into shared memory with one round of 16-byte asynchronous
+// copies, scores with one thread per position, values with each thread on 8 dims of a slice of the
+// positions. With AURORA_CLUSTER_ATTENTION=1 (or cluster_blocks > 0): thread-block clusters per
+// (token, kv head) (attention_cluster.cu): the context cut into at most 16 equal ranges of >= 32
+// positions (a function of the position alone), each staged through shared memory, merged through
+// distributed shared memory without workspace or ticket; a device without clusters falls back. float32 caches: partitions of kAttentionPartition positions,
+// read directly. Every kernel gives a row the same bits whatever the batch and grid.
 //
 // Workspace: attention_workspace_bytes(); zero it once after allocation (the tickets reset
 // themselves). Also: launch_write_kv_cache, the float32 twin of cpu::write_kv_cache.
@@ -23,6 +26,7 @@
 
 #include "aurora/kernels/attention.hpp"
 #include "aurora/kernels/cuda/dtype.hpp"
+#include "aurora/kernels/cuda/norm_rope.hpp"
 
 namespace aurora::kernels::cuda {
 
@@ -49,8 +53,19 @@ struct PagedAttentionCudaParams {
   int32_t sliding_window = 0;
   int32_t max_context = 0;  // upper bound of any token's attended positions (sizes the grid)
   float scale = 1.0f;
-  int32_t partition_size = 0;  // bf16 caches: 64 or 128 positions per block; 0 = 128
+  int32_t partition_size = 0;  // bf16 caches: 0 = default kernel; 64 or 128: the partitioned kernel
+  int32_t cluster_blocks = 0;  // > 0: the cluster kernel with that many blocks per (token, kv head)
+                               // (1..16, tests); 0: the default kernel, clusters sized by the grid
+  // Decode steps (one token per sequence, the prologue's tokens = these tokens): the qkv prologue
+  // folded into the cluster kernel (each block forms its query heads, the block holding the token's
+  // position writes its K/V row), one launch less per layer; q_out is not written. Where the cluster
+  // kernel does not run, launch_paged_attention launches the prologue first. Same bits either way.
+  bool fused_prologue = false;
+  QkvPrologueParams prologue;
 };
+// Whether launch_paged_attention folds the prologue for bf16 caches by default (cluster kernel on
+// by AURORA_CLUSTER_ATTENTION=1, AURORA_FUSED_PROLOGUE not 0, the warp prologue in use).
+bool attention_folds_prologue();
 
 size_t attention_workspace_bytes(int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                                  int32_t max_context);

@@ -56,6 +56,11 @@ struct RouteCudaParams {
   float eps = 1e-6f;
   float* norm_out = nullptr;      // [num_tokens, hidden]
   bf16* norm_out_bf16 = nullptr;  // [num_tokens, hidden]
+  // <= 4 tokens, with AURORA_CLUSTER_ROUTER=1 or force_cluster (tests): one thread-block cluster
+  // computes the logits and block 0 routes them (no ticket); allow_cluster = false forces the
+  // ticket kernel. Same bits either way.
+  bool allow_cluster = true;
+  bool force_cluster = false;
 };
 void launch_route(const RouteCudaParams& p, cudaStream_t stream);
 

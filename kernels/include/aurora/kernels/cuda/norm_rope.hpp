@@ -57,6 +57,10 @@ struct QkvPrologueParams {
   int32_t num_kv_heads = 0;
   int32_t head_dim = 0;
 };
+// One warp per (token, head), the same arithmetic at every batch size (and in decode attention's
+// folded prologue); AURORA_LEGACY_PROLOGUE=1: the earlier kernels (a block per head up to 8 tokens,
+// a block per token above: their q/k norm sums differ, so a row's bits depended on the batch).
 void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream);
+bool legacy_prologue();
 
 }  // namespace aurora::kernels::cuda

@@ -161,19 +161,22 @@ int run(const Args& a) {
   };
   const bool safe = env_is("AURORA_SAFE_KERNELS", '1');
   const bool legacy_attention = safe || env_is("AURORA_LEGACY_ATTENTION", '1');
-  const bool cluster_attention = !legacy_attention && env_is("AURORA_CLUSTER_ATTENTION", '1');
+  const bool cluster_never = legacy_attention || env_is("AURORA_CLUSTER_ATTENTION", '0');
+  const bool cluster_always = !cluster_never && env_is("AURORA_CLUSTER_ATTENTION", '1');
+  const bool folded = !cluster_never && env_is("AURORA_FUSED_PROLOGUE", '1') && !env_is("AURORA_LEGACY_PROLOGUE", '1');
   std::printf("   kernels: programmatic dependent launch %s, bf16 attention %s, router %s, qkv prologue %s\n",
               safe || env_is("AURORA_PDL", '0') ? "off"
               : env_is("AURORA_PDL", '1')       ? "on every launch (late triggers)"
               : env_is("AURORA_PDL", '3')       ? "before small grids (late triggers)"
                                                 : "before small kernels (late triggers)",
-              legacy_attention    ? "legacy (direct reads)"
-              : cluster_attention ? "clusters (16 ranges per context)"
-                                  : "shared-memory partitions",
+              legacy_attention ? "legacy (direct reads)"
+              : cluster_never  ? "shared-memory partitions"
+              : cluster_always ? "clusters (16 ranges per context)"
+                               : "clusters at <= 4 tokens, else shared-memory partitions",
               !safe && env_is("AURORA_CLUSTER_ROUTER", '1') ? "cluster at <= 4 tokens" : "ticket",
-              env_is("AURORA_LEGACY_PROLOGUE", '1')                       ? "legacy kernels"
-              : cluster_attention && !env_is("AURORA_FUSED_PROLOGUE", '0') ? "warp per head, folded into decode attention"
-                                                                          : "warp per head");
+              env_is("AURORA_LEGACY_PROLOGUE", '1') ? "legacy kernels"
+              : folded                              ? "warp per head, folded into cluster decode attention"
+                                                    : "warp per head");
   const auto& c = (*weights)->config();
   BlockAllocator blocks(r.num_kv_blocks());
   std::mt19937 rng(uint32_t(a.seed));

@@ -545,13 +545,17 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   AURORA_KERNEL_CHECK(p.max_context >= 1, "max_context must be set");
   AURORA_KERNEL_CHECK(p.partition_size == 0 || p.partition_size == 64 || p.partition_size == 128,
                       "attention partition_size must be 0, 64 or 128, got " << p.partition_size);
-  AURORA_KERNEL_CHECK(p.cluster_blocks == 0 || p.cluster_blocks == 1 || p.cluster_blocks == 2 || p.cluster_blocks == 4 ||
-                          p.cluster_blocks == 8 || p.cluster_blocks == 16,
-                      "attention cluster_blocks must be 0, 1, 2, 4, 8 or 16, got " << p.cluster_blocks);
-  // bf16 caches: the cluster kernel unless a partition size asks for the partitioned one (or a switch).
+  AURORA_KERNEL_CHECK(p.cluster_blocks == -1 || p.cluster_blocks == 0 || p.cluster_blocks == 1 ||
+                          p.cluster_blocks == 2 || p.cluster_blocks == 4 || p.cluster_blocks == 8 ||
+                          p.cluster_blocks == 16,
+                      "attention cluster_blocks must be -1, 0, 1, 2, 4, 8 or 16, got " << p.cluster_blocks);
+  // bf16 caches: the cluster kernel where forced or chosen by size, unless a partition size asks
+  // for the partitioned one (or a switch). A forced cluster kernel folds a fused prologue in.
+  const bool forced = p.cluster_blocks != 0;
   const bool cluster = p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() &&
-                       (p.cluster_blocks > 0 || detail::cluster_attention_enabled());
-  if (cluster && (!p.fused_prologue || detail::prologue_fold_allowed()) && detail::launch_cluster_attention(p, stream)) {
+                       (forced || detail::cluster_attention_for(p.num_tokens));
+  if (cluster && (!p.fused_prologue || forced || detail::prologue_fold_allowed()) &&
+      detail::launch_cluster_attention(p, stream)) {
     return;
   }
   if (p.fused_prologue) {  // the prologue on its own, then attention
@@ -616,13 +620,15 @@ namespace detail {
 bool prologue_fold_allowed() {
   static const bool on = [] {
     const char* v = std::getenv("AURORA_FUSED_PROLOGUE");
-    return !(v && v[0] == '0') && !legacy_prologue();
+    return v && v[0] == '1' && !legacy_prologue();
   }();
   return on;
 }
 }  // namespace detail
 
-bool attention_folds_prologue() { return detail::cluster_attention_enabled() && detail::prologue_fold_allowed(); }
+bool attention_folds_prologue(int32_t num_tokens) {
+  return detail::cluster_attention_for(num_tokens) && detail::prologue_fold_allowed();
+}
 
 void launch_write_kv_cache(const KvCacheWriteParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;

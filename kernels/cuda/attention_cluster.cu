@@ -24,12 +24,12 @@ namespace aurora::kernels::cuda::detail {
 namespace {
 namespace cg = cooperative_groups;
 
-constexpr int kNT = 128;               // threads per block
-constexpr int kCP = 64;                // positions per staged chunk, at most
-constexpr int kTPP = kNT / kCP;        // threads per position in the score phase
-constexpr int kRanges = 16;            // ranges per token context (at most; a cluster of <= 16 blocks)
-constexpr int kMinPerRange = 32;       // short contexts use fewer ranges
-constexpr int kMaxItemsPerThread = 2;  // value phase: (head, 8-dim chunk) items per thread
+constexpr int kNT = 128;                             // threads per block
+constexpr int kCP = 64;                              // positions per staged chunk, at most
+constexpr int kTPP = kNT / kCP;                      // threads per position in the score phase
+constexpr int kRanges = 16;                          // ranges per token context (at most; a cluster of <= 16 blocks)
+constexpr int kMinPerRange = 32;                     // short contexts use fewer ranges
+constexpr int kMaxItemsPerThread = 2;                // value phase: (head, 8-dim chunk) items per thread
 constexpr int kMaxItems = kMaxItemsPerThread * kNT;  // query heads x 8-dim chunks of a kv head
 static_assert(kTPP == 2, "the score phase pairs two adjacent lanes per position");
 
@@ -518,12 +518,16 @@ int attention_fill() {
 
 }  // namespace
 
-bool cluster_attention_enabled() {
-  static const bool on = [] {
+bool cluster_attention_for(int32_t num_tokens) {
+  // -1: never, 0: up to kClusterAttentionAutoTokens tokens, 1: always.
+  static const int mode = [] {
+    if (legacy_attention()) return -1;
     const char* v = std::getenv("AURORA_CLUSTER_ATTENTION");
-    return v && v[0] == '1' && !legacy_attention();
+    if (v && v[0] == '0') return -1;
+    if (v && v[0] == '1') return 1;
+    return 0;
   }();
-  return on;
+  return mode > 0 || (mode == 0 && num_tokens <= kClusterAttentionAutoTokens);
 }
 
 bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t stream) {
@@ -531,7 +535,7 @@ bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t st
   if (p.num_tokens > 65535 || p.num_kv_heads > 65535 || value_items(p.head_dim, group) > kMaxItems) return false;
   const int64_t heads = int64_t{p.num_tokens} * p.num_kv_heads;
   int cl = p.cluster_blocks > 0 ? p.cluster_blocks : kRanges;
-  if (p.cluster_blocks == 0) {
+  if (p.cluster_blocks <= 0) {  // sized by the grid
     while (cl > 1 && heads * cl > int64_t{attention_fill()} * sm_count()) cl /= 2;
   }
   size_t smem = 0;

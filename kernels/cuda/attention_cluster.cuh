@@ -11,14 +11,17 @@
 
 namespace aurora::kernels::cuda::detail {
 
-// Whether bf16-cache attention uses the cluster kernel by default: only with
-// AURORA_CLUSTER_ATTENTION=1 (and neither AURORA_LEGACY_ATTENTION=1 nor AURORA_SAFE_KERNELS=1);
-// otherwise the partitioned shared-memory kernel. Off by default: its final form has not run on a
-// GPU yet (docs/cuda.md). PagedAttentionCudaParams::cluster_blocks > 0 forces it (tests).
-bool cluster_attention_enabled();
+// Whether bf16-cache attention over `num_tokens` tokens uses the cluster kernel by default: for
+// launches of at most kClusterAttentionAutoTokens tokens (batch-1..4 decode: measured faster on
+// the H200, 2026-11-28 20:10 UTC; slower at batch 16 and 64, where the partitioned shared-memory
+// kernel fills the GPU better). AURORA_CLUSTER_ATTENTION=1: always, =0: never; never with
+// AURORA_LEGACY_ATTENTION=1 or AURORA_SAFE_KERNELS=1. PagedAttentionCudaParams::cluster_blocks != 0
+// forces it (tests).
+bool cluster_attention_for(int32_t num_tokens);
 
-// Whether the qkv prologue may run inside the cluster kernel: unless AURORA_FUSED_PROLOGUE=0 or
-// AURORA_LEGACY_PROLOGUE=1 (the folded arithmetic is the warp prologue's).
+// Whether the runner folds the qkv prologue into the cluster kernel: only with
+// AURORA_FUSED_PROLOGUE=1 (measured slower at batch 1 on Qwen3-30B-A3B and OLMoE-1B-7B: 20:10 UTC),
+// and never with AURORA_LEGACY_PROLOGUE=1 (the folded arithmetic is the warp prologue's).
 bool prologue_fold_allowed();
 
 bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t stream);

@@ -261,7 +261,7 @@ __device__ __forceinline__ void route_inv_rms(const RouteCudaParams& p, int32_t 
 // The expert-0 blocks publish the normalised rows.
 template <typename WRow>
 __device__ __forceinline__ float route_logit(const RouteCudaParams& p, int32_t e, int32_t t0, const float* inv_rms,
-                                            float (*partial)[kRouteTokens], WRow wrow) {
+                                             float (*partial)[kRouteTokens], WRow wrow) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float acc[kRouteTokens] = {0, 0, 0, 0};
   const float4 nzero = make_float4(0, 0, 0, 0);

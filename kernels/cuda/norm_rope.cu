@@ -258,7 +258,8 @@ void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
       "bad attention shape: head_dim " << p.head_dim);
   if (!legacy_prologue()) {
     const int32_t heads = p.num_q_heads + 2 * p.num_kv_heads;
-    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(detail::ceil_div(heads, kPrologueWarps)));
+    const dim3 grid(static_cast<unsigned>(p.num_tokens),
+                    static_cast<unsigned>(detail::ceil_div(heads, kPrologueWarps)));
     launch_pdl(qkv_prologue_warp_kernel, grid, dim3(kPrologueWarps * 32), 0, stream, p);
     return;
   }

@@ -504,7 +504,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     qp.num_kv_heads = c.num_kv_heads;
     qp.head_dim = hd;
     // Decode steps (one token per sequence): the prologue runs inside the attention kernel.
-    const bool fold_prologue = decode && T <= kAttentionTokensPerLaunch && kc::attention_folds_prologue();
+    const bool fold_prologue = decode && T <= kAttentionTokensPerLaunch && kc::attention_folds_prologue(T);
     if (!fold_prologue) {
       kc::launch_qkv_prologue(qp, s);
       mark("qkv prologue (norm, rope, kv write)");

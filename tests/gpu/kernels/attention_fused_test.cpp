@@ -99,14 +99,14 @@ TEST_CASE("decode attention with the folded prologue matches prologue + attentio
     ap.max_context = max_context;
     ap.scale = 1.0f / std::sqrt(float(c.hd));
 
-    // The reference: the prologue kernel, then attention.
+    // The reference: the prologue kernel, then the cluster kernel (forced, sized by the grid).
+    ap.cluster_blocks = -1;
     out.poison();
     kc::launch_qkv_prologue(qp, nullptr);
     kc::launch_paged_attention(ap, workspace.get(), ws_bytes, nullptr);
     const auto want_out = out.download(), want_k = kcache.download(), want_v = vcache.download();
-    // 0: the default kernel (the prologue launched first unless the cluster kernel is on); > 0: the
-    // cluster kernel with the prologue folded in (unless AURORA_FUSED_PROLOGUE=0).
-    for (int32_t blocks : {0, 1, 2, 16}) {
+    // The cluster kernel with the prologue folded in: sized by the grid (-1), or 1, 2, 16 blocks.
+    for (int32_t blocks : {-1, 1, 2, 16}) {
       INFO("cluster blocks " << blocks);
       kcache.upload(to_bf16_bits(cache_init));
       vcache.upload(to_bf16_bits(cache_init));

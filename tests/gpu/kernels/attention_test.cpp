@@ -211,6 +211,8 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
     const size_t ws_bytes = kc::attention_workspace_bytes(tokens, s.hq, s.hkv, s.hd, max_context);
     DeviceArray<unsigned char> workspace(ws_bytes);
     workspace.zero();
+    // 128: the partitioned kernel; 0: the cluster kernel sized by the grid (forced: by default it
+    // runs only for launches of <= 4 tokens); each must give a row the same bits alone and in a batch.
     for (int32_t partition : {0, 128}) {
       INFO("partition " << partition);
       kc::PagedAttentionCudaParams p;
@@ -232,6 +234,7 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
       p.max_context = max_context;
       p.scale = 1.0f / std::sqrt(float(s.hd));
       p.partition_size = partition;
+      p.cluster_blocks = partition == 0 ? -1 : 0;
       DeviceArray<float> batch(q.size()), alone(q.size());
       batch.poison();
       alone.poison();

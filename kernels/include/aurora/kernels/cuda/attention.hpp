@@ -12,8 +12,9 @@
 // positions. With AURORA_CLUSTER_ATTENTION=1 (or cluster_blocks > 0): thread-block clusters per
 // (token, kv head) (attention_cluster.cu): the context cut into at most 16 equal ranges of >= 32
 // positions (a function of the position alone), each staged through shared memory, merged through
-// distributed shared memory without workspace or ticket; a device without clusters falls back. float32 caches: partitions of kAttentionPartition positions,
-// read directly. Every kernel gives a row the same bits whatever the batch and grid.
+// distributed shared memory without workspace or ticket; a device without clusters falls back. float32 caches:
+// partitions of kAttentionPartition positions, read directly. Every kernel gives a row the same bits whatever the batch
+// and grid.
 //
 // Workspace: attention_workspace_bytes(); zero it once after allocation (the tickets reset
 // themselves). Also: launch_write_kv_cache, the float32 twin of cpu::write_kv_cache.
@@ -55,7 +56,8 @@ struct PagedAttentionCudaParams {
   float scale = 1.0f;
   int32_t partition_size = 0;  // bf16 caches: 0 = default kernel; 64 or 128: the partitioned kernel
   int32_t cluster_blocks = 0;  // > 0: the cluster kernel with that many blocks per (token, kv head)
-                               // (1..16, tests); 0: the default kernel, clusters sized by the grid
+                               // (1..16, tests); -1: the cluster kernel, clusters sized by the grid;
+                               // 0: the default kernel (cluster_attention_for(num_tokens))
   // Decode steps (one token per sequence, the prologue's tokens = these tokens): the qkv prologue
   // folded into the cluster kernel (each block forms its query heads, the block holding the token's
   // position writes its K/V row), one launch less per layer; q_out is not written. Where the cluster
@@ -63,9 +65,12 @@ struct PagedAttentionCudaParams {
   bool fused_prologue = false;
   QkvPrologueParams prologue;
 };
-// Whether launch_paged_attention folds the prologue for bf16 caches by default (cluster kernel on
-// by AURORA_CLUSTER_ATTENTION=1, AURORA_FUSED_PROLOGUE not 0, the warp prologue in use).
-bool attention_folds_prologue();
+// The default bf16-cache attention kernel: the cluster kernel for launches of at most this many
+// tokens (AURORA_CLUSTER_ATTENTION=1: always, =0: never), else the partitioned one.
+inline constexpr int32_t kClusterAttentionAutoTokens = 4;
+// Whether launch_paged_attention folds the prologue into a default launch of `num_tokens` bf16-cache
+// tokens (the cluster kernel chosen, AURORA_FUSED_PROLOGUE=1, the warp prologue in use).
+bool attention_folds_prologue(int32_t num_tokens);
 
 size_t attention_workspace_bytes(int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                                  int32_t max_context);

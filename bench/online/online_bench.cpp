@@ -261,9 +261,11 @@ int main(int argc, char** argv) {
       "port", po::value(&c.port), "first port (one per run)")("device", po::value(&c.device),
                                                               "cpu (emulated cluster) or cuda (GPUs: no emulation)")(
       "ranks", po::value(&c.ranks), "expert-parallel ranks")(
-      "model", po::value(&c.model), "model directory (config.json), served with random weights (default: embedded model)")("users", po::value(&c.users), "closed-loop users")(
-      "before-s", po::value(&c.before_s), "seconds of the first mix")("after-s", po::value(&c.after_s),
-                                                                      "seconds of the second mix")(
+      "model", po::value(&c.model),
+      "model directory (config.json), served with random weights (default: embedded model)")(
+      "users", po::value(&c.users), "closed-loop users")("before-s", po::value(&c.before_s),
+                                                         "seconds of the first mix")("after-s", po::value(&c.after_s),
+                                                                                     "seconds of the second mix")(
       "mix-before", po::value(&c.mix_before), "first traffic mix (aurora-loadgen --traffic-mix syntax)")(
       "mix-after", po::value(&c.mix_after), "second traffic mix")(
       "input-len", po::value(&c.input_len), "prompt tokens")("output-len", po::value(&c.output_len),

@@ -64,7 +64,7 @@ struct CudaModelRunner::EpState {
   // Per-rank timings: per layer, timing events (dispatch begin/end on the communication stream,
   // experts begin/end on the compute stream, combine begin/end), read after the step (no sync).
   static constexpr int32_t kTimingEvents = 6;
-  std::vector<cudaEvent_t> timing;   // [layer * kTimingEvents + i]
+  std::vector<cudaEvent_t> timing;     // [layer * kTimingEvents + i]
   std::vector<int64_t> rows_computed;  // [layer]: rows this rank's experts processed
   std::vector<bool> timed;             // [layer]: recorded in the last step
 

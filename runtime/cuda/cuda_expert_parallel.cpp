@@ -139,7 +139,8 @@ void CudaModelRunner::set_expert_placement(std::shared_ptr<const ExpertPlacement
   EpState& ep = *ep_;
   const auto& c = weights_->config();
   const ExpertPlacement& pl = *placement;
-  AURORA_CHECK(pl.num_ranks == ep.n && pl.num_experts == ep.E && static_cast<int32_t>(pl.layers.size()) == c.num_layers);
+  AURORA_CHECK(pl.num_ranks == ep.n && pl.num_experts == ep.E &&
+               static_cast<int32_t>(pl.layers.size()) == c.num_layers);
   AURORA_CHECK(slot_of_key.size() == static_cast<size_t>(c.num_layers));
   const size_t E = static_cast<size_t>(ep.E), layers = static_cast<size_t>(c.num_layers);
   std::vector<int32_t> key_of(layers * E), expert_of(layers * E);
@@ -152,8 +153,8 @@ void CudaModelRunner::set_expert_placement(std::shared_ptr<const ExpertPlacement
       expert_of[l * E + static_cast<size_t>(k)] = static_cast<int32_t>(e);
     }
     if (!c.layer_is_moe[l]) continue;
-    const int32_t num_local = lp.rank_offsets[static_cast<size_t>(ep.cfg.rank) + 1] -
-                              lp.rank_offsets[static_cast<size_t>(ep.cfg.rank)];
+    const int32_t num_local =
+        lp.rank_offsets[static_cast<size_t>(ep.cfg.rank) + 1] - lp.rank_offsets[static_cast<size_t>(ep.cfg.rank)];
     AURORA_CHECK_MSG(static_cast<int32_t>(slot_of_key[l].size()) == num_local,
                      "layer " << l << ": " << slot_of_key[l].size() << " slots for " << num_local << " experts");
     auto& ks = key_of_slot[l];
@@ -397,7 +398,8 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
   const bool cost_both = ep.measure_both && order.dispatch != nullptr && r == 0;
   cost.order_source = use_window ? "window" : "live";
   cost.has_both = cost_both;
-  auto plan_exchange = [&](const std::shared_ptr<const OrderTemplate>& tmpl, ExchangePlan& fitted) -> const ExchangePlan& {
+  auto plan_exchange = [&](const std::shared_ptr<const OrderTemplate>& tmpl,
+                           ExchangePlan& fitted) -> const ExchangePlan& {
     auto start = SteadyClock::now();
     const ExchangePlan* chosen = nullptr;
     if (use_window) {

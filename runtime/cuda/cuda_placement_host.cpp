@@ -99,7 +99,8 @@ class CudaPlacementHost final : public PlacementHost {
                        "layer " << layer << " has no expert " << expert);
       src_rank = owner[static_cast<size_t>(expert)];
     }
-    AURORA_CHECK_MSG(src_rank != dst_rank, "layer " << layer << " expert " << expert << " is already on rank " << dst_rank);
+    AURORA_CHECK_MSG(src_rank != dst_rank,
+                     "layer " << layer << " expert " << expert << " is already on rank " << dst_rank);
     const int32_t src_slot = slots_[static_cast<size_t>(src_rank)]->slot_of(layer, expert);
     AURORA_CHECK_MSG(src_slot >= 0, "rank " << src_rank << " does not hold expert " << expert << " of layer " << layer);
     auto reserved = slots_[static_cast<size_t>(dst_rank)]->reserve(layer, expert);
@@ -124,8 +125,8 @@ class CudaPlacementHost final : public PlacementHost {
       std::lock_guard lock(mu_);
       AURORA_CUDA_CHECK(cudaStreamWaitEvent(s, released_[static_cast<size_t>(dst_rank)], 0));
     }
-    AURORA_CUDA_CHECK(cudaMemcpyPeerAsync(to.gate_up + staged->slot * gu, dst_dev, from.gate_up + src_slot * gu, src_dev,
-                                          static_cast<size_t>(gu) * sizeof(bf16), s));
+    AURORA_CUDA_CHECK(cudaMemcpyPeerAsync(to.gate_up + staged->slot * gu, dst_dev, from.gate_up + src_slot * gu,
+                                          src_dev, static_cast<size_t>(gu) * sizeof(bf16), s));
     AURORA_CUDA_CHECK(cudaMemcpyPeerAsync(to.down + staged->slot * dn, dst_dev, from.down + src_slot * dn, src_dev,
                                           static_cast<size_t>(dn) * sizeof(bf16), s));
     AURORA_CUDA_CHECK(cudaEventRecord(done_[static_cast<size_t>(dst_rank)], s));
@@ -140,7 +141,8 @@ class CudaPlacementHost final : public PlacementHost {
     const int32_t E = current.num_experts;
     AURORA_CHECK(layer >= 0 && static_cast<size_t>(layer) < current.layers.size());
     const std::vector<int32_t> old_owner = current.layers[static_cast<size_t>(layer)].owner;  // a copy: `current` goes
-    AURORA_CHECK_MSG(owner.size() == old_owner.size() && !owner.empty(), "layer " << layer << ": owners of another shape");
+    AURORA_CHECK_MSG(owner.size() == old_owner.size() && !owner.empty(),
+                     "layer " << layer << ": owners of another shape");
     // Every expert that changes rank must come with its staged copy on its new rank.
     std::vector<CudaStagedExpert*> copy_of(static_cast<size_t>(E), nullptr);
     for (auto& s : staged) {
@@ -208,7 +210,8 @@ class CudaPlacementHost final : public PlacementHost {
 
   void set_order(int32_t layer, std::shared_ptr<const OrderTemplate> dispatch,
                  std::shared_ptr<const OrderTemplate> combine, bool use_window) override {
-    for (int32_t r = 0; r < num_ranks(); ++r) group_->runner(model_, r).set_order_templates(layer, dispatch, combine, use_window);
+    for (int32_t r = 0; r < num_ranks(); ++r)
+      group_->runner(model_, r).set_order_templates(layer, dispatch, combine, use_window);
   }
   void measure_order_sources(bool on) override {
     for (int32_t r = 0; r < num_ranks(); ++r) group_->runner(model_, r).measure_order_sources(on && r == 0);
@@ -245,10 +248,10 @@ class CudaPlacementHost final : public PlacementHost {
   std::shared_ptr<ExpertParallelGroup> group_;
   int32_t model_;
   mutable std::mutex mu_;
-  std::vector<std::vector<int32_t>> owners_;           // [layer][expert] in force (the planner reads them)
-  std::vector<std::unique_ptr<ExpertSlots>> slots_;    // [rank]
-  std::vector<cudaStream_t> side_;                     // [rank]: migration copies into that GPU
-  std::vector<cudaEvent_t> done_, released_;           // [rank]
+  std::vector<std::vector<int32_t>> owners_;         // [layer][expert] in force (the planner reads them)
+  std::vector<std::unique_ptr<ExpertSlots>> slots_;  // [rank]
+  std::vector<cudaStream_t> side_;                   // [rank]: migration copies into that GPU
+  std::vector<cudaEvent_t> done_, released_;         // [rank]
   int64_t version_ = 0;
 };
 

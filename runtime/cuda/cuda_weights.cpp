@@ -109,8 +109,8 @@ Result<void> CudaWeights::set_held(const HeldExperts& held, const std::vector<in
   held_.assign(static_cast<size_t>(c.num_layers), {});
   slots_.assign(static_cast<size_t>(c.num_layers), 0);
   if (!slots.empty() && slots.size() != static_cast<size_t>(c.num_layers)) {
-    return Error::invalid("expert_slots", "must have one count per layer (" + std::to_string(c.num_layers) +
-                                              "), got " + std::to_string(slots.size()));
+    return Error::invalid("expert_slots", "must have one count per layer (" + std::to_string(c.num_layers) + "), got " +
+                                              std::to_string(slots.size()));
   }
   auto finish = [&]() -> Result<void> {
     for (int32_t l = 0; l < c.num_layers; ++l) {
@@ -267,8 +267,7 @@ Result<std::shared_ptr<const CudaWeights>> CudaWeights::random(const config::Mod
   });
 }
 
-Result<std::shared_ptr<const CudaWeights>> CudaWeights::upload(const Model& model, int device,
-                                                               const HeldExperts& held,
+Result<std::shared_ptr<const CudaWeights>> CudaWeights::upload(const Model& model, int device, const HeldExperts& held,
                                                                const std::vector<int32_t>& slots) {
   return capture_errors([&]() -> std::shared_ptr<const CudaWeights> {
     std::shared_ptr<CudaWeights> w(new CudaWeights());

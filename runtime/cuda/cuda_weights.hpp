@@ -72,8 +72,7 @@ class CudaWeights {
   // The model's weights converted to bf16 on `device`.
   // `held` (optional, see above): per layer, the experts this device stores; empty = all.
   using HeldExperts = std::vector<std::vector<int32_t>>;
-  static Result<std::shared_ptr<const CudaWeights>> upload(const Model& model, int device,
-                                                           const HeldExperts& held = {},
+  static Result<std::shared_ptr<const CudaWeights>> upload(const Model& model, int device, const HeldExperts& held = {},
                                                            const std::vector<int32_t>& slots = {});
   // Random weights for `config` generated on `device` (benchmarks: no checkpoint needed).
   static Result<std::shared_ptr<const CudaWeights>> random(const config::ModelConfig& config, uint64_t seed, int device,

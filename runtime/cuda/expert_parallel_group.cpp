@@ -80,12 +80,13 @@ Result<std::unique_ptr<ExpertParallelGroup>> ExpertParallelGroup::create(std::ve
     }
     // Spare expert slots (online re-placement): auto = half the experts a rank holds, as memory allows.
     if (g->options_.expert_spare_slots < 0) {
-      int64_t slot_bytes = 0;     // one spare slot in every MoE layer of every model
-      int64_t weight_bytes = 0;   // a rank's weights without spares (estimate: bf16 matrices)
+      int64_t slot_bytes = 0;    // one spare slot in every MoE layer of every model
+      int64_t weight_bytes = 0;  // a rank's weights without spares (estimate: bf16 matrices)
       int32_t want = 0;
       for (const auto& em : g->models_) {
         const auto& c = em.config;
-        const int64_t H = c.hidden_size, q = int64_t{c.num_heads} * c.head_dim, kv = int64_t{c.num_kv_heads} * c.head_dim;
+        const int64_t H = c.hidden_size, q = int64_t{c.num_heads} * c.head_dim,
+                      kv = int64_t{c.num_kv_heads} * c.head_dim;
         const int64_t expert = 2 * 3 * H * c.moe_intermediate_size;
         int32_t moe_layers = 0;
         for (bool moe : c.layer_is_moe) moe_layers += moe;
@@ -105,9 +106,9 @@ Result<std::unique_ptr<ExpertParallelGroup>> ExpertParallelGroup::create(std::ve
       // At most a quarter of what the weights leave free (the rest is for the KV cache).
       const int64_t fit = slot_bytes > 0 ? std::max<int64_t>(0, free_min - weight_bytes) / 4 / slot_bytes : want;
       g->options_.expert_spare_slots = static_cast<int32_t>(std::min<int64_t>(want, fit));
-      std::fprintf(stderr, "aurora: %d spare expert slots per MoE layer and GPU for online re-placement (%lld MiB each)\n",
-                   g->options_.expert_spare_slots,
-                   static_cast<long long>(g->options_.expert_spare_slots * slot_bytes >> 20));
+      std::fprintf(
+          stderr, "aurora: %d spare expert slots per MoE layer and GPU for online re-placement (%lld MiB each)\n",
+          g->options_.expert_spare_slots, static_cast<long long>(g->options_.expert_spare_slots * slot_bytes >> 20));
     }
     // Weights first on every GPU (each rank holds its experts only), then the KV caches share
     // what is left.

@@ -42,7 +42,7 @@ struct EpGroupModel {
 };
 
 struct EpGroupOptions {
-  std::vector<int> devices;          // one rank per GPU, in rank order
+  std::vector<int> devices;  // one rank per GPU, in rank order
   // Spare expert slots per MoE layer and rank (online re-placement: copies of experts moving in
   // land there; cuda_placement_host.hpp), capped at the layer's expert count. -1 = auto: half the
   // experts a rank holds, fewer when they would take more than a quarter of the memory the weights

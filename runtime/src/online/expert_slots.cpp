@@ -72,8 +72,8 @@ Result<int32_t> ExpertSlots::reserve(int32_t layer, int32_t expert) {
   for (size_t j = 0; j < s.size(); ++j) {
     if (s[j].expert == expert && s[j].state != State::kFree) {
       return Error::invalid("expert_slots", where + " already " +
-                                                (s[j].state == State::kInUse ? "holds" : "is receiving") +
-                                                " expert " + std::to_string(expert));
+                                                (s[j].state == State::kInUse ? "holds" : "is receiving") + " expert " +
+                                                std::to_string(expert));
     }
     if (free_slot < 0 && s[j].state == State::kFree) free_slot = static_cast<int32_t>(j);
   }

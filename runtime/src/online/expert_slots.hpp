@@ -38,8 +38,8 @@ class ExpertSlots {
   // A free slot for a copy of `expert`. kResourceExhausted (naming layer, rank and slot count) when
   // none is free; kInvalidArgument when the rank already holds or is receiving the expert.
   Result<int32_t> reserve(int32_t layer, int32_t expert);
-  void cancel(int32_t layer, int32_t slot);  // a reservation that will never be committed
-  void commit(int32_t layer, int32_t slot);  // the reserved slot's expert is in use from now on
+  void cancel(int32_t layer, int32_t slot);     // a reservation that will never be committed
+  void commit(int32_t layer, int32_t slot);     // the reserved slot's expert is in use from now on
   void release(int32_t layer, int32_t expert);  // the expert's slot is free from now on
 
  private:
@@ -52,8 +52,8 @@ class ExpertSlots {
   int32_t rank_;
   int32_t num_experts_;
   mutable std::mutex mu_;
-  std::vector<std::vector<Slot>> slots_;         // [layer][slot]
-  std::vector<std::vector<int32_t>> slot_of_;    // [layer][expert]: in-use slot or -1
+  std::vector<std::vector<Slot>> slots_;       // [layer][slot]
+  std::vector<std::vector<int32_t>> slot_of_;  // [layer][expert]: in-use slot or -1
 };
 
 }  // namespace aurora::runtime

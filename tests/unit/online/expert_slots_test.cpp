@@ -56,7 +56,7 @@ TEST_CASE("expert slots: exhaustion and duplicates are clear errors", "[online][
   REQUIRE_FALSE(receiving.ok());
   CHECK(receiving.error().message.find("is receiving expert 2") != std::string::npos);
   CHECK_FALSE(slots.reserve(0, 9).ok());
-  CHECK_THROWS(slots.commit(0, 0));  // in use, not reserved
+  CHECK_THROWS(slots.commit(0, 0));   // in use, not reserved
   CHECK_THROWS(slots.release(0, 5));  // not held
 }
 

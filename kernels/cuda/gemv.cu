@@ -289,16 +289,23 @@ bool early_expert_launch() {
   return on;
 }
 
-// Split k is off unless AURORA_GEMV_SPLITK=1 (gemv.hpp says why) or set_gemv_split_k(true).
+// Which launches may split k (gemv.hpp says why): by default only dense, unnormed launches of at
+// most kGemvNormMaxPositions positions, whose instance and grid (so their split, so their bits) are
+// a function of n and k alone; AURORA_GEMV_SPLITK=1 or set_gemv_split_k(true): every launch;
+// AURORA_GEMV_SPLITK=0 or set_gemv_split_k(false): none.
 std::atomic<int> g_split_override{-1};
-bool split_enabled() {
-  const int o = g_split_override.load(std::memory_order_relaxed);
-  if (o >= 0) return o != 0;
-  static const bool on = [] {
-    const char* v = std::getenv("AURORA_GEMV_SPLITK");
-    return v && v[0] == '1';
-  }();
-  return on;
+bool split_allowed(const GroupedGemvParams& p, bool norm) {
+  int mode = g_split_override.load(std::memory_order_relaxed);  // 1: all, 0: none, -1: the default
+  if (mode < 0) {
+    static const int env = [] {
+      const char* v = std::getenv("AURORA_GEMV_SPLITK");
+      return v && v[0] == '1' ? 1 : v && v[0] == '0' ? 0 : -1;
+    }();
+    mode = env;
+  }
+  if (mode >= 0) return mode == 1;
+  const bool grouped = p.group_offsets || p.active_groups || p.num_active;
+  return !grouped && !norm && p.num_group_slots == 1 && p.max_positions_per_group <= kGemvNormMaxPositions;
 }
 
 // Blocks of `kernel` (with `threads` and `smem`) the current device holds at once.
@@ -344,7 +351,7 @@ LaunchShape plan_shape(const GroupedGemvParams& p, int z) {
   s.tiles_z = detail::ceil_div(p.n, kTileRows) * z;
   const int chunks = detail::ceil_div(p.k, kChunk);
   s.cps = chunks;
-  if (!p.split_workspace || !p.split_tickets || !split_enabled()) return s;
+  if (!p.split_workspace || !p.split_tickets || !split_allowed(p, NORM)) return s;
   const int64_t base = int64_t{s.tiles_z} * p.num_group_slots;
   const auto kernel = reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM>);
   const size_t smem = smem_bytes<TILES, NB, WARPS, NORM>(p, chunks);  // the unsplit (largest) size
@@ -476,6 +483,7 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
 }
 
 void set_gemv_split_k(bool on) { g_split_override.store(on ? 1 : 0, std::memory_order_relaxed); }
+void reset_gemv_split_k() { g_split_override.store(-1, std::memory_order_relaxed); }
 
 int32_t gemv_splits(const GroupedGemvParams& p) {
   const SplitCounter splits{p};

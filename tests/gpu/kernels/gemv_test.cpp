@@ -2,6 +2,10 @@
 // grouped GEMV (dense and routed experts, every epilogue), the float32 linear and cuBLASLt.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
 #include "aurora/kernels/cuda/gemm.hpp"
 #include "aurora/kernels/cuda/gemv.hpp"
 #include "aurora/kernels/elementwise.hpp"
@@ -76,7 +80,7 @@ struct SplitScratch {
     tickets.zero();
     kc::set_gemv_split_k(true);
   }
-  ~SplitScratch() { kc::set_gemv_split_k(false); }
+  ~SplitScratch() { kc::reset_gemv_split_k(); }
   SplitScratch(const SplitScratch&) = delete;
   SplitScratch& operator=(const SplitScratch&) = delete;
   void attach(kc::GroupedGemvParams& p) const {
@@ -129,6 +133,56 @@ TEST_CASE("grouped GEMV with split k matches cpu::linear and resets its tickets"
     }
   }
   CHECK(split_launches >= 5);  // the small-n, large-k shapes do split
+}
+
+TEST_CASE("by default dense launches of <= 4 positions split k with the same bits at 1..4 positions", "[gpu][gemv]") {
+  // The decode o_proj of OLMoE-1B-7B (2048 x 2048) and Qwen3-30B-A3B (2048 x 4096).
+  const bool default_rule = std::getenv("AURORA_GEMV_SPLITK") == nullptr;
+  kc::reset_gemv_split_k();
+  DeviceArray<float> ws{size_t{1} << 22};
+  DeviceArray<int32_t> tickets{8192};
+  tickets.zero();
+  for (int32_t k : {2048, 4096}) {
+    const int32_t n = 2048;
+    INFO("n " << n << " k " << k);
+    auto x = rounded_bf16(random_floats(size_t(16) * k, 300));
+    auto w = rounded_bf16(random_floats(size_t(n) * k, 301, 1.0f / std::sqrt(float(k))));
+    auto dx = upload_bf16(x), dw = upload_bf16(w);
+    std::vector<float> first_rows;  // rows 0 .. 3 as computed in the launch of 4 positions
+    int32_t splits_at_1 = 0;
+    for (int32_t rows : {4, 3, 2, 1, 8, 16}) {
+      INFO("rows " << rows);
+      DeviceArray<float> y(size_t(rows) * n);
+      y.poison();
+      kc::GroupedGemvParams p;
+      p.x = as_bf16(dx);
+      p.weight = as_bf16(dw);
+      p.n = n;
+      p.k = k;
+      p.num_positions = rows;
+      p.max_positions_per_group = rows;
+      p.y_f32 = y.get();
+      p.split_workspace = ws.get();
+      p.split_workspace_floats = int64_t(ws.size());
+      p.split_tickets = tickets.get();
+      p.split_tickets_count = int32_t(tickets.size());
+      const int32_t splits = kc::gemv_splits(p);
+      kc::launch_grouped_gemv(p, nullptr);
+      const auto got = y.download();
+      CHECK(relative_error(got, cpu_linear(std::vector<float>(x.begin(), x.begin() + int64_t(rows) * k), w, rows, n,
+                                           k)) < kTolMma);
+      if (rows == 4) first_rows = got;
+      if (rows <= 4) {
+        // Every row has the bits it has in the launch of 4 positions.
+        CHECK(std::equal(got.begin(), got.end(), first_rows.begin()));
+        if (rows == 1) splits_at_1 = splits;
+      }
+      if (default_rule) CHECK((rows <= 4 ? splits > 1 : splits == 1));
+    }
+    if (default_rule) CHECK(splits_at_1 > 1);
+    const auto left = tickets.download();
+    CHECK(std::all_of(left.begin(), left.end(), [](int32_t t) { return t == 0; }));  // tickets reset
+  }
 }
 
 TEST_CASE("grouped GEMV with the RMSNorm prologue matches rms_norm + linear", "[gpu][gemv]") {

@@ -15,11 +15,15 @@
 //   blocks to fill the GPU (small n, few positions) also splits k over blockIdx.z; every split
 //   writes its partial tile to the workspace and the last split of each tile to arrive (a
 //   self-resetting ticket) sums the partials in split order and applies the epilogue.
-//   Splits are chosen so that the whole grid stays resident (one wave). Off by default: the split
+//   Splits are chosen so that the whole grid stays resident (one wave). In general the split
 //   depends on the grid (rows and expert groups of the launch), so the k reduction order, and the
 //   bits of the result, would change with the batch or the experts a GPU holds, and greedy tokens
-//   with the GPU count (expert parallelism promises the same tokens on 1 and N GPUs).
-//   AURORA_GEMV_SPLITK=1 turns it on (about 5% faster batch-1 decode for Qwen3-30B-A3B).
+//   with the GPU count (expert parallelism promises the same tokens on 1 and N GPUs). So by
+//   default only dense launches without the RMSNorm prologue of at most kGemvNormMaxPositions
+//   positions split (decode o_proj): their instance and grid depend on n and k alone, so a row
+//   has the same bits at 1..4 positions and on any GPU count (the same threshold at which the
+//   fused norms and the cluster attention switch). AURORA_GEMV_SPLITK=1: every launch may split
+//   (the earlier switch, about 5% faster batch-1 decode for Qwen3-30B-A3B); =0: none.
 // - RMSNorm prologue: with norm_weight set, the input is the float32 residual norm_x and each
 //   block forms bf16(norm_weight * x / rms(x)) for its own k range in shared memory (the same
 //   arithmetic as launch_rms_norm), so the norm needs no launch of its own. At most
@@ -87,8 +91,9 @@ constexpr int32_t kGemvNormMaxPositions = 4;
 void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream);
 // The k splits launch_grouped_gemv would use for these parameters (1 = none); for tests and tuning.
 int32_t gemv_splits(const GroupedGemvParams& p);
-// Split k on or off for this process (default: AURORA_GEMV_SPLITK=1 or off); for tests.
-void set_gemv_split_k(bool on);
+// Split k for this process, overriding the default rule above; for tests.
+void set_gemv_split_k(bool on);  // tests: every launch may split (true) or none (false)
+void reset_gemv_split_k();       // back to the default rule (AURORA_GEMV_SPLITK, else dense <= 4)
 
 void launch_linear_f32(const LinearParams& p, cudaStream_t stream);
 

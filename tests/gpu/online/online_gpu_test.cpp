@@ -1,5 +1,6 @@
 // Online Aurora on 2 GPUs (docs/online.md, "GPU"):
-// - forced migrations under load leave every stream's greedy tokens identical to a run without;
+// - forced migrations under load (one model, and two colocated models) leave every stream's greedy
+//   tokens identical to a run without;
 //   the steps report measured per-rank expert and exchange times;
 // - too few spare slots: the migration is refused with a clear error, the old plan stays;
 // - a staged copy that is not committed is never used (its slot is poisoned: the logits do not
@@ -104,7 +105,8 @@ struct Run {
   std::vector<int64_t> first_version, last_version;
 };
 
-Run run_streams(Engine& engine, int32_t streams, int32_t max_tokens) {
+// Stream i goes to models[i % size] (empty: the only model).
+Run run_streams(Engine& engine, int32_t streams, int32_t max_tokens, const std::vector<std::string>& models = {}) {
   std::vector<std::shared_ptr<runtime::test::CollectingSink>> sinks;
   Run run;
   run.first_version.assign(static_cast<size_t>(streams), -1);
@@ -123,6 +125,7 @@ Run run_streams(Engine& engine, int32_t streams, int32_t max_tokens) {
     std::vector<int32_t> prompt(static_cast<size_t>(3 + i % 5));
     for (auto& t : prompt) t = 2 + static_cast<int32_t>(rng() % 1000);
     auto r = runtime::test::make_request(prompt, max_tokens);
+    if (!models.empty()) r.model = models[static_cast<size_t>(i) % models.size()];
     r.sampling.ignore_eos = true;
     REQUIRE(engine.submit(r, sink).ok());
     sinks.push_back(sink);
@@ -201,6 +204,43 @@ TEST_CASE("GPU: forced migrations under load leave every stream's greedy tokens 
     CHECK(r.rows_per_step > 0);
   }
   for (const auto& l : snap.models[0].layers) CHECK(l.a2a_measured_s > 0);
+}
+
+TEST_CASE("GPU: colocated models: forced migrations of both under load leave every stream's tokens unchanged",
+          "[online_gpu][migration][colocation]") {
+  const std::string a = write_config("coloc_a"), b = write_config("coloc_b");
+  const std::vector<std::string> models{"coloc_a", "coloc_b"};
+  EngineOptions options = gpu_options(a);
+  options.model_dirs = {a, b};
+  auto reference_engine = create_engine(options);
+  REQUIRE(reference_engine.ok());
+  const Run reference = run_streams(**reference_engine, 12, 32, models);
+  (*reference_engine)->shutdown(0ms);
+
+  auto engine = create_engine_with_policy(eager(options, kExperts / 2), rotate_everything);
+  REQUIRE(engine.ok());
+  int rounds = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 90s;
+  do {
+    const Run moved = run_streams(**engine, 12, 32, models);
+    ++rounds;
+    REQUIRE(moved.tokens.size() == reference.tokens.size());
+    for (size_t i = 0; i < moved.tokens.size(); ++i) {
+      INFO("round " << rounds << ", stream " << i << " (" << models[i % 2] << ")");
+      CHECK(moved.tokens[i].size() == 32);
+      CHECK(moved.tokens[i] == reference.tokens[i]);
+    }
+  } while ((*engine)->stats().plan_version < 3 && std::chrono::steady_clock::now() < deadline);
+  const EngineStats stats = (*engine)->stats();
+  const PlanSnapshot snap = (*engine)->plan_snapshot();
+  (*engine)->shutdown(0ms);
+  INFO(rounds << " rounds; " << snap.last_decision);
+  CHECK(snap.placement_supported);
+  CHECK(snap.models.size() == 2);
+  CHECK(stats.plan_version >= 3);
+  // Every switch moves every expert of both models.
+  CHECK(stats.expert_migrations_total >= 2 * 2 * kLayers * kExperts);
+  CHECK(snap.planner_failures_total == 0);
 }
 
 TEST_CASE("GPU: too few spare slots refuse the migration and keep the plan", "[online_gpu][slots]") {

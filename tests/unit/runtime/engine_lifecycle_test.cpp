@@ -1,5 +1,6 @@
 // Engine lifecycle: cancellation, refusing sinks, admission control, KV-cache queueing and
 // preemption, chunked prefill that does not starve decodes, shutdown.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <thread>
@@ -35,13 +36,16 @@ TEST_CASE("cancel frees the request's KV blocks within one step", "[engine][canc
   o.kv_cache_tokens = 4096;
   auto e = engine_with(o);
   auto sink = std::make_shared<CollectingSink>();
-  RequestId id = 0;
+  // Set by this thread once submit() returns; the engine thread may reach the fifth token first
+  // (a busy machine), so the hook waits for it.
+  std::atomic<RequestId> id{0};
   int cancelled_at = -1;
   Engine* engine = e.get();
   sink->on_delta_hook = [&](int n) {
     if (n == 5) {
       cancelled_at = n;
-      engine->cancel(id);  // from the engine thread: only enqueues
+      while (id.load() == 0) std::this_thread::yield();
+      engine->cancel(id.load());  // from the engine thread: only enqueues
       // The request holds KV blocks right now.
       CHECK(engine->stats().kv_blocks_used > 0);
     }
@@ -49,7 +53,7 @@ TEST_CASE("cancel frees the request's KV blocks within one step", "[engine][canc
   };
   auto got = e->submit(make_request(bytes_of("a long story begins here"), 500), sink);
   REQUIRE(got.ok());
-  id = *got;
+  id.store(*got);
   REQUIRE(sink->wait());
   CHECK(sink->completion.reason == FinishReason::kCancelled);
   CHECK(cancelled_at == 5);
@@ -57,8 +61,8 @@ TEST_CASE("cancel frees the request's KV blocks within one step", "[engine][canc
   auto s = e->stats();
   CHECK(s.kv_blocks_used == 0);
   CHECK(s.num_requests_running == 0);
-  e->cancel(id);      // finished: ignored
-  e->cancel(999999);  // unknown: ignored
+  e->cancel(id.load());  // finished: ignored
+  e->cancel(999999);     // unknown: ignored
 }
 
 TEST_CASE("a sink that refuses a delta cancels its request at once", "[engine][cancel]") {

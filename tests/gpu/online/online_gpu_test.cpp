@@ -22,6 +22,7 @@
 #include "expert_parallel_group.hpp"
 #include "gpu_test_support.hpp"
 #include "online/online_engine.hpp"
+#include "online_test_support.hpp"
 
 // The rendezvous child of multi_gpu_main.cpp (not used here).
 int run_rendezvous_child() { return 1; }
@@ -70,34 +71,9 @@ EngineOptions gpu_options(const std::string& dir) {
 }
 
 EngineOptions eager(EngineOptions o, int32_t spare_slots) {
-  o.online.replan = ReplanMode::kFull;
-  o.online.min_gain = 0.0;
-  o.online.cost_margin = 0.0;
-  o.online.min_dwell_s = 0.0;
-  o.online.confirmations = 1;
-  o.online.migration_layers_per_step = 1;
+  o = runtime::test::switch_at_every_run(std::move(o));
   o.online.expert_spare_slots = spare_slots;
   return o;
-}
-
-// Every expert to the next rank, every time (predicting a gain).
-Result<Proposal> rotate_everything(const PolicyInput& in) {
-  Proposal p;
-  p.current_s = 1.0;
-  p.candidate_s = 0.5;
-  p.fresh_s = 0.5;
-  p.kind = "test-rotation";
-  for (const auto& m : in.models) {
-    auto owners = m.owners;
-    for (auto& layer : owners) {
-      for (auto& r : layer) {
-        r = (r + 1) % static_cast<int32_t>(in.rank_speeds.size());
-        ++p.moves;
-      }
-    }
-    p.owners.push_back(std::move(owners));
-  }
-  return p;
 }
 
 struct Run {
@@ -170,7 +146,7 @@ TEST_CASE("GPU: forced migrations under load leave every stream's greedy tokens 
 
   // The same streams again and again while every layer keeps rotating, until at least two full
   // rotations have been committed (each round's tokens must equal the reference's).
-  auto engine = create_engine_with_policy(eager(gpu_options(dir), kExperts / 2), rotate_everything);
+  auto engine = create_engine_with_policy(eager(gpu_options(dir), kExperts / 2), runtime::test::rotate_everything);
   REQUIRE(engine.ok());
   int across = 0, rounds = 0;
   const auto deadline = std::chrono::steady_clock::now() + 90s;
@@ -217,7 +193,7 @@ TEST_CASE("GPU: colocated models: forced migrations of both under load leave eve
   const Run reference = run_streams(**reference_engine, 12, 32, models);
   (*reference_engine)->shutdown(0ms);
 
-  auto engine = create_engine_with_policy(eager(options, kExperts / 2), rotate_everything);
+  auto engine = create_engine_with_policy(eager(options, kExperts / 2), runtime::test::rotate_everything);
   REQUIRE(engine.ok());
   int rounds = 0;
   const auto deadline = std::chrono::steady_clock::now() + 90s;
@@ -250,7 +226,7 @@ TEST_CASE("GPU: too few spare slots refuse the migration and keep the plan", "[o
   const Run reference = run_streams(**reference_engine, 8, 24);
   (*reference_engine)->shutdown(0ms);
 
-  auto engine = create_engine_with_policy(eager(gpu_options(dir), 1), rotate_everything);
+  auto engine = create_engine_with_policy(eager(gpu_options(dir), 1), runtime::test::rotate_everything);
   REQUIRE(engine.ok());
   const Run run = run_streams(**engine, 8, 24);
   REQUIRE(run.tokens == reference.tokens);
@@ -428,7 +404,7 @@ TEST_CASE("GPU: the window order gives the live order's tokens, also across migr
   // Auto order and forced migrations together (templates dropped and rebuilt per switched layer).
   EngineOptions both = eager(gpu_options(dir), kExperts / 2);
   both.online.order_source = OrderSource::kAuto;
-  auto c = create_engine_with_policy(both, rotate_everything);
+  auto c = create_engine_with_policy(both, runtime::test::rotate_everything);
   REQUIRE(c.ok());
   // Rounds of the same streams until a migration has been committed (one round can end first).
   int rounds = 0;

@@ -8,6 +8,7 @@
 
 #include "engine_test_support.hpp"
 #include "online/online_engine.hpp"
+#include "online_test_support.hpp"
 
 using namespace aurora;
 using namespace aurora::runtime;
@@ -30,36 +31,7 @@ EngineOptions base_options() {
 }
 
 // Options that switch at every planner run the policy asks for.
-EngineOptions eager_options() {
-  EngineOptions o = base_options();
-  o.online.replan = ReplanMode::kFull;
-  o.online.min_gain = 0.0;
-  o.online.cost_margin = 0.0;
-  o.online.min_dwell_s = 0.0;
-  o.online.confirmations = 1;
-  o.online.migration_layers_per_step = 1;
-  return o;
-}
-
-// A policy that moves every expert to the next rank, every time it is asked (predicting a gain).
-Result<Proposal> rotate_everything(const PolicyInput& in) {
-  Proposal p;
-  p.current_s = 1.0;
-  p.candidate_s = 0.5;
-  p.fresh_s = 0.5;
-  p.kind = "test-rotation";
-  for (const auto& m : in.models) {
-    auto owners = m.owners;
-    for (auto& layer : owners) {
-      for (auto& r : layer) {
-        r = (r + 1) % static_cast<int32_t>(in.rank_speeds.size());
-        ++p.moves;
-      }
-    }
-    p.owners.push_back(std::move(owners));
-  }
-  return p;
-}
+EngineOptions eager_options() { return switch_at_every_run(base_options()); }
 
 std::vector<std::string> prompts() {
   const char* kinds[] = {"The river runs quietly past the old mill, and the miller sings. ",

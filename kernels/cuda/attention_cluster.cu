@@ -11,12 +11,10 @@
 #include <cooperative_groups.h>
 
 #include <cstdlib>
-#include <map>
-#include <mutex>
-#include <tuple>
 #include <utility>
 
 #include "attention_cluster.cuh"
+#include "cluster_probe.cuh"
 #include "device_utils.cuh"
 #include "qkv_head.cuh"
 
@@ -433,76 +431,19 @@ cudaError_t launch_cl(const PagedAttentionCudaParams& p, size_t smem, bool pdl, 
   return cudaLaunchKernelEx(&cfg, cluster_attention_kernel<CL>, p);
 }
 
-// Whether cluster_attention_kernel<CL> runs on the current device with `smem` bytes per block
-// (dynamic shared memory raised to the device's opt-in limit, clusters over 8 allowed, and at least
-// one cluster resident at a time).
-template <int CL>
-bool runnable(size_t smem) {
-  int device = 0, optin = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess ||
-      smem > size_t(optin)) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  // The dynamic limit is the opt-in limit less the kernel's static shared memory (asking for the
-  // whole opt-in limit fails, and then no cluster kernel ever ran: H200, 2026-11-28 19:43 UTC).
-  const void* k = reinterpret_cast<const void*>(cluster_attention_kernel<CL>);
-  cudaFuncAttributes fa{};
-  if (cudaFuncGetAttributes(&fa, k) != cudaSuccess || smem + fa.sharedSizeBytes > size_t(optin)) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  const int dynamic_max = optin - static_cast<int>(fa.sharedSizeBytes);
-  if (cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic_max) != cudaSuccess ||
-      (CL > 8 && cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess)) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(CL, 1, 1);
-  cfg.blockDim = dim3(kNT);
-  cfg.dynamicSmemBytes = smem;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = CL;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  int n = 0;
-  if (cudaOccupancyMaxActiveClusters(&n, cluster_attention_kernel<CL>, &cfg) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return n >= 1;
-}
-
-// runnable<cl>(smem), decided once per (device, cl, bytes), before any graph capture (a graph's
-// warm-up step launches first).
+// Whether cluster_attention_kernel with clusters of `cl` blocks runs on the current device with
+// `smem` bytes per block (cluster_probe.cuh: decided once, before any graph capture).
 bool runnable_cached(int cl, size_t smem) {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  static std::mutex mu;
-  static std::map<std::tuple<int, int, size_t>, bool> known;
-  std::lock_guard lock(mu);
-  const auto key = std::make_tuple(device, cl, smem);
-  auto it = known.find(key);
-  if (it != known.end()) return it->second;
-  bool ok = false;
+  const void* kernel = nullptr;
   switch (cl) {
-    case 1: ok = runnable<1>(smem); break;
-    case 2: ok = runnable<2>(smem); break;
-    case 4: ok = runnable<4>(smem); break;
-    case 8: ok = runnable<8>(smem); break;
-    case 16: ok = runnable<16>(smem); break;
-    default: break;
+    case 1: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<1>); break;
+    case 2: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<2>); break;
+    case 4: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<4>); break;
+    case 8: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<8>); break;
+    case 16: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<16>); break;
+    default: return false;
   }
-  known[key] = ok;
-  return ok;
+  return cluster_runnable(kernel, cl, kNT, smem, false);
 }
 
 // Target grid, in blocks per multiprocessor (AURORA_ATTENTION_FILL, default 2): the cluster size

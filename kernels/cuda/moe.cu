@@ -5,11 +5,9 @@
 #include <cub/block/block_scan.cuh>
 
 #include <cstdlib>
-#include <map>
-#include <mutex>
-#include <tuple>
 
 #include "aurora/kernels/kernel_check.hpp"
+#include "cluster_probe.cuh"
 #include "device_utils.cuh"
 
 namespace aurora::kernels::cuda {
@@ -593,45 +591,9 @@ void launch_combine(const CombineParams& p, cudaStream_t stream) {
 namespace {
 
 // Whether route_cluster_kernel runs as clusters of `cl` blocks with `smem` dynamic bytes on the
-// current device; decided once per (device, cl, bytes), before any graph capture.
+// current device (cluster_probe.cuh: decided once, before any graph capture).
 bool route_cluster_runnable(int cl, size_t smem) {
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  static std::mutex mu;
-  static std::map<std::tuple<int, int, size_t>, bool> known;
-  std::lock_guard lock(mu);
-  const auto key = std::make_tuple(device, cl, smem);
-  if (auto it = known.find(key); it != known.end()) return it->second;
-  bool ok = false;
-  int optin = 0;
-  cudaFuncAttributes fa{};
-  const void* k = reinterpret_cast<const void*>(route_cluster_kernel);
-  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess &&
-      cudaFuncGetAttributes(&fa, k) == cudaSuccess && smem + fa.sharedSizeBytes <= size_t(optin) &&
-      cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           optin - static_cast<int>(fa.sharedSizeBytes)) == cudaSuccess &&
-      cudaFuncSetAttribute(reinterpret_cast<const void*>(route_cluster_kernel),
-                           cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(cl));
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = static_cast<unsigned>(cl);
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    int n = 0;
-    ok = cudaOccupancyMaxActiveClusters(&n, route_cluster_kernel, &cfg) == cudaSuccess && n >= 1;
-  }
-  (void)cudaGetLastError();
-  known[key] = ok;
-  return ok;
+  return detail::cluster_runnable(reinterpret_cast<const void*>(route_cluster_kernel), cl, kThreads, smem, true);
 }
 
 // The cluster router for <= 4 tokens, by default only with AURORA_CLUSTER_ROUTER=1: measured slower

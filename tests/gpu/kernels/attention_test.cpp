@@ -213,6 +213,7 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
     workspace.zero();
     // 128: the partitioned kernel; 0: the cluster kernel sized by the grid (forced: by default it
     // runs only for launches of <= 4 tokens); each must give a row the same bits alone and in a batch.
+    std::vector<float> cluster_out;  // the batch through the cluster kernel (partition 0)
     for (int32_t partition : {0, 128}) {
       INFO("partition " << partition);
       kc::PagedAttentionCudaParams p;
@@ -252,6 +253,10 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
         kc::launch_paged_attention(one, workspace.get(), ws_bytes, nullptr);
       }
       const auto a = batch.download(), b = alone.download();
+      // The cluster kernel really ran: a launch that fell back to the partitioned kernel (a device
+      // that refuses the cluster configuration) would give the partitioned kernel's bits.
+      if (partition == 0) cluster_out = a;
+      if (partition == 128) CHECK(a != cluster_out);
       for (int32_t i = 0; i < tokens; ++i) {
         INFO("token " << i << " at position " << pos[size_t(i)]);
         CHECK(std::equal(a.begin() + i * row, a.begin() + (i + 1) * row, b.begin() + i * row));

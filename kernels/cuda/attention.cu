@@ -21,29 +21,7 @@ static_assert(kThreads % kP == 0 && kTPP == 2, "the score phase pairs two thread
 constexpr int64_t kTicketCapacity = 65536;  // ints at the head of the workspace
 constexpr size_t kTicketBytes = kTicketCapacity * sizeof(int32_t);
 
-// Loads 8 consecutive cache elements as float.
-__device__ __forceinline__ void load8(const bf16* p, float* out) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
-__device__ __forceinline__ void load8(const float* p, float* out) {
-  const float4 a = *reinterpret_cast<const float4*>(p);
-  const float4 b = *reinterpret_cast<const float4*>(p + 4);
-  out[0] = a.x;
-  out[1] = a.y;
-  out[2] = a.z;
-  out[3] = a.w;
-  out[4] = b.x;
-  out[5] = b.y;
-  out[6] = b.z;
-  out[7] = b.w;
-}
+using detail::load8;
 __device__ __forceinline__ float load1(const bf16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load1(const float* p) { return *p; }
 

@@ -61,17 +61,6 @@ __host__ __device__ inline ClusterLayout cluster_layout(int hd, int group, int r
   return l;
 }
 
-__device__ __forceinline__ void load8(const bf16* p, float* out) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
-
 // Block b of a cluster of CL blocks takes ranges b * G .. b * G + G - 1 (G = kRanges / CL) of its
 // (token, kv head). Every range is computed by the same code whatever CL (explicitly rounded float
 // operations: no contraction left to the compiler), and the merge sums the ranges in order, so a

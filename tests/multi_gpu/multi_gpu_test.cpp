@@ -25,6 +25,7 @@
 #include "expert_parallel_group.hpp"
 #include "gpu_test_support.hpp"
 #include "nccl_communicator.hpp"
+#include "unused_port.hpp"
 
 extern char** environ;
 
@@ -244,7 +245,7 @@ TEST_CASE("NCCL all_to_all_v: planned phases and all-at-once put every row in pl
 }
 
 TEST_CASE("two processes meet through the TCP rendezvous and exchange through NCCL", "[multi_gpu][rendezvous]") {
-  const std::string port = std::to_string(23000 + ::getpid() % 20000);
+  const std::string port = std::to_string(runtime::test::unused_tcp_port());
   std::vector<pid_t> children;
   for (int32_t r = 0; r < 2; ++r) {
     std::vector<std::string> env;

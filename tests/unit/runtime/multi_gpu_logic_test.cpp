@@ -19,6 +19,7 @@
 #include "engine_test_support.hpp"
 #include "executor/compute_turns.hpp"
 #include "executor/placement_planner.hpp"
+#include "unused_port.hpp"
 
 using namespace aurora;
 using namespace aurora::runtime;
@@ -161,7 +162,7 @@ TEST_CASE("phase operations reject a plan that does not cover the buffers", "[mu
 }
 
 TEST_CASE("tcp rendezvous: every process gets rank 0's blob and everyone's local counts", "[multi_gpu][rendezvous]") {
-  const int32_t port = 21000 + static_cast<int32_t>(::getpid() % 20000);
+  const int32_t port = unused_tcp_port();
   const int32_t world = 3;
   std::vector<Result<RendezvousResult>> results(static_cast<size_t>(world),
                                                 Error::make(ErrorCode::kInternal, "not run"));
@@ -192,10 +193,11 @@ TEST_CASE("tcp rendezvous: a missing rank is a deadline error, bad variables nam
   RendezvousOptions o;
   o.rank = 0;
   o.world_size = 2;
-  o.master_port = 41000 + static_cast<int32_t>(::getpid() % 20000);
+  o.master_port = unused_tcp_port();
   o.timeout_ms = 200;
   auto r = rendezvous(o, std::vector<std::byte>(8), 1);
   REQUIRE(!r.ok());
+  INFO(r.error().message);
   CHECK(r.error().code == ErrorCode::kDeadlineExceeded);
   ::setenv("AURORA_WORLD_SIZE", "2", 1);
   ::setenv("AURORA_RANK", "abc", 1);

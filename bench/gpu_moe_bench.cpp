@@ -6,6 +6,7 @@
 //   roofline: bytes of weights each decode step must read (attention and dense weights, the
 //            experts its tokens selected, the LM head) / the device-to-device copy bandwidth
 //            measured first in this process (bytes read + written).
+//   --profile: one more eager prefill and decode step each, with the time of every stage.
 // Prints a table and appends JSON lines to --json.
 #include <cuda_runtime.h>
 
@@ -123,6 +124,15 @@ bool parse(int argc, char** argv, Args& a) {
   return true;
 }
 
+// A profiled step's stages (CUDA events between them, launch gaps included), summed by name.
+void print_stages(const std::string& what, const std::vector<std::pair<std::string, double>>& stages) {
+  double total = 0;
+  for (const auto& st : stages) total += st.second;
+  std::printf("   profile, %s (%.3f ms in stages):\n", what.c_str(), total);
+  for (const auto& st : stages)
+    std::printf("     %-40s %8.3f ms  %5.1f%%\n", st.first.c_str(), st.second, 100 * st.second / total);
+}
+
 int run(const Args& a) {
   auto config = config::load_model_config(a.config);
   if (!config) {
@@ -211,6 +221,10 @@ int run(const Args& a) {
     r.execute(b, &row, &token);
     const double ms = ms_since(s);
     if (rep > 0) prefill_ms.push_back(ms);  // rep 0 warms up cuBLASLt's algorithm choice
+    if (a.profile && rep == a.prefill_reps) {
+      // The same prompt once more, with events between stages (the cache rows are rewritten alike).
+      print_stages("eager prefill of " + std::to_string(a.prompt) + " tokens", r.profile_step(b, &row, &token));
+    }
     blocks.release(table);
   }
   const double prefill_tps = a.prompt / (median(prefill_ms) * 1e-3);
@@ -272,12 +286,7 @@ int run(const Args& a) {
         b.chunks.push_back(ch);
       }
       b.num_logits_rows = batch;
-      auto stages = r.profile_step(b, rows.data(), next.data());
-      double total = 0;
-      for (const auto& st : stages) total += st.second;
-      std::printf("   profile, eager decode step at batch %d (%.3f ms in stages):\n", batch, total);
-      for (const auto& st : stages)
-        std::printf("     %-40s %8.3f ms  %5.1f%%\n", st.first.c_str(), st.second, 100 * st.second / total);
+      print_stages("eager decode step at batch " + std::to_string(batch), r.profile_step(b, rows.data(), next.data()));
     }
     for (auto& t : tables) blocks.release(t);
     const double ms = median(step_ms);

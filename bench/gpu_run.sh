@@ -15,6 +15,8 @@
 # (unless NO_SAFE_RETRY=1).
 # ab: variants by environment switch (AB_VARIANTS; default: AURORA_PDL=1, AURORA_GEMV_WARPS=8).
 # ncu: per-kernel GPU times of one graph-replayed decode step (Nsight Compute; NCU_MODELS, default OLMoE).
+# bench: BENCH_ARGS="--profile" adds, per config, the time of every stage of one eager prefill and
+#   one eager decode step per batch size (CUDA events between stages).
 set -u
 CARRY="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-/tmp/aurora-gpu-out}"

@@ -4,6 +4,7 @@
 #include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "aurora/kernels/kernel_check.hpp"
@@ -100,7 +101,7 @@ __device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_ke
   for (int32_t e = threadIdx.x; e < num_keys; e += kThreads) counts[e] = 0;
   __syncthreads();
   for (int32_t i = threadIdx.x; i < items; i += kThreads) {
-    const int32_t k = keys[i];
+    const int32_t k = __ldcg(keys + i);  // other blocks of the launch may have written the keys
     if (k >= 0 && k < num_keys) {
       atomicAdd(&counts[k], 1);
       if (out.counts_accum && i < out.counted_items) {
@@ -226,9 +227,14 @@ __global__ void __launch_bounds__(kThreads) permute_kernel(PermuteParams p) {
 }
 
 // Router logits (float32): one block per (expert row, 4 tokens), the whole block on one dot product
-// so that a token's row streams with many loads in flight; then the last block routes and permutes
-// every token. route_cluster_kernel (<= 4 tokens) computes the same logits with the same code.
+// so that a token's row streams with many loads in flight. The last block of each group of 4 tokens
+// (a ticket per group) routes that group's tokens, a warp per token; with more than one group, the
+// last group to finish (one more ticket) permutes every token. Routing is parallel over the groups:
+// one block routing every token serially cost O(tokens) on the critical path of each layer (64
+// tokens per warp at a 512-token prefill). route_cluster_kernel (<= 4 tokens) computes the same
+// logits with the same code.
 constexpr int kRouteTokens = 4;
+static_assert(kRouteTokens <= kWarps, "a warp routes each token of a group");
 
 // 1 / rms of each of the block's tokens (1 without a fused norm); every thread gets them.
 __device__ __forceinline__ void route_inv_rms(const RouteCudaParams& p, int32_t t0, float* inv_rms, float* scratch) {
@@ -345,25 +351,43 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
       p.logits[int64_t{t0 + static_cast<int32_t>(threadIdx.x)} * p.num_experts + e] = v;
     }
   }
-  detail::pdl_launch_dependents();  // late: only the last block's routing remains
+  detail::pdl_launch_dependents();  // late: only the routing and the permutation remain
   __threadfence();
   __syncthreads();
+  // ticket[1 + group]: the last of the group's expert blocks routes the group's tokens.
   if (threadIdx.x == 0) {
-    const int32_t blocks = static_cast<int32_t>(gridDim.x * gridDim.y);
-    is_last = atomicAdd(p.ticket, 1) == blocks - 1;
-    if (is_last) *p.ticket = 0;
+    int32_t* group_ticket = p.ticket + 1 + blockIdx.y;
+    is_last = atomicAdd(group_ticket, 1) == static_cast<int32_t>(gridDim.x) - 1;
+    if (is_last) *group_ticket = 0;
   }
   __syncthreads();
   if (!is_last) return;
   __threadfence();
   const bool renormalize = p.normalization == TopKNormalization::kRenormalize;
   const bool small = p.num_tokens * p.top_k <= kSmallPermute;
-  for (int32_t t = warp; t < p.num_tokens; t += kWarps) {
+  const int32_t t = t0 + warp;
+  if (warp < kRouteTokens && t < p.num_tokens) {
     route_token(p.logits + int64_t{t} * p.num_experts, p.num_experts, p.top_k, renormalize, probs[warp],
                 p.topk_ids + int64_t{t} * p.top_k, p.topk_weights + int64_t{t} * p.top_k,
                 small ? small_keys + t * p.top_k : nullptr);
   }
   __syncthreads();
+  if (gridDim.y > 1) {
+    // ticket[0]: the last group to be routed permutes every token (its keys come from global memory:
+    // the other groups' blocks wrote them).
+    __threadfence();
+    if (threadIdx.x == 0) {
+      is_last = atomicAdd(p.ticket, 1) == static_cast<int32_t>(gridDim.y) - 1;
+      if (is_last) *p.ticket = 0;
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    if (small) {
+      for (int32_t i = threadIdx.x; i < p.num_tokens * p.top_k; i += kThreads) small_keys[i] = __ldcg(p.topk_ids + i);
+    }
+    __syncthreads();
+  }
   int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed
   const int32_t counted = p.num_counted_tokens ? min(*p.num_counted_tokens, p.num_tokens) : p.num_tokens;
   const PermuteOut out{p.expert_offsets, p.permuted_item, p.item_position,  p.active_experts,
@@ -649,6 +673,8 @@ bool launch_route_cluster(const RouteCudaParams& p, cudaStream_t stream) {
 }
 
 }  // namespace
+
+int32_t route_ticket_count(int32_t max_tokens) { return 1 + detail::ceil_div(std::max(max_tokens, 1), kRouteTokens); }
 
 void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;

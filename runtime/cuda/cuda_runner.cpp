@@ -228,7 +228,7 @@ void CudaModelRunner::allocate() {
   b.position = b.alloc<int32_t>(items, act);
   b.active = b.alloc<int32_t>(E, act);
   b.num_active = b.alloc<int32_t>(1, act);
-  b.ticket = b.alloc<int32_t>(1, act);
+  b.ticket = b.alloc<int32_t>(kc::route_ticket_count(static_cast<int32_t>(T)), act);
   b.split_ws = b.alloc<float>(kSplitWorkspaceFloats, act);
   b.split_tickets = b.alloc<int32_t>(kSplitTickets, act);
   b.expert_tokens = b.alloc<int64_t>(int64_t{c.num_layers} * E, act);

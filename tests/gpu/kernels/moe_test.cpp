@@ -65,7 +65,10 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
   for (const Case& c :
        {Case{1, 4096, 8, 2, TopKNormalization::kRenormalize}, Case{16, 2048, 128, 8, TopKNormalization::kRenormalize},
         Case{64, 2048, 64, 8, TopKNormalization::kNone}, Case{300, 64, 8, 2, TopKNormalization::kNone},
-        Case{1, 2048, 128, 8, TopKNormalization::kRenormalize}, Case{3, 2048, 64, 8, TopKNormalization::kNone}}) {
+        Case{1, 2048, 128, 8, TopKNormalization::kRenormalize}, Case{3, 2048, 64, 8, TopKNormalization::kNone},
+        // Two groups of 4 tokens whose 64 items take the small permutation (keys from global memory),
+        // and a prefill of 512 tokens shaped like Qwen3-30B-A3B (128 groups routed in parallel).
+        Case{8, 2048, 64, 8, TopKNormalization::kNone}, Case{512, 2048, 128, 8, TopKNormalization::kRenormalize}}) {
     for (bool fused_norm : {false, true}) {
       INFO(c.tokens << " tokens, " << c.experts << " experts, fused norm " << fused_norm);
       const int32_t items = c.tokens * c.top_k;
@@ -99,7 +102,7 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
       DeviceArray<float> dnw(norm_w), dnorm(x.size());
       DeviceArray<uint16_t> dnorm16(x.size());
       DeviceArray<int32_t> dids(items), doff(off.size()), dperm(items), dpos(items), dactive(size_t(c.experts)),
-          dnum(1), ticket(1);
+          dnum(1), ticket(size_t(kc::route_ticket_count(c.tokens)));
       DeviceArray<int64_t> dcounts(static_cast<size_t>(c.experts));
       dcounts.zero();
       ticket.zero();
@@ -128,7 +131,13 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
         p.norm_out_bf16 = as_bf16(dnorm16);
       }
       kc::launch_route(p, nullptr);
-      kc::launch_route(p, nullptr);  // twice: the ticket resets, the counts accumulate
+      // Twice: the tickets reset, the counts accumulate, and every output is written again.
+      dids.poison();
+      dw.poison();
+      doff.poison();
+      dperm.poison();
+      dpos.poison();
+      kc::launch_route(p, nullptr);
       CHECK(relative_error(dlogits.download(), logits) < 1e-5);
       CHECK(dids.download() == ids);
       CHECK(relative_error(dw.download(), w) < 1e-5);
@@ -140,7 +149,7 @@ TEST_CASE("the fused router matches linear + top-k + permute on the CPU", "[gpu]
       got_active.resize(active.size());
       CHECK(got_active == active);
       CHECK(dcounts.download() == counts);
-      CHECK(ticket.download()[0] == 0);
+      CHECK(ticket.download() == std::vector<int32_t>(size_t(kc::route_ticket_count(c.tokens)), 0));
       if (fused_norm) {
         CHECK(relative_error(dnorm.download(), x) < kTolF32);
         CHECK(relative_error(download_bf16(dnorm16), x) < kTolBf16Out);

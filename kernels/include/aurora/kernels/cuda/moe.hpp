@@ -44,7 +44,7 @@ struct RouteCudaParams {
   int32_t* num_active = nullptr;                // [1]
   int64_t* expert_tokens = nullptr;             // [num_experts] += tokens routed per expert, or null
   const int32_t* num_counted_tokens = nullptr;  // only tokens below this count are added (padding), or null = all
-  int32_t* ticket = nullptr;                    // [1], zero once; resets itself
+  int32_t* ticket = nullptr;                    // [route_ticket_count(num_tokens)], zero once; resets itself
   int32_t num_tokens = 0;
   int32_t hidden = 0;
   int32_t num_experts = 0;
@@ -63,6 +63,9 @@ struct RouteCudaParams {
   bool force_cluster = false;
 };
 void launch_route(const RouteCudaParams& p, cudaStream_t stream);
+// Tickets launch_route needs for up to max_tokens tokens: one per group of 4 tokens (the group's last
+// block routes them) and one for the permutation.
+int32_t route_ticket_count(int32_t max_tokens);
 
 struct MoeCombineCudaParams {
   const float* expert_out = nullptr;  // [num_tokens * top_k, expert_out_stride], permuted order

@@ -7,6 +7,8 @@
 //            experts its tokens selected, the LM head) / the device-to-device copy bandwidth
 //            measured first in this process (bytes read + written).
 //   --profile: one more eager prefill and decode step each, with the time of every stage.
+//   --max-context N: size the runner for contexts of N tokens, as a server does (16384), instead of
+//            just what the run needs (attention grids and buffers scale with it).
 // Prints a table and appends JSON lines to --json.
 #include <cuda_runtime.h>
 
@@ -37,6 +39,7 @@ namespace {
 struct Args {
   std::string config, name, json;
   int32_t prompt = 512, steps = 20, warmup = 3, prefill_reps = 3;
+  int32_t max_context = 0;  // 0: just what the run needs; a server's is 16384
   std::vector<int32_t> batches = {1, 16, 64};
   uint64_t seed = 1;
   bool profile = false;
@@ -95,6 +98,8 @@ bool parse(int argc, char** argv, Args& a) {
       a.warmup = std::stoi(next());
     else if (k == "--prefill-reps")
       a.prefill_reps = std::stoi(next());
+    else if (k == "--max-context")
+      a.max_context = std::stoi(next());
     else if (k == "--seed")
       a.seed = std::stoull(next());
     else if (k == "--profile")
@@ -114,7 +119,7 @@ bool parse(int argc, char** argv, Args& a) {
   if (a.config.empty()) {
     std::fprintf(stderr,
                  "usage: aurora-gpu-bench --config DIR/config.json [--name N] [--prompt 512] [--batches 1,16,64] "
-                 "[--steps 20] [--warmup 3] [--prefill-reps 3] [--json out.jsonl]\n");
+                 "[--steps 20] [--warmup 3] [--prefill-reps 3] [--max-context N] [--profile] [--json out.jsonl]\n");
     return false;
   }
   if (a.name.empty()) {
@@ -153,8 +158,9 @@ int run(const Args& a) {
   o.max_tokens_per_step = std::max(a.prompt, 64);
   o.max_seqs_per_step = std::max(max_batch, 1);
   o.kv_block_size = 16;
-  o.max_context = (a.prompt + a.warmup + a.steps + 32 + 15) / 16 * 16;
-  o.kv_cache_tokens = int64_t(max_batch + a.prefill_reps + 1) * o.max_context;
+  const int32_t needed_context = (a.prompt + a.warmup + a.steps + 32 + 15) / 16 * 16;
+  o.max_context = std::max(needed_context, (a.max_context + 15) / 16 * 16);
+  o.kv_cache_tokens = int64_t(max_batch + a.prefill_reps + 1) * needed_context;
   o.use_cuda_graphs = a.graphs;
   auto runner = CudaModelRunner::create(*weights, o);
   if (!runner) {
@@ -164,7 +170,7 @@ int run(const Args& a) {
   CudaModelRunner& r = **runner;
   std::printf("== %s: weights %.2f GiB initialised on the GPU in %.0f ms; copy bandwidth %.0f GB/s\n", a.name.c_str(),
               double((*weights)->bytes()) / double(1 << 30), init_ms, bw_gbs);
-  std::printf("   %s\n", r.memory().to_string().c_str());
+  std::printf("   %s\n   runner sized for contexts of %d tokens\n", r.memory().to_string().c_str(), o.max_context);
   auto env_is = [](const char* name, char v) {
     const char* e = std::getenv(name);
     return e && e[0] == v;
@@ -230,7 +236,8 @@ int run(const Args& a) {
   const double prefill_tps = a.prompt / (median(prefill_ms) * 1e-3);
   std::printf("   prefill %d tokens: %.1f ms, %.0f tokens/s\n", a.prompt, median(prefill_ms), prefill_tps);
   if (json) {
-    json << "{\"engine\":\"aurora\",\"model\":\"" << a.name << "\",\"kind\":\"prefill\",\"prompt\":" << a.prompt
+    json << "{\"engine\":\"aurora\",\"model\":\"" << a.name
+         << "\",\"kind\":\"prefill\",\"max_context\":" << o.max_context << ",\"prompt\":" << a.prompt
          << ",\"ms\":" << median(prefill_ms) << ",\"tokens_per_s\":" << prefill_tps << ",\"bandwidth_gbs\":" << bw_gbs
          << ",\"weights_gib\":" << double((*weights)->bytes()) / double(1 << 30) << "}\n";
   }
@@ -239,7 +246,7 @@ int run(const Args& a) {
   for (int32_t batch : a.batches) {
     std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch));
     for (auto& t : tables) {
-      if (!blocks.allocate(blocks_for_tokens(o.max_context, o.kv_block_size), t))
+      if (!blocks.allocate(blocks_for_tokens(needed_context, o.kv_block_size), t))
         throw std::runtime_error("KV cache full");
     }
     std::vector<int32_t> tokens = random_tokens(batch), next(static_cast<size_t>(batch));
@@ -297,10 +304,10 @@ int run(const Args& a) {
         "graph replays\n",
         batch, ms, batch / (ms * 1e-3), roofline_ms, bytes / 1e9, ms / roofline_ms, graph_steps, a.steps);
     if (json) {
-      json << "{\"engine\":\"aurora\",\"model\":\"" << a.name << "\",\"kind\":\"decode\",\"batch\":" << batch
-           << ",\"ms\":" << ms << ",\"roofline_ms\":" << roofline_ms << ",\"bytes\":" << bytes
-           << ",\"bandwidth_gbs\":" << bw_gbs << ",\"graph_steps\":" << graph_steps << ",\"steps\":" << a.steps
-           << "}\n";
+      json << "{\"engine\":\"aurora\",\"model\":\"" << a.name
+           << "\",\"kind\":\"decode\",\"max_context\":" << o.max_context << ",\"batch\":" << batch << ",\"ms\":" << ms
+           << ",\"roofline_ms\":" << roofline_ms << ",\"bytes\":" << bytes << ",\"bandwidth_gbs\":" << bw_gbs
+           << ",\"graph_steps\":" << graph_steps << ",\"steps\":" << a.steps << "}\n";
     }
   }
   return 0;

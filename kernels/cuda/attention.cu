@@ -521,6 +521,7 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   AURORA_KERNEL_CHECK(group <= kAttentionMaxGroup && p.head_dim % 8 == 0 && p.head_dim <= kAttentionMaxHeadDim,
                       "attention shape unsupported: group " << group << ", head_dim " << p.head_dim);
   AURORA_KERNEL_CHECK(p.max_context >= 1, "max_context must be set");
+  AURORA_KERNEL_CHECK(p.positions_bound >= 0, "attention positions_bound must be >= 0, got " << p.positions_bound);
   AURORA_KERNEL_CHECK(p.partition_size == 0 || p.partition_size == 64 || p.partition_size == 128,
                       "attention partition_size must be 0, 64 or 128, got " << p.partition_size);
   AURORA_KERNEL_CHECK(p.cluster_blocks == -1 || p.cluster_blocks == 0 || p.cluster_blocks == 1 ||
@@ -569,7 +570,9 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     // 128 positions per block (64 on request: measured slower at batch 1, where the merge of twice
     // as many partitions by half as many threads is on the critical path).
     const int32_t P = p.partition_size == 0 ? 128 : p.partition_size;
-    const int32_t bparts = (p.max_context + P - 1) / P;
+    // Partitions up to the launch's longest context (the bound, if given); the rest would exit at once.
+    const int32_t context = p.positions_bound > 0 ? std::min(p.positions_bound, p.max_context) : p.max_context;
+    const int32_t bparts = (context + P - 1) / P;
     const Bf16Layout L = bf16_layout(p.head_dim, group, P);
     const dim3 bgrid(static_cast<unsigned>(bparts), static_cast<unsigned>(p.num_kv_heads),
                      static_cast<unsigned>(p.num_tokens));

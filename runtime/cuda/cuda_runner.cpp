@@ -302,6 +302,12 @@ int32_t CudaModelRunner::bucket_for(int32_t n) const {
   return (n + 63) / 64 * 64 <= options_.max_seqs_per_step ? (n + 63) / 64 * 64 : options_.max_seqs_per_step;
 }
 
+int32_t CudaModelRunner::context_bucket(int32_t positions) const {
+  int32_t bucket = 512;
+  while (bucket < positions && bucket < options_.max_context) bucket *= 2;
+  return std::min(bucket, options_.max_context);
+}
+
 void CudaModelRunner::set_split(kc::GroupedGemvParams& p) const {
   p.split_workspace = buf_->split_ws;
   p.split_workspace_floats = kSplitWorkspaceFloats;
@@ -529,6 +535,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       ap.max_blocks_per_seq = max_blocks_per_seq_;
       ap.sliding_window = c.layer_sliding_window[static_cast<size_t>(l)];
       ap.max_context = options_.max_context;
+      ap.positions_bound = positions_bound_;
       ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
       ap.fused_prologue = fold_prologue;
       ap.prologue = qp;
@@ -665,7 +672,7 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   int32_t* rows = h + b.off_rows;
   int32_t* tables = h + b.off_tables;
   std::fill(rows, rows + S, -1);
-  int32_t T = 0;
+  int32_t T = 0, positions = 1;
   bool decode = options_.use_cuda_graphs && !batch.chunks.empty();
   for (size_t ci = 0; ci < batch.chunks.size(); ++ci) {
     const SequenceChunk& ch = batch.chunks[ci];
@@ -688,6 +695,7 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
       AURORA_CHECK_MSG(ch.tokens[t] >= 0 && ch.tokens[t] < c.vocab_size, "token id " << ch.tokens[t]);
       ids[T] = ch.tokens[t];
       pos[T] = p;
+      positions = std::max(positions, p + 1);
       seq[T] = static_cast<int32_t>(ci);
       slots[T] = table[p / bs] * bs + p % bs;
       ++T;
@@ -729,6 +737,9 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
     }
     T_run = R_run = B;
   }
+  // Attention grids cover the step's contexts: exactly for eager steps, a power-of-two bucket (>= 512)
+  // for graphs, captured once per (batch bucket, context bucket).
+  positions_bound_ = decode ? context_bucket(positions) : positions;
   h[b.off_count] = T;
   const int64_t table_rows = decode ? T_run : static_cast<int64_t>(batch.chunks.size());
   const int64_t words = b.off_tables + table_rows * max_blocks_per_seq_;
@@ -737,7 +748,8 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   const bool sample = sampling != nullptr || decode;
   step_begin_hooks();
   if (decode) {
-    auto it = graphs_.find(T_run);
+    const std::pair<int32_t, int32_t> key{T_run, positions_bound_};
+    auto it = graphs_.find(key);
     if (it != graphs_.end()) {
       AURORA_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
       last_used_graph_ = true;
@@ -757,7 +769,7 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
       cudaGraphExec_t exec = nullptr;
       AURORA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
       AURORA_CUDA_CHECK(cudaGraphDestroy(graph));
-      graphs_[T_run] = exec;
+      graphs_[key] = exec;
     }
   } else {
     forward(T_run, R_run, sample, false);

@@ -175,6 +175,9 @@ class CudaModelRunner {
   void dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, float* out, bool accumulate);
   void routed_experts(int32_t layer, int32_t num_tokens, bool decode);
   int32_t bucket_for(int32_t num_seqs) const;
+  // The decode graphs' attention bound for contexts of up to `positions` tokens: a power of two,
+  // at least 512, at most max_context.
+  int32_t context_bucket(int32_t positions) const;
   void mark(const char* stage);  // profiling only
   // Expert parallelism (cuda_expert_parallel.cpp) and the runner buffers it uses.
   struct EpBuffers {
@@ -203,7 +206,10 @@ class CudaModelRunner {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<Buffers> buf_;
   std::unique_ptr<kernels::cuda::CublasLtRunner> gemm_;
-  std::map<int32_t, cudaGraphExec_t> graphs_;  // bucket -> instantiated decode step
+  // (batch bucket, context bucket) -> instantiated decode step; the context bucket sizes the
+  // partitioned attention's grid (context_bucket).
+  std::map<std::pair<int32_t, int32_t>, cudaGraphExec_t> graphs_;
+  int32_t positions_bound_ = 0;  // this step's bound on token position + 1 (attention grids)
   StepResult result_;
   bool last_used_graph_ = false;
   int64_t last_weight_bytes_ = 0;

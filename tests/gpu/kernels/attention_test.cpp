@@ -187,7 +187,8 @@ TEST_CASE("paged attention over more partitions than threads (long context, bf16
 
 TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf16 cache)", "[gpu][attention]") {
   // Mixtral-, Qwen3- and OLMoE-like groups; contexts of 1 .. 3000 positions (one to 12 chunks per
-  // block of the cluster kernel), a sliding window; each token then alone, with another max_context.
+  // block of the cluster kernel), a sliding window; each token then alone, with another max_context
+  // (and every other one with a grid bounded by its own context: positions_bound).
   struct Shape {
     int32_t hq, hkv, hd, window;
   };
@@ -250,6 +251,7 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
         one.token_seq = dseq.get() + i;
         one.token_pos = dpos.get() + i;
         one.max_context = pos[size_t(i)] + 1 + 16 * i;
+        one.positions_bound = i % 2 ? pos[size_t(i)] + 1 : 0;  // a grid of just the partitions it needs
         kc::launch_paged_attention(one, workspace.get(), ws_bytes, nullptr);
       }
       const auto a = batch.download(), b = alone.download();
@@ -261,6 +263,13 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
         INFO("token " << i << " at position " << pos[size_t(i)]);
         CHECK(std::equal(a.begin() + i * row, a.begin() + (i + 1) * row, b.begin() + i * row));
       }
+      // A grid sized by the batch's longest context (positions_bound) instead of max_context.
+      kc::PagedAttentionCudaParams bounded = p;
+      bounded.positions_bound = *std::max_element(pos.begin(), pos.end()) + 1;
+      bounded.out = alone.get();
+      alone.poison();
+      kc::launch_paged_attention(bounded, workspace.get(), ws_bytes, nullptr);
+      CHECK(alone.download() == a);
       if (partition != 0) continue;
       // The cluster kernel with every cluster size (ranges per block 16 .. 1): the same bits.
       for (int32_t blocks : {1, 2, 4, 8, 16}) {

@@ -53,6 +53,10 @@ struct PagedAttentionCudaParams {
   int32_t max_blocks_per_seq = 0;
   int32_t sliding_window = 0;
   int32_t max_context = 0;  // upper bound of any token's attended positions (sizes the grid)
+  // Optional host bound on token_pos + 1 over this launch's tokens (0 = max_context): sizes the
+  // partitioned kernel's grid, whose blocks past a token's context exit at once. A server's
+  // max_context (16384) at a 512-token context would launch 32x the blocks that work.
+  int32_t positions_bound = 0;
   float scale = 1.0f;
   int32_t partition_size = 0;  // bf16 caches: 0 = default kernel; 64 or 128: the partitioned kernel
   int32_t cluster_blocks = 0;  // > 0: the cluster kernel with that many blocks per (token, kv head)

@@ -122,6 +122,92 @@ TEST_CASE("bad JSON and abusive parameters are 400s that name the field") {
   CHECK(chat_error(many + "]}") == "messages|messages: must hold at most 1024 messages, got 1025");
 }
 
+TEST_CASE("messages as the OpenAI SDKs re-send them: null means absent, neutral values pass") {
+  auto r = parse_chat_request(R"({"messages":[
+    {"role":"system","content":"s","name":"ops"},
+    {"role":"developer","content":"d"},
+    {"role":"user","content":"a","name":"bob"},
+    {"role":"assistant","content":"b","tool_calls":null,"refusal":null,"function_call":null,"audio":null,"name":null},
+    {"role":"assistant","content":null,"tool_calls":[]},
+    {"role":"user","content":"c"}]})",
+                              kLimits);
+  REQUIRE(r.ok());
+  REQUIRE(r->messages.size() == 6);
+  CHECK(r->messages[1].role == "developer");
+  CHECK(r->messages[3].role == "assistant");
+  CHECK(r->messages[3].content == "b");
+  CHECK(r->messages[4].content.empty());
+
+  auto msg = [](const std::string& m) { return R"({"messages":[{"role":"user","content":"a"},)" + m + "]}"; };
+  CHECK(
+      chat_error(msg(R"({"role":"assistant","content":"b","tool_calls":[{"id":"c1","type":"function"}]})")) ==
+      R"(messages[1].tool_calls|messages[1].tool_calls: is not supported by this server (only null or [] is accepted), got [{"id":"c1","type":"function"}])");
+  CHECK(
+      chat_error(msg(R"({"role":"assistant","content":"b","refusal":"no"})")) ==
+      R"(messages[1].refusal|messages[1].refusal: is not supported by this server (only null is accepted), got "no")");
+  CHECK(chat_error(msg(R"({"role":"assistant","function_call":{"name":"f"}})"))
+            .rfind("messages[1].function_call|messages[1].function_call: is not supported", 0) == 0);
+  CHECK(chat_error(msg(R"({"role":"assistant","audio":{"id":"a1"}})"))
+            .rfind("messages[1].audio|messages[1].audio: is not supported", 0) == 0);
+  CHECK(chat_error(msg(R"({"role":"user","content":"b","name":7})")) ==
+        "messages[1].name|messages[1].name: must be a string, got a number 7");
+  // Assistant-only fields stay unknown on other roles; typos stay unknown everywhere.
+  CHECK(chat_error(msg(R"({"role":"user","content":"b","refusal":"no"})")) ==
+        "messages[1].refusal|messages[1].refusal: unknown parameter");
+  CHECK(chat_error(msg(R"({"role":"assistant","contnet":"b"})")) ==
+        "messages[1].contnet|messages[1].contnet: unknown parameter");
+  CHECK(chat_error(msg(R"({"role":"assistant","content":"b","content":"c"})")) ==
+        "messages[1].content|messages[1].content: duplicate key");
+  CHECK(chat_error(msg(R"({"role":null,"content":"b"})")) == "messages[1].role|messages[1].role: is required");
+  CHECK(chat_error(msg(R"({"role":"tool","content":"b"})")).rfind("messages[1].role|", 0) == 0);
+}
+
+TEST_CASE("known OpenAI fields: neutral values are accepted, others are named as not supported") {
+  auto r = parse_chat_request(chat_with(R"(,"functions":[],"function_call":"none","modalities":["text"],
+    "reasoning_effort":"medium","verbosity":"medium","prompt_cache_key":"k1","safety_identifier":"u-hash",
+    "store":false,"metadata":{},"service_tier":"auto","parallel_tool_calls":true,"user":"u1",
+    "prediction":{"type":"content","content":"x"},"response_format":{"type":"text"},"audio":null)"),
+                              kLimits);
+  REQUIRE(r.ok());
+  CHECK(parse_chat_request(chat_with(R"(,"service_tier":"default","metadata":{"team":"a"})"), kLimits).ok());
+
+  auto not_supported = [](const std::string& extra, const std::string& field, const std::string& tail) {
+    const std::string e = chat_error(chat_with(extra));
+    INFO(extra << " -> " << e);
+    CHECK(e == field + "|" + field + ": is not supported by this server (only " + tail);
+  };
+  not_supported(R"(,"functions":[{"name":"f"}])", "functions", R"([] is accepted), got [{"name":"f"}])");
+  not_supported(R"(,"function_call":"auto")", "function_call", R"("none" is accepted), got "auto")");
+  not_supported(R"(,"modalities":["text","audio"])", "modalities", R"(["text"] is accepted), got ["text","audio"])");
+  not_supported(R"(,"reasoning_effort":"high")", "reasoning_effort", R"("medium" is accepted), got "high")");
+  not_supported(R"(,"verbosity":"low")", "verbosity", R"("medium" is accepted), got "low")");
+  not_supported(R"(,"store":true)", "store", "false is accepted), got true");
+  not_supported(R"(,"service_tier":"flex")", "service_tier", R"("auto" or "default" is accepted), got "flex")");
+  not_supported(R"(,"audio":{"voice":"alloy","format":"wav"})", "audio",
+                R"(null is accepted), got {"voice":"alloy","format":"wav"})");
+  not_supported(R"(,"web_search_options":{})", "web_search_options", "null is accepted), got {}");
+
+  // Structured outputs: the value of `type` is what is refused, not its companion field.
+  CHECK(
+      chat_error(chat_with(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}})")) ==
+      R"(response_format.type|response_format.type: json_schema response formats are not supported by this server (only {"type": "text"} is accepted), got "json_schema")");
+  CHECK(chat_error(chat_with(R"(,"response_format":{"type":"json_object"})"))
+            .rfind("response_format.type|response_format.type: json_object response formats are not supported", 0) ==
+        0);
+  CHECK(chat_error(chat_with(R"(,"response_format":{"type":"xml"})")) ==
+        R"(response_format.type|response_format.type: must be one of text, json_object, json_schema; got "xml")");
+  CHECK(chat_error(chat_with(R"(,"response_format":{"type":"text","strict":true})")) ==
+        "response_format.strict|response_format.strict: unknown field");
+  CHECK(chat_error(chat_with(R"(,"metadata":{"n":1})")) == "metadata.n|metadata.n: must be a string, got a number 1");
+  CHECK(chat_error(chat_with(R"(,"prediction":{"type":"diff"})")).rfind("prediction.type|", 0) == 0);
+
+  // The table only grew: a typo is still an unknown parameter, and chat-only fields are unknown
+  // to completions.
+  CHECK(chat_error(chat_with(R"(,"reasoning_efort":"low")")) == "reasoning_efort|reasoning_efort: unknown parameter");
+  CHECK(completion_error(R"({"prompt":"x","functions":[]})") == "functions|functions: unknown parameter");
+  CHECK(completion_error(R"({"prompt":"x","store":false,"user":"u","prompt_cache_key":"k"})") == "(ok)");
+}
+
 TEST_CASE("completions accept a string, token ids and batches") {
   auto r = parse_completion_request(R"({"model":"m","prompt":"The capital of France is","max_tokens":16})", kLimits);
   REQUIRE(r.ok());

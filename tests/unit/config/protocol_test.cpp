@@ -351,12 +351,26 @@ TEST_CASE("streamed chunks are valid JSON in OpenAI's shape") {
   TokenUsage running{6, 1};
   auto tu = json::parse(cmpl.text_chunk(0, "x", &running)).as_object();
   CHECK(tu.at("usage").as_object().at("completion_tokens").as_int64() == 1);
-  auto tf = json::parse(cmpl.finish_chunk(0, "length", std::nullopt)).as_object();
+  auto tf = json::parse(cmpl.finish_chunk(0, "length", {})).as_object();
   CHECK(tf.at("choices").as_array()[0].as_object().at("stop_reason").is_null());
+  // A stop_token_ids entry is reported as the integer id (vLLM), not as a string.
+  auto tt = json::parse(cmpl.finish_chunk(0, "stop", int32_t{32}, &running)).as_object();
+  CHECK(tt.at("choices").as_array()[0].as_object().at("stop_reason").as_int64() == 32);
+  CHECK(tt.at("usage").as_object().at("completion_tokens").as_int64() == 1);
+
+  // continuous_usage_stats: every chunk carries usage, the role chunk included (vLLM).
+  TokenUsage prompt_only{21, 0};
+  auto role_usage = json::parse(chat.role_chunk(0, &prompt_only)).as_object();
+  CHECK(role_usage.at("usage").as_object().at("prompt_tokens").as_int64() == 21);
+  CHECK(role_usage.at("usage").as_object().at("completion_tokens").as_int64() == 0);
+  CHECK(role_usage.at("usage").as_object().at("total_tokens").as_int64() == 21);
 }
 
 TEST_CASE("non-streaming bodies") {
-  std::vector<ChoiceResult> choices{{0, "Paris", "stop", std::nullopt}, {1, "Lyon", "length", std::nullopt}};
+  std::vector<ChoiceResult> choices{{0, "Paris", "stop", {}},
+                                    {1, "Lyon", "length", {}},
+                                    {2, "Nice", "stop", 32},
+                                    {3, "Metz", "stop", std::string("\n")}};
   auto chat = json::parse(chat_completion_body("chatcmpl-9", "m", 5, choices, {21, 3})).as_object();
   CHECK(chat.at("object").as_string() == "chat.completion");
   auto msg = chat.at("choices").as_array()[1].as_object().at("message").as_object();
@@ -364,7 +378,12 @@ TEST_CASE("non-streaming bodies") {
   CHECK(msg.at("content").as_string() == "Lyon");
   CHECK(chat.at("usage").as_object().at("total_tokens").as_int64() == 24);
   auto text = json::parse(text_completion_body("cmpl-9", "m", 5, choices, {1, 1})).as_object();
-  CHECK(text.at("choices").as_array()[0].as_object().at("text").as_string() == "Paris");
+  const auto& text_choices = text.at("choices").as_array();
+  CHECK(text_choices[0].as_object().at("text").as_string() == "Paris");
+  CHECK(text_choices[0].as_object().at("stop_reason").is_null());
+  CHECK(text_choices[2].as_object().at("stop_reason").as_int64() == 32);
+  CHECK(text_choices[3].as_object().at("stop_reason").as_string() == "\n");
+  CHECK(chat.at("choices").as_array()[2].as_object().at("stop_reason").as_int64() == 32);
 }
 
 TEST_CASE("SSE parser handles split input, CRLF, comments and multi-line data") {

@@ -17,6 +17,12 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+protocol::StopReason stop_reason_of(const runtime::Completion& c) {
+  if (c.stop_string) return *c.stop_string;
+  if (c.stop_token_id) return *c.stop_token_id;
+  return std::monostate{};
+}
+
 // The engine's view of one sequence: pushes into the session's channel and records the latency
 // histograms (called on an engine thread; never blocks).
 class ChannelSink final : public runtime::TokenSink {
@@ -273,7 +279,10 @@ void Generation::start(WireOutput& out) {
   if (started_) return;
   started_ = true;
   if (plan_.endpoint != protocol::Endpoint::kChat) return;
-  for (int32_t i = 0; i < plan_.num_choices; ++i) emit(out, encoder_.role_chunk(i));
+  const protocol::TokenUsage u = usage();  // vLLM: the role chunks carry usage too (0 completion tokens)
+  for (int32_t i = 0; i < plan_.num_choices; ++i) {
+    emit(out, encoder_.role_chunk(i, plan_.continuous_usage ? &u : nullptr));
+  }
 }
 
 protocol::TokenUsage Generation::usage() const {
@@ -339,7 +348,7 @@ void Generation::on_event(const StreamEvent& event, WireOutput& out) {
       if (wire_ != Wire::kJson) {
         protocol::TokenUsage u = usage();
         emit(out, encoder_.finish_chunk(choice, runtime::finish_reason_name(event.completion.reason),
-                                        event.completion.stop_string, plan_.continuous_usage ? &u : nullptr));
+                                        stop_reason_of(event.completion), plan_.continuous_usage ? &u : nullptr));
       }
       break;
     case runtime::FinishReason::kCancelled:
@@ -375,7 +384,7 @@ HttpResponse Generation::json_response() const {
     c.index = plan_.sequences[i].choice_index;
     c.text = seqs_[i].text;
     c.finish_reason = runtime::finish_reason_name(seqs_[i].completion.reason);
-    c.stop_reason = seqs_[i].completion.stop_string;
+    c.stop_reason = stop_reason_of(seqs_[i].completion);
     choices.push_back(std::move(c));
   }
   r.body = plan_.endpoint == protocol::Endpoint::kChat

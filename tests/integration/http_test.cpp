@@ -153,6 +153,36 @@ TEST_CASE("streamed completions with n, stop strings and continuous usage", "[ht
   CHECK(mid.at("usage").at("completion_tokens").as_int64() == 2);
 }
 
+TEST_CASE("a stop token id is the integer stop_reason; continuous usage covers every chunk", "[http][fake]") {
+  const uint16_t port = shared_server().port();
+  const int32_t stop_id = FakeTokenizer::kFirstWord + 2;  // the third generated word
+  const std::string stop_ids = R"(,"stop_token_ids":[)" + std::to_string(stop_id) + "]";
+  auto r = parse_json(http(port, "POST", "/v1/completions", R"({"prompt":"p","max_tokens":8)" + stop_ids + "}").body);
+  const auto& choice = r.at("choices").at(0);
+  CHECK(choice.at("text").as_string() == expected(2));  // the stop token adds no text
+  CHECK(choice.at("finish_reason").as_string() == "stop");
+  CHECK(choice.at("stop_reason").as_int64() == stop_id);
+  CHECK(r.at("usage").at("completion_tokens").as_int64() == 3);
+
+  auto s = collect_stream(port, "/v1/chat/completions",
+                          chat_body("hi", R"(,"max_tokens":8,"stream":true,)"
+                                          R"("stream_options":{"include_usage":true,"continuous_usage_stats":true})" +
+                                              stop_ids));
+  REQUIRE(s.done());
+  REQUIRE(s.data.size() == 1 + 2 + 1 + 1 + 1);  // role, 2 words, finish, usage, [DONE]
+  for (size_t i = 0; i + 1 < s.data.size(); ++i) {
+    INFO("chunk " << i << ": " << s.data[i]);
+    CHECK(parse_json(s.data[i]).at("usage").is_object());  // vLLM: the role chunk too
+  }
+  auto role = parse_json(s.data[0]);
+  CHECK(role.at("choices").at(0).at("delta").at("role").as_string() == "assistant");
+  CHECK(role.at("usage").at("completion_tokens").as_int64() == 0);
+  CHECK(role.at("usage").at("prompt_tokens").as_int64() > 0);
+  auto fin = parse_json(s.data[3]);
+  CHECK(fin.at("choices").at(0).at("finish_reason").as_string() == "stop");
+  CHECK(fin.at("choices").at(0).at("stop_reason").as_int64() == stop_id);
+}
+
 TEST_CASE("validation errors are 400s naming the field, and start no engine work", "[http]") {
   const uint16_t port = shared_server().port();
   const double before = metric(port, "aurora:request_success_total");

@@ -75,12 +75,17 @@ void read_members(const JsonValue& v, Take take) {
 
 double number_of(const JsonValue& v) { return v.as_double(); }
 
+// The error for a known field whose value asks for a feature this server does not implement.
+[[noreturn]] void fail_not_supported(const JsonValue& v, const char* neutral) {
+  v.fail(std::string("is not supported by this server (only ") + neutral + " is accepted), got " + v.raw());
+}
+
 // Fields of OpenAI (and vLLM) requests that we do not implement: accepted only with the value that
 // makes them a no-op, so that a client asking for the feature gets a clear 400 instead of a silent
 // difference.
 bool take_neutral(const std::string& key, const JsonValue& v) {
   auto require = [&](bool ok, const char* neutral) {
-    if (!ok) v.fail(std::string("is not supported by this server (only ") + neutral + " is accepted), got " + v.raw());
+    if (!ok) fail_not_supported(v, neutral);
     return true;
   };
   if (key == "frequency_penalty" || key == "presence_penalty" || key == "min_p") {
@@ -96,23 +101,70 @@ bool take_neutral(const std::string& key, const JsonValue& v) {
   if (key == "tools") return require(v.is_array() && v.size() == 0, "[]");
   if (key == "tool_choice") return require(v.is_string() && v.as_string() == "none", "\"none\"");
   if (key == "response_format") {
+    // The type decides which other keys belong, so it is read first: {"type": "json_schema",
+    // "json_schema": {...}} is a structured-output request, not an unknown field.
     if (!v.is_object()) v.fail("must be an object, got " + v.raw());
+    const JsonValue type = v["type"];
+    const std::string name = type.as_string();
+    if (name == "json_schema" || name == "json_object") {
+      type.fail(name +
+                " response formats are not supported by this server (only {\"type\": \"text\"} is accepted), got \"" +
+                name + "\"");
+    }
+    if (name != "text") type.fail("must be one of text, json_object, json_schema; got " + type.raw());
     v.reject_unknown_keys({"type"});
-    return require(v["type"].as_string() == "text", "{\"type\": \"text\"}");
-  }
-  if (key == "suffix") return require(v.as_string().empty(), "\"\"");
-  if (key == "user" || key == "service_tier") {
-    (void)v.as_string();
     return true;
   }
-  if (key == "parallel_tool_calls" || key == "store") {
+  if (key == "suffix") return require(v.as_string().empty(), "\"\"");
+  if (key == "store") return require(!v.as_bool(), "false");  // nothing is kept for later retrieval
+  if (key == "service_tier") {  // one tier: "auto" and "default" name it, "flex" or "priority" ask for another
+    const std::string tier = v.as_string();
+    return require(tier == "auto" || tier == "default", "\"auto\" or \"default\"");
+  }
+  if (key == "parallel_tool_calls") {  // no tools are accepted, so it never changes anything
     (void)v.as_bool();
+    return true;
+  }
+  // Purely informational: they name the end user, tag the request or key a provider's cache, and
+  // never change the output.
+  if (key == "user" || key == "prompt_cache_key" || key == "safety_identifier") {
+    (void)v.as_string();
     return true;
   }
   if (key == "metadata") {
     if (!v.is_object()) v.fail("must be an object, got " + v.raw());
+    for (const auto& [name, value] : v.members()) (void)value.as_string();
     return true;
   }
+  return false;
+}
+
+// Fields only chat requests have (OpenAI's chat API); the same neutral-value rule.
+bool take_chat_neutral(const std::string& key, const JsonValue& v) {
+  auto require = [&](bool ok, const char* neutral) {
+    if (!ok) fail_not_supported(v, neutral);
+    return true;
+  };
+  auto is_string = [&](std::string_view want) { return v.as_string() == want; };
+  if (key == "functions") return require(v.is_array() && v.size() == 0, "[]");  // the old name of `tools`
+  if (key == "function_call") return require(v.is_string() && v.as_string() == "none", "\"none\"");
+  if (key == "modalities") {
+    if (!v.is_array()) v.fail("must be an array of strings, got " + v.raw());
+    bool text_only = v.size() > 0;
+    for (const auto& item : v.items()) text_only = text_only && item.as_string() == "text";
+    return require(text_only, "[\"text\"]");
+  }
+  // OpenAI's defaults: the served models are not steered by either, so only the default asks for
+  // nothing that would be silently missing.
+  if (key == "reasoning_effort") return require(is_string("medium"), "\"medium\"");
+  if (key == "verbosity") return require(is_string("medium"), "\"medium\"");
+  if (key == "prediction") {  // predicted outputs only speed decoding up: the text is the same without
+    if (!v.is_object()) v.fail("must be an object, got " + v.raw());
+    if (v["type"].as_string() != "content") v["type"].fail("must be \"content\", got " + v["type"].raw());
+    return true;
+  }
+  // Known, with no neutral value other than null (null is skipped before this table).
+  if (key == "audio" || key == "web_search_options") fail_not_supported(v, "null");
   return false;
 }
 
@@ -238,6 +290,42 @@ std::string message_content(const JsonValue& v) {
   return text;
 }
 
+// Fields an assistant turn may carry when a client re-sends the conversation (the OpenAI SDKs
+// write `"tool_calls": null, "refusal": null, ...`): accepted when they say "none".
+bool take_assistant_neutral(const std::string& key, const JsonValue& v) {
+  if (key == "tool_calls") {
+    if (!(v.is_array() && v.size() == 0)) fail_not_supported(v, "null or []");
+    return true;
+  }
+  if (key == "function_call" || key == "refusal" || key == "audio") fail_not_supported(v, "null");
+  return false;
+}
+
+ChatMessageField parse_message(const JsonValue& item) {
+  if (!item.is_object()) item.fail("must be a message object, got " + item.raw());
+  ChatMessageField m;
+  const auto role = item.find("role");  // first: which other fields belong depends on it
+  if (!role) throw_invalid(child_path(item, "role"), "is required");
+  m.role = role->as_string();
+  if (m.role != "system" && m.role != "developer" && m.role != "user" && m.role != "assistant") {
+    role->fail("must be one of system, developer, user, assistant; got \"" + m.role + "\"");
+  }
+  read_members(item, [&](const std::string& key, const JsonValue& value) {
+    if (key == "role") return true;
+    if (key == "content") {
+      m.content = message_content(value);
+    } else if (key == "name") {
+      // A participant name: valid OpenAI on every role; none of the chat template families
+      // renders names (nor do the models' own Jinja templates), so it is checked and ignored.
+      (void)value.as_string();
+    } else {
+      return m.role == "assistant" && take_assistant_neutral(key, value);
+    }
+    return true;
+  });
+  return m;
+}
+
 std::vector<ChatMessageField> parse_messages(const JsonValue& v, const RequestLimits& limits) {
   if (!v.is_array()) v.fail("must be an array of messages, got " + v.raw());
   if (v.size() == 0) v.fail("must not be empty");
@@ -246,30 +334,7 @@ std::vector<ChatMessageField> parse_messages(const JsonValue& v, const RequestLi
   }
   std::vector<ChatMessageField> out;
   out.reserve(v.size());
-  for (const auto& item : v.items()) {
-    if (!item.is_object()) item.fail("must be a message object, got " + item.raw());
-    ChatMessageField m;
-    bool have_role = false;
-    KeyTracker keys;
-    for (const auto& [key, value] : item.members()) {
-      keys.add(key, value);
-      if (key == "role") {
-        m.role = value.as_string();
-        if (m.role != "system" && m.role != "developer" && m.role != "user" && m.role != "assistant") {
-          value.fail("must be one of system, developer, user, assistant; got \"" + m.role + "\"");
-        }
-        have_role = true;
-      } else if (key == "content") {
-        if (!value.is_null()) m.content = message_content(value);
-      } else if (key == "name") {
-        if (!value.is_null()) (void)value.as_string();
-      } else {
-        reject_unknown(value);
-      }
-    }
-    if (!have_role) throw_invalid(child_path(item, "role"), "is required");
-    out.push_back(std::move(m));
-  }
+  for (const auto& item : v.items()) out.push_back(parse_message(item));
   return out;
 }
 
@@ -395,7 +460,7 @@ ChatRequest chat_request_from_json(const JsonValue& root, const RequestLimits& l
     } else if (key == "add_generation_prompt") {
       req.add_generation_prompt = v.as_bool();
     } else {
-      return sampling.take(key, v) || take_neutral(key, v);
+      return sampling.take(key, v) || take_neutral(key, v) || take_chat_neutral(key, v);
     }
     return true;
   });

@@ -18,7 +18,11 @@ boost::json::object usage_object(const TokenUsage& usage) {
 
 namespace {
 
-json::value nullable(const std::optional<std::string>& s) { return s ? json::value(*s) : json::value(nullptr); }
+json::value stop_reason_value(const StopReason& reason) {
+  if (const auto* text = std::get_if<std::string>(&reason)) return json::value(*text);
+  if (const auto* token = std::get_if<int32_t>(&reason)) return json::value(*token);
+  return json::value(nullptr);
+}
 
 std::string completion_body(Endpoint endpoint, std::string_view id, std::string_view model, int64_t created,
                             const std::vector<ChoiceResult>& choices, const TokenUsage& usage) {
@@ -42,7 +46,7 @@ std::string completion_body(Endpoint endpoint, std::string_view id, std::string_
     }
     choice["logprobs"] = nullptr;
     choice["finish_reason"] = c.finish_reason;
-    choice["stop_reason"] = nullable(c.stop_reason);
+    choice["stop_reason"] = stop_reason_value(c.stop_reason);
     out.push_back(std::move(choice));
   }
   o["choices"] = std::move(out);
@@ -126,12 +130,12 @@ void ChunkEncoder::append_tail(std::string& out, const TokenUsage* usage) const 
   out += '}';
 }
 
-std::string ChunkEncoder::role_chunk(int32_t index) const {
+std::string ChunkEncoder::role_chunk(int32_t index, const TokenUsage* usage) const {
   std::string out = prefix_;
   out += "{\"index\":";
   append_int(out, index);
   out += ",\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}";
-  append_tail(out, nullptr);
+  append_tail(out, usage);
   return out;
 }
 
@@ -154,8 +158,8 @@ std::string ChunkEncoder::text_chunk(int32_t index, std::string_view text, const
   return out;
 }
 
-std::string ChunkEncoder::finish_chunk(int32_t index, std::string_view finish_reason,
-                                       const std::optional<std::string>& stop_reason, const TokenUsage* usage) const {
+std::string ChunkEncoder::finish_chunk(int32_t index, std::string_view finish_reason, const StopReason& stop_reason,
+                                       const TokenUsage* usage) const {
   std::string out = prefix_;
   out += "{\"index\":";
   append_int(out, index);
@@ -163,8 +167,10 @@ std::string ChunkEncoder::finish_chunk(int32_t index, std::string_view finish_re
   out += ",\"logprobs\":null,\"finish_reason\":";
   append_json_string(out, finish_reason);
   out += ",\"stop_reason\":";
-  if (stop_reason) {
-    append_json_string(out, *stop_reason);
+  if (const auto* text = std::get_if<std::string>(&stop_reason)) {
+    append_json_string(out, *text);
+  } else if (const auto* token = std::get_if<int32_t>(&stop_reason)) {
+    append_int(out, *token);
   } else {
     out += "null";
   }

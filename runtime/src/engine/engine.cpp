@@ -66,7 +66,8 @@ class EngineImpl final : public Engine {
   void step_together();
   void emit_token(ModelInstance& mi, Sequence& seq, int32_t token, const float* logits_row);
   void finish(ModelInstance& mi, Sequence& seq, FinishReason reason, std::optional<Error> error = std::nullopt,
-              std::optional<std::string> stop_string = std::nullopt);
+              std::optional<std::string> stop_string = std::nullopt,
+              std::optional<int32_t> stop_token_id = std::nullopt);
   void finish_by_id(RequestId id, FinishReason reason);
   void fail_step(ModelInstance& mi, const std::string& what);
   bool has_work() const;
@@ -449,11 +450,16 @@ void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, con
       delta.text += seq.stop.flush();
     }
   };
+  // EOS is checked first, as vLLM does: a token that is both EOS and a stop_token_ids entry reports
+  // no stop token.
+  const bool eos = !sp.ignore_eos && mi.is_eos(token);
   const bool stop_token =
-      (!sp.ignore_eos && mi.is_eos(token)) ||
-      std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), token) != sp.stop_token_ids.end();
+      eos || std::find(sp.stop_token_ids.begin(), sp.stop_token_ids.end(), token) != sp.stop_token_ids.end();
+  std::optional<int32_t> stop_token_id;
   if (stop_token) {
     end_text(FinishReason::kStop);  // the stop token itself adds no text
+    // A stop string completed by the flushed text ended the choice first.
+    if (!eos && !stop_string) stop_token_id = token;
   } else {
     add_text(seq.decoder->push(token));
     if (!reason &&
@@ -468,11 +474,11 @@ void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, con
     std::fprintf(stderr, "aurora: request %llu: sink threw: %s\n", static_cast<unsigned long long>(seq.id), e.what());
   }
   if (!accepted) reason = FinishReason::kCancelled;  // the consumer is gone or too slow
-  if (reason) finish(mi, seq, *reason, std::nullopt, std::move(stop_string));
+  if (reason) finish(mi, seq, *reason, std::nullopt, std::move(stop_string), stop_token_id);
 }
 
 void EngineImpl::finish(ModelInstance& mi, Sequence& seq, FinishReason reason, std::optional<Error> error,
-                        std::optional<std::string> stop_string) {
+                        std::optional<std::string> stop_string, std::optional<int32_t> stop_token_id) {
   const bool never_scheduled = !seq.first_scheduled;
   mi.scheduler->remove(&seq);  // frees the KV blocks now
   if (never_scheduled) --num_queued_;
@@ -484,6 +490,7 @@ void EngineImpl::finish(ModelInstance& mi, Sequence& seq, FinishReason reason, s
   c.timing = seq.timing;
   c.error = std::move(error);
   c.stop_string = std::move(stop_string);
+  c.stop_token_id = stop_token_id;
   c.prompt_logits = std::move(seq.prompt_logits);
   publish_counters();  // a client that sees on_finish then stats() sees its blocks freed
   try {

@@ -22,49 +22,65 @@ Error bad_role(size_t index, const std::string& role, const char* allowed) {
   return Error::invalid(role_field(index), std::string("must be one of ") + allowed + ", got '" + role + "'");
 }
 
+// OpenAI's `developer` role is the system role under another name (OpenAI renamed it for its
+// reasoning models); none of the families has a developer turn, so it renders as `system`, as
+// vLLM does. Errors still quote the role the client sent.
+const std::string& turn_role(const ChatMessage& m) {
+  static const std::string kSystem = "system";
+  return m.role == "developer" ? kSystem : m.role;
+}
+
+bool is_system(const ChatMessage& m) { return turn_role(m) == "system"; }
+
 Result<std::string> render_chatml(const ChatTemplate& t, const std::vector<ChatMessage>& messages, bool gen) {
   std::string out = t.bos_text;
-  if (!t.default_system.empty() && !messages.empty() && messages[0].role != "system") {
+  if (!t.default_system.empty() && !messages.empty() && !is_system(messages[0])) {
     out += "<|im_start|>system\n" + t.default_system + "<|im_end|>\n";
   }
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
-    if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool") {
-      return bad_role(i, m.role, "system, user, assistant, tool");
+    const std::string& role = turn_role(m);
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
+      return bad_role(i, m.role, "system, developer, user, assistant, tool");
     }
-    out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    out += "<|im_start|>" + role + "\n" + m.content + "<|im_end|>\n";
   }
   if (gen) out += "<|im_start|>assistant\n";
   return out;
 }
 
 // Llama-2 and Mistral share the alternation rule: an optional system message first, then
-// user/assistant/user/... Both templates raise an exception otherwise; so do we.
+// user/assistant/user/... Both templates raise an exception otherwise; so do we. One extension:
+// a leading run of system/developer messages (OpenAI clients send a system prompt and a developer
+// message) is joined by a blank line into the one system prompt the template has room for.
 Result<std::string> render_inst(const ChatTemplate& t, const std::vector<ChatMessage>& messages) {
   const bool llama2 = t.format == ChatFormat::kLlama2;
   size_t first = 0;
   std::string system;
-  bool has_system = false;
-  if (!messages.empty() && messages[0].role == "system") {
+  while (first < messages.size() && is_system(messages[first])) {
     if (!t.system_role) {
-      return Error::invalid(role_field(0), "this chat template has no system role (only user and assistant)");
+      return Error::invalid(
+          role_field(first),
+          "this chat template has no system role (only user and assistant), got '" + messages[first].role + "'");
     }
-    system = messages[0].content;
-    has_system = true;
-    first = 1;
+    if (first > 0) system += "\n\n";
+    system += messages[first].content;
+    ++first;
   }
+  const bool has_system = first > 0;
   std::string out = llama2 ? "" : t.bos_text;
   for (size_t i = first; i < messages.size(); ++i) {
     const auto& m = messages[i];
     const bool expect_user = (i - first) % 2 == 0;
     if (m.role != "user" && m.role != "assistant") {
-      return Error::invalid(role_field(i),
-                            "must be user or assistant (only the first message may be system), got '" + m.role + "'");
+      return Error::invalid(
+          role_field(i),
+          "must be user or assistant (system and developer messages may only come first), got '" + m.role + "'");
     }
     if ((m.role == "user") != expect_user) {
       return Error::invalid(role_field(i),
-                            "roles must alternate user/assistant/user/... after an optional system "
-                            "message, got '" +
+                            "roles must alternate user/assistant/user/... after optional system "
+                            "messages, got '" +
                                 m.role + "'");
     }
     if (m.role == "user") {
@@ -100,14 +116,15 @@ Result<std::string> render_tulu(const ChatTemplate& t, const std::vector<ChatMes
   std::string out = t.bos_text;
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
-    if (m.role != "system" && m.role != "user" && m.role != "assistant") {
-      return bad_role(i, m.role, "system, user, assistant");
+    const std::string& role = turn_role(m);
+    if (role != "system" && role != "user" && role != "assistant") {
+      return bad_role(i, m.role, "system, developer, user, assistant");
     }
     out += "<|";
-    out += m.role;
+    out += role;
     out += "|>\n";
     out += m.content;
-    if (m.role == "assistant") {
+    if (role == "assistant") {
       out += t.eos_text;
       if (i + 1 < messages.size()) out += '\n';
     } else {
@@ -122,16 +139,17 @@ Result<std::string> render_plain(const ChatTemplate& t, const std::vector<ChatMe
   std::string out = t.bos_text;
   for (size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
-    if (m.role == "system") {
+    const std::string& role = turn_role(m);
+    if (role == "system") {
       out += m.content + "\n\n";
-    } else if (m.role == "user") {
+    } else if (role == "user") {
       out += "User: " + m.content + "\n";
-    } else if (m.role == "assistant") {
+    } else if (role == "assistant") {
       out += "Assistant: " + m.content + "\n";
-    } else if (m.role == "tool") {
+    } else if (role == "tool") {
       out += "Tool: " + m.content + "\n";
     } else {
-      return bad_role(i, m.role, "system, user, assistant, tool");
+      return bad_role(i, m.role, "system, developer, user, assistant, tool");
     }
   }
   if (gen) out += "Assistant:";

@@ -105,7 +105,7 @@ void FakeEngine::cancel(runtime::RequestId id) {
 }
 
 void FakeEngine::finish(Slot& slot, runtime::FinishReason reason, std::optional<Error> error,
-                        std::optional<std::string> stop_string) {
+                        std::optional<std::string> stop_string, std::optional<int32_t> stop_token_id) {
   runtime::Completion c;
   c.reason = reason;
   c.usage.prompt_tokens = static_cast<int32_t>(slot.request.prompt_ids.size());
@@ -114,6 +114,7 @@ void FakeEngine::finish(Slot& slot, runtime::FinishReason reason, std::optional<
   c.timing = slot.timing;
   c.error = std::move(error);
   c.stop_string = std::move(stop_string);
+  c.stop_token_id = stop_token_id;
   kv_used_.fetch_sub(slot.kv_blocks);
   slot.kv_blocks = 0;
   if (reason == runtime::FinishReason::kCancelled) cancelled_.fetch_add(1);
@@ -200,9 +201,12 @@ void FakeEngine::loop() {
       for (int32_t l = 0; l < options_.num_layers; ++l) {
         expert_counts_[static_cast<size_t>(l * options_.num_experts + (k + l) % options_.num_experts)].fetch_add(1);
       }
-      slot.text += FakeTokenizer::word(k);
+      const int32_t token = FakeTokenizer::kFirstWord + k;
+      const auto& stop_ids = slot.request.sampling.stop_token_ids;
+      const bool stop_token = std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end();
+      if (!stop_token) slot.text += FakeTokenizer::word(k);  // a stop token adds no text
       runtime::TokenDelta delta;
-      delta.token_ids.push_back(FakeTokenizer::kFirstWord + k);
+      delta.token_ids.push_back(token);
       std::optional<std::string> matched;
       size_t end = slot.text.size();
       for (const auto& s : slot.request.sampling.stop) {
@@ -215,7 +219,9 @@ void FakeEngine::loop() {
       }
       const bool eos = !slot.request.sampling.ignore_eos && slot.stop_after >= 0 && slot.generated >= slot.stop_after;
       const bool length = slot.generated >= slot.request.sampling.max_tokens;
-      if (!matched && !eos && !length) end = slot.text.size() - held_back(slot.text, slot.request.sampling.stop);
+      if (!matched && !eos && !stop_token && !length) {
+        end = slot.text.size() - held_back(slot.text, slot.request.sampling.stop);
+      }
       delta.text = slot.text.substr(slot.emitted, end - slot.emitted);
       slot.emitted = end;
       if (!slot.sink->on_delta(delta)) {
@@ -223,9 +229,11 @@ void FakeEngine::loop() {
         slot_ptr.reset();
         continue;
       }
-      if (matched || eos || length) {
-        finish(slot, matched || eos ? runtime::FinishReason::kStop : runtime::FinishReason::kLength, std::nullopt,
-               matched);
+      if (matched || eos || stop_token || length) {
+        std::optional<int32_t> stop_token_id;
+        if (stop_token && !matched && !eos) stop_token_id = token;  // EOS and stop strings come first, as vLLM
+        finish(slot, matched || eos || stop_token ? runtime::FinishReason::kStop : runtime::FinishReason::kLength,
+               std::nullopt, matched, stop_token_id);
         slot_ptr.reset();
       }
     }

@@ -8,7 +8,8 @@
 // offset = seed % 16 (0 without a seed). Per-request directives in the prompt text override the
 // options: "[fake:fail_after=K]" (error after K tokens), "[fake:stop_after=K]" (EOS after K tokens
 // unless ignore_eos), "[fake:prefill_ms=N]" (first token after N ms), "[fake:hang]" (no tokens
-// until cancelled).
+// until cancelled). A generated id listed in stop_token_ids ends the request as the real engine's
+// does: finish_reason stop, no text for that token, Completion::stop_token_id set.
 //
 // Thread safety: every method may be called from any thread (Engine's contract).
 #pragma once
@@ -75,7 +76,8 @@ class FakeEngine final : public runtime::Engine {
   void loop();
   bool step(std::vector<std::unique_ptr<Slot>>& running, std::deque<std::unique_ptr<Slot>>& waiting);
   void finish(Slot& slot, runtime::FinishReason reason, std::optional<Error> error = std::nullopt,
-              std::optional<std::string> stop_string = std::nullopt);
+              std::optional<std::string> stop_string = std::nullopt,
+              std::optional<int32_t> stop_token_id = std::nullopt);
 
   const FakeEngineOptions options_;
   FakeTokenizer tokenizer_;

@@ -122,6 +122,92 @@ TEST_CASE("bad JSON and abusive parameters are 400s that name the field") {
   CHECK(chat_error(many + "]}") == "messages|messages: must hold at most 1024 messages, got 1025");
 }
 
+TEST_CASE("messages as the OpenAI SDKs re-send them: null means absent, neutral values pass") {
+  auto r = parse_chat_request(R"({"messages":[
+    {"role":"system","content":"s","name":"ops"},
+    {"role":"developer","content":"d"},
+    {"role":"user","content":"a","name":"bob"},
+    {"role":"assistant","content":"b","tool_calls":null,"refusal":null,"function_call":null,"audio":null,"name":null},
+    {"role":"assistant","content":null,"tool_calls":[]},
+    {"role":"user","content":"c"}]})",
+                              kLimits);
+  REQUIRE(r.ok());
+  REQUIRE(r->messages.size() == 6);
+  CHECK(r->messages[1].role == "developer");
+  CHECK(r->messages[3].role == "assistant");
+  CHECK(r->messages[3].content == "b");
+  CHECK(r->messages[4].content.empty());
+
+  auto msg = [](const std::string& m) { return R"({"messages":[{"role":"user","content":"a"},)" + m + "]}"; };
+  CHECK(
+      chat_error(msg(R"({"role":"assistant","content":"b","tool_calls":[{"id":"c1","type":"function"}]})")) ==
+      R"(messages[1].tool_calls|messages[1].tool_calls: is not supported by this server (only null or [] is accepted), got [{"id":"c1","type":"function"}])");
+  CHECK(
+      chat_error(msg(R"({"role":"assistant","content":"b","refusal":"no"})")) ==
+      R"(messages[1].refusal|messages[1].refusal: is not supported by this server (only null is accepted), got "no")");
+  CHECK(chat_error(msg(R"({"role":"assistant","function_call":{"name":"f"}})"))
+            .rfind("messages[1].function_call|messages[1].function_call: is not supported", 0) == 0);
+  CHECK(chat_error(msg(R"({"role":"assistant","audio":{"id":"a1"}})"))
+            .rfind("messages[1].audio|messages[1].audio: is not supported", 0) == 0);
+  CHECK(chat_error(msg(R"({"role":"user","content":"b","name":7})")) ==
+        "messages[1].name|messages[1].name: must be a string, got a number 7");
+  // Assistant-only fields stay unknown on other roles; typos stay unknown everywhere.
+  CHECK(chat_error(msg(R"({"role":"user","content":"b","refusal":"no"})")) ==
+        "messages[1].refusal|messages[1].refusal: unknown parameter");
+  CHECK(chat_error(msg(R"({"role":"assistant","contnet":"b"})")) ==
+        "messages[1].contnet|messages[1].contnet: unknown parameter");
+  CHECK(chat_error(msg(R"({"role":"assistant","content":"b","content":"c"})")) ==
+        "messages[1].content|messages[1].content: duplicate key");
+  CHECK(chat_error(msg(R"({"role":null,"content":"b"})")) == "messages[1].role|messages[1].role: is required");
+  CHECK(chat_error(msg(R"({"role":"tool","content":"b"})")).rfind("messages[1].role|", 0) == 0);
+}
+
+TEST_CASE("known OpenAI fields: neutral values are accepted, others are named as not supported") {
+  auto r = parse_chat_request(chat_with(R"(,"functions":[],"function_call":"none","modalities":["text"],
+    "reasoning_effort":"medium","verbosity":"medium","prompt_cache_key":"k1","safety_identifier":"u-hash",
+    "store":false,"metadata":{},"service_tier":"auto","parallel_tool_calls":true,"user":"u1",
+    "prediction":{"type":"content","content":"x"},"response_format":{"type":"text"},"audio":null)"),
+                              kLimits);
+  REQUIRE(r.ok());
+  CHECK(parse_chat_request(chat_with(R"(,"service_tier":"default","metadata":{"team":"a"})"), kLimits).ok());
+
+  auto not_supported = [](const std::string& extra, const std::string& field, const std::string& tail) {
+    const std::string e = chat_error(chat_with(extra));
+    INFO(extra << " -> " << e);
+    CHECK(e == field + "|" + field + ": is not supported by this server (only " + tail);
+  };
+  not_supported(R"(,"functions":[{"name":"f"}])", "functions", R"([] is accepted), got [{"name":"f"}])");
+  not_supported(R"(,"function_call":"auto")", "function_call", R"("none" is accepted), got "auto")");
+  not_supported(R"(,"modalities":["text","audio"])", "modalities", R"(["text"] is accepted), got ["text","audio"])");
+  not_supported(R"(,"reasoning_effort":"high")", "reasoning_effort", R"("medium" is accepted), got "high")");
+  not_supported(R"(,"verbosity":"low")", "verbosity", R"("medium" is accepted), got "low")");
+  not_supported(R"(,"store":true)", "store", "false is accepted), got true");
+  not_supported(R"(,"service_tier":"flex")", "service_tier", R"("auto" or "default" is accepted), got "flex")");
+  not_supported(R"(,"audio":{"voice":"alloy","format":"wav"})", "audio",
+                R"(null is accepted), got {"voice":"alloy","format":"wav"})");
+  not_supported(R"(,"web_search_options":{})", "web_search_options", "null is accepted), got {}");
+
+  // Structured outputs: the value of `type` is what is refused, not its companion field.
+  CHECK(
+      chat_error(chat_with(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}})")) ==
+      R"(response_format.type|response_format.type: json_schema response formats are not supported by this server (only {"type": "text"} is accepted), got "json_schema")");
+  CHECK(chat_error(chat_with(R"(,"response_format":{"type":"json_object"})"))
+            .rfind("response_format.type|response_format.type: json_object response formats are not supported", 0) ==
+        0);
+  CHECK(chat_error(chat_with(R"(,"response_format":{"type":"xml"})")) ==
+        R"(response_format.type|response_format.type: must be one of text, json_object, json_schema; got "xml")");
+  CHECK(chat_error(chat_with(R"(,"response_format":{"type":"text","strict":true})")) ==
+        "response_format.strict|response_format.strict: unknown field");
+  CHECK(chat_error(chat_with(R"(,"metadata":{"n":1})")) == "metadata.n|metadata.n: must be a string, got a number 1");
+  CHECK(chat_error(chat_with(R"(,"prediction":{"type":"diff"})")).rfind("prediction.type|", 0) == 0);
+
+  // The table only grew: a typo is still an unknown parameter, and chat-only fields are unknown
+  // to completions.
+  CHECK(chat_error(chat_with(R"(,"reasoning_efort":"low")")) == "reasoning_efort|reasoning_efort: unknown parameter");
+  CHECK(completion_error(R"({"prompt":"x","functions":[]})") == "functions|functions: unknown parameter");
+  CHECK(completion_error(R"({"prompt":"x","store":false,"user":"u","prompt_cache_key":"k"})") == "(ok)");
+}
+
 TEST_CASE("completions accept a string, token ids and batches") {
   auto r = parse_completion_request(R"({"model":"m","prompt":"The capital of France is","max_tokens":16})", kLimits);
   REQUIRE(r.ok());
@@ -265,12 +351,26 @@ TEST_CASE("streamed chunks are valid JSON in OpenAI's shape") {
   TokenUsage running{6, 1};
   auto tu = json::parse(cmpl.text_chunk(0, "x", &running)).as_object();
   CHECK(tu.at("usage").as_object().at("completion_tokens").as_int64() == 1);
-  auto tf = json::parse(cmpl.finish_chunk(0, "length", std::nullopt)).as_object();
+  auto tf = json::parse(cmpl.finish_chunk(0, "length", {})).as_object();
   CHECK(tf.at("choices").as_array()[0].as_object().at("stop_reason").is_null());
+  // A stop_token_ids entry is reported as the integer id (vLLM), not as a string.
+  auto tt = json::parse(cmpl.finish_chunk(0, "stop", int32_t{32}, &running)).as_object();
+  CHECK(tt.at("choices").as_array()[0].as_object().at("stop_reason").as_int64() == 32);
+  CHECK(tt.at("usage").as_object().at("completion_tokens").as_int64() == 1);
+
+  // continuous_usage_stats: every chunk carries usage, the role chunk included (vLLM).
+  TokenUsage prompt_only{21, 0};
+  auto role_usage = json::parse(chat.role_chunk(0, &prompt_only)).as_object();
+  CHECK(role_usage.at("usage").as_object().at("prompt_tokens").as_int64() == 21);
+  CHECK(role_usage.at("usage").as_object().at("completion_tokens").as_int64() == 0);
+  CHECK(role_usage.at("usage").as_object().at("total_tokens").as_int64() == 21);
 }
 
 TEST_CASE("non-streaming bodies") {
-  std::vector<ChoiceResult> choices{{0, "Paris", "stop", std::nullopt}, {1, "Lyon", "length", std::nullopt}};
+  std::vector<ChoiceResult> choices{{0, "Paris", "stop", {}},
+                                    {1, "Lyon", "length", {}},
+                                    {2, "Nice", "stop", 32},
+                                    {3, "Metz", "stop", std::string("\n")}};
   auto chat = json::parse(chat_completion_body("chatcmpl-9", "m", 5, choices, {21, 3})).as_object();
   CHECK(chat.at("object").as_string() == "chat.completion");
   auto msg = chat.at("choices").as_array()[1].as_object().at("message").as_object();
@@ -278,7 +378,12 @@ TEST_CASE("non-streaming bodies") {
   CHECK(msg.at("content").as_string() == "Lyon");
   CHECK(chat.at("usage").as_object().at("total_tokens").as_int64() == 24);
   auto text = json::parse(text_completion_body("cmpl-9", "m", 5, choices, {1, 1})).as_object();
-  CHECK(text.at("choices").as_array()[0].as_object().at("text").as_string() == "Paris");
+  const auto& text_choices = text.at("choices").as_array();
+  CHECK(text_choices[0].as_object().at("text").as_string() == "Paris");
+  CHECK(text_choices[0].as_object().at("stop_reason").is_null());
+  CHECK(text_choices[2].as_object().at("stop_reason").as_int64() == 32);
+  CHECK(text_choices[3].as_object().at("stop_reason").as_string() == "\n");
+  CHECK(chat.at("choices").as_array()[2].as_object().at("stop_reason").as_int64() == 32);
 }
 
 TEST_CASE("SSE parser handles split input, CRLF, comments and multi-line data") {

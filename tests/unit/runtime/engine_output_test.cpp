@@ -64,6 +64,7 @@ TEST_CASE("stop strings end the text before the match, across tokens", "[engine]
   CHECK(s->completion.reason == FinishReason::kStop);
   REQUIRE(s->completion.stop_string.has_value());
   CHECK(*s->completion.stop_string == stop);
+  CHECK_FALSE(s->completion.stop_token_id.has_value());
   CHECK(s->text == full.substr(0, at));
   CHECK(s->tokens.size() == at + stop.size());  // the stop string's tokens were generated
   std::string streamed;
@@ -99,9 +100,12 @@ TEST_CASE("stop token ids end generation; the token is counted but adds no text"
   req.sampling.stop_token_ids = {stop_id};
   auto s = run(*e, req);
   CHECK(s->completion.reason == FinishReason::kStop);
+  CHECK(s->completion.stop_token_id == stop_id);  // vLLM's stop_reason: the id that ended it
+  CHECK_FALSE(s->completion.stop_string.has_value());
   CHECK(s->token_ids() == std::vector<int32_t>(tokens.begin(), tokens.begin() + long(first) + 1));
   CHECK(s->text == base->text.substr(0, first));
   CHECK(s->completion.usage.completion_tokens == int32_t(first) + 1);
+  CHECK_FALSE(base->completion.stop_token_id.has_value());  // length: nothing stopped it
 }
 
 TEST_CASE("EOS from generation_config.json stops generation unless ignore_eos", "[engine][stop]") {
@@ -121,6 +125,18 @@ TEST_CASE("EOS from generation_config.json stops generation unless ignore_eos", 
   auto stopped = run(*e, make_request(prompts[0].ids, 24));
   CHECK(stopped->completion.reason == FinishReason::kStop);
   CHECK(stopped->token_ids() == std::vector<int32_t>(greedy.begin(), greedy.begin() + long(j) + 1));
+  CHECK_FALSE(stopped->completion.stop_token_id.has_value());  // EOS is no stop token (vLLM: null)
+  // EOS is checked first: listing it in stop_token_ids too still reports no stop token.
+  auto eos_listed = make_request(prompts[0].ids, 24);
+  eos_listed.sampling.stop_token_ids = {greedy[j]};
+  auto both = run(*e, eos_listed);
+  CHECK(both->completion.reason == FinishReason::kStop);
+  CHECK_FALSE(both->completion.stop_token_id.has_value());
+  // With ignore_eos the same id is an ordinary stop token.
+  eos_listed.sampling.ignore_eos = true;
+  auto listed = run(*e, eos_listed);
+  CHECK(listed->completion.reason == FinishReason::kStop);
+  CHECK(listed->completion.stop_token_id == greedy[j]);
   auto req = make_request(prompts[0].ids, 24);
   req.sampling.ignore_eos = true;
   auto full = run(*e, req);

@@ -110,6 +110,45 @@ TEST_CASE("template names and roles are validated with clear errors", "[tokenize
   CHECK(late_system.error().field == "messages[1].role");
 }
 
+TEST_CASE("developer messages render as system messages in every family", "[tokenizer][chat]") {
+  using aurora::runtime::ChatTemplate;
+  const std::vector<ChatMessage> sdu{{"system", "s"}, {"developer", "d"}, {"user", "a"}};
+  const std::vector<ChatMessage> du{{"developer", "d"}, {"user", "a"}};
+
+  const ChatTemplate chatml{ChatFormat::kChatMl, "", "", "", false, true};
+  CHECK(*render_chat(chatml, sdu) ==
+        "<|im_start|>system\ns<|im_end|>\n<|im_start|>system\nd<|im_end|>\n<|im_start|>user\na<|im_end|>\n"
+        "<|im_start|>assistant\n");
+  // A developer message replaces the template's default system prompt, as a system message does.
+  const ChatTemplate qwen{ChatFormat::kChatMl, "", "", "You are a helpful assistant.", false, true};
+  CHECK(*render_chat(qwen, du) == *render_chat(qwen, {{"system", "d"}, {"user", "a"}}));
+
+  // [INST] templates have room for one system prompt: the leading system messages share it.
+  const ChatTemplate llama{ChatFormat::kLlama2, "<s>", "</s>", "", false, true};
+  CHECK(*render_chat(llama, sdu) == "<s>[INST] <<SYS>>\ns\n\nd\n<</SYS>>\n\na [/INST]");
+  CHECK(*render_chat(llama, du) == *render_chat(llama, {{"system", "d"}, {"user", "a"}}));
+  const ChatTemplate mixtral{ChatFormat::kMistral, "<s>", "</s>", "", true, true};
+  CHECK(*render_chat(mixtral, sdu) == "<s> [INST] s\n\nd\n\na [/INST]");
+  CHECK(*render_chat(mixtral, {{"developer", "d"}, {"user", "a"}, {"assistant", "b"}, {"user", "c"}}) ==
+        "<s> [INST] d\n\na [/INST] b</s> [INST] c [/INST]");
+
+  const ChatTemplate tulu{ChatFormat::kTulu, "", "</s>", "", false, true};
+  CHECK(*render_chat(tulu, sdu) == "<|system|>\ns\n<|system|>\nd\n<|user|>\na\n<|assistant|>\n");
+  const ChatTemplate plain{ChatFormat::kPlain, "", "", "", false, true};
+  CHECK(*render_chat(plain, sdu) == "s\n\nd\n\nUser: a\nAssistant:");
+
+  // Where a system message is an error, so is a developer message, and the error quotes the role sent.
+  const ChatTemplate mistral_v01{ChatFormat::kMistral, "<s>", "</s>", "", false, false};
+  auto no_system = render_chat(mistral_v01, du);
+  REQUIRE_FALSE(no_system.ok());
+  CHECK(no_system.error().field == "messages[0].role");
+  CHECK_THAT(no_system.error().message, Catch::Contains("no system role") && Catch::Contains("'developer'"));
+  auto late = render_chat(llama, {{"user", "a"}, {"developer", "d"}});
+  REQUIRE_FALSE(late.ok());
+  CHECK(late.error().field == "messages[1].role");
+  CHECK_THAT(late.error().message, Catch::Contains("'developer'"));
+}
+
 TEST_CASE("model directories pick their template from tokenizer_config.json, or a forced one", "[tokenizer][chat]") {
   auto qwen = load_tokenizer(fixture("qwen2"));
   REQUIRE(qwen.ok());

@@ -21,7 +21,8 @@
 namespace aurora::runtime {
 
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant" (chatml and plain also accept "tool")
+  std::string role;  // "system", "developer" (rendered as system), "user", "assistant" (chatml and
+                     // plain also accept "tool")
   std::string content;
 };
 
@@ -52,9 +53,11 @@ Result<ChatFormat> parse_chat_format(std::string_view name, const std::string& f
 //   anything else (or empty)           -> plain
 ChatTemplate detect_chat_template(std::string_view jinja);
 
-// Renders the conversation. Roles that the family does not accept, or llama/mistral turns that
-// do not alternate user/assistant after an optional leading system message, are errors naming
-// messages[i].role.
+// Renders the conversation. `developer` messages render as `system` in every family (OpenAI's
+// name for the system role of its newer models; vLLM does the same). llama/mistral have room for
+// one system prompt: leading system/developer messages are joined by a blank line into it. Roles
+// that the family does not accept, or llama/mistral turns that do not alternate user/assistant
+// after the leading system messages, are errors naming messages[i].role.
 Result<std::string> render_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>& messages,
                                 bool add_generation_prompt = true);
 

@@ -66,6 +66,8 @@ struct Completion {
   RequestTiming timing;
   std::optional<Error> error;              // set when reason == kError
   std::optional<std::string> stop_string;  // which stop string matched, if any
+  std::optional<int32_t> stop_token_id;    // the stop_token_ids entry that ended it (not EOS, as vLLM);
+                                           // never set together with stop_string
   std::vector<float> prompt_logits;        // when GenerationRequest::return_prompt_logits (and a token was drawn)
 };
 

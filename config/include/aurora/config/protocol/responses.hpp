@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -26,12 +27,16 @@ struct TokenUsage {
 // {"prompt_tokens":..,"completion_tokens":..,"total_tokens":..}
 boost::json::object usage_object(const TokenUsage& usage);
 
+// vLLM's `stop_reason` extension: the stop string that matched (written as a JSON string), the
+// stop_token_ids entry that ended the choice (a JSON integer), or neither (null: EOS, length).
+using StopReason = std::variant<std::monostate, std::string, int32_t>;
+
 // One finished choice of a non-streaming response.
 struct ChoiceResult {
   int32_t index = 0;
   std::string text;
-  std::string finish_reason;               // "stop" | "length"
-  std::optional<std::string> stop_reason;  // the matched stop string (vLLM's extension), or null
+  std::string finish_reason;  // "stop" | "length"
+  StopReason stop_reason;
 };
 
 // {"id","object":"chat.completion","created","model","choices":[{"index","message":{"role","content"},
@@ -50,12 +55,13 @@ class ChunkEncoder {
   // stream_options.include_usage is set).
   ChunkEncoder(Endpoint endpoint, std::string_view id, std::string_view model, int64_t created, bool usage_null_field);
 
-  // Chat only: the first chunk of a choice, delta {"role":"assistant","content":""}.
-  std::string role_chunk(int32_t index) const;
+  // Chat only: the first chunk of a choice, delta {"role":"assistant","content":""}; `usage` as in
+  // text_chunk (vLLM's continuous_usage_stats puts usage in every chunk, this one included).
+  std::string role_chunk(int32_t index, const TokenUsage* usage = nullptr) const;
   // A chunk carrying text; `usage` (vLLM's continuous_usage_stats) replaces the null usage field.
   std::string text_chunk(int32_t index, std::string_view text, const TokenUsage* usage = nullptr) const;
   // The last chunk of a choice: empty delta (chat) or empty text (completions), with finish_reason.
-  std::string finish_chunk(int32_t index, std::string_view finish_reason, const std::optional<std::string>& stop_reason,
+  std::string finish_chunk(int32_t index, std::string_view finish_reason, const StopReason& stop_reason,
                            const TokenUsage* usage = nullptr) const;
   // The usage chunk after all choices finished: "choices":[] and "usage":{..}.
   std::string usage_chunk(const TokenUsage& usage) const;

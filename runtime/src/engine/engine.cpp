@@ -90,6 +90,11 @@ class EngineImpl final : public Engine {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int32_t> num_queued_{0};  // accepted, never scheduled yet: the max_waiting budget
+  // Progress (stats().seconds_without_progress): when the engine thread last finished a step, or
+  // was handed work while idle; steady-clock nanoseconds.
+  std::atomic<int64_t> progress_ns_{Clock::now().time_since_epoch().count()};
+  std::atomic<bool> idle_{true};  // no request running or waiting, as last published
+  void note_progress() { progress_ns_.store(Clock::now().time_since_epoch().count()); }
 
   std::mutex shutdown_mu_;
   std::thread thread_;
@@ -187,6 +192,7 @@ Result<RequestId> EngineImpl::submit(GenerationRequest request, std::shared_ptr<
           "the waiting queue is full (" + std::to_string(options_.max_waiting) + " requests); retry later");
     }
     ++num_queued_;
+    if (inbox_.empty() && idle_.load()) note_progress();  // an idle engine has not been stalling
     inbox_.push_back(Live{std::move(seq), mi});
   }
   cv_.notify_one();
@@ -246,6 +252,7 @@ void EngineImpl::run() {
         std::fprintf(stderr, "aurora: online re-planning at a step boundary failed: %s\n", e.what());
       }
     }
+    publish_counters();  // requests just taken from the inbox count as waiting while the step runs
     if (models_.front()->together) {
       step_together();
     } else {
@@ -413,8 +420,10 @@ void EngineImpl::complete_step(ModelInstance& mi, const StepResult& step_result)
     counters_.prompt_tokens_total += prompt_tokens;
     counters_.generation_tokens_total += static_cast<int64_t>(mi.sampled_chunks.size());
     ++counters_.num_steps_total;
+    counters_.consecutive_failed_steps = 0;
     mi.last_exchange = result->exchange;
   }
+  note_progress();
   for (size_t i = 0; i < mi.sampled_chunks.size(); ++i) {
     emit_token(mi, *mi.sampled_chunks[i].seq, mi.sampled_tokens[i],
                result->logits ? result->logits + i * static_cast<size_t>(V) : nullptr);
@@ -510,6 +519,12 @@ void EngineImpl::finish_by_id(RequestId id, FinishReason reason) {
 
 void EngineImpl::fail_step(ModelInstance& mi, const std::string& what) {
   std::fprintf(stderr, "aurora: step of %s failed: %s\n", mi.name.c_str(), what.c_str());
+  {
+    std::lock_guard lock(stats_mu_);
+    ++counters_.failed_steps_total;
+    ++counters_.consecutive_failed_steps;
+  }
+  note_progress();  // the thread is alive; failing steps show in consecutive_failed_steps
   to_cancel_.clear();
   for (const auto& ch : mi.scheduler->last_scheduled()) to_cancel_.push_back(ch.seq->id);
   for (RequestId id : to_cancel_) {
@@ -528,6 +543,7 @@ void EngineImpl::publish_counters() {
     used += mi->scheduler->blocks_used();
     total += mi->scheduler->blocks_total();
   }
+  idle_.store(running == 0 && waiting == 0);
   std::lock_guard lock(stats_mu_);
   counters_.num_requests_running = running;
   counters_.num_requests_waiting = waiting;
@@ -547,6 +563,10 @@ EngineStats EngineImpl::stats() const {
   {
     std::lock_guard lock(mu_);  // accepted but not yet seen by the engine thread
     s.num_requests_waiting += static_cast<int32_t>(inbox_.size());
+  }
+  if (s.num_requests_running + s.num_requests_waiting > 0) {
+    const auto since = Clock::now().time_since_epoch() - Clock::duration(progress_ns_.load());
+    s.seconds_without_progress = std::max(0.0, std::chrono::duration<double>(since).count());
   }
   for (size_t m = 0; m < models_.size(); ++m) {
     const auto& mi = *models_[m];

@@ -129,6 +129,30 @@ TEST_CASE("admission: queue up to max_waiting, then reject with a clear reason",
   CHECK(e->submit(make_request(bytes_of("d"), 2), std::make_shared<CollectingSink>()).ok());
 }
 
+TEST_CASE("a held engine thread shows as seconds without progress; an idle engine shows none", "[engine][health]") {
+  auto e = engine_with(EngineOptions{});
+  CHECK(e->stats().seconds_without_progress == 0.0);  // idle: nothing to make progress on
+  Gate gate;
+  auto sink = std::make_shared<CollectingSink>();
+  sink->on_delta_hook = [&](int n) {
+    if (n == 1) gate.wait();  // holds the engine thread inside its first step
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("stall"), 4), sink).ok());
+  gate.wait_entered();
+  std::this_thread::sleep_for(300ms);
+  const EngineStats held = e->stats();
+  CHECK(held.num_requests_running + held.num_requests_waiting == 1);
+  CHECK(held.seconds_without_progress >= 0.25);
+  CHECK(held.consecutive_failed_steps == 0);
+  gate.release();
+  REQUIRE(sink->wait());
+  CHECK(sink->completion.reason == FinishReason::kLength);
+  // Idle again once the finish is published.
+  for (int i = 0; i < 200 && e->stats().num_requests_running > 0; ++i) std::this_thread::sleep_for(5ms);
+  CHECK(e->stats().seconds_without_progress == 0.0);
+}
+
 TEST_CASE("admission: invalid requests are rejected naming the field", "[engine][admission]") {
   EngineOptions o;
   o.kv_cache_tokens = 256;

@@ -42,6 +42,12 @@ struct EngineStats {
   int64_t generation_tokens_total = 0;
   int64_t num_steps_total = 0;
   int64_t num_preemptions_total = 0;
+  // Whether the engine thread is making progress (for readiness): seconds since it last finished a
+  // step (or, idle, was given work), counted only while requests are running or waiting (0 when
+  // idle); steps that failed (their requests got errors) in a row, reset by a step that succeeds.
+  double seconds_without_progress = 0.0;
+  int64_t consecutive_failed_steps = 0;
+  int64_t failed_steps_total = 0;
   // Aurora's own: per model, per layer.
   struct LayerStats {
     std::vector<double> expert_load;  // tokens per expert over the statistics window

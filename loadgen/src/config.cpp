@@ -40,8 +40,9 @@ Metrics (vLLM's definitions, `vllm bench serve`):
 Result JSON (--save-result): vLLM's fields (completed, failed, total_input_tokens,
   total_output_tokens, request_throughput, request_goodput, output_throughput,
   total_token_throughput, {mean,median,std,pNN}_{ttft,tpot,itl,e2el}_ms, duration, ...), plus
-  failures_by_reason, the per-second time series, and (Aurora targets) the plan version and
-  expert-load balance scraped from /metrics.
+  failures_by_reason, cancelled (with cancel_planned, cancelled_output_tokens and
+  {mean,median,pNN}_cancelled_ttft_ms), the per-second time series, and (Aurora targets) the plan
+  version and expert-load balance scraped from /metrics.
 )";
 
 std::optional<double> parse_rate(const std::string& text) {

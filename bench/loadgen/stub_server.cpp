@@ -38,8 +38,8 @@ Clock::duration ms(double v) {
 }
 
 struct Counters {
-  std::atomic<int64_t> connections{0}, http_requests{0}, streams{0}, ws_connections{0}, ws_requests{0}, ws_cancels{0},
-      chunks_sent{0};
+  std::atomic<int64_t> connections{0}, http_requests{0}, streams{0}, sse_disconnects{0}, ws_connections{0},
+      ws_requests{0}, ws_cancels{0}, chunks_sent{0};
 };
 
 StubRequest read_request(const json::value& body, std::string path) {
@@ -304,9 +304,50 @@ struct StubServer::Impl {
     co_return true;
   }
 
+  // Watches an SSE stream's socket for the client's disconnect: the client sends nothing while it
+  // reads a stream, so the socket turning readable with nothing to read is its FIN or RST.
+  struct PeerWatch {
+    bool active = true;  // false once the stream is over: a late completion does nothing
+    bool gone = false;
+    asio::steady_timer* step_timer = nullptr;
+  };
+
+  void watch_peer(beast::tcp_stream& stream, std::shared_ptr<PeerWatch> watch) {
+    stream.socket().async_wait(tcp::socket::wait_read, [this, watch, &stream](const boost::system::error_code& ec) {
+      if (ec || !watch->active) return;
+      boost::system::error_code aec;
+      if (stream.socket().available(aec) > 0 && !aec) return;  // pipelined data
+      note_disconnect(*watch);
+      if (watch->step_timer) watch->step_timer->cancel();
+    });
+  }
+
+  void note_disconnect(PeerWatch& watch) {
+    if (watch.gone) return;
+    watch.gone = true;
+    ++counters.sse_disconnects;
+  }
+
   asio::awaitable<bool> stream_sse(beast::tcp_stream& stream, const StubRequest& r, const StubScript& s, bool keep) {
-    const auto t_start = Clock::now();
     ++counters.streams;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    auto watch = std::make_shared<PeerWatch>();
+    watch->step_timer = &timer;
+    watch_peer(stream, watch);
+    const bool ok = co_await stream_sse_steps(stream, r, s, keep, timer, *watch);
+    watch->active = false;
+    watch->step_timer = nullptr;
+    if (!ok && !watch->gone && !s.close_after_chunks) note_disconnect(*watch);  // a write failed
+    if (ok) {
+      boost::system::error_code ignored;
+      stream.socket().cancel(ignored);  // the watch; the session reads the next request
+    }
+    co_return ok;
+  }
+
+  asio::awaitable<bool> stream_sse_steps(beast::tcp_stream& stream, const StubRequest& r, const StubScript& s,
+                                         bool keep, asio::steady_timer& timer, const PeerWatch& watch) {
+    const auto t_start = Clock::now();
     http::response<http::empty_body> res{http::status::ok, 11};
     res.set(http::field::content_type, "text/event-stream");
     res.set(http::field::cache_control, "no-cache");
@@ -320,13 +361,13 @@ struct StubServer::Impl {
     const std::string text_json = json::serialize(json::string(s.chunk_text));
     const char* eol = s.crlf ? "\r\n" : "\n";
     auto event = [&](const std::string& data) { return std::string("data: ") + data + eol + eol; };
-    asio::steady_timer timer(co_await asio::this_coro::executor);
     for (const Step& step : timeline(r, s)) {
       const auto when = t_start + ms(step.offset_ms);
-      if (when > Clock::now()) {
+      if (when > Clock::now() && !watch.gone) {
         timer.expires_at(when);
         co_await timer.async_wait(use_tuple);
       }
+      if (watch.gone) co_return false;
       std::string data;
       switch (step.kind) {
         case Step::Kind::kRole: data = event(chunk_json(r, id, model, "role", text_json, "")); break;
@@ -523,8 +564,16 @@ void StubServer::stop() {
 
 StubStats StubServer::stats() const {
   const Counters& c = impl_->counters;
-  return StubStats{c.connections.load(), c.http_requests.load(), c.streams.load(),    c.ws_connections.load(),
-                   c.ws_requests.load(), c.ws_cancels.load(),    c.chunks_sent.load()};
+  StubStats out;
+  out.connections = c.connections.load();
+  out.http_requests = c.http_requests.load();
+  out.streams = c.streams.load();
+  out.sse_disconnects = c.sse_disconnects.load();
+  out.ws_connections = c.ws_connections.load();
+  out.ws_requests = c.ws_requests.load();
+  out.ws_cancels = c.ws_cancels.load();
+  out.chunks_sent = c.chunks_sent.load();
+  return out;
 }
 
 }  // namespace aurora::loadgen::stub

@@ -8,6 +8,8 @@
 // Each request gets a StubScript from the script function: when each chunk leaves (offsets from
 // the moment the request was read), errors to inject, framing quirks. start() runs it on
 // background threads; stop() (or the destructor) joins them. Counters are thread-safe.
+// While an SSE stream runs, the socket is watched for the client's disconnect (as a real server
+// keeps a read pending): it ends the stream at once and counts in sse_disconnects.
 #pragma once
 
 #include <atomic>
@@ -66,6 +68,7 @@ struct StubStats {
   int64_t connections = 0;
   int64_t http_requests = 0;
   int64_t streams = 0;
+  int64_t sse_disconnects = 0;  // SSE streams whose client went away before the script's end
   int64_t ws_connections = 0;
   int64_t ws_requests = 0;
   int64_t ws_cancels = 0;

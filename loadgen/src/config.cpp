@@ -33,12 +33,16 @@ Metrics (vLLM's definitions, `vllm bench serve`):
          none, they fall back to the number of content chunks (or a tokenizer-free estimate with
          --output-token-fallback estimate). The summary says which source was used.
   Failures are counted by reason (http_503, stream_error, timeout, connect_failed, ...).
+  Cancelled: requests the load generator cancelled itself (--request-cancellation-rate), counted
+         apart from completed and failed and left out of every statistic above; the tokens they
+         received and the TTFT of those that got a first token are reported separately.
 
 Result JSON (--save-result): vLLM's fields (completed, failed, total_input_tokens,
   total_output_tokens, request_throughput, request_goodput, output_throughput,
   total_token_throughput, {mean,median,std,pNN}_{ttft,tpot,itl,e2el}_ms, duration, ...), plus
-  failures_by_reason, the per-second time series, and (Aurora targets) the plan version and
-  expert-load balance scraped from /metrics.
+  failures_by_reason, cancelled (with cancel_planned, cancelled_output_tokens and
+  {mean,median,pNN}_cancelled_ttft_ms), the per-second time series, and (Aurora targets) the plan
+  version and expert-load balance scraped from /metrics.
 )";
 
 std::optional<double> parse_rate(const std::string& text) {
@@ -46,6 +50,18 @@ std::optional<double> parse_rate(const std::string& text) {
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
   if (text.empty() || end != text.c_str() + text.size() || std::isnan(v)) return std::nullopt;
+  return v;
+}
+
+// A finite number in [lo, hi], or an error naming the flag and the text as given.
+Result<double> parse_bounded(const po::variables_map& vm, const char* flag, double lo, double hi,
+                             const std::string& what) {
+  const std::string text = vm[flag].as<std::string>();
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v) || v < lo || v > hi) {
+    return Error::invalid(std::string("--") + flag, "must be " + what + ", got \"" + text + "\"");
+  }
   return v;
 }
 
@@ -103,7 +119,12 @@ po::options_description make_options() {
                                                                              "ramp start rate")(
       "ramp-up-end-rps", po::value<double>(), "ramp end rate")("num-warmups", po::value<int64_t>()->default_value(0),
                                                                "warm-up requests sent first and not measured")(
-      "seed", po::value<uint64_t>()->default_value(0), "seed of the arrivals and prompts");
+      "seed", po::value<uint64_t>()->default_value(0), "seed of the arrivals, prompts and cancellations")(
+      "request-cancellation-rate", po::value<std::string>()->default_value("0"),
+      "percent of requests (0..100, chosen with the seed) that the client cancels, as AIPerf does")(
+      "request-cancellation-delay", po::value<std::string>()->default_value("0"),
+      "seconds after a chosen request is fully sent before it is cancelled (SSE: the connection is closed; "
+      "aurora-ws: response.cancel)");
 
   po::options_description workload("Workload", kLineLength, kDescriptionLength);
   workload.add_options()("dataset-name", po::value<std::string>()->default_value("random"),
@@ -171,6 +192,13 @@ std::vector<std::string> normalise_args(int argc, const char* const* argv) {
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    // A negative number after these is their (invalid) value, not an option: let the check
+    // below name it.
+    if ((a == "--request-cancellation-rate" || a == "--request-cancellation-delay") && i + 1 < argc &&
+        argv[i + 1][0] == '-') {
+      args.push_back(a + "=" + argv[++i]);
+      continue;
+    }
     if (a == "--save-result") {
       if (i + 1 < argc && argv[i + 1][0] != '-') {
         args.push_back("--save-result=" + std::string(argv[++i]));
@@ -364,6 +392,12 @@ Result<ParsedCommandLine> parse_command_line(int argc, const char* const* argv) 
   c.num_warmups = vm["num-warmups"].as<int64_t>();
   if (c.num_warmups < 0) return Error::invalid("--num-warmups", "must be >= 0, got " + std::to_string(c.num_warmups));
   c.seed = vm["seed"].as<uint64_t>();
+  auto cancel_rate = parse_bounded(vm, "request-cancellation-rate", 0, 100, "a percentage in [0, 100]");
+  if (!cancel_rate) return cancel_rate.error();
+  c.request_cancellation_rate = *cancel_rate;
+  auto cancel_delay = parse_bounded(vm, "request-cancellation-delay", 0, kInfinity, "a number of seconds >= 0");
+  if (!cancel_delay) return cancel_delay.error();
+  c.request_cancellation_delay_s = *cancel_delay;
 
   // Mode conflicts and the stopping rule.
   const bool rate_given = !vm["request-rate"].defaulted();

@@ -1,8 +1,11 @@
 // The SSE client over HTTP/1.1 with a keep-alive connection pool, and plain GETs.
 #include <deque>
+#include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -25,6 +28,13 @@ using tcp = asio::ip::tcp;
 
 constexpr const char* kUserAgent = "aurora-loadgen/0.1";
 constexpr size_t kMaxErrorBody = 64 * 1024;
+// InFlight::cancel_reason once the client cancelled the request itself (the record says
+// `cancelled`, this reason only stops retries and connection reuse).
+constexpr const char* kClientCancelled = "cancelled";
+
+SteadyClock::duration to_duration(double s) {
+  return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(s));
+}
 
 std::string host_header(const Target& t) {
   if (t.host.find(':') != std::string::npos) return "[" + t.host + "]:" + t.port;  // IPv6 literal
@@ -73,12 +83,12 @@ class SseClient final : public StreamClient {
     *t0_ = options_.t0;
   }
 
-  asio::awaitable<void> send(const RequestSpec& spec, RequestRecord& record) override {
+  asio::awaitable<void> send(const RequestSpec& spec, RequestRecord& record,
+                             std::optional<double> cancel_after_s) override {
     detail::ResponseTracker tracker(record, options_.output_token_fallback, options_.keep_text);
     record.input_tokens = spec.input_tokens_estimate;
     record.kind = spec.kind;
-    const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                                   std::chrono::duration<double>(options_.request_timeout_s));
+    const auto deadline = SteadyClock::now() + to_duration(options_.request_timeout_s);
     http::request<http::string_body> req{http::verb::post, options_.target.path_prefix + options_.target.endpoint, 11};
     req.set(http::field::host, host_header(options_.target));
     req.set(http::field::user_agent, kUserAgent);
@@ -90,15 +100,18 @@ class SseClient final : public StreamClient {
 
     const uint64_t id = next_id_++;
     InFlight& flight = in_flight_[id];
+    flight.id = id;
+    flight.tracker = &tracker;
+    flight.cancel_after_s = cancel_after_s;
     record.start_s = seconds_since_t0();
     co_await run(req, deadline, tracker, flight);
     if (!tracker.finished()) tracker.fail("internal", "request ended without a result", seconds_since_t0());
-    in_flight_.erase(id);
+    in_flight_.erase(id);  // also drops the cancel timer: a late expiry finds no entry
   }
 
   void cancel_all(const std::string& reason) override {
     for (auto& [id, f] : in_flight_) {
-      f.cancel_reason = reason;
+      if (f.cancel_reason.empty()) f.cancel_reason = reason;
       if (f.conn) f.conn->stream.cancel();
     }
   }
@@ -116,9 +129,42 @@ class SseClient final : public StreamClient {
 
  private:
   struct InFlight {
+    uint64_t id = 0;
     Connection* conn = nullptr;
     std::string cancel_reason;
+    detail::ResponseTracker* tracker = nullptr;
+    std::optional<double> cancel_after_s;  // --request-cancellation-delay, for a chosen request
+    std::unique_ptr<asio::steady_timer> cancel_timer;
+    uint64_t timer_generation = 0;  // an expiry of an earlier arming is ignored
   };
+
+  // The request has just been written in full: start its cancellation timer, if it has one.
+  void arm_cancel_timer(InFlight& flight) {
+    if (!flight.cancel_after_s) return;
+    if (!flight.cancel_timer) flight.cancel_timer = std::make_unique<asio::steady_timer>(ex_);
+    const uint64_t generation = ++flight.timer_generation;
+    flight.cancel_timer->expires_after(to_duration(*flight.cancel_after_s));
+    flight.cancel_timer->async_wait([this, id = flight.id, generation](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto it = in_flight_.find(id);
+      if (it == in_flight_.end() || it->second.timer_generation != generation) return;
+      cancel_by_client(it->second);
+    });
+  }
+
+  void disarm_cancel_timer(InFlight& flight) {
+    ++flight.timer_generation;
+    if (flight.cancel_timer) flight.cancel_timer->cancel();
+  }
+
+  // What a browser tab that is closed does: the connection goes away and the server sees a
+  // disconnect. The coroutine reading it wakes with an error and drops the connection.
+  void cancel_by_client(InFlight& flight) {
+    if (flight.tracker->finished() || !flight.cancel_reason.empty()) return;
+    flight.tracker->cancel(seconds_since_t0());
+    flight.cancel_reason = kClientCancelled;
+    if (flight.conn) flight.conn->stream.close();
+  }
 
   asio::awaitable<Result<std::unique_ptr<Connection>>> acquire(SteadyClock::time_point deadline) {
     if (!idle_.empty()) {
@@ -163,6 +209,7 @@ class SseClient final : public StreamClient {
       conn->stream.expires_at(deadline);
 
       auto [wec, wn] = co_await http::async_write(conn->stream, req, use_tuple);
+      if (!wec) arm_cancel_timer(flight);
       http::response_parser<http::buffer_body> parser;
       parser.body_limit(boost::none);
       beast::error_code hec = wec;
@@ -172,7 +219,10 @@ class SseClient final : public StreamClient {
       if (hec) {
         flight.conn = nullptr;
         // A kept-alive connection the server closed meanwhile: try once more on a fresh one.
-        if (reused && attempt == 0 && flight.cancel_reason.empty() && hec != beast::error::timeout) continue;
+        if (reused && attempt == 0 && flight.cancel_reason.empty() && hec != beast::error::timeout) {
+          disarm_cancel_timer(flight);  // it starts again once the retry is written
+          continue;
+        }
         tracker.fail(failure_reason(hec, flight), "before the response header: " + hec.message(), seconds_since_t0());
         co_return;
       }

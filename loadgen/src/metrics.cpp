@@ -135,7 +135,15 @@ Summary summarize(const std::vector<RequestRecord>& records, double duration_s, 
   s.duration_s = duration_s;
   std::vector<double> ttfts, tpots, itls, e2els;
   std::map<std::string, int64_t> out_sources, in_sources;
+  std::vector<double> cancelled_ttfts;
   for (const auto& r : records) {
+    if (r.cancel_planned) ++s.cancel_planned;
+    if (r.cancelled) {
+      ++s.cancelled;
+      s.cancelled_output_tokens += r.output_tokens;
+      if (!r.chunk_s.empty()) cancelled_ttfts.push_back(r.ttft_s());
+      continue;
+    }
     if (!r.success) {
       ++s.failed;
       ++s.failures_by_reason[r.error_reason.empty() ? "unknown" : r.error_reason];
@@ -174,6 +182,7 @@ Summary summarize(const std::vector<RequestRecord>& records, double duration_s, 
   s.tpot = compute_stats(std::move(tpots), percentiles);
   s.itl = compute_stats(std::move(itls), percentiles);
   s.e2el = compute_stats(std::move(e2els), percentiles);
+  s.cancelled_ttft = compute_stats(std::move(cancelled_ttfts), percentiles);
   s.output_tokens_source = source_text(out_sources);
   s.input_tokens_source = source_text(in_sources);
 
@@ -211,6 +220,10 @@ std::vector<TimeBucket> per_second_series(const std::vector<RequestRecord>& reco
       buckets[b].running_mean += (until - t) / bucket_s;
       if (until <= t) break;
       t = until;
+    }
+    if (r.cancelled) {
+      ++buckets[bucket_of(r.end_s)].cancelled;
+      continue;
     }
     if (!r.success) {
       ++buckets[bucket_of(r.end_s)].failed;

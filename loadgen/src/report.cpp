@@ -62,6 +62,8 @@ std::string format_summary_table(const RunResult& run, const Summary& s) {
   line(out, "Successful requests:", std::to_string(s.completed));
   line(out, "Failed requests:", std::to_string(s.failed));
   for (const auto& [reason, n] : s.failures_by_reason) line(out, "  " + reason + ":", std::to_string(n));
+  const bool cancelling = c.request_cancellation_rate > 0 || s.cancelled > 0;
+  if (cancelling) line(out, "Cancelled requests:", std::to_string(s.cancelled));
   if (c.max_concurrency) line(out, "Maximum request concurrency:", std::to_string(*c.max_concurrency));
   if (c.users) line(out, "Closed-loop users:", std::to_string(*c.users));
   if (!c.rate_schedule.empty()) {
@@ -99,6 +101,19 @@ std::string format_summary_table(const RunResult& run, const Summary& s) {
       std::string key = percentile_key(p);
       key[0] = 'P';
       line(out, key + " " + m.short_name + " (ms):", fixed2(v));
+    }
+  }
+  if (cancelling) {
+    out += centered("Request cancellation", '-') + "\n";
+    line(out, "Cancellation rate (%), delay (s):",
+         fixed2(c.request_cancellation_rate) + ", " + fixed2(c.request_cancellation_delay_s));
+    line(out, "Chosen for cancellation:", std::to_string(s.cancel_planned));
+    line(out, "  finished before their cancel:", std::to_string(s.cancel_planned - s.cancelled));
+    line(out, "Tokens received before the cancel:", std::to_string(s.cancelled_output_tokens));
+    line(out, "Cancelled after their first token:", std::to_string(s.cancelled_ttft.count));
+    if (s.cancelled_ttft.count > 0) {
+      line(out, "Mean TTFT of those (ms):", fixed2(s.cancelled_ttft.mean_ms));
+      line(out, "Median TTFT of those (ms):", fixed2(s.cancelled_ttft.median_ms));
     }
   }
   if (!run.plan_snapshots.empty()) {
@@ -153,6 +168,15 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
   boost::json::object reasons;
   for (const auto& [reason, n] : s.failures_by_reason) reasons[reason] = n;
   j["failures_by_reason"] = std::move(reasons);
+  j["request_cancellation_rate"] = c.request_cancellation_rate;
+  j["request_cancellation_delay"] = c.request_cancellation_delay_s;
+  j["cancelled"] = s.cancelled;
+  j["cancel_planned"] = s.cancel_planned;
+  j["cancelled_output_tokens"] = s.cancelled_output_tokens;
+  j["cancelled_with_first_token"] = static_cast<int64_t>(s.cancelled_ttft.count);
+  j["mean_cancelled_ttft_ms"] = s.cancelled_ttft.mean_ms;
+  j["median_cancelled_ttft_ms"] = s.cancelled_ttft.median_ms;
+  for (const auto& [p, v] : s.cancelled_ttft.percentiles_ms) j[percentile_key(p) + "_cancelled_ttft_ms"] = v;
   j["num_not_sent"] = run.num_not_sent;
   if (run.length_calibration) {
     boost::json::object cal;
@@ -201,6 +225,7 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
     boost::json::object k;
     k["completed"] = ks.completed;
     k["failed"] = ks.failed;
+    k["cancelled"] = ks.cancelled;
     k["total_output_tokens"] = ks.total_output_tokens;
     k["mean_ttft_ms"] = ks.ttft.mean_ms;
     k["p99_ttft_ms"] = ks.ttft.percentiles_ms[1].second;
@@ -221,12 +246,13 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
   j["loadgen"] = std::move(lg);
 
   boost::json::object ts;
-  boost::json::array t_s, started, completed, failed, tokens, ttft, tpot, e2el, running, running_max;
+  boost::json::array t_s, started, completed, failed, cancelled, tokens, ttft, tpot, e2el, running, running_max;
   for (const auto& b : series) {
     t_s.push_back(b.t_start_s);
     started.push_back(b.started);
     completed.push_back(b.completed);
     failed.push_back(b.failed);
+    cancelled.push_back(b.cancelled);
     tokens.push_back(b.output_tokens);
     ttft.push_back(optional_number(b.ttft_p50_ms));
     tpot.push_back(optional_number(b.tpot_p50_ms));
@@ -239,6 +265,7 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
   ts["started"] = std::move(started);
   ts["completed"] = std::move(completed);
   ts["failed"] = std::move(failed);
+  ts["cancelled"] = std::move(cancelled);
   ts["output_tokens_per_s"] = std::move(tokens);
   ts["p50_ttft_ms"] = std::move(ttft);
   ts["p50_tpot_ms"] = std::move(tpot);
@@ -281,7 +308,7 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
   }
 
   if (c.save_detailed) {
-    boost::json::array input_lens, output_lens, ttfts, itls, start_times, texts, errors, kinds;
+    boost::json::array input_lens, output_lens, ttfts, itls, start_times, texts, errors, kinds, cancelled_flags;
     for (const auto& r : run.records) {
       input_lens.push_back(r.input_tokens);
       output_lens.push_back(r.success ? r.output_tokens : 0);
@@ -291,8 +318,10 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
       itls.push_back(std::move(gaps));
       start_times.push_back(r.start_s);
       texts.push_back(boost::json::string(r.generated_text));
-      errors.push_back(boost::json::string(r.success ? std::string() : r.error_reason + ": " + r.error_detail));
+      errors.push_back(
+          boost::json::string(r.success || r.cancelled ? std::string() : r.error_reason + ": " + r.error_detail));
       kinds.push_back(boost::json::string(r.kind));
+      cancelled_flags.push_back(r.cancelled);
     }
     j["input_lens"] = std::move(input_lens);
     j["output_lens"] = std::move(output_lens);
@@ -302,6 +331,7 @@ boost::json::object make_result_json(const RunResult& run, const Summary& s, con
     j["generated_texts"] = std::move(texts);
     j["errors"] = std::move(errors);
     j["kinds"] = std::move(kinds);
+    j["cancelled_requests"] = std::move(cancelled_flags);
   }
   for (const auto& [k, v] : c.metadata) j[k] = v;
   return j;

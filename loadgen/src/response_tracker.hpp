@@ -1,5 +1,6 @@
 // ResponseTracker: turns the events of one streamed response into its RequestRecord (timestamps,
-// token counts and the failure reason), the same way for SSE and WebSocket.
+// token counts and the outcome: success, failure with a reason, or the client's own cancel), the
+// same way for SSE and WebSocket. The first outcome wins; later ones are ignored.
 #pragma once
 
 #include <optional>
@@ -49,20 +50,19 @@ class ResponseTracker {
     finished_ = true;
     r_.success = true;
     r_.end_s = t;
-    if (prompt_tokens_) {
-      r_.input_tokens = *prompt_tokens_;
-      r_.input_from_usage = true;
-    }
-    if (completion_tokens_) {
-      r_.output_tokens = *completion_tokens_;
-      r_.output_source = TokenSource::kUsage;
-    } else if (fallback_ == TokenSource::kEstimate) {
-      r_.output_tokens = std::max<int64_t>(estimate_tokens(text_), 1);
-      r_.output_source = TokenSource::kEstimate;
-    } else {
-      r_.output_tokens = static_cast<int64_t>(r_.chunk_s.size());
-      r_.output_source = TokenSource::kChunks;
-    }
+    count_tokens();
+    if (keep_text_) r_.generated_text = std::move(text_);
+  }
+
+  // The client cancelled the request at t (--request-cancellation-rate): neither a success nor a
+  // failure. The tokens received so far are counted the same way as for a success.
+  void cancel(double t) {
+    if (finished_) return;
+    finished_ = true;
+    r_.success = false;
+    r_.cancelled = true;
+    r_.end_s = t;
+    count_tokens();
     if (keep_text_) r_.generated_text = std::move(text_);
   }
 
@@ -84,6 +84,23 @@ class ResponseTracker {
   }
 
  private:
+  void count_tokens() {
+    if (prompt_tokens_) {
+      r_.input_tokens = *prompt_tokens_;
+      r_.input_from_usage = true;
+    }
+    if (completion_tokens_) {
+      r_.output_tokens = *completion_tokens_;
+      r_.output_source = TokenSource::kUsage;
+    } else if (fallback_ == TokenSource::kEstimate) {
+      r_.output_tokens = r_.chunk_s.empty() ? 0 : std::max<int64_t>(estimate_tokens(text_), 1);
+      r_.output_source = TokenSource::kEstimate;
+    } else {
+      r_.output_tokens = static_cast<int64_t>(r_.chunk_s.size());
+      r_.output_source = TokenSource::kChunks;
+    }
+  }
+
   RequestRecord& r_;
   TokenSource fallback_;
   bool keep_text_;

@@ -70,7 +70,8 @@ class BenchmarkRun {
         stop_aux_(ex_),
         aux_tasks_(ex_),
         interrupt_(ex_),
-        signals_(ex_) {}
+        signals_(ex_),
+        cancel_rng_(Rng::derived(config.seed, kCancellationStream)) {}
 
   Result<RunResult> run() {
     result_.config = config_;
@@ -276,7 +277,7 @@ class BenchmarkRun {
           ex_,
           [](BenchmarkRun* self, RequestSpec s, RequestRecord& rec, AsyncSemaphore& lim) -> asio::awaitable<void> {
             co_await lim.acquire();
-            co_await self->client_->send(s, rec);
+            co_await self->client_->send(s, rec, std::nullopt);
             lim.release();
           }(this, std::move(spec), records.back(), limit),
           [&warm](std::exception_ptr e) {
@@ -349,13 +350,14 @@ class BenchmarkRun {
       RequestRecord& rec = records_.back();
       rec.index = static_cast<int64_t>(records_.size()) - 1;
       rec.arrival_s = *t;
+      plan_cancellation(rec);
       spawn_task(request_task(std::move(spec), rec));
     }
   }
 
   asio::awaitable<void> request_task(RequestSpec spec, RequestRecord& rec) {
     ++in_flight_;
-    co_await client_->send(spec, rec);
+    co_await client_->send(spec, rec, cancel_after(rec));
     --in_flight_;
     if (semaphore_) semaphore_->release();
     on_finished(rec);
@@ -374,8 +376,9 @@ class BenchmarkRun {
       RequestRecord& rec = records_.back();
       rec.index = static_cast<int64_t>(records_.size()) - 1;
       rec.arrival_s = t;
+      plan_cancellation(rec);
       ++in_flight_;
-      co_await client_->send(spec, rec);
+      co_await client_->send(spec, rec, cancel_after(rec));
       --in_flight_;
       on_finished(rec);
       if (config_.think_time_ms > 0) {
@@ -384,11 +387,28 @@ class BenchmarkRun {
     }
   }
 
+  // Requests are created one at a time in arrival order, so the draws, one per request from their
+  // own stream, pick the same requests for a seed whatever the timing, and leave the arrival and
+  // prompt streams untouched.
+  void plan_cancellation(RequestRecord& rec) {
+    if (config_.request_cancellation_rate <= 0) return;
+    rec.cancel_planned = cancel_rng_.uniform01() * 100.0 < config_.request_cancellation_rate;
+  }
+
+  std::optional<double> cancel_after(const RequestRecord& rec) const {
+    if (!rec.cancel_planned) return std::nullopt;
+    return config_.request_cancellation_delay_s;
+  }
+
   void on_finished(const RequestRecord& rec) {
     last_end_s_ = std::max(last_end_s_, rec.end_s);
     ++done_;
-    if (!rec.success) ++failed_;
-    recent_.push_back({rec.end_s, rec.success ? rec.ttft_s() : -1.0, rec.output_tokens});
+    if (rec.cancelled) {
+      ++cancelled_;
+    } else if (!rec.success) {
+      ++failed_;
+    }
+    recent_.push_back({rec.end_s, rec.success ? rec.ttft_s() : -1.0, rec.cancelled ? 0 : rec.output_tokens});
     while (!recent_.empty() && recent_.front().t < rec.end_s - kRecentWindowS) recent_.pop_front();
   }
 
@@ -453,14 +473,18 @@ class BenchmarkRun {
       total += '/';
       total += std::to_string(*config_.num_prompts);
     }
-    std::fprintf(options_.progress_out,
-                 "\r\033[2K[%6.1fs] done %lld%s  failed %lld  in flight %lld  rate %.2f req/s  %.0f tok/s  p50 TTFT %s",
-                 t, static_cast<long long>(done_), total.c_str(), static_cast<long long>(failed_),
-                 static_cast<long long>(in_flight_), static_cast<double>(n) / window, tokens / window, ttft_text);
+    std::string cancelled;
+    if (config_.request_cancellation_rate > 0) cancelled = "  cancelled " + std::to_string(cancelled_);
+    std::fprintf(
+        options_.progress_out,
+        "\r\033[2K[%6.1fs] done %lld%s  failed %lld%s  in flight %lld  rate %.2f req/s  %.0f tok/s  p50 TTFT %s", t,
+        static_cast<long long>(done_), total.c_str(), static_cast<long long>(failed_), cancelled.c_str(),
+        static_cast<long long>(in_flight_), static_cast<double>(n) / window, tokens / window, ttft_text);
     std::fflush(options_.progress_out);
   }
 
   static constexpr double kRecentWindowS = 10.0;
+  static constexpr uint64_t kCancellationStream = 5;  // Rng::derived stream (1: arrivals, 2-4: workloads)
   struct Recent {
     double t;
     double ttft;
@@ -487,7 +511,9 @@ class BenchmarkRun {
   double last_end_s_ = 0;
   int64_t done_ = 0;
   int64_t failed_ = 0;
+  int64_t cancelled_ = 0;
   int64_t in_flight_ = 0;
+  Rng cancel_rng_;
   std::deque<Recent> recent_;
 };
 

@@ -1,5 +1,6 @@
 // The WebSocket client for Aurora's /v1/ws: requests multiplexed by id over a few sockets.
 #include <deque>
+#include <optional>
 #include <unordered_map>
 
 #include <boost/asio/co_spawn.hpp>
@@ -22,10 +23,23 @@ using detail::Signal;
 using detail::use_tuple;
 using tcp = asio::ip::tcp;
 
+SteadyClock::duration to_duration(double s) {
+  return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(s));
+}
+
+// One request waiting on a socket. `wake` is notified when the request ends (the tracker is
+// finished) and when its response.create has been written in full (`sent`).
 struct Pending {
-  Pending(asio::any_io_executor ex, detail::ResponseTracker& t) : tracker(t), done(std::move(ex)) {}
+  Pending(asio::any_io_executor ex, detail::ResponseTracker& t) : tracker(t), wake(std::move(ex)) {}
   detail::ResponseTracker& tracker;
-  Signal done;
+  Signal wake;
+  std::optional<SteadyClock::time_point> sent_at;
+};
+
+// A message waiting to be written; `sent_id` names the request to tell once it is on the wire.
+struct Outgoing {
+  std::string text;
+  std::string sent_id;
 };
 
 class WsConnection : public std::enable_shared_from_this<WsConnection> {
@@ -68,9 +82,9 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
   void add(const std::string& id, Pending* p) { pending_[id] = p; }
   void remove(const std::string& id) { pending_.erase(id); }
 
-  void enqueue(std::string message) {
+  void enqueue(std::string message, std::string sent_id = {}) {
     if (state_ != State::kOpen) return;
-    outbox_.push_back(std::move(message));
+    outbox_.push_back(Outgoing{std::move(message), std::move(sent_id)});
     if (writing_) return;
     writing_ = true;
     asio::co_spawn(ex_, drain(shared_from_this()), [](std::exception_ptr) {});
@@ -82,7 +96,7 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
     pending_.clear();
     for (auto& [id, p] : pending) {
       p->tracker.fail(reason, "cancelled by the load generator", clock_());
-      p->done.notify();
+      p->wake.notify();
       enqueue(build_ws_cancel(id));
     }
   }
@@ -129,12 +143,14 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
 
   static asio::awaitable<void> drain(std::shared_ptr<WsConnection> self) {
     while (!self->outbox_.empty() && self->state_ == State::kOpen) {
-      auto [ec, n] = co_await self->ws_.async_write(asio::buffer(self->outbox_.front()), use_tuple);
+      auto [ec, n] = co_await self->ws_.async_write(asio::buffer(self->outbox_.front().text), use_tuple);
+      const std::string sent_id = std::move(self->outbox_.front().sent_id);
       self->outbox_.pop_front();
       if (ec) {
         self->break_connection("write: " + ec.message());
         break;
       }
+      if (!sent_id.empty()) self->on_sent(sent_id);
     }
     self->outbox_.clear();
     self->writing_ = false;
@@ -168,7 +184,7 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
       pending_.clear();
       for (auto& [id, p] : pending) {
         p->tracker.fail("stream_error", detail, t);
-        p->done.notify();
+        p->wake.notify();
       }
       return;
     }
@@ -196,8 +212,15 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
     }
     if (finished) {
       pending_.erase(it);
-      p->done.notify();
+      p->wake.notify();
     }
+  }
+
+  void on_sent(const std::string& id) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    it->second->sent_at = SteadyClock::now();
+    it->second->wake.notify();
   }
 
   double clock_() const { return std::chrono::duration<double>(SteadyClock::now() - *t0_).count(); }
@@ -211,7 +234,7 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
     pending_.clear();
     for (auto& [id, p] : pending) {
       p->tracker.fail("connection_closed", "websocket " + reason, t);
-      p->done.notify();
+      p->wake.notify();
     }
     close();
   }
@@ -229,7 +252,7 @@ class WsConnection : public std::enable_shared_from_this<WsConnection> {
   State state_ = State::kNew;
   std::string broken_reason_;
   std::unordered_map<std::string, Pending*> pending_;
-  std::deque<std::string> outbox_;
+  std::deque<Outgoing> outbox_;
   bool writing_ = false;
 };
 
@@ -240,12 +263,12 @@ class WsClient final : public StreamClient {
     conns_.resize(static_cast<size_t>(options_.ws_connections));
   }
 
-  asio::awaitable<void> send(const RequestSpec& spec, RequestRecord& record) override {
+  asio::awaitable<void> send(const RequestSpec& spec, RequestRecord& record,
+                             std::optional<double> cancel_after_s) override {
     detail::ResponseTracker tracker(record, options_.output_token_fallback, options_.keep_text);
     record.input_tokens = spec.input_tokens_estimate;
     record.kind = spec.kind;
-    const auto deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                                   std::chrono::duration<double>(options_.request_timeout_s));
+    const auto deadline = SteadyClock::now() + to_duration(options_.request_timeout_s);
     record.start_s = seconds_since_t0();
     auto& slot = conns_[next_conn_++ % conns_.size()];
     if (!slot || slot->state() == WsConnection::State::kBroken) {
@@ -266,11 +289,27 @@ class WsClient final : public StreamClient {
     const std::string id = "r" + std::to_string(next_id_++);
     Pending pending(ex_, tracker);
     conn->add(id, &pending);
-    conn->enqueue(build_ws_create(id, spec, options_.sampling));
-    const bool notified = co_await pending.done.wait_until(deadline);
-    if (!notified) {
+    conn->enqueue(build_ws_create(id, spec, options_.sampling), cancel_after_s ? id : std::string());
+    // Wait for the end; a chosen request's cancellation clock starts once its create is written.
+    while (!tracker.finished()) {
+      SteadyClock::time_point until = deadline;
+      bool cancel_due = false;
+      if (cancel_after_s && pending.sent_at) {
+        const auto cancel_at = *pending.sent_at + to_duration(*cancel_after_s);
+        cancel_due = cancel_at < deadline;
+        if (cancel_due) until = cancel_at;
+      }
+      pending.wake.reset();
+      if (co_await pending.wake.wait_until(until)) continue;  // ended, or just written: look again
+      if (tracker.finished()) break;
+      // The client gives up: tell the server (it frees the request and answers response.done
+      // "cancelled", which nobody waits for any more).
       conn->remove(id);
-      tracker.fail("timeout", "no response.done within the request timeout", seconds_since_t0());
+      if (cancel_due) {
+        tracker.cancel(seconds_since_t0());
+      } else {
+        tracker.fail("timeout", "no response.done within the request timeout", seconds_since_t0());
+      }
       conn->enqueue(build_ws_cancel(id));
     }
   }

@@ -11,6 +11,7 @@
 
 #include "aurora/loadgen/config.hpp"
 #include "aurora/loadgen/runner.hpp"
+#include "run_loadgen.hpp"
 #include "stub_server.hpp"
 
 using namespace aurora::loadgen;
@@ -32,24 +33,8 @@ StubScript scripted() {
   return s;
 }
 
-RunResult run(const StubServer& server, std::vector<std::string> args) {
-  std::vector<std::string> all = {"aurora-loadgen", "--port", std::to_string(server.port()), "--progress", "off"};
-  const std::vector<std::pair<std::string, std::string>> defaults = {{"--scrape-metrics", "off"},
-                                                                     {"--calibrate-lengths", "off"},
-                                                                     {"--random-input-len", "32"},
-                                                                     {"--random-output-len", "5"}};
-  for (const auto& [flag, value] : defaults) {
-    if (std::find(args.begin(), args.end(), flag) == args.end()) all.insert(all.end(), {flag, value});
-  }
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<const char*> argv;
-  for (const auto& a : all) argv.push_back(a.c_str());
-  auto parsed = parse_command_line(static_cast<int>(argv.size()), argv.data());
-  if (!parsed) FAIL(parsed.error().message);
-  REQUIRE(parsed->config.has_value());
-  auto result = run_benchmark(*parsed->config);
-  if (!result) FAIL(result.error().message);
-  return std::move(*result);
+RunResult run(const StubServer& server, const std::vector<std::string>& args) {
+  return aurora::loadgen::testing::run_loadgen(server, args);
 }
 
 void check_scripted_timings(const RequestRecord& r) {
@@ -67,13 +52,7 @@ void check_scripted_timings(const RequestRecord& r) {
   CHECK(r.e2el_s() <= 0.310 + kLateS);
 }
 
-std::map<std::string, int> reasons(const RunResult& r) {
-  std::map<std::string, int> out;
-  for (const auto& rec : r.records) {
-    if (!rec.success) ++out[rec.error_reason];
-  }
-  return out;
-}
+std::map<std::string, int> reasons(const RunResult& r) { return aurora::loadgen::testing::failure_reasons(r); }
 
 }  // namespace
 

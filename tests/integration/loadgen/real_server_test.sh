@@ -3,6 +3,10 @@
 # usage: real_server_test.sh AURORA_LOADGEN "SERVER COMMAND with {port}"
 # Starts the server, waits for GET /health, drives it over SSE chat, SSE completions and the
 # WebSocket endpoint, and checks that every request succeeded with tokens counted from usage.
+# Then it cancels every request of a run 0.1 s after sending it (--request-cancellation-rate 100),
+# over SSE and over WebSocket, and checks that the server's counters in /metrics rose by the
+# number the load generator cancelled: aurora:client_disconnects_total for SSE (the connection is
+# closed), aurora:request_success_total{finished_reason="abort"} for both.
 set -uo pipefail
 loadgen=$1
 cmd=${2:-}
@@ -65,6 +69,57 @@ for backend in openai-chat openai aurora-ws; do
     fi
   done
   grep -E '"(mean_ttft_ms|mean_tpot_ms|output_throughput)"' "$out"
+done
+metrics() {
+  if command -v curl >/dev/null; then
+    curl -sf "http://127.0.0.1:$port/metrics"
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 &&
+     cat <&3) 2>/dev/null
+  fi
+}
+# The sum of the samples whose line matches a regular expression (comments excluded).
+metric_sum() { metrics | awk -v re="$1" '$0 !~ /^#/ && $0 ~ re { s += $NF } END { printf "%d\n", s }'; }
+json_int() { grep -o "\"$2\": [0-9]*" "$1" | head -1 | grep -o '[0-9]*$'; }
+disconnects='^aurora:client_disconnects_total'
+aborts='^aurora:request_success_total[{].*finished_reason="abort"'
+for backend in openai-chat aurora-ws; do
+  out="$tmp/cancel-$backend.json"
+  disconnects0=$(metric_sum "$disconnects")
+  aborts0=$(metric_sum "$aborts")
+  # Long generations (the embedded model writes ~3000 tokens/s alone) cancelled after 0.1 s.
+  if ! "$loadgen" --port "$port" --backend "$backend" --num-prompts 8 --max-concurrency 4 \
+      --random-input-len 32 --random-output-len 2000 --dataset-name synthetic-chat --request-timeout 120 \
+      --request-cancellation-rate 100 --request-cancellation-delay 0.1 --progress off --quiet --save-result "$out"; then
+    echo "FAIL: $backend cancellation run"
+    status=1
+    continue
+  fi
+  cancelled=$(json_int "$out" cancelled)
+  completed=$(json_int "$out" completed)
+  failed=$(json_int "$out" failed)
+  echo "$backend: cancelled $cancelled, completed $completed, failed $failed"
+  if [ "${cancelled:-0}" -eq 0 ] || [ "${failed:-1}" -ne 0 ] || [ $((cancelled + completed)) -ne 8 ]; then
+    echo "FAIL: $backend: expected every request cancelled or completed, none failed, some cancelled"
+    status=1
+    continue
+  fi
+  # SSE: one disconnect per cancel. WebSocket: response.cancel on a socket that stays open (its
+  # close at the end of the run may race the server's last writes, so it is not counted here).
+  want_disconnects=$cancelled
+  [ "$backend" = aurora-ws ] && want_disconnects=
+  # The engine frees a cancelled request at its next step: give the counters a moment.
+  for _ in $(seq 1 50); do
+    d=$(($(metric_sum "$disconnects") - disconnects0))
+    a=$(($(metric_sum "$aborts") - aborts0))
+    [ "$a" -ge "$cancelled" ] && [ "$d" -ge "${want_disconnects:-0}" ] && break
+    sleep 0.1
+  done
+  echo "$backend: server counted $d client disconnects and $a aborted requests"
+  if [ "$a" -ne "$cancelled" ] || { [ -n "$want_disconnects" ] && [ "$d" -ne "$want_disconnects" ]; }; then
+    echo "FAIL: $backend: expected ${want_disconnects:-any number of} disconnects and $cancelled aborts"
+    status=1
+  fi
 done
 if [ $status -ne 0 ]; then
   echo "--- server log ---"

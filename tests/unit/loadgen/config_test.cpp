@@ -162,3 +162,24 @@ TEST_CASE("parse_base_url handles prefixes and IPv6") {
   REQUIRE(plain.ok());
   CHECK(plain->port == "80");
 }
+
+TEST_CASE("request cancellation flags: AIPerf's names, a percentage and a delay, validated by name") {
+  const LoadgenConfig d = config_of({});
+  CHECK(d.request_cancellation_rate == 0);
+  CHECK(d.request_cancellation_delay_s == 0);
+  const LoadgenConfig c = config_of({"--request-cancellation-rate", "12.5", "--request-cancellation-delay", "0.5"});
+  CHECK(c.request_cancellation_rate == 12.5);
+  CHECK(c.request_cancellation_delay_s == 0.5);
+  CHECK(config_of({"--request-cancellation-rate=100"}).request_cancellation_rate == 100);
+  for (const char* bad : {"-1", "101", "abc", "", "nan", "inf", "5%"}) {
+    INFO(bad);
+    CHECK_THAT(error_of({"--request-cancellation-rate", bad}),
+               Catch::Contains("--request-cancellation-rate") && Catch::Contains(std::string("\"") + bad + "\""));
+  }
+  for (const char* bad : {"-1", "abc", "inf", "-0.5", "1s"}) {
+    INFO(bad);
+    CHECK_THAT(error_of({"--request-cancellation-delay", bad}),
+               Catch::Contains("--request-cancellation-delay") && Catch::Contains(std::string("\"") + bad + "\""));
+  }
+  CHECK_THAT(error_of({"--request-cancellation-rate=-1"}), Catch::Contains("\"-1\""));
+}

@@ -193,3 +193,48 @@ TEST_CASE("percentile keys follow vLLM's naming") {
   CHECK(percentile_key(50) == "p50");
   CHECK(percentile_key(99.9) == "p99.9");
 }
+
+TEST_CASE("cancelled requests are counted apart and kept out of every statistic") {
+  std::vector<RequestRecord> records = scenario();
+  const Summary before = summarize(records, 2.0, {}, {50, 99});
+  RequestRecord with_token;  // cancelled after two chunks, TTFT 0.25 s
+  with_token.start_s = 0.5;
+  with_token.chunk_s = {0.75, 0.875};
+  with_token.end_s = 1.0;
+  with_token.cancel_planned = true;
+  with_token.cancelled = true;
+  with_token.output_tokens = 2;
+  RequestRecord before_token = with_token;  // cancelled before any token
+  before_token.chunk_s.clear();
+  before_token.output_tokens = 0;
+  before_token.end_s = 0.625;
+  RequestRecord finished_first = records[0];  // chosen, but it ended before its cancel
+  finished_first.cancel_planned = true;
+  records.push_back(with_token);
+  records.push_back(before_token);
+  records.push_back(finished_first);
+  const Summary s = summarize(records, 2.0, {}, {50, 99});
+  CHECK(s.completed == before.completed + 1);
+  CHECK(s.failed == before.failed);
+  CHECK(s.failures_by_reason == before.failures_by_reason);
+  CHECK(s.cancelled == 2);
+  CHECK(s.cancel_planned == 3);
+  CHECK(s.cancelled_output_tokens == 2);
+  CHECK(s.total_output_tokens == before.total_output_tokens + records[0].output_tokens);
+  CHECK(s.ttft.count == before.ttft.count + 1);
+  CHECK(s.itl.count == before.itl.count + 3);  // only finished_first's gaps
+  CHECK(s.cancelled_ttft.count == 1);
+  CHECK(s.cancelled_ttft.mean_ms == Approx(250).epsilon(0));
+  CHECK(s.cancelled_ttft.percentiles_ms.size() == 2);
+
+  const auto series = per_second_series(records, 2.0);
+  int64_t cancelled = 0, failed = 0;
+  for (const auto& b : series) {
+    cancelled += b.cancelled;
+    failed += b.failed;
+  }
+  CHECK(cancelled == 2);
+  CHECK(failed == 2);
+  CHECK(series[1].cancelled == 1);  // with_token ends at 1.0 s
+  CHECK(series[0].cancelled == 1);
+}

@@ -144,3 +144,49 @@ TEST_CASE("the SVG is self-contained and marks plan changes and mix phases") {
   CHECK(opens > 3);
   CHECK(closes >= opens);
 }
+
+TEST_CASE("cancelled requests have their own line, section and JSON fields") {
+  RunResult run = sample_run();
+  const Summary plain = summarize(run.records, run.duration_s, {}, run.config.metric_percentiles);
+  CHECK(format_summary_table(run, plain).find("Cancelled") == std::string::npos);  // off: no lines
+  CHECK(make_result_json(run, plain, {}).at("cancelled") == 0);
+
+  run.config.request_cancellation_rate = 40;
+  run.config.request_cancellation_delay_s = 0.5;
+  run.records[2].success = false;
+  run.records[2].cancelled = true;
+  run.records[2].cancel_planned = true;
+  run.records[1].cancel_planned = true;  // finished before its cancel
+  const Summary s = summarize(run.records, run.duration_s, {}, run.config.metric_percentiles);
+  const std::string table = format_summary_table(run, s);
+  CHECK_THAT(table, Catch::Contains("Successful requests:                     2"));
+  CHECK_THAT(table, Catch::Contains("Failed requests:                         1"));
+  CHECK_THAT(table, Catch::Contains("Cancelled requests:                      1"));
+  CHECK_THAT(table, Catch::Contains("---------------Request cancellation---------------"));
+  CHECK_THAT(table, Catch::Contains("Cancellation rate (%), delay (s):        40.00, 0.50"));
+  CHECK_THAT(table, Catch::Contains("Chosen for cancellation:                 2"));
+  CHECK_THAT(table, Catch::Contains("  finished before their cancel:          1"));
+  CHECK_THAT(table, Catch::Contains("Tokens received before the cancel:       2"));
+  CHECK_THAT(table, Catch::Contains("Mean TTFT of those (ms):                 500.00"));
+  const auto series = per_second_series(run.records, run.duration_s);
+  const boost::json::object j = make_result_json(run, s, series);
+  CHECK(j.at("completed") == 2);
+  CHECK(j.at("failed") == 1);
+  CHECK(j.at("cancelled") == 1);
+  CHECK(j.at("cancel_planned") == 2);
+  CHECK(j.at("cancelled_output_tokens") == 2);
+  CHECK(j.at("cancelled_with_first_token") == 1);
+  CHECK(j.at("mean_cancelled_ttft_ms").as_double() == Approx(500));
+  CHECK(j.contains("p99_cancelled_ttft_ms"));
+  CHECK(j.at("request_cancellation_rate").as_double() == 40);
+  CHECK(j.at("request_cancellation_delay").as_double() == 0.5);
+  CHECK(j.at("by_kind").at("unknown").at("cancelled") == 1);
+  int64_t in_series = 0;
+  for (const auto& v : j.at("time_series").at("cancelled").as_array()) in_series += v.as_int64();
+  CHECK(in_series == 1);
+  const auto& flags = j.at("cancelled_requests").as_array();
+  REQUIRE(flags.size() == 4);
+  CHECK(flags[2].as_bool());
+  CHECK_FALSE(flags[1].as_bool());
+  CHECK(j.at("errors").as_array()[2].as_string() == "");
+}

@@ -5,11 +5,16 @@
 // record (success, or a failure with a reason), within the request timeout. Connections are
 // pooled and reused (HTTP keep-alive; a few WebSocket sockets shared by id). cancel_all() ends
 // every request in flight with the given failure reason (used when a timed run is cut off).
+// send() with cancel_after_s cancels the request that long after it was fully written (AIPerf's
+// --request-cancellation-delay), the way a real client gives up: SSE closes the connection (which
+// is then not reused); WebSocket sends `response.cancel` for the id and stops waiting for it. A
+// response that ends first is a normal success.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -40,7 +45,8 @@ struct ClientOptions {
 class StreamClient {
  public:
   virtual ~StreamClient() = default;
-  virtual boost::asio::awaitable<void> send(const RequestSpec& spec, RequestRecord& record) = 0;
+  virtual boost::asio::awaitable<void> send(const RequestSpec& spec, RequestRecord& record,
+                                            std::optional<double> cancel_after_s) = 0;
   virtual void cancel_all(const std::string& reason) = 0;
   virtual void close() = 0;  // closes idle connections; call once no request is in flight
   virtual int64_t connections_opened() const = 0;

@@ -54,6 +54,10 @@ struct LoadgenConfig {
   double ramp_up_end_rps = 0;
   int64_t num_warmups = 0;
   uint64_t seed = 0;
+  // AIPerf's request cancellation: this percentage of requests, chosen with the seed, is cancelled
+  // by the client this long after it was fully sent (unless it finished first).
+  double request_cancellation_rate = 0;  // percent, [0, 100]
+  double request_cancellation_delay_s = 0;
 
   WorkloadConfig workload;
   SamplingOptions sampling;

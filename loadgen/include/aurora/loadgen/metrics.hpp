@@ -11,6 +11,9 @@
 //   goodput = requests meeting every SLO (value <= limit) / duration
 //   statistics: mean, median, population std, percentiles by numpy's linear interpolation; an
 //           empty list reports 0 as numpy does on `[] or 0`.
+//   cancelled = requests the load generator ended itself (--request-cancellation-rate): neither
+//           completed nor failed, and kept out of every statistic above; their tokens received
+//           before the cancel and the TTFT of those that got a first token are reported apart.
 // Pure functions of the records: deterministic and independent of clocks.
 #pragma once
 
@@ -33,9 +36,13 @@ struct RequestRecord {
   std::string kind;
   double arrival_s = 0;         // released by the arrival process (seconds since the run start)
   double start_s = 0;           // sent, after any client-side wait for --max-concurrency
-  double end_s = 0;             // last byte received (or the failure)
+  double end_s = 0;             // last byte received (or the failure, or the cancel)
   std::vector<double> chunk_s;  // receive times of content chunks; chunk_s[0] is the first token
   bool success = false;
+  // Chosen by --request-cancellation-rate: the client cancels it --request-cancellation-delay
+  // after it was fully sent, unless it finished first.
+  bool cancel_planned = false;
+  bool cancelled = false;    // the client cancelled it: success is false and error_reason empty
   std::string error_reason;  // a short category, counted in failures_by_reason
   std::string error_detail;
   int64_t input_tokens = 0;
@@ -71,6 +78,10 @@ struct Summary {
   int64_t completed = 0;
   int64_t failed = 0;
   std::map<std::string, int64_t> failures_by_reason;
+  int64_t cancelled = 0;                // ended by the client's own cancellation
+  int64_t cancel_planned = 0;           // chosen for cancellation (cancelled or finished first)
+  int64_t cancelled_output_tokens = 0;  // received before the cancels (chunks or the estimate)
+  MetricStats cancelled_ttft;           // of the cancelled requests that got a first token
   int64_t total_input_tokens = 0;
   int64_t total_output_tokens = 0;
   double duration_s = 0;
@@ -99,6 +110,7 @@ struct TimeBucket {
   int64_t started = 0;
   int64_t completed = 0;
   int64_t failed = 0;
+  int64_t cancelled = 0;
   double output_tokens = 0;           // tokens whose chunk arrived in the bucket
   std::optional<double> ttft_p50_ms;  // of requests whose first token arrived in the bucket
   std::optional<double> tpot_p50_ms;  // of requests that finished in the bucket

@@ -134,7 +134,6 @@ void HttpSession::close_socket() {
 
 awaitable<void> HttpSession::serve() {
   const auto& config = state_->config;
-  const std::string no_request_id;
   for (int served = 0;; ++served) {
     requests_served_ = served;
     phase_ = Phase::kIdle;
@@ -156,23 +155,25 @@ awaitable<void> HttpSession::serve() {
     arm_read_deadline(milliseconds(config.header_timeout_ms));
     auto [hec, hn] = co_await http::async_read_header(stream_, buffer_, parser, use_tuple);
     disarm_read_deadline();
+    // The X-Request-Id of the fields read so far (a header refused part-way still names its
+    // request when the field came early), else a generated one.
+    const auto request_id_field = parser.get()["X-Request-Id"];
+    const std::string request_id =
+        is_safe_request_id(request_id_field) ? std::string(request_id_field) : generate_request_id();
     if (hec && read_timed_out()) {
       const Reply reply = error_reply(timeout_error("header"), false);
-      co_await write_reply(reply, 11, no_request_id);
+      co_await write_reply(reply, 11, request_id);
       co_return;
     }
     if (hec) {
       if (!is_disconnect(hec)) {
         const Reply reply = error_reply(error_for_parse_failure(hec), false);
-        co_await write_reply(reply, 11, no_request_id);
+        co_await write_reply(reply, 11, request_id);
       }
       co_return;
     }
     const auto& header = parser.get();
     const unsigned version = header.version() == 10 ? 10 : 11;
-    const auto request_id_field = header["X-Request-Id"];
-    const std::string request_id =
-        is_safe_request_id(request_id_field) ? std::string(request_id_field) : generate_request_id();
     if (auto rejected = check_request_header(header.base(), config, state_->allowed_hosts)) {
       const Reply reply = error_reply(*rejected, false);
       co_await write_reply(reply, version, request_id);
@@ -511,7 +512,8 @@ awaitable<bool> HttpSession::write_reply(const Reply& reply, unsigned version, c
   if (reply.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
   if (reply.authenticate) res.set(http::field::www_authenticate, "Bearer");
   res.keep_alive(reply.keep_alive);
-  res.body() = reply.response.body;
+  // Error bodies name the request (the header, the access log line and the body agree).
+  res.body() = reply.response.status >= 400 ? add_request_id(reply.response.body, request_id) : reply.response.body;
   res.prepare_payload();
   stream_.expires_after(milliseconds(state_->config.write_timeout_ms));
   auto [ec, n] = co_await http::async_write(stream_, res, use_tuple);

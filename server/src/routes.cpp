@@ -2,6 +2,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "aurora/config/protocol/requests.hpp"
@@ -18,6 +19,25 @@ HttpResponse error_response(const ApiError& error) {
   r.status = error.status;
   r.body = protocol::error_body(error);
   return r;
+}
+
+std::string error_body_with_id(const ApiError& error, std::string_view request_id) {
+  json::object inner = protocol::error_object(error);
+  if (!request_id.empty()) inner["request_id"] = request_id;
+  json::object body;
+  body["error"] = std::move(inner);
+  return json::serialize(body);
+}
+
+std::string add_request_id(const std::string& body, std::string_view request_id) {
+  if (request_id.empty()) return body;
+  boost::system::error_code ec;
+  json::value parsed = json::parse(body, ec);
+  if (ec || !parsed.is_object()) return body;
+  auto* error = parsed.as_object().if_contains("error");
+  if (error == nullptr || !error->is_object()) return body;
+  error->as_object()["request_id"] = request_id;
+  return json::serialize(parsed);
 }
 
 HttpResponse health_route(const ServerState& state, const runtime::Engine* engine) {

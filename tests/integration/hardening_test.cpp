@@ -1,0 +1,85 @@
+// Hardening found by an audit: request ids in error bodies, Host allowlist (DNS rebinding),
+// absolute-form targets, HEAD and Allow, /v1/models/{id}, the connection reserve for probes, and
+// the open-file limit at start-up.
+#include <catch2/catch.hpp>
+
+#include "support/test_util.hpp"
+
+using namespace aurora::testing;
+
+namespace {
+
+ServerProcess& hardening_server() {
+  static ServerProcess server({"--fake-step-ms", "1"});
+  return server;
+}
+
+std::string error_request_id(const HttpResult& r) {
+  const auto body = parse_json(r.body);
+  const auto* id = body.at("error").as_object().if_contains("request_id");
+  return id != nullptr && id->is_string() ? std::string(id->as_string()) : std::string("<none>");
+}
+
+}  // namespace
+
+TEST_CASE("every error body names the request's X-Request-Id", "[http][harden]") {
+  const uint16_t port = hardening_server().port();
+  struct Case {
+    const char* what;
+    std::string method;
+    std::string target;
+    std::string body;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"validation", "POST", "/v1/chat/completions", "{}", 400},
+      {"unknown route", "GET", "/no/such/route", "", 404},
+      {"unknown model", "POST", "/v1/chat/completions", chat_body("x", R"(,"model":"nope")"), 404},
+      {"wrong method", "POST", "/health", "", 405},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    auto r = http(port, c.method, c.target, c.body, {"X-Request-Id: myid1"});
+    CHECK(r.status == c.status);
+    CHECK(r.header("x-request-id") == "myid1");
+    CHECK(error_request_id(r) == "myid1");
+  }
+  // Without one (or with an unsafe one) the generated id is in the header and the body alike.
+  for (const std::vector<std::string>& headers :
+       std::vector<std::vector<std::string>>{{}, {"X-Request-Id: bad id<script>"}}) {
+    auto r = http(port, "POST", "/v1/completions", "not json", headers);
+    CHECK(r.status == 400);
+    CHECK(r.header("x-request-id").size() == 32);
+    CHECK(error_request_id(r) == r.header("x-request-id"));
+  }
+  // Refused by the framing checks, before routing: 413 from Content-Length.
+  TcpClient big(port);
+  big.send(
+      "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: big-1\r\nContent-Length: 3000000\r\n\r\n");
+  auto too_large = big.read_response();
+  CHECK(too_large.status == 413);
+  CHECK(error_request_id(too_large) == "big-1");
+  // A request that never finished its header has no id to echo: a generated one names it.
+  TcpClient garbage(port);
+  garbage.send("G@T / HTTP/1.1\r\n\r\n");
+  auto bad = garbage.read_response();
+  CHECK(bad.status == 400);
+  CHECK(error_request_id(bad) == bad.header("x-request-id"));
+  CHECK(bad.header("x-request-id").size() == 32);
+}
+
+TEST_CASE("an error after the first byte carries the request id in its event", "[http][harden][fake]") {
+  const uint16_t port = hardening_server().port();
+  auto s = collect_stream(port, "/v1/chat/completions",
+                          chat_body("[fake:fail_after=2]", R"(,"max_tokens":50,"stream":true)"), milliseconds(10000),
+                          {"X-Request-Id: stream-err-1"});
+  REQUIRE(s.head.status == 200);
+  REQUIRE(s.done());
+  REQUIRE(s.data.size() >= 2);
+  const auto error = parse_json(s.data[s.data.size() - 2]).at("error");
+  CHECK(error.at("request_id").as_string() == "stream-err-1");
+  auto plain = http(port, "POST", "/v1/chat/completions", chat_body("[fake:fail_after=2]", R"(,"max_tokens":9)"),
+                    {"X-Request-Id: json-err-1"});
+  CHECK(plain.status == 500);
+  CHECK(error_request_id(plain) == "json-err-1");
+}

@@ -52,6 +52,10 @@ bool constant_time_equals(std::string_view a, std::string_view b);
 // `Authorization: Bearer <key>`, compared in constant time and case-sensitively.
 bool bearer_matches(std::string_view authorization, std::string_view key);
 
+// RFC 3986 percent-decoding of a path segment ("org%2Fmodel" -> "org/model"); nullopt when a '%' is
+// not followed by two hex digits. '+' stays '+' (it means space only in form bodies).
+std::optional<std::string> percent_decode(std::string_view text);
+
 std::vector<std::string> parse_allowed_hosts(const std::string& comma_separated);
 
 }  // namespace aurora::server

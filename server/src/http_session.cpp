@@ -232,13 +232,31 @@ HttpSession::Reply HttpSession::error_reply(const ApiError& error, bool keep_ali
 }
 
 HttpSession::Decision HttpSession::decide(const Request& request, bool keep_alive) const {
+  Decision d = route(request, keep_alive);
+  // HEAD: the GET answer's status and headers (Content-Length included), never a body (RFC 9110).
+  d.reply.omit_body = request.method() == http::verb::head;
+  return d;
+}
+
+HttpSession::Decision HttpSession::route(const Request& request, bool keep_alive) const {
   const auto& config = state_->config;
   const auto [path, query] = split_target(request.target());
-  const http::verb method = request.method();
+  // HEAD is served wherever GET is (write_reply drops the body).
+  const bool head = request.method() == http::verb::head;
+  const http::verb method = head ? http::verb::get : request.method();
   Decision d;
   d.reply.keep_alive = keep_alive;
   auto refuse = [&](const ApiError& e, bool keep) {
     d.reply = error_reply(e, keep);
+    return d;
+  };
+  auto not_allowed = [&](std::string allow) {
+    ApiError e =
+        ApiError::invalid_request("method " + std::string(request.method_string()) + " is not allowed on " + path);
+    e.status = 405;
+    e.code = "method_not_allowed";
+    refuse(e, keep_alive);
+    d.reply.allow = std::move(allow);
     return d;
   };
   // One gate in front of every route but liveness and the dashboard's static page (it holds no
@@ -268,12 +286,10 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
   }
   for (const auto& route : kBuiltinRoutes) {
     if (path != route.path) continue;
-    if (method != route.method) {
-      ApiError e =
-          ApiError::invalid_request("method " + std::string(request.method_string()) + " is not allowed on " + path);
-      e.status = 405;
-      e.code = "method_not_allowed";
-      return refuse(e, keep_alive);
+    // A WebSocket upgrade is a GET with a body-less 101: HEAD has no meaning there.
+    const bool websocket = path == "/v1/ws";
+    if (method != route.method || (head && websocket)) {
+      return not_allowed(route.method == http::verb::post ? "POST" : websocket ? "GET" : "GET, HEAD");
     }
     if (path == "/v1/chat/completions") {
       d.action = Action::kChat;
@@ -291,7 +307,7 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
       state_->metrics.count_rejection(RejectReason::kLoading);
       return refuse(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s), keep_alive);
     }
-    if (path == "/v1/ws") {
+    if (websocket) {
       if (!beast::websocket::is_upgrade(request)) {
         return refuse(ApiError::invalid_request("/v1/ws is a WebSocket endpoint: send an Upgrade request"), keep_alive);
       }
@@ -305,24 +321,53 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
     if (path == "/v1/aurora/replan") d.reply.response = replan_route(*engine, request.body());
     return d;
   }
-  for (const auto& route : state_->routes) {
-    if (route.path != path || route.method != request.method_string()) continue;
-    HttpRequestView view;
-    view.method = std::string(request.method_string());
-    view.path = path;
-    view.query = query;
-    view.body = request.body();
-    for (const auto& field : request) {
-      std::string name(field.name_string());
-      for (auto& c : name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-      if (name == "authorization") continue;  // handlers never see the key
-      view.headers[name] = std::string(field.value());
+  // GET /v1/models/{id} (the OpenAI SDK's models.retrieve): the id is percent-decoded and may hold
+  // '/' ("org/model"), as the SDKs send it.
+  constexpr std::string_view kModelPrefix = "/v1/models/";
+  if (path.size() > kModelPrefix.size() && path.compare(0, kModelPrefix.size(), kModelPrefix) == 0) {
+    if (method != http::verb::get) return not_allowed("GET, HEAD");
+    if (!engine || !engine->ready()) {
+      state_->metrics.count_rejection(RejectReason::kLoading);
+      return refuse(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s), keep_alive);
     }
-    d.reply.response = route.handler(view, engine.get());
+    const auto id = percent_decode(std::string_view(path).substr(kModelPrefix.size()));
+    d.reply.response = model_route(*state_, *engine, id ? *id : std::string(path.substr(kModelPrefix.size())));
     return d;
+  }
+  std::string custom_methods;  // the methods registered on this path, for a 405's Allow
+  const CustomRoute* get_route = nullptr;
+  for (const auto& route : state_->routes) {
+    if (route.path != path) continue;
+    custom_methods += (custom_methods.empty() ? "" : ", ") + route.method;
+    if (route.method == "GET") get_route = &route;
+    if (route.method == request.method_string()) return custom(route, request, path, query, keep_alive);
+  }
+  if (head && get_route != nullptr) return custom(*get_route, request, path, query, keep_alive);
+  if (!custom_methods.empty()) {
+    if (get_route != nullptr) custom_methods += ", HEAD";
+    return not_allowed(custom_methods);
   }
   return refuse(ApiError::not_found("no route for " + std::string(request.method_string()) + " " + path.substr(0, 128)),
                 keep_alive);
+}
+
+HttpSession::Decision HttpSession::custom(const CustomRoute& route, const Request& request, const std::string& path,
+                                          const std::string& query, bool keep_alive) const {
+  HttpRequestView view;
+  view.method = std::string(request.method_string());
+  view.path = path;
+  view.query = query;
+  view.body = request.body();
+  for (const auto& field : request) {
+    std::string name(field.name_string());
+    for (auto& c : name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    if (name == "authorization") continue;  // handlers never see the key
+    view.headers[name] = std::string(field.value());
+  }
+  Decision d;
+  d.reply.keep_alive = keep_alive;
+  d.reply.response = route.handler(view, state_->engine().get());
+  return d;
 }
 
 awaitable<bool> HttpSession::handle(Request& request, const std::string& request_id, bool keep_alive,
@@ -511,10 +556,17 @@ awaitable<bool> HttpSession::write_reply(const Reply& reply, unsigned version, c
   if (!request_id.empty()) res.set("X-Request-Id", request_id);
   if (reply.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
   if (reply.authenticate) res.set(http::field::www_authenticate, "Bearer");
+  if (!reply.allow.empty()) res.set(http::field::allow, reply.allow);
   res.keep_alive(reply.keep_alive);
   // Error bodies name the request (the header, the access log line and the body agree).
   res.body() = reply.response.status >= 400 ? add_request_id(reply.response.body, request_id) : reply.response.body;
   res.prepare_payload();
+  if (reply.omit_body) {
+    // HEAD: Content-Length says what GET would send; the serializer then writes no body bytes.
+    const size_t body_bytes = res.body().size();
+    res.body().clear();
+    res.content_length(body_bytes);
+  }
   stream_.expires_after(milliseconds(state_->config.write_timeout_ms));
   auto [ec, n] = co_await http::async_write(stream_, res, use_tuple);
   state_->metrics.count_response(reply.response.status);

@@ -46,6 +46,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool keep_alive = true;
     int retry_after_s = 0;
     bool authenticate = false;  // WWW-Authenticate: Bearer
+    std::string allow;          // 405: the Allow header (the methods the route serves)
+    bool omit_body = false;     // HEAD: headers (Content-Length of the body) without the body
   };
   enum class Action { kReply, kChat, kCompletion, kWebSocket };
   struct Decision {
@@ -57,6 +59,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   awaitable<void> serve();
   Decision decide(const Request& request, bool keep_alive) const;
+  Decision route(const Request& request, bool keep_alive) const;
+  Decision custom(const CustomRoute& route, const Request& request, const std::string& path, const std::string& query,
+                  bool keep_alive) const;
   awaitable<bool> handle(Request& request, const std::string& request_id, bool keep_alive,
                          runtime::Clock::time_point arrival);
   // Validates and submits a generation: a Reply when it is refused, else nullopt and `generation` set.

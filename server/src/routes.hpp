@@ -22,6 +22,8 @@ std::string add_request_id(const std::string& body, std::string_view request_id)
 // 200 {"status":"ok"} when the engine is ready; 503 {"status":"loading"|"draining"} otherwise.
 HttpResponse health_route(const ServerState& state, const runtime::Engine* engine);
 HttpResponse models_route(const ServerState& state, const runtime::Engine& engine);
+// GET /v1/models/{id}: the model object, or 404 model_not_found.
+HttpResponse model_route(const ServerState& state, const runtime::Engine& engine, const std::string& id);
 HttpResponse tokenize_route(const ServerState& state, const runtime::Engine& engine, std::string_view body);
 HttpResponse detokenize_route(const ServerState& state, const runtime::Engine& engine, std::string_view body);
 HttpResponse metrics_route(const ServerState& state, const runtime::Engine* engine);

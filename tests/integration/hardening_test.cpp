@@ -83,3 +83,73 @@ TEST_CASE("an error after the first byte carries the request id in its event", "
   CHECK(plain.status == 500);
   CHECK(error_request_id(plain) == "json-err-1");
 }
+
+TEST_CASE("405 answers carry Allow", "[http][harden]") {
+  const uint16_t port = hardening_server().port();
+  struct Case {
+    std::string method;
+    std::string target;
+    std::string allow;
+  };
+  const std::vector<Case> cases = {
+      {"POST", "/health", "GET, HEAD"},
+      {"DELETE", "/metrics", "GET, HEAD"},
+      {"PUT", "/v1/models", "GET, HEAD"},
+      {"DELETE", "/v1/models/fake-moe", "GET, HEAD"},
+      {"GET", "/v1/chat/completions", "POST"},
+      {"HEAD", "/v1/completions", "POST"},
+      {"OPTIONS", "/v1/chat/completions", "POST"},
+      {"HEAD", "/v1/ws", "GET"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.method << " " << c.target);
+    TcpClient client(port);
+    client.send(make_request(c.method, c.target, c.method == "POST" ? "{}" : ""));
+    // A HEAD response has no body whatever its Content-Length says.
+    auto r = c.method == "HEAD" ? client.read_head() : client.read_response();
+    CHECK(r.status == 405);
+    CHECK(r.header("allow") == c.allow);
+  }
+}
+
+TEST_CASE("HEAD answers like GET without a body", "[http][harden]") {
+  const uint16_t port = hardening_server().port();
+  for (const std::string target : {"/health", "/v1/models", "/v1/models/fake-moe", "/metrics", "/no/such/route"}) {
+    INFO(target);
+    const auto get = http(port, "GET", target);
+    TcpClient c(port);
+    // HEAD then GET on one connection: any body bytes after the HEAD answer would corrupt the second.
+    c.send(make_request("HEAD", target) + make_request("GET", "/health", "", {"X-Request-Id: after-head"}));
+    auto head = c.read_head();
+    CHECK(head.status == get.status);
+    CHECK(head.header("content-type") == get.header("content-type"));
+    // (The metrics text changes between two scrapes; an error message names the method.)
+    if (target != "/metrics" && get.status == 200) {
+      CHECK(head.header("content-length") == std::to_string(get.body.size()));
+    }
+    auto next = c.read_response();
+    CHECK(next.status == 200);
+    CHECK(next.header("x-request-id") == "after-head");
+    CHECK(next.body == R"({"status":"ok"})");
+  }
+}
+
+TEST_CASE("GET /v1/models/{id} returns the model or 404 model_not_found", "[http][harden][fake]") {
+  const uint16_t port = hardening_server().port();
+  const auto listed = parse_json(http(port, "GET", "/v1/models").body).at("data").at(0);
+  for (const std::string target : {"/v1/models/fake-moe", "/v1/models/fake%2Dmoe", "/v1/models/fake%2dmoe"}) {
+    INFO(target);
+    auto r = http(port, "GET", target);
+    REQUIRE(r.status == 200);
+    CHECK(parse_json(r.body) == listed);  // the same object as in the list
+  }
+  for (const std::string target : {"/v1/models/nope", "/v1/models/org%2Fnope", "/v1/models/bad%zz", "/v1/models/a/b"}) {
+    INFO(target);
+    auto r = http(port, "GET", target);
+    CHECK(r.status == 404);
+    CHECK(parse_json(r.body).at("error").at("code").as_string() == "model_not_found");
+  }
+  auto slashed = http(port, "GET", "/v1/models/org%2Fnope");
+  CHECK(std::string(parse_json(slashed.body).at("error").at("message").as_string()).find("org/nope") !=
+        std::string::npos);
+}

@@ -73,3 +73,13 @@ TEST_CASE("bearer keys compare case-sensitively, request ids are checked", "[aut
   CHECK(a.size() == 32);
   CHECK(a != generate_request_id());
 }
+
+TEST_CASE("percent-decoding of path segments", "[framing]") {
+  CHECK(percent_decode("org%2Fmodel") == std::optional<std::string>("org/model"));
+  CHECK(percent_decode("a%2db%2D") == std::optional<std::string>("a-b-"));
+  CHECK(percent_decode("plain+text") == std::optional<std::string>("plain+text"));
+  CHECK(percent_decode("") == std::optional<std::string>(""));
+  CHECK_FALSE(percent_decode("bad%zz"));
+  CHECK_FALSE(percent_decode("cut%2"));
+  CHECK_FALSE(percent_decode("cut%"));
+}

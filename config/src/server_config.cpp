@@ -20,7 +20,10 @@ const std::vector<ServerSetting> kSettings = {
     {"api_key", "bearer key required on every route but /health (\"\" = none)", 0, 0, AURORA_REF(api_key)},
     {"allow_insecure_remote", "allow binding a non-loopback address without an API key", 0, 0,
      AURORA_REF(allow_insecure_remote)},
-    {"allowed_hosts", "comma-separated Host header allowlist (\"\" = any host)", 0, 0, AURORA_REF(allowed_hosts)},
+    {"allowed_hosts",
+     "Host header allowlist, comma-separated (\"\" = loopback names on a loopback bind, any host otherwise; "
+     "\"*\" = any; \".example.com\" = its subdomains)",
+     0, 0, AURORA_REF(allowed_hosts)},
     {"io_threads", "network threads (0 = min(4, max(1, cores/2)))", 0, 256, AURORA_REF(io_threads)},
     {"access_log", "log one line per request to stderr", 0, 0, AURORA_REF(access_log)},
     {"max_header_bytes", "request line + headers, else 431", 512, 1 << 20, AURORA_REF(max_header_bytes)},

@@ -174,7 +174,7 @@ awaitable<void> HttpSession::serve() {
     }
     const auto& header = parser.get();
     const unsigned version = header.version() == 10 ? 10 : 11;
-    if (auto rejected = check_request_header(header.base(), config, state_->allowed_hosts)) {
+    if (auto rejected = check_request_header(header.base(), config, state_->hosts)) {
       const Reply reply = error_reply(*rejected, false);
       co_await write_reply(reply, version, request_id);
       co_return;
@@ -214,6 +214,8 @@ awaitable<void> HttpSession::serve() {
     }
     stream_.expires_never();
     Request request = parser.release();
+    // An absolute-form target (its host was checked above) is routed by its path and query.
+    if (auto absolute = split_absolute_target(request.target())) request.target(absolute->origin_form);
     const bool keep_alive = request.keep_alive() && served + 1 < config.max_requests_per_connection;
     phase_ = Phase::kHandling;
     current_request_ = &request;

@@ -23,7 +23,7 @@ using std::chrono::milliseconds;
 
 ServerState::ServerState(config::ServerConfig c)
     : config(std::move(c)),
-      allowed_hosts(parse_allowed_hosts(config.allowed_hosts)),
+      hosts(host_policy_for(config)),
       start_time_s(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                        .count()) {}
 
@@ -148,6 +148,8 @@ Result<void> Server::start() {
                                       " is reachable from other machines and no --api-key is set; set one, or "
                                       "pass --allow-insecure-remote true to serve without authentication");
   }
+  state_->hosts = make_host_policy(config.allowed_hosts, config.host, endpoint.address().to_string(),
+                                   is_loopback(endpoint.address()));
   rt.acceptor.open(endpoint.protocol(), ec);
   if (!ec) rt.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) rt.acceptor.bind(endpoint, ec);
@@ -183,6 +185,10 @@ Result<void> Server::start() {
   rt.started = true;
   log_info("listening on " + endpoint.address().to_string() + ":" + std::to_string(rt.port) + " (" +
            std::to_string(threads) + " io threads)");
+  std::string names;
+  for (const auto& n : state_->hosts.names) names += (names.empty() ? "" : ", ") + n;
+  log_info(state_->hosts.any ? std::string("Host check off: any Host is answered (--allowed-hosts to restrict it)")
+                             : "answering Host " + names + " only (any port; --allowed-hosts to change)");
   return {};
 }
 

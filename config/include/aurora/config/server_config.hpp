@@ -26,7 +26,8 @@ struct ServerConfig {
   int32_t port = 8000;
   std::string api_key;                 // "" = no authentication
   bool allow_insecure_remote = false;  // allow a non-loopback bind without an API key
-  std::string allowed_hosts;           // comma-separated Host header allowlist; "" = any
+  std::string allowed_hosts;           // Host allowlist, comma-separated; "" = loopback names on a
+                                       // loopback bind, any host otherwise; "*" = any
   int32_t io_threads = 0;              // 0 = min(4, max(1, cores / 2))
   bool access_log = false;             // one line per request on stderr
 

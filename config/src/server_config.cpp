@@ -39,7 +39,14 @@ const std::vector<ServerSetting> kSettings = {
     {"sse_keepalive_ms", "SSE comment on a stream idle this long", 1, kDay, AURORA_REF(sse_keepalive_ms)},
     {"drain_timeout_ms", "on SIGTERM/SIGINT, in-flight requests get this long to finish", 0, kDay,
      AURORA_REF(drain_timeout_ms)},
-    {"max_connections", "open connections; past it: 503 and close", 1, 1'000'000, AURORA_REF(max_connections)},
+    {"max_connections",
+     "open connections (lowered at start-up, with a warning, to fit the open-file limit); past it and the reserve: "
+     "503 and close",
+     1, 1'000'000, AURORA_REF(max_connections)},
+    {"reserved_connections",
+     "connections beyond max_connections that serve only /health, /metrics and /v1/models (one request each; "
+     "anything else: 503)",
+     0, 4096, AURORA_REF(reserved_connections)},
     {"max_requests_per_connection", "requests per keep-alive connection", 1, kI32,
      AURORA_REF(max_requests_per_connection)},
     {"retry_after_s", "Retry-After sent with 503 and 429", 0, 3600, AURORA_REF(retry_after_s)},

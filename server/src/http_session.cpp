@@ -28,6 +28,14 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr size_t kReadChunk = 4096;
+constexpr milliseconds kReserveFirstByteTimeout{2000};
+
+// The routes a reserve connection serves: liveness, metrics and the model list, which probes and
+// scrapers need most when the server is full.
+bool is_probe_route(std::string_view path, http::verb method) {
+  if (method != http::verb::get && method != http::verb::head) return false;
+  return path == "/health" || path == "/metrics" || path == "/v1/models" || path.rfind("/v1/models/", 0) == 0;
+}
 
 // Outcomes that mean "the peer is gone or we are stopping": end the session quietly.
 bool is_disconnect(const boost::system::error_code& ec) {
@@ -86,10 +94,11 @@ class StreamGauge {
 
 }  // namespace
 
-HttpSession::HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state)
+HttpSession::HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state, bool reserve)
     : stream_(std::move(socket)),
       buffer_(static_cast<size_t>(state->config.max_header_bytes + state->config.max_body_bytes) + 64 * 1024),
       state_(std::move(state)),
+      reserve_(reserve),
       monitor_timer_(stream_.get_executor()),
       read_deadline_(stream_.get_executor()) {
   state_->metrics.connections_open.fetch_add(1, std::memory_order_relaxed);
@@ -140,8 +149,10 @@ awaitable<void> HttpSession::serve() {
     if (buffer_.size() == 0) {
       // Draining: a kept-alive connection closes, but a new one still gets its 503 answer.
       if (served > 0 && (stop_requested_ || state_->draining.load())) co_return;
-      // Wait for the first byte of the (next) request.
-      stream_.expires_after(milliseconds(config.idle_timeout_ms));
+      // Wait for the first byte of the (next) request. A probe sends its request at once: a reserve
+      // connection that stays silent is closed soon, so idle sockets cannot hold the reserve.
+      stream_.expires_after(reserve_ ? std::min(milliseconds(config.header_timeout_ms), kReserveFirstByteTimeout)
+                                     : milliseconds(config.idle_timeout_ms));
       auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), use_tuple);
       if (ec) co_return;  // idle timeout, peer closed, or asked to stop
       buffer_.commit(n);
@@ -235,6 +246,7 @@ HttpSession::Reply HttpSession::error_reply(const ApiError& error, bool keep_ali
 
 HttpSession::Decision HttpSession::decide(const Request& request, bool keep_alive) const {
   Decision d = route(request, keep_alive);
+  if (reserve_) d.reply.keep_alive = false;  // one request: the reserve frees up at once
   // HEAD: the GET answer's status and headers (Content-Length included), never a body (RFC 9110).
   d.reply.omit_body = request.method() == http::verb::head;
   return d;
@@ -261,6 +273,13 @@ HttpSession::Decision HttpSession::route(const Request& request, bool keep_alive
     d.reply.allow = std::move(allow);
     return d;
   };
+  if (reserve_ && !is_probe_route(path, method)) {
+    state_->metrics.count_rejection(RejectReason::kTooManyConnections);
+    return refuse(ApiError::unavailable("too many open connections (this one, from the reserve, serves only /health, "
+                                        "/metrics and /v1/models)",
+                                        "too_many_connections", config.retry_after_s),
+                  false);
+  }
   // One gate in front of every route but liveness and the dashboard's static page (it holds no
   // data: its requests for the plan carry the key), WebSocket upgrades included.
   if (!config.api_key.empty() && path != "/health" && path != "/dashboard" &&

@@ -27,7 +27,9 @@ class WsSession;
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state);
+  // `reserve`: a connection past max_connections, taken from the reserve: it answers one request,
+  // and only a probe route (/health, /metrics, /v1/models); anything else gets 503.
+  HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state, bool reserve = false);
   ~HttpSession();
 
   // The connection's coroutine; ends when the connection does. Never throws out (TaskGroup logs).
@@ -93,6 +95,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::shared_ptr<ServerState> state_;
+  const bool reserve_;
   Phase phase_ = Phase::kIdle;
   bool stop_requested_ = false;
   int requests_served_ = 0;

@@ -31,12 +31,17 @@ struct ServerState {
   explicit ServerState(config::ServerConfig c);
 
   const config::ServerConfig config;
-  HostPolicy hosts;            // from config.allowed_hosts and the bind address; set by start() before any session
+  HostPolicy hosts;  // from config.allowed_hosts and the bind address; set by start() before any session
+  // config.max_connections, lowered by start() when the open-file limit cannot hold it.
+  int32_t max_connections;
   const int64_t start_time_s;  // unix seconds, for `created` of /v1/models
   Metrics metrics;
   TaskGroup sessions;
   std::vector<CustomRoute> routes;
   std::atomic<bool> draining{false};
+
+  // Descriptors the server plans to hold: the connections, the reserve and the spare.
+  int64_t open_files_needed() const;
 
   std::shared_ptr<runtime::Engine> engine() const {
     std::lock_guard lock(engine_mutex_);

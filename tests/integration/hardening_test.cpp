@@ -223,3 +223,48 @@ TEST_CASE("--allowed-hosts: '*' turns the check off, a list replaces the default
   CHECK(eventually([&] { return with_host(remote_listed.port(), "/health", "api.example.com").status == 200; }));
   CHECK(with_host(remote_listed.port(), "/health", "evil.example").status == 421);
 }
+
+TEST_CASE("a low open-file limit lowers the cap at start-up; /health stays answered past it", "[harden][fds]") {
+  ServerProcess server({"--fake-step-ms", "1"}, true, 160);
+  const uint16_t port = server.port();
+  const std::string log = server.log();
+  const size_t at = log.find("max_connections lowered from 1024 to ");
+  REQUIRE(at != std::string::npos);
+  const int cap = std::atoi(log.c_str() + at + std::string("max_connections lowered from 1024 to ").size());
+  INFO(log);
+  CHECK(log.find("the open-file limit is 160") != std::string::npos);
+  REQUIRE(cap > 8);
+  REQUIRE(cap < 160 - 64 - 16);
+  // Fill the cap and the reserve with idle sockets, and then some: the excess is refused at once,
+  // and the server never runs out of descriptors.
+  std::vector<std::unique_ptr<TcpClient>> idle;
+  for (int i = 0; i < cap + 16 + 20; ++i) idle.push_back(std::make_unique<TcpClient>(port));
+  auto& last = *idle.back();
+  last.send(make_request("GET", "/health"));
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(last.read_response(milliseconds(2000)).status == 503);
+  CHECK(std::chrono::steady_clock::now() - start < milliseconds(1000));
+  // Probes are answered at once, 503 while silent sockets hold the reserve, 200 once they are
+  // dropped (2 s): never a timeout.
+  bool ok = false;
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(6000);
+  while (!ok && std::chrono::steady_clock::now() < deadline) {
+    const auto probe_start = std::chrono::steady_clock::now();
+    const int status = http(port, "GET", "/health").status;
+    CHECK(std::chrono::steady_clock::now() - probe_start < milliseconds(1000));
+    CHECK((status == 200 || status == 503));
+    ok = status == 200;
+    if (!ok) std::this_thread::sleep_for(milliseconds(100));
+  }
+  CHECK(ok);
+  CHECK(server.open_fds() <= 160);
+  CHECK(server.log().find("Too many open files") == std::string::npos);
+  idle.clear();
+  CHECK(eventually(
+      [&] { return http(port, "POST", "/v1/completions", R"({"prompt":"x","max_tokens":1})").status == 200; }));
+}
+
+TEST_CASE("an open-file limit too low for one connection refuses to start, naming the numbers", "[harden][fds]") {
+  CHECK_THROWS_WITH(ServerProcess({"--fake-step-ms", "1"}, true, 64),
+                    Catch::Contains("leaves no descriptor for a connection") && Catch::Contains("ulimit -n"));
+}

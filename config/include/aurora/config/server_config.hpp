@@ -46,7 +46,8 @@ struct ServerConfig {
   int64_t drain_timeout_ms = 30'000;       // SIGTERM: in-flight requests get this long
 
   // Capacity.
-  int32_t max_connections = 1024;  // past it: 503 and close
+  int32_t max_connections = 1024;     // past it: the reserve; past both: 503 and close
+  int32_t reserved_connections = 16;  // beyond max_connections, for /health, /metrics, /v1/models only
   int32_t max_requests_per_connection = 1000;
   int32_t retry_after_s = 1;      // Retry-After on 503/429
   int32_t overload_status = 503;  // status when the waiting queue is full: 503 or 429

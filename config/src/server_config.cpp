@@ -20,7 +20,10 @@ const std::vector<ServerSetting> kSettings = {
     {"api_key", "bearer key required on every route but /health (\"\" = none)", 0, 0, AURORA_REF(api_key)},
     {"allow_insecure_remote", "allow binding a non-loopback address without an API key", 0, 0,
      AURORA_REF(allow_insecure_remote)},
-    {"allowed_hosts", "comma-separated Host header allowlist (\"\" = any host)", 0, 0, AURORA_REF(allowed_hosts)},
+    {"allowed_hosts",
+     "Host header allowlist, comma-separated (\"\" = loopback names on a loopback bind, any host otherwise; "
+     "\"*\" = any; \".example.com\" = its subdomains)",
+     0, 0, AURORA_REF(allowed_hosts)},
     {"io_threads", "network threads (0 = min(4, max(1, cores/2)))", 0, 256, AURORA_REF(io_threads)},
     {"access_log", "log one line per request to stderr", 0, 0, AURORA_REF(access_log)},
     {"max_header_bytes", "request line + headers, else 431", 512, 1 << 20, AURORA_REF(max_header_bytes)},
@@ -36,7 +39,14 @@ const std::vector<ServerSetting> kSettings = {
     {"sse_keepalive_ms", "SSE comment on a stream idle this long", 1, kDay, AURORA_REF(sse_keepalive_ms)},
     {"drain_timeout_ms", "on SIGTERM/SIGINT, in-flight requests get this long to finish", 0, kDay,
      AURORA_REF(drain_timeout_ms)},
-    {"max_connections", "open connections; past it: 503 and close", 1, 1'000'000, AURORA_REF(max_connections)},
+    {"max_connections",
+     "open connections (lowered at start-up, with a warning, to fit the open-file limit); past it and the reserve: "
+     "503 and close",
+     1, 1'000'000, AURORA_REF(max_connections)},
+    {"reserved_connections",
+     "connections beyond max_connections that serve only /health, /metrics and /v1/models (one request each; "
+     "anything else: 503)",
+     0, 4096, AURORA_REF(reserved_connections)},
     {"max_requests_per_connection", "requests per keep-alive connection", 1, kI32,
      AURORA_REF(max_requests_per_connection)},
     {"retry_after_s", "Retry-After sent with 503 and 429", 0, 3600, AURORA_REF(retry_after_s)},

@@ -5,6 +5,7 @@
 #include "aurora/config/protocol/sse.hpp"
 #include "aurora/config/protocol/ws_messages.hpp"
 #include "aurora/runtime/tokenizer.hpp"
+#include "routes.hpp"
 
 namespace aurora::server {
 
@@ -105,6 +106,7 @@ Expected<GenerationPlan> build_plan(protocol::Endpoint endpoint, const runtime::
   GenerationPlan plan;
   plan.endpoint = endpoint;
   plan.model = model.name;
+  plan.request_id = info.request_id;
   plan.response_id = (chat ? "chatcmpl-" : "cmpl-") + info.request_id;
   plan.created = unix_seconds();
   plan.arrival = info.arrival;
@@ -300,7 +302,7 @@ void Generation::fail(const ApiError& error, WireOutput& out) {
     if (!seqs_[i].ended && engine_) engine_->cancel(ids_[i]);
   }
   if (wire_ == Wire::kSse) {
-    protocol::append_sse_event(out.bytes, protocol::error_body(error));
+    protocol::append_sse_event(out.bytes, error_body_with_id(error, plan_.request_id));
     out.bytes += protocol::kSseDone;
   } else if (wire_ == Wire::kWs) {
     out.messages.push_back(protocol::ws_error_event(ws_id_json_, error));

@@ -46,6 +46,7 @@ struct SequencePlan {
 struct GenerationPlan {
   protocol::Endpoint endpoint = protocol::Endpoint::kChat;
   std::string model;
+  std::string request_id;   // X-Request-Id (echoed or generated); in error events' bodies
   std::string response_id;  // chatcmpl-<request id> | cmpl-<request id>
   int64_t created = 0;
   int32_t num_choices = 0;

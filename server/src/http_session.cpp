@@ -28,6 +28,14 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr size_t kReadChunk = 4096;
+constexpr milliseconds kReserveFirstByteTimeout{2000};
+
+// The routes a reserve connection serves: liveness, metrics and the model list, which probes and
+// scrapers need most when the server is full.
+bool is_probe_route(std::string_view path, http::verb method) {
+  if (method != http::verb::get && method != http::verb::head) return false;
+  return path == "/health" || path == "/metrics" || path == "/v1/models" || path.rfind("/v1/models/", 0) == 0;
+}
 
 // Outcomes that mean "the peer is gone or we are stopping": end the session quietly.
 bool is_disconnect(const boost::system::error_code& ec) {
@@ -86,10 +94,11 @@ class StreamGauge {
 
 }  // namespace
 
-HttpSession::HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state)
+HttpSession::HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state, bool reserve)
     : stream_(std::move(socket)),
       buffer_(static_cast<size_t>(state->config.max_header_bytes + state->config.max_body_bytes) + 64 * 1024),
       state_(std::move(state)),
+      reserve_(reserve),
       monitor_timer_(stream_.get_executor()),
       read_deadline_(stream_.get_executor()) {
   state_->metrics.connections_open.fetch_add(1, std::memory_order_relaxed);
@@ -134,15 +143,16 @@ void HttpSession::close_socket() {
 
 awaitable<void> HttpSession::serve() {
   const auto& config = state_->config;
-  const std::string no_request_id;
   for (int served = 0;; ++served) {
     requests_served_ = served;
     phase_ = Phase::kIdle;
     if (buffer_.size() == 0) {
       // Draining: a kept-alive connection closes, but a new one still gets its 503 answer.
       if (served > 0 && (stop_requested_ || state_->draining.load())) co_return;
-      // Wait for the first byte of the (next) request.
-      stream_.expires_after(milliseconds(config.idle_timeout_ms));
+      // Wait for the first byte of the (next) request. A probe sends its request at once: a reserve
+      // connection that stays silent is closed soon, so idle sockets cannot hold the reserve.
+      stream_.expires_after(reserve_ ? std::min(milliseconds(config.header_timeout_ms), kReserveFirstByteTimeout)
+                                     : milliseconds(config.idle_timeout_ms));
       auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kReadChunk), use_tuple);
       if (ec) co_return;  // idle timeout, peer closed, or asked to stop
       buffer_.commit(n);
@@ -156,24 +166,26 @@ awaitable<void> HttpSession::serve() {
     arm_read_deadline(milliseconds(config.header_timeout_ms));
     auto [hec, hn] = co_await http::async_read_header(stream_, buffer_, parser, use_tuple);
     disarm_read_deadline();
+    // The X-Request-Id of the fields read so far (a header refused part-way still names its
+    // request when the field came early), else a generated one.
+    const auto request_id_field = parser.get()["X-Request-Id"];
+    const std::string request_id =
+        is_safe_request_id(request_id_field) ? std::string(request_id_field) : generate_request_id();
     if (hec && read_timed_out()) {
       const Reply reply = error_reply(timeout_error("header"), false);
-      co_await write_reply(reply, 11, no_request_id);
+      co_await write_reply(reply, 11, request_id);
       co_return;
     }
     if (hec) {
       if (!is_disconnect(hec)) {
         const Reply reply = error_reply(error_for_parse_failure(hec), false);
-        co_await write_reply(reply, 11, no_request_id);
+        co_await write_reply(reply, 11, request_id);
       }
       co_return;
     }
     const auto& header = parser.get();
     const unsigned version = header.version() == 10 ? 10 : 11;
-    const auto request_id_field = header["X-Request-Id"];
-    const std::string request_id =
-        is_safe_request_id(request_id_field) ? std::string(request_id_field) : generate_request_id();
-    if (auto rejected = check_request_header(header.base(), config, state_->allowed_hosts)) {
+    if (auto rejected = check_request_header(header.base(), config, state_->hosts)) {
       const Reply reply = error_reply(*rejected, false);
       co_await write_reply(reply, version, request_id);
       co_return;
@@ -213,6 +225,8 @@ awaitable<void> HttpSession::serve() {
     }
     stream_.expires_never();
     Request request = parser.release();
+    // An absolute-form target (its host was checked above) is routed by its path and query.
+    if (auto absolute = split_absolute_target(request.target())) request.target(absolute->origin_form);
     const bool keep_alive = request.keep_alive() && served + 1 < config.max_requests_per_connection;
     phase_ = Phase::kHandling;
     current_request_ = &request;
@@ -231,15 +245,41 @@ HttpSession::Reply HttpSession::error_reply(const ApiError& error, bool keep_ali
 }
 
 HttpSession::Decision HttpSession::decide(const Request& request, bool keep_alive) const {
+  Decision d = route(request, keep_alive);
+  if (reserve_) d.reply.keep_alive = false;  // one request: the reserve frees up at once
+  // HEAD: the GET answer's status and headers (Content-Length included), never a body (RFC 9110).
+  d.reply.omit_body = request.method() == http::verb::head;
+  return d;
+}
+
+HttpSession::Decision HttpSession::route(const Request& request, bool keep_alive) const {
   const auto& config = state_->config;
   const auto [path, query] = split_target(request.target());
-  const http::verb method = request.method();
+  // HEAD is served wherever GET is (write_reply drops the body).
+  const bool head = request.method() == http::verb::head;
+  const http::verb method = head ? http::verb::get : request.method();
   Decision d;
   d.reply.keep_alive = keep_alive;
   auto refuse = [&](const ApiError& e, bool keep) {
     d.reply = error_reply(e, keep);
     return d;
   };
+  auto not_allowed = [&](std::string allow) {
+    ApiError e =
+        ApiError::invalid_request("method " + std::string(request.method_string()) + " is not allowed on " + path);
+    e.status = 405;
+    e.code = "method_not_allowed";
+    refuse(e, keep_alive);
+    d.reply.allow = std::move(allow);
+    return d;
+  };
+  if (reserve_ && !is_probe_route(path, method)) {
+    state_->metrics.count_rejection(RejectReason::kTooManyConnections);
+    return refuse(ApiError::unavailable("too many open connections (this one, from the reserve, serves only /health, "
+                                        "/metrics and /v1/models)",
+                                        "too_many_connections", config.retry_after_s),
+                  false);
+  }
   // One gate in front of every route but liveness and the dashboard's static page (it holds no
   // data: its requests for the plan carry the key), WebSocket upgrades included.
   if (!config.api_key.empty() && path != "/health" && path != "/dashboard" &&
@@ -267,12 +307,10 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
   }
   for (const auto& route : kBuiltinRoutes) {
     if (path != route.path) continue;
-    if (method != route.method) {
-      ApiError e =
-          ApiError::invalid_request("method " + std::string(request.method_string()) + " is not allowed on " + path);
-      e.status = 405;
-      e.code = "method_not_allowed";
-      return refuse(e, keep_alive);
+    // A WebSocket upgrade is a GET with a body-less 101: HEAD has no meaning there.
+    const bool websocket = path == "/v1/ws";
+    if (method != route.method || (head && websocket)) {
+      return not_allowed(route.method == http::verb::post ? "POST" : websocket ? "GET" : "GET, HEAD");
     }
     if (path == "/v1/chat/completions") {
       d.action = Action::kChat;
@@ -290,7 +328,7 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
       state_->metrics.count_rejection(RejectReason::kLoading);
       return refuse(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s), keep_alive);
     }
-    if (path == "/v1/ws") {
+    if (websocket) {
       if (!beast::websocket::is_upgrade(request)) {
         return refuse(ApiError::invalid_request("/v1/ws is a WebSocket endpoint: send an Upgrade request"), keep_alive);
       }
@@ -304,24 +342,53 @@ HttpSession::Decision HttpSession::decide(const Request& request, bool keep_aliv
     if (path == "/v1/aurora/replan") d.reply.response = replan_route(*engine, request.body());
     return d;
   }
-  for (const auto& route : state_->routes) {
-    if (route.path != path || route.method != request.method_string()) continue;
-    HttpRequestView view;
-    view.method = std::string(request.method_string());
-    view.path = path;
-    view.query = query;
-    view.body = request.body();
-    for (const auto& field : request) {
-      std::string name(field.name_string());
-      for (auto& c : name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-      if (name == "authorization") continue;  // handlers never see the key
-      view.headers[name] = std::string(field.value());
+  // GET /v1/models/{id} (the OpenAI SDK's models.retrieve): the id is percent-decoded and may hold
+  // '/' ("org/model"), as the SDKs send it.
+  constexpr std::string_view kModelPrefix = "/v1/models/";
+  if (path.size() > kModelPrefix.size() && path.compare(0, kModelPrefix.size(), kModelPrefix) == 0) {
+    if (method != http::verb::get) return not_allowed("GET, HEAD");
+    if (!engine || !engine->ready()) {
+      state_->metrics.count_rejection(RejectReason::kLoading);
+      return refuse(ApiError::unavailable("The model is loading.", "model_loading", config.retry_after_s), keep_alive);
     }
-    d.reply.response = route.handler(view, engine.get());
+    const auto id = percent_decode(std::string_view(path).substr(kModelPrefix.size()));
+    d.reply.response = model_route(*state_, *engine, id ? *id : std::string(path.substr(kModelPrefix.size())));
     return d;
+  }
+  std::string custom_methods;  // the methods registered on this path, for a 405's Allow
+  const CustomRoute* get_route = nullptr;
+  for (const auto& route : state_->routes) {
+    if (route.path != path) continue;
+    custom_methods += (custom_methods.empty() ? "" : ", ") + route.method;
+    if (route.method == "GET") get_route = &route;
+    if (route.method == request.method_string()) return custom(route, request, path, query, keep_alive);
+  }
+  if (head && get_route != nullptr) return custom(*get_route, request, path, query, keep_alive);
+  if (!custom_methods.empty()) {
+    if (get_route != nullptr) custom_methods += ", HEAD";
+    return not_allowed(custom_methods);
   }
   return refuse(ApiError::not_found("no route for " + std::string(request.method_string()) + " " + path.substr(0, 128)),
                 keep_alive);
+}
+
+HttpSession::Decision HttpSession::custom(const CustomRoute& route, const Request& request, const std::string& path,
+                                          const std::string& query, bool keep_alive) const {
+  HttpRequestView view;
+  view.method = std::string(request.method_string());
+  view.path = path;
+  view.query = query;
+  view.body = request.body();
+  for (const auto& field : request) {
+    std::string name(field.name_string());
+    for (auto& c : name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    if (name == "authorization") continue;  // handlers never see the key
+    view.headers[name] = std::string(field.value());
+  }
+  Decision d;
+  d.reply.keep_alive = keep_alive;
+  d.reply.response = route.handler(view, state_->engine().get());
+  return d;
 }
 
 awaitable<bool> HttpSession::handle(Request& request, const std::string& request_id, bool keep_alive,
@@ -510,9 +577,17 @@ awaitable<bool> HttpSession::write_reply(const Reply& reply, unsigned version, c
   if (!request_id.empty()) res.set("X-Request-Id", request_id);
   if (reply.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
   if (reply.authenticate) res.set(http::field::www_authenticate, "Bearer");
+  if (!reply.allow.empty()) res.set(http::field::allow, reply.allow);
   res.keep_alive(reply.keep_alive);
-  res.body() = reply.response.body;
+  // Error bodies name the request (the header, the access log line and the body agree).
+  res.body() = reply.response.status >= 400 ? add_request_id(reply.response.body, request_id) : reply.response.body;
   res.prepare_payload();
+  if (reply.omit_body) {
+    // HEAD: Content-Length says what GET would send; the serializer then writes no body bytes.
+    const size_t body_bytes = res.body().size();
+    res.body().clear();
+    res.content_length(body_bytes);
+  }
   stream_.expires_after(milliseconds(state_->config.write_timeout_ms));
   auto [ec, n] = co_await http::async_write(stream_, res, use_tuple);
   state_->metrics.count_response(reply.response.status);

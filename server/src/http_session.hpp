@@ -27,7 +27,9 @@ class WsSession;
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state);
+  // `reserve`: a connection past max_connections, taken from the reserve: it answers one request,
+  // and only a probe route (/health, /metrics, /v1/models); anything else gets 503.
+  HttpSession(tcp::socket socket, std::shared_ptr<ServerState> state, bool reserve = false);
   ~HttpSession();
 
   // The connection's coroutine; ends when the connection does. Never throws out (TaskGroup logs).
@@ -46,6 +48,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool keep_alive = true;
     int retry_after_s = 0;
     bool authenticate = false;  // WWW-Authenticate: Bearer
+    std::string allow;          // 405: the Allow header (the methods the route serves)
+    bool omit_body = false;     // HEAD: headers (Content-Length of the body) without the body
   };
   enum class Action { kReply, kChat, kCompletion, kWebSocket };
   struct Decision {
@@ -57,6 +61,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   awaitable<void> serve();
   Decision decide(const Request& request, bool keep_alive) const;
+  Decision route(const Request& request, bool keep_alive) const;
+  Decision custom(const CustomRoute& route, const Request& request, const std::string& path, const std::string& query,
+                  bool keep_alive) const;
   awaitable<bool> handle(Request& request, const std::string& request_id, bool keep_alive,
                          runtime::Clock::time_point arrival);
   // Validates and submits a generation: a Reply when it is refused, else nullopt and `generation` set.
@@ -88,6 +95,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::shared_ptr<ServerState> state_;
+  const bool reserve_;
   Phase phase_ = Phase::kIdle;
   bool stop_requested_ = false;
   int requests_served_ = 0;

@@ -55,4 +55,15 @@ void log_line(LogLevel level, std::string_view message) {
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
+std::optional<uint64_t> LogThrottle::allow(std::chrono::steady_clock::time_point now) {
+  if (last_ && now - *last_ < interval_) {
+    ++suppressed_;
+    return std::nullopt;
+  }
+  last_ = now;
+  const uint64_t suppressed = suppressed_;
+  suppressed_ = 0;
+  return suppressed;
+}
+
 }  // namespace aurora::server

@@ -164,17 +164,22 @@ void Metrics::count_response(int status) {
 std::string Metrics::render(const runtime::Engine* engine) const {
   std::string out;
   out.reserve(16384);
-  std::vector<std::pair<std::string, const ModelMetrics*>> models;
-  {
-    std::lock_guard lock(mutex_);
-    for (const auto& [name, m] : models_) models.emplace_back(name, m.get());
-  }
   runtime::EngineStats stats;
   std::vector<runtime::ModelInfo> infos;
   if (engine != nullptr) {
     stats = engine->stats();
     infos = engine->models();
   }
+  // Every served model's counters and histograms are present from the first scrape, at zero
+  // (as vLLM and the Prometheus clients do): rate() and absent() alerts see a series, not a gap.
+  static const ModelMetrics kUnused;
+  std::map<std::string, const ModelMetrics*> by_name;
+  for (const auto& info : infos) by_name.emplace(info.name, &kUnused);
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, m] : models_) by_name[name] = m.get();
+  }
+  const std::vector<std::pair<std::string, const ModelMetrics*>> models(by_name.begin(), by_name.end());
   // Engine-wide gauges carry the model's name when one model is served (vLLM dashboards filter on
   // it) and model_name="all" when several share the engine.
   const std::string engine_label =

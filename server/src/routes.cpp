@@ -2,6 +2,7 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "aurora/config/protocol/requests.hpp"
@@ -20,6 +21,25 @@ HttpResponse error_response(const ApiError& error) {
   return r;
 }
 
+std::string error_body_with_id(const ApiError& error, std::string_view request_id) {
+  json::object inner = protocol::error_object(error);
+  if (!request_id.empty()) inner["request_id"] = request_id;
+  json::object body;
+  body["error"] = std::move(inner);
+  return json::serialize(body);
+}
+
+std::string add_request_id(const std::string& body, std::string_view request_id) {
+  if (request_id.empty()) return body;
+  boost::system::error_code ec;
+  json::value parsed = json::parse(body, ec);
+  if (ec || !parsed.is_object()) return body;
+  auto* error = parsed.as_object().if_contains("error");
+  if (error == nullptr || !error->is_object()) return body;
+  error->as_object()["request_id"] = request_id;
+  return json::serialize(parsed);
+}
+
 HttpResponse health_route(const ServerState& state, const runtime::Engine* engine) {
   HttpResponse r;
   if (state.draining.load()) {
@@ -34,24 +54,39 @@ HttpResponse health_route(const ServerState& state, const runtime::Engine* engin
   return r;
 }
 
+namespace {
+
+json::object model_object(const ServerState& state, const runtime::ModelInfo& m) {
+  json::object o;
+  o["id"] = m.name;
+  o["object"] = "model";
+  o["created"] = state.start_time_s;
+  o["owned_by"] = "aurora";
+  o["root"] = m.name;
+  o["parent"] = nullptr;
+  o["max_model_len"] = m.max_context_len;
+  return o;
+}
+
+}  // namespace
+
 HttpResponse models_route(const ServerState& state, const runtime::Engine& engine) {
   json::array data;
-  for (const auto& m : engine.models()) {
-    json::object o;
-    o["id"] = m.name;
-    o["object"] = "model";
-    o["created"] = state.start_time_s;
-    o["owned_by"] = "aurora";
-    o["root"] = m.name;
-    o["parent"] = nullptr;
-    o["max_model_len"] = m.max_context_len;
-    data.push_back(std::move(o));
-  }
+  for (const auto& m : engine.models()) data.push_back(model_object(state, m));
   json::object body;
   body["object"] = "list";
   body["data"] = std::move(data);
   HttpResponse r;
   r.body = json::serialize(body);
+  return r;
+}
+
+HttpResponse model_route(const ServerState& state, const runtime::Engine& engine, const std::string& id) {
+  // The same lookup (and 404 model_not_found) as a request's `model` field; "" never gets here.
+  auto model = resolve_model(engine, id);
+  if (!model.ok()) return error_response(model.error());
+  HttpResponse r;
+  r.body = json::serialize(model_object(state, model.value()));
   return r;
 }
 

@@ -12,6 +12,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "asio.hpp"
+#include "fd_limit.hpp"
 #include "http_framing.hpp"
 #include "http_session.hpp"
 #include "log.hpp"
@@ -23,9 +24,14 @@ using std::chrono::milliseconds;
 
 ServerState::ServerState(config::ServerConfig c)
     : config(std::move(c)),
-      allowed_hosts(parse_allowed_hosts(config.allowed_hosts)),
+      hosts(host_policy_for(config)),
+      max_connections(config.max_connections),
       start_time_s(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                        .count()) {}
+
+int64_t ServerState::open_files_needed() const {
+  return int64_t{config.max_connections} + config.reserved_connections + kSpareFds;
+}
 
 struct Server::Runtime {
   net::io_context ioc;
@@ -68,7 +74,7 @@ void configure_socket(tcp::socket& socket, const config::ServerConfig& config) {
 }
 
 void reject_connection(tcp::socket& socket, int retry_after_s) {
-  // Past max_connections: one best-effort, non-blocking answer, then close.
+  // Past max_connections and the reserve: one best-effort, non-blocking answer, then close.
   const std::string body =
       R"({"error":{"message":"too many open connections","type":"service_unavailable_error","param":null,"code":"too_many_connections"}})";
   const std::string response = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: " +
@@ -84,26 +90,37 @@ void reject_connection(tcp::socket& socket, int retry_after_s) {
 
 awaitable<void> accept_loop(std::shared_ptr<ServerState> state, tcp::acceptor& acceptor, net::io_context& ioc) {
   net::steady_timer backoff(co_await net::this_coro::executor);
+  // One line per 5 s at most: a full descriptor table fails every accept until a connection closes.
+  LogThrottle accept_errors(std::chrono::seconds(5));
   for (;;) {
     // Each connection gets its own strand: its handlers never run concurrently.
     auto [ec, accepted] = co_await acceptor.async_accept(net::make_strand(ioc), use_tuple);
     if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
-      // EMFILE/ENFILE and friends: log and back off instead of spinning on a full table.
-      log_warn("accept failed: " + ec.message());
-      backoff.expires_after(milliseconds(50));
+      // EMFILE/ENFILE and friends: the connection stays in the backlog; back off instead of
+      // spinning on a full table, and say so without flooding the log.
+      if (auto suppressed = accept_errors.allow(std::chrono::steady_clock::now())) {
+        log_warn("accept failed: " + ec.message() + " (backing off 100 ms" +
+                 (*suppressed > 0 ? "; " + std::to_string(*suppressed) + " more failures since the last report" : "") +
+                 ")");
+      }
+      backoff.expires_after(milliseconds(100));
       co_await backoff.async_wait(use_tuple);
       continue;
     }
     tcp::socket socket(std::move(accepted));
-    if (state->metrics.connections_open.load() >= state->config.max_connections) {
+    // Past the cap, a small reserve still answers probes (/health, /metrics, /v1/models), so that a
+    // full server reports itself instead of timing out; past the reserve, 503 and close.
+    const int64_t open = state->metrics.connections_open.load();
+    if (open >= int64_t{state->max_connections} + state->config.reserved_connections) {
       state->metrics.count_rejection(RejectReason::kTooManyConnections);
       reject_connection(socket, state->config.retry_after_s);
       continue;
     }
+    const bool reserve = open >= state->max_connections;
     configure_socket(socket, state->config);
     auto executor = socket.get_executor();
-    auto session = std::make_shared<HttpSession>(std::move(socket), state);
+    auto session = std::make_shared<HttpSession>(std::move(socket), state, reserve);
     std::weak_ptr<HttpSession> weak = session;
     state->sessions.spawn(
         executor, HttpSession::run(std::move(session)),
@@ -148,6 +165,17 @@ Result<void> Server::start() {
                                       " is reachable from other machines and no --api-key is set; set one, or "
                                       "pass --allow-insecure-remote true to serve without authentication");
   }
+  state_->hosts = make_host_policy(config.allowed_hosts, config.host, endpoint.address().to_string(),
+                                   is_loopback(endpoint.address()));
+  // Every connection holds a descriptor: fit the cap to the open-file limit before accepting any.
+  const FdLimit fds = raise_open_file_limit(state_->open_files_needed());
+  auto budget = fit_connections(fds, config.max_connections, config.reserved_connections);
+  if (!budget) return budget.error();
+  state_->max_connections = budget->max_connections;
+  if (fds.soft != fds.soft_was) {
+    log_info("raised the open-file limit from " + std::to_string(fds.soft_was) + " to " + std::to_string(fds.soft));
+  }
+  if (!budget->warning.empty()) log_warn(budget->warning);
   rt.acceptor.open(endpoint.protocol(), ec);
   if (!ec) rt.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) rt.acceptor.bind(endpoint, ec);
@@ -183,6 +211,10 @@ Result<void> Server::start() {
   rt.started = true;
   log_info("listening on " + endpoint.address().to_string() + ":" + std::to_string(rt.port) + " (" +
            std::to_string(threads) + " io threads)");
+  std::string names;
+  for (const auto& n : state_->hosts.names) names += (names.empty() ? "" : ", ") + n;
+  log_info(state_->hosts.any ? std::string("Host check off: any Host is answered (--allowed-hosts to restrict it)")
+                             : "answering Host " + names + " only (any port; --allowed-hosts to change)");
   return {};
 }
 

@@ -1,8 +1,8 @@
 // Private: ServerState, what every session shares: the configuration, the engine handle, the
 // metrics, the routes, the drain flag and the task group of live sessions.
 //
-// Thread safety: engine() and draining() are safe from any thread; config and routes are immutable
-// once the server has started.
+// Thread safety: engine() and draining() are safe from any thread; config, hosts and routes are
+// immutable once the server has started.
 #pragma once
 
 #include <atomic>
@@ -15,6 +15,7 @@
 #include "aurora/config/server_config.hpp"
 #include "aurora/runtime/engine.hpp"
 #include "aurora/server/server.hpp"
+#include "http_framing.hpp"
 #include "metrics.hpp"
 #include "task_group.hpp"
 
@@ -30,12 +31,17 @@ struct ServerState {
   explicit ServerState(config::ServerConfig c);
 
   const config::ServerConfig config;
-  const std::vector<std::string> allowed_hosts;  // parsed from config.allowed_hosts
-  const int64_t start_time_s;                    // unix seconds, for `created` of /v1/models
+  HostPolicy hosts;  // from config.allowed_hosts and the bind address; set by start() before any session
+  // config.max_connections, lowered by start() when the open-file limit cannot hold it.
+  int32_t max_connections;
+  const int64_t start_time_s;  // unix seconds, for `created` of /v1/models
   Metrics metrics;
   TaskGroup sessions;
   std::vector<CustomRoute> routes;
   std::atomic<bool> draining{false};
+
+  // Descriptors the server plans to hold: the connections, the reserve and the spare.
+  int64_t open_files_needed() const;
 
   std::shared_ptr<runtime::Engine> engine() const {
     std::lock_guard lock(engine_mutex_);

@@ -151,21 +151,46 @@ TEST_CASE("slow headers, slow bodies and idle connections time out", "[framing]"
   server_still_serves();
 }
 
-TEST_CASE("connections past max_connections get 503 and the server recovers", "[framing]") {
-  ServerProcess server({"--max-connections", "4"});
+TEST_CASE("past max_connections a reserve answers probes only; past it, 503; the server recovers", "[framing]") {
+  ServerProcess server({"--max-connections", "4", "--reserved-connections", "2"});
+  const uint16_t port = server.port();
   std::vector<std::unique_ptr<TcpClient>> held;
   for (int i = 0; i < 4; ++i) {
-    held.push_back(std::make_unique<TcpClient>(server.port()));
+    held.push_back(std::make_unique<TcpClient>(port));
     held.back()->send(make_request("GET", "/health"));
     REQUIRE(held.back()->read_response().status == 200);
   }
-  TcpClient extra(server.port());
+  // A reserve connection: a probe is answered, then the connection closes to free the slot.
+  TcpClient probe(port);
+  probe.send(make_request("GET", "/health"));
+  CHECK(probe.read_response().status == 200);
+  CHECK(probe.wait_closed(milliseconds(1000)));
+  CHECK(metric(port, "aurora:http_connections_open") >= 4);  // /metrics through the reserve too
+  // Anything else on a reserve connection: 503 too_many_connections.
+  TcpClient work(port);
+  work.send(make_request("POST", "/v1/chat/completions", chat_body("x", R"(,"max_tokens":1)")));
+  auto refused = work.read_response();
+  CHECK(refused.status == 503);
+  CHECK(refused.header("retry-after") == "1");
+  CHECK(parse_json(refused.body).at("error").at("code").as_string() == "too_many_connections");
+  // Two silent sockets fill the reserve: the next connection gets 503 at once, even for /health.
+  std::vector<std::unique_ptr<TcpClient>> silent;
+  for (int i = 0; i < 2; ++i) silent.push_back(std::make_unique<TcpClient>(port));
+  std::this_thread::sleep_for(milliseconds(200));  // both accepted
+  TcpClient extra(port);
   extra.send(make_request("GET", "/health"));
-  auto r = extra.read_response();
+  auto r = extra.read_response(milliseconds(1000));
   CHECK(r.status == 503);
   CHECK(r.header("retry-after") == "1");
+  // Silent sockets do not keep the reserve: they are closed after 2 s, and probes get through again.
+  CHECK(silent[0]->wait_closed(milliseconds(4000)));
+  CHECK(eventually([&] { return http(port, "GET", "/health").status == 200; }));
   held.pop_back();  // one connection closes: room for a new one
-  CHECK(eventually([&] { return http(server.port(), "GET", "/health").status == 200; }));
-  CHECK(eventually(
-      [&] { return metric(server.port(), "aurora:requests_rejected_total{reason=\"too_many_connections\"") >= 1; }));
+  CHECK(eventually([&] {
+    TcpClient c(port);
+    c.send(make_request("POST", "/v1/completions", R"({"prompt":"x","max_tokens":1})"));
+    return c.read_response().status == 200;
+  }));
+  CHECK(
+      eventually([&] { return metric(port, "aurora:requests_rejected_total{reason=\"too_many_connections\"") >= 2; }));
 }

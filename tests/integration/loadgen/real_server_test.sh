@@ -33,7 +33,7 @@ health() {
   if command -v curl >/dev/null; then
     curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1
   else
-    (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 &&
+    (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3 &&
      head -1 <&3 | grep -q ' 200 ') 2>/dev/null
   fi
 }

@@ -1,6 +1,7 @@
 // The official `openai` npm client (v6 on Node 20) against a live server on loopback: chat and
-// completions, streaming and not, usage chunks, request ids, errors as the SDK's typed errors, a
-// mid-stream error event, and an aborted stream freeing its engine work.
+// completions, streaming and not, models.list and models.retrieve, usage chunks, request ids (also
+// in error bodies), errors as the SDK's typed errors, a mid-stream error event, and an aborted
+// stream freeing its engine work.
 //
 // usage: node openai_test.mjs SERVER_COMMAND...   (AURORA_SERVER_CMD overrides, as in the C++ tests;
 // with a real server, the assertions on the fake engine's exact text are skipped)
@@ -51,6 +52,20 @@ test('models.list shows the served model', async () => {
   const list = await client.models.list();
   assert.ok(list.data.length >= 1);
   assert.equal(list.data[0].object, 'model');
+});
+
+test('models.retrieve returns the model; an unknown id is a NotFoundError', async () => {
+  const m = await client.models.retrieve(model);
+  assert.equal(m.id, model);
+  assert.equal(m.object, 'model');
+  await assert.rejects(client.models.retrieve('no/such-model'), (e) => {
+    assert.ok(e instanceof OpenAI.NotFoundError);
+    assert.equal(e.code, 'model_not_found');
+    // The error body names the request, as the x-request-id header does.
+    assert.match(e.error.request_id, /^[0-9a-f]{32}$/);
+    assert.equal(e.error.request_id, e.headers.get('x-request-id'));
+    return true;
+  });
 });
 
 test('chat, not streamed', async () => {

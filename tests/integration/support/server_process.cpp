@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,7 +40,7 @@ bool ServerProcess::fake() {
   return cmd == nullptr || *cmd == '\0';
 }
 
-ServerProcess::ServerProcess(std::vector<std::string> args, bool wait_ready) {
+ServerProcess::ServerProcess(std::vector<std::string> args, bool wait_ready, long open_file_limit) {
   std::vector<std::string> argv = command();
   for (size_t i = 0; i < args.size(); ++i) {
     if (!fake() && args[i].rfind("--fake-", 0) == 0) {
@@ -59,6 +60,10 @@ ServerProcess::ServerProcess(std::vector<std::string> args, bool wait_ready) {
     const int devnull = ::open("/dev/null", O_RDWR);
     ::dup2(devnull, STDOUT_FILENO);
     ::dup2(devnull, STDIN_FILENO);
+    if (open_file_limit > 0) {
+      const rlimit limit{static_cast<rlim_t>(open_file_limit), static_cast<rlim_t>(open_file_limit)};
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
     std::vector<char*> cargs;
     for (auto& a : argv) cargs.push_back(a.data());
     cargs.push_back(nullptr);

@@ -22,8 +22,9 @@ namespace aurora::testing {
 class ServerProcess {
  public:
   // Starts the server and, unless wait_ready is false, waits until GET /health answers 200 (a real
-  // server listens before its model has loaded).
-  explicit ServerProcess(std::vector<std::string> args, bool wait_ready = true);
+  // server listens before its model has loaded). open_file_limit > 0 sets the child's
+  // RLIMIT_NOFILE (soft and hard, as `ulimit -n` does) before it starts.
+  explicit ServerProcess(std::vector<std::string> args, bool wait_ready = true, long open_file_limit = 0);
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "fake_engine.hpp"
+
 using namespace aurora::server;
 
 TEST_CASE("histogram buckets are cumulative with +Inf, _sum and _count", "[metrics]") {
@@ -42,4 +44,33 @@ TEST_CASE("the exposition carries vLLM's set of metrics", "[metrics]") {
   CHECK(text.find("aurora:time_to_first_token_seconds_bucket{model_name=\"tiny\",le=\"0.0025\"} 1\n") !=
         std::string::npos);
   CHECK(text.find("aurora:requests_rejected_total{reason=\"queue_full\"} 1\n") != std::string::npos);
+}
+
+TEST_CASE("a served model's counters and histograms are present at zero before any request", "[metrics]") {
+  aurora::testing::FakeEngine engine;
+  Metrics m;
+  const std::string text = m.render(&engine);
+  const std::string model = "model_name=\"fake-moe\"";
+  for (const std::string& line : {
+           "aurora:prompt_tokens_total{" + model + "} 0\n",
+           "aurora:generation_tokens_total{" + model + "} 0\n",
+           "aurora:request_success_total{" + model + ",finished_reason=\"stop\"} 0\n",
+           "aurora:request_success_total{" + model + ",finished_reason=\"length\"} 0\n",
+           "aurora:request_success_total{" + model + ",finished_reason=\"abort\"} 0\n",
+           "aurora:request_success_total{" + model + ",finished_reason=\"error\"} 0\n",
+           "aurora:time_to_first_token_seconds_bucket{" + model + ",le=\"+Inf\"} 0\n",
+           "aurora:time_to_first_token_seconds_count{" + model + "} 0\n",
+           "aurora:inter_token_latency_seconds_count{" + model + "} 0\n",
+           "aurora:e2e_request_latency_seconds_sum{" + model + "} 0\n",
+           "aurora:request_queue_time_seconds_count{" + model + "} 0\n",
+       }) {
+    INFO(line);
+    CHECK(text.find(line) != std::string::npos);
+  }
+  // Once used, the model's series carry the real values (one series, not a zero and a real one).
+  m.model("fake-moe")->prompt_tokens.fetch_add(7);
+  const std::string used = m.render(&engine);
+  CHECK(used.find("aurora:prompt_tokens_total{" + model + "} 7\n") != std::string::npos);
+  CHECK(used.find("aurora:prompt_tokens_total{" + model + "} 0\n") == std::string::npos);
+  engine.shutdown(std::chrono::milliseconds(0));
 }

@@ -26,7 +26,8 @@ struct ServerConfig {
   int32_t port = 8000;
   std::string api_key;                 // "" = no authentication
   bool allow_insecure_remote = false;  // allow a non-loopback bind without an API key
-  std::string allowed_hosts;           // comma-separated Host header allowlist; "" = any
+  std::string allowed_hosts;           // Host allowlist, comma-separated; "" = loopback names on a
+                                       // loopback bind, any host otherwise; "*" = any
   int32_t io_threads = 0;              // 0 = min(4, max(1, cores / 2))
   bool access_log = false;             // one line per request on stderr
 
@@ -45,7 +46,8 @@ struct ServerConfig {
   int64_t drain_timeout_ms = 30'000;       // SIGTERM: in-flight requests get this long
 
   // Capacity.
-  int32_t max_connections = 1024;  // past it: 503 and close
+  int32_t max_connections = 1024;     // past it: the reserve; past both: 503 and close
+  int32_t reserved_connections = 16;  // beyond max_connections, for /health, /metrics, /v1/models only
   int32_t max_requests_per_connection = 1000;
   int32_t retry_after_s = 1;      // Retry-After on 503/429
   int32_t overload_status = 503;  // status when the waiting queue is full: 503 or 429

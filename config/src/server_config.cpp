@@ -39,6 +39,13 @@ const std::vector<ServerSetting> kSettings = {
     {"sse_keepalive_ms", "SSE comment on a stream idle this long", 1, kDay, AURORA_REF(sse_keepalive_ms)},
     {"drain_timeout_ms", "on SIGTERM/SIGINT, in-flight requests get this long to finish", 0, kDay,
      AURORA_REF(drain_timeout_ms)},
+    {"no_progress_timeout_ms",
+     "a request that gets no token for this long ends with an error and is cancelled (0 = never)", 0, kDay,
+     AURORA_REF(no_progress_timeout_ms)},
+    {"engine_stall_ms", "/health answers 503 while the engine has work and finished no step for this long (0 = never)",
+     0, kDay, AURORA_REF(engine_stall_ms)},
+    {"engine_failed_steps", "/health answers 503 after this many failed engine steps in a row (0 = never)", 0, kI32,
+     AURORA_REF(engine_failed_steps)},
     {"max_connections",
      "open connections (lowered at start-up, with a warning, to fit the open-file limit); past it and the reserve: "
      "503 and close",

@@ -1,5 +1,7 @@
 #include "generation.hpp"
 
+#include <cstdio>
+
 #include <chrono>
 
 #include "aurora/config/protocol/sse.hpp"
@@ -269,6 +271,15 @@ void Generation::cancel(CancelCause cause) {
   }
 }
 
+void Generation::stall(double seconds, WireOutput& out) {
+  if (finished_) return;
+  char text[200];
+  std::snprintf(text, sizeof text,
+                "No token for this request in %.0f s: the engine is stalled or overloaded; the request was cancelled.",
+                seconds);
+  fail(ApiError::unavailable(text, "no_progress", 0), out);
+}
+
 void Generation::emit(WireOutput& out, const std::string& chunk_json) {
   if (wire_ == Wire::kSse) {
     protocol::append_sse_event(out.bytes, chunk_json);
@@ -323,6 +334,7 @@ void Generation::finish_all(WireOutput& out) {
 
 void Generation::on_event(const StreamEvent& event, WireOutput& out) {
   if (!owns(event.tag)) return;
+  last_event_ = std::chrono::steady_clock::now();
   if (!started_) start(out);
   const size_t index = event.tag - first_tag_;
   auto& seq = seqs_[index];

@@ -7,6 +7,8 @@
 // messages, or one JSON body. Not thread-safe: owned by one session, used on its strand.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -92,6 +94,11 @@ class Generation {
                                            Metrics& metrics, const config::ServerConfig& config);
   // Cancels every unfinished sequence (idempotent).
   void cancel(CancelCause cause);
+  // No token came for `seconds` (a wedged engine, reliability F14): ends the request with a 503
+  // no_progress error (SSE: an error event and [DONE]) and cancels what is still running.
+  void stall(double seconds, WireOutput& out);
+  // When this request last got an event from the engine (or was submitted).
+  std::chrono::steady_clock::time_point last_event() const { return last_event_; }
 
   // The first output (chat: a role chunk per choice); on_event() calls it when it was not called.
   void start(WireOutput& out);
@@ -133,6 +140,7 @@ class Generation {
   bool submitted_ = false;
   bool started_ = false;
   CancelCause cancel_cause_ = CancelCause::kNone;
+  std::chrono::steady_clock::time_point last_event_ = std::chrono::steady_clock::now();
   std::optional<protocol::ApiError> failure_;
 };
 

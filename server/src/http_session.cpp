@@ -512,7 +512,14 @@ awaitable<bool> HttpSession::run_generation(Generation& generation, bool stream,
   generation.start(out);
   std::vector<StreamEvent> events;
   bool write_failed = false;
-  const milliseconds wait_period(stream ? config.sse_keepalive_ms : 60'000);
+  // Waits wake at least every keep-alive period (streams) and often enough to notice a request
+  // that got no token for no_progress_timeout_ms (a wedged engine).
+  const int64_t no_progress_ms = config.no_progress_timeout_ms;
+  int64_t period_ms = stream ? config.sse_keepalive_ms : 60'000;
+  if (no_progress_ms > 0) period_ms = std::min<int64_t>(period_ms, std::max<int64_t>(10, no_progress_ms / 4));
+  const milliseconds wait_period(period_ms);
+  auto last_event = std::chrono::steady_clock::now();
+  auto last_keepalive = last_event;
   for (;;) {
     if (stream && !out.bytes.empty()) {
       if (!co_await write_stream_bytes(out.bytes, chunked)) {
@@ -524,11 +531,23 @@ awaitable<bool> HttpSession::run_generation(Generation& generation, bool stream,
     if (generation.finished() || peer_gone_) break;
     const auto waited = co_await channel_->wait(wait_period);
     if (peer_gone_) break;
+    const auto now = std::chrono::steady_clock::now();
     if (waited == TokenChannel::WaitResult::kTimeout) {
-      if (stream) out.bytes.assign(protocol::kSseKeepAlive);
+      const double silent_s = std::chrono::duration<double>(now - last_event).count();
+      if (no_progress_ms > 0 && silent_s * 1000.0 >= static_cast<double>(no_progress_ms)) {
+        generation.stall(silent_s, out);
+        state_->metrics.no_progress_cancels.fetch_add(1, std::memory_order_relaxed);
+        if (!stream) break;  // the JSON error reply is written below
+        continue;            // writes the error event and [DONE], then ends
+      }
+      if (stream && now - last_keepalive >= milliseconds(config.sse_keepalive_ms)) {
+        out.bytes.assign(protocol::kSseKeepAlive);
+        last_keepalive = now;
+      }
       continue;
     }
     channel_->pop_all(events);
+    if (!events.empty()) last_event = last_keepalive = now;
     for (const auto& e : events) generation.on_event(e, out);
   }
   if (write_failed || peer_gone_) {

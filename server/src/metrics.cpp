@@ -316,6 +316,11 @@ std::string Metrics::render(const runtime::Engine* engine) const {
   sample(out, "aurora:plan_version", "", static_cast<double>(stats.plan_version));
   family(out, "aurora:expert_migrations_total", "counter", "Expert weights moved between ranks.");
   sample(out, "aurora:expert_migrations_total", "", static_cast<double>(stats.expert_migrations_total));
+  family(out, "aurora:engine_seconds_without_progress", "gauge",
+         "Seconds since the engine last finished a step while it had work (0 when idle).");
+  sample(out, "aurora:engine_seconds_without_progress", "", stats.seconds_without_progress);
+  family(out, "aurora:engine_failed_steps_total", "counter", "Engine steps that failed (their requests got errors).");
+  sample(out, "aurora:engine_failed_steps_total", "", static_cast<double>(stats.failed_steps_total));
 
   render_online(out, engine);
 
@@ -326,6 +331,9 @@ std::string Metrics::render(const runtime::Engine* engine) const {
   sample(out, "aurora:streams_open", "", static_cast<double>(streams_open.load()));
   family(out, "aurora:client_disconnects_total", "counter", "Clients gone before their request finished.");
   sample(out, "aurora:client_disconnects_total", "", static_cast<double>(client_disconnects.load()));
+  family(out, "aurora:no_progress_cancels_total", "counter",
+         "Requests ended with a no_progress error: no token within no_progress_timeout_ms.");
+  sample(out, "aurora:no_progress_cancels_total", "", static_cast<double>(no_progress_cancels.load()));
   family(out, "aurora:requests_rejected_total", "counter", "Requests refused for capacity or state, by reason.");
   for (size_t i = 0; i < rejected.size(); ++i) {
     sample(out, "aurora:requests_rejected_total", std::string("reason=\"") + kRejectReasons[i] + "\"",

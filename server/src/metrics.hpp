@@ -57,6 +57,7 @@ class Metrics {
   std::atomic<int64_t> connections_open{0};
   std::atomic<int64_t> streams_open{0};
   std::atomic<uint64_t> client_disconnects{0};
+  std::atomic<uint64_t> no_progress_cancels{0};  // requests ended for getting no token in time
   std::array<std::atomic<uint64_t>, static_cast<size_t>(RejectReason::kCount)> rejected{};
   // Responses by status class: 2xx, 3xx, 4xx, 5xx (index status / 100 - 2).
   std::array<std::atomic<uint64_t>, 4> responses{};

@@ -49,7 +49,25 @@ HttpResponse health_route(const ServerState& state, const runtime::Engine* engin
     r.status = 503;
     r.body = R"({"status":"loading"})";
   } else {
-    r.body = R"({"status":"ok"})";
+    // Readiness (reliability F14/F15): an engine that has work but finishes no step, or fails every
+    // step, should get no new traffic; liveness is the process answering at all.
+    const config::ServerConfig& c = state.config;
+    const runtime::EngineStats stats = engine->stats();
+    if (c.engine_stall_ms > 0 && stats.seconds_without_progress * 1000.0 >= static_cast<double>(c.engine_stall_ms)) {
+      json::object body;
+      body["status"] = "stalled";
+      body["seconds_without_progress"] = stats.seconds_without_progress;
+      r.status = 503;
+      r.body = json::serialize(body);
+    } else if (c.engine_failed_steps > 0 && stats.consecutive_failed_steps >= c.engine_failed_steps) {
+      json::object body;
+      body["status"] = "failing";
+      body["consecutive_failed_steps"] = stats.consecutive_failed_steps;
+      r.status = 503;
+      r.body = json::serialize(body);
+    } else {
+      r.body = R"({"status":"ok"})";
+    }
   }
   return r;
 }

@@ -1,5 +1,7 @@
 #include "ws_session.hpp"
 
+#include <algorithm>
+
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
@@ -174,8 +176,12 @@ awaitable<void> WsSession::write_loop(std::shared_ptr<WsSession> self) {
   std::vector<StreamEvent> events;
   WireOutput out;
   bool closing = false;
+  // Wake often enough to notice a request that got no token for no_progress_timeout_ms.
+  const int64_t no_progress_ms = self->state_->config.no_progress_timeout_ms;
+  const std::chrono::milliseconds period(no_progress_ms > 0 ? std::clamp<int64_t>(no_progress_ms / 4, 10, 30'000)
+                                                            : 30'000);
   for (;;) {
-    const auto waited = co_await self->channel_->wait(std::chrono::seconds(30));
+    const auto waited = co_await self->channel_->wait(period);
     if (waited == TokenChannel::WaitResult::kClosed) break;
     self->channel_->pop_all(events);
     for (auto& e : events) {
@@ -193,6 +199,22 @@ awaitable<void> WsSession::write_loop(std::shared_ptr<WsSession> self) {
       if (generation.finished()) {
         for (uint32_t t = 0; t < generation.num_tags(); ++t) self->by_tag_.erase(generation.first_tag() + t);
         self->by_id_.erase(it);
+        self->state_->metrics.streams_open.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+    if (no_progress_ms > 0) {
+      const auto now = std::chrono::steady_clock::now();
+      for (auto it = self->by_id_.begin(); it != self->by_id_.end();) {
+        Generation& generation = *it->second;
+        const double silent_s = std::chrono::duration<double>(now - generation.last_event()).count();
+        if (silent_s * 1000.0 < static_cast<double>(no_progress_ms)) {
+          ++it;
+          continue;
+        }
+        generation.stall(silent_s, out);
+        self->state_->metrics.no_progress_cancels.fetch_add(1, std::memory_order_relaxed);
+        for (uint32_t t = 0; t < generation.num_tags(); ++t) self->by_tag_.erase(generation.first_tag() + t);
+        it = self->by_id_.erase(it);
         self->state_->metrics.streams_open.fetch_sub(1, std::memory_order_relaxed);
       }
     }

@@ -143,3 +143,51 @@ TEST_CASE("2x overload: the excess gets 503 fast, admitted streams complete", "[
   CHECK((times.empty() || times.back() < 250.0));
   CHECK(settled(port));
 }
+
+TEST_CASE("a request that gets no token ends with a no_progress error; /health says stalled meanwhile",
+          "[fault][fake]") {
+  // "[fake:hang]" requests get no token until cancelled, as under a wedged engine. Readiness turns
+  // 503 after engine_stall_ms; each request ends after no_progress_timeout_ms with an error (SSE:
+  // event and [DONE]; JSON: 503) and is cancelled, after which the engine is idle and ready again.
+  ServerProcess server({"--no-progress-timeout-ms", "1500", "--engine-stall-ms", "300"});
+  const uint16_t port = server.port();
+  CHECK(http(port, "GET", "/health").status == 200);
+
+  TcpClient streamed(port);
+  const auto start = std::chrono::steady_clock::now();
+  streamed.send(
+      make_request("POST", "/v1/chat/completions", chat_body("[fake:hang]", R"(,"max_tokens":5,"stream":true)")));
+  REQUIRE(streamed.read_head().status == 200);
+  CHECK(eventually([&] { return http(port, "GET", "/health").status == 503; }, milliseconds(1200)));
+  const auto health = http(port, "GET", "/health");
+  if (health.status == 503) CHECK(parse_json(health.body).at("status").as_string() == "stalled");
+  CHECK(metric(port, "aurora:engine_seconds_without_progress") > 0.2);
+
+  std::optional<aurora::protocol::SseEvent> error;
+  bool done = false;
+  while (auto e = streamed.next_event(milliseconds(5000))) {
+    if (e->data == "[DONE]") {
+      done = true;
+      break;
+    }
+    if (e->data.find("\"error\"") != std::string::npos) error = e;
+  }
+  const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  REQUIRE(error.has_value());
+  CHECK(parse_json(error->data).at("error").at("code").as_string() == "no_progress");
+  CHECK(done);
+  CHECK(elapsed_s >= 1.4);
+  CHECK(elapsed_s < 4.5);
+  // Cancelled in the engine: idle, so ready again.
+  CHECK(eventually([&] { return engine_busy(port) == 0; }, milliseconds(3000)));
+  CHECK(http(port, "GET", "/health").status == 200);
+
+  // Not streamed: a 503 with the same code.
+  auto r = http(port, "POST", "/v1/completions", R"({"prompt":"[fake:hang]","max_tokens":3})");
+  CHECK(r.status == 503);
+  CHECK(parse_json(r.body).at("error").at("code").as_string() == "no_progress");
+  CHECK(metric(port, "aurora:no_progress_cancels_total") == 2);
+  // A request that does get tokens is untouched by the timer.
+  auto ok = http(port, "POST", "/v1/completions", R"({"prompt":"fine","max_tokens":3})");
+  CHECK(ok.status == 200);
+}

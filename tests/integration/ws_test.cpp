@@ -217,3 +217,32 @@ TEST_CASE("on SIGTERM a WebSocket refuses new requests, finishes its own, then c
   REQUIRE(code);
   CHECK(*code == 0);
 }
+
+TEST_CASE("a WebSocket request that gets no token ends with a no_progress error; the others go on", "[ws][fake]") {
+  ServerProcess server({"--fake-step-ms", "2", "--no-progress-timeout-ms", "500"});
+  const uint16_t port = server.port();
+  WsClient c(port);
+  const auto start = std::chrono::steady_clock::now();
+  c.send(R"({"type":"response.create","id":"stuck","request":{"messages":[{"role":"user","content":"[fake:hang]"}],)"
+         R"("max_tokens":5}})");
+  c.send(create(R"("fine")", R"(,"max_tokens":3)"));
+  bool stuck_failed = false;
+  bool fine_done = false;
+  while (!stuck_failed || !fine_done) {
+    auto m = c.next();
+    const std::string type(m.at("type").as_string());
+    const std::string id(m.at("id").as_string());
+    if (type == "error" && id == "stuck") {
+      CHECK(m.at("status").as_int64() == 503);
+      CHECK(m.at("error").at("code").as_string() == "no_progress");
+      CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(450));
+      stuck_failed = true;
+    }
+    if (type == "response.done" && id == "fine") {
+      CHECK(m.at("status").as_string() == "completed");
+      fine_done = true;
+    }
+  }
+  CHECK(eventually([&] { return engine_busy(port) == 0; }));  // cancelled in the engine too
+  CHECK(metric(port, "aurora:no_progress_cancels_total") == 1);
+}

@@ -93,7 +93,7 @@ Result<runtime::RequestId> FakeEngine::submit(runtime::GenerationRequest request
   incoming_.push_back(std::move(slot));
   ++queued_;
   submitted_.fetch_add(1);
-  active_.fetch_add(1);
+  if (active_.fetch_add(1) == 0) progress_ns_.store(Clock::now().time_since_epoch().count());
   wake_.notify_one();
   return id;
 }
@@ -198,6 +198,7 @@ void FakeEngine::loop() {
       if (slot.generated == 0) slot.timing.first_token = Clock::now();
       ++slot.generated;
       tokens_.fetch_add(1);
+      progress_ns_.store(Clock::now().time_since_epoch().count());
       for (int32_t l = 0; l < options_.num_layers; ++l) {
         expert_counts_[static_cast<size_t>(l * options_.num_experts + (k + l) % options_.num_experts)].fetch_add(1);
       }
@@ -262,6 +263,10 @@ runtime::EngineStats FakeEngine::stats() const {
   s.prompt_tokens_total = prompt_tokens_.load();
   s.generation_tokens_total = tokens_.load();
   s.num_steps_total = steps_.load();
+  if (active_.load() > 0) {
+    const auto since = Clock::now().time_since_epoch() - Clock::duration(progress_ns_.load());
+    s.seconds_without_progress = std::max(0.0, std::chrono::duration<double>(since).count());
+  }
   auto& layers = s.layers[options_.model_name];
   for (int32_t l = 0; l < options_.num_layers; ++l) {
     runtime::EngineStats::LayerStats layer;

@@ -103,6 +103,9 @@ class FakeEngine final : public runtime::Engine {
   std::atomic<int64_t> steps_{0};
   std::atomic<int32_t> running_count_{0};
   std::atomic<int32_t> waiting_count_{0};
+  // stats().seconds_without_progress: since the last token, or since work came to an idle engine
+  // (steady-clock ns); "[fake:hang]" requests alone make none, as a wedged engine would.
+  std::atomic<int64_t> progress_ns_{runtime::Clock::now().time_since_epoch().count()};
   std::vector<std::atomic<int64_t>> expert_counts_;
 
   std::thread thread_;

@@ -44,6 +44,13 @@ struct ServerConfig {
   int64_t write_timeout_ms = 30'000;       // one write may stall this long (slow reader), then close
   int64_t sse_keepalive_ms = 15'000;       // comment line on an idle stream
   int64_t drain_timeout_ms = 30'000;       // SIGTERM: in-flight requests get this long
+  // A wedged engine (reliability F14): a request that gets no token for this long ends with an error
+  // (SSE: an error event and [DONE]) and is cancelled; 0 = never.
+  int64_t no_progress_timeout_ms = 60'000;
+  // Readiness: /health answers 503 "stalled" while the engine has work and has finished no step for
+  // this long (0 = never), and 503 "failing" after this many failed steps in a row (0 = never).
+  int64_t engine_stall_ms = 30'000;
+  int32_t engine_failed_steps = 3;
 
   // Capacity.
   int32_t max_connections = 1024;     // past it: the reserve; past both: 503 and close

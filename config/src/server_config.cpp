@@ -40,8 +40,9 @@ const std::vector<ServerSetting> kSettings = {
     {"drain_timeout_ms", "on SIGTERM/SIGINT, in-flight requests get this long to finish", 0, kDay,
      AURORA_REF(drain_timeout_ms)},
     {"no_progress_timeout_ms",
-     "a request that gets no token for this long ends with an error and is cancelled (0 = never)", 0, kDay,
-     AURORA_REF(no_progress_timeout_ms)},
+     "a request that gets no token for this long, while the engine finishes no step, ends with an error and is "
+     "cancelled (0 = never)",
+     0, kDay, AURORA_REF(no_progress_timeout_ms)},
     {"engine_stall_ms", "/health answers 503 while the engine has work and finished no step for this long (0 = never)",
      0, kDay, AURORA_REF(engine_stall_ms)},
     {"engine_failed_steps", "/health answers 503 after this many failed engine steps in a row (0 = never)", 0, kI32,

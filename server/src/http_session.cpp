@@ -534,7 +534,8 @@ awaitable<bool> HttpSession::run_generation(Generation& generation, bool stream,
     const auto now = std::chrono::steady_clock::now();
     if (waited == TokenChannel::WaitResult::kTimeout) {
       const double silent_s = std::chrono::duration<double>(now - last_event).count();
-      if (no_progress_ms > 0 && silent_s * 1000.0 >= static_cast<double>(no_progress_ms)) {
+      if (no_progress_ms > 0 && silent_s * 1000.0 >= static_cast<double>(no_progress_ms) &&
+          state_->engine_stalled_for(no_progress_ms)) {
         generation.stall(silent_s, out);
         state_->metrics.no_progress_cancels.fetch_add(1, std::memory_order_relaxed);
         if (!stream) break;  // the JSON error reply is written below

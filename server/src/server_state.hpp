@@ -47,6 +47,12 @@ struct ServerState {
     std::lock_guard lock(engine_mutex_);
     return engine_;
   }
+  // Whether the engine has had work and finished no step for at least `ms` (a wedged engine, not a
+  // slow one: the no-progress timer of a request fires only then).
+  bool engine_stalled_for(int64_t ms) const {
+    auto e = engine();
+    return e && e->stats().seconds_without_progress * 1000.0 >= static_cast<double>(ms);
+  }
   void set_engine(std::shared_ptr<runtime::Engine> engine) {
     std::lock_guard lock(engine_mutex_);
     engine_ = std::move(engine);

@@ -202,7 +202,7 @@ awaitable<void> WsSession::write_loop(std::shared_ptr<WsSession> self) {
         self->state_->metrics.streams_open.fetch_sub(1, std::memory_order_relaxed);
       }
     }
-    if (no_progress_ms > 0) {
+    if (no_progress_ms > 0 && !self->by_id_.empty() && self->state_->engine_stalled_for(no_progress_ms)) {
       const auto now = std::chrono::steady_clock::now();
       for (auto it = self->by_id_.begin(); it != self->by_id_.end();) {
         Generation& generation = *it->second;

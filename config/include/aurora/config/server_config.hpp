@@ -44,8 +44,9 @@ struct ServerConfig {
   int64_t write_timeout_ms = 30'000;       // one write may stall this long (slow reader), then close
   int64_t sse_keepalive_ms = 15'000;       // comment line on an idle stream
   int64_t drain_timeout_ms = 30'000;       // SIGTERM: in-flight requests get this long
-  // A wedged engine (reliability F14): a request that gets no token for this long ends with an error
-  // (SSE: an error event and [DONE]) and is cancelled; 0 = never.
+  // A wedged engine (reliability F14): a request that gets no token for this long, while the engine
+  // finished no step for as long, ends with an error (SSE: an error event and [DONE]) and is
+  // cancelled; 0 = never.
   int64_t no_progress_timeout_ms = 60'000;
   // Readiness: /health answers 503 "stalled" while the engine has work and has finished no step for
   // this long (0 = never), and 503 "failing" after this many failed steps in a row (0 = never).

@@ -23,7 +23,8 @@ constexpr EngineFlag kEngineFlags[] = {
     {"--max-num-batched-tokens", "tokens per engine step, prefill chunks included (default 512)"},
     {"--max-waiting", "waiting queue cap; past it requests get 503 + Retry-After (default 256)"},
     {"--max-waiting-tokens",
-     "prompt tokens the waiting queue may hold; past it 503 + Retry-After (default 0 = 32 x max-num-batched-tokens)"},
+     "prompt tokens the waiting queue may hold; past it 503 + Retry-After (default 0 = the larger of 32 x "
+     "max-num-batched-tokens and 1024 x max-waiting)"},
     {"--kv-block-size", "tokens per KV block (default 16)"},
     {"--kv-cache-tokens", "KV cache capacity in tokens (default 0 = from memory)"},
     {"--seed", "default sampling seed base (default 0)"},

@@ -72,8 +72,10 @@ class EngineImpl final : public Engine {
   bool has_work() const;
   void publish_counters();
   int64_t max_waiting_tokens() const {
-    return options_.max_waiting_tokens > 0 ? options_.max_waiting_tokens
-                                           : int64_t{32} * options_.max_num_batched_tokens;
+    // Default: the larger of 32 steps of prefill and 1024 tokens per queued request, so that the
+    // bound stops floods of long prompts without refusing traffic the request count admits.
+    if (options_.max_waiting_tokens > 0) return options_.max_waiting_tokens;
+    return std::max(int64_t{32} * options_.max_num_batched_tokens, int64_t{1024} * options_.max_waiting);
   }
   void start_online(PlacementPolicy policy);
   void online_step(ModelInstance& mi, const StepResult& result, Clock::time_point step_start);

@@ -166,6 +166,31 @@ TEST_CASE("admission: queued prompt tokens are bounded too, naming max_waiting_t
   CHECK(big->completion.reason == FinishReason::kLength);
 }
 
+TEST_CASE("admission: the default token bound is the larger of 32 steps and 1024 per queued request",
+          "[engine][admission]") {
+  EngineOptions o;
+  o.max_num_seqs = 1;
+  o.max_num_batched_tokens = 16;  // 32 steps = 512 tokens
+  o.max_waiting = 2;              // 1024 x 2 = 2048 tokens: the default bound
+  auto e = engine_with(o);
+  Gate gate;
+  auto first = std::make_shared<CollectingSink>();
+  first->on_delta_hook = [&](int n) {
+    if (n == 1) gate.wait();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("first"), 3), first).ok());
+  gate.wait_entered();
+  auto id = e->submit(make_request(bytes_of(std::string(2000, 'l')), 1), std::make_shared<CollectingSink>());
+  auto over = e->submit(make_request(bytes_of(std::string(49, 'm')), 1), std::make_shared<CollectingSink>());
+  if (id.ok()) e->cancel(*id);
+  gate.release();
+  REQUIRE(id.ok());
+  REQUIRE_FALSE(over.ok());
+  CHECK_THAT(over.error().message, Catch::Contains("max_waiting_tokens 2048"));
+  REQUIRE(first->wait());
+}
+
 TEST_CASE("admission: a cancelled queued request gives its prompt tokens back", "[engine][admission]") {
   EngineOptions o;
   o.max_num_seqs = 1;

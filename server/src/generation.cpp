@@ -249,8 +249,9 @@ std::optional<ApiError> Generation::submit(const std::shared_ptr<runtime::Engine
     const Error& error = id.error();
     if (error.code == ErrorCode::kResourceExhausted) {
       metrics.count_rejection(RejectReason::kQueueFull);
-      return ApiError::overloaded("The server is at capacity (its waiting queue is full); retry later.",
-                                  config.overload_status, config.retry_after_s);
+      // The engine's reason names the limit that was hit (requests or queued prompt tokens).
+      return ApiError::overloaded("The server is at capacity: " + error.message + ".", config.overload_status,
+                                  config.retry_after_s);
     }
     if (error.code == ErrorCode::kUnavailable) {
       metrics.count_rejection(RejectReason::kDraining);

@@ -22,6 +22,9 @@ constexpr EngineFlag kEngineFlags[] = {
     {"--max-num-seqs", "running batch cap (default 64)"},
     {"--max-num-batched-tokens", "tokens per engine step, prefill chunks included (default 512)"},
     {"--max-waiting", "waiting queue cap; past it requests get 503 + Retry-After (default 256)"},
+    {"--max-waiting-tokens",
+     "prompt tokens the waiting queue may hold; past it 503 + Retry-After (default 0 = the larger of 32 x "
+     "max-num-batched-tokens and 1024 x max-waiting)"},
     {"--kv-block-size", "tokens per KV block (default 16)"},
     {"--kv-cache-tokens", "KV cache capacity in tokens (default 0 = from memory)"},
     {"--seed", "default sampling seed base (default 0)"},
@@ -68,6 +71,7 @@ Result<bool> apply_engine_flag(runtime::EngineOptions& e, const std::string& fla
   if (flag == "--max-num-seqs") return set_int(e.max_num_seqs, 1, 1 << 20);
   if (flag == "--max-num-batched-tokens") return set_int(e.max_num_batched_tokens, 1, 1 << 24);
   if (flag == "--max-waiting") return set_int(e.max_waiting, 0, 1 << 24);
+  if (flag == "--max-waiting-tokens") return set_int(e.max_waiting_tokens, 0, int64_t{1} << 40);
   if (flag == "--kv-block-size") return set_int(e.kv_block_size, 1, 1 << 16);
   if (flag == "--kv-cache-tokens") return set_int(e.kv_cache_tokens, 0, int64_t{1} << 40);
   if (flag == "--random-weights") {

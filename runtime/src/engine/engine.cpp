@@ -72,6 +72,12 @@ class EngineImpl final : public Engine {
   void fail_step(ModelInstance& mi, const std::string& what);
   bool has_work() const;
   void publish_counters();
+  int64_t max_waiting_tokens() const {
+    // Default: the larger of 32 steps of prefill and 1024 tokens per queued request, so that the
+    // bound stops floods of long prompts without refusing traffic the request count admits.
+    if (options_.max_waiting_tokens > 0) return options_.max_waiting_tokens;
+    return std::max(int64_t{32} * options_.max_num_batched_tokens, int64_t{1024} * options_.max_waiting);
+  }
   void start_online(PlacementPolicy policy);
   void online_step(ModelInstance& mi, const StepResult& result, Clock::time_point step_start);
 
@@ -89,7 +95,8 @@ class EngineImpl final : public Engine {
   std::chrono::steady_clock::time_point drain_deadline_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_id_{1};
-  std::atomic<int32_t> num_queued_{0};  // accepted, never scheduled yet: the max_waiting budget
+  std::atomic<int32_t> num_queued_{0};         // accepted, never scheduled yet: the max_waiting budget
+  std::atomic<int64_t> num_queued_tokens_{0};  // their prompt tokens: the max_waiting_tokens budget
   // Progress (stats().seconds_without_progress): when the engine thread last finished a step, or
   // was handed work while idle; steady-clock nanoseconds.
   std::atomic<int64_t> progress_ns_{Clock::now().time_since_epoch().count()};
@@ -191,7 +198,17 @@ Result<RequestId> EngineImpl::submit(GenerationRequest request, std::shared_ptr<
           ErrorCode::kResourceExhausted,
           "the waiting queue is full (" + std::to_string(options_.max_waiting) + " requests); retry later");
     }
+    // Bound the queued prefill work too (a few long prompts can hold more than many short ones).
+    const int64_t queued_tokens = num_queued_tokens_.load();
+    const int64_t max_tokens = max_waiting_tokens();
+    if (queued_tokens > 0 && queued_tokens + seq->num_prompt_tokens > max_tokens) {
+      return Error::make(ErrorCode::kResourceExhausted,
+                         "the waiting queue is full (" + std::to_string(queued_tokens) + " prompt tokens queued, " +
+                             std::to_string(seq->num_prompt_tokens) + " more requested, max_waiting_tokens " +
+                             std::to_string(max_tokens) + "); retry later");
+    }
     ++num_queued_;
+    num_queued_tokens_ += seq->num_prompt_tokens;
     if (inbox_.empty() && idle_.load()) note_progress();  // an idle engine has not been stalling
     inbox_.push_back(Live{std::move(seq), mi});
   }
@@ -289,6 +306,7 @@ bool EngineImpl::prepare_step(ModelInstance& mi) {
       seq->first_scheduled = true;
       seq->timing.first_scheduled = now;
       --num_queued_;
+      num_queued_tokens_ -= seq->num_prompt_tokens;
     }
     SequenceChunk c;
     c.rank = seq->rank;
@@ -490,7 +508,10 @@ void EngineImpl::finish(ModelInstance& mi, Sequence& seq, FinishReason reason, s
                         std::optional<std::string> stop_string, std::optional<int32_t> stop_token_id) {
   const bool never_scheduled = !seq.first_scheduled;
   mi.scheduler->remove(&seq);  // frees the KV blocks now
-  if (never_scheduled) --num_queued_;
+  if (never_scheduled) {
+    --num_queued_;
+    num_queued_tokens_ -= seq.num_prompt_tokens;
+  }
   Completion c;
   c.reason = reason;
   c.usage.prompt_tokens = seq.num_prompt_tokens;

@@ -27,7 +27,8 @@ Result<void> validate_engine_options(const EngineOptions& o) {
   for (auto r : {range("num_ranks", o.num_ranks, 1, 64), range("max_num_seqs", o.max_num_seqs, 1, 1 << 16),
                  range("max_num_batched_tokens", o.max_num_batched_tokens, 1, 1 << 20),
                  range("max_waiting", o.max_waiting, 0, 1 << 24), range("kv_block_size", o.kv_block_size, 1, 1024),
-                 range("kv_cache_tokens", o.kv_cache_tokens, 0, int64_t{1} << 40)}) {
+                 range("kv_cache_tokens", o.kv_cache_tokens, 0, int64_t{1} << 40),
+                 range("max_waiting_tokens", o.max_waiting_tokens, 0, int64_t{1} << 40)}) {
     if (!r) return r;
   }
   if (o.max_num_batched_tokens < o.max_num_seqs) {

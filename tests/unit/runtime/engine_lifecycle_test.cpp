@@ -153,6 +153,111 @@ TEST_CASE("a held engine thread shows as seconds without progress; an idle engin
   CHECK(e->stats().seconds_without_progress == 0.0);
 }
 
+TEST_CASE("admission: queued prompt tokens are bounded too, naming max_waiting_tokens", "[engine][admission]") {
+  EngineOptions o;
+  o.max_num_seqs = 1;
+  o.max_waiting = 100;        // the request count is not what binds here
+  o.max_waiting_tokens = 40;  // prompt tokens accepted but not yet scheduled
+  auto e = engine_with(o);
+  Gate gate;
+  auto first = std::make_shared<CollectingSink>();
+  first->on_delta_hook = [&](int n) {
+    if (n == 1) gate.wait();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("first"), 3), first).ok());
+  gate.wait_entered();  // running: not queued any more
+  const std::string p25(25, 'a');
+  const std::string p15(15, 'b');
+  auto a = std::make_shared<CollectingSink>();
+  auto b = std::make_shared<CollectingSink>();
+  const bool a_ok = e->submit(make_request(bytes_of(p25), 2), a).ok();  // 25 queued
+  const bool b_ok = e->submit(make_request(bytes_of(p15), 2), b).ok();  // 40: exactly the bound
+  auto rejected = e->submit(make_request(bytes_of("c"), 2), std::make_shared<CollectingSink>());
+  gate.release();  // before any REQUIRE: a failed one must not leave the engine blocked
+  REQUIRE(a_ok);
+  REQUIRE(b_ok);
+  REQUIRE_FALSE(rejected.ok());
+  CHECK(rejected.error().code == ErrorCode::kResourceExhausted);
+  CHECK_THAT(rejected.error().message, Catch::Contains("max_waiting_tokens 40"));
+  CHECK_THAT(rejected.error().message, Catch::Contains("40 prompt tokens queued"));
+  REQUIRE(a->wait());
+  REQUIRE(b->wait());
+  CHECK(a->completion.reason == FinishReason::kLength);
+  // The budget came back as the queue drained; an empty queue takes a prompt over the bound.
+  auto big = submit_ok(*e, make_request(bytes_of(std::string(100, 'z')), 2));
+  REQUIRE(big->wait());
+  CHECK(big->completion.reason == FinishReason::kLength);
+}
+
+TEST_CASE("admission: the default token bound is the larger of 32 steps and 1024 per queued request",
+          "[engine][admission]") {
+  EngineOptions o;
+  o.max_num_seqs = 1;
+  o.max_num_batched_tokens = 16;  // 32 steps = 512 tokens
+  o.max_waiting = 2;              // 1024 x 2 = 2048 tokens: the default bound
+  auto e = engine_with(o);
+  Gate gate;
+  auto first = std::make_shared<CollectingSink>();
+  first->on_delta_hook = [&](int n) {
+    if (n == 1) gate.wait();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("first"), 3), first).ok());
+  gate.wait_entered();
+  auto id = e->submit(make_request(bytes_of(std::string(2000, 'l')), 1), std::make_shared<CollectingSink>());
+  auto over = e->submit(make_request(bytes_of(std::string(49, 'm')), 1), std::make_shared<CollectingSink>());
+  if (id.ok()) e->cancel(*id);
+  gate.release();
+  REQUIRE(id.ok());
+  REQUIRE_FALSE(over.ok());
+  CHECK_THAT(over.error().message, Catch::Contains("max_waiting_tokens 2048"));
+  REQUIRE(first->wait());
+}
+
+TEST_CASE("admission: a cancelled queued request gives its prompt tokens back", "[engine][admission]") {
+  EngineOptions o;
+  o.max_num_seqs = 1;
+  o.max_waiting_tokens = 30;
+  auto e = engine_with(o);
+  Gate gate;
+  auto first = std::make_shared<CollectingSink>();
+  first->on_delta_hook = [&](int n) {
+    if (n == 1) gate.wait();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("first"), 3), first).ok());
+  gate.wait_entered();
+  auto queued = std::make_shared<CollectingSink>();
+  auto id = e->submit(make_request(bytes_of(std::string(30, 'q')), 2), queued);
+  REQUIRE(id.ok());
+  const bool over_accepted = e->submit(make_request(bytes_of("x"), 2), std::make_shared<CollectingSink>()).ok();
+  e->cancel(*id);
+  gate.release();
+  CHECK_FALSE(over_accepted);
+  REQUIRE(queued->wait());
+  CHECK(queued->completion.reason == FinishReason::kCancelled);
+  REQUIRE(first->wait());
+  // Block the engine again: 20 + 10 queued tokens fit only if the cancelled 30 were given back.
+  Gate gate2;
+  auto second = std::make_shared<CollectingSink>();
+  second->on_delta_hook = [&](int n) {
+    if (n == 1) gate2.wait();
+    return true;
+  };
+  REQUIRE(e->submit(make_request(bytes_of("second"), 3), second).ok());
+  gate2.wait_entered();
+  auto a = std::make_shared<CollectingSink>();
+  auto b = std::make_shared<CollectingSink>();
+  const bool a_ok = e->submit(make_request(bytes_of(std::string(20, 'r')), 2), a).ok();
+  const bool b_ok = e->submit(make_request(bytes_of(std::string(10, 's')), 2), b).ok();
+  gate2.release();
+  REQUIRE(a_ok);
+  REQUIRE(b_ok);
+  REQUIRE(a->wait());
+  REQUIRE(b->wait());
+}
+
 TEST_CASE("admission: invalid requests are rejected naming the field", "[engine][admission]") {
   EngineOptions o;
   o.kv_cache_tokens = 256;

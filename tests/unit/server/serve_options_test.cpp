@@ -10,12 +10,14 @@ using aurora::server::parse_serve_args;
 
 TEST_CASE("flags reach the engine and the server", "[serve]") {
   auto o = parse_serve_args({"--model", "/m/a", "--model=/m/b", "--port", "9001", "--ranks", "2", "--device", "cpu",
-                             "--max-waiting", "8", "--drain-timeout-ms", "100", "--access-log", "--api-key", "k"});
+                             "--max-waiting", "8", "--max-waiting-tokens", "4096", "--drain-timeout-ms", "100",
+                             "--access-log", "--api-key", "k"});
   REQUIRE(o.ok());
   CHECK(o->engine.model_dirs == std::vector<std::string>{"/m/a", "/m/b"});
   CHECK(o->engine.num_ranks == 2);
   CHECK(o->engine.device == "cpu");
   CHECK(o->engine.max_waiting == 8);
+  CHECK(o->engine.max_waiting_tokens == 4096);
   CHECK(o->server.port == 9001);
   CHECK(o->server.drain_timeout_ms == 100);
   CHECK(o->server.access_log);
@@ -26,6 +28,8 @@ TEST_CASE("flags reach the engine and the server", "[serve]") {
 TEST_CASE("bad flags name the flag and the value", "[serve]") {
   CHECK(parse_serve_args({"--port", "http"}).error().message == "--port: must be an integer, got 'http'");
   CHECK(parse_serve_args({"--ranks", "0"}).error().message == "--ranks: must be in [1, 1024], got 0");
+  CHECK(parse_serve_args({"--max-waiting-tokens", "-1"}).error().message.rfind("--max-waiting-tokens: must be in", 0) ==
+        0);
   CHECK(parse_serve_args({"--bogus", "1"}).error().message.rfind("--bogus: unknown flag", 0) == 0);
   CHECK(parse_serve_args({"--port"}).error().message == "--port: needs a value");
   CHECK(parse_serve_args({"--overload-status", "500"}).error().message.rfind("overload_status", 0) == 0);

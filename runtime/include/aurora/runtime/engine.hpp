@@ -72,6 +72,10 @@ struct EngineOptions {
   int64_t kv_cache_tokens = 0;           // 0 = derive from memory
   uint64_t seed = 0;                     // default sampling seed base
   std::string chat_template;             // "" = from tokenizer_config.json; "chatml" | "llama" | "plain"
+  // Prompt tokens the waiting queue may hold next to max_waiting (0 = the larger of
+  // 32 x max_num_batched_tokens and 1024 x max_waiting); past it submit() fails
+  // (kResourceExhausted). An empty queue always takes one request.
+  int64_t max_waiting_tokens = 0;
   // Weights: random, from each model directory's config.json alone (no checkpoint read; on a GPU
   // they are generated on the device). For benchmarks and load tests.
   bool random_weights = false;

@@ -21,6 +21,19 @@ std::unique_ptr<Engine> engine_with(EngineOptions o) {
   return std::move(*e);
 }
 
+// Submits a request whose first delta holds the engine thread in its sink until gate.release();
+// returns once the engine thread is held.
+std::shared_ptr<CollectingSink> submit_held(Engine& e, Gate& gate, GenerationRequest r) {
+  auto sink = std::make_shared<CollectingSink>();
+  sink->on_delta_hook = [&gate](int n) {
+    if (n == 1) gate.wait();
+    return true;
+  };
+  REQUIRE(e.submit(std::move(r), sink).ok());
+  gate.wait_entered();
+  return sink;
+}
+
 std::shared_ptr<CollectingSink> submit_ok(Engine& e, GenerationRequest r, RequestId* id = nullptr) {
   auto sink = std::make_shared<CollectingSink>();
   auto got = e.submit(std::move(r), sink);
@@ -82,13 +95,8 @@ TEST_CASE("cancelling a queued request finishes it without running it", "[engine
   o.max_num_seqs = 1;
   auto e = engine_with(o);
   Gate gate;
-  auto first = std::make_shared<CollectingSink>();
-  first->on_delta_hook = [&](int n) {
-    if (n == 1) gate.wait();
-    return true;
-  };
-  REQUIRE(e->submit(make_request(bytes_of("first"), 4), first).ok());
-  gate.wait_entered();  // the engine thread is inside the first request's sink
+  auto first = submit_held(*e, gate,
+                           make_request(bytes_of("first"), 4));  // the engine thread is inside the first request's sink
   RequestId queued_id = 0;
   auto queued = submit_ok(*e, make_request(bytes_of("second"), 4), &queued_id);
   e->cancel(queued_id);
@@ -106,13 +114,7 @@ TEST_CASE("admission: queue up to max_waiting, then reject with a clear reason",
   o.max_waiting = 2;
   auto e = engine_with(o);
   Gate gate;
-  auto first = std::make_shared<CollectingSink>();
-  first->on_delta_hook = [&](int n) {
-    if (n == 1) gate.wait();
-    return true;
-  };
-  REQUIRE(e->submit(make_request(bytes_of("first"), 3), first).ok());
-  gate.wait_entered();
+  auto first = submit_held(*e, gate, make_request(bytes_of("first"), 3));
   auto a = submit_ok(*e, make_request(bytes_of("a"), 3));
   auto b = submit_ok(*e, make_request(bytes_of("b"), 3));
   auto rejected = e->submit(make_request(bytes_of("c"), 3), std::make_shared<CollectingSink>());
@@ -133,13 +135,7 @@ TEST_CASE("a held engine thread shows as seconds without progress; an idle engin
   auto e = engine_with(EngineOptions{});
   CHECK(e->stats().seconds_without_progress == 0.0);  // idle: nothing to make progress on
   Gate gate;
-  auto sink = std::make_shared<CollectingSink>();
-  sink->on_delta_hook = [&](int n) {
-    if (n == 1) gate.wait();  // holds the engine thread inside its first step
-    return true;
-  };
-  REQUIRE(e->submit(make_request(bytes_of("stall"), 4), sink).ok());
-  gate.wait_entered();
+  auto sink = submit_held(*e, gate, make_request(bytes_of("stall"), 4));
   std::this_thread::sleep_for(300ms);
   const EngineStats held = e->stats();
   CHECK(held.num_requests_running + held.num_requests_waiting == 1);
@@ -160,13 +156,7 @@ TEST_CASE("admission: queued prompt tokens are bounded too, naming max_waiting_t
   o.max_waiting_tokens = 40;  // prompt tokens accepted but not yet scheduled
   auto e = engine_with(o);
   Gate gate;
-  auto first = std::make_shared<CollectingSink>();
-  first->on_delta_hook = [&](int n) {
-    if (n == 1) gate.wait();
-    return true;
-  };
-  REQUIRE(e->submit(make_request(bytes_of("first"), 3), first).ok());
-  gate.wait_entered();  // running: not queued any more
+  auto first = submit_held(*e, gate, make_request(bytes_of("first"), 3));  // running: not queued any more
   const std::string p25(25, 'a');
   const std::string p15(15, 'b');
   auto a = std::make_shared<CollectingSink>();
@@ -198,13 +188,7 @@ TEST_CASE("admission: the default token bound is the larger of 32 steps and 1024
   o.max_waiting = 2;              // 1024 x 2 = 2048 tokens: the default bound
   auto e = engine_with(o);
   Gate gate;
-  auto first = std::make_shared<CollectingSink>();
-  first->on_delta_hook = [&](int n) {
-    if (n == 1) gate.wait();
-    return true;
-  };
-  REQUIRE(e->submit(make_request(bytes_of("first"), 3), first).ok());
-  gate.wait_entered();
+  auto first = submit_held(*e, gate, make_request(bytes_of("first"), 3));
   auto id = e->submit(make_request(bytes_of(std::string(2000, 'l')), 1), std::make_shared<CollectingSink>());
   auto over = e->submit(make_request(bytes_of(std::string(49, 'm')), 1), std::make_shared<CollectingSink>());
   if (id.ok()) e->cancel(*id);
@@ -221,13 +205,7 @@ TEST_CASE("admission: a cancelled queued request gives its prompt tokens back", 
   o.max_waiting_tokens = 30;
   auto e = engine_with(o);
   Gate gate;
-  auto first = std::make_shared<CollectingSink>();
-  first->on_delta_hook = [&](int n) {
-    if (n == 1) gate.wait();
-    return true;
-  };
-  REQUIRE(e->submit(make_request(bytes_of("first"), 3), first).ok());
-  gate.wait_entered();
+  auto first = submit_held(*e, gate, make_request(bytes_of("first"), 3));
   auto queued = std::make_shared<CollectingSink>();
   auto id = e->submit(make_request(bytes_of(std::string(30, 'q')), 2), queued);
   REQUIRE(id.ok());
@@ -240,13 +218,7 @@ TEST_CASE("admission: a cancelled queued request gives its prompt tokens back", 
   REQUIRE(first->wait());
   // Block the engine again: 20 + 10 queued tokens fit only if the cancelled 30 were given back.
   Gate gate2;
-  auto second = std::make_shared<CollectingSink>();
-  second->on_delta_hook = [&](int n) {
-    if (n == 1) gate2.wait();
-    return true;
-  };
-  REQUIRE(e->submit(make_request(bytes_of("second"), 3), second).ok());
-  gate2.wait_entered();
+  auto second = submit_held(*e, gate2, make_request(bytes_of("second"), 3));
   auto a = std::make_shared<CollectingSink>();
   auto b = std::make_shared<CollectingSink>();
   const bool a_ok = e->submit(make_request(bytes_of(std::string(20, 'r')), 2), a).ok();
@@ -397,13 +369,7 @@ TEST_CASE("shutdown drains, then refuses new work", "[engine]") {
 TEST_CASE("shutdown with no drain time cancels running requests", "[engine]") {
   auto e = engine_with({});
   Gate gate;
-  auto a = std::make_shared<CollectingSink>();
-  a->on_delta_hook = [&](int n) {
-    if (n == 1) gate.wait();
-    return true;
-  };
-  REQUIRE(e->submit(make_request(bytes_of("long"), 1000), a).ok());
-  gate.wait_entered();
+  auto a = submit_held(*e, gate, make_request(bytes_of("long"), 1000));
   std::thread stopper([&] { e->shutdown(std::chrono::milliseconds(0)); });
   std::this_thread::sleep_for(20ms);
   gate.release();

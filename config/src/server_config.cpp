@@ -83,6 +83,8 @@ const std::vector<ServerSetting> kSettings = {
     {"max_messages", "chat messages per request", 1, 1 << 24, AURORA_REF(limits.max_messages)},
     {"max_prompts", "prompts in one completions request", 1, 1024, AURORA_REF(limits.max_prompts)},
     {"max_json_depth", "nesting depth of a request body", 2, 1024, AURORA_REF(limits.max_json_depth)},
+    {"max_logprobs", "chat `top_logprobs` and completions `logprobs`, at most", 0, 1024,
+     AURORA_REF(limits.max_logprobs)},
 };
 
 #undef AURORA_REF

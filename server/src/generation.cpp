@@ -2,11 +2,13 @@
 
 #include <cstdio>
 
+#include <boost/json/serialize.hpp>
 #include <chrono>
 
 #include "aurora/config/protocol/sse.hpp"
 #include "aurora/config/protocol/ws_messages.hpp"
 #include "aurora/runtime/tokenizer.hpp"
+#include "logprobs.hpp"
 #include "routes.hpp"
 
 namespace aurora::server {
@@ -46,7 +48,7 @@ class ChannelSink final : public runtime::TokenSink {
       last_token_ = now;
       metrics_->generation_tokens.fetch_add(static_cast<uint64_t>(num_tokens), std::memory_order_relaxed);
     }
-    return channel_->push_delta(tag_, delta.text, num_tokens);
+    return channel_->push_delta(tag_, delta.text, num_tokens, delta.logprobs);
   }
 
   void on_finish(const runtime::Completion& completion) override {
@@ -115,6 +117,7 @@ Expected<GenerationPlan> build_plan(protocol::Endpoint endpoint, const runtime::
   plan.num_choices = static_cast<int32_t>(prompts.size()) * s.n;
   plan.include_usage = s.stream && s.include_usage;
   plan.continuous_usage = s.stream && s.continuous_usage_stats;
+  plan.logprobs = s.logprobs.has_value();
   for (size_t p = 0; p < prompts.size(); ++p) {
     const auto& prompt = prompts[p];
     const auto num_prompt = static_cast<int64_t>(prompt.ids.size());
@@ -157,6 +160,7 @@ Expected<GenerationPlan> build_plan(protocol::Endpoint endpoint, const runtime::
       r.sampling.stop = s.stop;
       r.sampling.stop_token_ids = s.stop_token_ids;
       r.sampling.ignore_eos = s.ignore_eos;
+      r.sampling.logprobs = s.logprobs;
       plan.sequences.push_back(std::move(seq));
     }
   }
@@ -333,6 +337,14 @@ void Generation::finish_all(WireOutput& out) {
   }
 }
 
+std::string Generation::take_logprobs_json(SequenceState& seq) {
+  if (seq.logprobs.empty()) return {};
+  const auto object = protocol::logprobs_object(plan_.endpoint, seq.logprobs, seq.text_offset);
+  for (const auto& t : seq.logprobs) seq.text_offset += protocol::logprob_text_length(t.sampled);
+  seq.logprobs.clear();
+  return boost::json::serialize(object);
+}
+
 void Generation::on_event(const StreamEvent& event, WireOutput& out) {
   if (!owns(event.tag)) return;
   last_event_ = std::chrono::steady_clock::now();
@@ -343,11 +355,17 @@ void Generation::on_event(const StreamEvent& event, WireOutput& out) {
   if (event.kind == StreamEvent::Kind::kDelta) {
     if (finished_ || seq.ended) return;
     seq.completion_tokens += event.num_tokens;
+    if (plan_.logprobs && engine_ && !event.logprobs.empty()) {
+      auto rendered = render_logprobs(event.logprobs, engine_->tokenizer(plan_.model));
+      seq.logprobs.insert(seq.logprobs.end(), std::make_move_iterator(rendered.begin()),
+                          std::make_move_iterator(rendered.end()));
+    }
     if (wire_ == Wire::kJson) {
       seq.text += event.text;
     } else if (!event.text.empty()) {
       protocol::TokenUsage u = usage();
-      emit(out, encoder_.text_chunk(choice, event.text, plan_.continuous_usage ? &u : nullptr));
+      emit(out,
+           encoder_.text_chunk(choice, event.text, plan_.continuous_usage ? &u : nullptr, take_logprobs_json(seq)));
     }
     return;
   }
@@ -363,7 +381,8 @@ void Generation::on_event(const StreamEvent& event, WireOutput& out) {
       if (wire_ != Wire::kJson) {
         protocol::TokenUsage u = usage();
         emit(out, encoder_.finish_chunk(choice, runtime::finish_reason_name(event.completion.reason),
-                                        stop_reason_of(event.completion), plan_.continuous_usage ? &u : nullptr));
+                                        stop_reason_of(event.completion), plan_.continuous_usage ? &u : nullptr,
+                                        take_logprobs_json(seq)));
       }
       break;
     case runtime::FinishReason::kCancelled:
@@ -400,6 +419,7 @@ HttpResponse Generation::json_response() const {
     c.text = seqs_[i].text;
     c.finish_reason = runtime::finish_reason_name(seqs_[i].completion.reason);
     c.stop_reason = stop_reason_of(seqs_[i].completion);
+    if (plan_.logprobs) c.logprobs = seqs_[i].logprobs;
     choices.push_back(std::move(c));
   }
   r.body = plan_.endpoint == protocol::Endpoint::kChat

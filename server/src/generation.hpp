@@ -56,6 +56,7 @@ struct GenerationPlan {
   std::vector<SequencePlan> sequences;
   bool include_usage = false;
   bool continuous_usage = false;
+  bool logprobs = false;  // the choices carry logprobs objects (SamplingFields::logprobs)
   runtime::Clock::time_point arrival;
 };
 
@@ -118,6 +119,10 @@ class Generation {
  private:
   struct SequenceState {
     std::string text;  // JSON wire only
+    // Logprobs (plan().logprobs): JSON wire, all of them; streaming, those not yet sent (the
+    // tokens of held-back text ride with the next text chunk, or the finish chunk).
+    std::vector<protocol::TokenLogprobs> logprobs;
+    int64_t text_offset = 0;  // completions streaming: characters of the token strings already sent
     int64_t completion_tokens = 0;
     bool ended = false;
     runtime::Completion completion;
@@ -126,6 +131,7 @@ class Generation {
   void fail(const protocol::ApiError& error, WireOutput& out);
   void finish_all(WireOutput& out);
   protocol::TokenUsage usage() const;
+  std::string take_logprobs_json(SequenceState& seq);  // "" when there are none to send
 
   GenerationPlan plan_;
   Wire wire_;

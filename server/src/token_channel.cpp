@@ -13,17 +13,21 @@ void TokenChannel::notify_locked(std::unique_lock<std::mutex>& lock) {
   net::post(strand_, [self = shared_from_this()] { self->timer_.cancel(); });
 }
 
-bool TokenChannel::push_delta(uint32_t tag, std::string_view text, int32_t num_tokens) {
+bool TokenChannel::push_delta(uint32_t tag, std::string_view text, int32_t num_tokens,
+                              const std::vector<runtime::GeneratedLogprobs>& logprobs) {
+  size_t bytes = text.size();
+  for (const auto& lp : logprobs) bytes += sizeof(runtime::TokenLogprob) * (1 + lp.top.size());
   std::unique_lock lock(mutex_);
   if (closed_) return false;
-  if (pending_bytes_ + text.size() > max_pending_bytes_) return false;  // a reader this slow is cancelled
-  pending_bytes_ += text.size();
+  if (pending_bytes_ + bytes > max_pending_bytes_) return false;  // a reader this slow is cancelled
+  pending_bytes_ += bytes;
   if (queue_.size() >= max_events_) {
     for (auto it = queue_.rbegin(); it != queue_.rend(); ++it) {
       if (it->tag != tag || it->kind == StreamEvent::Kind::kMessage) continue;
       if (it->kind == StreamEvent::Kind::kDelta) {
         it->text.append(text);
         it->num_tokens += num_tokens;
+        it->logprobs.insert(it->logprobs.end(), logprobs.begin(), logprobs.end());
         return true;  // the consumer is busy (the queue is full), so no wake-up is needed
       }
       break;
@@ -34,6 +38,7 @@ bool TokenChannel::push_delta(uint32_t tag, std::string_view text, int32_t num_t
   e.tag = tag;
   e.text.assign(text);
   e.num_tokens = num_tokens;
+  e.logprobs = logprobs;
   queue_.push_back(std::move(e));
   notify_locked(lock);
   return true;

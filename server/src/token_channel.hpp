@@ -28,10 +28,11 @@ namespace aurora::server {
 struct StreamEvent {
   enum class Kind { kDelta, kFinish, kMessage };
   Kind kind = Kind::kDelta;
-  uint32_t tag = 0;                // which sequence (kDelta, kFinish)
-  std::string text;                // delta text, or a pre-formatted message (kMessage)
-  int32_t num_tokens = 0;          // tokens in this delta
-  runtime::Completion completion;  // kFinish
+  uint32_t tag = 0;                                  // which sequence (kDelta, kFinish)
+  std::string text;                                  // delta text, or a pre-formatted message (kMessage)
+  int32_t num_tokens = 0;                            // tokens in this delta
+  std::vector<runtime::GeneratedLogprobs> logprobs;  // one per token, when the request asked for them
+  runtime::Completion completion;                    // kFinish
 };
 
 class TokenChannel : public std::enable_shared_from_this<TokenChannel> {
@@ -41,7 +42,9 @@ class TokenChannel : public std::enable_shared_from_this<TokenChannel> {
   TokenChannel(net::any_io_executor strand, size_t max_events, size_t max_pending_bytes);
 
   // Engine threads.
-  bool push_delta(uint32_t tag, std::string_view text, int32_t num_tokens);
+  // `logprobs` (one entry per token, when requested) count towards max_pending_bytes by their size.
+  bool push_delta(uint32_t tag, std::string_view text, int32_t num_tokens,
+                  const std::vector<runtime::GeneratedLogprobs>& logprobs = {});
   void push_finish(uint32_t tag, const runtime::Completion& completion);
 
   // Session strand.

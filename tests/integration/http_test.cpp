@@ -183,6 +183,93 @@ TEST_CASE("a stop token id is the integer stop_reason; continuous usage covers e
   CHECK(fin.at("choices").at(0).at("stop_reason").as_int64() == stop_id);
 }
 
+TEST_CASE("logprobs: chat and completions, in JSON bodies and streamed chunks", "[http][fake][logprobs]") {
+  const uint16_t port = shared_server().port();
+  auto word = [](size_t i) { return FakeTokenizer::word(int32_t(i % FakeTokenizer::kNumWords)); };
+
+  auto chat = parse_json(
+      http(port, "POST", "/v1/chat/completions", chat_body("hi", R"(,"max_tokens":3,"logprobs":true,"top_logprobs":2)"))
+          .body);
+  const auto& content = chat.at("choices").at(0).at("logprobs").at("content").as_array();
+  REQUIRE(content.size() == 3);
+  for (size_t i = 0; i < content.size(); ++i) {
+    const auto& t = content[i];
+    CHECK(t.at("token").as_string() == word(i));
+    CHECK(t.at("logprob").as_double() == -0.5);
+    CHECK(t.at("bytes").as_array().size() == word(i).size());
+    CHECK(t.at("bytes").as_array()[0].as_int64() == ' ');
+    const auto& top = t.at("top_logprobs").as_array();
+    REQUIRE(top.size() == 2);
+    CHECK(top[0].at("token").as_string() == word(i));
+    CHECK(top[1].at("token").as_string() == word(i + 1));
+    CHECK(top[1].at("logprob").as_double() == -1.5);
+  }
+  auto plain = parse_json(http(port, "POST", "/v1/chat/completions", chat_body("hi", R"(,"max_tokens":2)")).body);
+  CHECK(plain.at("choices").at(0).at("logprobs").is_null());
+
+  auto cmpl =
+      parse_json(http(port, "POST", "/v1/completions", R"({"prompt":"p","max_tokens":3,"logprobs":1,"n":2})").body);
+  for (size_t c = 0; c < 2; ++c) {
+    const auto& lp = cmpl.at("choices").at(c).at("logprobs");
+    CHECK(json::serialize(lp.at("tokens")) == R"([" alpha"," bravo"," charlie"])");
+    CHECK(json::serialize(lp.at("token_logprobs")) == "[-5E-1,-5E-1,-5E-1]");
+    CHECK(json::serialize(lp.at("top_logprobs").at(1)) == R"({" bravo":-5E-1})");
+    CHECK(json::serialize(lp.at("text_offset")) == "[0,6,12]");
+  }
+
+  // Streamed chat: each token's chunk carries that token's logprobs; role and finish chunks none.
+  auto s = collect_stream(port, "/v1/chat/completions",
+                          chat_body("hi", R"(,"max_tokens":4,"stream":true,"logprobs":true,"top_logprobs":1)"));
+  REQUIRE(s.done());
+  REQUIRE(s.data.size() == 1 + 4 + 1 + 1);
+  CHECK(parse_json(s.data[0]).at("choices").at(0).at("logprobs").is_null());
+  for (size_t i = 1; i <= 4; ++i) {
+    const auto chunk = parse_json(s.data[i]);
+    const auto& entries = chunk.at("choices").at(0).at("logprobs").at("content").as_array();
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].at("token").as_string() == word(i - 1));
+    CHECK(entries[0].at("top_logprobs").as_array().size() == 1);
+  }
+  CHECK(parse_json(s.data[5]).at("choices").at(0).at("logprobs").is_null());
+
+  // Streamed completions ending on a stop string: the matched token's text is never sent, its
+  // logprobs ride in the finish chunk; offsets run on across chunks.
+  auto stop = collect_stream(port, "/v1/completions",
+                             R"({"prompt":"p","max_tokens":8,"stream":true,"stop":[" charlie"],"logprobs":0})");
+  REQUIRE(stop.done());
+  json::array tokens, offsets;
+  std::string text;
+  for (const auto& d : stop.data) {
+    if (d == "[DONE]") continue;
+    const auto chunk = parse_json(d);
+    const auto& choice = chunk.at("choices").at(0);
+    text += choice.at("text").as_string();
+    if (choice.at("logprobs").is_null()) continue;
+    for (const auto& t : choice.at("logprobs").at("tokens").as_array()) tokens.push_back(t);
+    for (const auto& o : choice.at("logprobs").at("text_offset").as_array()) offsets.push_back(o);
+    CHECK(choice.at("logprobs").at("top_logprobs").at(0).as_object().size() == 1);
+  }
+  CHECK(text == " alpha bravo");
+  CHECK(json::serialize(tokens) == R"([" alpha"," bravo"," charlie"])");
+  CHECK(json::serialize(offsets) == "[0,6,12]");
+
+  // Bad values are 400s naming the field.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {chat_body("x", R"(,"logprobs":true,"top_logprobs":21)"), "top_logprobs"},
+      {chat_body("x", R"(,"top_logprobs":3)"), "top_logprobs"},
+      {chat_body("x", R"(,"logprobs":"yes")"), "logprobs"},
+  };
+  for (const auto& [body, param] : bad) {
+    auto r = http(port, "POST", "/v1/chat/completions", body);
+    CHECK(r.status == 400);
+    CHECK(parse_json(r.body).at("error").at("param").as_string() == param);
+  }
+  auto r = http(port, "POST", "/v1/completions", R"({"prompt":"x","logprobs":-2})");
+  CHECK(r.status == 400);
+  CHECK(parse_json(r.body).at("error").at("message").as_string().find("got -2") != std::string::npos);
+  CHECK(http(port, "POST", "/v1/completions", R"({"prompt":"x","logprobs":2,"echo":true})").status == 400);
+}
+
 TEST_CASE("validation errors are 400s naming the field, and start no engine work", "[http]") {
   const uint16_t port = shared_server().port();
   const double before = metric(port, "aurora:request_success_total");

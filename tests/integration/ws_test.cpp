@@ -84,6 +84,26 @@ TEST_CASE("requests are multiplexed by id and each ends with response.done", "[w
   CHECK(done["7"].at("usage").at("completion_tokens").as_int64() == 7);
 }
 
+TEST_CASE("chunks carry the logprobs of their tokens", "[ws][fake][logprobs]") {
+  WsClient c(ws_server().port());
+  c.send(create(R"("lp")", R"(,"max_tokens":3,"logprobs":true,"top_logprobs":2)"));
+  std::vector<std::string> tokens;
+  for (;;) {
+    auto m = c.next();
+    if (m.at("type").as_string() != "chunk") {
+      CHECK(m.at("type").as_string() == "response.done");
+      break;
+    }
+    const auto& lp = m.at("data").at("choices").at(0).at("logprobs");
+    if (lp.is_null()) continue;
+    for (const auto& t : lp.at("content").as_array()) {
+      tokens.emplace_back(t.at("token").as_string());
+      CHECK(t.at("top_logprobs").as_array().size() == 2);
+    }
+  }
+  CHECK(tokens == std::vector<std::string>{FakeTokenizer::word(0), FakeTokenizer::word(1), FakeTokenizer::word(2)});
+}
+
 TEST_CASE("response.cancel ends one request with status cancelled", "[ws][fake]") {
   const uint16_t port = ws_server().port();
   WsClient c(port);

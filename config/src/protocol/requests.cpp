@@ -92,9 +92,9 @@ bool take_neutral(const std::string& key, const JsonValue& v) {
     return require(number_of(v) == 0.0, "0");
   }
   if (key == "repetition_penalty") return require(number_of(v) == 1.0, "1");
-  if (key == "min_tokens" || key == "top_logprobs") return require(v.as_int() == 0, "0");
+  if (key == "min_tokens") return require(v.as_int() == 0, "0");
   if (key == "best_of") return require(v.as_int() == 1, "1");
-  if (key == "logprobs") return require((v.is_bool() && !v.as_bool()) || (v.is_number() && v.as_int() == 0), "false");
+  if (key == "prompt_logprobs") fail_not_supported(v, "null");  // vLLM's: logprobs of the prompt tokens
   if (key == "echo" || key == "include_stop_str_in_output") return require(!v.as_bool(), "false");
   if (key == "skip_special_tokens" || key == "spaces_between_special_tokens") return require(v.as_bool(), "true");
   if (key == "logit_bias") return require(v.is_object() && v.size() == 0, "{}");
@@ -365,12 +365,23 @@ CompletionRequest completion_from_json(const JsonValue& root, const RequestLimit
   CompletionRequest req;
   SamplingReader sampling(limits);
   bool have_prompt = false;
+  std::optional<int32_t> logprobs;
   read_members(root, [&](const std::string& key, const JsonValue& v) {
     if (key == "model") {
       req.model = v.as_string();
     } else if (key == "prompt") {
       req.prompts = parse_prompts(v, limits);
       have_prompt = true;
+    } else if (key == "logprobs") {
+      // An integer: the number of most likely tokens per position. `false` (sent by some clients
+      // for "none") is accepted as absent.
+      if (v.is_bool() && !v.as_bool()) return true;
+      if (!v.is_number()) {
+        v.fail("must be an integer in [0, " + std::to_string(limits.max_logprobs) + "], got " + v.raw());
+      }
+      logprobs = static_cast<int32_t>(v.int_in(0, limits.max_logprobs));
+    } else if (key == "top_logprobs") {  // a chat field: completions take the count in `logprobs`
+      if (v.as_int() != 0) fail_not_supported(v, "0; completions take the count in `logprobs`");
     } else {
       return sampling.take(key, v) || take_neutral(key, v);
     }
@@ -378,6 +389,7 @@ CompletionRequest completion_from_json(const JsonValue& root, const RequestLimit
   });
   if (!have_prompt) throw_invalid(child_path(root, "prompt"), "is required");
   req.sampling = sampling.finish();
+  req.sampling.logprobs = logprobs;
   return req;
 }
 
@@ -451,6 +463,9 @@ ChatRequest chat_request_from_json(const JsonValue& root, const RequestLimits& l
   ChatRequest req;
   SamplingReader sampling(limits);
   bool have_messages = false;
+  bool logprobs = false;
+  std::optional<int32_t> top_logprobs;
+  std::optional<JsonValue> top_logprobs_value;
   read_members(root, [&](const std::string& key, const JsonValue& v) {
     if (key == "model") {
       req.model = v.as_string();
@@ -459,13 +474,24 @@ ChatRequest chat_request_from_json(const JsonValue& root, const RequestLimits& l
       have_messages = true;
     } else if (key == "add_generation_prompt") {
       req.add_generation_prompt = v.as_bool();
+    } else if (key == "logprobs") {
+      if (!v.is_bool()) v.fail("must be a boolean (true returns the tokens' log probabilities), got " + v.raw());
+      logprobs = v.as_bool();
+    } else if (key == "top_logprobs") {
+      top_logprobs = static_cast<int32_t>(v.int_in(0, limits.max_logprobs));
+      top_logprobs_value = v;
     } else {
       return sampling.take(key, v) || take_neutral(key, v) || take_chat_neutral(key, v);
     }
     return true;
   });
   if (!have_messages) throw_invalid(child_path(root, "messages"), "is required");
+  // As OpenAI and vLLM: alternatives need `logprobs: true` (0 asks for none, so it is harmless).
+  if (top_logprobs_value && *top_logprobs > 0 && !logprobs) {
+    top_logprobs_value->fail("requires `logprobs` to be true, got " + top_logprobs_value->raw());
+  }
   req.sampling = sampling.finish();
+  if (logprobs) req.sampling.logprobs = top_logprobs.value_or(0);
   return req;
 }
 

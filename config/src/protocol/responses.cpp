@@ -3,6 +3,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+#include <cmath>
 
 namespace aurora::protocol {
 
@@ -44,7 +45,11 @@ std::string completion_body(Endpoint endpoint, std::string_view id, std::string_
     } else {
       choice["text"] = c.text;
     }
-    choice["logprobs"] = nullptr;
+    if (c.logprobs) {
+      choice["logprobs"] = logprobs_object(endpoint, *c.logprobs);
+    } else {
+      choice["logprobs"] = nullptr;
+    }
     choice["finish_reason"] = c.finish_reason;
     choice["stop_reason"] = stop_reason_value(c.stop_reason);
     out.push_back(std::move(choice));
@@ -55,6 +60,60 @@ std::string completion_body(Endpoint endpoint, std::string_view id, std::string_
 }
 
 void append_int(std::string& out, int64_t v) { out += std::to_string(v); }
+
+void append_logprobs(std::string& out, std::string_view logprobs_json) {
+  out += ",\"logprobs\":";
+  out += logprobs_json.empty() ? std::string_view("null") : logprobs_json;
+}
+
+// Length of the longest valid UTF-8 prefix of `s` (RFC 3629: no overlongs, no surrogates).
+size_t valid_utf8_prefix(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b0 < 0x80) {
+      n = 1;
+    } else if (b0 >= 0xC2 && b0 <= 0xDF) {
+      n = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+      n = 3;
+      if (b0 == 0xE0) lo = 0xA0;
+      if (b0 == 0xED) hi = 0x9F;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+      n = 4;
+      if (b0 == 0xF0) lo = 0x90;
+      if (b0 == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + n > s.size()) return i;
+    for (size_t k = 1; k < n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return i;
+    }
+    i += n;
+  }
+  return i;
+}
+
+json::value logprob_value(double logprob) { return json::value(std::isfinite(logprob) ? logprob : -9999.0); }
+
+json::array bytes_array(const std::string& bytes) {
+  json::array a;
+  a.reserve(bytes.size());
+  for (char c : bytes) a.push_back(static_cast<int64_t>(static_cast<unsigned char>(c)));
+  return a;
+}
+
+json::object chat_entry(const LogprobToken& t) {
+  json::object o;
+  o["token"] = t.token;
+  o["logprob"] = logprob_value(t.logprob);
+  o["bytes"] = bytes_array(t.bytes);
+  return o;
+}
 
 void append_usage(std::string& out, const TokenUsage& usage) {
   out += "{\"prompt_tokens\":";
@@ -67,6 +126,67 @@ void append_usage(std::string& out, const TokenUsage& usage) {
 }
 
 }  // namespace
+
+LogprobToken make_logprob_token(std::string bytes, double logprob) {
+  LogprobToken t;
+  if (valid_utf8_prefix(bytes) == bytes.size()) {
+    t.token = bytes;
+  } else {
+    static constexpr char kHex[] = "0123456789abcdef";
+    t.token = "bytes:";
+    for (char c : bytes) {
+      const auto b = static_cast<unsigned char>(c);
+      t.token += "\\x";
+      t.token += kHex[b >> 4];
+      t.token += kHex[b & 0xf];
+    }
+  }
+  t.bytes = std::move(bytes);
+  t.logprob = logprob;
+  return t;
+}
+
+int64_t logprob_text_length(const LogprobToken& token) {
+  int64_t n = 0;
+  for (char c : token.token) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+boost::json::object logprobs_object(Endpoint endpoint, const std::vector<TokenLogprobs>& tokens, int64_t text_offset) {
+  json::object o;
+  if (endpoint == Endpoint::kChat) {
+    json::array content;
+    content.reserve(tokens.size());
+    for (const auto& t : tokens) {
+      json::object entry = chat_entry(t.sampled);
+      json::array top;
+      top.reserve(t.top.size());
+      for (const auto& alt : t.top) top.push_back(chat_entry(alt));
+      entry["top_logprobs"] = std::move(top);
+      content.push_back(std::move(entry));
+    }
+    o["content"] = std::move(content);
+    return o;
+  }
+  json::array token_strings, token_logprobs, top_logprobs, offsets;
+  for (const auto& t : tokens) {
+    token_strings.push_back(json::value(t.sampled.token));
+    token_logprobs.push_back(logprob_value(t.sampled.logprob));
+    json::object top;
+    for (const auto& alt : t.top) {
+      if (!top.contains(alt.token)) top[alt.token] = logprob_value(alt.logprob);
+    }
+    if (!top.contains(t.sampled.token)) top[t.sampled.token] = logprob_value(t.sampled.logprob);
+    top_logprobs.push_back(std::move(top));
+    offsets.push_back(text_offset);
+    text_offset += logprob_text_length(t.sampled);
+  }
+  o["tokens"] = std::move(token_strings);
+  o["token_logprobs"] = std::move(token_logprobs);
+  o["top_logprobs"] = std::move(top_logprobs);
+  o["text_offset"] = std::move(offsets);
+  return o;
+}
 
 std::string chat_completion_body(std::string_view id, std::string_view model, int64_t created,
                                  const std::vector<ChoiceResult>& choices, const TokenUsage& usage) {
@@ -139,32 +259,37 @@ std::string ChunkEncoder::role_chunk(int32_t index, const TokenUsage* usage) con
   return out;
 }
 
-std::string ChunkEncoder::text_chunk(int32_t index, std::string_view text, const TokenUsage* usage) const {
+std::string ChunkEncoder::text_chunk(int32_t index, std::string_view text, const TokenUsage* usage,
+                                     std::string_view logprobs_json) const {
   std::string out;
-  out.reserve(prefix_.size() + text.size() + 120);
+  out.reserve(prefix_.size() + text.size() + logprobs_json.size() + 120);
   out = prefix_;
   out += "{\"index\":";
   append_int(out, index);
   if (endpoint_ == Endpoint::kChat) {
     out += ",\"delta\":{\"content\":";
     append_json_string(out, text);
-    out += "},\"logprobs\":null,\"finish_reason\":null}";
+    out += '}';
+    append_logprobs(out, logprobs_json);
+    out += ",\"finish_reason\":null}";
   } else {
     out += ",\"text\":";
     append_json_string(out, text);
-    out += ",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}";
+    append_logprobs(out, logprobs_json);
+    out += ",\"finish_reason\":null,\"stop_reason\":null}";
   }
   append_tail(out, usage);
   return out;
 }
 
 std::string ChunkEncoder::finish_chunk(int32_t index, std::string_view finish_reason, const StopReason& stop_reason,
-                                       const TokenUsage* usage) const {
+                                       const TokenUsage* usage, std::string_view logprobs_json) const {
   std::string out = prefix_;
   out += "{\"index\":";
   append_int(out, index);
   out += endpoint_ == Endpoint::kChat ? ",\"delta\":{}" : ",\"text\":\"\"";
-  out += ",\"logprobs\":null,\"finish_reason\":";
+  append_logprobs(out, logprobs_json);
+  out += ",\"finish_reason\":";
   append_json_string(out, finish_reason);
   out += ",\"stop_reason\":";
   if (const auto* text = std::get_if<std::string>(&stop_reason)) {

@@ -16,6 +16,7 @@
 #include "aurora/runtime/engine.hpp"
 #include "engine/engine_builder.hpp"
 #include "engine/request_validation.hpp"
+#include "engine/token_logprobs.hpp"
 #include "online/online_controller.hpp"
 #include "online/online_engine.hpp"
 #include "util/rng.hpp"
@@ -337,10 +338,12 @@ bool EngineImpl::prepare_step(ModelInstance& mi) {
     Rng rng(mix_seed(seq.seed, static_cast<uint64_t>(seq.num_generated())));
     row.uniform = rng.uniform();
     mi.sampling_rows.push_back(row);
-    wants_logits = wants_logits || (seq.request.return_prompt_logits && seq.num_generated() == 0);
+    wants_logits =
+        wants_logits || (seq.request.return_prompt_logits && seq.num_generated() == 0) || sp.logprobs.has_value();
   }
   // A device runner samples on the device and returns only tokens, unless a request wants its
-  // logits back; then the logits come to the host and the CPU twin samples them.
+  // logits back (or logprobs computed from them); then the logits come to the host and the CPU
+  // twin samples them, drawing the same tokens.
   mi.sample_on_device = mi.device && !wants_logits;
   return true;
 }
@@ -459,6 +462,9 @@ void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, con
   seq.tokens.push_back(token);
   TokenDelta delta;
   delta.token_ids.push_back(token);
+  if (sp.logprobs && logits_row) {
+    delta.logprobs.push_back(compute_token_logprobs(logits_row, mi.model->config.vocab_size, token, *sp.logprobs));
+  }
   std::optional<FinishReason> reason;
   std::optional<std::string> stop_string;
   auto add_text = [&](std::string_view text) {

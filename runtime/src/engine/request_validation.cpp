@@ -39,6 +39,10 @@ Result<void> validate_request(const GenerationRequest& r, const ModelInstance& m
                             "token id " + std::to_string(id) + " is out of range [0, " + std::to_string(vocab) + ")");
     }
   }
+  if (sp.logprobs && (*sp.logprobs < 0 || *sp.logprobs > vocab)) {
+    return Error::invalid("logprobs", "must be in [0, " + std::to_string(vocab) + "] (the vocabulary size), got " +
+                                          std::to_string(*sp.logprobs));
+  }
   const int64_t need = static_cast<int64_t>(r.prompt_ids.size()) + sp.max_tokens;
   if (need > mi.max_context) {
     return Error::invalid("max_tokens", "the prompt (" + std::to_string(r.prompt_ids.size()) +

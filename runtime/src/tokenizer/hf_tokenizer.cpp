@@ -174,6 +174,55 @@ Result<std::string> HfTokenizer::decode(const std::vector<int32_t>& ids, bool sk
   return out;
 }
 
+namespace {
+
+// "<0xNN>" (SentencePiece byte fallback) -> the byte, else -1.
+int byte_fallback_value(std::string_view t) {
+  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
+  int v = 0;
+  for (size_t k = 3; k < 5; ++k) {
+    const char c = t[k];
+    const int d = (c >= '0' && c <= '9')   ? c - '0'
+                  : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                  : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                                           : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581, SentencePiece's word-start marker
+
+}  // namespace
+
+std::optional<std::string> HfTokenizer::token_bytes(int32_t id) const {
+  if (const AddedToken* t = added_.find_id(id)) return t->content;
+  const std::string* token = p_.model->id_to_token(id);
+  if (!token) return std::nullopt;
+  auto decoded = decode({id}, /*skip_special=*/false);
+  std::string text = decoded ? std::move(decoded).value() : std::string();
+  if (text.find(kReplacementChar) != std::string::npos) {
+    // Part of a character: the decoders repaired it to U+FFFD; recover the raw bytes from the
+    // token string (a <0xNN> byte, or characters of the GPT-2 byte-level alphabet).
+    if (const int b = byte_fallback_value(*token); b >= 0) return std::string(1, static_cast<char>(b));
+    std::string bytes;
+    size_t i = 0;
+    while (i < token->size()) {
+      const int b = is_valid_utf8(*token) ? unicode_to_byte(next_code_point(*token, i)) : -1;
+      if (b < 0) return text;  // not byte-level: keep the decoder's text
+      bytes += static_cast<char>(b);
+    }
+    return bytes;
+  }
+  // Decoded alone, a SentencePiece word-start token loses its space (Strip / Metaspace on the
+  // first token); after other text it has one.
+  if (token->compare(0, kMetaspace.size(), kMetaspace) == 0 && (text.empty() || text.front() != ' ')) {
+    text.insert(0, 1, ' ');
+  }
+  return text;
+}
+
 Result<std::string> HfTokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
                                                      bool add_generation_prompt) const {
   return render_chat(settings_.chat, messages, add_generation_prompt);

@@ -53,6 +53,7 @@ class HfTokenizer final : public Tokenizer {
                                           bool add_generation_prompt = true) const override;
   std::optional<std::string> id_to_token(int32_t id) const override;
   std::optional<int32_t> token_to_id(std::string_view token) const override;
+  std::optional<std::string> token_bytes(int32_t id) const override;
   std::string chat_template_name() const override { return chat_format_name(settings_.chat.format); }
 
   // Sets the chat template (called once while loading, before the tokenizer is shared).

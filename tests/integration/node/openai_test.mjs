@@ -77,6 +77,33 @@ test('chat, not streamed', async () => {
   if (fake) assert.equal(r.choices[0].message.content, expected(5));
 });
 
+test('logprobs: chat and completions, as the SDK types them', async () => {
+  const r = await client.chat.completions.create({
+    model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, logprobs: true, top_logprobs: 2,
+  });
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.length, 3);
+  assert.equal(content[0].top_logprobs.length, 2);
+  assert.ok(content[0].logprob <= 0);
+  assert.ok(content[0].top_logprobs[0].logprob >= content[0].top_logprobs[1].logprob);
+  assert.deepEqual(content[0].bytes, [...Buffer.from(content[0].token, 'utf8')]);
+  if (fake) assert.equal(content.map((t) => t.token).join(''), expected(3));
+
+  const stream = await client.chat.completions.create({
+    model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, logprobs: true, stream: true,
+  });
+  let entries = 0;
+  for await (const chunk of stream) entries += chunk.choices[0]?.logprobs?.content?.length ?? 0;
+  assert.equal(entries, 3);
+
+  const c = await client.completions.create({ model, prompt: 'p', max_tokens: 2, logprobs: 3 });
+  const lp = c.choices[0].logprobs;
+  assert.equal(lp.tokens.length, 2);
+  assert.equal(lp.token_logprobs.length, 2);
+  assert.ok(Object.keys(lp.top_logprobs[0]).length >= 3);
+  assert.deepEqual(lp.text_offset.slice(0, 1), [0]);
+});
+
 test('chat, streamed, with the usage chunk and the request id', async () => {
   const { data: stream, response } = await client.chat.completions
     .create({ model, messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 6, stream: true,

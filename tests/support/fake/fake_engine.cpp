@@ -208,6 +208,14 @@ void FakeEngine::loop() {
       if (!stop_token) slot.text += FakeTokenizer::word(k);  // a stop token adds no text
       runtime::TokenDelta delta;
       delta.token_ids.push_back(token);
+      if (const auto& n = slot.request.sampling.logprobs) {
+        runtime::GeneratedLogprobs lp;
+        lp.sampled = {token, -0.5f};
+        for (int32_t i = 0; i < std::min(*n, FakeTokenizer::kNumWords); ++i) {
+          lp.top.push_back({FakeTokenizer::kFirstWord + (k + i) % FakeTokenizer::kNumWords, -0.5f - float(i)});
+        }
+        delta.logprobs.push_back(std::move(lp));
+      }
       std::optional<std::string> matched;
       size_t end = slot.text.size();
       for (const auto& s : slot.request.sampling.stop) {

@@ -10,6 +10,8 @@
 // unless ignore_eos), "[fake:prefill_ms=N]" (first token after N ms), "[fake:hang]" (no tokens
 // until cancelled). A generated id listed in stop_token_ids ends the request as the real engine's
 // does: finish_reason stop, no text for that token, Completion::stop_token_id set.
+// With SamplingParams::logprobs = N, every token reports logprob -0.5 and the top N (at most 16)
+// are the words k, k+1, ... (the generated one first) with logprobs -0.5, -1.5, -2.5, ...
 //
 // Thread safety: every method may be called from any thread (Engine's contract).
 #pragma once

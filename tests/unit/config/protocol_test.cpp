@@ -1,5 +1,6 @@
 // OpenAI protocol types: request validation (the T4 table of anchors-reliability.md), response and
 // chunk JSON, SSE framing and the WebSocket envelope.
+#include <limits>
 #include <random>
 
 #include <boost/json/parse.hpp>
@@ -103,8 +104,7 @@ TEST_CASE("bad JSON and abusive parameters are 400s that name the field") {
   CHECK(chat_error(chat_with(R"(,"stream":true,"stream_options":{"include_usage":true,"x":1})")) ==
         "stream_options.x|stream_options.x: unknown parameter");
   CHECK(chat_error(chat_with(R"(,"max_token":5)")) == "max_token|max_token: unknown parameter");
-  CHECK(chat_error(chat_with(R"(,"top_logprobs":100)")).rfind("top_logprobs|top_logprobs: is not supported", 0) == 0);
-  CHECK(chat_error(chat_with(R"(,"logprobs":true)")).rfind("logprobs|logprobs: is not supported", 0) == 0);
+  CHECK(chat_error(chat_with(R"(,"top_logprobs":100)")) == "top_logprobs|top_logprobs: must be in [0, 20], got 100");
   CHECK(chat_error(chat_with(R"(,"presence_penalty":0.5)")).rfind("presence_penalty|", 0) == 0);
   CHECK(chat_error(chat_with(R"(,"tools":[{"type":"function"}])")).rfind("tools|", 0) == 0);
   CHECK(chat_error(R"({"model":"m"})") == "messages|messages: is required");
@@ -367,10 +367,10 @@ TEST_CASE("streamed chunks are valid JSON in OpenAI's shape") {
 }
 
 TEST_CASE("non-streaming bodies") {
-  std::vector<ChoiceResult> choices{{0, "Paris", "stop", {}},
-                                    {1, "Lyon", "length", {}},
-                                    {2, "Nice", "stop", 32},
-                                    {3, "Metz", "stop", std::string("\n")}};
+  std::vector<ChoiceResult> choices{{0, "Paris", "stop", {}, {}},
+                                    {1, "Lyon", "length", {}, {}},
+                                    {2, "Nice", "stop", 32, {}},
+                                    {3, "Metz", "stop", std::string("\n"), {}}};
   auto chat = json::parse(chat_completion_body("chatcmpl-9", "m", 5, choices, {21, 3})).as_object();
   CHECK(chat.at("object").as_string() == "chat.completion");
   auto msg = chat.at("choices").as_array()[1].as_object().at("message").as_object();
@@ -384,6 +384,136 @@ TEST_CASE("non-streaming bodies") {
   CHECK(text_choices[2].as_object().at("stop_reason").as_int64() == 32);
   CHECK(text_choices[3].as_object().at("stop_reason").as_string() == "\n");
   CHECK(chat.at("choices").as_array()[2].as_object().at("stop_reason").as_int64() == 32);
+}
+
+TEST_CASE("logprobs requests: chat takes logprobs + top_logprobs, completions an integer") {
+  auto chat = parse_chat_request(chat_with(R"(,"logprobs":true,"top_logprobs":3)"), kLimits);
+  REQUIRE(chat.ok());
+  CHECK(chat->sampling.logprobs == 3);
+  auto chat0 = parse_chat_request(chat_with(R"(,"logprobs":true)"), kLimits);
+  REQUIRE(chat0.ok());
+  CHECK(chat0->sampling.logprobs == 0);  // the sampled tokens' logprobs, no alternatives
+  auto none = parse_chat_request(chat_with(R"(,"logprobs":false,"top_logprobs":0)"), kLimits);
+  REQUIRE(none.ok());
+  CHECK(!none->sampling.logprobs);
+  CHECK(!parse_chat_request(chat_with(""), kLimits)->sampling.logprobs);
+  CHECK(chat_error(chat_with(R"(,"logprobs":true,"top_logprobs":21)")) ==
+        "top_logprobs|top_logprobs: must be in [0, 20], got 21");
+  CHECK(chat_error(chat_with(R"(,"logprobs":true,"top_logprobs":-1)")) ==
+        "top_logprobs|top_logprobs: must be in [0, 20], got -1");
+  CHECK(chat_error(chat_with(R"(,"logprobs":true,"top_logprobs":2.5)")) ==
+        "top_logprobs|top_logprobs: must be an integer, got 2.5");
+  CHECK(chat_error(chat_with(R"(,"top_logprobs":2)")) ==
+        "top_logprobs|top_logprobs: requires `logprobs` to be true, got 2");
+  CHECK(chat_error(chat_with(R"(,"logprobs":false,"top_logprobs":2)")) ==
+        "top_logprobs|top_logprobs: requires `logprobs` to be true, got 2");
+  CHECK(chat_error(chat_with(R"(,"logprobs":1)")) ==
+        "logprobs|logprobs: must be a boolean (true returns the tokens' log probabilities), got 1");
+
+  auto cmpl = parse_completion_request(R"({"prompt":"x","logprobs":5})", kLimits);
+  REQUIRE(cmpl.ok());
+  CHECK(cmpl->sampling.logprobs == 5);
+  CHECK(parse_completion_request(R"({"prompt":"x","logprobs":0})", kLimits)->sampling.logprobs == 0);
+  CHECK(parse_completion_request(R"({"prompt":"x","logprobs":20})", kLimits)->sampling.logprobs == 20);
+  CHECK(!parse_completion_request(R"({"prompt":"x","logprobs":false})", kLimits)->sampling.logprobs);
+  CHECK(!parse_completion_request(R"({"prompt":"x","logprobs":null})", kLimits)->sampling.logprobs);
+  CHECK(completion_error(R"({"prompt":"x","logprobs":21})") == "logprobs|logprobs: must be in [0, 20], got 21");
+  CHECK(completion_error(R"({"prompt":"x","logprobs":-1})") == "logprobs|logprobs: must be in [0, 20], got -1");
+  CHECK(completion_error(R"({"prompt":"x","logprobs":1.5})") == "logprobs|logprobs: must be an integer, got 1.5");
+  CHECK(completion_error(R"({"prompt":"x","logprobs":true})") ==
+        "logprobs|logprobs: must be an integer in [0, 20], got true");
+  CHECK(completion_error(R"({"prompt":"x","logprobs":"5"})") ==
+        "logprobs|logprobs: must be an integer in [0, 20], got \"5\"");
+  // Prompt logprobs (echo, vLLM's prompt_logprobs) are not implemented: named, not ignored.
+  CHECK(completion_error(R"({"prompt":"x","logprobs":1,"echo":true})").rfind("echo|echo: is not supported", 0) == 0);
+  CHECK(completion_error(R"({"prompt":"x","prompt_logprobs":1})")
+            .rfind("prompt_logprobs|prompt_logprobs: is not supported", 0) == 0);
+  CHECK(
+      completion_error(R"({"prompt":"x","top_logprobs":2})").rfind("top_logprobs|top_logprobs: is not supported", 0) ==
+      0);
+  // The cap is a limit (OpenAI's completions allow 5).
+  RequestLimits openai;
+  openai.max_logprobs = 5;
+  auto capped = parse_completion_request(R"({"prompt":"x","logprobs":6})", openai);
+  REQUIRE(!capped.ok());
+  CHECK(capped.error().message == "logprobs: must be in [0, 5], got 6");
+}
+
+TEST_CASE("logprobs objects in OpenAI's chat and completions shapes") {
+  std::vector<TokenLogprobs> tokens(3);
+  tokens[0].sampled = make_logprob_token(" Paris", -0.25);
+  tokens[0].top = {make_logprob_token(" Paris", -0.25), make_logprob_token(" Lyon", -2.0)};
+  tokens[1].sampled = make_logprob_token("\xe2\x80", -1.0);  // the first two bytes of a character
+  tokens[1].top = {make_logprob_token(".", -0.5), make_logprob_token("\xe2\x80", -1.0)};
+  tokens[2].sampled = make_logprob_token("<|im_end|>", -std::numeric_limits<double>::infinity());
+  CHECK(tokens[1].sampled.token == "bytes:\\xe2\\x80");
+  CHECK(tokens[1].sampled.bytes == "\xe2\x80");
+  CHECK(make_logprob_token("\xc3\xa9", -1).token == "\xc3\xa9");  // a whole character is text
+
+  const auto chat = json::parse(json::serialize(logprobs_object(Endpoint::kChat, tokens))).as_object();
+  REQUIRE(chat.size() == 1);
+  const auto& content = chat.at("content").as_array();
+  REQUIRE(content.size() == 3);
+  const auto& c0 = content[0].as_object();
+  CHECK(c0.at("token").as_string() == " Paris");
+  CHECK(c0.at("logprob").as_double() == -0.25);
+  CHECK(json::serialize(c0.at("bytes")) == "[32,80,97,114,105,115]");
+  const auto& top0 = c0.at("top_logprobs").as_array();
+  REQUIRE(top0.size() == 2);
+  CHECK(top0[1].as_object().at("token").as_string() == " Lyon");
+  CHECK(top0[1].as_object().at("logprob").as_double() == -2.0);
+  CHECK(top0[1].as_object().size() == 3);  // token, logprob, bytes: no nested top_logprobs
+  const auto& c1 = content[1].as_object();
+  CHECK(c1.at("token").as_string() == "bytes:\\xe2\\x80");
+  CHECK(json::serialize(c1.at("bytes")) == "[226,128]");
+  CHECK(content[2].as_object().at("logprob").as_double() == -9999.0);  // -inf has no JSON form
+  CHECK(content[2].as_object().at("top_logprobs").as_array().empty());
+
+  const auto cmpl = json::parse(json::serialize(logprobs_object(Endpoint::kCompletion, tokens, 10))).as_object();
+  CHECK(json::serialize(cmpl.at("tokens")) == R"([" Paris","bytes:\\xe2\\x80","<|im_end|>"])");
+  CHECK(json::serialize(cmpl.at("token_logprobs")) == "[-2.5E-1,-1E0,-9.999E3]");
+  const auto& top = cmpl.at("top_logprobs").as_array();
+  REQUIRE(top.size() == 3);
+  CHECK(top[0].as_object().size() == 2);  // the sampled token is among the top ones
+  CHECK(top[0].as_object().at(" Lyon").as_double() == -2.0);
+  CHECK(top[1].as_object().size() == 2);
+  CHECK(top[1].as_object().at(".").as_double() == -0.5);
+  CHECK(top[2].as_object().size() == 1);  // logprobs 0: the sampled token alone
+  CHECK(top[2].as_object().at("<|im_end|>").as_double() == -9999.0);
+  // Offsets count characters of the token strings from the given start: " Paris" is 6.
+  CHECK(json::serialize(cmpl.at("text_offset")) == "[10,16,30]");  // "bytes:\\xe2\\x80" is 14
+}
+
+TEST_CASE("logprobs in bodies and chunks; null when not asked for") {
+  std::vector<TokenLogprobs> tokens(1);
+  tokens[0].sampled = make_logprob_token("Hi", -0.5);
+  tokens[0].top = {make_logprob_token("Hi", -0.5), make_logprob_token("Hey", -1.5)};
+  std::vector<ChoiceResult> choices{{0, "Hi", "length", {}, tokens}, {1, "Yo", "length", {}, {}}};
+  auto chat = json::parse(chat_completion_body("c", "m", 1, choices, {1, 1})).as_object();
+  const auto& chat_choices = chat.at("choices").as_array();
+  CHECK(chat_choices[0].at("logprobs").at("content").as_array()[0].at("top_logprobs").as_array().size() == 2);
+  CHECK(chat_choices[1].at("logprobs").is_null());
+  auto text = json::parse(text_completion_body("c", "m", 1, choices, {1, 1})).as_object();
+  const auto& lp = text.at("choices").as_array()[0].at("logprobs").as_object();
+  CHECK(lp.at("tokens").as_array()[0].as_string() == "Hi");
+  CHECK(lp.at("text_offset").as_array()[0].as_int64() == 0);
+  CHECK(text.at("choices").as_array()[1].at("logprobs").is_null());
+
+  const std::string chat_lp = json::serialize(logprobs_object(Endpoint::kChat, tokens));
+  ChunkEncoder encoder(Endpoint::kChat, "c", "m", 1, /*usage_null_field=*/true);
+  auto chunk = json::parse(encoder.text_chunk(0, "Hi", nullptr, chat_lp)).as_object();
+  const auto& choice = chunk.at("choices").as_array()[0].as_object();
+  CHECK(choice.at("delta").at("content").as_string() == "Hi");
+  CHECK(choice.at("logprobs").at("content").as_array()[0].at("token").as_string() == "Hi");
+  CHECK(chunk.at("usage").is_null());
+  auto fin = json::parse(encoder.finish_chunk(0, "stop", {}, nullptr, chat_lp)).as_object();
+  CHECK(fin.at("choices").as_array()[0].at("logprobs").at("content").as_array().size() == 1);
+  CHECK(json::parse(encoder.text_chunk(0, "x")).at("choices").as_array()[0].at("logprobs").is_null());
+  ChunkEncoder cmpl(Endpoint::kCompletion, "c", "m", 1, false);
+  const std::string cmpl_lp = json::serialize(logprobs_object(Endpoint::kCompletion, tokens, 4));
+  auto t = json::parse(cmpl.text_chunk(0, "Hi", nullptr, cmpl_lp)).as_object();
+  CHECK(t.at("choices").as_array()[0].at("logprobs").at("text_offset").as_array()[0].as_int64() == 4);
+  CHECK(t.at("choices").as_array()[0].at("stop_reason").is_null());
 }
 
 TEST_CASE("SSE parser handles split input, CRLF, comments and multi-line data") {

@@ -24,6 +24,7 @@ class CollectingSink : public TokenSink {
       text += delta.text;
       deltas.push_back(delta.text);
       tokens.insert(tokens.end(), delta.token_ids.begin(), delta.token_ids.end());
+      logprobs.insert(logprobs.end(), delta.logprobs.begin(), delta.logprobs.end());
       n = int(deltas.size());
       hook = on_delta_hook;
     }
@@ -50,6 +51,7 @@ class CollectingSink : public TokenSink {
   std::string text;
   std::vector<std::string> deltas;
   std::vector<int32_t> tokens;
+  std::vector<GeneratedLogprobs> logprobs;  // SamplingParams::logprobs: one per token
   Completion completion;
   int finishes = 0;
   std::function<bool(int)> on_delta_hook;  // called with the delta count; return false to refuse

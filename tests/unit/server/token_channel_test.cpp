@@ -35,6 +35,34 @@ TEST_CASE("past max_events, deltas of a tag coalesce; past max bytes the produce
   CHECK(!ch->pop_all(events));
 }
 
+TEST_CASE("logprobs stay aligned with their tokens when deltas coalesce, and count as pending bytes",
+          "[channel][logprobs]") {
+  net::io_context ioc;
+  auto lp = [](int32_t id, size_t top) {
+    aurora::runtime::GeneratedLogprobs g;
+    g.sampled = {id, -1.0f};
+    g.top.assign(top, {id, -1.0f});
+    return std::vector<aurora::runtime::GeneratedLogprobs>{g};
+  };
+  const size_t entry = sizeof(aurora::runtime::TokenLogprob);
+  auto ch = std::make_shared<TokenChannel>(net::make_strand(ioc), /*max_events=*/1,
+                                           /*max_pending_bytes=*/3 + 5 * entry);
+  CHECK(ch->push_delta(0, "a", 1, lp(7, 1)));   // 1 + 2 entries
+  CHECK(ch->push_delta(0, "", 1, lp(8, 0)));    // held-back text: the token's logprobs still come
+  CHECK(!ch->push_delta(0, "b", 1, lp(9, 2)));  // 3 more entries would pass the bound
+  CHECK(ch->push_delta(0, "b", 1, lp(9, 1)));
+  std::vector<StreamEvent> events;
+  REQUIRE(ch->pop_all(events));
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].text == "ab");
+  CHECK(events[0].num_tokens == 3);
+  REQUIRE(events[0].logprobs.size() == 3);
+  CHECK(events[0].logprobs[0].sampled.token_id == 7);
+  CHECK(events[0].logprobs[1].sampled.token_id == 8);
+  CHECK(events[0].logprobs[2].sampled.token_id == 9);
+  CHECK(events[0].logprobs[2].top.size() == 1);
+}
+
 TEST_CASE("a waiting consumer is woken by a push from another thread, or times out", "[channel]") {
   net::io_context ioc;
   auto strand = net::make_strand(ioc);

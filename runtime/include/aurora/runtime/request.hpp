@@ -24,6 +24,10 @@ struct SamplingParams {
   std::vector<std::string> stop;        // stop strings; the matched text is not emitted
   std::vector<int32_t> stop_token_ids;  // in addition to the model's EOS ids
   bool ignore_eos = false;
+  // Log probabilities (OpenAI `logprobs`): absent = none; N = every generated token's logprob plus
+  // the N most likely tokens at its position (0 <= N <= vocab size). Raw: log-softmax of the
+  // model's logits, before temperature, top-p and top-k (vLLM's default raw_logprobs mode).
+  std::optional<int32_t> logprobs;
 };
 
 struct GenerationRequest {
@@ -44,12 +48,27 @@ struct Usage {
   int32_t completion_tokens = 0;
 };
 
+// One token's log probability under the model's raw distribution.
+struct TokenLogprob {
+  int32_t token_id = 0;
+  float logprob = 0.0f;  // <= 0; -inf for a token the logits rule out
+};
+
+// A generated token's logprob and the most likely tokens at its position: `top` holds
+// SamplingParams::logprobs entries in decreasing logprob order (ties: lower id first).
+struct GeneratedLogprobs {
+  TokenLogprob sampled;
+  std::vector<TokenLogprob> top;
+};
+
 // One step's output for one request. `text` holds only complete UTF-8 characters and never a
 // prefix of a stop string that may still match; held-back bytes come out in a later delta or in
 // the final one. `token_ids` are the tokens generated this step (may be non-empty with empty text).
 struct TokenDelta {
   std::string text;
   std::vector<int32_t> token_ids;
+  // When SamplingParams::logprobs is set: one entry per token_ids entry, in the same order.
+  std::vector<GeneratedLogprobs> logprobs;
 };
 
 // Timestamps taken by the engine, for the server's latency histograms.

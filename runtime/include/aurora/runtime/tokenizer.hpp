@@ -45,6 +45,15 @@ class Tokenizer {
   virtual std::optional<std::string> id_to_token(int32_t /*id*/) const { return std::nullopt; }
   // The id of a token string (added tokens first, then the model vocabulary).
   virtual std::optional<int32_t> token_to_id(std::string_view /*token*/) const { return std::nullopt; }
+  // The bytes token `id` stands for where it follows other text (OpenAI logprobs' `bytes`):
+  // special tokens give their text; a byte-level or <0xNN> byte-fallback token that is part of a
+  // UTF-8 character gives its raw bytes (not valid UTF-8 on their own); a SentencePiece token
+  // keeps its leading space. nullopt when the id has no token. Default: decode({id}, false).
+  virtual std::optional<std::string> token_bytes(int32_t id) const {
+    auto text = decode({id}, /*skip_special=*/false);
+    if (!text.ok()) return std::nullopt;
+    return std::move(text).value();
+  }
   // The chat template in use: "chatml", "llama" (Llama-2 [INST] with <<SYS>>), "mistral"
   // ([INST] with the system prompt folded into the first user turn), "tulu" (OLMoE) or "plain".
   virtual std::string chat_template_name() const { return "plain"; }

@@ -9,7 +9,7 @@
 //
 // Policy (documented in docs/server.md): unknown fields are rejected (a typo such as `max_token`
 // must not be silently ignored); known OpenAI fields we do not implement are accepted only with
-// their neutral value (`frequency_penalty: 0`, `logprobs: false`, ...); duplicate keys, nesting
+// their neutral value (`frequency_penalty: 0`, `echo: false`, ...); duplicate keys, nesting
 // deeper than max_json_depth and non-integral token counts are rejected; `null` means "absent".
 #pragma once
 
@@ -36,6 +36,7 @@ struct RequestLimits {
   int32_t max_messages = 1024;      // chat messages
   int32_t max_prompts = 4;          // prompts in one completions request (a batch)
   int32_t max_json_depth = 64;      // nesting of the request body
+  int32_t max_logprobs = 20;        // chat `top_logprobs`, completions `logprobs` (vLLM's --max-logprobs)
 };
 
 struct SamplingFields {
@@ -52,6 +53,9 @@ struct SamplingFields {
   bool stream = false;
   bool include_usage = false;           // stream_options.include_usage
   bool continuous_usage_stats = false;  // stream_options.continuous_usage_stats (vLLM): usage in every chunk
+  // Log probabilities asked for (chat `logprobs: true` with `top_logprobs`, completions `logprobs:
+  // N`): the number of most likely alternatives per generated token, 0..max_logprobs; absent = none.
+  std::optional<int32_t> logprobs;
 };
 
 struct ChatMessageField {

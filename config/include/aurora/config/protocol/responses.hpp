@@ -31,19 +31,49 @@ boost::json::object usage_object(const TokenUsage& usage);
 // stop_token_ids entry that ended the choice (a JSON integer), or neither (null: EOS, length).
 using StopReason = std::variant<std::monostate, std::string, int32_t>;
 
+// One token in a logprobs object. `bytes` are the token's bytes; `token` is the same text when it
+// is valid UTF-8, else (part of a character) "bytes:" followed by \xNN escapes of every byte, as
+// OpenAI writes such tokens.
+struct LogprobToken {
+  std::string token;
+  std::string bytes;
+  double logprob = 0.0;  // written as -9999.0 when not finite (vLLM's stand-in for -inf)
+};
+
+// One generated token: its own logprob and the most likely alternatives (decreasing).
+struct TokenLogprobs {
+  LogprobToken sampled;
+  std::vector<LogprobToken> top;
+};
+
+// A LogprobToken for `bytes`, with the printable `token` derived as described above.
+LogprobToken make_logprob_token(std::string bytes, double logprob);
+
+// The logprobs object of a choice (or of one chunk's tokens):
+//   chat:        {"content":[{"token","logprob","bytes":[..],"top_logprobs":[{"token","logprob","bytes"}..]}..]}
+//   completions: {"tokens":[..],"token_logprobs":[..],"top_logprobs":[{token: logprob, ..}..],
+//                 "text_offset":[..]}; a top_logprobs object holds the sampled token too (OpenAI:
+//                 up to N+1 entries; the first of equal token strings wins), and text_offset
+//                 counts characters (code points) of the token strings from `text_offset` on, as vLLM.
+boost::json::object logprobs_object(Endpoint endpoint, const std::vector<TokenLogprobs>& tokens,
+                                    int64_t text_offset = 0);
+// The number of characters (code points) `token` adds to the text offsets.
+int64_t logprob_text_length(const LogprobToken& token);
+
 // One finished choice of a non-streaming response.
 struct ChoiceResult {
   int32_t index = 0;
   std::string text;
   std::string finish_reason;  // "stop" | "length"
   StopReason stop_reason;
+  std::optional<std::vector<TokenLogprobs>> logprobs;  // absent: "logprobs":null
 };
 
 // {"id","object":"chat.completion","created","model","choices":[{"index","message":{"role","content"},
-// "logprobs":null,"finish_reason","stop_reason"}],"usage":{..}}
+// "logprobs","finish_reason","stop_reason"}],"usage":{..}}
 std::string chat_completion_body(std::string_view id, std::string_view model, int64_t created,
                                  const std::vector<ChoiceResult>& choices, const TokenUsage& usage);
-// {"id","object":"text_completion","created","model","choices":[{"index","text","logprobs":null,
+// {"id","object":"text_completion","created","model","choices":[{"index","text","logprobs",
 // "finish_reason","stop_reason"}],"usage":{..}}
 std::string text_completion_body(std::string_view id, std::string_view model, int64_t created,
                                  const std::vector<ChoiceResult>& choices, const TokenUsage& usage);
@@ -58,11 +88,13 @@ class ChunkEncoder {
   // Chat only: the first chunk of a choice, delta {"role":"assistant","content":""}; `usage` as in
   // text_chunk (vLLM's continuous_usage_stats puts usage in every chunk, this one included).
   std::string role_chunk(int32_t index, const TokenUsage* usage = nullptr) const;
-  // A chunk carrying text; `usage` (vLLM's continuous_usage_stats) replaces the null usage field.
-  std::string text_chunk(int32_t index, std::string_view text, const TokenUsage* usage = nullptr) const;
+  // A chunk carrying text; `usage` (vLLM's continuous_usage_stats) replaces the null usage field;
+  // `logprobs_json` (a serialized logprobs_object, "" = null) becomes the choice's logprobs.
+  std::string text_chunk(int32_t index, std::string_view text, const TokenUsage* usage = nullptr,
+                         std::string_view logprobs_json = {}) const;
   // The last chunk of a choice: empty delta (chat) or empty text (completions), with finish_reason.
   std::string finish_chunk(int32_t index, std::string_view finish_reason, const StopReason& stop_reason,
-                           const TokenUsage* usage = nullptr) const;
+                           const TokenUsage* usage = nullptr, std::string_view logprobs_json = {}) const;
   // The usage chunk after all choices finished: "choices":[] and "usage":{..}.
   std::string usage_chunk(const TokenUsage& usage) const;
 

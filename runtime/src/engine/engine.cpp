@@ -491,7 +491,8 @@ void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, con
   std::optional<std::string> stop_string;
   auto add_text = [&](std::string_view text) {
     if (reason) return;
-    auto r = seq.stop.push(text);
+    // vLLM: no stop string ends within the first min_tokens tokens.
+    auto r = seq.stop.push(text, seq.num_generated() > sp.min_tokens);
     delta.text += r.emit;
     if (r.matched) {
       reason = FinishReason::kStop;

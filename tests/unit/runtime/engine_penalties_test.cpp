@@ -154,6 +154,25 @@ TEST_CASE("min_tokens holds back stop_token_ids until enough tokens are generate
   if (s->completion.reason == FinishReason::kStop) CHECK(s->token_ids().back() == stop_id);
 }
 
+TEST_CASE("min_tokens: no stop string ends within the first min_tokens tokens (vLLM)", "[engine][penalties]") {
+  auto e = engine_with({});
+  auto base = run(*e, make_request(kPrompt, 30));
+  REQUIRE(base->text.size() == 30);  // one byte per token
+  const std::string stop = base->text.substr(1, 1);
+  const size_t first = base->text.find(stop);
+  REQUIRE(first <= 1);
+  auto req = make_request(kPrompt, 30);
+  req.sampling.stop = {stop};
+  auto early = run(*e, req);
+  CHECK(early->text == base->text.substr(0, first));
+  req.sampling.min_tokens = 20;
+  auto s = run(*e, req);
+  CHECK(s->token_ids().size() >= 20);
+  // The output is the unconstrained greedy text up to a match that ends after token 20.
+  const size_t later = base->text.find(stop, 20);
+  CHECK(s->text == base->text.substr(0, later == std::string::npos ? 30 : later));
+}
+
 TEST_CASE("min_tokens holds back EOS; the request then runs on", "[engine][penalties]") {
   // The mixtral fixture with its greedy run's j-th token declared EOS (as engine_output_test does).
   const std::string src = "tests/fixtures/models/mixtral";

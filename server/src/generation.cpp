@@ -107,6 +107,13 @@ Expected<GenerationPlan> build_plan(protocol::Endpoint endpoint, const runtime::
                                        "stop_token_ids");
     }
   }
+  for (const auto& [id, bias] : s.logit_bias) {
+    if (id >= model.vocab_size) {
+      return ApiError::invalid_request("logit_bias: token id " + std::to_string(id) +
+                                           " is not in the vocabulary (size " + std::to_string(model.vocab_size) + ")",
+                                       "logit_bias");
+    }
+  }
   GenerationPlan plan;
   plan.endpoint = endpoint;
   plan.model = model.name;
@@ -142,6 +149,11 @@ Expected<GenerationPlan> build_plan(protocol::Endpoint endpoint, const runtime::
       // OpenAI and vLLM: chat fills the context; completions default to 16 tokens.
       max_tokens = chat ? context - num_prompt : std::min<int64_t>(16, context - num_prompt);
     }
+    if (s.min_tokens > max_tokens) {  // max_tokens was left to its default
+      return ApiError::invalid_request("min_tokens: must be <= max_tokens (" + std::to_string(max_tokens) +
+                                           " here), got " + std::to_string(s.min_tokens),
+                                       "min_tokens");
+    }
     plan.prompt_tokens += num_prompt;
     for (int32_t j = 0; j < s.n; ++j) {
       SequencePlan seq;
@@ -161,6 +173,12 @@ Expected<GenerationPlan> build_plan(protocol::Endpoint endpoint, const runtime::
       r.sampling.stop_token_ids = s.stop_token_ids;
       r.sampling.ignore_eos = s.ignore_eos;
       r.sampling.logprobs = s.logprobs;
+      r.sampling.presence_penalty = s.presence_penalty;
+      r.sampling.frequency_penalty = s.frequency_penalty;
+      r.sampling.repetition_penalty = s.repetition_penalty;
+      r.sampling.min_p = s.min_p;
+      r.sampling.min_tokens = s.min_tokens;
+      r.sampling.logit_bias = s.logit_bias;
       plan.sequences.push_back(std::move(seq));
     }
   }

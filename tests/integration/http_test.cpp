@@ -270,6 +270,31 @@ TEST_CASE("logprobs: chat and completions, in JSON bodies and streamed chunks", 
   CHECK(http(port, "POST", "/v1/completions", R"({"prompt":"x","logprobs":2,"echo":true})").status == 400);
 }
 
+TEST_CASE("penalty fields reach the engine; logit_bias ids and min_tokens are checked against the model",
+          "[http][fake][penalties]") {
+  const uint16_t port = shared_server().port();
+  const int32_t charlie = FakeTokenizer::kFirstWord + 2;
+  auto chat = parse_json(
+      http(port, "POST", "/v1/chat/completions",
+           chat_body("hi", R"(,"max_tokens":3,"presence_penalty":0.5,"frequency_penalty":0.5,"repetition_penalty":1.2,)"
+                           R"("min_p":0.1,"min_tokens":1,"logit_bias":{")" +
+                               std::to_string(charlie) + R"(":100})"))
+          .body);
+  CHECK(chat.at("choices").at(0).at("message").at("content").as_string() == " charlie charlie charlie");
+
+  auto unknown_id = http(port, "POST", "/v1/completions", R"({"prompt":"x","logit_bias":{"99999":5}})");
+  CHECK(unknown_id.status == 400);
+  CHECK(parse_json(unknown_id.body).at("error").at("param").as_string() == "logit_bias");
+  CHECK(parse_json(unknown_id.body).at("error").at("message").as_string().find("99999") != std::string::npos);
+  // Completions default to 16 tokens: min_tokens 20 cannot be met.
+  auto min_tokens = http(port, "POST", "/v1/completions", R"({"prompt":"x","min_tokens":20})");
+  CHECK(min_tokens.status == 400);
+  CHECK(parse_json(min_tokens.body).at("error").at("param").as_string() == "min_tokens");
+  auto range = http(port, "POST", "/v1/chat/completions", chat_body("x", R"(,"repetition_penalty":0)"));
+  CHECK(range.status == 400);
+  CHECK(parse_json(range.body).at("error").at("param").as_string() == "repetition_penalty");
+}
+
 TEST_CASE("validation errors are 400s naming the field, and start no engine work", "[http]") {
   const uint16_t port = shared_server().port();
   const double before = metric(port, "aurora:request_success_total");

@@ -1,5 +1,6 @@
 #include "aurora/config/protocol/requests.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -73,8 +74,6 @@ void read_members(const JsonValue& v, Take take) {
   }
 }
 
-double number_of(const JsonValue& v) { return v.as_double(); }
-
 // The error for a known field whose value asks for a feature this server does not implement.
 [[noreturn]] void fail_not_supported(const JsonValue& v, const char* neutral) {
   v.fail(std::string("is not supported by this server (only ") + neutral + " is accepted), got " + v.raw());
@@ -88,16 +87,10 @@ bool take_neutral(const std::string& key, const JsonValue& v) {
     if (!ok) fail_not_supported(v, neutral);
     return true;
   };
-  if (key == "frequency_penalty" || key == "presence_penalty" || key == "min_p") {
-    return require(number_of(v) == 0.0, "0");
-  }
-  if (key == "repetition_penalty") return require(number_of(v) == 1.0, "1");
-  if (key == "min_tokens") return require(v.as_int() == 0, "0");
   if (key == "best_of") return require(v.as_int() == 1, "1");
   if (key == "prompt_logprobs") fail_not_supported(v, "null");  // vLLM's: logprobs of the prompt tokens
   if (key == "echo" || key == "include_stop_str_in_output") return require(!v.as_bool(), "false");
   if (key == "skip_special_tokens" || key == "spaces_between_special_tokens") return require(v.as_bool(), "true");
-  if (key == "logit_bias") return require(v.is_object() && v.size() == 0, "{}");
   if (key == "tools") return require(v.is_array() && v.size() == 0, "[]");
   if (key == "tool_choice") return require(v.is_string() && v.as_string() == "none", "\"none\"");
   if (key == "response_format") {
@@ -215,6 +208,22 @@ class SamplingReader {
       out_.stop_token_ids = token_ids(v, limits_.max_stop_token_ids, "token ids");
     } else if (key == "ignore_eos") {
       out_.ignore_eos = v.as_bool();
+    } else if (key == "presence_penalty") {
+      out_.presence_penalty = static_cast<float>(v.double_in(-2.0, 2.0));
+    } else if (key == "frequency_penalty") {
+      out_.frequency_penalty = static_cast<float>(v.double_in(-2.0, 2.0));
+    } else if (key == "repetition_penalty") {
+      const double r = v.as_double();
+      // vLLM's rule; the float must stay a positive finite number too.
+      if (!(r > 0.0 && r <= std::numeric_limits<float>::max())) v.fail("must be > 0, got " + v.raw());
+      out_.repetition_penalty = static_cast<float>(r);
+    } else if (key == "min_p") {
+      out_.min_p = static_cast<float>(v.double_in(0.0, 1.0));
+    } else if (key == "min_tokens") {
+      min_tokens_ = v;
+      out_.min_tokens = static_cast<int32_t>(v.int_in(0, kInt32Max));
+    } else if (key == "logit_bias") {
+      take_logit_bias(v);
     } else if (key == "n") {
       out_.n = static_cast<int32_t>(v.int_in(1, limits_.max_n));
     } else if (key == "stream") {
@@ -234,6 +243,10 @@ class SamplingReader {
     } else if (max_tokens_) {
       out_.max_tokens = max_tokens_;
       out_.max_tokens_field = "max_tokens";
+    }
+    if (min_tokens_ && out_.max_tokens && out_.min_tokens > *out_.max_tokens) {
+      min_tokens_->fail("must be <= " + out_.max_tokens_field + " (" + std::to_string(*out_.max_tokens) + "), got " +
+                        min_tokens_->raw());
     }
     if (stream_options_ && !out_.stream) {
       stream_options_->fail("is only allowed when `stream` is true");
@@ -255,6 +268,28 @@ class SamplingReader {
     for (const auto& item : v.items()) out_.stop.push_back(stop_string(item, limits_));
   }
 
+  // {"<token id>": bias, ...} (OpenAI's form: ids as decimal strings), bias in [-100, 100]. Whether
+  // the ids are in the model's vocabulary is checked once the model is known.
+  void take_logit_bias(const JsonValue& v) {
+    if (!v.is_object()) v.fail("must be an object mapping token ids to biases, got " + v.raw());
+    out_.logit_bias.clear();
+    std::vector<int32_t> ids;
+    for (const auto& [key, value] : v.members()) {
+      const bool digits = !key.empty() && key.size() <= 10 &&
+                          std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+      const int64_t id = digits ? std::stoll(key) : -1;
+      if (id < 0 || id > kInt32Max)
+        value.fail("the key must be a token id (a non-negative integer), got \"" + key + "\"");
+      if (value.is_null()) value.fail("must be a number in [-100, 100], got null");
+      const auto bias = static_cast<float>(value.double_in(-100.0, 100.0));
+      out_.logit_bias.emplace_back(static_cast<int32_t>(id), bias);
+      ids.push_back(static_cast<int32_t>(id));
+    }
+    std::sort(ids.begin(), ids.end());
+    const auto dup = std::adjacent_find(ids.begin(), ids.end());
+    if (dup != ids.end()) v.fail("token id " + std::to_string(*dup) + " appears more than once");
+  }
+
   void take_stream_options(const JsonValue& v) {
     read_members(v, [&](const std::string& key, const JsonValue& value) {
       if (key == "include_usage") {
@@ -274,6 +309,7 @@ class SamplingReader {
   std::optional<int32_t> max_tokens_;
   std::optional<int32_t> max_completion_tokens_;
   std::optional<JsonValue> stream_options_;
+  std::optional<JsonValue> min_tokens_;
 };
 
 std::string message_content(const JsonValue& v) {

@@ -15,6 +15,7 @@
 
 #include "aurora/runtime/engine.hpp"
 #include "engine/engine_builder.hpp"
+#include "engine/logits_processors.hpp"
 #include "engine/request_validation.hpp"
 #include "engine/token_logprobs.hpp"
 #include "online/online_controller.hpp"
@@ -65,6 +66,7 @@ class EngineImpl final : public Engine {
   bool prepare_step(ModelInstance& mi);  // schedule, batch, sampling rows; false: nothing to run
   void complete_step(ModelInstance& mi, const StepResult& result);
   void step_together();
+  const float* process_logits(ModelInstance& mi, const float* logits);
   void emit_token(ModelInstance& mi, Sequence& seq, int32_t token, const float* logits_row);
   void finish(ModelInstance& mi, Sequence& seq, FinishReason reason, std::optional<Error> error = std::nullopt,
               std::optional<std::string> stop_string = std::nullopt,
@@ -188,6 +190,7 @@ Result<RequestId> EngineImpl::submit(GenerationRequest request, std::shared_ptr<
   seq->seed = request.sampling.seed ? *request.sampling.seed : mix_seed(options_.seed, seq->id);
   seq->decoder = std::make_unique<IncrementalDecoder>(*mi->tokenizer, /*skip_special=*/true);
   seq->stop = StopMatcher(request.sampling.stop);
+  if (needs_logits_processing(request.sampling)) seq->history.start(request.prompt_ids, request.sampling);
   seq->request = std::move(request);
   seq->sink = std::move(sink);
   const RequestId id = seq->id;
@@ -338,12 +341,12 @@ bool EngineImpl::prepare_step(ModelInstance& mi) {
     Rng rng(mix_seed(seq.seed, static_cast<uint64_t>(seq.num_generated())));
     row.uniform = rng.uniform();
     mi.sampling_rows.push_back(row);
-    wants_logits =
-        wants_logits || (seq.request.return_prompt_logits && seq.num_generated() == 0) || sp.logprobs.has_value();
+    wants_logits = wants_logits || (seq.request.return_prompt_logits && seq.num_generated() == 0) ||
+                   sp.logprobs.has_value() || needs_logits_processing(sp);
   }
   // A device runner samples on the device and returns only tokens, unless a request wants its
-  // logits back (or logprobs computed from them); then the logits come to the host and the CPU
-  // twin samples them, drawing the same tokens.
+  // logits back (or logprobs computed from them) or processed (penalties, logit_bias, ...); then
+  // the logits come to the host and the CPU twin samples them, drawing the same tokens.
   mi.sample_on_device = mi.device && !wants_logits;
   return true;
 }
@@ -423,7 +426,7 @@ void EngineImpl::complete_step(ModelInstance& mi, const StepResult& step_result)
   const int32_t V = mi.model->config.vocab_size;
   if (!mi.sampling_rows.empty() && !sample_on_device) {
     kernels::SampleParams sp;
-    sp.logits = result->logits;
+    sp.logits = process_logits(mi, result->logits);
     sp.rows = mi.sampling_rows.data();
     sp.out_tokens = mi.sampled_tokens.data();
     sp.num_rows = static_cast<int32_t>(mi.sampling_rows.size());
@@ -451,6 +454,24 @@ void EngineImpl::complete_step(ModelInstance& mi, const StepResult& step_result)
   }
 }
 
+// The logits the sampler draws from: `logits` itself, or a copy with the logits processors applied
+// to the rows whose requests ask for them (the raw rows stay for logprobs and prompt_logits).
+const float* EngineImpl::process_logits(ModelInstance& mi, const float* logits) {
+  const int32_t V = mi.model->config.vocab_size;
+  bool any = false;
+  for (const auto& ch : mi.sampled_chunks) any = any || needs_logits_processing(ch.seq->request.sampling);
+  if (!any) return logits;
+  const size_t row_floats = static_cast<size_t>(V);
+  mi.processed_logits.assign(logits, logits + mi.sampled_chunks.size() * row_floats);
+  for (size_t i = 0; i < mi.sampled_chunks.size(); ++i) {
+    const Sequence& seq = *mi.sampled_chunks[i].seq;
+    const auto& params = seq.request.sampling;
+    if (!needs_logits_processing(params)) continue;
+    apply_logits_processors(mi.processed_logits.data() + i * row_floats, V, params, seq.history, mi.eos_ids);
+  }
+  return mi.processed_logits.data();
+}
+
 void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, const float* logits_row) {
   const auto& sp = seq.request.sampling;
   if (seq.num_generated() == 0) {
@@ -460,6 +481,7 @@ void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, con
     }
   }
   seq.tokens.push_back(token);
+  if (needs_logits_processing(sp)) seq.history.add_generated(token);
   TokenDelta delta;
   delta.token_ids.push_back(token);
   if (sp.logprobs && logits_row) {
@@ -469,7 +491,8 @@ void EngineImpl::emit_token(ModelInstance& mi, Sequence& seq, int32_t token, con
   std::optional<std::string> stop_string;
   auto add_text = [&](std::string_view text) {
     if (reason) return;
-    auto r = seq.stop.push(text);
+    // vLLM: no stop string ends within the first min_tokens tokens.
+    auto r = seq.stop.push(text, seq.num_generated() > sp.min_tokens);
     delta.text += r.emit;
     if (r.matched) {
       reason = FinishReason::kStop;

@@ -39,6 +39,7 @@ struct ModelInstance {
   std::vector<int32_t> sampled_tokens;
   DeviceBuffer sampling_workspace;
   std::vector<unsigned char> host_sampling_workspace;  // device runner, when logits come to the host
+  std::vector<float> processed_logits;                 // host logits after the logits processors (penalties, ...)
   bool sample_on_device = false;                       // this step's choice (set when the batch is prepared)
   Clock::time_point step_start;                        // when this step was prepared (online statistics: step time)
 

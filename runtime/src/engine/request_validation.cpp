@@ -43,6 +43,30 @@ Result<void> validate_request(const GenerationRequest& r, const ModelInstance& m
     return Error::invalid("logprobs", "must be in [0, " + std::to_string(vocab) + "] (the vocabulary size), got " +
                                           std::to_string(*sp.logprobs));
   }
+  auto in_closed = [](float v, float lo, float hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+  if (!in_closed(sp.presence_penalty, -2.0f, 2.0f)) {
+    return Error::invalid("presence_penalty", "must be in [-2, 2], got " + num(sp.presence_penalty));
+  }
+  if (!in_closed(sp.frequency_penalty, -2.0f, 2.0f)) {
+    return Error::invalid("frequency_penalty", "must be in [-2, 2], got " + num(sp.frequency_penalty));
+  }
+  if (!std::isfinite(sp.repetition_penalty) || sp.repetition_penalty <= 0.0f) {
+    return Error::invalid("repetition_penalty", "must be > 0, got " + num(sp.repetition_penalty));
+  }
+  if (!in_closed(sp.min_p, 0.0f, 1.0f)) return Error::invalid("min_p", "must be in [0, 1], got " + num(sp.min_p));
+  if (sp.min_tokens < 0) return Error::invalid("min_tokens", "must be >= 0, got " + std::to_string(sp.min_tokens));
+  if (sp.min_tokens > sp.max_tokens) {
+    return Error::invalid("min_tokens", "must be <= max_tokens (" + std::to_string(sp.max_tokens) + "), got " +
+                                            std::to_string(sp.min_tokens));
+  }
+  for (const auto& [id, bias] : sp.logit_bias) {
+    const std::string field = "logit_bias." + std::to_string(id);
+    if (id < 0 || id >= vocab) {
+      return Error::invalid(field,
+                            "token id " + std::to_string(id) + " is out of range [0, " + std::to_string(vocab) + ")");
+    }
+    if (!in_closed(bias, -100.0f, 100.0f)) return Error::invalid(field, "must be in [-100, 100], got " + num(bias));
+  }
   const int64_t need = static_cast<int64_t>(r.prompt_ids.size()) + sp.max_tokens;
   if (need > mi.max_context) {
     return Error::invalid("max_tokens", "the prompt (" + std::to_string(r.prompt_ids.size()) +

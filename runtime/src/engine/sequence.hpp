@@ -9,6 +9,7 @@
 #include "aurora/runtime/request.hpp"
 #include "aurora/runtime/token_sink.hpp"
 #include "aurora/runtime/tokenizer.hpp"
+#include "engine/logits_processors.hpp"
 #include "engine/stop_matcher.hpp"
 
 namespace aurora::runtime {
@@ -35,6 +36,7 @@ struct Sequence {
   StopMatcher stop;
   RequestTiming timing;
   std::vector<float> prompt_logits;
+  TokenHistory history;  // for the penalties (kept only when the request asks for one)
 
   int32_t num_generated() const { return static_cast<int32_t>(tokens.size()) - num_prompt_tokens; }
   int32_t num_uncomputed() const { return static_cast<int32_t>(tokens.size()) - num_computed; }

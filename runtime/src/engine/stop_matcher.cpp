@@ -10,7 +10,7 @@ StopMatcher::StopMatcher(std::vector<std::string> stops) {
   }
 }
 
-StopMatcher::Result StopMatcher::push(std::string_view text) {
+StopMatcher::Result StopMatcher::push(std::string_view text, bool match) {
   Result r;
   if (stops_.empty()) {
     r.emit.assign(text);
@@ -19,7 +19,7 @@ StopMatcher::Result StopMatcher::push(std::string_view text) {
   pending_.append(text);
   // The earliest complete match (ties: the stop listed first).
   size_t best_pos = std::string::npos;
-  for (size_t i = 0; i < stops_.size(); ++i) {
+  for (size_t i = 0; match && i < stops_.size(); ++i) {
     const size_t pos = pending_.find(stops_[i]);
     if (pos != std::string::npos && pos < best_pos) {
       best_pos = pos;

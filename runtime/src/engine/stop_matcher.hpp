@@ -23,7 +23,9 @@ class StopMatcher {
     std::string emit;
     std::optional<size_t> matched;  // index into the stop strings
   };
-  Result push(std::string_view text);
+  // `match` false (vLLM's min_tokens): no stop string may end in this text; it is still held
+  // back as usual, so a stop string that begins here and ends in a later push is found.
+  Result push(std::string_view text, bool match = true);
   std::string flush();
   bool empty() const { return stops_.empty(); }
   const std::string& stop(size_t i) const { return stops_[i]; }

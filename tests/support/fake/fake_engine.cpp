@@ -194,7 +194,12 @@ void FakeEngine::loop() {
         slot_ptr.reset();
         continue;
       }
-      const int32_t k = (slot.offset + slot.generated) % FakeTokenizer::kNumWords;
+      int32_t k = (slot.offset + slot.generated) % FakeTokenizer::kNumWords;
+      // logit_bias 100 on a word forces it (as on a real model at temperature 0).
+      for (const auto& [id, bias] : slot.request.sampling.logit_bias) {
+        const int32_t word = id - FakeTokenizer::kFirstWord;
+        if (bias >= 100.0f && word >= 0 && word < FakeTokenizer::kNumWords) k = word;
+      }
       if (slot.generated == 0) slot.timing.first_token = Clock::now();
       ++slot.generated;
       tokens_.fetch_add(1);

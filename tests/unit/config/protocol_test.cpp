@@ -105,7 +105,8 @@ TEST_CASE("bad JSON and abusive parameters are 400s that name the field") {
         "stream_options.x|stream_options.x: unknown parameter");
   CHECK(chat_error(chat_with(R"(,"max_token":5)")) == "max_token|max_token: unknown parameter");
   CHECK(chat_error(chat_with(R"(,"top_logprobs":100)")) == "top_logprobs|top_logprobs: must be in [0, 20], got 100");
-  CHECK(chat_error(chat_with(R"(,"presence_penalty":0.5)")).rfind("presence_penalty|", 0) == 0);
+  CHECK(chat_error(chat_with(R"(,"presence_penalty":2.5)")) ==
+        "presence_penalty|presence_penalty: must be in [-2, 2], got 2.5");
   CHECK(chat_error(chat_with(R"(,"tools":[{"type":"function"}])")).rfind("tools|", 0) == 0);
   CHECK(chat_error(R"({"model":"m"})") == "messages|messages: is required");
   CHECK(chat_error(R"({"messages":[]})") == "messages|messages: must not be empty");
@@ -569,4 +570,58 @@ TEST_CASE("WebSocket envelope") {
   CHECK(err.at("id").is_null());
   CHECK(err.at("status").as_int64() == 400);
   CHECK(err.at("error").as_object().at("param").as_string() == "n");
+}
+
+TEST_CASE("penalties, min_p, min_tokens and logit_bias parse on chat and completions") {
+  const std::string fields =
+      R"(,"presence_penalty":0.5,"frequency_penalty":-1.25,"repetition_penalty":1.3,"min_p":0.05,)"
+      R"("min_tokens":3,"max_tokens":8,"logit_bias":{"42":100,"7":-100,"0":0.5})";
+  auto check = [](const SamplingFields& s) {
+    CHECK(s.presence_penalty == 0.5f);
+    CHECK(s.frequency_penalty == -1.25f);
+    CHECK(s.repetition_penalty == 1.3f);
+    CHECK(s.min_p == 0.05f);
+    CHECK(s.min_tokens == 3);
+    CHECK(s.logit_bias == std::vector<std::pair<int32_t, float>>{{42, 100.0f}, {7, -100.0f}, {0, 0.5f}});
+  };
+  auto chat = parse_chat_request(chat_with(fields), kLimits);
+  REQUIRE(chat.ok());
+  check(chat->sampling);
+  auto completion = parse_completion_request(R"({"prompt":"x")" + fields + "}", kLimits);
+  REQUIRE(completion.ok());
+  check(completion->sampling);
+  // Neutral values and null are the defaults.
+  auto neutral = parse_chat_request(
+      chat_with(
+          R"(,"presence_penalty":0,"frequency_penalty":null,"repetition_penalty":1,"min_p":0,"min_tokens":0,"logit_bias":{})"),
+      kLimits);
+  REQUIRE(neutral.ok());
+  CHECK(neutral->sampling.repetition_penalty == 1.0f);
+  CHECK(neutral->sampling.logit_bias.empty());
+}
+
+TEST_CASE("penalty fields out of range are 400s naming the field and the value") {
+  auto both = [](const std::string& extra, const std::string& want) {
+    INFO(extra);
+    CHECK(chat_error(chat_with(extra)) == want);
+    CHECK(completion_error(R"({"prompt":"x")" + extra + "}") == want);
+  };
+  both(R"(,"presence_penalty":-2.1)", "presence_penalty|presence_penalty: must be in [-2, 2], got -2.1");
+  both(R"(,"frequency_penalty":3)", "frequency_penalty|frequency_penalty: must be in [-2, 2], got 3");
+  both(R"(,"frequency_penalty":"a")", "frequency_penalty|frequency_penalty: must be a number, got a string \"a\"");
+  both(R"(,"repetition_penalty":0)", "repetition_penalty|repetition_penalty: must be > 0, got 0");
+  both(R"(,"repetition_penalty":-1.5)", "repetition_penalty|repetition_penalty: must be > 0, got -1.5");
+  both(R"(,"min_p":1.5)", "min_p|min_p: must be in [0, 1], got 1.5");
+  both(R"(,"min_p":-0.1)", "min_p|min_p: must be in [0, 1], got -0.1");
+  both(R"(,"min_tokens":-1)", "min_tokens|min_tokens: must be in [0, 2147483647], got -1");
+  both(R"(,"min_tokens":1.5)", "min_tokens|min_tokens: must be an integer, got 1.5");
+  both(R"(,"min_tokens":5,"max_tokens":4)", "min_tokens|min_tokens: must be <= max_tokens (4), got 5");
+  both(R"(,"logit_bias":{"12":101})", "logit_bias.12|logit_bias.12: must be in [-100, 100], got 101");
+  both(R"(,"logit_bias":{"abc":1})",
+       R"(logit_bias.abc|logit_bias.abc: the key must be a token id (a non-negative integer), got "abc")");
+  both(R"(,"logit_bias":{"-3":1})",
+       R"(logit_bias.-3|logit_bias.-3: the key must be a token id (a non-negative integer), got "-3")");
+  both(R"(,"logit_bias":{"5":null})", "logit_bias.5|logit_bias.5: must be a number in [-100, 100], got null");
+  both(R"(,"logit_bias":{"5":1,"05":2})", "logit_bias|logit_bias: token id 5 appears more than once");
+  both(R"(,"logit_bias":[1])", "logit_bias|logit_bias: must be an object mapping token ids to biases, got [1]");
 }

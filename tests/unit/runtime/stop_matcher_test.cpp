@@ -49,3 +49,12 @@ TEST_CASE("multi-byte UTF-8 stop strings hold back whole characters", "[stop]") 
   CHECK(m.push("caf\xC3\xA9").emit == "caf");
   CHECK(m.push("!").emit == "\xC3\xA9!");
 }
+
+TEST_CASE("a push that may not match (min_tokens) emits a stop string but still holds its prefix", "[stop]") {
+  StopMatcher m({"END"});
+  CHECK(m.push("aEND", /*match=*/false).emit == "aEND");
+  CHECK(m.push("bEN", /*match=*/false).emit == "b");
+  auto r = m.push("D!");  // begun while matching was off, completed after: found
+  CHECK(r.emit.empty());
+  REQUIRE(r.matched);
+}

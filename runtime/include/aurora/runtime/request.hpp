@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "aurora/config/error.hpp"
@@ -28,6 +29,14 @@ struct SamplingParams {
   // the N most likely tokens at its position (0 <= N <= vocab size). Raw: log-softmax of the
   // model's logits, before temperature, top-p and top-k (vLLM's default raw_logprobs mode).
   std::optional<int32_t> logprobs;
+  // vLLM's sampling extras, applied on the host to the logits before temperature (order and exact
+  // rules: engine/logits_processors.hpp); the neutral values below change nothing.
+  float presence_penalty = 0.0f;    // [-2, 2]: minus this for every token generated at least once
+  float frequency_penalty = 0.0f;   // [-2, 2]: minus this times the token's count in the output
+  float repetition_penalty = 1.0f;  // > 0: tokens of the prompt or output: logit > 0 ? l / r : l * r
+  float min_p = 0.0f;               // [0, 1]: drop tokens whose probability is < min_p * the largest
+  int32_t min_tokens = 0;           // >= 0: EOS and stop_token_ids are ruled out until this many tokens
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, bias in [-100, 100]) added to the logit
 };
 
 struct GenerationRequest {

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "aurora/config/error.hpp"
@@ -56,6 +57,13 @@ struct SamplingFields {
   // Log probabilities asked for (chat `logprobs: true` with `top_logprobs`, completions `logprobs:
   // N`): the number of most likely alternatives per generated token, 0..max_logprobs; absent = none.
   std::optional<int32_t> logprobs;
+  // vLLM's sampling extras (semantics: runtime SamplingParams); neutral values change nothing.
+  float presence_penalty = 0.0f;                      // [-2, 2]
+  float frequency_penalty = 0.0f;                     // [-2, 2]
+  float repetition_penalty = 1.0f;                    // > 0
+  float min_p = 0.0f;                                 // [0, 1]
+  int32_t min_tokens = 0;                             // >= 0, <= max_tokens
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, bias in [-100, 100]), ids unique
 };
 
 struct ChatMessageField {

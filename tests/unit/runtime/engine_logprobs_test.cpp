@@ -26,29 +26,6 @@ std::vector<double> log_softmax(const std::vector<float>& logits) {
   return out;
 }
 
-std::unique_ptr<Engine> embedded_engine() {
-  EngineOptions o;
-  o.kv_cache_tokens = 4096;
-  auto e = create_engine(o);
-  REQUIRE(e.ok());
-  return std::move(*e);
-}
-
-std::shared_ptr<CollectingSink> run(Engine& e, GenerationRequest r) {
-  auto sink = std::make_shared<CollectingSink>();
-  REQUIRE(e.submit(std::move(r), sink).ok());
-  REQUIRE(sink->wait());
-  return sink;
-}
-
-// The distribution the token after `prefix` is drawn from, as the engine computes it.
-std::vector<float> next_token_logits(Engine& e, const std::vector<int32_t>& prefix) {
-  auto r = make_request(prefix, 1);
-  r.return_prompt_logits = true;
-  auto s = run(e, r);
-  return s->completion.prompt_logits;
-}
-
 void check_sorted_top(const GeneratedLogprobs& lp, size_t n) {
   REQUIRE(lp.top.size() == n);
   double mass = 0;
@@ -101,12 +78,12 @@ TEST_CASE("compute_token_logprobs matches an independent log-softmax; ties go to
 }
 
 TEST_CASE("engine logprobs: each token's logprob is log_softmax of its logits row", "[engine][logprobs]") {
-  auto e = embedded_engine();
+  auto e = test_engine();
   const auto prompt = bytes_of("The lighthouse keeper");
   auto req = make_request(prompt, 6);  // greedy
   req.sampling.logprobs = 5;
   req.return_prompt_logits = true;
-  auto s = run(*e, req);
+  auto s = run_to_end(*e, req);
   REQUIRE(s->tokens.size() == 6);
   REQUIRE(s->logprobs.size() == s->tokens.size());
 
@@ -128,7 +105,7 @@ TEST_CASE("engine logprobs: each token's logprob is log_softmax of its logits ro
 }
 
 TEST_CASE("engine logprobs: sampling is unchanged, only requests that ask get them", "[engine][logprobs]") {
-  auto e = embedded_engine();
+  auto e = test_engine();
   const auto prompt = bytes_of("Once upon a time");
   auto plain = make_request(prompt, 12, 1.0f, 42);
   auto with = plain;
@@ -150,7 +127,7 @@ TEST_CASE("engine logprobs: sampling is unchanged, only requests that ask get th
 }
 
 TEST_CASE("engine logprobs: out-of-range counts are refused naming the field", "[engine][logprobs]") {
-  auto e = embedded_engine();
+  auto e = test_engine();
   auto req = make_request(bytes_of("x"), 2);
   req.sampling.logprobs = -1;
   auto r = e->submit(req, std::make_shared<CollectingSink>());

@@ -16,20 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::unique_ptr<Engine> engine_with(EngineOptions o) {
-  if (o.kv_cache_tokens == 0) o.kv_cache_tokens = 4096;
-  auto e = create_engine(o);
-  REQUIRE(e.ok());
-  return std::move(*e);
-}
-
-std::shared_ptr<CollectingSink> run(Engine& e, GenerationRequest r) {
-  auto sink = std::make_shared<CollectingSink>();
-  REQUIRE(e.submit(std::move(r), sink).ok());
-  REQUIRE(sink->wait());
-  return sink;
-}
-
 struct FixturePrompt {
   std::vector<int32_t> ids, greedy;
   std::vector<float> last_logits;
@@ -52,15 +38,15 @@ std::vector<FixturePrompt> fixture_prompts(const std::string& dir) {
 }  // namespace
 
 TEST_CASE("stop strings end the text before the match, across tokens", "[engine][stop]") {
-  auto e = engine_with({});
-  auto base = run(*e, make_request(bytes_of("The keeper climbed"), 40));
+  auto e = test_engine({});
+  auto base = run_to_end(*e, make_request(bytes_of("The keeper climbed"), 40));
   const std::string full = base->text;
   REQUIRE(full.size() == 40);
   const std::string stop = full.substr(12, 3);
   const size_t at = full.find(stop);
   auto req = make_request(bytes_of("The keeper climbed"), 40);
   req.sampling.stop = {"never-there", stop};
-  auto s = run(*e, req);
+  auto s = run_to_end(*e, req);
   CHECK(s->completion.reason == FinishReason::kStop);
   REQUIRE(s->completion.stop_string.has_value());
   CHECK(*s->completion.stop_string == stop);
@@ -73,14 +59,14 @@ TEST_CASE("stop strings end the text before the match, across tokens", "[engine]
 }
 
 TEST_CASE("a partial stop match is held back, then released when it does not complete", "[engine][stop]") {
-  auto e = engine_with({});
-  auto base = run(*e, make_request(bytes_of("int main() {"), 30));
+  auto e = test_engine({});
+  auto base = run_to_end(*e, make_request(bytes_of("int main() {"), 30));
   const std::string full = base->text;
   // A stop string whose first two bytes appear in the output but which never completes.
   const std::string stop = full.substr(5, 2) + "\x01";
   auto req = make_request(bytes_of("int main() {"), 30);
   req.sampling.stop = {stop};
-  auto s = run(*e, req);
+  auto s = run_to_end(*e, req);
   CHECK(s->completion.reason == FinishReason::kLength);
   CHECK_FALSE(s->completion.stop_string.has_value());
   CHECK(s->text == full);
@@ -91,14 +77,14 @@ TEST_CASE("a partial stop match is held back, then released when it does not com
 }
 
 TEST_CASE("stop token ids end generation; the token is counted but adds no text", "[engine][stop]") {
-  auto e = engine_with({});
-  auto base = run(*e, make_request(bytes_of("She opened"), 30));
+  auto e = test_engine({});
+  auto base = run_to_end(*e, make_request(bytes_of("She opened"), 30));
   const auto tokens = base->token_ids();
   const int32_t stop_id = tokens[6];
   const size_t first = size_t(std::find(tokens.begin(), tokens.end(), stop_id) - tokens.begin());
   auto req = make_request(bytes_of("She opened"), 30);
   req.sampling.stop_token_ids = {stop_id};
-  auto s = run(*e, req);
+  auto s = run_to_end(*e, req);
   CHECK(s->completion.reason == FinishReason::kStop);
   CHECK(s->completion.stop_token_id == stop_id);  // vLLM's stop_reason: the id that ended it
   CHECK_FALSE(s->completion.stop_string.has_value());
@@ -120,26 +106,26 @@ TEST_CASE("EOS from generation_config.json stops generation unless ignore_eos", 
   std::ofstream(dir / "generation_config.json", std::ios::trunc) << "{\"eos_token_id\": " << greedy[j] << "}";
   EngineOptions o;
   o.model_dirs = {dir.string()};
-  auto e = engine_with(o);
+  auto e = test_engine(o);
   CHECK(e->models()[0].eos_token_ids == std::vector<int32_t>{greedy[j]});
-  auto stopped = run(*e, make_request(prompts[0].ids, 24));
+  auto stopped = run_to_end(*e, make_request(prompts[0].ids, 24));
   CHECK(stopped->completion.reason == FinishReason::kStop);
   CHECK(stopped->token_ids() == std::vector<int32_t>(greedy.begin(), greedy.begin() + long(j) + 1));
   CHECK_FALSE(stopped->completion.stop_token_id.has_value());  // EOS is no stop token (vLLM: null)
   // EOS is checked first: listing it in stop_token_ids too still reports no stop token.
   auto eos_listed = make_request(prompts[0].ids, 24);
   eos_listed.sampling.stop_token_ids = {greedy[j]};
-  auto both = run(*e, eos_listed);
+  auto both = run_to_end(*e, eos_listed);
   CHECK(both->completion.reason == FinishReason::kStop);
   CHECK_FALSE(both->completion.stop_token_id.has_value());
   // With ignore_eos the same id is an ordinary stop token.
   eos_listed.sampling.ignore_eos = true;
-  auto listed = run(*e, eos_listed);
+  auto listed = run_to_end(*e, eos_listed);
   CHECK(listed->completion.reason == FinishReason::kStop);
   CHECK(listed->completion.stop_token_id == greedy[j]);
   auto req = make_request(prompts[0].ids, 24);
   req.sampling.ignore_eos = true;
-  auto full = run(*e, req);
+  auto full = run_to_end(*e, req);
   CHECK(full->completion.reason == FinishReason::kLength);
   CHECK(full->token_ids() == greedy);
   e.reset();
@@ -157,7 +143,7 @@ TEST_CASE("the HF fixtures through the engine: greedy tokens and prompt logits m
       o.num_ranks = ranks;
       o.max_num_seqs = 4;
       o.max_num_batched_tokens = 16;
-      auto e = engine_with(o);
+      auto e = test_engine(o);
       std::vector<std::shared_ptr<CollectingSink>> sinks;
       for (const auto& p : prompts) {
         auto req = make_request(p.ids, int32_t(p.greedy.size()));
@@ -192,8 +178,8 @@ TEST_CASE("the structured router: prose, code and digits load different experts"
   auto load_of = [&](const std::vector<std::string>& prompts) {
     EngineOptions o;
     o.num_ranks = 2;
-    auto e = engine_with(o);
-    for (const auto& p : prompts) run(*e, make_request(bytes_of(p), 16));
+    auto e = test_engine(o);
+    for (const auto& p : prompts) run_to_end(*e, make_request(bytes_of(p), 16));
     return e->stats().layers.at(kEmbeddedModelName);
   };
   auto a = load_of(prose);
@@ -221,7 +207,7 @@ TEST_CASE("the structured router: prose, code and digits load different experts"
 TEST_CASE("two models are served side by side, chosen by name", "[engine]") {
   EngineOptions o;
   o.model_dirs = {"tests/fixtures/models/olmoe", "tests/fixtures/models/qwen3_moe"};
-  auto e = engine_with(o);
+  auto e = test_engine(o);
   auto infos = e->models();
   REQUIRE(infos.size() == 2);
   CHECK(infos[0].name == "olmoe");

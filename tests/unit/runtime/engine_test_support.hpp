@@ -2,6 +2,7 @@
 // thread (a gate) or refuse deltas, and wait for the end with a timeout.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -93,10 +94,33 @@ inline GenerationRequest make_request(std::vector<int32_t> prompt, int32_t max_t
   return r;
 }
 
+// An engine for tests: a 4096-token KV cache unless the options set one.
+inline std::unique_ptr<Engine> test_engine(EngineOptions o = {}) {
+  if (o.kv_cache_tokens == 0) o.kv_cache_tokens = 4096;
+  auto e = create_engine(o);
+  REQUIRE(e.ok());
+  return std::move(*e);
+}
+
+// Submits `r` and waits for its end.
+inline std::shared_ptr<CollectingSink> run_to_end(Engine& e, GenerationRequest r) {
+  auto sink = std::make_shared<CollectingSink>();
+  REQUIRE(e.submit(std::move(r), sink).ok());
+  REQUIRE(sink->wait());
+  return sink;
+}
+
 inline std::vector<int32_t> bytes_of(const std::string& s) {
   std::vector<int32_t> ids;
   for (unsigned char c : s) ids.push_back(c);
   return ids;
+}
+
+// The logits the token after `prefix` is drawn from, as the engine computes them.
+inline std::vector<float> next_token_logits(Engine& e, const std::vector<int32_t>& prefix) {
+  auto r = make_request(prefix, 1);
+  r.return_prompt_logits = true;
+  return run_to_end(e, std::move(r))->completion.prompt_logits;
 }
 
 }  // namespace aurora::runtime::test

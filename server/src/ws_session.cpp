@@ -162,6 +162,8 @@ void WsSession::on_message(std::string_view text) {
   }
   plan.value().include_usage = false;  // response.done carries the usage
   auto generation = std::make_unique<Generation>(std::move(plan.value()), Generation::Wire::kWs, id);
+  // Queued before submit(), so it precedes the first chunk the engine thread pushes.
+  channel_->push_message(protocol::ws_created_event(id));
   if (auto rejected = generation->submit(engine, channel_, next_tag_, state_->metrics, config)) {
     send_error(id, *rejected);
     return;

@@ -2,6 +2,9 @@
 // message cap, and closing the socket cancelling everything in flight.
 #include <signal.h>
 
+#include <map>
+#include <set>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -64,10 +67,17 @@ TEST_CASE("requests are multiplexed by id and each ends with response.done", "[w
   c.send(create("7", R"(,"max_tokens":7,"seed":3)"));
   std::map<std::string, std::string> text;
   std::map<std::string, json::object> done;
+  std::set<std::string> created;
   while (done.size() < 2) {
     auto m = c.next();
     const std::string id = json::serialize(m.at("id"));
     const std::string type(m.at("type").as_string());
+    if (type == "response.created") {
+      CHECK(created.insert(id).second);
+      CHECK(text.count(id) == 0);  // before any chunk of its request
+      continue;
+    }
+    CHECK(created.count(id) == 1);
     if (type == "chunk") {
       const auto& choice = m.at("data").at("choices").at(0);
       CHECK(m.at("data").at("object").as_string() == "chat.completion.chunk");
@@ -87,6 +97,7 @@ TEST_CASE("requests are multiplexed by id and each ends with response.done", "[w
 TEST_CASE("chunks carry the logprobs of their tokens", "[ws][fake][logprobs]") {
   WsClient c(ws_server().port());
   c.send(create(R"("lp")", R"(,"max_tokens":3,"logprobs":true,"top_logprobs":2)"));
+  CHECK(c.next().at("type").as_string() == "response.created");
   std::vector<std::string> tokens;
   for (;;) {
     auto m = c.next();
@@ -198,6 +209,7 @@ TEST_CASE("the API key covers the WebSocket upgrade", "[ws]") {
   CHECK_THROWS(WsClient(server.port(), "SK-TEST"));
   WsClient ok(server.port(), "sk-test");
   ok.send(create(R"("a")", R"(,"max_tokens":1)"));
+  CHECK(ok.next().at("type").as_string() == "response.created");
   CHECK(ok.next().at("type").as_string() == "chunk");
 }
 
@@ -205,6 +217,7 @@ TEST_CASE("on SIGTERM a WebSocket refuses new requests, finishes its own, then c
   ServerProcess server({"--fake-step-ms", "2", "--drain-timeout-ms", "5000"});
   WsClient c(server.port());
   c.send(create(R"("last")", R"(,"max_tokens":60,"ignore_eos":true)"));
+  CHECK(c.next().at("type").as_string() == "response.created");
   CHECK(c.next().at("type").as_string() == "chunk");
   server.send_signal(SIGTERM);
   std::this_thread::sleep_for(std::chrono::milliseconds(30));

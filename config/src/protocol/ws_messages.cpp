@@ -97,6 +97,13 @@ std::string ws_done_event(std::string_view id_json, std::string_view status, con
   return out;
 }
 
+std::string ws_created_event(std::string_view id_json) {
+  std::string out = "{\"type\":\"response.created\",\"id\":";
+  out += id_json;
+  out += '}';
+  return out;
+}
+
 std::string ws_error_event(std::string_view id_json, const ApiError& error) {
   std::string out = "{\"type\":\"error\",\"id\":";
   out += id_json;

@@ -559,6 +559,9 @@ TEST_CASE("WebSocket envelope") {
   CHECK(parse_ws_client_message("{", kLimits).error);
   CHECK(parse_ws_client_message(R"({"type":"nope","id":1})", kLimits).error->field == "type");
 
+  auto created = json::parse(ws_created_event("\"r1\"")).as_object();
+  CHECK(created.at("type").as_string() == "response.created");
+  CHECK(created.at("id").as_string() == "r1");
   auto done = json::parse(ws_done_event("\"r1\"", "completed", {3, 4})).as_object();
   CHECK(done.at("type").as_string() == "response.done");
   CHECK(done.at("id").as_string() == "r1");

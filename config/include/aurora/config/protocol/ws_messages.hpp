@@ -39,6 +39,9 @@ struct WsParsed {
 
 WsParsed parse_ws_client_message(std::string_view text, const RequestLimits& limits);
 
+// {"type":"response.created","id":...}: the request passed validation and goes to the engine
+// (sent before its first chunk; an engine refusal, e.g. a full queue, follows as an error event).
+std::string ws_created_event(std::string_view id_json);
 std::string ws_chunk_event(std::string_view id_json, std::string_view chunk_json);
 std::string ws_done_event(std::string_view id_json, std::string_view status, const TokenUsage& usage);
 std::string ws_error_event(std::string_view id_json, const ApiError& error);

@@ -1,5 +1,7 @@
 #include "aurora/config/protocol/responses.hpp"
 
+#include "aurora/config/utf8.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
@@ -66,38 +68,6 @@ void append_logprobs(std::string& out, std::string_view logprobs_json) {
   out += logprobs_json.empty() ? std::string_view("null") : logprobs_json;
 }
 
-// Length of the longest valid UTF-8 prefix of `s` (RFC 3629: no overlongs, no surrogates).
-size_t valid_utf8_prefix(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 < 0x80) {
-      n = 1;
-    } else if (b0 >= 0xC2 && b0 <= 0xDF) {
-      n = 2;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-      n = 3;
-      if (b0 == 0xE0) lo = 0xA0;
-      if (b0 == 0xED) hi = 0x9F;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-      n = 4;
-      if (b0 == 0xF0) lo = 0x90;
-      if (b0 == 0xF4) hi = 0x8F;
-    } else {
-      return i;
-    }
-    if (i + n > s.size()) return i;
-    for (size_t k = 1; k < n; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return i;
-    }
-    i += n;
-  }
-  return i;
-}
-
 json::value logprob_value(double logprob) { return json::value(std::isfinite(logprob) ? logprob : -9999.0); }
 
 json::array bytes_array(const std::string& bytes) {
@@ -129,7 +99,7 @@ void append_usage(std::string& out, const TokenUsage& usage) {
 
 LogprobToken make_logprob_token(std::string bytes, double logprob) {
   LogprobToken t;
-  if (valid_utf8_prefix(bytes) == bytes.size()) {
+  if (config::valid_utf8_prefix(bytes) == bytes.size()) {
     t.token = bytes;
   } else {
     static constexpr char kHex[] = "0123456789abcdef";

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "aurora/config/utf8.hpp"
+
 namespace aurora::runtime::tok {
 
 inline constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
@@ -26,8 +28,7 @@ char32_t next_code_point(std::string_view s, size_t& i);
 char32_t prev_code_point(std::string_view s, size_t end, size_t& start);
 void append_utf8(std::string& out, char32_t cp);
 
-// Length of the longest valid UTF-8 prefix of s.
-size_t valid_utf8_prefix(std::string_view s);
+using config::valid_utf8_prefix;  // the longest valid UTF-8 prefix of s
 inline bool is_valid_utf8(std::string_view s) { return valid_utf8_prefix(s) == s.size(); }
 // Replaces each maximal invalid subsequence by U+FFFD, exactly as Rust's String::from_utf8_lossy.
 std::string utf8_lossy(std::string_view bytes);

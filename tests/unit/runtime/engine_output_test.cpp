@@ -14,29 +14,6 @@ using namespace aurora::runtime;
 using namespace aurora::runtime::test;
 namespace fs = std::filesystem;
 
-namespace {
-
-struct FixturePrompt {
-  std::vector<int32_t> ids, greedy;
-  std::vector<float> last_logits;
-};
-
-std::vector<FixturePrompt> fixture_prompts(const std::string& dir) {
-  auto doc = config::JsonDocument::parse_file(dir + "/expected.json");
-  REQUIRE(doc.ok());
-  std::vector<FixturePrompt> out;
-  for (const auto& p : doc->root()["prompts"].items()) {
-    FixturePrompt fp;
-    for (const auto& v : p["ids"].items()) fp.ids.push_back(int32_t(v.as_int()));
-    for (const auto& v : p["greedy"].items()) fp.greedy.push_back(int32_t(v.as_int()));
-    for (const auto& v : p["last_logits"].items()) fp.last_logits.push_back(float(v.as_double()));
-    out.push_back(std::move(fp));
-  }
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("stop strings end the text before the match, across tokens", "[engine][stop]") {
   auto e = test_engine({});
   auto base = run_to_end(*e, make_request(bytes_of("The keeper climbed"), 40));
@@ -95,25 +72,20 @@ TEST_CASE("stop token ids end generation; the token is counted but adds no text"
 }
 
 TEST_CASE("EOS from generation_config.json stops generation unless ignore_eos", "[engine][stop]") {
-  const std::string src = "tests/fixtures/models/mixtral";
-  auto prompts = fixture_prompts(src);
-  const auto& greedy = prompts[0].greedy;
-  size_t j = 3;
-  while (std::find(greedy.begin(), greedy.begin() + long(j), greedy[j]) != greedy.begin() + long(j)) ++j;
-  fs::path dir = fs::temp_directory_path() / ("aurora_eos_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::copy(src, dir);
-  std::ofstream(dir / "generation_config.json", std::ios::trunc) << "{\"eos_token_id\": " << greedy[j] << "}";
+  const EosFixture fixture("eos");
+  const auto& greedy = fixture.prompt.greedy;
+  const std::vector<int32_t>& ids = fixture.prompt.ids;
+  const size_t j = fixture.eos_at;
   EngineOptions o;
-  o.model_dirs = {dir.string()};
+  o.model_dirs = {fixture.dir.string()};
   auto e = test_engine(o);
   CHECK(e->models()[0].eos_token_ids == std::vector<int32_t>{greedy[j]});
-  auto stopped = run_to_end(*e, make_request(prompts[0].ids, 24));
+  auto stopped = run_to_end(*e, make_request(ids, 24));
   CHECK(stopped->completion.reason == FinishReason::kStop);
   CHECK(stopped->token_ids() == std::vector<int32_t>(greedy.begin(), greedy.begin() + long(j) + 1));
   CHECK_FALSE(stopped->completion.stop_token_id.has_value());  // EOS is no stop token (vLLM: null)
   // EOS is checked first: listing it in stop_token_ids too still reports no stop token.
-  auto eos_listed = make_request(prompts[0].ids, 24);
+  auto eos_listed = make_request(ids, 24);
   eos_listed.sampling.stop_token_ids = {greedy[j]};
   auto both = run_to_end(*e, eos_listed);
   CHECK(both->completion.reason == FinishReason::kStop);
@@ -123,13 +95,11 @@ TEST_CASE("EOS from generation_config.json stops generation unless ignore_eos", 
   auto listed = run_to_end(*e, eos_listed);
   CHECK(listed->completion.reason == FinishReason::kStop);
   CHECK(listed->completion.stop_token_id == greedy[j]);
-  auto req = make_request(prompts[0].ids, 24);
+  auto req = make_request(ids, 24);
   req.sampling.ignore_eos = true;
   auto full = run_to_end(*e, req);
   CHECK(full->completion.reason == FinishReason::kLength);
   CHECK(full->token_ids() == greedy);
-  e.reset();
-  fs::remove_all(dir);
 }
 
 TEST_CASE("the HF fixtures through the engine: greedy tokens and prompt logits match transformers", "[engine][hf]") {

@@ -154,22 +154,13 @@ TEST_CASE("min_tokens: no stop string ends within the first min_tokens tokens (v
 }
 
 TEST_CASE("min_tokens holds back EOS; the request then runs on", "[engine][penalties]") {
-  // The mixtral fixture with its greedy run's j-th token declared EOS (as engine_output_test does).
-  const std::string src = "tests/fixtures/models/mixtral";
-  auto doc = config::JsonDocument::parse_file(src + "/expected.json");
-  REQUIRE(doc.ok());
-  const auto p0 = doc->root()["prompts"][size_t(0)];
-  std::vector<int32_t> ids, greedy;
-  for (const auto& v : p0["ids"].items()) ids.push_back(int32_t(v.as_int()));
-  for (const auto& v : p0["greedy"].items()) greedy.push_back(int32_t(v.as_int()));
-  size_t j = 3;
-  while (std::find(greedy.begin(), greedy.begin() + long(j), greedy[j]) != greedy.begin() + long(j)) ++j;
-  fs::path dir = fs::temp_directory_path() / ("aurora_min_tokens_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::copy(src, dir);
-  std::ofstream(dir / "generation_config.json", std::ios::trunc) << "{\"eos_token_id\": " << greedy[j] << "}";
+  // The mixtral fixture with its greedy run's j-th token declared EOS.
+  const EosFixture fixture("min_tokens");
+  const auto& greedy = fixture.prompt.greedy;
+  const std::vector<int32_t>& ids = fixture.prompt.ids;
+  const size_t j = fixture.eos_at;
   EngineOptions o;
-  o.model_dirs = {dir.string()};
+  o.model_dirs = {fixture.dir.string()};
   auto e = test_engine(o);
   auto stopped = run_to_end(*e, make_request(ids, 24));
   REQUIRE(stopped->token_ids().size() == j + 1);  // stops at EOS
@@ -179,8 +170,6 @@ TEST_CASE("min_tokens holds back EOS; the request then runs on", "[engine][penal
   CHECK(s->token_ids().size() >= j + 4);
   CHECK(head(s->token_ids(), j) == head(greedy, j));  // unchanged before EOS would come
   for (size_t i = 0; i < j + 4 && i < s->token_ids().size(); ++i) CHECK(s->token_ids()[i] != greedy[j]);
-  e.reset();
-  fs::remove_all(dir);
 }
 
 TEST_CASE("the engine rejects out-of-range penalty fields, naming field and value", "[engine][penalties]") {

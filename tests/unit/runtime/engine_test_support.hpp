@@ -2,14 +2,20 @@
 // thread (a gate) or refuse deltas, and wait for the end with a timeout.
 #pragma once
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "aurora/config/json.hpp"
 #include "aurora/runtime/engine.hpp"
 #include "aurora/runtime/tokenizer.hpp"
 
@@ -122,5 +128,49 @@ inline std::vector<float> next_token_logits(Engine& e, const std::vector<int32_t
   r.return_prompt_logits = true;
   return run_to_end(e, std::move(r))->completion.prompt_logits;
 }
+
+// A fixture model's prompts with the transformers references (expected.json).
+struct FixturePrompt {
+  std::vector<int32_t> ids, greedy;
+  std::vector<float> last_logits;
+};
+inline std::vector<FixturePrompt> fixture_prompts(const std::string& dir) {
+  auto doc = config::JsonDocument::parse_file(dir + "/expected.json");
+  REQUIRE(doc.ok());
+  std::vector<FixturePrompt> out;
+  for (const auto& p : doc->root()["prompts"].items()) {
+    FixturePrompt fp;
+    for (const auto& v : p["ids"].items()) fp.ids.push_back(int32_t(v.as_int()));
+    for (const auto& v : p["greedy"].items()) fp.greedy.push_back(int32_t(v.as_int()));
+    for (const auto& v : p["last_logits"].items()) fp.last_logits.push_back(float(v.as_double()));
+    out.push_back(std::move(fp));
+  }
+  return out;
+}
+
+// A temporary copy of the mixtral fixture whose generation_config.json declares EOS the first token
+// of prompt 0's greedy run (from position 3) that has not appeared before it, so that greedy
+// decoding stops there: at greedy[eos_at]. Removed with the object.
+struct EosFixture {
+  std::filesystem::path dir;
+  FixturePrompt prompt;
+  size_t eos_at = 0;
+  int32_t eos() const { return prompt.greedy[eos_at]; }
+  explicit EosFixture(const std::string& tag) {
+    const std::string src = "tests/fixtures/models/mixtral";
+    prompt = fixture_prompts(src).at(0);
+    const auto& greedy = prompt.greedy;
+    eos_at = 3;
+    while (std::find(greedy.begin(), greedy.begin() + long(eos_at), greedy[eos_at]) != greedy.begin() + long(eos_at))
+      ++eos_at;
+    dir = std::filesystem::temp_directory_path() / ("aurora_" + tag + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::copy(src, dir);
+    std::ofstream(dir / "generation_config.json", std::ios::trunc) << "{\"eos_token_id\": " << eos() << "}";
+  }
+  ~EosFixture() { std::filesystem::remove_all(dir); }
+  EosFixture(const EosFixture&) = delete;
+  EosFixture& operator=(const EosFixture&) = delete;
+};
 
 }  // namespace aurora::runtime::test

@@ -52,7 +52,7 @@ HttpResponse health_route(const ServerState& state, const runtime::Engine* engin
     // Readiness (reliability F14/F15): an engine that has work but finishes no step, or fails every
     // step, should get no new traffic; liveness is the process answering at all.
     const config::ServerConfig& c = state.config;
-    const runtime::EngineStats stats = engine->stats();
+    const runtime::EngineStats stats = engine->progress();
     if (c.engine_stall_ms > 0 && stats.seconds_without_progress * 1000.0 >= static_cast<double>(c.engine_stall_ms)) {
       json::object body;
       body["status"] = "stalled";

@@ -51,7 +51,7 @@ struct ServerState {
   // slow one: the no-progress timer of a request fires only then).
   bool engine_stalled_for(int64_t ms) const {
     auto e = engine();
-    return e && e->stats().seconds_without_progress * 1000.0 >= static_cast<double>(ms);
+    return e && e->progress().seconds_without_progress * 1000.0 >= static_cast<double>(ms);
   }
   void set_engine(std::shared_ptr<runtime::Engine> engine) {
     std::lock_guard lock(engine_mutex_);

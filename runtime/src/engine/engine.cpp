@@ -46,6 +46,7 @@ class EngineImpl final : public Engine {
   Result<RequestId> submit(GenerationRequest request, std::shared_ptr<TokenSink> sink) override;
   void cancel(RequestId id) override;
   EngineStats stats() const override;
+  EngineStats progress() const override;
   std::vector<ModelInfo> models() const override;
   const Tokenizer& tokenizer(const std::string& model) const override;
   bool ready() const override { return !stopping_.load(); }
@@ -602,6 +603,25 @@ void EngineImpl::publish_counters() {
   counters_.kv_cache_usage = total ? static_cast<double>(used) / static_cast<double>(total) : 0.0;
 }
 
+EngineStats EngineImpl::progress() const {
+  EngineStats s;
+  {
+    std::lock_guard lock(stats_mu_);
+    s.num_requests_running = counters_.num_requests_running;
+    s.num_requests_waiting = counters_.num_requests_waiting;
+    s.consecutive_failed_steps = counters_.consecutive_failed_steps;
+  }
+  {
+    std::lock_guard lock(mu_);  // accepted but not yet seen by the engine thread
+    s.num_requests_waiting += static_cast<int32_t>(inbox_.size());
+  }
+  if (s.num_requests_running + s.num_requests_waiting > 0) {
+    const auto since = Clock::now().time_since_epoch() - Clock::duration(progress_ns_.load());
+    s.seconds_without_progress = std::max(0.0, std::chrono::duration<double>(since).count());
+  }
+  return s;
+}
+
 EngineStats EngineImpl::stats() const {
   EngineStats s;
   std::vector<std::vector<LayerExchangeCost>> exchange;
@@ -614,10 +634,8 @@ EngineStats EngineImpl::stats() const {
     std::lock_guard lock(mu_);  // accepted but not yet seen by the engine thread
     s.num_requests_waiting += static_cast<int32_t>(inbox_.size());
   }
-  if (s.num_requests_running + s.num_requests_waiting > 0) {
-    const auto since = Clock::now().time_since_epoch() - Clock::duration(progress_ns_.load());
-    s.seconds_without_progress = std::max(0.0, std::chrono::duration<double>(since).count());
-  }
+  const EngineStats p = progress();
+  s.seconds_without_progress = p.seconds_without_progress;
   for (size_t m = 0; m < models_.size(); ++m) {
     const auto& mi = *models_[m];
     const auto snap = mi.routing->snapshot();

@@ -100,6 +100,9 @@ class Engine {
   virtual void cancel(RequestId id) = 0;
 
   virtual EngineStats stats() const = 0;
+  // Just the progress fields of stats() (seconds_without_progress, consecutive_failed_steps), cheap
+  // enough for every /health probe; the other fields are left at their defaults.
+  virtual EngineStats progress() const { return stats(); }
   virtual std::vector<ModelInfo> models() const = 0;
   // The tokenizer of a model ("" = first). Lives as long as the engine; thread-safe (const).
   virtual const Tokenizer& tokenizer(const std::string& model = "") const = 0;

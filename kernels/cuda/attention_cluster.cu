@@ -462,7 +462,7 @@ bool cluster_attention_for(int32_t num_tokens) {
 
 bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t stream) {
   const int32_t group = p.num_q_heads / p.num_kv_heads;
-  if (p.num_tokens > 65535 || p.num_kv_heads > 65535 || value_items(p.head_dim, group) > kMaxItems) return false;
+  if (p.num_tokens > 65535 || p.num_kv_heads > 65535 || !cluster_attention_supports(p.head_dim, group)) return false;
   const int64_t heads = int64_t{p.num_tokens} * p.num_kv_heads;
   int cl = p.cluster_blocks > 0 ? p.cluster_blocks : kRanges;
   if (p.cluster_blocks <= 0) {  // sized by the grid
@@ -499,3 +499,11 @@ bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t st
 }
 
 }  // namespace aurora::kernels::cuda::detail
+
+namespace aurora::kernels::cuda {
+
+bool cluster_attention_supports(int32_t head_dim, int32_t group) {
+  return detail::value_items(head_dim, group) <= detail::kMaxItems;
+}
+
+}  // namespace aurora::kernels::cuda

@@ -258,7 +258,8 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
       // The cluster kernel really ran: a launch that fell back to the partitioned kernel (a device
       // that refuses the cluster configuration) would give the partitioned kernel's bits.
       if (partition == 0) cluster_out = a;
-      if (partition == 128) CHECK(a != cluster_out);
+      // (Shapes the cluster kernel does not take run the partitioned kernel for both.)
+      if (partition == 128 && kc::cluster_attention_supports(s.hd, s.hq / s.hkv)) CHECK(a != cluster_out);
       for (int32_t i = 0; i < tokens; ++i) {
         INFO("token " << i << " at position " << pos[size_t(i)]);
         CHECK(std::equal(a.begin() + i * row, a.begin() + (i + 1) * row, b.begin() + i * row));

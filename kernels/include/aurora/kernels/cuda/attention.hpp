@@ -75,6 +75,10 @@ inline constexpr int32_t kClusterAttentionAutoTokens = 4;
 // Whether launch_paged_attention folds the prologue into a default launch of `num_tokens` bf16-cache
 // tokens (the cluster kernel chosen, AURORA_FUSED_PROLOGUE=1, the warp prologue in use).
 bool attention_folds_prologue(int32_t num_tokens);
+// Whether the cluster kernel takes this head shape (query heads per kv head x head_dim / 8 <= 256:
+// its value phase holds at most two such items per thread); other shapes (e.g. 16 query heads of
+// 256 dims per kv head) always run the partitioned kernel.
+bool cluster_attention_supports(int32_t head_dim, int32_t group);
 
 size_t attention_workspace_bytes(int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                                  int32_t max_context);

@@ -25,6 +25,7 @@ namespace kc = kernels::cuda;
 namespace {
 
 constexpr int32_t kAttentionTokensPerLaunch = 128;  // bounds the attention workspace
+constexpr int32_t kPrefillTileMinTokens = 8;        // chunks this long go to the tensor-core attention
 constexpr size_t kGemmWorkspaceBytes = size_t{32} << 20;
 // Split-k GEMV scratch (kernels/cuda/gemv.hpp): a split launch has fewer base blocks than the GPU
 // holds (~1000), each with at most 2 x 256 partial floats per split.
@@ -78,14 +79,15 @@ struct CudaModelRunner::Buffers {
   int32_t* in_dev = nullptr;
   int32_t* in_host = nullptr;
   int64_t in_words = 0;
-  int64_t off_ids = 0, off_pos = 0, off_seq = 0, off_slots = 0, off_rows = 0, off_count = 0, off_tables = 0,
-          off_sampling = 0;
+  int64_t off_ids = 0, off_pos = 0, off_seq = 0, off_slots = 0, off_rows = 0, off_count = 0, off_tiles = 0,
+          off_tables = 0, off_sampling = 0;
   int32_t* ids() const { return in_dev + off_ids; }
   int32_t* pos() const { return in_dev + off_pos; }
   int32_t* seq() const { return in_dev + off_seq; }
   int32_t* slots() const { return in_dev + off_slots; }
   int32_t* rows() const { return in_dev + off_rows; }
   int32_t* count() const { return in_dev + off_count; }
+  int32_t* tiles() const { return in_dev + off_tiles; }  // prefill attention tiles [n][2]
   int32_t* tables() const { return in_dev + off_tables; }
   kernels::SamplingRow* sampling() const { return reinterpret_cast<kernels::SamplingRow*>(in_dev + off_sampling); }
 
@@ -143,7 +145,16 @@ CudaModelRunner::EpBuffers CudaModelRunner::ep_buffers() const {
 }
 
 CudaModelRunner::CudaModelRunner(std::shared_ptr<const CudaWeights> weights, const CudaRunnerOptions& options)
-    : weights_(std::move(weights)), options_(options) {}
+    : weights_(std::move(weights)), options_(options) {
+  const auto& c = weights_->config();
+  kc::PagedAttentionCudaParams shape;
+  shape.kv_dtype = kc::DType::kBF16;
+  shape.out_dtype = kc::DType::kBF16;
+  shape.head_dim = c.head_dim;
+  shape.num_q_heads = c.num_heads;
+  shape.num_kv_heads = c.num_kv_heads;
+  prefill_tiles_ = kc::prefill_attention_enabled() && kc::prefill_attention_supports(shape);
+}
 
 CudaModelRunner::~CudaModelRunner() {
   cudaSetDevice(weights_->device());
@@ -206,8 +217,9 @@ void CudaModelRunner::allocate() {
   b.off_slots = 3 * T;
   b.off_rows = 4 * T;
   b.off_count = 4 * T + S;
+  b.off_tiles = 4 * T + S + 1;  // at most one partial tile per chunk beyond T / tile size full ones
   // Block tables last: a step copies only the rows it uses.
-  b.off_sampling = (4 * T + S + 1 + 3) / 4 * 4;
+  b.off_sampling = (b.off_tiles + 2 * (T / kc::kPrefillTileTokens + S) + 3) / 4 * 4;
   b.off_tables = b.off_sampling + S * int64_t(sizeof(kernels::SamplingRow) / 4);
   b.in_words = b.off_tables + S * max_blocks_per_seq_;
   b.in_dev = b.alloc<int32_t>(b.in_words, act);
@@ -515,31 +527,43 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       kc::launch_qkv_prologue(qp, s);
       mark("qkv prologue (norm, rope, kv write)");
     }
-    for (int32_t first = 0; first < T; first += kAttentionTokensPerLaunch) {
-      const int32_t count = std::min(kAttentionTokensPerLaunch, T - first);
-      kc::PagedAttentionCudaParams ap;
-      ap.q = b.q + int64_t{first} * q_dim;
-      ap.out = b.attn16 + int64_t{first} * q_dim;
-      ap.out_dtype = kc::DType::kBF16;
-      ap.k_cache = b.k_cache[static_cast<size_t>(l)];
-      ap.v_cache = b.v_cache[static_cast<size_t>(l)];
-      ap.kv_dtype = kc::DType::kBF16;
-      ap.block_tables = b.tables();
-      ap.token_seq = b.seq() + first;
-      ap.token_pos = b.pos() + first;
-      ap.num_tokens = count;
-      ap.num_q_heads = c.num_heads;
-      ap.num_kv_heads = c.num_kv_heads;
-      ap.head_dim = hd;
-      ap.block_size = options_.kv_block_size;
-      ap.max_blocks_per_seq = max_blocks_per_seq_;
-      ap.sliding_window = c.layer_sliding_window[static_cast<size_t>(l)];
-      ap.max_context = options_.max_context;
-      ap.positions_bound = positions_bound_;
-      ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-      ap.fused_prologue = fold_prologue;
-      ap.prologue = qp;
-      kc::launch_paged_attention(ap, b.attn_ws, b.attn_ws_bytes, s);
+    kc::PagedAttentionCudaParams ap;
+    ap.q = b.q;
+    ap.out = b.attn16;
+    ap.out_dtype = kc::DType::kBF16;
+    ap.k_cache = b.k_cache[static_cast<size_t>(l)];
+    ap.v_cache = b.v_cache[static_cast<size_t>(l)];
+    ap.kv_dtype = kc::DType::kBF16;
+    ap.block_tables = b.tables();
+    ap.token_seq = b.seq();
+    ap.token_pos = b.pos();
+    ap.num_tokens = T;
+    ap.num_q_heads = c.num_heads;
+    ap.num_kv_heads = c.num_kv_heads;
+    ap.head_dim = hd;
+    ap.block_size = options_.kv_block_size;
+    ap.max_blocks_per_seq = max_blocks_per_seq_;
+    ap.sliding_window = c.layer_sliding_window[static_cast<size_t>(l)];
+    ap.max_context = options_.max_context;
+    ap.positions_bound = positions_bound_;
+    ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+    ap.fused_prologue = fold_prologue;
+    ap.prologue = qp;
+    // Prefill chunks: tensor-core tiles (execute() cut them); every other token: the decode kernels,
+    // in launches of at most kAttentionTokensPerLaunch tokens (the workspace's bound).
+    const bool tiled = !decode && num_prefill_tiles_ > 0;
+    if (tiled) kc::launch_prefill_attention(ap, b.tiles(), num_prefill_tiles_, s);
+    const std::vector<std::pair<int32_t, int32_t>> all{{0, T}};
+    for (const auto& [range_first, range_count] : tiled ? untiled_ranges_ : all) {
+      for (int32_t first = range_first; first < range_first + range_count; first += kAttentionTokensPerLaunch) {
+        kc::PagedAttentionCudaParams part = ap;
+        part.num_tokens = std::min(kAttentionTokensPerLaunch, range_first + range_count - first);
+        part.q = b.q + int64_t{first} * q_dim;
+        part.out = b.attn16 + int64_t{first} * q_dim;
+        part.token_seq = b.seq() + first;
+        part.token_pos = b.pos() + first;
+        kc::launch_paged_attention(part, b.attn_ws, b.attn_ws_bytes, s);
+      }
     }
     mark(fold_prologue ? "attention (+ qkv prologue)" : "attention");
     project(b.attn16, L.o_proj, H, q_dim, b.x, T, true);  // residual: x += o_proj(attn)
@@ -653,6 +677,30 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   }
 }
 
+void CudaModelRunner::cut_prefill_tiles(const StepBatch& batch, bool decode) {
+  num_prefill_tiles_ = 0;
+  untiled_ranges_.clear();
+  if (decode || !prefill_tiles_) return;
+  int32_t* tiles = buf_->in_host + buf_->off_tiles;
+  int32_t first = 0;
+  for (const SequenceChunk& ch : batch.chunks) {
+    if (ch.num_tokens >= kPrefillTileMinTokens) {
+      for (int32_t t = 0; t < ch.num_tokens; t += kc::kPrefillTileTokens) {
+        tiles[2 * num_prefill_tiles_] = first + t;
+        tiles[2 * num_prefill_tiles_ + 1] = std::min(kc::kPrefillTileTokens, ch.num_tokens - t);
+        ++num_prefill_tiles_;
+      }
+    } else if (ch.num_tokens > 0) {
+      if (!untiled_ranges_.empty() && untiled_ranges_.back().first + untiled_ranges_.back().second == first) {
+        untiled_ranges_.back().second += ch.num_tokens;
+      } else {
+        untiled_ranges_.emplace_back(first, ch.num_tokens);
+      }
+    }
+    first += ch.num_tokens;
+  }
+}
+
 const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels::SamplingRow* sampling,
                                            int32_t* tokens) {
   const auto& c = weights_->config();
@@ -711,6 +759,7 @@ const StepResult& CudaModelRunner::execute(const StepBatch& batch, const kernels
   }
   for (int32_t r = 0; r < R; ++r) AURORA_CHECK_MSG(rows[r] >= 0, "logits row " << r << " is not written by any chunk");
   decode = decode && T == R && T <= kGemvMaxTokens;
+  cut_prefill_tiles(batch, decode);
   result_.num_tokens = T;
   result_.num_logits_rows = R;
   result_.logits = nullptr;

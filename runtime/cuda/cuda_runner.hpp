@@ -192,6 +192,7 @@ class CudaModelRunner {
   EpBuffers ep_buffers() const;
   void ep_moe_layer(int32_t layer, int32_t num_tokens);
   void ep_idle_step();
+  void cut_prefill_tiles(const StepBatch& batch, bool decode);
   void step_begin_hooks();
   void step_end_hooks();
   void segment_begin(const char* label, int32_t layer, cudaEvent_t wait_event);
@@ -210,6 +211,11 @@ class CudaModelRunner {
   // partitioned attention's grid (context_bucket).
   std::map<std::pair<int32_t, int32_t>, cudaGraphExec_t> graphs_;
   int32_t positions_bound_ = 0;  // this step's bound on token position + 1 (attention grids)
+  // Prefill attention: tiles of this step's prefill chunks (in the input buffer) and the token
+  // ranges of its other chunks (decode tokens), cut by cut_prefill_tiles for eager steps.
+  bool prefill_tiles_ = false;  // the tensor-core prefill attention takes this model
+  int32_t num_prefill_tiles_ = 0;
+  std::vector<std::pair<int32_t, int32_t>> untiled_ranges_;
   StepResult result_;
   bool last_used_graph_ = false;
   int64_t last_weight_bytes_ = 0;

@@ -149,7 +149,9 @@ std::shared_ptr<const Model> mid_model(config::ModelArchitecture arch) {
   c.hidden_size = 256;
   c.num_heads = 8;
   c.num_kv_heads = arch == config::ModelArchitecture::kOlmoe ? 8 : 2;
-  c.head_dim = arch == config::ModelArchitecture::kQwen3Moe ? 40 : 32;
+  // head_dim 64 (Mixtral, Qwen2-MoE): prefill chunks through the tensor-core attention; 40 and 32:
+  // through the decode kernels.
+  c.head_dim = arch == config::ModelArchitecture::kQwen3Moe ? 40 : arch == config::ModelArchitecture::kOlmoe ? 32 : 64;
   c.moe_intermediate_size = 128;
   if (arch == config::ModelArchitecture::kQwen3Moe) {
     c.num_experts = 32;
@@ -186,7 +188,9 @@ TEST_CASE("GPU prompt logits match the CPU backend (bf16 tolerance)", "[gpu][mod
     const int32_t V = model->config.vocab_size;
     auto prompt = random_prompt(100, V, 5);
     auto want = cpu.prompt_logits(prompt, 100);
-    for (int32_t chunk : {100, 7}) {  // one cuBLASLt prefill chunk; chunked through the GEMV path
+    // One cuBLASLt prefill chunk; 30-token chunks after a cached prefix (tensor-core attention
+    // tiles where head_dim allows); 7-token chunks through the GEMV path and the decode attention.
+    for (int32_t chunk : {100, 30, 7}) {
       auto got = gpu.prompt_logits(prompt, chunk);
       auto e = row_errors(got, want, V);
       std::printf("%-20s chunk %3d: logits error p90 %.2e, max %.2e\n", model->name.c_str(), chunk, e.p90, e.max);
@@ -251,6 +255,61 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
     CHECK(e.p90 < kP90Tol);
     CHECK(e.max < kMaxTol);
     CHECK(graph_steps == steps - 1);  // the first decode step of a bucket runs eagerly and is captured
+  }
+}
+
+TEST_CASE("a step mixing prefill chunks and decode tokens matches the CPU backend", "[gpu][model]") {
+  // Step 1: prompts of 20 (attention tiles) and 5 tokens (decode kernels); step 2: A and B decode
+  // around C's 70-token prompt (tiles of 64 + 6 between two decode tokens); step 3: all decode.
+  for (auto arch : {config::ModelArchitecture::kMixtral, config::ModelArchitecture::kOlmoe}) {
+    auto model = mid_model(arch);
+    INFO(model->name);
+    const int32_t V = model->config.vocab_size;
+    GpuHarness gpu(*model);
+    runtime::test::Harness cpu(model, 1, 256, 4);
+    std::vector<std::vector<int32_t>> seqs = {random_prompt(20, V, 31), random_prompt(5, V, 32),
+                                              random_prompt(70, V, 33)};
+    std::vector<std::vector<int32_t>> tables(3), cpu_tables(3);
+    for (size_t s = 0; s < 3; ++s) {
+      REQUIRE(gpu.blocks.allocate(blocks_for_tokens(int64_t(seqs[s].size()) + 4, 4), tables[s]));
+      REQUIRE(cpu.allocators[0].allocate(blocks_for_tokens(int64_t(seqs[s].size()) + 4, 4), cpu_tables[s]));
+    }
+    std::vector<int32_t> computed(3, 0);
+    const std::vector<std::vector<size_t>> steps = {{0, 1}, {0, 2, 1}, {0, 1, 2}};
+    std::vector<double> errs;
+    for (const auto& order : steps) {
+      StepBatch b, bc;
+      for (size_t i = 0; i < order.size(); ++i) {
+        const size_t s = order[i];
+        SequenceChunk c;
+        c.start_position = computed[s];
+        c.num_tokens = int32_t(seqs[s].size()) - computed[s];
+        c.tokens = seqs[s].data() + computed[s];
+        c.num_blocks = int32_t(tables[s].size());
+        c.logits = LogitsMode::kLast;
+        c.logits_row = int32_t(i);
+        c.block_table = tables[s].data();
+        b.chunks.push_back(c);
+        c.block_table = cpu_tables[s].data();
+        bc.chunks.push_back(c);
+      }
+      b.num_logits_rows = bc.num_logits_rows = int32_t(order.size());
+      const StepResult& g = gpu.runner->execute(b);
+      std::vector<float> got(g.logits, g.logits + order.size() * size_t(V));
+      const StepResult& r = cpu.exec->execute(bc);
+      std::vector<float> want(r.logits, r.logits + order.size() * size_t(V));
+      append_row_errors(got, want, V, errs);
+      for (size_t i = 0; i < order.size(); ++i) {
+        computed[order[i]] = int32_t(seqs[order[i]].size());
+        seqs[order[i]].push_back(runtime::test::argmax(want.data() + i * size_t(V), V));
+      }
+    }
+    const auto e = summarize(errs);
+    std::printf("%-20s mixed steps, %zu rows: logits error p90 %.2e, max %.2e\n", model->name.c_str(), errs.size(),
+                e.p90, e.max);
+    CHECK(errs.size() == 8);
+    CHECK(e.p90 < kP90Tol);
+    CHECK(e.max < kMaxTol);
   }
 }
 

@@ -80,6 +80,20 @@ bool attention_folds_prologue(int32_t num_tokens);
 // 256 dims per kv head) always run the partitioned kernel.
 bool cluster_attention_supports(int32_t head_dim, int32_t group);
 
+// Prefill attention on tensor cores (flash attention; attention_prefill.cu): one launch over tiles
+// of up to kPrefillTileTokens consecutive positions of one sequence each. `tiles` is a device array
+// [num_tiles][2] = {first token, token count}, the token indices into p.q / p.out / p.token_seq /
+// p.token_pos; a tile's tokens must hold consecutive positions of one sequence (a prefill chunk cut
+// in tiles), and their K/V rows must be in the cache. Tokens outside the tiles are not written.
+// Queries are rounded to bf16 for the tensor cores (so rows differ from the other kernels' in the
+// last bits); float32 softmax and sums. Needs no workspace. bf16 caches, head_dim 64 or 128.
+inline constexpr int32_t kPrefillTileTokens = 64;
+bool prefill_attention_supports(const PagedAttentionCudaParams& p);
+// Whether callers use it for prefill chunks: on unless AURORA_FLASH_ATTENTION=0 (read once).
+bool prefill_attention_enabled();
+void launch_prefill_attention(const PagedAttentionCudaParams& p, const int32_t* tiles, int32_t num_tiles,
+                              cudaStream_t stream);
+
 size_t attention_workspace_bytes(int32_t num_tokens, int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                                  int32_t max_context);
 void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, size_t workspace_bytes,

@@ -94,22 +94,34 @@ struct PermuteOut {
   int32_t counted_items;   // items below this index are added to counts_accum
 };
 
+// counted: shared [kMaxRoutedExperts] scratch for the counts added to out.counts_accum (null: none).
+// Threads past the first warp return before the placement: no barrier may follow a call.
 __device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_keys, const PermuteOut& out,
-                              int32_t* counts /* shared [kMaxRoutedExperts] */) {
+                              int32_t* counts /* shared [kMaxRoutedExperts] */, int32_t* counted) {
   using Scan = cub::BlockScan<int32_t, kThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
-  for (int32_t e = threadIdx.x; e < num_keys; e += kThreads) counts[e] = 0;
+  for (int32_t e = threadIdx.x; e < num_keys; e += kThreads) {
+    counts[e] = 0;
+    if (counted) counted[e] = 0;
+  }
   __syncthreads();
+#pragma unroll 4
   for (int32_t i = threadIdx.x; i < items; i += kThreads) {
     const int32_t k = __ldcg(keys + i);  // other blocks of the launch may have written the keys
     if (k >= 0 && k < num_keys) {
       atomicAdd(&counts[k], 1);
-      if (out.counts_accum && i < out.counted_items) {
-        atomicAdd(reinterpret_cast<unsigned long long*>(out.counts_accum + k), 1ull);
-      }
+      if (counted && i < out.counted_items) atomicAdd(&counted[k], 1);
     }
   }
   __syncthreads();
+  if (counted) {  // one global atomic per expert, not per item
+    for (int32_t e = threadIdx.x; e < num_keys; e += kThreads) {
+      if (counted[e] > 0) {
+        atomicAdd(reinterpret_cast<unsigned long long*>(out.counts_accum + e),
+                  static_cast<unsigned long long>(counted[e]));
+      }
+    }
+  }
   // Each thread owns kExpertsPerThread consecutive keys.
   int32_t local[kExpertsPerThread];
   int32_t sum = 0, nonzero = 0;
@@ -140,26 +152,34 @@ __device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_ke
     if (out.num_active) *out.num_active = total_active;
   }
   __syncthreads();
-  // Stable placement, kThreads items at a time: an item's place is its key's cursor plus the number
-  // of earlier items of the chunk with the same key (a scan of the chunk's keys in shared memory);
-  // then every item advances its key's cursor by one.
-  __shared__ int32_t chunk_keys[kThreads];
-  for (int32_t c0 = 0; c0 < items; c0 += kThreads) {
-    const int32_t i = c0 + static_cast<int32_t>(threadIdx.x);
-    const int32_t k = i < items ? __ldcg(keys + i) : -1;
-    chunk_keys[threadIdx.x] = k;
-    __syncthreads();
-    const bool valid = k >= 0 && k < num_keys;
-    if (valid) {
-      int32_t rank = 0;
-      for (int32_t j = 0; j < static_cast<int32_t>(threadIdx.x); ++j) rank += chunk_keys[j] == k;
-      const int32_t pos = counts[k] + rank;
-      out.permuted_item[pos] = i;
-      out.item_position[i] = pos;
+  // Stable placement by warp 0, 32 items at a time in item order: an item's place is its key's
+  // cursor plus the number of earlier lanes with the same key (__match_any_sync); the lowest such
+  // lane then advances the key's cursor for the group.
+  if (threadIdx.x >= 32) return;
+  const int lane = threadIdx.x;
+  const unsigned below = (1u << lane) - 1u;
+  constexpr int kBatch = 16;  // steps whose keys load together (one round trip per 512 items)
+  for (int32_t b0 = 0; b0 < items; b0 += 32 * kBatch) {
+    int32_t key[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int32_t i = b0 + u * 32 + lane;
+      key[u] = i < items ? __ldcg(keys + i) : -1;
     }
-    __syncthreads();
-    if (valid) atomicAdd(&counts[k], 1);
-    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int32_t i = b0 + u * 32 + lane;
+      const int32_t k = key[u] < num_keys ? key[u] : -1;
+      const unsigned same = __match_any_sync(0xffffffffu, k);
+      if (k >= 0) {
+        const int32_t pos = counts[k] + __popc(same & below);
+        out.permuted_item[pos] = i;
+        out.item_position[i] = pos;
+      }
+      __syncwarp();
+      if (k >= 0 && (same & below) == 0) counts[k] += __popc(same);
+      __syncwarp();
+    }
   }
 }
 
@@ -223,7 +243,8 @@ __global__ void __launch_bounds__(kThreads) topk_routing_kernel(TopKRoutingParam
 __global__ void __launch_bounds__(kThreads) permute_kernel(PermuteParams p) {
   __shared__ int32_t counts[kMaxRoutedExperts];
   permute_block(p.keys, p.num_items, p.num_keys,
-                PermuteOut{p.key_offsets, p.permuted_item, p.item_position, nullptr, nullptr, nullptr, 0}, counts);
+                PermuteOut{p.key_offsets, p.permuted_item, p.item_position, nullptr, nullptr, nullptr, 0}, counts,
+                nullptr);
 }
 
 // Router logits (float32): one block per (expert row, 4 tokens), the whole block on one dot product
@@ -314,13 +335,67 @@ __device__ __forceinline__ float route_logit(const RouteCudaParams& p, int32_t e
   return v;
 }
 
+// After a block's logits (grid: blocks of one token group along x, groups along y): the last block
+// of its group to finish (ticket 1 + group) routes the group's tokens, a warp per token; with
+// several groups, the last group to be routed (ticket 0) permutes every token.
+__device__ void route_group_then_permute(const RouteCudaParams& p, int32_t t0, int32_t group_tokens,
+                                         float (*probs)[kMaxRoutedExperts], int32_t* small_keys, int32_t& is_last) {
+  const int warp = threadIdx.x >> 5;
+  detail::pdl_launch_dependents();  // late: only the routing and the permutation remain
+  __threadfence();
+  __syncthreads();
+  // ticket[1 + group]: the last of the group's expert blocks routes the group's tokens.
+  if (threadIdx.x == 0) {
+    int32_t* group_ticket = p.ticket + 1 + blockIdx.y;
+    is_last = atomicAdd(group_ticket, 1) == static_cast<int32_t>(gridDim.x) - 1;
+    if (is_last) *group_ticket = 0;
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  const bool renormalize = p.normalization == TopKNormalization::kRenormalize;
+  const bool small = p.num_tokens * p.top_k <= kSmallPermute;
+  const int32_t t = t0 + warp;
+  if (warp < group_tokens && t < p.num_tokens) {
+    route_token(p.logits + int64_t{t} * p.num_experts, p.num_experts, p.top_k, renormalize, probs[warp],
+                p.topk_ids + int64_t{t} * p.top_k, p.topk_weights + int64_t{t} * p.top_k,
+                small ? small_keys + t * p.top_k : nullptr);
+  }
+  __syncthreads();
+  if (gridDim.y > 1) {
+    // ticket[0]: the last group to be routed permutes every token (its keys come from global memory:
+    // the other groups' blocks wrote them).
+    __threadfence();
+    if (threadIdx.x == 0) {
+      is_last = atomicAdd(p.ticket, 1) == static_cast<int32_t>(gridDim.y) - 1;
+      if (is_last) *p.ticket = 0;
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    if (small) {
+      for (int32_t i = threadIdx.x; i < p.num_tokens * p.top_k; i += kThreads) small_keys[i] = __ldcg(p.topk_ids + i);
+    }
+    __syncthreads();
+  }
+  int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed
+  const int32_t counted = p.num_counted_tokens ? min(*p.num_counted_tokens, p.num_tokens) : p.num_tokens;
+  const PermuteOut out{p.expert_offsets, p.permuted_item, p.item_position,  p.active_experts,
+                       p.num_active,     p.expert_tokens, counted * p.top_k};
+  if (small) {
+    permute_small(small_keys, p.num_tokens * p.top_k, p.num_experts, out, counts);
+  } else {
+    permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts, out, counts,
+                  p.expert_tokens ? counts + kMaxRoutedExperts : nullptr);
+  }
+}
+
 __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
   __shared__ float probs[kWarps][kMaxRoutedExperts];
   __shared__ float partial[kWarps][kRouteTokens];
   __shared__ float scratch[33];
   __shared__ int32_t is_last;
   __shared__ int32_t small_keys[kSmallPermute];
-  const int warp = threadIdx.x >> 5;
   const int32_t e = blockIdx.x;
   const int32_t t0 = blockIdx.y * kRouteTokens;
   // The router row (a constant) for hidden <= 4096 is loaded before the wait for the previous kernel.
@@ -351,52 +426,91 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
       p.logits[int64_t{t0 + static_cast<int32_t>(threadIdx.x)} * p.num_experts + e] = v;
     }
   }
-  detail::pdl_launch_dependents();  // late: only the routing and the permutation remain
-  __threadfence();
-  __syncthreads();
-  // ticket[1 + group]: the last of the group's expert blocks routes the group's tokens.
-  if (threadIdx.x == 0) {
-    int32_t* group_ticket = p.ticket + 1 + blockIdx.y;
-    is_last = atomicAdd(group_ticket, 1) == static_cast<int32_t>(gridDim.x) - 1;
-    if (is_last) *group_ticket = 0;
-  }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  const bool renormalize = p.normalization == TopKNormalization::kRenormalize;
-  const bool small = p.num_tokens * p.top_k <= kSmallPermute;
-  const int32_t t = t0 + warp;
-  if (warp < kRouteTokens && t < p.num_tokens) {
-    route_token(p.logits + int64_t{t} * p.num_experts, p.num_experts, p.top_k, renormalize, probs[warp],
-                p.topk_ids + int64_t{t} * p.top_k, p.topk_weights + int64_t{t} * p.top_k,
-                small ? small_keys + t * p.top_k : nullptr);
-  }
-  __syncthreads();
-  if (gridDim.y > 1) {
-    // ticket[0]: the last group to be routed permutes every token (its keys come from global memory:
-    // the other groups' blocks wrote them).
-    __threadfence();
-    if (threadIdx.x == 0) {
-      is_last = atomicAdd(p.ticket, 1) == static_cast<int32_t>(gridDim.y) - 1;
-      if (is_last) *p.ticket = 0;
+  route_group_then_permute(p, t0, kRouteTokens, probs, small_keys, is_last);
+}
+
+// The router for prefill-sized launches (more than kRouteWideMinTokens tokens, no fused norm): one
+// block per (16 experts, 8 tokens), each warp on 2 experts x 8 tokens, so that a block reads its
+// token rows once for 16 experts (route_kernel reads every token row once per expert: at 512
+// tokens x 128 experts, 0.5 GB per layer). Each warp reproduces route_logit's arithmetic exactly:
+// for each of the 8 warps of a route_kernel block in turn, lane l sums the elements that thread
+// (warp, l) would (the same fma chains, ascending), the warp reduces them with the same xor tree,
+// and lane 0 adds the 8 warp sums in order. So a token's logits have the same bits as alone (or in
+// any other batch) through route_kernel or the cluster kernel.
+constexpr int32_t kRouteWideMinTokens = 64;  // launches of more tokens take the wide router
+constexpr int32_t kRouteWideMinExperts = 32;  // (fewer experts: route_kernel's grid is small anyway)
+constexpr int kWideTokens = kWarps;          // tokens per block (a warp routes each)
+constexpr int kWideExpertsPerWarp = 2;
+constexpr int kWideExperts = kWarps * kWideExpertsPerWarp;
+
+__global__ void __launch_bounds__(kThreads) route_wide_kernel(RouteCudaParams p) {
+  __shared__ float probs[kWarps][kMaxRoutedExperts];
+  __shared__ int32_t is_last;
+  __shared__ int32_t small_keys[kSmallPermute];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int32_t t0 = blockIdx.y * kWideTokens;
+  const int32_t e0 = blockIdx.x * kWideExperts + warp * kWideExpertsPerWarp;
+  const int32_t nt = min(kWideTokens, p.num_tokens - t0);
+  const bool warp_works = e0 < p.num_experts;
+  detail::pdl_wait();
+  float total[kWideExpertsPerWarp][kWideTokens];
+#pragma unroll
+  for (int x = 0; x < kWideExpertsPerWarp; ++x)
+#pragma unroll
+    for (int r = 0; r < kWideTokens; ++r) total[x][r] = 0.0f;
+  const float4 zero = make_float4(0, 0, 0, 0);
+  for (int w = 0; w < kWarps; ++w) {  // route_kernel's warp w
+    float acc[kWideExpertsPerWarp][kWideTokens];
+#pragma unroll
+    for (int x = 0; x < kWideExpertsPerWarp; ++x)
+#pragma unroll
+      for (int r = 0; r < kWideTokens; ++r) acc[x][r] = 0.0f;
+    // Every load of an iteration is issued before its arithmetic (rows past the launch's tokens
+    // re-read the last row; their sums are never stored).
+    for (int32_t i = (w * 32 + lane) * 4; warp_works && i < p.hidden; i += kThreads * 4) {
+      float4 wv[kWideExpertsPerWarp], xv[kWideTokens];
+#pragma unroll
+      for (int x = 0; x < kWideExpertsPerWarp; ++x) {
+        wv[x] = e0 + x < p.num_experts ? __ldg(reinterpret_cast<const float4*>(p.router + int64_t{e0 + x} * p.hidden + i))
+                                       : zero;
+      }
+#pragma unroll
+      for (int r = 0; r < kWideTokens; ++r) {
+        xv[r] = *reinterpret_cast<const float4*>(p.x + int64_t{t0 + min(r, nt - 1)} * p.hidden + i);
+      }
+#pragma unroll
+      for (int r = 0; r < kWideTokens; ++r) {
+#pragma unroll
+        for (int x = 0; x < kWideExpertsPerWarp; ++x) {
+          float d = __fmul_rn(xv[r].x, wv[x].x);
+          d = __fmaf_rn(xv[r].y, wv[x].y, d);
+          d = __fmaf_rn(xv[r].z, wv[x].z, d);
+          d = __fmaf_rn(xv[r].w, wv[x].w, d);
+          acc[x][r] = __fadd_rn(acc[x][r], d);
+        }
+      }
     }
-    __syncthreads();
-    if (!is_last) return;
-    __threadfence();
-    if (small) {
-      for (int32_t i = threadIdx.x; i < p.num_tokens * p.top_k; i += kThreads) small_keys[i] = __ldcg(p.topk_ids + i);
+#pragma unroll
+    for (int x = 0; x < kWideExpertsPerWarp; ++x) {
+#pragma unroll
+      for (int r = 0; r < kWideTokens; ++r) {
+        float v = acc[x][r];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
+        total[x][r] = __fadd_rn(total[x][r], v);
+      }
     }
-    __syncthreads();
   }
-  int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed
-  const int32_t counted = p.num_counted_tokens ? min(*p.num_counted_tokens, p.num_tokens) : p.num_tokens;
-  const PermuteOut out{p.expert_offsets, p.permuted_item, p.item_position,  p.active_experts,
-                       p.num_active,     p.expert_tokens, counted * p.top_k};
-  if (small) {
-    permute_small(small_keys, p.num_tokens * p.top_k, p.num_experts, out, counts);
-  } else {
-    permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts, out, counts);
+  if (lane == 0) {
+#pragma unroll
+    for (int x = 0; x < kWideExpertsPerWarp; ++x) {
+#pragma unroll
+      for (int r = 0; r < kWideTokens; ++r) {
+        if (r < nt && e0 + x < p.num_experts) p.logits[int64_t{t0 + r} * p.num_experts + e0 + x] = total[x][r];
+      }
+    }
   }
+  route_group_then_permute(p, t0, kWideTokens, probs, small_keys, is_last);
 }
 
 // The router for <= kRouteTokens tokens as one thread-block cluster of CL blocks: block b computes
@@ -683,6 +797,12 @@ void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
           p.hidden % 4 == 0,
       "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k << ", hidden " << p.hidden);
   if (launch_route_cluster(p, stream)) return;
+  if (p.num_tokens > kRouteWideMinTokens && p.num_experts >= kRouteWideMinExperts && !p.norm_weight) {
+    const dim3 wide(static_cast<unsigned>(detail::ceil_div(p.num_experts, kWideExperts)),
+                    static_cast<unsigned>(detail::ceil_div(p.num_tokens, kWideTokens)));
+    launch_pdl(route_wide_kernel, wide, dim3(kThreads), 0, stream, p);
+    return;
+  }
   const dim3 grid(static_cast<unsigned>(p.num_experts),
                   static_cast<unsigned>(detail::ceil_div(p.num_tokens, kRouteTokens)));
   launch_pdl(route_kernel, grid, dim3(kThreads), 0, stream, p);

@@ -6,7 +6,9 @@
 //   architecture's renormalisation, then (in the last block to finish) a stable counting sort of
 //   the (token, choice) items by expert: per-expert offsets, the permutation both ways, the
 //   ascending list of experts that received tokens (device-side ids for the grouped GEMV, so the
-//   step stays graph-capturable) and per-expert token counts for routing statistics.
+//   step stays graph-capturable) and per-expert token counts for routing statistics. Launches of
+//   more than 64 tokens without the fused norm (prefill) compute the logits 16 experts x 8 tokens per
+//   block, with the same bits per token as the small-batch kernels.
 // - launch_moe_combine: x += sum_j w_j * expert_out[pos(t, j)] (experts in increasing id order)
 //   [+ sigmoid(gate) * shared_out], then optionally the next RMSNorm of x (float32 and/or bf16).
 //   One block per token with the norm; without it, blocks of 512 elements of a row (small decode

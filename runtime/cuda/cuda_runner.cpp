@@ -42,6 +42,17 @@ bool fused_norm_enabled() {
   return on;
 }
 
+// Prefill's routed experts run the grouped launch (the tiled GEMM above 64 positions per expert)
+// like every other step; AURORA_EXPERT_CUBLASLT=1 brings back the per-expert cuBLASLt loop (host
+// copy of the offsets, stream synchronisation, a gather and two GEMMs per expert) to compare.
+bool expert_cublaslt_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_EXPERT_CUBLASLT");
+    return v && v[0] == '1';
+  }();
+  return on;
+}
+
 std::string gib(int64_t bytes) {
   std::ostringstream s;
   s.setf(std::ios::fixed);
@@ -387,7 +398,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
   Buffers& b = *buf_;
   const int32_t H = c.hidden_size, I = c.moe_intermediate_size, E = c.num_experts, K = c.num_experts_per_tok;
   const int64_t gu_stride = int64_t{2} * I * H, down_stride = int64_t{H} * I;
-  if (decode || T <= kGemvMaxTokens || E > 16) {
+  if (decode || T <= kGemvMaxTokens || !expert_cublaslt_enabled()) {
     kc::GroupedGemvParams g;
     g.x = b.h16;
     g.x_rows = b.permuted;
@@ -422,7 +433,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     mark("experts down");
     return;
   }
-  // Prefill with few, large experts: one cuBLASLt GEMM pair per expert that received tokens.
+  // AURORA_EXPERT_CUBLASLT=1 (prefill only): one cuBLASLt GEMM pair per expert that received tokens.
   AURORA_CUDA_CHECK(
       cudaMemcpyAsync(b.host_offsets, b.offsets, static_cast<size_t>(E + 1) * 4, cudaMemcpyDeviceToHost, stream_));
   AURORA_CUDA_CHECK(cudaStreamSynchronize(stream_));

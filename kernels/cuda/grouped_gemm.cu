@@ -10,11 +10,17 @@
 // accumulators). Rows past n and positions past the group's count are zero-filled by the copies
 // (src-size 0) and never stored; so is the k tail past a multiple of 64.
 //
-// Grid: x = position tiles (ceil(max_positions_per_group / 64)), y = weight-row tiles, z = group
-// slots. Position tiles are the fastest dimension so that the blocks sharing a weight tile run
-// together and read it once from HBM (a Mixtral expert's gate_up is 235 MB, far beyond L2); a
-// group's input rows (at most a few MB) stay in L2 across its row tiles. Blocks past num_active or
-// past the group's count return at once.
+// Work list: the blocks of one launch walk the position tiles (64 positions) of the active slots in
+// slot order; slot s with P_s position tiles owns R * P_s consecutive blocks (R: weight-row tiles),
+// in the order (row tile, position tile). So the blocks that share a weight tile run together and
+// read it once from HBM (a Mixtral expert's gate_up is 235 MB, far beyond L2), and a group's input
+// rows (at most a few MB) stay in L2 across its row tiles. Each block finds its slot with one warp's
+// prefix sum over the slots' tile counts (read from device memory, like the GEMV's groups); the
+// 1-D grid holds R * (a host bound on the tiles) blocks, and those past the last tile return at
+// once. (A (position tile, row tile, slot) grid would leave most blocks empty at prefill: 512
+// tokens over Qwen3's 128 experts are 8 position tiles per slot for about 1.3 of them used, and an
+// empty block still holds one of the two shared-memory slots of its multiprocessor while it reads
+// the group arrays.)
 #include "grouped_gemm.cuh"
 
 #include <algorithm>
@@ -35,6 +41,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kSmemStride = kBlockK + 8;     // bf16 per shared row (padding against bank conflicts)
 constexpr int kChunksPerRow = kBlockK / 8;   // 16-byte chunks per row and k step
 constexpr int kRowStep = kThreads / kChunksPerRow;  // rows between one thread's copies: 16
+constexpr int kSlotsPerLane = 4;                     // work-list scan: 128 slots per warp round
 constexpr int kALoads = kBlockRows / kRowStep;       // 8 weight chunks per thread and stage
 constexpr int kBLoads = kBlockPositions / kRowStep;  // 4 input chunks per thread and stage
 constexpr int kStageA = kBlockRows * kSmemStride;
@@ -75,12 +82,101 @@ __device__ __forceinline__ int warp_tile_row(int warp_m, int mt) {
   return (mt >> 1) * kHalfRows + warp_m * 32 + (mt & 1) * 16;
 }
 
+// This block's tile of the work list (see the top of the file).
+struct TileWork {  // trivial: it lives in shared memory
+  int group;
+  int pos_begin;  // the group's first position
+  int first;      // the tile's first position within the group
+  int npos;       // positions of the tile (0: no tile, the block returns)
+  int row_tile;
+};
+
+// Warp 0 of the block: which slot, row tile and position tile block `block` works on; the other
+// lanes' results are the same. Slots hold min(ceil(count / 64), max_tiles) position tiles each.
+__device__ __forceinline__ TileWork find_tile(const GroupedGemvParams& p, int block, int row_tiles, int max_tiles) {
+  const int lane = threadIdx.x & 31;
+  const int tile = block / row_tiles;  // position tiles of the slots before this block's, plus its own
+  int num_slots = p.num_group_slots;
+  if (p.num_active) num_slots = min(num_slots, *p.num_active);
+  TileWork w{0, 0, 0, 0, 0};
+  int base = 0;  // position tiles of the slots before this round's
+  for (int s0 = 0; s0 < num_slots; s0 += 32 * kSlotsPerLane) {
+    int group[kSlotsPerLane], begin[kSlotsPerLane], count[kSlotsPerLane], tiles[kSlotsPerLane];
+    int sum = 0;
+#pragma unroll
+    for (int u = 0; u < kSlotsPerLane; ++u) {
+      const int s = s0 + lane * kSlotsPerLane + u;
+      group[u] = 0;
+      begin[u] = 0;
+      count[u] = 0;
+      if (s < num_slots) {
+        group[u] = p.active_groups ? p.active_groups[s] : s;
+        if (p.group_offsets) {
+          begin[u] = p.group_offsets[group[u]];
+          count[u] = p.group_offsets[group[u] + 1] - begin[u];
+        } else {
+          count[u] = p.num_positions;
+        }
+      }
+      tiles[u] = count[u] > 0 ? min((count[u] + kBlockPositions - 1) / kBlockPositions, max_tiles) : 0;
+      sum += tiles[u];
+    }
+    int incl = sum;  // inclusive prefix sum over the lanes
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += v;
+    }
+    const int total = __shfl_sync(0xffffffffu, incl, 31);
+    int offset = tile - base - (incl - sum);  // position tiles into this lane's slots
+    int hit = -1;
+#pragma unroll
+    for (int u = 0; u < kSlotsPerLane; ++u) {
+      if (hit < 0) {
+        if (offset >= 0 && offset < tiles[u]) {
+          hit = u;
+        } else {
+          offset -= tiles[u];
+        }
+      }
+    }
+    const unsigned lanes = __ballot_sync(0xffffffffu, hit >= 0);
+    if (lanes) {  // exactly one lane's slots hold the tile
+      int g = 0, b = 0, c = 0, t = 1;
+#pragma unroll
+      for (int u = 0; u < kSlotsPerLane; ++u) {
+        if (u == hit) {
+          g = group[u];
+          b = begin[u];
+          c = count[u];
+          t = tiles[u];
+        }
+      }
+      const int src = __ffs(lanes) - 1;
+      w.group = __shfl_sync(0xffffffffu, g, src);
+      w.pos_begin = __shfl_sync(0xffffffffu, b, src);
+      const int slot_count = __shfl_sync(0xffffffffu, c, src);
+      const int slot_tiles = __shfl_sync(0xffffffffu, t, src);
+      const int slot_offset = __shfl_sync(0xffffffffu, offset, src);
+      // The slot's blocks start at row_tiles * (tile - slot_offset): (row tile, position tile).
+      const int local = block % row_tiles + row_tiles * slot_offset;
+      w.row_tile = local / slot_tiles;
+      w.first = (local % slot_tiles) * kBlockPositions;
+      w.npos = min(kBlockPositions, slot_count - w.first);
+      return w;
+    }
+    base += total;
+  }
+  return w;  // past the last tile
+}
+
 template <bool kSwiGlu>
 __global__ void __launch_bounds__(kThreads, 2)
-    tiled_grouped_gemm_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride) {
+    tiled_grouped_gemm_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride, int row_tiles, int max_tiles) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* smem = reinterpret_cast<bf16*>(smem_raw);
   __shared__ const bf16* x_row[kBlockPositions];  // input row of each of the block's positions
+  __shared__ TileWork work;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp & 1, warp_n = warp >> 1;
@@ -91,21 +187,18 @@ __global__ void __launch_bounds__(kThreads, 2)
   const bool early_weights = !grouped || p.groups_before_wait;
   if (!early_weights) detail::pdl_wait();
 
-  const int slot = blockIdx.z;
-  if (p.num_active && slot >= *p.num_active) return;
-  const int group = p.active_groups ? p.active_groups[slot] : slot;
-  int pos_begin = 0, pos_count = p.num_positions;
-  if (p.group_offsets) {
-    pos_begin = p.group_offsets[group];
-    pos_count = p.group_offsets[group + 1] - pos_begin;
+  if (warp == 0) {
+    const TileWork w = find_tile(p, static_cast<int>(blockIdx.x), row_tiles, max_tiles);
+    if (lane == 0) work = w;
   }
-  const int first = blockIdx.x * kBlockPositions;
-  if (first >= pos_count) return;
-  const int npos = min(kBlockPositions, pos_count - first);
+  __syncthreads();
+  const int npos = work.npos;
+  if (npos <= 0) return;
+  const int group = work.group, pos_begin = work.pos_begin, first = work.first;
 
   // This thread copies 16-byte chunk `kc` of rows tid / 8 + 16 i of each stage's tiles.
   const int kc = tid % kChunksPerRow, r_first = tid / kChunksPerRow;
-  const int row0 = blockIdx.y * (kSwiGlu ? kHalfRows : kBlockRows);  // first output row of the block
+  const int row0 = work.row_tile * (kSwiGlu ? kHalfRows : kBlockRows);  // first output row of the block
   const bf16* W = p.weight + static_cast<int64_t>(group) * p.weight_group_stride;
   const bf16* a_src[kALoads];
 #pragma unroll
@@ -258,9 +351,16 @@ void launch_tiled_grouped_gemm(const GroupedGemvParams& p, int64_t x_stride, int
                                cudaStream_t stream) {
   const bool swiglu = p.epilogue == GemvEpilogue::kSwiGluBF16;
   const int64_t row_tiles = detail::ceil_div(p.n, swiglu ? kHalfRows : kBlockRows);
-  const int64_t position_tiles = detail::ceil_div(std::max(1, p.max_positions_per_group), kBlockPositions);
-  AURORA_KERNEL_CHECK(row_tiles <= 65535 && p.num_group_slots <= 65535,
-                      "tiled grouped GEMM grid too large: n " << p.n << ", group slots " << p.num_group_slots);
+  // Position tiles: at most ceil(max_positions_per_group / 64) per slot, and with a bound on all
+  // positions, at most one partial tile per slot beyond ceil(total / 64).
+  const int64_t max_tiles = detail::ceil_div(std::max(1, p.max_positions_per_group), kBlockPositions);
+  int64_t tiles = max_tiles * p.num_group_slots;
+  if (p.max_total_positions > 0) {
+    tiles = std::min<int64_t>(tiles, detail::ceil_div(p.max_total_positions, kBlockPositions) + p.num_group_slots);
+  }
+  const int64_t blocks = row_tiles * tiles;
+  AURORA_KERNEL_CHECK(blocks < (int64_t{1} << 31), "tiled grouped GEMM grid too large: n " << p.n << ", group slots "
+                                                                                            << p.num_group_slots);
   // cp.async copies 16 bytes: weight and input rows must start 16-byte aligned.
   AURORA_KERNEL_CHECK(reinterpret_cast<uintptr_t>(p.weight) % 16 == 0 && p.weight_group_stride % 8 == 0 &&
                           reinterpret_cast<uintptr_t>(p.x) % 16 == 0,
@@ -269,9 +369,8 @@ void launch_tiled_grouped_gemm(const GroupedGemvParams& p, int64_t x_stride, int
   const auto kernel = swiglu ? tiled_grouped_gemm_kernel<true> : tiled_grouped_gemm_kernel<false>;
   // Per device; the first launch of each shape is a warm-up, before any capture.
   ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), kSmemBytes);
-  const dim3 grid(static_cast<unsigned>(position_tiles), static_cast<unsigned>(row_tiles),
-                  static_cast<unsigned>(p.num_group_slots));
-  launch_pdl_hinted(early, kernel, grid, dim3(kThreads), kSmemBytes, stream, p, x_stride, y_stride);
+  launch_pdl_hinted(early, kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), kSmemBytes, stream, p,
+                    x_stride, y_stride, static_cast<int>(row_tiles), static_cast<int>(max_tiles));
 }
 
 }  // namespace aurora::kernels::cuda

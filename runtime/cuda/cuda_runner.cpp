@@ -412,6 +412,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     g.num_active = b.num_active;
     g.num_group_slots = std::min(T * K, E);
     g.max_positions_per_group = T;
+    g.max_total_positions = T * K;
     g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
     g.y_bf16 = b.act16;
     set_split(g);

@@ -72,6 +72,9 @@ struct GroupedGemvParams {
   int32_t num_group_slots = 1;
   int32_t num_positions = 0;            // one-group form only
   int32_t max_positions_per_group = 0;  // host bound: picks the kernel and the z extent
+  // Optional host bound on the positions of all active groups together (0: none); sizes the tiled
+  // GEMM's grid (the routed experts of T tokens: T * top_k).
+  int32_t max_total_positions = 0;
   GemvEpilogue epilogue = GemvEpilogue::kStoreF32;
   float* y_f32 = nullptr;
   bf16* y_bf16 = nullptr;

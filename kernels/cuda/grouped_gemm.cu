@@ -24,6 +24,9 @@
 #include "grouped_gemm.cuh"
 
 #include <algorithm>
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
@@ -345,6 +348,20 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+// Two blocks per multiprocessor need 2 x 111 KB of shared memory: ask for the largest carveout
+// (a hint the driver may otherwise resolve towards L1), once per (device, kernel) like
+// ensure_dynamic_smem.
+void prefer_shared_carveout(const void* kernel) {
+  int device = 0;
+  AURORA_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mu;
+  static std::set<std::pair<int, const void*>> done;
+  std::lock_guard lock(mu);
+  if (!done.insert({device, kernel}).second) return;
+  AURORA_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+}
+
 }  // namespace
 
 void launch_tiled_grouped_gemm(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, bool early,
@@ -369,6 +386,7 @@ void launch_tiled_grouped_gemm(const GroupedGemvParams& p, int64_t x_stride, int
   const auto kernel = swiglu ? tiled_grouped_gemm_kernel<true> : tiled_grouped_gemm_kernel<false>;
   // Per device; the first launch of each shape is a warm-up, before any capture.
   ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), kSmemBytes);
+  prefer_shared_carveout(reinterpret_cast<const void*>(kernel));
   launch_pdl_hinted(early, kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), kSmemBytes, stream, p,
                     x_stride, y_stride, static_cast<int>(row_tiles), static_cast<int>(max_tiles));
 }

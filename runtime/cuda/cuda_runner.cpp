@@ -42,6 +42,16 @@ bool fused_norm_enabled() {
   return on;
 }
 
+std::string gib(int64_t bytes) {
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(2);
+  s << double(bytes) / double(int64_t{1} << 30) << " GiB";
+  return s.str();
+}
+
+}  // namespace
+
 // Prefill's routed experts run the grouped launch (the tiled GEMM above 64 positions per expert)
 // like every other step; AURORA_EXPERT_CUBLASLT=1 brings back the per-expert cuBLASLt loop (host
 // copy of the offsets, stream synchronisation, a gather and two GEMMs per expert) to compare.
@@ -52,16 +62,6 @@ bool expert_cublaslt_enabled() {
   }();
   return on;
 }
-
-std::string gib(int64_t bytes) {
-  std::ostringstream s;
-  s.setf(std::ios::fixed);
-  s.precision(2);
-  s << double(bytes) / double(int64_t{1} << 30) << " GiB";
-  return s.str();
-}
-
-}  // namespace
 
 std::string CudaMemoryReport::to_string() const {
   std::ostringstream s;

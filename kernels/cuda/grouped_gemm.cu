@@ -41,9 +41,9 @@ constexpr int kBlockK = 64;
 constexpr int kStages = 4;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kSmemStride = kBlockK + 8;     // bf16 per shared row (padding against bank conflicts)
-constexpr int kChunksPerRow = kBlockK / 8;   // 16-byte chunks per row and k step
-constexpr int kRowStep = kThreads / kChunksPerRow;  // rows between one thread's copies: 16
+constexpr int kSmemStride = kBlockK + 8;             // bf16 per shared row (padding against bank conflicts)
+constexpr int kChunksPerRow = kBlockK / 8;           // 16-byte chunks per row and k step
+constexpr int kRowStep = kThreads / kChunksPerRow;   // rows between one thread's copies: 16
 constexpr int kSlotsPerLane = 4;                     // work-list scan: 128 slots per warp round
 constexpr int kALoads = kBlockRows / kRowStep;       // 8 weight chunks per thread and stage
 constexpr int kBLoads = kBlockPositions / kRowStep;  // 4 input chunks per thread and stage
@@ -376,8 +376,8 @@ void launch_tiled_grouped_gemm(const GroupedGemvParams& p, int64_t x_stride, int
     tiles = std::min<int64_t>(tiles, detail::ceil_div(p.max_total_positions, kBlockPositions) + p.num_group_slots);
   }
   const int64_t blocks = row_tiles * tiles;
-  AURORA_KERNEL_CHECK(blocks < (int64_t{1} << 31), "tiled grouped GEMM grid too large: n " << p.n << ", group slots "
-                                                                                            << p.num_group_slots);
+  AURORA_KERNEL_CHECK(blocks < (int64_t{1} << 31),
+                      "tiled grouped GEMM grid too large: n " << p.n << ", group slots " << p.num_group_slots);
   // cp.async copies 16 bytes: weight and input rows must start 16-byte aligned.
   AURORA_KERNEL_CHECK(reinterpret_cast<uintptr_t>(p.weight) % 16 == 0 && p.weight_group_stride % 8 == 0 &&
                           reinterpret_cast<uintptr_t>(p.x) % 16 == 0,
@@ -387,8 +387,8 @@ void launch_tiled_grouped_gemm(const GroupedGemvParams& p, int64_t x_stride, int
   // Per device; the first launch of each shape is a warm-up, before any capture.
   ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), kSmemBytes);
   prefer_shared_carveout(reinterpret_cast<const void*>(kernel));
-  launch_pdl_hinted(early, kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), kSmemBytes, stream, p,
-                    x_stride, y_stride, static_cast<int>(row_tiles), static_cast<int>(max_tiles));
+  launch_pdl_hinted(early, kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), kSmemBytes, stream, p, x_stride,
+                    y_stride, static_cast<int>(row_tiles), static_cast<int>(max_tiles));
 }
 
 }  // namespace aurora::kernels::cuda

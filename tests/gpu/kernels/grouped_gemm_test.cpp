@@ -150,8 +150,10 @@ void check_f32(const std::vector<float>& got, const std::vector<float>& want, do
     expected += !std::isnan(want[i]);
   }
   CHECK(expected > 0);
-  CHECK(touched == 0);  // outputs of positions no group covers (and row padding) are left alone
-  CHECK(relative_error(got, want) < tol);  // infinite if a covered output kept its NaN
+  // Outputs of positions no group covers (and row padding) are left alone; a covered output that
+  // kept its NaN makes the error infinite.
+  CHECK(touched == 0);
+  CHECK(relative_error(got, want) < tol);
 }
 
 void check_bf16(const std::vector<uint16_t>& got_bits, const std::vector<float>& want, double tol) {
@@ -202,11 +204,11 @@ struct ExpertLayer {
     groups.num_active = int32_t(groups.active.size());
     const int32_t slots = std::min(items, experts);
     groups.active.resize(size_t(slots), -1);  // unused slots hold garbage the kernel must not read
-    INFO(tokens << " tokens, top " << top_k << " of " << experts << " experts, hidden " << hidden << ", inter "
-                << inter << ", dropped expert " << dropped);
+    INFO(tokens << " tokens, top " << top_k << " of " << experts << " experts, hidden " << hidden << ", inter " << inter
+                << ", dropped expert " << dropped);
 
     const int64_t act_stride = inter + 8, out_stride = down_out + 4;  // padding columns stay poisoned
-    const int32_t buffer_positions = items + 3;                        // so do positions past the groups
+    const int32_t buffer_positions = items + 3;                       // so do positions past the groups
     auto x = rounded_bf16(random_floats(size_t(tokens) * hidden, 501));
     const int64_t gu_stride = int64_t(2) * inter * hidden, down_stride = int64_t(down_out) * inter;
     auto gate_up = rounded_bf16(random_floats(size_t(experts) * gu_stride, 502, 1.0f / std::sqrt(float(hidden))));
@@ -218,8 +220,7 @@ struct ExpertLayer {
         items, inter, act_stride, buffer_positions);
 
     auto dx = upload_bf16(x), dgu = upload_bf16(gate_up), ddown = upload_bf16(down);
-    DeviceArray<int32_t> doff(off), dperm(perm), dactive(groups.active),
-        dnum(std::vector<int32_t>{groups.num_active});
+    DeviceArray<int32_t> doff(off), dperm(perm), dactive(groups.active), dnum(std::vector<int32_t>{groups.num_active});
     DeviceArray<float> dbias(bias);
     for (bool tiled : {true, false}) {
       INFO((tiled ? "tiled GEMM" : "GEMV (AURORA_EXPERT_GEMM=0)"));
@@ -419,10 +420,10 @@ TEST_CASE("tiled GEMM: one matrix, gathered and strided rows, row and k tails, e
     check_f32(y.download(), want, kTolMma);
 
     // SwiGLU over gate rows [0, n) and up rows [n, 2n).
-    auto act_want = strided(cpu_silu_mul(cpu_grouped_linear(x, x_stride, rows, x_row_div, w, 0, 2 * s.n, s.k, one,
-                                                            s.max_positions),
-                                         s.max_positions, s.n),
-                            s.max_positions, s.n, y_stride, s.max_positions);
+    auto act_want =
+        strided(cpu_silu_mul(cpu_grouped_linear(x, x_stride, rows, x_row_div, w, 0, 2 * s.n, s.k, one, s.max_positions),
+                             s.max_positions, s.n),
+                s.max_positions, s.n, y_stride, s.max_positions);
     DeviceArray<uint16_t> act(size_t(s.max_positions) * y_stride);
     p.n = s.n;
     p.epilogue = kc::GemvEpilogue::kSwiGluBF16;
@@ -449,8 +450,8 @@ TEST_CASE("tiled GEMM: expert matrices more than 2^31 elements apart", "[gpu][ge
   DeviceArray<uint16_t> dw(size_t(stride) + size_t(n) * k);  // poisoned (NaN) between the two matrices
   const auto bits = to_bf16_bits(w);
   for (int64_t g = 0; g < 2; ++g) {
-    AURORA_CUDA_CHECK(cudaMemcpy(dw.get() + g * stride, bits.data() + g * n * k, size_t(n) * k * 2,
-                                 cudaMemcpyHostToDevice));
+    AURORA_CUDA_CHECK(
+        cudaMemcpy(dw.get() + g * stride, bits.data() + g * n * k, size_t(n) * k * 2, cudaMemcpyHostToDevice));
   }
   Groups groups{{0, per_group, 2 * per_group}, {1, 0}, 2};
   auto want = cpu_grouped_linear(x, k, {}, 1, w, int64_t(n) * k, n, k, groups, 2 * per_group);  // compact on the CPU

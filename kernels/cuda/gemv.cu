@@ -11,6 +11,7 @@
 
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
+#include "grouped_gemm.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
@@ -289,6 +290,20 @@ bool early_expert_launch() {
   return on;
 }
 
+// Whether launches of more than 64 positions per group (without the RMSNorm prologue) run the tiled
+// GEMM (grouped_gemm.cu) instead of the NB = 8 GEMV instance: on unless AURORA_EXPERT_GEMM=0, or
+// set_tiled_gemm() for tests.
+std::atomic<int> g_tiled_override{-1};
+bool tiled_gemm_enabled() {
+  const int mode = g_tiled_override.load(std::memory_order_relaxed);  // 1: on, 0: off, -1: the environment
+  if (mode >= 0) return mode == 1;
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_EXPERT_GEMM");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
 // Which launches may split k (gemv.hpp says why): by default only dense, unnormed launches of at
 // most kGemvNormMaxPositions positions, whose instance and grid (so their split, so their bits) are
 // a function of n and k alone; AURORA_GEMV_SPLITK=1 or set_gemv_split_k(true): every launch;
@@ -472,20 +487,35 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
                         "gemv RMSNorm prologue needs norm_x with 16-byte aligned rows and at most "
                             << kGemvNormMaxPositions << " positions per group, got " << p.max_positions_per_group);
   }
-  const Launcher launch{p, x_stride, y_stride, stream};
-  if (p.epilogue == GemvEpilogue::kSwiGluBF16) {
+  const bool swiglu = p.epilogue == GemvEpilogue::kSwiGluBF16;
+  if (swiglu) {
     AURORA_KERNEL_CHECK(p.y_bf16 && !p.bias, "SwiGLU epilogue writes bf16 and takes no bias");
-    dispatch_nb<2>(p, launch);
   } else {
     AURORA_KERNEL_CHECK(p.y_f32, "float32 epilogue needs y_f32");
+  }
+  if (gemv_uses_tiled_gemm(p)) {
+    launch_tiled_grouped_gemm(p, x_stride, y_stride, p.groups_before_wait && early_expert_launch(), stream);
+    return;
+  }
+  const Launcher launch{p, x_stride, y_stride, stream};
+  if (swiglu) {
+    dispatch_nb<2>(p, launch);
+  } else {
     dispatch_nb<1>(p, launch);
   }
 }
+
+bool gemv_uses_tiled_gemm(const GroupedGemvParams& p) {
+  return !p.norm_weight && p.max_positions_per_group >= kTiledGemmMinPositions && tiled_gemm_enabled();
+}
+void set_tiled_gemm(bool on) { g_tiled_override.store(on ? 1 : 0, std::memory_order_relaxed); }
+void reset_tiled_gemm() { g_tiled_override.store(-1, std::memory_order_relaxed); }
 
 void set_gemv_split_k(bool on) { g_split_override.store(on ? 1 : 0, std::memory_order_relaxed); }
 void reset_gemv_split_k() { g_split_override.store(-1, std::memory_order_relaxed); }
 
 int32_t gemv_splits(const GroupedGemvParams& p) {
+  if (gemv_uses_tiled_gemm(p)) return 1;
   const SplitCounter splits{p};
   return p.epilogue == GemvEpilogue::kSwiGluBF16 ? dispatch_nb<2>(p, splits) : dispatch_nb<1>(p, splits);
 }

@@ -486,7 +486,11 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
   segment_begin("experts", l, ep.ev_dispatched);
   AURORA_CUDA_CHECK(cudaEventRecord(tev[2], s));
   const int64_t gu_stride = int64_t{2} * I * H, down_stride = int64_t{H} * I;
-  const bool use_gemm = total_items / std::max(1, K) > kGemvMaxTokens && E <= 16;  // as the 1-GPU path
+  // As the 1-GPU path (routed_experts): steps of more than kGemvMaxTokens tokens (all ranks) run the
+  // tiled grouped GEMM, or with AURORA_EXPERT_CUBLASLT=1 cuBLASLt per expert; the same kernel on
+  // both sides, so the same bits (1 and N GPUs give the same tokens).
+  const bool prefill_sized = total_items / std::max(1, K) > kGemvMaxTokens;
+  const bool use_gemm = prefill_sized && expert_cublaslt_enabled();
   if (received > 0) {
     if (!use_gemm) {
       kc::GroupedGemvParams g;
@@ -501,7 +505,9 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
       g.active_groups = ep.layout + (E + 1);
       g.num_active = nullptr;
       g.num_group_slots = num_active;
-      g.max_positions_per_group = max_group;
+      // The tiled GEMM exactly when the 1-GPU path takes it, whatever this rank's largest group.
+      g.max_positions_per_group = prefill_sized ? std::max(max_group, kc::kTiledGemmMinPositions) : max_group;
+      g.max_total_positions = static_cast<int32_t>(received);
       g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
       g.y_bf16 = ep.act16;
       kc::launch_grouped_gemv(g, s);

@@ -53,6 +53,17 @@ std::string gib(int64_t bytes) {
 
 }  // namespace
 
+// Prefill's routed experts run the grouped launch (the tiled GEMM above 64 positions per expert)
+// like every other step; AURORA_EXPERT_CUBLASLT=1 brings back the per-expert cuBLASLt loop (host
+// copy of the offsets, stream synchronisation, a gather and two GEMMs per expert) to compare.
+bool expert_cublaslt_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_EXPERT_CUBLASLT");
+    return v && v[0] == '1';
+  }();
+  return on;
+}
+
 std::string CudaMemoryReport::to_string() const {
   std::ostringstream s;
   s << device_name << ", " << gib(total_bytes) << ": weights " << gib(weight_bytes) << " (bf16), activations "
@@ -399,7 +410,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
   Buffers& b = *buf_;
   const int32_t H = c.hidden_size, I = c.moe_intermediate_size, E = c.num_experts, K = c.num_experts_per_tok;
   const int64_t gu_stride = int64_t{2} * I * H, down_stride = int64_t{H} * I;
-  if (decode || T <= kGemvMaxTokens || E > 16) {
+  if (decode || T <= kGemvMaxTokens || !expert_cublaslt_enabled()) {
     kc::GroupedGemvParams g;
     g.x = b.h16;
     g.x_rows = b.permuted;
@@ -413,6 +424,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     g.num_active = b.num_active;
     g.num_group_slots = std::min(T * K, E);
     g.max_positions_per_group = T;
+    g.max_total_positions = T * K;
     g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
     g.y_bf16 = b.act16;
     set_split(g);
@@ -434,7 +446,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     mark("experts down");
     return;
   }
-  // Prefill with few, large experts: one cuBLASLt GEMM pair per expert that received tokens.
+  // AURORA_EXPERT_CUBLASLT=1 (prefill only): one cuBLASLt GEMM pair per expert that received tokens.
   AURORA_CUDA_CHECK(
       cudaMemcpyAsync(b.host_offsets, b.offsets, static_cast<size_t>(E + 1) * 4, cudaMemcpyDeviceToHost, stream_));
   AURORA_CUDA_CHECK(cudaStreamSynchronize(stream_));

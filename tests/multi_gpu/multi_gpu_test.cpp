@@ -284,7 +284,7 @@ TEST_CASE("two processes meet through the TCP rendezvous and exchange through NC
 TEST_CASE("greedy tokens: 1 GPU and expert parallelism over 2 GPUs agree", "[multi_gpu][engine]") {
   const std::string dir = write_config("ep16", 16, 4, 256, 4);
   // Short prompts together (every step stays on the GEMV paths), then one long prompt alone
-  // (cuBLASLt for projections and per-expert GEMMs on both sides).
+  // (cuBLASLt for projections and the tiled grouped GEMM for experts on both sides).
   std::vector<Request> together;
   for (uint32_t i = 0; i < 4; ++i) together.push_back(Request{"", prompt_of(i, 12)});
   const auto one = generate({dir}, 1, together);

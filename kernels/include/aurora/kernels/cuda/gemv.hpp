@@ -29,6 +29,14 @@
 //   arithmetic as launch_rms_norm), so the norm needs no launch of its own. At most
 //   kGemvNormMaxPositions positions per group.
 //
+// Prefill sizes: a launch of more than 64 positions per group (max_positions_per_group >=
+// kTiledGemmMinPositions) without the RMSNorm prologue runs a tiled tensor-core GEMM instead
+// (kernels/cuda/grouped_gemm.cu): blocks of 128 weight rows (SwiGLU: 64 gate + 64 up rows) x 64
+// positions of one group, k streamed through a cp.async pipeline into shared memory, ldmatrix +
+// mma.m16n8k16. Same parameters, groups, epilogues and PDL behaviour; it never splits k (each
+// output is one thread's dot product in a fixed k order). AURORA_EXPERT_GEMM=0 keeps the GEMV's
+// 64-position instance there instead (to compare).
+//
 // launch_linear_f32: the float32 twin of cpu::linear on CUDA cores (router, shared-expert gate,
 // and the Backend's float32 linear).
 #pragma once
@@ -64,6 +72,9 @@ struct GroupedGemvParams {
   int32_t num_group_slots = 1;
   int32_t num_positions = 0;            // one-group form only
   int32_t max_positions_per_group = 0;  // host bound: picks the kernel and the z extent
+  // Optional host bound on the positions of all active groups together (0: none); sizes the tiled
+  // GEMM's grid (the routed experts of T tokens: T * top_k).
+  int32_t max_total_positions = 0;
   GemvEpilogue epilogue = GemvEpilogue::kStoreF32;
   float* y_f32 = nullptr;
   bf16* y_bf16 = nullptr;
@@ -94,6 +105,12 @@ int32_t gemv_splits(const GroupedGemvParams& p);
 // Split k for this process, overriding the default rule above; for tests.
 void set_gemv_split_k(bool on);  // tests: every launch may split (true) or none (false)
 void reset_gemv_split_k();       // back to the default rule (AURORA_GEMV_SPLITK, else dense <= 4)
+constexpr int32_t kTiledGemmMinPositions = 65;
+// Whether launch_grouped_gemv runs these parameters on the tiled GEMM (see above).
+bool gemv_uses_tiled_gemm(const GroupedGemvParams& p);
+// The tiled GEMM for this process on (true) or off (false), overriding AURORA_EXPERT_GEMM; for tests.
+void set_tiled_gemm(bool on);
+void reset_tiled_gemm();  // back to AURORA_EXPERT_GEMM (default on)
 
 void launch_linear_f32(const LinearParams& p, cudaStream_t stream);
 

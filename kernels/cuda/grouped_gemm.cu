@@ -1,0 +1,394 @@
+// Tiled tensor-core grouped GEMM for routed experts (and dense projections) at prefill sizes: the
+// launch_grouped_gemv path for more than 64 positions per group (grouped_gemm.cuh).
+//
+// Weights are the M side (rows of W), positions the N side. A block owns 128 weight rows (for the
+// SwiGLU epilogue: 64 gate rows and the 64 matching up rows, so that one thread holds both halves
+// of an output) x 64 positions of one group, and streams k in steps of 64 through a 4-stage
+// cp.async pipeline into padded shared memory (rows of 72 bf16 = 144 bytes: the 8 rows an ldmatrix
+// phase reads fall on distinct banks). 4 warps, each 64 rows (4 m16 tiles) x 32 positions (4 n8
+// tiles), take their fragments with ldmatrix.x4 and run mma.m16n8k16 (bf16 in, float32
+// accumulators). Rows past n and positions past the group's count are zero-filled by the copies
+// (src-size 0) and never stored; so is the k tail past a multiple of 64.
+//
+// Work list: the blocks of one launch walk the position tiles (64 positions) of the active slots in
+// slot order; slot s with P_s position tiles owns R * P_s consecutive blocks (R: weight-row tiles),
+// in the order (row tile, position tile). So the blocks that share a weight tile run together and
+// read it once from HBM (a Mixtral expert's gate_up is 235 MB, far beyond L2), and a group's input
+// rows (at most a few MB) stay in L2 across its row tiles. Each block finds its slot with one warp's
+// prefix sum over the slots' tile counts (read from device memory, like the GEMV's groups); the
+// 1-D grid holds R * (a host bound on the tiles) blocks, and those past the last tile return at
+// once. (A (position tile, row tile, slot) grid would leave most blocks empty at prefill: 512
+// tokens over Qwen3's 128 experts are 8 position tiles per slot for about 1.3 of them used, and an
+// empty block still holds one of the two shared-memory slots of its multiprocessor while it reads
+// the group arrays.)
+#include "grouped_gemm.cuh"
+
+#include <algorithm>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "aurora/kernels/kernel_check.hpp"
+#include "device_utils.cuh"
+
+namespace aurora::kernels::cuda {
+namespace {
+
+constexpr int kBlockRows = 128;  // weight rows per block
+constexpr int kHalfRows = kBlockRows / 2;
+constexpr int kBlockPositions = 64;
+constexpr int kBlockK = 64;
+constexpr int kStages = 4;
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kSmemStride = kBlockK + 8;             // bf16 per shared row (padding against bank conflicts)
+constexpr int kChunksPerRow = kBlockK / 8;           // 16-byte chunks per row and k step
+constexpr int kRowStep = kThreads / kChunksPerRow;   // rows between one thread's copies: 16
+constexpr int kSlotsPerLane = 4;                     // work-list scan: 128 slots per warp round
+constexpr int kALoads = kBlockRows / kRowStep;       // 8 weight chunks per thread and stage
+constexpr int kBLoads = kBlockPositions / kRowStep;  // 4 input chunks per thread and stage
+constexpr int kStageA = kBlockRows * kSmemStride;
+constexpr int kStageElems = kStageA + kBlockPositions * kSmemStride;
+constexpr size_t kSmemBytes = size_t{kStages} * kStageElems * sizeof(bf16);  // 110,592: 2 blocks per SM
+static_assert(kALoads * kRowStep == kBlockRows && kBLoads * kRowStep == kBlockPositions);
+static_assert(kHalfRows % kRowStep == 0, "a thread's copies never straddle the gate/up halves");
+static_assert((kSmemStride * sizeof(bf16)) % 16 == 0, "16-byte aligned shared rows for cp.async and ldmatrix");
+
+// 16-byte asynchronous copy that writes zeros (reads nothing) when !valid; gmem must still be a
+// valid global address.
+__device__ __forceinline__ void cp_async16_zfill(bf16* smem, const bf16* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
+}
+
+// Four 8x8 bf16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, and register i of lane
+// l holds row l / 4, elements 2 (l % 4), +1 of matrix i.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* smem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s)
+               : "memory");
+}
+
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// First shared row of a warp's m16 tile mt: tiles 0, 1 in the first half of the block's rows, 2, 3
+// the same rows of the second half (for SwiGLU: tile mt + 2 holds the up rows of gate tile mt).
+__device__ __forceinline__ int warp_tile_row(int warp_m, int mt) {
+  return (mt >> 1) * kHalfRows + warp_m * 32 + (mt & 1) * 16;
+}
+
+// This block's tile of the work list (see the top of the file).
+struct TileWork {  // trivial: it lives in shared memory
+  int group;
+  int pos_begin;  // the group's first position
+  int first;      // the tile's first position within the group
+  int npos;       // positions of the tile (0: no tile, the block returns)
+  int row_tile;
+};
+
+// Warp 0 of the block: which slot, row tile and position tile block `block` works on; the other
+// lanes' results are the same. Slots hold min(ceil(count / 64), max_tiles) position tiles each.
+__device__ __forceinline__ TileWork find_tile(const GroupedGemvParams& p, int block, int row_tiles, int max_tiles) {
+  const int lane = threadIdx.x & 31;
+  const int tile = block / row_tiles;  // position tiles of the slots before this block's, plus its own
+  int num_slots = p.num_group_slots;
+  if (p.num_active) num_slots = min(num_slots, *p.num_active);
+  TileWork w{0, 0, 0, 0, 0};
+  int base = 0;  // position tiles of the slots before this round's
+  for (int s0 = 0; s0 < num_slots; s0 += 32 * kSlotsPerLane) {
+    int group[kSlotsPerLane], begin[kSlotsPerLane], count[kSlotsPerLane], tiles[kSlotsPerLane];
+    int sum = 0;
+#pragma unroll
+    for (int u = 0; u < kSlotsPerLane; ++u) {
+      const int s = s0 + lane * kSlotsPerLane + u;
+      group[u] = 0;
+      begin[u] = 0;
+      count[u] = 0;
+      if (s < num_slots) {
+        group[u] = p.active_groups ? p.active_groups[s] : s;
+        if (p.group_offsets) {
+          begin[u] = p.group_offsets[group[u]];
+          count[u] = p.group_offsets[group[u] + 1] - begin[u];
+        } else {
+          count[u] = p.num_positions;
+        }
+      }
+      tiles[u] = count[u] > 0 ? min((count[u] + kBlockPositions - 1) / kBlockPositions, max_tiles) : 0;
+      sum += tiles[u];
+    }
+    int incl = sum;  // inclusive prefix sum over the lanes
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const int v = __shfl_up_sync(0xffffffffu, incl, o);
+      if (lane >= o) incl += v;
+    }
+    const int total = __shfl_sync(0xffffffffu, incl, 31);
+    int offset = tile - base - (incl - sum);  // position tiles into this lane's slots
+    int hit = -1;
+#pragma unroll
+    for (int u = 0; u < kSlotsPerLane; ++u) {
+      if (hit < 0) {
+        if (offset >= 0 && offset < tiles[u]) {
+          hit = u;
+        } else {
+          offset -= tiles[u];
+        }
+      }
+    }
+    const unsigned lanes = __ballot_sync(0xffffffffu, hit >= 0);
+    if (lanes) {  // exactly one lane's slots hold the tile
+      int g = 0, b = 0, c = 0, t = 1;
+#pragma unroll
+      for (int u = 0; u < kSlotsPerLane; ++u) {
+        if (u == hit) {
+          g = group[u];
+          b = begin[u];
+          c = count[u];
+          t = tiles[u];
+        }
+      }
+      const int src = __ffs(lanes) - 1;
+      w.group = __shfl_sync(0xffffffffu, g, src);
+      w.pos_begin = __shfl_sync(0xffffffffu, b, src);
+      const int slot_count = __shfl_sync(0xffffffffu, c, src);
+      const int slot_tiles = __shfl_sync(0xffffffffu, t, src);
+      const int slot_offset = __shfl_sync(0xffffffffu, offset, src);
+      // The slot's blocks start at row_tiles * (tile - slot_offset): (row tile, position tile).
+      const int local = block % row_tiles + row_tiles * slot_offset;
+      w.row_tile = local / slot_tiles;
+      w.first = (local % slot_tiles) * kBlockPositions;
+      w.npos = min(kBlockPositions, slot_count - w.first);
+      return w;
+    }
+    base += total;
+  }
+  return w;  // past the last tile
+}
+
+template <bool kSwiGlu>
+__global__ void __launch_bounds__(kThreads, 2)
+    tiled_grouped_gemm_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride, int row_tiles, int max_tiles) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* smem = reinterpret_cast<bf16*>(smem_raw);
+  __shared__ const bf16* x_row[kBlockPositions];  // input row of each of the block's positions
+  __shared__ TileWork work;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int warp_m = warp & 1, warp_n = warp >> 1;
+  const int n = p.n, k = p.k;
+  const bool grouped = p.group_offsets || p.active_groups || p.num_active;
+  // Weights are constant: they may stream before the wait whenever the group is known without
+  // reading what the previous kernel wrote (one dense matrix, or groups_before_wait).
+  const bool early_weights = !grouped || p.groups_before_wait;
+  if (!early_weights) detail::pdl_wait();
+
+  if (warp == 0) {
+    const TileWork w = find_tile(p, static_cast<int>(blockIdx.x), row_tiles, max_tiles);
+    if (lane == 0) work = w;
+  }
+  __syncthreads();
+  const int npos = work.npos;
+  if (npos <= 0) return;
+  const int group = work.group, pos_begin = work.pos_begin, first = work.first;
+
+  // This thread copies 16-byte chunk `kc` of rows tid / 8 + 16 i of each stage's tiles.
+  const int kc = tid % kChunksPerRow, r_first = tid / kChunksPerRow;
+  const int row0 = work.row_tile * (kSwiGlu ? kHalfRows : kBlockRows);  // first output row of the block
+  const bf16* W = p.weight + static_cast<int64_t>(group) * p.weight_group_stride;
+  const bf16* a_src[kALoads];
+#pragma unroll
+  for (int i = 0; i < kALoads; ++i) {
+    const int r = r_first + kRowStep * i;  // shared row 0..127
+    int64_t w_row;
+    bool valid;
+    if constexpr (kSwiGlu) {
+      const int half = r / kHalfRows, out_row = row0 + r % kHalfRows;  // gate row, or its up row n + it
+      valid = out_row < n;
+      w_row = static_cast<int64_t>(half) * n + out_row;
+    } else {
+      valid = row0 + r < n;
+      w_row = row0 + r;
+    }
+    a_src[i] = valid ? W + w_row * k + kc * 8 : nullptr;
+  }
+  auto load_a = [&](int stage, int kt) {
+    bf16* sa = smem + stage * kStageElems;
+    const int k0 = kt * kBlockK;
+    const bool k_in = k0 + kc * 8 < k;  // k % 8 == 0: a chunk is wholly inside or wholly past k
+#pragma unroll
+    for (int i = 0; i < kALoads; ++i) {
+      const bool valid = k_in && a_src[i];
+      cp_async16_zfill(sa + (r_first + kRowStep * i) * kSmemStride + kc * 8, valid ? a_src[i] + k0 : p.weight, valid);
+    }
+  };
+  const int k_tiles = (k + kBlockK - 1) / kBlockK;
+  // Group 0 of the pipeline holds these weight copies and the first input copies, group s the
+  // inputs of stage s (s < kStages - 1), then one group per k step: stage s is complete once
+  // groups 0..s are.
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < k_tiles) load_a(s, s);
+  }
+  if (early_weights) detail::pdl_wait();  // the inputs (x, x_rows) come from earlier launches
+
+  if (tid < kBlockPositions) {
+    const bf16* row = nullptr;
+    if (tid < npos) {
+      const int pos = pos_begin + first + tid;
+      const int64_t src = p.x_rows ? p.x_rows[pos] / p.x_row_div : pos;
+      row = p.x + src * x_stride;
+    }
+    x_row[tid] = row;
+  }
+  __syncthreads();
+  const bf16* b_src[kBLoads];
+#pragma unroll
+  for (int i = 0; i < kBLoads; ++i) {
+    const bf16* row = x_row[r_first + kRowStep * i];
+    b_src[i] = row ? row + kc * 8 : nullptr;
+  }
+  auto load_b = [&](int stage, int kt) {
+    bf16* sb = smem + stage * kStageElems + kStageA;
+    const int k0 = kt * kBlockK;
+    const bool k_in = k0 + kc * 8 < k;
+#pragma unroll
+    for (int i = 0; i < kBLoads; ++i) {
+      const bool valid = k_in && b_src[i];
+      cp_async16_zfill(sb + (r_first + kRowStep * i) * kSmemStride + kc * 8, valid ? b_src[i] + k0 : p.weight, valid);
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < k_tiles) load_b(s, s);
+    detail::cp_async_commit();
+  }
+
+  float acc[4][4][4];
+#pragma unroll
+  for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[mt][nt][j] = 0.0f;
+
+  // ldmatrix addresses of this lane: A (rows of an m16 tile, k halves by lane / 16) and B (two n8
+  // tiles x two k halves: matrix i = lane / 8 is n8 tile i / 2, k half i % 2).
+  const int a_lane_row = lane & 15, a_lane_col = (lane >> 4) * 8;
+  const int b_lane_row = warp_n * 32 + ((lane >> 4) << 3) + (lane & 7), b_lane_col = ((lane >> 3) & 1) * 8;
+  for (int kt = 0; kt < k_tiles; ++kt) {
+    detail::cp_async_wait<kStages - 2>();  // this thread's copies of stage kt have landed
+    __syncthreads();                       // everyone's have; and stage kt - 1 is no longer read
+    const int next = kt + kStages - 1;
+    if (next < k_tiles) {
+      load_a(next % kStages, next);
+      load_b(next % kStages, next);
+    }
+    detail::cp_async_commit();  // possibly empty: keeps one group per k step
+    const bf16* sa = smem + (kt % kStages) * kStageElems;
+    const bf16* sb = sa + kStageA;
+#pragma unroll
+    for (int ks = 0; ks < kBlockK / 16; ++ks) {
+      uint32_t a[4][4], b[4][2];
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt) {
+        ldmatrix_x4(a[mt], sa + (warp_tile_row(warp_m, mt) + a_lane_row) * kSmemStride + ks * 16 + a_lane_col);
+      }
+#pragma unroll
+      for (int np = 0; np < 2; ++np) {
+        uint32_t r[4];
+        ldmatrix_x4(r, sb + (b_lane_row + np * 16) * kSmemStride + ks * 16 + b_lane_col);
+        b[2 * np][0] = r[0];
+        b[2 * np][1] = r[1];
+        b[2 * np + 1][0] = r[2];
+        b[2 * np + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) mma_16816(acc[mt][nt], a[mt], b[nt]);
+    }
+  }
+  detail::cp_async_wait<0>();
+  detail::pdl_launch_dependents();  // late: only the epilogue remains
+
+  // Accumulator j of (mt, nt): shared row warp_tile_row(mt) + lane / 4 + 8 (j / 2), position
+  // warp_n * 32 + nt * 8 + 2 (lane % 4) + j % 2.
+  const int g = lane >> 2, q = lane & 3;
+  constexpr int kOutTiles = kSwiGlu ? 2 : 4;  // SwiGLU: gate tiles 0, 1; their up rows are tiles 2, 3
+#pragma unroll
+  for (int mt = 0; mt < kOutTiles; ++mt) {
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int row = row0 + warp_tile_row(warp_m, mt) + g + 8 * (j >> 1);
+        const int col = warp_n * 32 + nt * 8 + 2 * q + (j & 1);
+        if (row >= n || col >= npos) continue;
+        const int64_t out = (static_cast<int64_t>(pos_begin) + first + col) * y_stride + row;
+        if constexpr (kSwiGlu) {
+          p.y_bf16[out] = __float2bfloat16(detail::silu(acc[mt][nt][j]) * acc[mt + 2][nt][j]);
+        } else {
+          const float v = acc[mt][nt][j] + (p.bias ? p.bias[row] : 0.0f);
+          if (p.epilogue == GemvEpilogue::kAccumulateF32) {
+            p.y_f32[out] += v;
+          } else {
+            p.y_f32[out] = v;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Two blocks per multiprocessor need 2 x 111 KB of shared memory: ask for the largest carveout
+// (a hint the driver may otherwise resolve towards L1), once per (device, kernel) like
+// ensure_dynamic_smem.
+void prefer_shared_carveout(const void* kernel) {
+  int device = 0;
+  AURORA_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mu;
+  static std::set<std::pair<int, const void*>> done;
+  std::lock_guard lock(mu);
+  if (!done.insert({device, kernel}).second) return;
+  AURORA_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+}
+
+}  // namespace
+
+void launch_tiled_grouped_gemm(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, bool early,
+                               cudaStream_t stream) {
+  const bool swiglu = p.epilogue == GemvEpilogue::kSwiGluBF16;
+  const int64_t row_tiles = detail::ceil_div(p.n, swiglu ? kHalfRows : kBlockRows);
+  // Position tiles: at most ceil(max_positions_per_group / 64) per slot, and with a bound on all
+  // positions, at most one partial tile per slot beyond ceil(total / 64).
+  const int64_t max_tiles = detail::ceil_div(std::max(1, p.max_positions_per_group), kBlockPositions);
+  int64_t tiles = max_tiles * p.num_group_slots;
+  if (p.max_total_positions > 0) {
+    tiles = std::min<int64_t>(tiles, detail::ceil_div(p.max_total_positions, kBlockPositions) + p.num_group_slots);
+  }
+  const int64_t blocks = row_tiles * tiles;
+  AURORA_KERNEL_CHECK(blocks < (int64_t{1} << 31),
+                      "tiled grouped GEMM grid too large: n " << p.n << ", group slots " << p.num_group_slots);
+  // cp.async copies 16 bytes: weight and input rows must start 16-byte aligned.
+  AURORA_KERNEL_CHECK(reinterpret_cast<uintptr_t>(p.weight) % 16 == 0 && p.weight_group_stride % 8 == 0 &&
+                          reinterpret_cast<uintptr_t>(p.x) % 16 == 0,
+                      "tiled grouped GEMM needs 16-byte aligned weights and inputs (weight_group_stride "
+                          << p.weight_group_stride << ")");
+  const auto kernel = swiglu ? tiled_grouped_gemm_kernel<true> : tiled_grouped_gemm_kernel<false>;
+  // Per device; the first launch of each shape is a warm-up, before any capture.
+  ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), kSmemBytes);
+  prefer_shared_carveout(reinterpret_cast<const void*>(kernel));
+  launch_pdl_hinted(early, kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), kSmemBytes, stream, p, x_stride,
+                    y_stride, static_cast<int>(row_tiles), static_cast<int>(max_tiles));
+}
+
+}  // namespace aurora::kernels::cuda

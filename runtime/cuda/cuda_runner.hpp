@@ -54,9 +54,11 @@ namespace aurora::runtime::cuda {
 class NcclCommunicator;
 
 constexpr int32_t kGemvMaxTokens = 64;  // above this, dense projections use cuBLASLt
-// AURORA_EXPERT_CUBLASLT=1: routed experts of steps above kGemvMaxTokens run one cuBLASLt GEMM pair
-// per expert (host read of the offsets, stream sync) instead of the grouped launch; for A/B.
-bool expert_cublaslt_enabled();
+// Whether routed experts of steps above kGemvMaxTokens run one cuBLASLt GEMM pair per expert (host
+// read of the offsets, stream sync) instead of the grouped launch (the tiled GEMM): by default for
+// models of at most kCublasLtMaxExperts experts; AURORA_EXPERT_CUBLASLT=1 always, =0 never.
+constexpr int32_t kCublasLtMaxExperts = 16;
+bool expert_cublaslt_for(int32_t num_experts);
 
 struct CudaRunnerOptions {
   int32_t max_tokens_per_step = 512;  // prefill chunk + decode tokens of one step

@@ -94,10 +94,45 @@ struct PermuteOut {
   int32_t counted_items;   // items below this index are added to counts_accum
 };
 
+// Stable placement of items [s0, s1) by one warp, 32 items at a time in item order: an item's
+// place is its key's cursor plus the number of earlier lanes with the same key (__match_any_sync);
+// the lowest such lane then advances the key's cursor (shared memory) for the group.
+__device__ void place_items(const int32_t* keys, int32_t s0, int32_t s1, int32_t num_keys, int32_t* cursor,
+                            const PermuteOut& out) {
+  const int lane = threadIdx.x & 31;
+  const unsigned below = (1u << lane) - 1u;
+  constexpr int kBatch = 16;  // steps whose keys load together (one round trip per 512 items)
+  for (int32_t b0 = s0; b0 < s1; b0 += 32 * kBatch) {
+    int32_t key[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int32_t i = b0 + u * 32 + lane;
+      key[u] = i < s1 ? __ldcg(keys + i) : -1;
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int32_t i = b0 + u * 32 + lane;
+      const int32_t k = key[u] < num_keys ? key[u] : -1;
+      const unsigned same = __match_any_sync(0xffffffffu, k);
+      if (k >= 0) {
+        const int32_t pos = cursor[k] + __popc(same & below);
+        out.permuted_item[pos] = i;
+        out.item_position[i] = pos;
+      }
+      __syncwarp();
+      if (k >= 0 && (same & below) == 0) cursor[k] += __popc(same);
+      __syncwarp();
+    }
+  }
+}
+
+constexpr int32_t kHistKeys = 256;  // permute_block's parallel placement: keys per warp histogram
+
 // counted: shared [kMaxRoutedExperts] scratch for the counts added to out.counts_accum (null: none).
-// Threads past the first warp return before the placement: no barrier may follow a call.
+// hist: shared [kWarps * kHistKeys] scratch for a parallel placement when num_keys <= kHistKeys
+// (null: one warp places every item). No barrier may follow a call (warps leave at different times).
 __device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_keys, const PermuteOut& out,
-                              int32_t* counts /* shared [kMaxRoutedExperts] */, int32_t* counted) {
+                              int32_t* counts /* shared [kMaxRoutedExperts] */, int32_t* counted, int32_t* hist) {
   using Scan = cub::BlockScan<int32_t, kThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   for (int32_t e = threadIdx.x; e < num_keys; e += kThreads) {
@@ -152,35 +187,35 @@ __device__ void permute_block(const int32_t* keys, int32_t items, int32_t num_ke
     if (out.num_active) *out.num_active = total_active;
   }
   __syncthreads();
-  // Stable placement by warp 0, 32 items at a time in item order: an item's place is its key's
-  // cursor plus the number of earlier lanes with the same key (__match_any_sync); the lowest such
-  // lane then advances the key's cursor for the group.
-  if (threadIdx.x >= 32) return;
-  const int lane = threadIdx.x;
-  const unsigned below = (1u << lane) - 1u;
-  constexpr int kBatch = 16;  // steps whose keys load together (one round trip per 512 items)
-  for (int32_t b0 = 0; b0 < items; b0 += 32 * kBatch) {
-    int32_t key[kBatch];
-#pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const int32_t i = b0 + u * 32 + lane;
-      key[u] = i < items ? __ldcg(keys + i) : -1;
+  if (hist && num_keys <= kHistKeys) {
+    // Eight warps in parallel, each on its own contiguous segment of the items: per-warp key
+    // histograms give each warp its cursors (the key's offset plus the key's items in earlier
+    // segments), so the placement is the same stable order as one warp's.
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int32_t seg = (items + kWarps * 32 - 1) / (kWarps * 32) * 32;
+    const int32_t s0 = min(items, warp * seg), s1 = min(items, s0 + seg);
+    int32_t* own = hist + warp * kHistKeys;
+    for (int32_t e = lane; e < num_keys; e += 32) own[e] = 0;
+    __syncwarp();
+#pragma unroll 4
+    for (int32_t i = s0 + lane; i < s1; i += 32) {
+      const int32_t k = __ldcg(keys + i);
+      if (k >= 0 && k < num_keys) atomicAdd(&own[k], 1);
     }
-#pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const int32_t i = b0 + u * 32 + lane;
-      const int32_t k = key[u] < num_keys ? key[u] : -1;
-      const unsigned same = __match_any_sync(0xffffffffu, k);
-      if (k >= 0) {
-        const int32_t pos = counts[k] + __popc(same & below);
-        out.permuted_item[pos] = i;
-        out.item_position[i] = pos;
+    __syncthreads();
+    for (int32_t e = threadIdx.x; e < num_keys; e += kThreads) {
+      int32_t run = counts[e];
+      for (int w = 0; w < kWarps; ++w) {
+        const int32_t c = hist[w * kHistKeys + e];
+        hist[w * kHistKeys + e] = run;
+        run += c;
       }
-      __syncwarp();
-      if (k >= 0 && (same & below) == 0) counts[k] += __popc(same);
-      __syncwarp();
     }
+    __syncthreads();
+    place_items(keys, s0, s1, num_keys, own, out);
+    return;
   }
+  if (threadIdx.x < 32) place_items(keys, 0, items, num_keys, counts, out);
 }
 
 // permute_block for a few items (decode: items <= kSmallPermute): one item per thread, every rank
@@ -244,7 +279,7 @@ __global__ void __launch_bounds__(kThreads) permute_kernel(PermuteParams p) {
   __shared__ int32_t counts[kMaxRoutedExperts];
   permute_block(p.keys, p.num_items, p.num_keys,
                 PermuteOut{p.key_offsets, p.permuted_item, p.item_position, nullptr, nullptr, nullptr, 0}, counts,
-                nullptr);
+                nullptr, nullptr);
 }
 
 // Router logits (float32): one block per (expert row, 4 tokens), the whole block on one dot product
@@ -385,8 +420,10 @@ __device__ void route_group_then_permute(const RouteCudaParams& p, int32_t t0, i
   if (small) {
     permute_small(small_keys, p.num_tokens * p.top_k, p.num_experts, out, counts);
   } else {
+    // probs (kWarps x kMaxRoutedExperts floats) hold the cursors, the routing counts and the histograms.
+    static_assert(kWarps * kMaxRoutedExperts >= 2 * kMaxRoutedExperts + kWarps * kHistKeys, "scratch too small");
     permute_block(p.topk_ids, p.num_tokens * p.top_k, p.num_experts, out, counts,
-                  p.expert_tokens ? counts + kMaxRoutedExperts : nullptr);
+                  p.expert_tokens ? counts + kMaxRoutedExperts : nullptr, counts + 2 * kMaxRoutedExperts);
   }
 }
 

@@ -43,15 +43,22 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
 // prologue) the normalised bf16 input rows of this block's k range [positions][cps * kChunk].
 // Decode instances keep 7 (NB = 1) or 6 (NB = 2) 4-warp blocks per multiprocessor: the register cap
 // that gives (72, 80) is what the loop needs; the prologues must not raise it.
-template <int NB, int WARPS>
-constexpr int kMinBlocks = WARPS == 4 ? (NB == 1   ? 7
+// PF (prefetch, decode instances without the prologue): each iteration issues the next iteration's
+// weight and input loads before its own products, so a warp always has a round of loads in flight
+// (long-k launches, e.g. Mixtral's expert down projection, k 14336, were latency-bound: one round
+// trip per iteration); the same products in the same order, so the same bits. Twice the load
+// registers: 4 (NB = 1) or 3 (NB = 2) blocks per multiprocessor.
+template <int NB, int WARPS, bool PF = false>
+constexpr int kMinBlocks = WARPS == 4 ? (PF          ? (NB == 1 ? 4 : 3)
+                                         : NB == 1   ? 7
                                          : NB == 2 ? 6
                                                    : 1)
                                       : 1;
 
-template <int TILES, int NB, int WARPS, bool NORM>
-__global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>))
+template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
+__global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
     grouped_gemv_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride, int z, int cps) {
+  static_assert(!(PF && NORM), "prefetch instances read the input from global memory");
   constexpr int kThreads = WARPS * 32;
   constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;  // chunks in flight per iteration
   extern __shared__ float red[];                             // [WARPS][TILES][NB][4][32]
@@ -183,29 +190,90 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS>))
 #pragma unroll
       for (int j = 0; j < 4; ++j) acc[tt][nb][j] = 0.0f;
 
-  for (int c = c_begin; c < c_end; c += U) {
-    if (!(preloaded && c == c_begin)) load_a(c);
+  // The products of one iteration: weights aa (chunks c .. c + U - 1), inputs bx[u][nb] (16 bytes of
+  // position nb * 8 + g's row), in a fixed order (u, nb, s, tt).
+  auto products = [&](const uint4 (&aa)[U][TILES][2], const uint4 (&bx)[U][NB]) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int kk = (c + u) * kChunk + q * 8;
-      const bool in_range = c + u < c_end && kk < k;
 #pragma unroll
       for (int nb = 0; nb < NB; ++nb) {
         if (nb < nb_used) {
-          uint4 b = zero;
-          if (in_range && xrow[nb]) {
-            if constexpr (NORM) {
-              b = *reinterpret_cast<const uint4*>(xrow[nb] + kk);
-            } else {
-              b = __ldg(reinterpret_cast<const uint4*>(xrow[nb] + kk));
-            }
-          }
+          const uint4 b = bx[u][nb];
 #pragma unroll
           for (int s = 0; s < 2; ++s) {
 #pragma unroll
             for (int tt = 0; tt < TILES; ++tt) {
-              mma_16816(acc[tt][nb], word(a[u][tt][0], 2 * s), word(a[u][tt][1], 2 * s), word(a[u][tt][0], 2 * s + 1),
-                        word(a[u][tt][1], 2 * s + 1), word(b, 2 * s), word(b, 2 * s + 1));
+              mma_16816(acc[tt][nb], word(aa[u][tt][0], 2 * s), word(aa[u][tt][1], 2 * s),
+                        word(aa[u][tt][0], 2 * s + 1), word(aa[u][tt][1], 2 * s + 1), word(b, 2 * s),
+                        word(b, 2 * s + 1));
+            }
+          }
+        }
+      }
+    }
+  };
+  auto load_x = [&](int c, uint4 (&xb)[U][NB]) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int kk = (c + u) * kChunk + q * 8;
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb) {
+        xb[u][nb] = zero;
+        if (nb < nb_used && c + u < c_end && kk < k && xrow[nb]) {
+          if constexpr (NORM) {
+            xb[u][nb] = *reinterpret_cast<const uint4*>(xrow[nb] + kk);
+          } else {
+            xb[u][nb] = __ldg(reinterpret_cast<const uint4*>(xrow[nb] + kk));
+          }
+        }
+      }
+    }
+  };
+  if constexpr (PF) {
+    if (!preloaded && c_begin < c_end) load_a(c_begin);
+    uint4 xb[U][NB];
+    load_x(c_begin, xb);
+    for (int c = c_begin; c < c_end; c += U) {
+      uint4 ca[U][TILES][2], cx[U][NB];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+#pragma unroll
+        for (int tt = 0; tt < TILES; ++tt) ca[u][tt][0] = a[u][tt][0], ca[u][tt][1] = a[u][tt][1];
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb) cx[u][nb] = xb[u][nb];
+      }
+      if (c + U < c_end) {
+        load_a(c + U);
+        load_x(c + U, xb);
+      }
+      products(ca, cx);
+    }
+  } else {  // (the loop before PF, unchanged: its registers decide the decode instances' occupancy)
+    for (int c = c_begin; c < c_end; c += U) {
+      if (!(preloaded && c == c_begin)) load_a(c);
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int kk = (c + u) * kChunk + q * 8;
+        const bool in_range = c + u < c_end && kk < k;
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb) {
+          if (nb < nb_used) {
+            uint4 b = zero;
+            if (in_range && xrow[nb]) {
+              if constexpr (NORM) {
+                b = *reinterpret_cast<const uint4*>(xrow[nb] + kk);
+              } else {
+                b = __ldg(reinterpret_cast<const uint4*>(xrow[nb] + kk));
+              }
+            }
+#pragma unroll
+            for (int s = 0; s < 2; ++s) {
+#pragma unroll
+              for (int tt = 0; tt < TILES; ++tt) {
+                mma_16816(acc[tt][nb], word(a[u][tt][0], 2 * s), word(a[u][tt][1], 2 * s),
+                          word(a[u][tt][0], 2 * s + 1), word(a[u][tt][1], 2 * s + 1), word(b, 2 * s),
+                          word(b, 2 * s + 1));
+              }
             }
           }
         }
@@ -358,7 +426,7 @@ size_t smem_bytes(const GroupedGemvParams& p, int cps) {
 // Split k only while the whole grid stays resident (one wave): a second, partial wave of blocks
 // costs more than the split gains (measured on the H200: OLMoE experts' gate_up 24 -> 30 us when a
 // split made 1024 blocks of a 924-block wave).
-template <int TILES, int NB, int WARPS, bool NORM>
+template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
 LaunchShape plan_shape(const GroupedGemvParams& p, int z) {
   constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;
   LaunchShape s;
@@ -368,7 +436,7 @@ LaunchShape plan_shape(const GroupedGemvParams& p, int z) {
   s.cps = chunks;
   if (!p.split_workspace || !p.split_tickets || !split_allowed(p, NORM)) return s;
   const int64_t base = int64_t{s.tiles_z} * p.num_group_slots;
-  const auto kernel = reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM>);
+  const auto kernel = reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM, PF>);
   const size_t smem = smem_bytes<TILES, NB, WARPS, NORM>(p, chunks);  // the unsplit (largest) size
   ensure_dynamic_smem(kernel, smem);
   const int64_t capacity = resident_blocks(kernel, WARPS * 32, smem);
@@ -386,22 +454,22 @@ LaunchShape plan_shape(const GroupedGemvParams& p, int z) {
   return s;
 }
 
-template <int TILES, int NB, int WARPS, bool NORM>
+template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
 int instance_splits(const GroupedGemvParams& p, int z) {
-  return plan_shape<TILES, NB, WARPS, NORM>(p, z).splits;
+  return plan_shape<TILES, NB, WARPS, NORM, PF>(p, z).splits;
 }
 
-template <int TILES, int NB, int WARPS, bool NORM>
+template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
 void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z, cudaStream_t stream) {
-  const LaunchShape s = plan_shape<TILES, NB, WARPS, NORM>(p, z);
+  const LaunchShape s = plan_shape<TILES, NB, WARPS, NORM, PF>(p, z);
   const size_t smem = smem_bytes<TILES, NB, WARPS, NORM>(p, s.cps);
   // Per device (several GPUs per process); the first launch of each shape is a warm-up, before any capture.
-  ensure_dynamic_smem(reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM>), smem);
+  ensure_dynamic_smem(reinterpret_cast<const void*>(grouped_gemv_kernel<TILES, NB, WARPS, NORM, PF>), smem);
   const dim3 grid(static_cast<unsigned>(s.tiles_z), static_cast<unsigned>(p.num_group_slots),
                   static_cast<unsigned>(s.splits));
   // Experts whose weights can stream before the previous kernel ends may launch early (pdl_mode 2).
   const bool early = p.groups_before_wait && early_expert_launch();
-  launch_pdl_hinted(early, grouped_gemv_kernel<TILES, NB, WARPS, NORM>, grid, dim3(WARPS * 32), smem, stream, p,
+  launch_pdl_hinted(early, grouped_gemv_kernel<TILES, NB, WARPS, NORM, PF>, grid, dim3(WARPS * 32), smem, stream, p,
                     x_stride, y_stride, z, s.cps);
 }
 
@@ -409,20 +477,38 @@ struct Launcher {
   const GroupedGemvParams& p;
   int64_t x_stride, y_stride;
   cudaStream_t stream;
-  template <int TILES, int NB, int WARPS, bool NORM>
+  template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
   void operator()(int z) const {
-    launch_instance<TILES, NB, WARPS, NORM>(p, x_stride, y_stride, z, stream);
+    launch_instance<TILES, NB, WARPS, NORM, PF>(p, x_stride, y_stride, z, stream);
   }
 };
 struct SplitCounter {
   const GroupedGemvParams& p;
-  template <int TILES, int NB, int WARPS, bool NORM>
+  template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
   int operator()(int z) const {
-    return instance_splits<TILES, NB, WARPS, NORM>(p, z);
+    return instance_splits<TILES, NB, WARPS, NORM, PF>(p, z);
   }
 };
 
-// Calls f.template operator()<TILES, NB, WARPS, NORM>(z) for the instance these parameters use.
+// Decode launches with k >= this use the prefetching instances (0: none): set_gemv_prefetch_min_k,
+// else AURORA_GEMV_PREFETCH=N, else 2048. H200, 2026-11-29, decode ms/step at batch 1 / 16 / 64 with
+// none, k >= 8192, 2048, 512: Mixtral-8x7B 8.64 / 28.49 / 43.58, 8.28 / 27.94 / 41.09,
+// 8.15 / 26.64 / 38.53, 8.15 / 26.65 / 38.34; Qwen3-30B-A3B 4.08 / 16.42 / 27.43, 4.07 / 16.41 /
+// 27.40, 4.03 / 15.74 / 27.49, 4.12 / 17.55 / 31.98; OLMoE-1B-7B 1.432 / 5.10 / 8.29, 1.431 / 5.10 /
+// 8.28, 1.417 / 4.98 / 8.28, 1.439 / 5.25 / 8.79 (short k: the halved occupancy costs more than the
+// prefetch gains).
+std::atomic<int> g_prefetch_override{-1};
+int gemv_prefetch_min_k() {
+  const int over = g_prefetch_override.load(std::memory_order_relaxed);
+  if (over >= 0) return over;
+  static const int min_k = [] {
+    const char* v = std::getenv("AURORA_GEMV_PREFETCH");
+    return v ? std::max(0, std::atoi(v)) : 2048;
+  }();
+  return min_k;
+}
+
+// Calls f.template operator()<TILES, NB, WARPS, NORM[, PF]>(z) for the instance these parameters use.
 template <int TILES, class F>
 auto dispatch_nb(const GroupedGemvParams& p, const F& f) {
   // Decode sizes keep few accumulators (occupancy: loads in flight); prefill sizes take 64
@@ -433,11 +519,14 @@ auto dispatch_nb(const GroupedGemvParams& p, const F& f) {
   if (p.norm_weight) {
     return wide ? f.template operator()<TILES, 1, 8, true>(1) : f.template operator()<TILES, 1, 4, true>(1);
   }
+  const bool prefetch = !wide && gemv_prefetch_min_k() > 0 && p.k >= gemv_prefetch_min_k();
   if (m <= 8) {
+    if (prefetch) return f.template operator()<TILES, 1, 4, false, true>(1);
     return wide ? f.template operator()<TILES, 1, 8, false>(1) : f.template operator()<TILES, 1, 4, false>(1);
   }
   if (m <= 64) {
     const int z = detail::ceil_div(m, 16);
+    if (prefetch) return f.template operator()<TILES, 2, 4, false, true>(z);
     return wide ? f.template operator()<TILES, 2, 8, false>(z) : f.template operator()<TILES, 2, 4, false>(z);
   }
   return f.template operator()<TILES, 8, 4, false>(detail::ceil_div(m, 64));
@@ -510,6 +599,9 @@ bool gemv_uses_tiled_gemm(const GroupedGemvParams& p) {
 }
 void set_tiled_gemm(bool on) { g_tiled_override.store(on ? 1 : 0, std::memory_order_relaxed); }
 void reset_tiled_gemm() { g_tiled_override.store(-1, std::memory_order_relaxed); }
+
+void set_gemv_prefetch_min_k(int32_t min_k) { g_prefetch_override.store(std::max(0, min_k), std::memory_order_relaxed); }
+void reset_gemv_prefetch() { g_prefetch_override.store(-1, std::memory_order_relaxed); }
 
 void set_gemv_split_k(bool on) { g_split_override.store(on ? 1 : 0, std::memory_order_relaxed); }
 void reset_gemv_split_k() { g_split_override.store(-1, std::memory_order_relaxed); }

@@ -409,3 +409,68 @@ TEST_CASE("cuBLASLt bf16 GEMM matches cpu::linear", "[gpu][gemm]") {
     CHECK(relative_error(y.download(), want) < kTolMma);
   }
 }
+
+TEST_CASE("prefetching GEMV instances give the other instances' bits", "[gpu][gemv]") {
+  // Routed experts at decode sizes (<= 8 positions per group: NB = 1; 12: NB = 2), long and odd k,
+  // both epilogues, empty and unused group slots: the prefetching instances (set_gemv_prefetch_min_k)
+  // must reproduce the default instances' outputs bit for bit, and match cpu::linear.
+  kc::set_gemv_split_k(false);
+  const int32_t experts = 4, n = 1000;
+  for (int32_t k : {4096, 1032}) {
+    for (const std::vector<int32_t>& off : {std::vector<int32_t>{0, 1, 1, 5, 8}, std::vector<int32_t>{0, 1, 1, 13, 20}}) {
+      const int32_t positions = off.back(), max_per_group = off == std::vector<int32_t>{0, 1, 1, 5, 8} ? 4 : 12;
+      INFO("k " << k << ", positions " << positions << ", at most " << max_per_group << " per group");
+      auto x = rounded_bf16(random_floats(size_t(positions) * k, 400));
+      auto w = rounded_bf16(random_floats(size_t(experts) * 2 * n * k, 401, 1.0f / std::sqrt(float(k))));
+      auto dx = upload_bf16(x), dw = upload_bf16(w);
+      DeviceArray<int32_t> doff(off), dactive(std::vector<int32_t>{0, 2, 3, -1}), dnum(std::vector<int32_t>{3});
+      for (auto epilogue : {kc::GemvEpilogue::kStoreF32, kc::GemvEpilogue::kSwiGluBF16}) {
+        const bool swiglu = epilogue == kc::GemvEpilogue::kSwiGluBF16;
+        INFO("epilogue " << (swiglu ? "SwiGLU" : "store"));
+        std::vector<std::vector<float>> results;
+        for (int32_t min_k : {0, 1}) {
+          kc::set_gemv_prefetch_min_k(min_k);
+          DeviceArray<float> y(size_t(positions) * n);
+          DeviceArray<uint16_t> y16(size_t(positions) * n);
+          y.poison();
+          y16.poison();
+          kc::GroupedGemvParams p;
+          p.x = as_bf16(dx);
+          p.weight = as_bf16(dw);
+          p.weight_group_stride = int64_t{2} * n * k;
+          p.n = swiglu ? n : 2 * n;
+          p.k = k;
+          p.group_offsets = doff.get();
+          p.active_groups = dactive.get();
+          p.num_active = dnum.get();
+          p.num_group_slots = 4;
+          p.max_positions_per_group = max_per_group;
+          p.epilogue = epilogue;
+          p.y_f32 = swiglu ? nullptr : y.get();
+          p.y_bf16 = swiglu ? as_bf16(y16) : nullptr;
+          p.y_stride = n;  // store: the first n of 2n rows
+          if (!swiglu) p.n = n;
+          kc::launch_grouped_gemv(p, nullptr);
+          results.push_back(swiglu ? download_bf16(y16) : y.download());
+        }
+        CHECK(results[0] == results[1]);
+        // Against the CPU: each position's group matrix on its own row.
+        std::vector<float> want(size_t(positions) * n);
+        for (int32_t e = 0; e < experts; ++e) {
+          for (int32_t q = off[size_t(e)]; q < off[size_t(e) + 1]; ++q) {
+            const std::vector<float> xr(x.begin() + int64_t(q) * k, x.begin() + int64_t(q + 1) * k);
+            const std::vector<float> we(w.begin() + int64_t(e) * 2 * n * k, w.begin() + int64_t(e + 1) * 2 * n * k);
+            const auto full = cpu_linear(xr, we, 1, 2 * n, k);
+            for (int32_t i = 0; i < n; ++i) {
+              const float g = full[size_t(i)], u = full[size_t(n + i)];
+              want[size_t(q) * n + size_t(i)] = swiglu ? g / (1.0f + std::exp(-g)) * u : g;
+            }
+          }
+        }
+        CHECK(relative_error(results[1], want) < (swiglu ? kTolBf16Out : kTolMma));
+      }
+    }
+  }
+  kc::reset_gemv_prefetch();
+  kc::reset_gemv_split_k();
+}

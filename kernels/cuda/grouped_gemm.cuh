@@ -6,7 +6,8 @@
 // memory), row gather, weights, strides and epilogues. launch_grouped_gemv calls it when
 // gemv_uses_tiled_gemm(p); it has already checked n, k (k % 8 == 0), the strides and the epilogue's
 // outputs. Every output element is the dot product of one thread in a fixed k order (no split k, no
-// atomics): the bits depend only on the operands, not on the grid or the other groups.
+// atomics): the bits depend only on the operands, not on the grid, the other groups or the
+// instance (64 or 128 positions per block, by tiled_gemm_positions(p)).
 #pragma once
 
 #include <cuda_runtime.h>

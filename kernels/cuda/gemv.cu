@@ -43,7 +43,7 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
 // prologue) the normalised bf16 input rows of this block's k range [positions][cps * kChunk].
 // Decode instances keep 7 (NB = 1) or 6 (NB = 2) 4-warp blocks per multiprocessor: the register cap
 // that gives (72, 80) is what the loop needs; the prologues must not raise it.
-// PF (prefetch, decode instances without the prologue): each iteration issues the next iteration's
+// PF (prefetch, decode instances): each iteration issues the next iteration's
 // weight and input loads before its own products, so a warp always has a round of loads in flight
 // (long-k launches, e.g. Mixtral's expert down projection, k 14336, were latency-bound: one round
 // trip per iteration); the same products in the same order, so the same bits. Twice the load
@@ -58,7 +58,6 @@ constexpr int kMinBlocks = WARPS == 4 ? (PF          ? (NB == 1 ? 4 : 3)
 template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
 __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
     grouped_gemv_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride, int z, int cps) {
-  static_assert(!(PF && NORM), "prefetch instances read the input from global memory");
   constexpr int kThreads = WARPS * 32;
   constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;  // chunks in flight per iteration
   extern __shared__ float red[];                             // [WARPS][TILES][NB][4][32]
@@ -516,10 +515,11 @@ auto dispatch_nb(const GroupedGemvParams& p, const F& f) {
   // instances of its own, so that the others carry none of its registers.
   const int m = std::max(1, p.max_positions_per_group);
   const bool wide = gemv_warps() == 8;
+  const bool prefetch = !wide && gemv_prefetch_min_k() > 0 && p.k >= gemv_prefetch_min_k();
   if (p.norm_weight) {
+    if (prefetch) return f.template operator()<TILES, 1, 4, true, true>(1);
     return wide ? f.template operator()<TILES, 1, 8, true>(1) : f.template operator()<TILES, 1, 4, true>(1);
   }
-  const bool prefetch = !wide && gemv_prefetch_min_k() > 0 && p.k >= gemv_prefetch_min_k();
   if (m <= 8) {
     if (prefetch) return f.template operator()<TILES, 1, 4, false, true>(1);
     return wide ? f.template operator()<TILES, 1, 8, false>(1) : f.template operator()<TILES, 1, 4, false>(1);

@@ -412,8 +412,9 @@ TEST_CASE("cuBLASLt bf16 GEMM matches cpu::linear", "[gpu][gemm]") {
 
 TEST_CASE("prefetching GEMV instances give the other instances' bits", "[gpu][gemv]") {
   // Routed experts at decode sizes (<= 8 positions per group: NB = 1; 12: NB = 2), long and odd k,
-  // both epilogues, empty and unused group slots: the prefetching instances (set_gemv_prefetch_min_k)
-  // must reproduce the default instances' outputs bit for bit, and match cpu::linear.
+  // both epilogues, empty and unused group slots, and a dense launch with the RMSNorm prologue: the
+  // prefetching instances (set_gemv_prefetch_min_k) must reproduce the other instances' outputs bit
+  // for bit, and match cpu::linear.
   kc::set_gemv_split_k(false);
   const int32_t experts = 4, n = 1000;
   for (int32_t k : {4096, 1032}) {
@@ -469,6 +470,40 @@ TEST_CASE("prefetching GEMV instances give the other instances' bits", "[gpu][ge
         }
         CHECK(relative_error(results[1], want) < (swiglu ? kTolBf16Out : kTolMma));
       }
+    }
+  }
+  // A dense launch with the RMSNorm prologue (decode qkv / lm_head), 1..4 positions.
+  {
+    const int32_t k = 4096;
+    auto resid = random_floats(size_t(4) * k, 410, 2.0f);
+    auto norm_w = random_floats(size_t(k), 411, 0.2f, 1.0f);
+    auto w = rounded_bf16(random_floats(size_t(n) * k, 412, 1.0f / std::sqrt(float(k))));
+    DeviceArray<float> dresid(resid), dnorm(norm_w);
+    auto dw = upload_bf16(w);
+    for (int32_t rows = 1; rows <= kc::kGemvNormMaxPositions; ++rows) {
+      INFO("RMSNorm prologue, " << rows << " positions");
+      std::vector<std::vector<float>> results;
+      for (int32_t min_k : {0, 1}) {
+        kc::set_gemv_prefetch_min_k(min_k);
+        DeviceArray<float> y(size_t(rows) * n);
+        y.poison();
+        kc::GroupedGemvParams p;
+        p.weight = as_bf16(dw);
+        p.n = n;
+        p.k = k;
+        p.num_positions = rows;
+        p.max_positions_per_group = rows;
+        p.norm_x = dresid.get();
+        p.norm_weight = dnorm.get();
+        p.norm_eps = 1e-6f;
+        p.y_f32 = y.get();
+        kc::launch_grouped_gemv(p, nullptr);
+        results.push_back(y.download());
+      }
+      CHECK(results[0] == results[1]);
+      std::vector<float> normed(size_t(rows) * k);
+      kcpu::rms_norm(kernels::RmsNormParams{resid.data(), norm_w.data(), normed.data(), rows, k, 1e-6f});
+      CHECK(relative_error(results[1], cpu_linear(rounded_bf16(normed), w, rows, n, k)) < 1e-2);
     }
   }
   kc::reset_gemv_prefetch();

@@ -15,6 +15,7 @@
 #include "aurora/kernels/cuda/attention.hpp"
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
+#include "mma.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
@@ -30,33 +31,12 @@ constexpr size_t prefill_smem_bytes() {
   return sizeof(bf16) * size_t(kRows + 2 * 2 * kKeys) * (HD + kPad);  // Q, then K and V in two stages
 }
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
-                                              uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr));
-}
-__device__ __forceinline__ void mma_bf16(float* d, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-// 16-byte asynchronous copy that writes zeros instead (and reads nothing) when !valid.
-__device__ __forceinline__ void cp_async16_or_zero(void* smem, const void* gmem, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(smem)), "l"(gmem),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
+using detail::cp_async16_zfill;
+using detail::ldmatrix_x4;
+using detail::ldmatrix_x4_trans;
+using detail::mma_16816;
+using detail::smem_addr;
+
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&v);
@@ -100,8 +80,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         const int64_t slot = int64_t{table[kp / p.block_size]} * p.block_size + kp % p.block_size;
         off = slot * kv_row + int64_t{kvh} * HD + col;
       }
-      cp_async16_or_zero(sk + r * kRow + col, k_cache + off, valid);
-      cp_async16_or_zero(sv + r * kRow + col, v_cache + off, valid);
+      cp_async16_zfill(sk + r * kRow + col, k_cache + off, valid);
+      cp_async16_zfill(sv + r * kRow + col, v_cache + off, valid);
     }
     detail::cp_async_commit();
   };
@@ -126,7 +106,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
   for (int ks = 0; ks < HD / 16; ++ks) {
     const bf16* src = sq + (wr0 + (lane & 15)) * kRow + ks * 16 + (lane >> 4) * 8;
-    ldsm_x4(smem_addr(src), qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3]);
+    ldmatrix_x4(smem_addr(src), qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3]);
   }
   // Rows g and g + 8 of this warp: their positions (rows past count attend like the last row).
   const int32_t qpos0 = pos0 + min(wr0 + g, count - 1), qpos1 = pos0 + min(wr0 + g + 8, count - 1);
@@ -161,9 +141,9 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
         for (int ks = 0; ks < HD / 16; ks += 2) {
           uint32_t b0, b1, b2, b3;  // keys nt*8.., dims ks*16 + {0, 8, 16, 24}
-          ldsm_x4(smem_addr(sk + (nt * 8 + (lane & 7)) * kRow + ks * 16 + (lane >> 3) * 8), b0, b1, b2, b3);
-          mma_bf16(s[nt], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
-          mma_bf16(s[nt], qf[ks + 1][0], qf[ks + 1][1], qf[ks + 1][2], qf[ks + 1][3], b2, b3);
+          ldmatrix_x4(smem_addr(sk + (nt * 8 + (lane & 7)) * kRow + ks * 16 + (lane >> 3) * 8), b0, b1, b2, b3);
+          mma_16816(s[nt], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
+          mma_16816(s[nt], qf[ks + 1][0], qf[ks + 1][1], qf[ks + 1][2], qf[ks + 1][3], b2, b3);
         }
       }
       // Scale, mask (causal, window, keys past the chunk), running max.
@@ -218,10 +198,10 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int dt = 0; dt < HD / 8; dt += 2) {
           uint32_t b0, b1, b2, b3;  // keys kk*16 + {0, 8}, dims dt*8 and (dt + 1)*8
           const int m = lane >> 3;
-          ldsm_x4_trans(smem_addr(sv + (kk * 16 + (m & 1) * 8 + (lane & 7)) * kRow + (dt + (m >> 1)) * 8), b0, b1,
+          ldmatrix_x4_trans(smem_addr(sv + (kk * 16 + (m & 1) * 8 + (lane & 7)) * kRow + (dt + (m >> 1)) * 8), b0, b1,
                         b2, b3);
-          mma_bf16(o[dt], a0, a1, a2, a3, b0, b1);
-          mma_bf16(o[dt + 1], a0, a1, a2, a3, b2, b3);
+          mma_16816(o[dt], a0, a1, a2, a3, b0, b1);
+          mma_16816(o[dt + 1], a0, a1, a2, a3, b2, b3);
         }
       }
     }

@@ -11,6 +11,7 @@
 
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
+#include "mma.cuh"
 #include "grouped_gemm.cuh"
 
 namespace aurora::kernels::cuda {
@@ -19,13 +20,7 @@ namespace {
 constexpr int kTileRows = 16;  // mma M
 constexpr int kChunk = 32;     // k per thread-quad load: 4 threads x 8 bf16
 
-__device__ __forceinline__ void mma_16816(float* d, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                          uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
+using detail::mma_16816;
 
 __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;

@@ -49,6 +49,7 @@
 
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
+#include "mma.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
@@ -83,30 +84,9 @@ struct TileShape {
   static_assert(kSmemBytes * kBlocksPerSm <= 227 * 1024, "the blocks per SM fit in shared memory");
 };
 
-// 16-byte asynchronous copy that writes zeros (reads nothing) when !valid; gmem must still be a
-// valid global address.
-__device__ __forceinline__ void cp_async16_zfill(bf16* smem, const bf16* gmem, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int src_bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
-}
-
-// Four 8x8 bf16 matrices; lanes 8i..8i+7 give the row addresses of matrix i, and register i of lane
-// l holds row l / 4, elements 2 (l % 4), +1 of matrix i.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* smem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s)
-               : "memory");
-}
-
-__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
+using detail::cp_async16_zfill;
+using detail::ldmatrix_x4;
+using detail::mma_16816;
 
 // First shared row of a warp's m16 tile mt: tiles 0, 1 in the first half of the block's rows, 2, 3
 // the same rows of the second half (for SwiGLU: tile mt + 2 holds the up rows of gate tile mt).

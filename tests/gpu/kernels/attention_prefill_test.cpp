@@ -7,14 +7,13 @@
 #include <algorithm>
 #include <numeric>
 
-#include "aurora/kernels/attention.hpp"
+#include "attention_test_support.hpp"
 #include "aurora/kernels/cuda/attention.hpp"
 #include "gpu_test_support.hpp"
 
 using namespace aurora;
 using namespace aurora::test;
 namespace kc = aurora::kernels::cuda;
-namespace kcpu = aurora::kernels::cpu;
 
 namespace {
 
@@ -25,26 +24,17 @@ struct Chunk {
 }  // namespace
 
 TEST_CASE("prefill attention on tensor cores matches the CPU twin", "[gpu][attention]") {
-  struct Shape {
-    int32_t hq, hkv, hd, window;
-  };
-  for (const Shape& s : {Shape{32, 8, 128, 0}, Shape{32, 4, 128, 0}, Shape{16, 16, 128, 0}, Shape{8, 2, 64, 100},
-                         Shape{4, 4, 64, 0}}) {
+  for (AttentionGeometry s : {AttentionGeometry{32, 8, 128, 0}, AttentionGeometry{32, 4, 128, 0},
+                              AttentionGeometry{16, 16, 128, 0}, AttentionGeometry{8, 2, 64, 100},
+                              AttentionGeometry{4, 4, 64, 0}}) {
     INFO("heads " << s.hq << "/" << s.hkv << " head_dim " << s.hd << " window " << s.window);
-    REQUIRE(kc::prefill_attention_supports([&] {
-      kc::PagedAttentionCudaParams p;
-      p.kv_dtype = kc::DType::kBF16;
-      p.head_dim = s.hd;
-      p.num_q_heads = s.hq;
-      p.num_kv_heads = s.hkv;
-      return p;
-    }()));
-    const int32_t block_size = 16, seqs = 3, max_blocks = 32, num_blocks = seqs * max_blocks + 8;
-    const int32_t max_context = max_blocks * block_size, kv_dim = s.hkv * s.hd;
+    const int32_t seqs = 3;
+    s.max_blocks = 32;
+    const int32_t num_blocks = seqs * s.max_blocks + 8, kv_dim = s.hkv * s.hd;
     std::vector<int32_t> pool(num_blocks);
     std::iota(pool.begin(), pool.end(), 0);
     std::shuffle(pool.begin(), pool.end(), std::mt19937(13));
-    std::vector<int32_t> tables(pool.begin(), pool.begin() + seqs * max_blocks);
+    std::vector<int32_t> tables(pool.begin(), pool.begin() + seqs * s.max_blocks);
     // A whole prompt (3 tiles, the last partial), a decode token of another sequence (not in any
     // tile), then a chunk after a cached prefix of 300 positions (a full tile and a 1-token tile).
     const std::vector<Chunk> chunks = {{0, 0, 150}, {2, 400, 1}, {1, 300, 65}};
@@ -63,28 +53,9 @@ TEST_CASE("prefill attention on tensor cores matches the CPU twin", "[gpu][atten
     }
     const int32_t tokens = int32_t(seq.size()), num_tiles = int32_t(tiles.size() / 2);
     auto q = random_floats(size_t(tokens) * s.hq * s.hd, 80);
-    auto k = rounded_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 81));
+    auto k = rounded_bf16(random_floats(size_t(num_blocks) * s.block_size * kv_dim, 81));
     auto v = rounded_bf16(random_floats(k.size(), 82));
-    const float scale = 1.0f / std::sqrt(float(s.hd));
-    kernels::PagedAttentionParams cp;
-    std::vector<float> want(q.size());
-    cp.q = q.data();
-    cp.out = want.data();
-    cp.k_cache = k.data();
-    cp.v_cache = v.data();
-    cp.block_tables = tables.data();
-    cp.token_seq = seq.data();
-    cp.token_pos = pos.data();
-    cp.num_tokens = tokens;
-    cp.num_q_heads = s.hq;
-    cp.num_kv_heads = s.hkv;
-    cp.head_dim = s.hd;
-    cp.block_size = block_size;
-    cp.max_blocks_per_seq = max_blocks;
-    cp.sliding_window = s.window;
-    cp.scale = scale;
-    std::vector<float> ws(static_cast<size_t>(max_context));
-    kcpu::paged_attention(cp, ws.data(), max_context);
+    std::vector<float> want = s.cpu_reference(q, k, v, tables, seq, pos);
 
     DeviceArray<float> dq(q);
     auto dk16 = upload_bf16(k), dv16 = upload_bf16(v);
@@ -98,25 +69,11 @@ TEST_CASE("prefill attention on tensor cores matches the CPU twin", "[gpu][atten
       DeviceArray<uint16_t> out16(q.size());
       out.poison();
       out16.poison();
-      kc::PagedAttentionCudaParams p;
-      p.q = dq.get();
+      kc::PagedAttentionCudaParams p =
+          s.gpu(dq.get(), dk16.get(), dv16.get(), kc::DType::kBF16, dtables.get(), dseq.get(), dpos.get(), tokens);
+      REQUIRE(kc::prefill_attention_supports(p));
       p.out = f32 ? static_cast<void*>(out.get()) : static_cast<void*>(out16.get());
       p.out_dtype = out_dtype;
-      p.k_cache = dk16.get();
-      p.v_cache = dv16.get();
-      p.kv_dtype = kc::DType::kBF16;
-      p.block_tables = dtables.get();
-      p.token_seq = dseq.get();
-      p.token_pos = dpos.get();
-      p.num_tokens = tokens;
-      p.num_q_heads = s.hq;
-      p.num_kv_heads = s.hkv;
-      p.head_dim = s.hd;
-      p.block_size = block_size;
-      p.max_blocks_per_seq = max_blocks;
-      p.sliding_window = s.window;
-      p.max_context = max_context;
-      p.scale = scale;
       kc::launch_prefill_attention(p, dtiles.get(), num_tiles, nullptr);
       std::vector<float> got = f32 ? out.download() : download_bf16(out16);
       // The decode token is in no tile: still poisoned (NaN); the rest matches the CPU twin.
@@ -138,35 +95,21 @@ TEST_CASE("prefill attention on tensor cores matches the CPU twin", "[gpu][atten
 TEST_CASE("prefill attention gives a row the same bits in any tile of its chunk's cut", "[gpu][attention]") {
   // The same 130-token prompt cut as 64 + 64 + 2 and as 50 + 64 + 16: each row depends on its own
   // position and the cache only.
-  const int32_t hq = 8, hkv = 2, hd = 128, block_size = 16, max_blocks = 16, num_blocks = 16;
-  const int32_t kv_dim = hkv * hd, tokens = 130;
-  std::vector<int32_t> tables(max_blocks);
+  const AttentionGeometry s{8, 2, 128, 0, 16, 16};
+  const int32_t num_blocks = 16, kv_dim = s.hkv * s.hd, tokens = 130;
+  std::vector<int32_t> tables(s.max_blocks);
   std::iota(tables.begin(), tables.end(), 0);
   std::shuffle(tables.begin(), tables.end(), std::mt19937(17));
   std::vector<int32_t> seq(tokens, 0), pos(tokens);
   std::iota(pos.begin(), pos.end(), 0);
-  auto q = random_floats(size_t(tokens) * hq * hd, 90);
-  auto dk16 = upload_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 91));
-  auto dv16 = upload_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 92));
+  auto q = random_floats(size_t(tokens) * s.hq * s.hd, 90);
+  auto dk16 = upload_bf16(random_floats(size_t(num_blocks) * s.block_size * kv_dim, 91));
+  auto dv16 = upload_bf16(random_floats(size_t(num_blocks) * s.block_size * kv_dim, 92));
   DeviceArray<float> dq(q);
   DeviceArray<int32_t> dtables(tables), dseq(seq), dpos(pos);
-  kc::PagedAttentionCudaParams p;
-  p.q = dq.get();
+  kc::PagedAttentionCudaParams p =
+      s.gpu(dq.get(), dk16.get(), dv16.get(), kc::DType::kBF16, dtables.get(), dseq.get(), dpos.get(), tokens);
   p.out_dtype = kc::DType::kF32;
-  p.k_cache = dk16.get();
-  p.v_cache = dv16.get();
-  p.kv_dtype = kc::DType::kBF16;
-  p.block_tables = dtables.get();
-  p.token_seq = dseq.get();
-  p.token_pos = dpos.get();
-  p.num_tokens = tokens;
-  p.num_q_heads = hq;
-  p.num_kv_heads = hkv;
-  p.head_dim = hd;
-  p.block_size = block_size;
-  p.max_blocks_per_seq = max_blocks;
-  p.max_context = max_blocks * block_size;
-  p.scale = 1.0f / std::sqrt(float(hd));
   std::vector<std::vector<float>> results;
   for (const std::vector<int32_t>& cut : {std::vector<int32_t>{0, 64, 64, 64, 128, 2},
                                           std::vector<int32_t>{0, 50, 50, 64, 114, 16}}) {

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "aurora/kernels/attention.hpp"
+#include "attention_test_support.hpp"
 #include "aurora/kernels/cuda/attention.hpp"
 #include "gpu_test_support.hpp"
 
@@ -17,13 +17,12 @@ namespace kc = aurora::kernels::cuda;
 namespace kcpu = aurora::kernels::cpu;
 
 TEST_CASE("paged attention matches the CPU twin", "[gpu][attention]") {
-  struct Shape {
-    int32_t hq, hkv, hd, window;
-  };
-  for (const Shape& s :
-       {Shape{8, 2, 128, 0}, Shape{4, 4, 16, 0}, Shape{32, 4, 128, 0}, Shape{16, 1, 64, 50}, Shape{4, 2, 24, 0}}) {
+  for (AttentionGeometry s : {AttentionGeometry{8, 2, 128, 0}, AttentionGeometry{4, 4, 16, 0},
+                              AttentionGeometry{32, 4, 128, 0}, AttentionGeometry{16, 1, 64, 50},
+                              AttentionGeometry{4, 2, 24, 0}}) {
     INFO("heads " << s.hq << "/" << s.hkv << " head_dim " << s.hd << " window " << s.window);
-    const int32_t block_size = 16, seqs = 3, max_blocks = 48, num_blocks = 160, max_context = max_blocks * block_size;
+    s.max_blocks = 48;
+    const int32_t seqs = 3, max_blocks = s.max_blocks, num_blocks = 160;
     const int32_t kv_dim = s.hkv * s.hd;
     // Block tables: a shuffled permutation of the pool.
     std::vector<int32_t> pool(num_blocks);
@@ -40,60 +39,28 @@ TEST_CASE("paged attention matches the CPU twin", "[gpu][attention]") {
     }
     const int32_t tokens = int32_t(seq.size());
     auto q = random_floats(size_t(tokens) * s.hq * s.hd, 40);
-    auto k = random_floats(size_t(num_blocks) * block_size * kv_dim, 41);
+    auto k = random_floats(size_t(num_blocks) * s.block_size * kv_dim, 41);
     auto v = random_floats(k.size(), 42);
-    const float scale = 1.0f / std::sqrt(float(s.hd));
     for (auto kv_dtype : {kc::DType::kF32, kc::DType::kBF16}) {
       const bool f32 = kv_dtype == kc::DType::kF32;
-      auto kr = f32 ? k : rounded_bf16(k), vr = f32 ? v : rounded_bf16(v);
-      kernels::PagedAttentionParams cp;
-      std::vector<float> want(q.size());
-      cp.q = q.data();
-      cp.out = want.data();
-      cp.k_cache = kr.data();
-      cp.v_cache = vr.data();
-      cp.block_tables = tables.data();
-      cp.token_seq = seq.data();
-      cp.token_pos = pos.data();
-      cp.num_tokens = tokens;
-      cp.num_q_heads = s.hq;
-      cp.num_kv_heads = s.hkv;
-      cp.head_dim = s.hd;
-      cp.block_size = block_size;
-      cp.max_blocks_per_seq = max_blocks;
-      cp.sliding_window = s.window;
-      cp.scale = scale;
-      std::vector<float> ws(static_cast<size_t>(max_context));
-      kcpu::paged_attention(cp, ws.data(), max_context);
+      const std::vector<float> want =
+          s.cpu_reference(q, f32 ? k : rounded_bf16(k), f32 ? v : rounded_bf16(v), tables, seq, pos);
 
       DeviceArray<float> dq(q), dk(k), dv(v);
       auto dk16 = upload_bf16(k), dv16 = upload_bf16(v);
       DeviceArray<int32_t> dtables(tables), dseq(seq), dpos(pos);
-      const size_t ws_bytes = kc::attention_workspace_bytes(tokens, s.hq, s.hkv, s.hd, max_context);
+      const size_t ws_bytes = kc::attention_workspace_bytes(tokens, s.hq, s.hkv, s.hd, s.max_context());
       DeviceArray<unsigned char> workspace(ws_bytes);
       workspace.zero();
       for (auto out_dtype : {kc::DType::kF32, kc::DType::kBF16}) {
         DeviceArray<float> out(q.size());
         DeviceArray<uint16_t> out16(q.size());
-        kc::PagedAttentionCudaParams p;
-        p.q = dq.get();
+        kc::PagedAttentionCudaParams p =
+            s.gpu(dq.get(), f32 ? static_cast<const void*>(dk.get()) : static_cast<const void*>(dk16.get()),
+                  f32 ? static_cast<const void*>(dv.get()) : static_cast<const void*>(dv16.get()), kv_dtype,
+                  dtables.get(), dseq.get(), dpos.get(), tokens);
         p.out = out_dtype == kc::DType::kF32 ? static_cast<void*>(out.get()) : static_cast<void*>(out16.get());
         p.out_dtype = out_dtype;
-        p.k_cache = f32 ? static_cast<const void*>(dk.get()) : static_cast<const void*>(dk16.get());
-        p.v_cache = f32 ? static_cast<const void*>(dv.get()) : static_cast<const void*>(dv16.get());
-        p.kv_dtype = kv_dtype;
-        p.block_tables = dtables.get();
-        p.token_seq = dseq.get();
-        p.token_pos = dpos.get();
-        p.num_tokens = tokens;
-        p.num_q_heads = s.hq;
-        p.num_kv_heads = s.hkv;
-        p.head_dim = s.hd;
-        p.block_size = block_size;
-        p.max_blocks_per_seq = max_blocks;
-        p.sliding_window = s.window;
-        p.max_context = max_context;
-        p.scale = scale;
         // bf16 caches: both partition sizes, the default kernel, and the cluster kernel (negative:
         // -blocks per cluster).
         for (int32_t partition : f32 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, 64, 128, -16, -2, -1}) {
@@ -120,61 +87,29 @@ TEST_CASE("paged attention matches the CPU twin", "[gpu][attention]") {
 TEST_CASE("paged attention over more partitions than threads (long context, bf16 cache)", "[gpu][attention]") {
   // 64-position partitions and a 5000-position context: 79 partitions, more than the 64 threads of
   // a block, so the last block merges through the per-element path.
-  const int32_t hq = 8, hkv = 2, hd = 64, block_size = 16, max_blocks = 320, num_blocks = 330;
-  const int32_t max_context = max_blocks * block_size, kv_dim = hkv * hd;
+  const AttentionGeometry s{8, 2, 64, 0, 16, 320};
+  const int32_t num_blocks = 330, kv_dim = s.hkv * s.hd;
   std::vector<int32_t> pool(num_blocks);
   std::iota(pool.begin(), pool.end(), 0);
   std::shuffle(pool.begin(), pool.end(), std::mt19937(9));
-  std::vector<int32_t> tables(pool.begin(), pool.begin() + max_blocks);
+  std::vector<int32_t> tables(pool.begin(), pool.begin() + s.max_blocks);
   std::vector<int32_t> seq = {0, 0, 0}, pos = {4999, 4095, 63};
   const int32_t tokens = int32_t(seq.size());
-  auto q = random_floats(size_t(tokens) * hq * hd, 60);
-  auto k = rounded_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 61));
+  auto q = random_floats(size_t(tokens) * s.hq * s.hd, 60);
+  auto k = rounded_bf16(random_floats(size_t(num_blocks) * s.block_size * kv_dim, 61));
   auto v = rounded_bf16(random_floats(k.size(), 62));
-  const float scale = 1.0f / std::sqrt(float(hd));
-  kernels::PagedAttentionParams cp;
-  std::vector<float> want(q.size());
-  cp.q = q.data();
-  cp.out = want.data();
-  cp.k_cache = k.data();
-  cp.v_cache = v.data();
-  cp.block_tables = tables.data();
-  cp.token_seq = seq.data();
-  cp.token_pos = pos.data();
-  cp.num_tokens = tokens;
-  cp.num_q_heads = hq;
-  cp.num_kv_heads = hkv;
-  cp.head_dim = hd;
-  cp.block_size = block_size;
-  cp.max_blocks_per_seq = max_blocks;
-  cp.scale = scale;
-  std::vector<float> ws(static_cast<size_t>(max_context));
-  kcpu::paged_attention(cp, ws.data(), max_context);
+  const std::vector<float> want = s.cpu_reference(q, k, v, tables, seq, pos);
 
   DeviceArray<float> dq(q), out(q.size());
   auto dk16 = upload_bf16(k), dv16 = upload_bf16(v);
   DeviceArray<int32_t> dtables(tables), dseq(seq), dpos(pos);
-  const size_t ws_bytes = kc::attention_workspace_bytes(tokens, hq, hkv, hd, max_context);
+  const size_t ws_bytes = kc::attention_workspace_bytes(tokens, s.hq, s.hkv, s.hd, s.max_context());
   DeviceArray<unsigned char> workspace(ws_bytes);
   workspace.zero();
-  kc::PagedAttentionCudaParams p;
-  p.q = dq.get();
+  kc::PagedAttentionCudaParams p =
+      s.gpu(dq.get(), dk16.get(), dv16.get(), kc::DType::kBF16, dtables.get(), dseq.get(), dpos.get(), tokens);
   p.out = out.get();
   p.out_dtype = kc::DType::kF32;
-  p.k_cache = dk16.get();
-  p.v_cache = dv16.get();
-  p.kv_dtype = kc::DType::kBF16;
-  p.block_tables = dtables.get();
-  p.token_seq = dseq.get();
-  p.token_pos = dpos.get();
-  p.num_tokens = tokens;
-  p.num_q_heads = hq;
-  p.num_kv_heads = hkv;
-  p.head_dim = hd;
-  p.block_size = block_size;
-  p.max_blocks_per_seq = max_blocks;
-  p.max_context = max_context;
-  p.scale = scale;
   for (int32_t partition : {0, 64, 128, -16, -1}) {  // negative: the cluster kernel (5 chunks per range)
     INFO("partition " << partition);
     p.partition_size = std::max(partition, 0);
@@ -189,14 +124,13 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
   // Mixtral-, Qwen3- and OLMoE-like groups; contexts of 1 .. 3000 positions (one to 12 chunks per
   // block of the cluster kernel), a sliding window; each token then alone, with another max_context
   // (and every other one with a grid bounded by its own context: positions_bound).
-  struct Shape {
-    int32_t hq, hkv, hd, window;
-  };
-  for (const Shape& s : {Shape{32, 8, 128, 0}, Shape{32, 4, 128, 0}, Shape{16, 16, 128, 0}, Shape{8, 2, 64, 700},
-                         Shape{16, 1, 256, 0}}) {
+  for (AttentionGeometry s : {AttentionGeometry{32, 8, 128, 0}, AttentionGeometry{32, 4, 128, 0},
+                              AttentionGeometry{16, 16, 128, 0}, AttentionGeometry{8, 2, 64, 700},
+                              AttentionGeometry{16, 1, 256, 0}}) {
     INFO("heads " << s.hq << "/" << s.hkv << " head_dim " << s.hd << " window " << s.window);
-    const int32_t block_size = 16, seqs = 2, max_blocks = 192, num_blocks = 2 * max_blocks;
-    const int32_t max_context = max_blocks * block_size, kv_dim = s.hkv * s.hd;
+    s.max_blocks = 192;
+    const int32_t seqs = 2, max_blocks = s.max_blocks, num_blocks = 2 * max_blocks;
+    const int32_t kv_dim = s.hkv * s.hd;
     std::vector<int32_t> pool(num_blocks);
     std::iota(pool.begin(), pool.end(), 0);
     std::shuffle(pool.begin(), pool.end(), std::mt19937(11));
@@ -205,11 +139,11 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
     const std::vector<int32_t> pos = {0, 31, 33, 520, 1023, 1100, 2047, 2999};
     const int32_t tokens = int32_t(seq.size());
     auto q = random_floats(size_t(tokens) * s.hq * s.hd, 70);
-    auto dk16 = upload_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 71));
-    auto dv16 = upload_bf16(random_floats(size_t(num_blocks) * block_size * kv_dim, 72));
+    auto dk16 = upload_bf16(random_floats(size_t(num_blocks) * s.block_size * kv_dim, 71));
+    auto dv16 = upload_bf16(random_floats(size_t(num_blocks) * s.block_size * kv_dim, 72));
     DeviceArray<float> dq(q);
     DeviceArray<int32_t> dtables(tables), dseq(seq), dpos(pos);
-    const size_t ws_bytes = kc::attention_workspace_bytes(tokens, s.hq, s.hkv, s.hd, max_context);
+    const size_t ws_bytes = kc::attention_workspace_bytes(tokens, s.hq, s.hkv, s.hd, s.max_context());
     DeviceArray<unsigned char> workspace(ws_bytes);
     workspace.zero();
     // 128: the partitioned kernel; 0: the cluster kernel sized by the grid (forced: by default it
@@ -217,24 +151,9 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
     std::vector<float> cluster_out;  // the batch through the cluster kernel (partition 0)
     for (int32_t partition : {0, 128}) {
       INFO("partition " << partition);
-      kc::PagedAttentionCudaParams p;
-      p.q = dq.get();
+      kc::PagedAttentionCudaParams p =
+          s.gpu(dq.get(), dk16.get(), dv16.get(), kc::DType::kBF16, dtables.get(), dseq.get(), dpos.get(), tokens);
       p.out_dtype = kc::DType::kF32;
-      p.k_cache = dk16.get();
-      p.v_cache = dv16.get();
-      p.kv_dtype = kc::DType::kBF16;
-      p.block_tables = dtables.get();
-      p.token_seq = dseq.get();
-      p.token_pos = dpos.get();
-      p.num_tokens = tokens;
-      p.num_q_heads = s.hq;
-      p.num_kv_heads = s.hkv;
-      p.head_dim = s.hd;
-      p.block_size = block_size;
-      p.max_blocks_per_seq = max_blocks;
-      p.sliding_window = s.window;
-      p.max_context = max_context;
-      p.scale = 1.0f / std::sqrt(float(s.hd));
       p.partition_size = partition;
       p.cluster_blocks = partition == 0 ? -1 : 0;
       DeviceArray<float> batch(q.size()), alone(q.size());

@@ -61,8 +61,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int32_t pos0 = p.token_pos[first];
   const int32_t* table = p.block_tables + int64_t{p.token_seq[first]} * p.max_blocks_per_seq;
   const int32_t key_lo = p.sliding_window > 0 ? max(0, pos0 - p.sliding_window + 1) : 0;
+  // Key steps start at a multiple of kKeys (not at the tile's first key), so that a row meets its
+  // keys in the same steps whatever tile of its chunk it falls in: the same bits for any cut.
+  const int32_t key_base = key_lo / kKeys * kKeys;
   const int32_t key_hi = pos0 + count;  // exclusive
-  const int32_t steps = (key_hi - key_lo + kKeys - 1) / kKeys;
+  const int32_t steps = (key_hi - key_base + kKeys - 1) / kKeys;
   const int64_t kv_row = int64_t{p.num_kv_heads} * HD;
   const bf16* k_cache = static_cast<const bf16*>(p.k_cache);
   const bf16* v_cache = static_cast<const bf16*>(p.v_cache);
@@ -70,11 +73,11 @@ __global__ void __launch_bounds__(kThreads, 2)
   auto load_kv = [&](int step, int stage) {
     bf16* sk = skv + stage * 2 * kKeys * kRow;
     bf16* sv = sk + kKeys * kRow;
-    const int32_t k0 = key_lo + step * kKeys;
+    const int32_t k0 = key_base + step * kKeys;
     for (int c = threadIdx.x; c < kKeys * kChunks; c += kThreads) {
       const int r = c / kChunks, col = (c % kChunks) * 8;
       const int32_t kp = k0 + r;
-      const bool valid = kp < key_hi;
+      const bool valid = kp >= key_lo && kp < key_hi;  // keys outside are masked for every row
       int64_t off = 0;
       if (valid) {
         const int64_t slot = int64_t{table[kp / p.block_size]} * p.block_size + kp % p.block_size;
@@ -129,7 +132,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       detail::cp_async_wait<0>();
     }
     __syncthreads();
-    const int32_t k0 = key_lo + step * kKeys;
+    const int32_t k0 = key_base + step * kKeys;
     // Warps whose rows see none of these keys (or that hold no query row) skip them (warp-uniform).
     if (wr0 < count && k0 <= warp_hi && k0 + kKeys - 1 >= warp_lo) {
       const bf16* sk = skv + stage * 2 * kKeys * kRow;

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "aurora/kernels/cuda/dtype.hpp"
+
 namespace aurora::kernels::cuda::detail {
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {

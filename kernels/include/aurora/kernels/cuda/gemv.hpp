@@ -112,7 +112,8 @@ void set_gemv_split_k(bool on);  // tests: every launch may split (true) or none
 void reset_gemv_split_k();       // back to the default rule (AURORA_GEMV_SPLITK, else dense <= 4)
 // Prefetching decode instances (<= 64 positions per group, 4 warps, with or without the RMSNorm
 // prologue): each iteration issues the next one's weight and input loads before its own products
-// (the same products in the same order: the same bits), for launches with k >= min_k; 0 = none. Default:
+// (the same products in the same order: the same bits at the same k split; a split-k launch's split
+// follows the instance's occupancy), for launches with k >= min_k; 0 = none. Default:
 // AURORA_GEMV_PREFETCH=N, else 2048 (measured best on the H200). For tests and tuning.
 void set_gemv_prefetch_min_k(int32_t min_k);
 void reset_gemv_prefetch();  // back to AURORA_GEMV_PREFETCH (else 2048)

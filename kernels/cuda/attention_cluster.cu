@@ -34,7 +34,7 @@ static_assert(kTPP == 2, "the score phase pairs two adjacent lanes per position"
 // Shared-memory layout, the same on host and device: K chunks [nbuf][rows][row], V chunks
 // [nbuf][rows][row] (bf16, row = head_dim + 8: no bank conflicts), q [group][hd], scores
 // [group][kCP], the value phase's partial sums [splits][items][8], and the block's ranges' outputs
-// [ranges][group][hd]. rows: the longest chunk any token of the launch can have (max_context
+// [ranges][group][hd]. rows: the longest chunk any token of the launch can have (layout_context
 // bounds it); a second buffer when a block has more than one chunk (prefetch of the next one).
 struct ClusterLayout {
   int row, rows, nbuf;
@@ -42,6 +42,13 @@ struct ClusterLayout {
 };
 __host__ __device__ inline int range_length(int len) { return max(kMinPerRange, (len + kRanges - 1) / kRanges); }
 __host__ __device__ inline int value_items(int hd, int group) { return group * (hd / 8); }
+// The context the shared-memory layout is sized for: the launch's bound on its tokens' contexts
+// (positions_bound: exact for eager steps, a power-of-two bucket for decode graphs), else
+// max_context. A server's max_context (16384) would otherwise size every block's staging for
+// 1024-position ranges (two 64-row buffers) where a 600-position context needs one of 38 rows.
+__host__ __device__ inline int layout_context(const PagedAttentionCudaParams& p) {
+  return p.positions_bound > 0 ? min(p.positions_bound, p.max_context) : p.max_context;
+}
 __host__ __device__ inline int value_splits(int items) { return items >= kNT ? 1 : kNT / items; }
 __host__ __device__ inline ClusterLayout cluster_layout(int hd, int group, int ranges_per_block, int max_context) {
   ClusterLayout l{};
@@ -92,9 +99,10 @@ __global__ void __launch_bounds__(kNT, 5) cluster_attention_kernel(PagedAttentio
     const int32_t r = b * G + i;
     if (r < active) K += (min(per, pos + 1 - (start + r * per)) + kCP - 1) / kCP;
   }
-  const ClusterLayout L = cluster_layout(hd, group, G, p.max_context);
+  const ClusterLayout L = cluster_layout(hd, group, G, layout_context(p));
 
-  if (min(per, kCP) > L.rows || (L.nbuf == 1 && K > 1)) __trap();  // max_context below a context: caller bug
+  // A context past the layout's bound (positions_bound or max_context below a context): caller bug.
+  if (min(per, kCP) > L.rows || (L.nbuf == 1 && K > 1)) __trap();
   bf16* ks = reinterpret_cast<bf16*>(smem_raw + L.k_off);
   bf16* vs = reinterpret_cast<bf16*>(smem_raw + L.v_off);
   float* qs = reinterpret_cast<float*>(smem_raw + L.q_off);
@@ -470,7 +478,7 @@ bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t st
   }
   size_t smem = 0;
   for (; cl <= kRanges; cl *= 2) {  // larger clusters hold fewer ranges per block
-    smem = cluster_layout(p.head_dim, group, kRanges / cl, p.max_context).bytes;
+    smem = cluster_layout(p.head_dim, group, kRanges / cl, layout_context(p)).bytes;
     if (runnable_cached(cl, smem)) break;
   }
   if (cl > kRanges) return false;

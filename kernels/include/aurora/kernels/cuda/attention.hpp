@@ -54,8 +54,9 @@ struct PagedAttentionCudaParams {
   int32_t sliding_window = 0;
   int32_t max_context = 0;  // upper bound of any token's attended positions (sizes the grid)
   // Optional host bound on token_pos + 1 over this launch's tokens (0 = max_context): sizes the
-  // partitioned kernel's grid, whose blocks past a token's context exit at once. A server's
-  // max_context (16384) at a 512-token context would launch 32x the blocks that work.
+  // partitioned kernel's grid, whose blocks past a token's context exit at once, and the cluster
+  // kernel's shared-memory staging. A server's max_context (16384) at a 512-token context would
+  // launch 32x the blocks that work, and stage 64-row double buffers where one 36-row buffer does.
   int32_t positions_bound = 0;
   float scale = 1.0f;
   int32_t partition_size = 0;  // bf16 caches: 0 = default kernel; 64 or 128: the partitioned kernel

@@ -16,6 +16,7 @@
 #include "aurora/kernels/cuda/norm_rope.hpp"
 #include "aurora/kernels/cuda/sampling.hpp"
 #include "cuda_ep_state.hpp"
+#include "cuda_runner_buffers.hpp"
 #include "kv/block_allocator.hpp"
 
 namespace aurora::runtime::cuda {
@@ -24,8 +25,6 @@ namespace kc = kernels::cuda;
 
 namespace {
 
-constexpr int32_t kAttentionTokensPerLaunch = 128;  // bounds the attention workspace
-constexpr int32_t kPrefillTileMinTokens = 8;        // chunks this long go to the tensor-core attention
 constexpr size_t kGemmWorkspaceBytes = size_t{32} << 20;
 // Split-k GEMV scratch (kernels/cuda/gemv.hpp): a split launch has fewer base blocks than the GPU
 // holds (~1000), each with at most 2 x 256 partial floats per split.
@@ -74,84 +73,6 @@ std::string CudaMemoryReport::to_string() const {
     << kv_block_size << " tokens (" << int64_t{kv_blocks} * kv_block_size << " tokens)";
   return s.str();
 }
-
-// Every device buffer of the runner, and the pinned host mirrors of the per-step inputs/outputs.
-struct CudaModelRunner::Buffers {
-  std::vector<void*> owned;
-  template <class T>
-  T* alloc(int64_t count, int64_t& total) {
-    void* p = nullptr;
-    const size_t bytes = static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T);
-    AURORA_CUDA_CHECK(cudaMalloc(&p, bytes));
-    AURORA_CUDA_CHECK(cudaMemset(p, 0, bytes));
-    owned.push_back(p);
-    total += static_cast<int64_t>(bytes);
-    return static_cast<T*>(p);
-  }
-
-  // Per-step inputs: one block of int32 words, mirrored in pinned memory, copied with one memcpy.
-  int32_t* in_dev = nullptr;
-  int32_t* in_host = nullptr;
-  int64_t in_words = 0;
-  int64_t off_ids = 0, off_pos = 0, off_seq = 0, off_slots = 0, off_rows = 0, off_count = 0, off_tiles = 0,
-          off_tables = 0, off_sampling = 0;
-  int32_t* ids() const { return in_dev + off_ids; }
-  int32_t* pos() const { return in_dev + off_pos; }
-  int32_t* seq() const { return in_dev + off_seq; }
-  int32_t* slots() const { return in_dev + off_slots; }
-  int32_t* rows() const { return in_dev + off_rows; }
-  int32_t* count() const { return in_dev + off_count; }
-  int32_t* tiles() const { return in_dev + off_tiles; }  // prefill attention tiles [n][2]
-  int32_t* tables() const { return in_dev + off_tables; }
-  kernels::SamplingRow* sampling() const { return reinterpret_cast<kernels::SamplingRow*>(in_dev + off_sampling); }
-
-  float* x = nullptr;
-  float* h = nullptr;
-  bf16* h16 = nullptr;
-  float* qkv = nullptr;
-  float* q = nullptr;
-  bf16* attn16 = nullptr;
-  float* router_logits = nullptr;
-  int32_t* topk_ids = nullptr;
-  float* topk_weights = nullptr;
-  int32_t* offsets = nullptr;
-  int32_t* permuted = nullptr;
-  int32_t* position = nullptr;
-  int32_t* active = nullptr;
-  int32_t* num_active = nullptr;
-  int32_t* ticket = nullptr;
-  float* split_ws = nullptr;
-  int32_t* split_tickets = nullptr;
-  int64_t* expert_tokens = nullptr;  // [layers, experts]
-  bf16* act16 = nullptr;
-  float* expert_out = nullptr;
-  float* shared_out = nullptr;
-  float* shared_gate = nullptr;
-  bf16* expert_in16 = nullptr;
-  float* gate_up = nullptr;
-  float* logits = nullptr;
-  int32_t* tokens = nullptr;
-  void* attn_ws = nullptr;
-  size_t attn_ws_bytes = 0;
-  void* gemm_ws = nullptr;
-  std::vector<bf16*> k_cache, v_cache;
-  void* kv_arena = nullptr;
-
-  // Pinned outputs.
-  float* host_logits = nullptr;
-  int32_t* host_tokens = nullptr;
-  int64_t* host_counts = nullptr;
-  int32_t* host_offsets = nullptr;
-
-  ~Buffers() {
-    for (void* p : owned) cudaFree(p);
-    if (kv_arena) cudaFree(kv_arena);
-    for (void* p : {static_cast<void*>(in_host), static_cast<void*>(host_logits), static_cast<void*>(host_tokens),
-                    static_cast<void*>(host_counts), static_cast<void*>(host_offsets)}) {
-      if (p) cudaFreeHost(p);
-    }
-  }
-};
 
 CudaModelRunner::EpBuffers CudaModelRunner::ep_buffers() const {
   const Buffers& b = *buf_;
@@ -515,72 +436,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
       project(b.h16, L.qkv, q_dim + 2 * kv_dim, H, b.qkv, T, false);
       mark("qkv");
     }
-    kc::QkvPrologueParams qp;
-    qp.qkv = b.qkv;
-    qp.bias = L.qkv_bias;
-    qp.qk_norm = c.qk_norm == config::QkNorm::kPerHead ? kc::QkNormMode::kPerHead
-                 : c.qk_norm == config::QkNorm::kFull  ? kc::QkNormMode::kFull
-                                                       : kc::QkNormMode::kNone;
-    qp.q_norm = L.q_norm;
-    qp.k_norm = L.k_norm;
-    qp.eps = eps;
-    qp.clip = c.clip_qkv ? static_cast<float>(*c.clip_qkv) : 0.0f;
-    qp.positions = b.pos();
-    qp.inv_freq = W.inv_freq;
-    qp.q_out = b.q;
-    qp.k_cache = b.k_cache[static_cast<size_t>(l)];
-    qp.v_cache = b.v_cache[static_cast<size_t>(l)];
-    qp.kv_dtype = kc::DType::kBF16;
-    qp.slot_mapping = b.slots();
-    qp.num_tokens = T;
-    qp.num_q_heads = c.num_heads;
-    qp.num_kv_heads = c.num_kv_heads;
-    qp.head_dim = hd;
-    // Decode steps (one token per sequence): the prologue runs inside the attention kernel.
-    const bool fold_prologue = decode && T <= kAttentionTokensPerLaunch && kc::attention_folds_prologue(T);
-    if (!fold_prologue) {
-      kc::launch_qkv_prologue(qp, s);
-      mark("qkv prologue (norm, rope, kv write)");
-    }
-    kc::PagedAttentionCudaParams ap;
-    ap.q = b.q;
-    ap.out = b.attn16;
-    ap.out_dtype = kc::DType::kBF16;
-    ap.k_cache = b.k_cache[static_cast<size_t>(l)];
-    ap.v_cache = b.v_cache[static_cast<size_t>(l)];
-    ap.kv_dtype = kc::DType::kBF16;
-    ap.block_tables = b.tables();
-    ap.token_seq = b.seq();
-    ap.token_pos = b.pos();
-    ap.num_tokens = T;
-    ap.num_q_heads = c.num_heads;
-    ap.num_kv_heads = c.num_kv_heads;
-    ap.head_dim = hd;
-    ap.block_size = options_.kv_block_size;
-    ap.max_blocks_per_seq = max_blocks_per_seq_;
-    ap.sliding_window = c.layer_sliding_window[static_cast<size_t>(l)];
-    ap.max_context = options_.max_context;
-    ap.positions_bound = positions_bound_;
-    ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-    ap.fused_prologue = fold_prologue;
-    ap.prologue = qp;
-    // Prefill chunks: tensor-core tiles (execute() cut them); every other token: the decode kernels,
-    // in launches of at most kAttentionTokensPerLaunch tokens (the workspace's bound).
-    const bool tiled = !decode && num_prefill_tiles_ > 0;
-    if (tiled) kc::launch_prefill_attention(ap, b.tiles(), num_prefill_tiles_, s);
-    const std::vector<std::pair<int32_t, int32_t>> all{{0, T}};
-    for (const auto& [range_first, range_count] : tiled ? untiled_ranges_ : all) {
-      for (int32_t first = range_first; first < range_first + range_count; first += kAttentionTokensPerLaunch) {
-        kc::PagedAttentionCudaParams part = ap;
-        part.num_tokens = std::min(kAttentionTokensPerLaunch, range_first + range_count - first);
-        part.q = b.q + int64_t{first} * q_dim;
-        part.out = b.attn16 + int64_t{first} * q_dim;
-        part.token_seq = b.seq() + first;
-        part.token_pos = b.pos() + first;
-        kc::launch_paged_attention(part, b.attn_ws, b.attn_ws_bytes, s);
-      }
-    }
-    mark(fold_prologue ? "attention (+ qkv prologue)" : "attention");
+    attention(l, T, decode);
     project(b.attn16, L.o_proj, H, q_dim, b.x, T, true);  // residual: x += o_proj(attn)
     mark("o_proj");
 
@@ -689,30 +545,6 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   if (sample) {
     kc::launch_sample(kernels::SampleParams{b.logits, b.sampling(), b.tokens, R, c.vocab_size, 0}, s);
     mark("sampling");
-  }
-}
-
-void CudaModelRunner::cut_prefill_tiles(const StepBatch& batch, bool decode) {
-  num_prefill_tiles_ = 0;
-  untiled_ranges_.clear();
-  if (decode || !prefill_tiles_) return;
-  int32_t* tiles = buf_->in_host + buf_->off_tiles;
-  int32_t first = 0;
-  for (const SequenceChunk& ch : batch.chunks) {
-    if (ch.num_tokens >= kPrefillTileMinTokens) {
-      for (int32_t t = 0; t < ch.num_tokens; t += kc::kPrefillTileTokens) {
-        tiles[2 * num_prefill_tiles_] = first + t;
-        tiles[2 * num_prefill_tiles_ + 1] = std::min(kc::kPrefillTileTokens, ch.num_tokens - t);
-        ++num_prefill_tiles_;
-      }
-    } else if (ch.num_tokens > 0) {
-      if (!untiled_ranges_.empty() && untiled_ranges_.back().first + untiled_ranges_.back().second == first) {
-        untiled_ranges_.back().second += ch.num_tokens;
-      } else {
-        untiled_ranges_.emplace_back(first, ch.num_tokens);
-      }
-    }
-    first += ch.num_tokens;
   }
 }
 

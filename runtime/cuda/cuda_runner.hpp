@@ -198,6 +198,8 @@ class CudaModelRunner {
   void ep_moe_layer(int32_t layer, int32_t num_tokens);
   void ep_idle_step();
   void cut_prefill_tiles(const StepBatch& batch, bool decode);
+  // Layer l's qkv prologue and attention (cuda_runner_attention.cpp).
+  void attention(int32_t l, int32_t T, bool decode);
   void step_begin_hooks();
   void step_end_hooks();
   void segment_begin(const char* label, int32_t layer, cudaEvent_t wait_event);

@@ -95,6 +95,19 @@ void check_cancelled_after_one_token(const RunResult& r, double delay_s) {
   CHECK_THAT(format_summary_table(r, s), Catch::Contains("Cancelled requests:"));
 }
 
+// Four prompts over two slots on `backend`, each cancelled 0.3 s into a stream that stalls after
+// one token; the run must take two waves of 0.3 s, not of the 2 s streams, and cancel after a token.
+RunResult run_cancelling(StubServer& server, const char* backend) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult r =
+      run_loadgen(server, {"--backend", backend, "--model", "m", "--num-prompts", "4", "--max-concurrency", "2",
+                           "--request-cancellation-rate", "100", "--request-cancellation-delay", "0.3"});
+  CHECK(seconds_since(t0) < 1.5);  // nobody waits for the stalled streams (or a server's "cancelled")
+  REQUIRE(r.records.size() == 4);
+  check_cancelled_after_one_token(r, 0.3);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("cancellation over SSE closes each connection after the delay, and the server sees it") {
@@ -102,13 +115,7 @@ TEST_CASE("cancellation over SSE closes each connection after the delay, and the
   o.script = [](const StubRequest&) { return one_token_then_stall(); };
   StubServer server(o);
   server.start();
-  const auto t0 = std::chrono::steady_clock::now();
-  const RunResult r =
-      run_loadgen(server, {"--backend", "openai-chat", "--model", "m", "--num-prompts", "4", "--max-concurrency", "2",
-                           "--request-cancellation-rate", "100", "--request-cancellation-delay", "0.3"});
-  CHECK(seconds_since(t0) < 1.5);  // two waves of 0.3 s, not of 2 s streams
-  REQUIRE(r.records.size() == 4);
-  check_cancelled_after_one_token(r, 0.3);
+  const RunResult r = run_cancelling(server, "openai-chat");
   // A cancelled connection is never reused: four requests over two slots took four connections.
   CHECK(r.connections_opened == 4);
   CHECK(wait_for([&] { return server.stats().sse_disconnects; }, 4) == 4);
@@ -121,13 +128,7 @@ TEST_CASE("cancellation over WebSocket sends response.cancel for the id and keep
   o.script = [](const StubRequest&) { return one_token_then_stall(); };
   StubServer server(o);
   server.start();
-  const auto t0 = std::chrono::steady_clock::now();
-  const RunResult r =
-      run_loadgen(server, {"--backend", "aurora-ws", "--model", "m", "--num-prompts", "4", "--max-concurrency", "2",
-                           "--request-cancellation-rate", "100", "--request-cancellation-delay", "0.3"});
-  CHECK(seconds_since(t0) < 1.5);  // nobody waits for the server's response.done "cancelled"
-  REQUIRE(r.records.size() == 4);
-  check_cancelled_after_one_token(r, 0.3);
+  run_cancelling(server, "aurora-ws");
   CHECK(wait_for([&] { return server.stats().ws_cancels; }, 4) == 4);
   CHECK(server.stats().ws_requests == 4);
   CHECK(server.stats().ws_connections == 1);

@@ -9,7 +9,9 @@
 //   per-expert token counts once, at the end.
 // - other steps (prefill chunks, mixed batches) run eagerly: cuBLASLt GEMMs for dense projections
 //   over more than kGemvMaxTokens rows; routed experts through cuBLASLt per expert when the model
-//   has few experts (one host read of the per-expert offsets per layer), else the grouped GEMV.
+//   has few experts (one host read of the per-expert offsets per layer), else the grouped launch
+//   (the tiled GEMM above 64 positions per expert); chunks of >= 8 tokens through the tensor-core
+//   prefill attention, cut into tiles on the host (cuda_runner_attention.cpp).
 //
 // Memory: the KV cache takes gpu_memory_fraction of the device's memory minus what is in use
 // (weights) and the activation buffers sized for max_tokens_per_step; report() says how much.

@@ -7,6 +7,8 @@
 //            experts its tokens selected, the LM head) / the device-to-device copy bandwidth
 //            measured first in this process (bytes read + written).
 //   --profile: one more eager prefill and decode step each, with the time of every stage.
+//   --trace: the kernels of the timed decode steps through CUPTI (graph replays included): per
+//            kernel its time per step, and the step's idle gaps (kernel_trace.hpp).
 //   --max-context N: size the runner for contexts of N tokens, as a server does (16384), instead of
 //            just what the run needs (attention grids and buffers scale with it).
 // Prints a table and appends JSON lines to --json.
@@ -27,6 +29,7 @@
 #include "aurora/kernels/cuda/elementwise.hpp"
 #include "cuda_runner.hpp"
 #include "cuda_weights.hpp"
+#include "kernel_trace.hpp"
 #include "kv/block_allocator.hpp"
 
 using namespace aurora;
@@ -43,6 +46,7 @@ struct Args {
   std::vector<int32_t> batches = {1, 16, 64};
   uint64_t seed = 1;
   bool profile = false;
+  bool trace = false;
   bool graphs = true;
 };
 
@@ -104,6 +108,8 @@ bool parse(int argc, char** argv, Args& a) {
       a.seed = std::stoull(next());
     else if (k == "--profile")
       a.profile = true;
+    else if (k == "--trace")
+      a.trace = true;
     else if (k == "--no-graphs")
       a.graphs = false;
     else if (k == "--batches") {
@@ -117,9 +123,10 @@ bool parse(int argc, char** argv, Args& a) {
     }
   }
   if (a.config.empty()) {
-    std::fprintf(stderr,
-                 "usage: aurora-gpu-bench --config DIR/config.json [--name N] [--prompt 512] [--batches 1,16,64] "
-                 "[--steps 20] [--warmup 3] [--prefill-reps 3] [--max-context N] [--profile] [--json out.jsonl]\n");
+    std::fprintf(
+        stderr,
+        "usage: aurora-gpu-bench --config DIR/config.json [--name N] [--prompt 512] [--batches 1,16,64] "
+        "[--steps 20] [--warmup 3] [--prefill-reps 3] [--max-context N] [--profile] [--trace] [--json out.jsonl]\n");
     return false;
   }
   if (a.name.empty()) {
@@ -254,7 +261,9 @@ int run(const Args& a) {
     std::vector<double> step_ms;
     double bytes_sum = 0;
     int32_t graph_steps = 0;
+    bool tracing = false;
     for (int32_t step = 0; step < a.warmup + a.steps; ++step) {
+      if (a.trace && step == a.warmup) tracing = bench::kernel_trace_start();
       StepBatch b;
       for (int32_t i = 0; i < batch; ++i) {
         SequenceChunk ch;
@@ -278,6 +287,7 @@ int run(const Args& a) {
       }
       tokens = next;
     }
+    if (tracing) bench::kernel_trace_report(a.steps);
     if (a.profile) {
       // One more step, eager, with events between stages (includes launch gaps).
       StepBatch b;

@@ -454,6 +454,17 @@ int attention_fill() {
   return fill;
 }
 
+// AURORA_ATTENTION_CLUSTER=1|2|4|8|16: the cluster size of launches sized by the grid (to compare;
+// default: from attention_fill()).
+int forced_cluster() {
+  static const int cl = [] {
+    const char* v = std::getenv("AURORA_ATTENTION_CLUSTER");
+    const int c = v ? std::atoi(v) : 0;
+    return c == 1 || c == 2 || c == 4 || c == 8 || c == 16 ? c : 0;
+  }();
+  return cl;
+}
+
 }  // namespace
 
 bool cluster_attention_for(int32_t num_tokens) {
@@ -473,7 +484,9 @@ bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t st
   if (p.num_tokens > 65535 || p.num_kv_heads > 65535 || !cluster_attention_supports(p.head_dim, group)) return false;
   const int64_t heads = int64_t{p.num_tokens} * p.num_kv_heads;
   int cl = p.cluster_blocks > 0 ? p.cluster_blocks : kRanges;
-  if (p.cluster_blocks <= 0) {  // sized by the grid
+  if (p.cluster_blocks <= 0 && forced_cluster()) {
+    cl = forced_cluster();
+  } else if (p.cluster_blocks <= 0) {  // sized by the grid
     while (cl > 1 && heads * cl > int64_t{attention_fill()} * sm_count()) cl /= 2;
   }
   size_t smem = 0;

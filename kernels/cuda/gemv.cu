@@ -11,8 +11,8 @@
 
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
-#include "mma.cuh"
 #include "grouped_gemm.cuh"
+#include "mma.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
@@ -44,15 +44,43 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
 // trip per iteration); the same products in the same order, so the same bits. Twice the load
 // registers: 4 (NB = 1) or 3 (NB = 2) blocks per multiprocessor.
 template <int NB, int WARPS, bool PF = false>
-constexpr int kMinBlocks = WARPS == 4 ? (PF          ? (NB == 1 ? 4 : 3)
-                                         : NB == 1   ? 7
+constexpr int kMinBlocks = WARPS == 4 ? (PF        ? (NB == 1 ? 4 : 3)
+                                         : NB == 1 ? 7
                                          : NB == 2 ? 6
                                                    : 1)
                                       : 1;
 
-template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
-__global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
-    grouped_gemv_kernel(GroupedGemvParams p, int64_t x_stride, int64_t y_stride, int z, int cps) {
+// Where a GEMV block's work comes from: Index::x() (tile * z + position chunk), slot(), split(),
+// splits() and nx() (the tiles of a slot: the split-k tickets' and workspace's index) are blockIdx
+// and gridDim in grouped_gemv_kernel (GridIndex: read where used, as special registers) and an
+// item's tile and slot in the fused expert FFN (ItemIndex). Hooks: how it waits for its inputs
+// (wait()) and lets its dependents launch (trigger()).
+struct GridIndex {
+  __device__ int x() const { return static_cast<int>(blockIdx.x); }
+  __device__ int slot() const { return static_cast<int>(blockIdx.y); }
+  __device__ int split() const { return static_cast<int>(blockIdx.z); }
+  __device__ int splits() const { return static_cast<int>(gridDim.z); }
+  __device__ int nx() const { return static_cast<int>(gridDim.x); }
+};
+struct ItemIndex {
+  int tile, item_slot, tiles;
+  __device__ int x() const { return tile; }
+  __device__ int slot() const { return item_slot; }
+  __device__ int split() const { return 0; }
+  __device__ int splits() const { return 1; }
+  __device__ int nx() const { return tiles; }
+};
+struct PdlHooks {
+  __device__ void wait() const { detail::pdl_wait(); }
+  __device__ void trigger() const { detail::pdl_launch_dependents(); }
+};
+
+// One block of the grouped GEMV. COHERENT_X: the inputs were written by other blocks of the same
+// kernel (the fused expert FFN's down items read its gate_up items' output), so they load through
+// L2 (ld.global.cg) instead of the read-only path.
+template <int TILES, int NB, int WARPS, bool NORM, bool PF, bool COHERENT_X, class Index, class Hooks>
+__device__ __forceinline__ void gemv_block(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z,
+                                           int cps, const Index& bi, const Hooks& hooks) {
   constexpr int kThreads = WARPS * 32;
   constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;  // chunks in flight per iteration
   extern __shared__ float red[];                             // [WARPS][TILES][NB][4][32]
@@ -61,8 +89,8 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, q = lane & 3;
   const int n = p.n, k = p.k;
-  const int tile = blockIdx.x / z, chunk = blockIdx.x % z;
-  const int split = blockIdx.z, splits = gridDim.z;
+  const int tile = bi.x() / z, chunk = bi.x() % z;
+  const int split = bi.split(), splits = bi.splits();
   const int row0 = tile * kTileRows;
   const int chunks = (k + kChunk - 1) / kChunk;
   const int s_begin = split * cps, s_end = min(chunks, s_begin + cps);
@@ -105,9 +133,9 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
     set_rows(0);
     if (chunk == 0 && c_begin < c_end) load_a(c_begin);
   }
-  if (!early_groups) detail::pdl_wait();
+  if (!early_groups) hooks.wait();
 
-  const int slot = blockIdx.y;
+  const int slot = bi.slot();
   if (p.num_active && slot >= *p.num_active) return;
   const int group = p.active_groups ? p.active_groups[slot] : slot;
   int pos_begin = 0, pos_count = p.num_positions;
@@ -124,7 +152,7 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
   if (grouped) set_rows(group);
   if (early_groups) {
     if (chunk == 0 && c_begin < c_end) load_a(c_begin);
-    detail::pdl_wait();  // the inputs (x) come from the previous launch
+    hooks.wait();  // the inputs (x) come from the previous launch
   }
 
   // RMSNorm prologue: this block's k range of each of its rows, normalised, as bf16 in shared memory.
@@ -186,7 +214,7 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
 
   // The products of one iteration: weights aa (chunks c .. c + U - 1), inputs bx[u][nb] (16 bytes of
   // position nb * 8 + g's row), in a fixed order (u, nb, s, tt).
-  auto products = [&](const uint4 (&aa)[U][TILES][2], const uint4 (&bx)[U][NB]) {
+  auto products = [&](const uint4(&aa)[U][TILES][2], const uint4(&bx)[U][NB]) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
 #pragma unroll
@@ -206,7 +234,7 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
       }
     }
   };
-  auto load_x = [&](int c, uint4 (&xb)[U][NB]) {
+  auto load_x = [&](int c, uint4(&xb)[U][NB]) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int kk = (c + u) * kChunk + q * 8;
@@ -217,7 +245,8 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
           if constexpr (NORM) {
             xb[u][nb] = *reinterpret_cast<const uint4*>(xrow[nb] + kk);
           } else {
-            xb[u][nb] = __ldg(reinterpret_cast<const uint4*>(xrow[nb] + kk));
+            xb[u][nb] = COHERENT_X ? __ldcg(reinterpret_cast<const uint4*>(xrow[nb] + kk))
+                                   : __ldg(reinterpret_cast<const uint4*>(xrow[nb] + kk));
           }
         }
       }
@@ -257,16 +286,16 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
               if constexpr (NORM) {
                 b = *reinterpret_cast<const uint4*>(xrow[nb] + kk);
               } else {
-                b = __ldg(reinterpret_cast<const uint4*>(xrow[nb] + kk));
+                b = COHERENT_X ? __ldcg(reinterpret_cast<const uint4*>(xrow[nb] + kk))
+                               : __ldg(reinterpret_cast<const uint4*>(xrow[nb] + kk));
               }
             }
 #pragma unroll
             for (int s = 0; s < 2; ++s) {
 #pragma unroll
               for (int tt = 0; tt < TILES; ++tt) {
-                mma_16816(acc[tt][nb], word(a[u][tt][0], 2 * s), word(a[u][tt][1], 2 * s),
-                          word(a[u][tt][0], 2 * s + 1), word(a[u][tt][1], 2 * s + 1), word(b, 2 * s),
-                          word(b, 2 * s + 1));
+                mma_16816(acc[tt][nb], word(a[u][tt][0], 2 * s), word(a[u][tt][1], 2 * s), word(a[u][tt][0], 2 * s + 1),
+                          word(a[u][tt][1], 2 * s + 1), word(b, 2 * s), word(b, 2 * s + 1));
               }
             }
           }
@@ -275,7 +304,7 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
     }
   }
 
-  detail::pdl_launch_dependents();  // late: only the reduction and the epilogue remain
+  hooks.trigger();  // late: only the reduction and the epilogue remain
   // Reduction over the block's warps in a fixed order.
 #pragma unroll
   for (int tt = 0; tt < TILES; ++tt)
@@ -285,7 +314,7 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
       for (int j = 0; j < 4; ++j) red[(((warp * TILES + tt) * NB + nb) * 4 + j) * 32 + lane] = acc[tt][nb][j];
   __syncthreads();
   // Split k: this split's partial tile goes to the workspace; the last split to finish reduces.
-  const int64_t tile_id = static_cast<int64_t>(slot) * gridDim.x + blockIdx.x;
+  const int64_t tile_id = static_cast<int64_t>(slot) * bi.nx() + bi.x();
   float* ws = p.split_workspace + tile_id * splits * (TILES * NB * 128);
   if (splits > 1) {
     for (int e = threadIdx.x; e < NB * 128; e += kThreads) {
@@ -339,6 +368,76 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
       }
     }
   }
+}
+
+template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
+__global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
+    grouped_gemv_kernel(const __grid_constant__ GroupedGemvParams p, int64_t x_stride, int64_t y_stride, int z,
+                        int cps) {
+  gemv_block<TILES, NB, WARPS, NORM, PF, false>(p, x_stride, y_stride, z, cps, GridIndex{}, PdlHooks{});
+}
+
+// The fused expert FFN (gemv.hpp, launch_expert_ffn). Its items wait on counters, not on the
+// previous kernel (the kernel waits once, before its first item).
+struct NoHooks {
+  __device__ void wait() const {}
+  __device__ void trigger() const {}
+};
+// Thread 0 polls *count until it reaches target; the block meets after (the acquire load and the
+// barrier make the producers' writes, fenced before their increments, visible to every thread).
+struct CountHooks {
+  const int32_t* count;
+  int32_t target;
+  __device__ void wait() const {
+    if (threadIdx.x == 0) {
+      for (;;) {
+        int32_t v;
+        asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(count) : "memory");
+        if (v >= target) break;
+        __nanosleep(32);
+      }
+    }
+    __syncthreads();
+  }
+  __device__ void trigger() const {}
+};
+
+// Items: gate_up tiles slot-major (0 .. gu_items - 1), then down tiles. The next item is taken
+// from the queue while the current one runs (always safe: an item taken after a waiting one is a
+// down tile, which nothing waits for). counters[0]: the queue; counters[1 + slot]: the slot's
+// finished gate_up tiles. Both projections run the prefetching loop, 3 blocks per multiprocessor
+// (162 registers; at 4 blocks, the standalone gate_up's occupancy, 200 bytes spilled and it measured
+// slower on the H200, Mixtral-8x7B batch 1 8.71 vs 7.85 ms).
+__global__ void __launch_bounds__(128, 3)
+    expert_ffn_kernel(const __grid_constant__ ExpertFfnCudaParams p, int64_t gu_x_stride, int64_t dn_x_stride,
+                      int gu_tiles, int dn_tiles, int gu_cps, int dn_cps, int gu_items, int total) {
+  __shared__ int32_t next_item;
+  detail::pdl_wait();  // the routing and the inputs come from the previous kernels
+  if (threadIdx.x == 0) next_item = atomicAdd(p.counters, 1);
+  __syncthreads();
+  int item = next_item;
+  while (item < total) {
+    __syncthreads();  // every thread has read next_item; the last item's shared memory is free
+    if (threadIdx.x == 0) next_item = atomicAdd(p.counters, 1);
+    if (item < gu_items) {
+      const int slot = item / gu_tiles, tile = item - slot * gu_tiles;
+      gemv_block<2, 1, 4, false, true, false>(p.gate_up, gu_x_stride, p.gate_up.n, 1, gu_cps,
+                                              ItemIndex{tile, slot, gu_tiles}, NoHooks{});
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(p.counters + 1 + slot, 1);
+      }
+    } else {
+      const int j = item - gu_items, slot = j / dn_tiles, tile = j - slot * dn_tiles;
+      gemv_block<1, 1, 4, false, true, true>(p.down, dn_x_stride, p.down.y_stride ? p.down.y_stride : p.down.n, 1,
+                                             dn_cps, ItemIndex{tile, slot, dn_tiles},
+                                             CountHooks{p.counters + 1 + slot, gu_tiles});
+    }
+    __syncthreads();
+    item = next_item;
+  }
+  detail::pdl_launch_dependents();
 }
 
 // Whether expert GEMVs with groups_before_wait launch early (pdl_mode 2): on unless
@@ -589,13 +688,52 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
   }
 }
 
+bool expert_ffn_for(int32_t tokens, int32_t intermediate) {
+  static const int mode = [] {  // 1: always, 0: never, -1: the rule
+    const char* v = std::getenv("AURORA_FUSED_FFN");
+    return v && v[0] == '1' ? 1 : v && v[0] == '0' ? 0 : -1;
+  }();
+  if (tokens > kGemvNormMaxPositions) return false;
+  return mode >= 0 ? mode == 1 : tokens == 1 && intermediate >= kExpertFfnMinIntermediate;
+}
+
+void launch_expert_ffn(const ExpertFfnCudaParams& p, cudaStream_t stream) {
+  const GroupedGemvParams &g = p.gate_up, &d = p.down;
+  AURORA_KERNEL_CHECK(g.epilogue == GemvEpilogue::kSwiGluBF16 && g.y_bf16 && !g.bias && !g.y_stride &&
+                          d.epilogue == GemvEpilogue::kStoreF32 && d.y_f32 && !d.bias && d.x == g.y_bf16 &&
+                          (!d.x_stride || d.x_stride == g.n) && !d.x_rows,
+                      "fused expert FFN: gate_up (SwiGLU, bf16) must feed down (float32 store) directly");
+  AURORA_KERNEL_CHECK(!g.norm_weight && !d.norm_weight && g.group_offsets && g.group_offsets == d.group_offsets &&
+                          g.active_groups == d.active_groups && g.num_active == d.num_active &&
+                          g.num_group_slots == d.num_group_slots && p.counters,
+                      "fused expert FFN: both projections need the same routed groups, and counters");
+  AURORA_KERNEL_CHECK(g.max_positions_per_group >= 1 && g.max_positions_per_group <= kExpertFfnMaxPositions &&
+                          d.max_positions_per_group <= kExpertFfnMaxPositions,
+                      "fused expert FFN: at most " << kExpertFfnMaxPositions << " positions per expert, got "
+                                                   << g.max_positions_per_group);
+  AURORA_KERNEL_CHECK(g.k % 8 == 0 && d.k % 8 == 0 && g.n % 8 == 0, "fused expert FFN: k and n must be multiples of 8");
+  const int64_t gu_x_stride = g.x_stride ? g.x_stride : g.k;
+  AURORA_KERNEL_CHECK(gu_x_stride % 8 == 0, "gemv x rows must be 16-byte aligned");
+  const int gu_tiles = detail::ceil_div(g.n, kTileRows), dn_tiles = detail::ceil_div(d.n, kTileRows);
+  const int gu_cps = detail::ceil_div(g.k, kChunk), dn_cps = detail::ceil_div(d.k, kChunk);
+  const auto kernel = expert_ffn_kernel;
+  const size_t smem = std::max(smem_bytes<2, 1, 4, false>(g, gu_cps), smem_bytes<1, 1, 4, false>(d, dn_cps));
+  ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);
+  const int64_t items = int64_t{g.num_group_slots} * (gu_tiles + dn_tiles);
+  const int64_t grid = std::min<int64_t>(resident_blocks(reinterpret_cast<const void*>(kernel), 128, smem), items);
+  launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), dim3(128), smem, stream, p, gu_x_stride, int64_t{g.n}, gu_tiles,
+             dn_tiles, gu_cps, dn_cps, g.num_group_slots * gu_tiles, static_cast<int>(items));
+}
+
 bool gemv_uses_tiled_gemm(const GroupedGemvParams& p) {
   return !p.norm_weight && p.max_positions_per_group >= kTiledGemmMinPositions && tiled_gemm_enabled();
 }
 void set_tiled_gemm(bool on) { g_tiled_override.store(on ? 1 : 0, std::memory_order_relaxed); }
 void reset_tiled_gemm() { g_tiled_override.store(-1, std::memory_order_relaxed); }
 
-void set_gemv_prefetch_min_k(int32_t min_k) { g_prefetch_override.store(std::max(0, min_k), std::memory_order_relaxed); }
+void set_gemv_prefetch_min_k(int32_t min_k) {
+  g_prefetch_override.store(std::max(0, min_k), std::memory_order_relaxed);
+}
 void reset_gemv_prefetch() { g_prefetch_override.store(-1, std::memory_order_relaxed); }
 
 void set_gemv_split_k(bool on) { g_split_override.store(on ? 1 : 0, std::memory_order_relaxed); }

@@ -178,7 +178,12 @@ void CudaModelRunner::allocate() {
   b.ticket = b.alloc<int32_t>(kc::route_ticket_count(static_cast<int32_t>(T)), act);
   b.split_ws = b.alloc<float>(kSplitWorkspaceFloats, act);
   b.split_tickets = b.alloc<int32_t>(kSplitTickets, act);
-  b.expert_tokens = b.alloc<int64_t>(int64_t{c.num_layers} * E, act);
+  // Decode steps of <= kGemvNormMaxPositions tokens fuse their experts (kc::launch_expert_ffn), whose
+  // counters live after the routing counts so that the step's one memset zeroes both.
+  b.ffn_counter_stride =
+      (kc::expert_ffn_counters(static_cast<int32_t>(std::min<int64_t>(kc::kGemvNormMaxPositions * K, E))) + 1) / 2 * 2;
+  b.expert_tokens = b.alloc<int64_t>(int64_t{c.num_layers} * (E + b.ffn_counter_stride / 2), act);
+  b.ffn_counters = reinterpret_cast<int32_t*>(b.expert_tokens + int64_t{c.num_layers} * E);
   b.act16 = b.alloc<bf16>(items * max_inter, act);
   b.expert_out = b.alloc<float>(items * H, act);
   b.shared_out = b.alloc<float>(T * H, act);
@@ -352,8 +357,12 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
     g.y_bf16 = b.act16;
     set_split(g);
-    kc::launch_grouped_gemv(g, stream_);
-    mark("experts gate_up+silu");
+    const bool fused = T <= kc::kGemvNormMaxPositions &&
+                       (options_.fused_ffn >= 0 ? options_.fused_ffn == 1 : kc::expert_ffn_for(T, I));
+    if (!fused) {
+      kc::launch_grouped_gemv(g, stream_);
+      mark("experts gate_up+silu");
+    }
     kc::GroupedGemvParams d = g;
     d.x = b.act16;
     d.x_rows = nullptr;
@@ -366,6 +375,12 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     d.y_bf16 = nullptr;
     d.y_f32 = b.expert_out;
     d.groups_before_wait = true;  // the router ran two launches back
+    if (fused) {                  // one launch: an expert's down tiles start when its gate_up tiles are done
+      kc::launch_expert_ffn(kc::ExpertFfnCudaParams{g, d, b.ffn_counters + int64_t{layer} * b.ffn_counter_stride},
+                            stream_);
+      mark("experts gate_up+silu+down (fused)");
+      return;
+    }
     kc::launch_grouped_gemv(d, stream_);
     mark("experts down");
     return;
@@ -411,7 +426,8 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   const float eps = static_cast<float>(c.rms_norm_eps);
   const bool fuse_norm = fused_norm_enabled() && !ep_ && T <= kc::kGemvNormMaxPositions;
   AURORA_CUDA_CHECK(
-      cudaMemsetAsync(b.expert_tokens, 0, static_cast<size_t>(int64_t{c.num_layers} * c.num_experts) * 8, s));
+      cudaMemsetAsync(b.expert_tokens, 0,
+                      static_cast<size_t>(int64_t{c.num_layers} * (c.num_experts + b.ffn_counter_stride / 2)) * 8, s));
   mark("start");
   kc::launch_embedding(kc::EmbeddingCudaParams{b.ids(), W.embed_tokens, kc::DType::kBF16, b.x, T, H, c.vocab_size}, s);
   mark("embedding");

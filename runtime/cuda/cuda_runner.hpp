@@ -73,6 +73,9 @@ struct CudaRunnerOptions {
   // The compute stream to run on (e.g. one of an SM-limited green context: heterogeneity
   // emulation); null = the runner creates its own. Not owned.
   cudaStream_t stream = nullptr;
+  // The routed experts of decode steps of <= 4 tokens in one launch (kernels::cuda::launch_expert_ffn):
+  // 1 always, 0 never, -1 as kernels::cuda::expert_ffn_for says. The same bits either way.
+  int32_t fused_ffn = -1;
 };
 
 // One rank of an expert-parallel model (see the header comment).

@@ -62,7 +62,9 @@ struct CudaModelRunner::Buffers {
   int32_t* ticket = nullptr;
   float* split_ws = nullptr;
   int32_t* split_tickets = nullptr;
-  int64_t* expert_tokens = nullptr;  // [layers, experts]
+  int64_t* expert_tokens = nullptr;  // [layers, experts], then the fused expert FFN's counters:
+  int32_t* ffn_counters = nullptr;   // [layers, ffn_counter_stride] (zeroed with expert_tokens per step)
+  int64_t ffn_counter_stride = 0;
   bf16* act16 = nullptr;
   float* expert_out = nullptr;
   float* shared_out = nullptr;

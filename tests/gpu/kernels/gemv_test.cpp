@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <random>
 
 #include "aurora/kernels/cuda/gemm.hpp"
 #include "aurora/kernels/cuda/gemv.hpp"
@@ -253,6 +255,40 @@ TEST_CASE("grouped GEMV with the RMSNorm prologue matches rms_norm + linear", "[
   CHECK(relative_error(y.download(), want) < 2e-4);
 }
 
+// A decode step's routing: top_k distinct random experts per token, permuted (cpu::permute), the
+// active experts in id order padded to min(items, experts) slots.
+struct Routing {
+  int32_t items = 0, slots = 0, num_active = 0;
+  std::vector<int32_t> ids, off, perm, pos, active, active_padded;
+  Routing(int32_t tokens, int32_t experts, int32_t top_k, uint32_t seed) : items(tokens * top_k) {
+    std::mt19937 rng{seed};
+    ids.resize(size_t(items));
+    for (int32_t t = 0; t < tokens; ++t) {
+      for (int32_t j = 0; j < top_k; ++j) {
+        int32_t e;
+        bool dup;
+        do {
+          e = int32_t(rng() % uint32_t(experts));
+          dup = false;
+          for (int32_t i = 0; i < j; ++i) dup = dup || ids[size_t(t * top_k + i)] == e;
+        } while (dup);
+        ids[size_t(t * top_k + j)] = e;
+      }
+    }
+    off.resize(size_t(experts) + 1);
+    perm.resize(size_t(items));
+    pos.resize(size_t(items));
+    kcpu::permute(kernels::PermuteParams{ids.data(), items, experts, off.data(), perm.data(), pos.data()});
+    for (int32_t e = 0; e < experts; ++e) {
+      if (off[size_t(e) + 1] > off[size_t(e)]) active.push_back(e);
+    }
+    slots = std::min(items, experts);
+    active_padded = active;
+    active_padded.resize(size_t(slots), -1);
+    num_active = int32_t(active.size());
+  }
+};
+
 TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses SwiGLU", "[gpu][gemv]") {
   struct Case {
     int32_t tokens, experts, top_k, hidden, inter;
@@ -260,30 +296,9 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
   for (const Case& c :
        {Case{1, 8, 2, 512, 1792}, Case{5, 8, 2, 256, 128}, Case{64, 128, 8, 256, 96}, Case{20, 64, 8, 64, 16}}) {
     INFO(c.tokens << " tokens, " << c.experts << " experts, hidden " << c.hidden << ", inter " << c.inter);
-    const int32_t items = c.tokens * c.top_k;
-    std::mt19937 rng{static_cast<uint32_t>(100 + c.tokens)};
-    std::vector<int32_t> ids(items);
-    for (int32_t t = 0; t < c.tokens; ++t) {
-      for (int32_t j = 0; j < c.top_k; ++j) {
-        int32_t e;
-        bool dup;
-        do {
-          e = int32_t(rng() % uint32_t(c.experts));
-          dup = false;
-          for (int32_t i = 0; i < j; ++i) dup = dup || ids[size_t(t * c.top_k + i)] == e;
-        } while (dup);
-        ids[size_t(t * c.top_k + j)] = e;
-      }
-    }
-    std::vector<int32_t> off(size_t(c.experts) + 1), perm(items), pos(items), active;
-    kcpu::permute(kernels::PermuteParams{ids.data(), items, c.experts, off.data(), perm.data(), pos.data()});
-    for (int32_t e = 0; e < c.experts; ++e) {
-      if (off[size_t(e) + 1] > off[size_t(e)]) active.push_back(e);
-    }
-    const int32_t slots = std::min(items, c.experts);
-    std::vector<int32_t> active_padded = active;
-    active_padded.resize(size_t(slots), -1);
-    const int32_t num_active = int32_t(active.size());
+    const Routing r(c.tokens, c.experts, c.top_k, static_cast<uint32_t>(100 + c.tokens));
+    const int32_t items = r.items, slots = r.slots, num_active = r.num_active;
+    const auto &ids = r.ids, &off = r.off, &perm = r.perm, &active_padded = r.active_padded;
 
     auto x = rounded_bf16(random_floats(size_t(c.tokens) * c.hidden, 101));
     auto gate_up =
@@ -362,6 +377,79 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
   }
 }
 
+TEST_CASE("the fused expert FFN gives the two launches' bits", "[gpu][gemv]") {
+  // Decode shapes: Mixtral-like (2 of 8, long down k), OLMoE/Qwen3-like (8 of many, hidden 2048),
+  // and a small one; 1..4 tokens (the runner fuses steps of <= 4).
+  struct Case {
+    int32_t tokens, experts, top_k, hidden, inter;
+  };
+  for (const Case& c : {Case{1, 8, 2, 4096, 2048}, Case{1, 16, 8, 2048, 768}, Case{4, 16, 8, 2048, 1024},
+                        Case{3, 12, 4, 256, 96}, Case{2, 8, 2, 64, 40}}) {
+    INFO(c.tokens << " tokens, " << c.experts << " experts, top " << c.top_k << ", hidden " << c.hidden << ", inter "
+                  << c.inter);
+    const Routing r(c.tokens, c.experts, c.top_k, static_cast<uint32_t>(300 + c.tokens));
+    auto dx = upload_bf16(rounded_bf16(random_floats(size_t(c.tokens) * c.hidden, 301)));
+    auto dgu = upload_bf16(rounded_bf16(
+        random_floats(size_t(c.experts) * 2 * c.inter * c.hidden, 302, 1.0f / std::sqrt(float(c.hidden)))));
+    auto ddown = upload_bf16(
+        rounded_bf16(random_floats(size_t(c.experts) * c.hidden * c.inter, 303, 1.0f / std::sqrt(float(c.inter)))));
+    DeviceArray<int32_t> doff(r.off), dperm(r.perm), dactive(r.active_padded), dnum(std::vector<int32_t>{r.num_active});
+    DeviceArray<uint16_t> act(size_t(r.items) * c.inter);
+    DeviceArray<float> out(size_t(r.items) * c.hidden);
+    kc::GroupedGemvParams g;
+    g.x = as_bf16(dx);
+    g.x_rows = dperm.get();
+    g.x_row_div = c.top_k;
+    g.weight = as_bf16(dgu);
+    g.weight_group_stride = int64_t(2) * c.inter * c.hidden;
+    g.n = c.inter;
+    g.k = c.hidden;
+    g.group_offsets = doff.get();
+    g.active_groups = dactive.get();
+    g.num_active = dnum.get();
+    g.num_group_slots = r.slots;
+    g.max_positions_per_group = c.tokens;
+    g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
+    g.y_bf16 = as_bf16(act);
+    kc::GroupedGemvParams d = g;
+    d.x = as_bf16(act);
+    d.x_rows = nullptr;
+    d.x_row_div = 1;
+    d.weight = as_bf16(ddown);
+    d.weight_group_stride = int64_t(c.hidden) * c.inter;
+    d.n = c.hidden;
+    d.k = c.inter;
+    d.epilogue = kc::GemvEpilogue::kStoreF32;
+    d.y_bf16 = nullptr;
+    d.y_f32 = out.get();
+    d.groups_before_wait = true;
+    act.poison();
+    out.poison();
+    kc::launch_grouped_gemv(g, nullptr);
+    kc::launch_grouped_gemv(d, nullptr);
+    const auto act_want = act.download();
+    const auto out_want = out.download();
+    CHECK(std::all_of(out_want.begin(), out_want.end(), [](float v) { return std::isfinite(v); }));
+    DeviceArray<int32_t> counters(size_t(kc::expert_ffn_counters(r.slots)));
+    for (int rep = 0; rep < 3; ++rep) {  // the items run in another order every time
+      INFO("repetition " << rep);
+      act.poison();
+      out.poison();
+      counters.zero();
+      kc::launch_expert_ffn(kc::ExpertFfnCudaParams{g, d, counters.get()}, nullptr);
+      const auto act_got = act.download();
+      const auto out_got = out.download();
+      CHECK(std::memcmp(act_got.data(), act_want.data(), act_got.size() * sizeof(uint16_t)) == 0);
+      CHECK(std::memcmp(out_got.data(), out_want.data(), out_got.size() * sizeof(float)) == 0);
+      // Every gate_up tile of every slot was counted once; the queue ran past its last item.
+      const auto left = counters.download();
+      const int32_t tiles = (c.inter + 15) / 16;
+      for (int32_t slot = 0; slot < r.slots; ++slot) CHECK(left[size_t(1 + slot)] == tiles);
+      CHECK(left[0] > r.slots * (tiles + (c.hidden + 15) / 16));
+    }
+  }
+}
+
 TEST_CASE("linear_f32 matches cpu::linear", "[gpu][gemv]") {
   for (int32_t rows : {1, 5, 130}) {
     const int32_t n = 67, k = 200;
@@ -418,7 +506,8 @@ TEST_CASE("prefetching GEMV instances give the other instances' bits", "[gpu][ge
   kc::set_gemv_split_k(false);
   const int32_t experts = 4, n = 1000;
   for (int32_t k : {4096, 1032}) {
-    for (const std::vector<int32_t>& off : {std::vector<int32_t>{0, 1, 1, 5, 8}, std::vector<int32_t>{0, 1, 1, 13, 20}}) {
+    for (const std::vector<int32_t>& off :
+         {std::vector<int32_t>{0, 1, 1, 5, 8}, std::vector<int32_t>{0, 1, 1, 13, 20}}) {
       const int32_t positions = off.back(), max_per_group = off == std::vector<int32_t>{0, 1, 1, 5, 8} ? 4 : 12;
       INFO("k " << k << ", positions " << positions << ", at most " << max_per_group << " per group");
       auto x = rounded_bf16(random_floats(size_t(positions) * k, 400));

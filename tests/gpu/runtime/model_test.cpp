@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "aurora/config/json.hpp"
 #include "cuda_runner.hpp"
@@ -71,7 +72,7 @@ struct GpuHarness {
   std::unique_ptr<CudaModelRunner> runner;
   BlockAllocator blocks{1};
 
-  explicit GpuHarness(const Model& model, int32_t block_size = 4) {
+  explicit GpuHarness(const Model& model, int32_t block_size = 4, int32_t fused_ffn = -1) {
     auto w = CudaWeights::upload(model, 0);
     REQUIRE(w.ok());
     CudaRunnerOptions o;
@@ -80,6 +81,7 @@ struct GpuHarness {
     o.kv_block_size = block_size;
     o.max_context = 512;
     o.kv_cache_tokens = 8192;
+    o.fused_ffn = fused_ffn;
     auto r = CudaModelRunner::create(*w, o);
     REQUIRE(r.ok());
     runner = std::move(*r);
@@ -106,6 +108,33 @@ struct GpuHarness {
       b.num_logits_rows = c.num_tokens;
       const StepResult& r = runner->execute(b);
       out.insert(out.end(), r.logits, r.logits + size_t(c.num_tokens) * size_t(vocab()));
+    }
+    blocks.release(table);
+    return out;
+  }
+
+  // Prefill, then the `fed` tokens one per step (the decode graphs): the logits of every step.
+  std::vector<float> fed_logits(const std::vector<int32_t>& prompt, const std::vector<int32_t>& fed) {
+    std::vector<int32_t> seq = prompt, table;
+    seq.insert(seq.end(), fed.begin(), fed.end());
+    REQUIRE(blocks.allocate(blocks_for_tokens(int64_t(seq.size()), runner->options().kv_block_size), table));
+    std::vector<float> out;
+    int32_t computed = 0;
+    for (int32_t end = int32_t(prompt.size()); end <= int32_t(seq.size()); ++end) {
+      StepBatch b;
+      SequenceChunk c;
+      c.start_position = computed;
+      c.num_tokens = end - computed;
+      c.tokens = seq.data() + computed;
+      c.block_table = table.data();
+      c.num_blocks = int32_t(table.size());
+      c.logits = LogitsMode::kLast;
+      c.logits_row = 0;
+      b.chunks.push_back(c);
+      b.num_logits_rows = 1;
+      const StepResult& r = runner->execute(b);
+      out.insert(out.end(), r.logits, r.logits + vocab());
+      computed = end;
     }
     blocks.release(table);
     return out;
@@ -255,6 +284,26 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
     CHECK(e.p90 < kP90Tol);
     CHECK(e.max < kMaxTol);
     CHECK(graph_steps == steps - 1);  // the first decode step of a bucket runs eagerly and is captured
+  }
+}
+
+TEST_CASE("decode with the fused expert FFN has the two launches' bits", "[gpu][model]") {
+  // The runner's fused path (one launch for gate_up and down, counters zeroed with the step's
+  // routing counts) forced on against forced off: the same greedy tokens and the same logits bits
+  // at every decode step, eager and through the graphs.
+  for (auto arch : kArchs) {
+    auto model = mid_model(arch);
+    INFO(model->name);
+    const int32_t V = model->config.vocab_size;
+    auto prompt = random_prompt(23, V, 7);
+    auto fed = random_prompt(8, V, 8);
+    GpuHarness two(*model, 4, 0), fused(*model, 4, 1);
+    CHECK(fused.greedy(prompt, 12) == two.greedy(prompt, 12));
+    const auto want = two.fed_logits(prompt, fed);
+    const auto got = fused.fed_logits(prompt, fed);
+    CHECK(fused.runner->last_step_used_graph());
+    REQUIRE(got.size() == want.size());
+    CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
   }
 }
 

@@ -105,6 +105,32 @@ struct GroupedGemvParams {
 };
 constexpr int32_t kGemvNormMaxPositions = 4;
 void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream);
+
+// The routed experts' gate_up (SwiGLU) and down projections of a decode step in one launch instead
+// of two (at most kExpertFfnMaxPositions positions per expert). Blocks take work items from a queue
+// in order, every gate_up tile (group slot, 16 rows) before any down tile; a down tile waits only
+// for its own slot's gate_up tiles (a counter per slot), after loading its first weights. So one
+// expert's down projection runs while other experts' gate_up tiles still stream, with no launch, no
+// drained wave and no ramp between the two. Every tile is computed by launch_grouped_gemv's code
+// (the same bits, whatever the order the items run in). Deadlock-free with any number of resident
+// blocks (another model's kernels may hold the rest): a waiting item's producers were all taken from
+// the queue before it, by blocks that run them without waiting. Split k does not apply.
+struct ExpertFfnCudaParams {
+  GroupedGemvParams gate_up;    // epilogue kSwiGluBF16 into down.x
+  GroupedGemvParams down;       // epilogue kStoreF32, the same groups as gate_up
+  int32_t* counters = nullptr;  // [expert_ffn_counters(slots)], zero before the launch (left nonzero)
+};
+constexpr int32_t kExpertFfnMaxPositions = 8;
+constexpr int32_t expert_ffn_counters(int32_t group_slots) { return 1 + group_slots; }
+void launch_expert_ffn(const ExpertFfnCudaParams& p, cudaStream_t stream);
+// Whether a decode step of `tokens` tokens fuses its experts of `intermediate` rows: steps of one
+// token with long experts (intermediate >= kExpertFfnMinIntermediate). H200, 2026-11-29, batch 1
+// two launches vs fused: Mixtral-8x7B (14336) 8.06 vs 7.85 ms; OLMoE-1B-7B (1024) 1.396 vs 1.465,
+// Qwen3-30B-A3B (768) 3.96 vs 4.12 (short experts: many small items at 3 blocks per multiprocessor);
+// batch 4 Mixtral 17.90 vs 17.98. AURORA_FUSED_FFN=1: every step of <= kGemvNormMaxPositions tokens,
+// =0: never.
+constexpr int32_t kExpertFfnMinIntermediate = 4096;
+bool expert_ffn_for(int32_t tokens, int32_t intermediate);
 // The k splits launch_grouped_gemv would use for these parameters (1 = none); for tests and tuning.
 int32_t gemv_splits(const GroupedGemvParams& p);
 // Split k for this process, overriding the default rule above; for tests.

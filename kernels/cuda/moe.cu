@@ -43,7 +43,7 @@ __device__ void route_token(const float* logits, int32_t num_experts, int32_t to
   float chosen_sum = 0.0f;
   float chosen[kMaxTopK];
   int32_t chosen_id[kMaxTopK];
-#pragma unroll
+#pragma unroll 1  // small code: the routing warp runs it once per launch, from a cold instruction cache
   for (int j = 0; j < kMaxTopK; ++j) {
     if (j >= top_k) break;
     float best = -INFINITY;
@@ -72,7 +72,7 @@ __device__ void route_token(const float* logits, int32_t num_experts, int32_t to
     __syncwarp();
   }
   if (lane == 0) {
-#pragma unroll
+#pragma unroll 1
     for (int j = 0; j < kMaxTopK; ++j) {
       if (j < top_k) {
         ids[j] = chosen_id[j];

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "aurora/kernels/cuda/moe.hpp"
@@ -23,21 +24,30 @@ TEST_CASE("top-k routing matches the CPU twin", "[gpu][moe]") {
     int32_t experts, top_k;
     TopKNormalization norm;
   };
+  // Up to 256 experts the routing warp keeps the logits in registers, above in shared memory (300,
+  // 1000); tied logits (quantised to halves) must pick the lower ids, as the CPU twin does.
   for (const Case& c : {Case{8, 2, TopKNormalization::kRenormalize}, Case{64, 8, TopKNormalization::kNone},
-                        Case{128, 8, TopKNormalization::kRenormalize}, Case{60, 4, TopKNormalization::kNone}}) {
-    INFO(c.experts << " experts, top " << c.top_k);
-    const int32_t tokens = 37;
-    auto logits = random_floats(size_t(tokens) * c.experts, 60 + c.experts, 2.0f);
-    std::vector<int32_t> ids(size_t(tokens) * c.top_k);
-    std::vector<float> w(ids.size());
-    kcpu::topk_routing(
-        kernels::TopKRoutingParams{logits.data(), ids.data(), w.data(), tokens, c.experts, c.top_k, c.norm});
-    DeviceArray<float> dl(logits), dw(w.size());
-    DeviceArray<int32_t> did(ids.size());
-    kc::launch_topk_routing(
-        kernels::TopKRoutingParams{dl.get(), did.get(), dw.get(), tokens, c.experts, c.top_k, c.norm}, nullptr);
-    CHECK(did.download() == ids);
-    CHECK(relative_error(dw.download(), w) < 1e-5);
+                        Case{128, 8, TopKNormalization::kRenormalize}, Case{60, 4, TopKNormalization::kNone},
+                        Case{256, 8, TopKNormalization::kRenormalize}, Case{300, 8, TopKNormalization::kNone},
+                        Case{1000, 16, TopKNormalization::kRenormalize}}) {
+    for (bool ties : {false, true}) {
+      INFO(c.experts << " experts, top " << c.top_k << (ties ? ", tied logits" : ""));
+      const int32_t tokens = 37;
+      auto logits = random_floats(size_t(tokens) * c.experts, 60 + c.experts, 2.0f);
+      if (ties) {
+        for (auto& v : logits) v = std::round(v * 2.0f) / 2.0f;
+      }
+      std::vector<int32_t> ids(size_t(tokens) * c.top_k);
+      std::vector<float> w(ids.size());
+      kcpu::topk_routing(
+          kernels::TopKRoutingParams{logits.data(), ids.data(), w.data(), tokens, c.experts, c.top_k, c.norm});
+      DeviceArray<float> dl(logits), dw(w.size());
+      DeviceArray<int32_t> did(ids.size());
+      kc::launch_topk_routing(
+          kernels::TopKRoutingParams{dl.get(), did.get(), dw.get(), tokens, c.experts, c.top_k, c.norm}, nullptr);
+      CHECK(did.download() == ids);
+      CHECK(relative_error(dw.download(), w) < 1e-5);
+    }
   }
 }
 

@@ -1,7 +1,12 @@
 # Adds globaltimer probes to the cluster attention kernel: block 0 of (token 0, kv head 0) records when it
 # reaches each phase; dump_attention_probe() prints the mean times over the last 256 launches. For a
 # probe build only (build_probe_bench.sh), never committed to the sources.
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_common import dump_function, ensure_cstdio, stamp_buffer  # noqa: E402
+
 p = sys.argv[1]
 s = open(p).read()
 def after(anchor, code, occurrence=1):
@@ -11,15 +16,8 @@ def after(anchor, code, occurrence=1):
         i = s.index(anchor, i + 1)
     j = i + len(anchor)
     s = s[:j] + code + s[j:]
-probe_defs = '''
-__device__ unsigned long long g_probe[256][12];
-__device__ unsigned int g_probe_n;
-__device__ __forceinline__ unsigned long long gtimer() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-  return t;
-}
-#define PROBE(i) if (probe_on && threadIdx.x == 0) probe_t[i] = gtimer();
+probe_defs = stamp_buffer('g_probe', 11) + '''
+#define PROBE(i) if (probe_on && threadIdx.x == 0) probe_t[i] = g_probe_timer();
 '''
 after('namespace cg = cooperative_groups;\n', probe_defs)
 # kernel start
@@ -53,36 +51,14 @@ after('''    l_all[tid] = l;
 after('  cluster.sync();  // no block leaves while another reads its shared memory\n', '''  PROBE(10)
   if (probe_on && threadIdx.x == 0) {
     const unsigned i = atomicAdd(&g_probe_n, 1u) % 256u;
-    for (int q = 0; q < 11; ++q) g_probe[i][q] = probe_t[q];
+    for (int q = 0; q < 11; ++q) g_probe_buf[i][q] = probe_t[q];
   }
 ''')
 # before final cluster sync: P9
 s = s.replace('  cluster.sync();  // no block leaves while another reads its shared memory\n', '  PROBE(9)\n  cluster.sync();  // no block leaves while another reads its shared memory\n', 1)
-# host dump function at the end of the detail namespace: append a function
-s += '''
-namespace aurora::kernels::cuda {
-void dump_attention_probe() {
-  unsigned long long h[256][12];
-  unsigned int n = 0;
-  cudaDeviceSynchronize();
-  cudaMemcpyFromSymbol(h, detail::g_probe, sizeof(h));
-  cudaMemcpyFromSymbol(&n, detail::g_probe_n, sizeof(n));
-  const unsigned m = n < 256 ? n : 256;
-  double sum[12] = {0};
-  unsigned used = 0;
-  for (unsigned i = 0; i < m; ++i) {
-    if (!h[i][0] || !h[i][10]) continue;
-    ++used;
-    for (int q = 1; q < 11; ++q) sum[q] += h[i][q] ? double(h[i][q] - h[i][0]) : 0.0;
-  }
-  const char* names[11] = {"entry", "setup", "after pdl_wait", "K chunk ready", "scores", "softmax + V ready",
-                           "values", "cluster.sync 1", "merge weights", "outputs", "cluster.sync 2"};
-  std::printf("   attention probe (%u launches, block 0 of kv head 0, us after entry):", used);
-  for (int q = 1; q < 11; ++q) std::printf(" %s %.2f;", names[q], used ? sum[q] / used / 1e3 : 0.0);
-  std::printf("\\n");
-}
-}  // namespace aurora::kernels::cuda
-'''
-if '#include <cstdio>' not in s:
-    s = s.replace('#include <cstdlib>', '#include <cstdio>\n#include <cstdlib>', 1)
+s += dump_function('dump_attention_probe', 'detail::', 'g_probe',
+                   ['entry', 'setup', 'after pdl_wait', 'K chunk ready', 'scores', 'softmax + V ready', 'values',
+                    'cluster.sync 1', 'merge weights', 'outputs', 'cluster.sync 2'],
+                   'attention probe, block 0 of (token 0, kv head 0)')
+s = ensure_cstdio(s)
 open(p, 'w').write(s)

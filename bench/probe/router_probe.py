@@ -1,18 +1,15 @@
 # Adds globaltimer probes to route_kernel: the block that routes (the last of its group) records its
 # phases; dump_route_probe() prints the mean times over the last 256 launches. For a probe build only
 # (build_probe_bench.sh), never committed to the sources.
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from probe_common import dump_function, ensure_cstdio, stamp_buffer  # noqa: E402
+
 p = sys.argv[1]
 s = open(p).read()
-defs = '''
-__device__ unsigned long long g_rprobe[256][8];
-__device__ unsigned int g_rprobe_n;
-__device__ __forceinline__ unsigned long long rtimer() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-  return t;
-}
-'''
+defs = stamp_buffer('g_rprobe', 7)
 s = s.replace('namespace cg = cooperative_groups;\n', 'namespace cg = cooperative_groups;\n' + defs, 1)
 # signature: add probe array pointer param to route_group_then_permute
 s = s.replace('''__device__ void route_group_then_permute(const RouteCudaParams& p, int32_t t0, int32_t group_tokens,
@@ -26,9 +23,9 @@ s = s.replace('''  __syncthreads();
   const bool renormalize''', '''  __syncthreads();
   if (!is_last) return;
   __threadfence();
-  if (pt && threadIdx.x == 0) pt[4] = rtimer();
+  if (pt && threadIdx.x == 0) pt[4] = g_rprobe_timer();
   const bool renormalize''', 1)
-s = s.replace('''  int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed''', '''  if (pt && threadIdx.x == 0) pt[5] = rtimer();
+s = s.replace('''  int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed''', '''  if (pt && threadIdx.x == 0) pt[5] = g_rprobe_timer();
   int32_t* counts = reinterpret_cast<int32_t*>(probs);  // probs are no longer needed''', 1)
 s = s.replace('''  if (small) {
     permute_small(small_keys, p.num_tokens * p.top_k, p.num_experts, out, counts);
@@ -36,44 +33,23 @@ s = s.replace('''  if (small) {
     permute_small(small_keys, p.num_tokens * p.top_k, p.num_experts, out, counts);
     __syncthreads();
     if (pt && threadIdx.x == 0) {
-      pt[6] = rtimer();
+      pt[6] = g_rprobe_timer();
       const unsigned i = atomicAdd(&g_rprobe_n, 1u) % 256u;
-      for (int q = 0; q < 7; ++q) g_rprobe[i][q] = pt[q];
+      for (int q = 0; q < 7; ++q) g_rprobe_buf[i][q] = pt[q];
     }
   } else {''', 1)
 # in route_kernel
 i = s.index('__global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {')
 j = s.index('  const int32_t e = blockIdx.x;', i)
-s = s[:j] + '  __shared__ unsigned long long pt[8];\n  if (threadIdx.x == 0) pt[0] = rtimer();\n' + s[j:]
+s = s[:j] + '  __shared__ unsigned long long pt[8];\n  if (threadIdx.x == 0) pt[0] = g_rprobe_timer();\n' + s[j:]
 k = s.index('  detail::pdl_wait();', j)
-s = s[:k] + '  detail::pdl_wait();\n  if (threadIdx.x == 0) pt[1] = rtimer();' + s[k + len('  detail::pdl_wait();'):]
+s = s[:k] + '  detail::pdl_wait();\n  if (threadIdx.x == 0) pt[1] = g_rprobe_timer();' + s[k + len('  detail::pdl_wait();'):]
 k = s.index('    route_inv_rms(p, t0, inv_rms, scratch);', k)
-s = s[:k] + '    route_inv_rms(p, t0, inv_rms, scratch);\n    if (threadIdx.x == 0) pt[2] = rtimer();' + s[k + len('    route_inv_rms(p, t0, inv_rms, scratch);'):]
+s = s[:k] + '    route_inv_rms(p, t0, inv_rms, scratch);\n    if (threadIdx.x == 0) pt[2] = g_rprobe_timer();' + s[k + len('    route_inv_rms(p, t0, inv_rms, scratch);'):]
 k = s.index('  route_group_then_permute(p, t0, kRouteTokens, probs, small_keys, is_last);', k)
-s = s[:k] + '  if (threadIdx.x == 0) pt[3] = rtimer();\n  route_group_then_permute(p, t0, kRouteTokens, probs, small_keys, is_last, pt);' + s[k + len('  route_group_then_permute(p, t0, kRouteTokens, probs, small_keys, is_last);'):]
-s += '''
-namespace aurora::kernels::cuda {
-void dump_route_probe() {
-  unsigned long long h[256][8];
-  unsigned int n = 0;
-  cudaDeviceSynchronize();
-  cudaMemcpyFromSymbol(h, g_rprobe, sizeof(h));
-  cudaMemcpyFromSymbol(&n, g_rprobe_n, sizeof(n));
-  const unsigned m = n < 256 ? n : 256;
-  double sum[8] = {0};
-  unsigned used = 0;
-  for (unsigned i = 0; i < m; ++i) {
-    if (!h[i][0] || !h[i][6]) continue;
-    ++used;
-    for (int q = 1; q < 7; ++q) sum[q] += double(h[i][q] - h[i][0]);
-  }
-  const char* names[7] = {"entry", "after pdl_wait", "inv_rms", "logit written", "ticket (last)", "route_token", "permute"};
-  std::printf("   router probe (%u launches, the routing block, us after its entry):", used);
-  for (int q = 1; q < 7; ++q) std::printf(" %s %.2f;", names[q], used ? sum[q] / used / 1e3 : 0.0);
-  std::printf("\\n");
-}
-}  // namespace aurora::kernels::cuda
-'''
-if '#include <cstdio>' not in s:
-    s = s.replace('#include <cstdlib>', '#include <cstdio>\n#include <cstdlib>', 1)
+s = s[:k] + '  if (threadIdx.x == 0) pt[3] = g_rprobe_timer();\n  route_group_then_permute(p, t0, kRouteTokens, probs, small_keys, is_last, pt);' + s[k + len('  route_group_then_permute(p, t0, kRouteTokens, probs, small_keys, is_last);'):]
+s += dump_function('dump_route_probe', '', 'g_rprobe',
+                   ['entry', 'after pdl_wait', 'inv_rms', 'logit written', 'ticket (last)', 'route_token', 'permute'],
+                   'router probe, the routing block')
+s = ensure_cstdio(s)
 open(p, 'w').write(s)

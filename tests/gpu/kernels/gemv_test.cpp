@@ -289,6 +289,29 @@ struct Routing {
   }
 };
 
+// The routed experts' gate_up launch of a Routing over x (SwiGLU into act).
+kc::GroupedGemvParams routed_gate_up(const Routing& r, int32_t tokens, int32_t top_k, int32_t hidden, int32_t inter,
+                                     const bf16* x, const bf16* weights, const DeviceArray<int32_t>& off,
+                                     const DeviceArray<int32_t>& perm, const DeviceArray<int32_t>& active,
+                                     const DeviceArray<int32_t>& num_active, DeviceArray<uint16_t>& act) {
+  kc::GroupedGemvParams g;
+  g.x = x;
+  g.x_rows = perm.get();
+  g.x_row_div = top_k;
+  g.weight = weights;
+  g.weight_group_stride = int64_t(2) * inter * hidden;
+  g.n = inter;
+  g.k = hidden;
+  g.group_offsets = off.get();
+  g.active_groups = active.get();
+  g.num_active = num_active.get();
+  g.num_group_slots = r.slots;
+  g.max_positions_per_group = tokens;
+  g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
+  g.y_bf16 = as_bf16(act);
+  return g;
+}
+
 TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses SwiGLU", "[gpu][gemv]") {
   struct Case {
     int32_t tokens, experts, top_k, hidden, inter;
@@ -324,22 +347,9 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
       INFO("split " << split);
       SplitScratch scratch;
       DeviceArray<uint16_t> act(act_want.size());
-      kc::GroupedGemvParams g;
+      kc::GroupedGemvParams g = routed_gate_up(r, c.tokens, c.top_k, c.hidden, c.inter, as_bf16(dx), as_bf16(dgu), doff,
+                                               dperm, dactive, dnum, act);
       if (split) scratch.attach(g);
-      g.x = as_bf16(dx);
-      g.x_rows = dperm.get();
-      g.x_row_div = c.top_k;
-      g.weight = as_bf16(dgu);
-      g.weight_group_stride = int64_t(2) * c.inter * c.hidden;
-      g.n = c.inter;
-      g.k = c.hidden;
-      g.group_offsets = doff.get();
-      g.active_groups = dactive.get();
-      g.num_active = dnum.get();
-      g.num_group_slots = slots;
-      g.max_positions_per_group = c.tokens;
-      g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
-      g.y_bf16 = as_bf16(act);
       kc::launch_grouped_gemv(g, nullptr);
       auto act_got = download_bf16(act);
       CHECK(relative_error(act_got, act_want) < kTolBf16Out);
@@ -396,21 +406,8 @@ TEST_CASE("the fused expert FFN gives the two launches' bits", "[gpu][gemv]") {
     DeviceArray<int32_t> doff(r.off), dperm(r.perm), dactive(r.active_padded), dnum(std::vector<int32_t>{r.num_active});
     DeviceArray<uint16_t> act(size_t(r.items) * c.inter);
     DeviceArray<float> out(size_t(r.items) * c.hidden);
-    kc::GroupedGemvParams g;
-    g.x = as_bf16(dx);
-    g.x_rows = dperm.get();
-    g.x_row_div = c.top_k;
-    g.weight = as_bf16(dgu);
-    g.weight_group_stride = int64_t(2) * c.inter * c.hidden;
-    g.n = c.inter;
-    g.k = c.hidden;
-    g.group_offsets = doff.get();
-    g.active_groups = dactive.get();
-    g.num_active = dnum.get();
-    g.num_group_slots = r.slots;
-    g.max_positions_per_group = c.tokens;
-    g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
-    g.y_bf16 = as_bf16(act);
+    const kc::GroupedGemvParams g = routed_gate_up(r, c.tokens, c.top_k, c.hidden, c.inter, as_bf16(dx), as_bf16(dgu),
+                                                   doff, dperm, dactive, dnum, act);
     kc::GroupedGemvParams d = g;
     d.x = as_bf16(act);
     d.x_rows = nullptr;

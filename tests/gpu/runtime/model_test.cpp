@@ -113,6 +113,23 @@ struct GpuHarness {
     return out;
   }
 
+  // One sequence's step over tokens [computed, end) of seq, logits of its last token.
+  static StepBatch last_logits_step(const std::vector<int32_t>& seq, int32_t computed, int32_t end,
+                                    const std::vector<int32_t>& table) {
+    StepBatch b;
+    SequenceChunk c;
+    c.start_position = computed;
+    c.num_tokens = end - computed;
+    c.tokens = seq.data() + computed;
+    c.block_table = table.data();
+    c.num_blocks = int32_t(table.size());
+    c.logits = LogitsMode::kLast;
+    c.logits_row = 0;
+    b.chunks.push_back(c);
+    b.num_logits_rows = 1;
+    return b;
+  }
+
   // Prefill, then the `fed` tokens one per step (the decode graphs): the logits of every step.
   std::vector<float> fed_logits(const std::vector<int32_t>& prompt, const std::vector<int32_t>& fed) {
     std::vector<int32_t> seq = prompt, table;
@@ -121,18 +138,7 @@ struct GpuHarness {
     std::vector<float> out;
     int32_t computed = 0;
     for (int32_t end = int32_t(prompt.size()); end <= int32_t(seq.size()); ++end) {
-      StepBatch b;
-      SequenceChunk c;
-      c.start_position = computed;
-      c.num_tokens = end - computed;
-      c.tokens = seq.data() + computed;
-      c.block_table = table.data();
-      c.num_blocks = int32_t(table.size());
-      c.logits = LogitsMode::kLast;
-      c.logits_row = 0;
-      b.chunks.push_back(c);
-      b.num_logits_rows = 1;
-      const StepResult& r = runner->execute(b);
+      const StepResult& r = runner->execute(last_logits_step(seq, computed, end, table));
       out.insert(out.end(), r.logits, r.logits + vocab());
       computed = end;
     }
@@ -146,21 +152,10 @@ struct GpuHarness {
     REQUIRE(blocks.allocate(blocks_for_tokens(int64_t(prompt.size()) + steps, runner->options().kv_block_size), table));
     int32_t computed = 0;
     while (int32_t(out.size()) < steps) {
-      StepBatch b;
-      SequenceChunk c;
-      c.start_position = computed;
-      c.num_tokens = int32_t(seq.size()) - computed;
-      c.tokens = seq.data() + computed;
-      c.block_table = table.data();
-      c.num_blocks = int32_t(table.size());
-      c.logits = LogitsMode::kLast;
-      c.logits_row = 0;
-      b.chunks.push_back(c);
-      b.num_logits_rows = 1;
       kernels::SamplingRow row;  // temperature 0: greedy
       int32_t token = -1;
-      runner->execute(b, &row, &token);
-      computed += c.num_tokens;
+      runner->execute(last_logits_step(seq, computed, int32_t(seq.size()), table), &row, &token);
+      computed = int32_t(seq.size());
       out.push_back(token);
       seq.push_back(token);
     }

@@ -688,12 +688,13 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
   }
 }
 
-bool expert_ffn_for(int32_t tokens, int32_t intermediate) {
-  static const int mode = [] {  // 1: always, 0: never, -1: the rule
+bool expert_ffn_for(int32_t tokens, int32_t intermediate, int32_t forced) {
+  static const int env = [] {  // 1: always, 0: never, -1: the rule
     const char* v = std::getenv("AURORA_FUSED_FFN");
     return v && v[0] == '1' ? 1 : v && v[0] == '0' ? 0 : -1;
   }();
   if (tokens > kGemvNormMaxPositions) return false;
+  const int mode = forced >= 0 ? forced : env;
   return mode >= 0 ? mode == 1 : tokens == 1 && intermediate >= kExpertFfnMinIntermediate;
 }
 

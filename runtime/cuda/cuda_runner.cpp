@@ -182,7 +182,8 @@ void CudaModelRunner::allocate() {
   // counters live after the routing counts so that the step's one memset zeroes both.
   b.ffn_counter_stride =
       (kc::expert_ffn_counters(static_cast<int32_t>(std::min<int64_t>(kc::kGemvNormMaxPositions * K, E))) + 1) / 2 * 2;
-  b.expert_tokens = b.alloc<int64_t>(int64_t{c.num_layers} * (E + b.ffn_counter_stride / 2), act);
+  b.count_words = int64_t{c.num_layers} * (E + b.ffn_counter_stride / 2);
+  b.expert_tokens = b.alloc<int64_t>(b.count_words, act);
   b.ffn_counters = reinterpret_cast<int32_t*>(b.expert_tokens + int64_t{c.num_layers} * E);
   b.act16 = b.alloc<bf16>(items * max_inter, act);
   b.expert_out = b.alloc<float>(items * H, act);
@@ -357,8 +358,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
     g.y_bf16 = b.act16;
     set_split(g);
-    const bool fused = T <= kc::kGemvNormMaxPositions &&
-                       (options_.fused_ffn >= 0 ? options_.fused_ffn == 1 : kc::expert_ffn_for(T, I));
+    const bool fused = kc::expert_ffn_for(T, I, options_.fused_ffn);
     if (!fused) {
       kc::launch_grouped_gemv(g, stream_);
       mark("experts gate_up+silu");
@@ -425,9 +425,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   const int32_t q_dim = c.num_heads * hd, kv_dim = c.num_kv_heads * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const bool fuse_norm = fused_norm_enabled() && !ep_ && T <= kc::kGemvNormMaxPositions;
-  AURORA_CUDA_CHECK(
-      cudaMemsetAsync(b.expert_tokens, 0,
-                      static_cast<size_t>(int64_t{c.num_layers} * (c.num_experts + b.ffn_counter_stride / 2)) * 8, s));
+  AURORA_CUDA_CHECK(cudaMemsetAsync(b.expert_tokens, 0, static_cast<size_t>(b.count_words) * sizeof(int64_t), s));
   mark("start");
   kc::launch_embedding(kc::EmbeddingCudaParams{b.ids(), W.embed_tokens, kc::DType::kBF16, b.x, T, H, c.vocab_size}, s);
   mark("embedding");

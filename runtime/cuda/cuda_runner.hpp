@@ -74,7 +74,8 @@ struct CudaRunnerOptions {
   // emulation); null = the runner creates its own. Not owned.
   cudaStream_t stream = nullptr;
   // The routed experts of decode steps of <= 4 tokens in one launch (kernels::cuda::launch_expert_ffn):
-  // 1 always, 0 never, -1 as kernels::cuda::expert_ffn_for says. The same bits either way.
+  // 1 always, 0 never, -1 as kernels::cuda::expert_ffn_for's rule (or AURORA_FUSED_FFN) says. The
+  // same bits either way.
   int32_t fused_ffn = -1;
 };
 

@@ -65,6 +65,7 @@ struct CudaModelRunner::Buffers {
   int64_t* expert_tokens = nullptr;  // [layers, experts], then the fused expert FFN's counters:
   int32_t* ffn_counters = nullptr;   // [layers, ffn_counter_stride] (zeroed with expert_tokens per step)
   int64_t ffn_counter_stride = 0;
+  int64_t count_words = 0;  // int64 words of both, zeroed at each step's start
   bf16* act16 = nullptr;
   float* expert_out = nullptr;
   float* shared_out = nullptr;

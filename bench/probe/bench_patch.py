@@ -5,9 +5,10 @@ p = sys.argv[1]
 s = open(p).read()
 s = s.replace('using Clock = std::chrono::steady_clock;',
               'using Clock = std::chrono::steady_clock;\n'
-              'namespace aurora::kernels::cuda { void dump_attention_probe(); void dump_route_probe(); }', 1)
+              'namespace aurora::kernels::cuda { void dump_attention_probe(); void dump_route_probe(); void dump_ffn_probe(); }', 1)
 s = s.replace('    if (tracing) bench::kernel_trace_report(a.steps);',
               '    if (tracing) bench::kernel_trace_report(a.steps);\n'
               '    aurora::kernels::cuda::dump_attention_probe();\n'
-              '    aurora::kernels::cuda::dump_route_probe();', 1)
+              '    aurora::kernels::cuda::dump_route_probe();\n'
+              '    aurora::kernels::cuda::dump_ffn_probe();', 1)
 open(p, 'w').write(s)

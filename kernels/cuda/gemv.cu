@@ -13,6 +13,7 @@
 #include "device_utils.cuh"
 #include "grouped_gemm.cuh"
 #include "mma.cuh"
+#include "moe_combine.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
@@ -75,11 +76,12 @@ struct PdlHooks {
   __device__ void trigger() const { detail::pdl_launch_dependents(); }
 };
 
-// One block of the grouped GEMV. COHERENT_X: the inputs were written by other blocks of the same
-// kernel (the fused expert FFN's down items read its gate_up items' output), so they load through
-// L2 (ld.global.cg) instead of the read-only path.
+// One block of the grouped GEMV; true when it stored its tile's outputs (false: nothing to do, or a
+// split of k that another split finishes). COHERENT_X: the inputs were written by other blocks
+// of the same kernel (the fused expert FFN's down items read its gate_up items' output), so they
+// load through L2 (ld.global.cg) instead of the read-only path.
 template <int TILES, int NB, int WARPS, bool NORM, bool PF, bool COHERENT_X, class Index, class Hooks>
-__device__ __forceinline__ void gemv_block(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z,
+__device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z,
                                            int cps, const Index& bi, const Hooks& hooks) {
   constexpr int kThreads = WARPS * 32;
   constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;  // chunks in flight per iteration
@@ -136,7 +138,7 @@ __device__ __forceinline__ void gemv_block(const GroupedGemvParams& p, int64_t x
   if (!early_groups) hooks.wait();
 
   const int slot = bi.slot();
-  if (p.num_active && slot >= *p.num_active) return;
+  if (p.num_active && slot >= *p.num_active) return false;
   const int group = p.active_groups ? p.active_groups[slot] : slot;
   int pos_begin = 0, pos_count = p.num_positions;
   if (p.group_offsets) {
@@ -145,7 +147,7 @@ __device__ __forceinline__ void gemv_block(const GroupedGemvParams& p, int64_t x
   }
   // Position chunks of one weight tile are consecutive blocks, so the tile's later reads hit L2.
   const int first = chunk * (NB * 8);
-  if (first >= pos_count) return;
+  if (first >= pos_count) return false;
   const int npos = min(NB * 8, pos_count - first);
   const int nb_used = (npos + 7) / 8;
   const bool preloaded = (!grouped || early_groups) && chunk == 0;
@@ -334,7 +336,7 @@ __device__ __forceinline__ void gemv_block(const GroupedGemvParams& p, int64_t x
       if (is_last) p.split_tickets[tile_id] = 0;
     }
     __syncthreads();
-    if (!is_last) return;
+    if (!is_last) return false;
     __threadfence();
   }
   for (int e = threadIdx.x; e < NB * 128; e += kThreads) {
@@ -368,6 +370,7 @@ __device__ __forceinline__ void gemv_block(const GroupedGemvParams& p, int64_t x
       }
     }
   }
+  return true;
 }
 
 template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
@@ -378,17 +381,20 @@ __global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
 }
 
 // The fused expert FFN (gemv.hpp, launch_expert_ffn). Its items wait on counters, not on the
-// previous kernel (the kernel waits once, before its first item).
-struct NoHooks {
-  __device__ void wait() const {}
-  __device__ void trigger() const {}
+// previous kernel (the kernel waits once, before its first item): gate_up tiles slot-major (0 ..
+// gu_items - 1), then down tiles, slot-major.
+struct FfnItems {
+  int gu_tiles, dn_tiles, gu_items, total;
 };
-// Thread 0 polls *count until it reaches target; the block meets after (the acquire load and the
-// barrier make the producers' writes, fenced before their increments, visible to every thread).
+
+// A down tile's wait for its slot's gate_up tiles: thread 0 polls *count until it reaches target,
+// the block meets after (the acquire load and the barrier make the producers' writes, fenced before
+// their increments, visible to every thread). Null count (gate_up tiles): no wait.
 struct CountHooks {
   const int32_t* count;
   int32_t target;
   __device__ void wait() const {
+    if (!count) return;
     if (threadIdx.x == 0) {
       for (;;) {
         int32_t v;
@@ -402,37 +408,91 @@ struct CountHooks {
   __device__ void trigger() const {}
 };
 
-// Items: gate_up tiles slot-major (0 .. gu_items - 1), then down tiles. The next item is taken
-// from the queue while the current one runs (always safe: an item taken after a waiting one is a
-// down tile, which nothing waits for). counters[0]: the queue; counters[1 + slot]: the slot's
-// finished gate_up tiles. Both projections run the prefetching loop, 3 blocks per multiprocessor
-// (162 registers; at 4 blocks, the standalone gate_up's occupancy, 200 bytes spilled and it measured
-// slower on the H200, Mixtral-8x7B batch 1 8.71 vs 7.85 ms).
+// The MoE combine of hidden rows [row0, row0 + 16) of every token (launch_moe_combine's arithmetic:
+// detail::moe_combine_value over the token's choices sorted by expert id), by the block whose down
+// tile of those rows finished last; the other experts' rows were written by other blocks of this
+// launch (read through L2). order_s, w_s: shared [kExpertFfnMaxPositions][kMaxTopK] scratch.
+__device__ void ffn_combine_rows(const MoeCombineCudaParams& c, int row0, int32_t (*order_s)[kMaxTopK],
+                                 float (*w_s)[kMaxTopK]) {
+  const int top_k = c.top_k;
+  if (threadIdx.x < c.num_tokens) {  // thread t sorts token t's choices by expert id (stable)
+    const int t = threadIdx.x;
+    const int32_t* ids = c.topk_ids + static_cast<int64_t>(t) * top_k;
+    int32_t* order = order_s[t];
+    for (int a = 0; a < top_k; ++a) {
+      int b = a - 1;
+      while (b >= 0 && ids[order[b]] > ids[a]) {
+        order[b + 1] = order[b];
+        --b;
+      }
+      order[b + 1] = a;
+    }
+    for (int n = 0; n < top_k; ++n) w_s[t][n] = c.topk_weights[static_cast<int64_t>(t) * top_k + order[n]];
+  }
+  __syncthreads();
+  const int t = threadIdx.x / kTileRows, h = row0 + threadIdx.x % kTileRows;
+  if (t < c.num_tokens && h < c.hidden) {
+    const int64_t stride = c.expert_out_stride ? c.expert_out_stride : c.hidden;
+    float v[kMaxTopK];
+#pragma unroll
+    for (int n = 0; n < kMaxTopK; ++n) {
+      v[n] = 0.0f;
+      if (n < top_k) {
+        const int64_t item = static_cast<int64_t>(t) * top_k + order_s[t][n];
+        v[n] = __ldcg(c.expert_out + static_cast<int64_t>(c.item_position[item]) * stride + h);
+      }
+    }
+    float* x = c.x + static_cast<int64_t>(t) * c.hidden + h;
+    *x = detail::moe_combine_value(*x, v, w_s[t], top_k, false, 0.0f, 0.0f);
+  }
+}
+
+// The next item is taken from the queue while the current one runs (always safe: an item taken
+// after a waiting one is a down tile, which nothing waits for). counters[0]: the queue;
+// counters[1 + slot]: the slot's finished gate_up tiles; counters[1 + slots + tile]: the active
+// slots' finished down tiles of a row tile (the combine). Both projections run the prefetching
+// loop, 3 blocks per multiprocessor (166 registers; at 4 blocks, the standalone gate_up's occupancy,
+// 200 bytes spilled and it measured slower on the H200, Mixtral-8x7B batch 1 8.71 vs 7.85 ms).
 __global__ void __launch_bounds__(128, 3)
     expert_ffn_kernel(const __grid_constant__ ExpertFfnCudaParams p, int64_t gu_x_stride, int64_t dn_x_stride,
-                      int gu_tiles, int dn_tiles, int gu_cps, int dn_cps, int gu_items, int total) {
-  __shared__ int32_t next_item;
+                      int gu_cps, int dn_cps, FfnItems f) {
+  __shared__ int next_item;
+  __shared__ int32_t combine_last;
+  __shared__ int32_t order_s[kExpertFfnMaxPositions][kMaxTopK];
+  __shared__ float w_s[kExpertFfnMaxPositions][kMaxTopK];
   detail::pdl_wait();  // the routing and the inputs come from the previous kernels
   if (threadIdx.x == 0) next_item = atomicAdd(p.counters, 1);
   __syncthreads();
   int item = next_item;
-  while (item < total) {
+  const int slots = p.gate_up.num_group_slots;
+  while (item < f.total) {
     __syncthreads();  // every thread has read next_item; the last item's shared memory is free
     if (threadIdx.x == 0) next_item = atomicAdd(p.counters, 1);
-    if (item < gu_items) {
-      const int slot = item / gu_tiles, tile = item - slot * gu_tiles;
+    if (item < f.gu_items) {
+      const int slot = item / f.gu_tiles, tile = item - slot * f.gu_tiles;
       gemv_block<2, 1, 4, false, true, false>(p.gate_up, gu_x_stride, p.gate_up.n, 1, gu_cps,
-                                              ItemIndex{tile, slot, gu_tiles}, NoHooks{});
+                                              ItemIndex{tile, slot, f.gu_tiles}, CountHooks{nullptr, 0});
       __syncthreads();
       if (threadIdx.x == 0) {
         __threadfence();
         atomicAdd(p.counters + 1 + slot, 1);
       }
     } else {
-      const int j = item - gu_items, slot = j / dn_tiles, tile = j - slot * dn_tiles;
-      gemv_block<1, 1, 4, false, true, true>(p.down, dn_x_stride, p.down.y_stride ? p.down.y_stride : p.down.n, 1,
-                                             dn_cps, ItemIndex{tile, slot, dn_tiles},
-                                             CountHooks{p.counters + 1 + slot, gu_tiles});
+      const int j = item - f.gu_items, slot = j / f.dn_tiles, tile = j - slot * f.dn_tiles;
+      const bool stored = gemv_block<1, 1, 4, false, true, true>(
+          p.down, dn_x_stride, p.down.y_stride ? p.down.y_stride : p.down.n, 1, dn_cps,
+          ItemIndex{tile, slot, f.dn_tiles}, CountHooks{p.counters + 1 + slot, f.gu_tiles});
+      if (p.combine.x && stored) {  // (uniform over the block)
+        const int active = p.down.num_active ? *p.down.num_active : slots;
+        __threadfence();  // this tile's outputs, before the count that hands them to the combine
+        __syncthreads();
+        if (threadIdx.x == 0) combine_last = atomicAdd(p.counters + 1 + slots + tile, 1) == active - 1;
+        __syncthreads();
+        if (combine_last) {
+          __threadfence();
+          ffn_combine_rows(p.combine, tile * kTileRows, order_s, w_s);
+        }
+      }
     }
     __syncthreads();
     item = next_item;
@@ -715,15 +775,30 @@ void launch_expert_ffn(const ExpertFfnCudaParams& p, cudaStream_t stream) {
   AURORA_KERNEL_CHECK(g.k % 8 == 0 && d.k % 8 == 0 && g.n % 8 == 0, "fused expert FFN: k and n must be multiples of 8");
   const int64_t gu_x_stride = g.x_stride ? g.x_stride : g.k;
   AURORA_KERNEL_CHECK(gu_x_stride % 8 == 0, "gemv x rows must be 16-byte aligned");
-  const int gu_tiles = detail::ceil_div(g.n, kTileRows), dn_tiles = detail::ceil_div(d.n, kTileRows);
+  const MoeCombineCudaParams& c = p.combine;
+  if (c.x) {
+    const int64_t out_stride = d.y_stride ? d.y_stride : d.n;
+    AURORA_KERNEL_CHECK(
+        c.expert_out == d.y_f32 && (c.expert_out_stride ? c.expert_out_stride : c.hidden) == out_stride &&
+            c.hidden == d.n && c.item_position && c.topk_ids && c.topk_weights && !c.shared_out && !c.norm_weight &&
+            c.top_k >= 1 && c.top_k <= kMaxTopK && c.num_tokens >= 1 && c.num_tokens <= kExpertFfnMaxPositions,
+        "fused expert FFN: the combine reads the down outputs, has no shared expert and no norm, and at "
+        "most "
+            << kExpertFfnMaxPositions << " tokens; got " << c.num_tokens << " tokens, top " << c.top_k << ", hidden "
+            << c.hidden << " for down rows " << d.n);
+  }
+  FfnItems f;
+  f.gu_tiles = detail::ceil_div(g.n, kTileRows);
+  f.dn_tiles = detail::ceil_div(d.n, kTileRows);
   const int gu_cps = detail::ceil_div(g.k, kChunk), dn_cps = detail::ceil_div(d.k, kChunk);
+  f.gu_items = g.num_group_slots * f.gu_tiles;
+  f.total = g.num_group_slots * (f.gu_tiles + f.dn_tiles);
   const auto kernel = expert_ffn_kernel;
   const size_t smem = std::max(smem_bytes<2, 1, 4, false>(g, gu_cps), smem_bytes<1, 1, 4, false>(d, dn_cps));
   ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);
-  const int64_t items = int64_t{g.num_group_slots} * (gu_tiles + dn_tiles);
-  const int64_t grid = std::min<int64_t>(resident_blocks(reinterpret_cast<const void*>(kernel), 128, smem), items);
-  launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), dim3(128), smem, stream, p, gu_x_stride, int64_t{g.n}, gu_tiles,
-             dn_tiles, gu_cps, dn_cps, g.num_group_slots * gu_tiles, static_cast<int>(items));
+  const int64_t grid = std::min<int64_t>(resident_blocks(reinterpret_cast<const void*>(kernel), 128, smem), f.total);
+  launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), dim3(128), smem, stream, p, gu_x_stride, int64_t{g.n}, gu_cps,
+             dn_cps, f);
 }
 
 bool gemv_uses_tiled_gemm(const GroupedGemvParams& p) {

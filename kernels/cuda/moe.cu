@@ -10,6 +10,7 @@
 #include "aurora/kernels/kernel_check.hpp"
 #include "cluster_probe.cuh"
 #include "device_utils.cuh"
+#include "moe_combine.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
@@ -474,9 +475,9 @@ __global__ void __launch_bounds__(kThreads) route_kernel(RouteCudaParams p) {
 // (warp, l) would (the same fma chains, ascending), the warp reduces them with the same xor tree,
 // and lane 0 adds the 8 warp sums in order. So a token's logits have the same bits as alone (or in
 // any other batch) through route_kernel or the cluster kernel.
-constexpr int32_t kRouteWideMinTokens = 64;  // launches of more tokens take the wide router
+constexpr int32_t kRouteWideMinTokens = 64;   // launches of more tokens take the wide router
 constexpr int32_t kRouteWideMinExperts = 32;  // (fewer experts: route_kernel's grid is small anyway)
-constexpr int kWideTokens = kWarps;          // tokens per block (a warp routes each)
+constexpr int kWideTokens = kWarps;           // tokens per block (a warp routes each)
 constexpr int kWideExpertsPerWarp = 2;
 constexpr int kWideExperts = kWarps * kWideExpertsPerWarp;
 
@@ -508,8 +509,9 @@ __global__ void __launch_bounds__(kThreads) route_wide_kernel(RouteCudaParams p)
       float4 wv[kWideExpertsPerWarp], xv[kWideTokens];
 #pragma unroll
       for (int x = 0; x < kWideExpertsPerWarp; ++x) {
-        wv[x] = e0 + x < p.num_experts ? __ldg(reinterpret_cast<const float4*>(p.router + int64_t{e0 + x} * p.hidden + i))
-                                       : zero;
+        wv[x] = e0 + x < p.num_experts
+                    ? __ldg(reinterpret_cast<const float4*>(p.router + int64_t{e0 + x} * p.hidden + i))
+                    : zero;
       }
 #pragma unroll
       for (int r = 0; r < kWideTokens; ++r) {
@@ -669,13 +671,7 @@ __global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
     for (int n = 0; n < kMaxTopK; ++n) v[n] = n < p.top_k ? rows[n][h] : 0.0f;  // all loads in flight
     const float xh = x[h];
     const float sh = p.shared_out ? p.shared_out[int64_t{t} * p.hidden + h] : 0.0f;
-    float acc = 0.0f;
-#pragma unroll
-    for (int n = 0; n < kMaxTopK; ++n) {
-      if (n < p.top_k) acc += v[n] * weights[n];
-    }
-    if (p.shared_out) acc += gate * sh;
-    const float out = xh + acc;
+    const float out = detail::moe_combine_value(xh, v, weights, p.top_k, p.shared_out != nullptr, gate, sh);
     x[h] = out;
     ss += out * out;
   }
@@ -720,23 +716,14 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_wide_kernel(MoeCo
   const float4 xh = *xp;
   const float4 sh = p.shared_out ? *reinterpret_cast<const float4*>(p.shared_out + int64_t{t} * p.hidden + h)
                                  : make_float4(0, 0, 0, 0);
-  float4 acc = make_float4(0, 0, 0, 0);
+  float c[4][kMaxTopK];
 #pragma unroll
-  for (int n = 0; n < kMaxTopK; ++n) {
-    if (n < p.top_k) {
-      acc.x += v[n].x * weights[n];
-      acc.y += v[n].y * weights[n];
-      acc.z += v[n].z * weights[n];
-      acc.w += v[n].w * weights[n];
-    }
-  }
-  if (p.shared_out) {
-    acc.x += gate * sh.x;
-    acc.y += gate * sh.y;
-    acc.z += gate * sh.z;
-    acc.w += gate * sh.w;
-  }
-  *xp = make_float4(xh.x + acc.x, xh.y + acc.y, xh.z + acc.z, xh.w + acc.w);
+  for (int n = 0; n < kMaxTopK; ++n) c[0][n] = v[n].x, c[1][n] = v[n].y, c[2][n] = v[n].z, c[3][n] = v[n].w;
+  const bool shared = p.shared_out != nullptr;
+  *xp = make_float4(detail::moe_combine_value(xh.x, c[0], weights, p.top_k, shared, gate, sh.x),
+                    detail::moe_combine_value(xh.y, c[1], weights, p.top_k, shared, gate, sh.y),
+                    detail::moe_combine_value(xh.z, c[2], weights, p.top_k, shared, gate, sh.z),
+                    detail::moe_combine_value(xh.w, c[3], weights, p.top_k, shared, gate, sh.w));
 }
 
 }  // namespace

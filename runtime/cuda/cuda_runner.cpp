@@ -42,6 +42,16 @@ bool fused_norm_enabled() {
   return on;
 }
 
+// Whether a fused expert FFN also runs the MoE combine (kc::ExpertFfnCudaParams::combine) instead
+// of a combine launch after it: on unless AURORA_FUSED_COMBINE=0.
+bool fused_combine_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_FUSED_COMBINE");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
 std::string gib(int64_t bytes) {
   std::ostringstream s;
   s.setf(std::ios::fixed);
@@ -181,7 +191,10 @@ void CudaModelRunner::allocate() {
   // Decode steps of <= kGemvNormMaxPositions tokens fuse their experts (kc::launch_expert_ffn), whose
   // counters live after the routing counts so that the step's one memset zeroes both.
   b.ffn_counter_stride =
-      (kc::expert_ffn_counters(static_cast<int32_t>(std::min<int64_t>(kc::kGemvNormMaxPositions * K, E))) + 1) / 2 * 2;
+      (kc::expert_ffn_counters(static_cast<int32_t>(std::min<int64_t>(kc::kGemvNormMaxPositions * K, E)),
+                               static_cast<int32_t>(H)) +
+       1) /
+      2 * 2;
   b.count_words = int64_t{c.num_layers} * (E + b.ffn_counter_stride / 2);
   b.expert_tokens = b.alloc<int64_t>(b.count_words, act);
   b.ffn_counters = reinterpret_cast<int32_t*>(b.expert_tokens + int64_t{c.num_layers} * E);
@@ -334,7 +347,7 @@ void CudaModelRunner::dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, f
   project(b.act16, f.down, H, I, out, rows, accumulate);
 }
 
-void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
+bool CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode, const kc::MoeCombineCudaParams* combine) {
   const auto& c = weights_->config();
   const CudaLayer& L = weights_->layers[static_cast<size_t>(layer)];
   Buffers& b = *buf_;
@@ -376,14 +389,15 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     d.y_f32 = b.expert_out;
     d.groups_before_wait = true;  // the router ran two launches back
     if (fused) {                  // one launch: an expert's down tiles start when its gate_up tiles are done
-      kc::launch_expert_ffn(kc::ExpertFfnCudaParams{g, d, b.ffn_counters + int64_t{layer} * b.ffn_counter_stride},
-                            stream_);
-      mark("experts gate_up+silu+down (fused)");
-      return;
+      kc::ExpertFfnCudaParams f{g, d, b.ffn_counters + int64_t{layer} * b.ffn_counter_stride, {}};
+      if (combine) f.combine = *combine;
+      kc::launch_expert_ffn(f, stream_);
+      mark(combine ? "experts gate_up+silu+down+combine (fused)" : "experts gate_up+silu+down (fused)");
+      return combine != nullptr;
     }
     kc::launch_grouped_gemv(d, stream_);
     mark("experts down");
-    return;
+    return false;
   }
   // AURORA_EXPERT_CUBLASLT=1 (prefill only): one cuBLASLt GEMM pair per expert that received tokens.
   AURORA_CUDA_CHECK(
@@ -414,6 +428,7 @@ void CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode) {
     gemm_->gemm(d, stream_);
   }
   mark("experts (cuBLASLt per expert)");
+  return false;
 }
 
 void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
@@ -501,23 +516,6 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
                                                                      : kernels::TopKNormalization::kNone;
     kc::launch_route(rp, s);
     mark("router + top-k + permute");
-    if (ep_) {
-      ep_moe_layer(l, T);
-    } else {
-      routed_experts(l, T, decode);
-    }
-    if (L.shared_expert.gate_up) {
-      dense_ffn(b.h16, L.shared_expert, T, b.shared_out, false);
-      kernels::LinearParams g;
-      g.x = b.h;
-      g.weight = L.shared_expert_gate;
-      g.y = b.shared_gate;
-      g.num_rows = T;
-      g.in_features = H;
-      g.out_features = 1;
-      kc::launch_linear_f32(g, s);
-      mark("shared expert");
-    }
     const bool has_next = l + 1 < c.num_layers;
     kc::MoeCombineCudaParams mc;
     mc.expert_out = b.expert_out;
@@ -534,8 +532,30 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     mc.num_tokens = T;
     mc.top_k = c.num_experts_per_tok;
     mc.hidden = H;
-    kc::launch_moe_combine(mc, s);
-    mark(next_norm ? "combine + next norm" : "combine");
+    // The fused expert FFN may combine (no shared expert to add, no norm to apply).
+    const bool combine_in_ffn = fused_combine_enabled() && !mc.shared_out && !mc.norm_weight;
+    bool combined = false;
+    if (ep_) {
+      ep_moe_layer(l, T);
+    } else {
+      combined = routed_experts(l, T, decode, combine_in_ffn ? &mc : nullptr);
+    }
+    if (L.shared_expert.gate_up) {
+      dense_ffn(b.h16, L.shared_expert, T, b.shared_out, false);
+      kernels::LinearParams g;
+      g.x = b.h;
+      g.weight = L.shared_expert_gate;
+      g.y = b.shared_gate;
+      g.num_rows = T;
+      g.in_features = H;
+      g.out_features = 1;
+      kc::launch_linear_f32(g, s);
+      mark("shared expert");
+    }
+    if (!combined) {
+      kc::launch_moe_combine(mc, s);
+      mark(next_norm ? "combine + next norm" : "combine");
+    }
     h_ready = next_norm;
   }
   if (R == 0) return;

@@ -40,6 +40,7 @@
 #include "aurora/config/error.hpp"
 #include "aurora/kernels/cuda/gemm.hpp"
 #include "aurora/kernels/cuda/gemv.hpp"
+#include "aurora/kernels/cuda/moe.hpp"
 #include "aurora/kernels/sampling.hpp"
 #include "aurora/runtime/exchange_plan.hpp"
 #include "cuda_weights.hpp"
@@ -184,7 +185,10 @@ class CudaModelRunner {
                     int32_t positions);
   void project(const bf16* x, const bf16* w, int32_t n, int32_t k, float* y, int32_t rows, bool accumulate);
   void dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, float* out, bool accumulate);
-  void routed_experts(int32_t layer, int32_t num_tokens, bool decode);
+  // The routed experts; with `combine`, a fused expert FFN may also combine: true when it did (the
+  // caller then launches no combine).
+  bool routed_experts(int32_t layer, int32_t num_tokens, bool decode,
+                      const kernels::cuda::MoeCombineCudaParams* combine = nullptr);
   int32_t bucket_for(int32_t num_seqs) const;
   // The decode graphs' attention bound for contexts of up to `positions` tokens: a power of two,
   // at least 512, at most max_context.

@@ -387,14 +387,15 @@ TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses S
   }
 }
 
-TEST_CASE("the fused expert FFN gives the two launches' bits", "[gpu][gemv]") {
+TEST_CASE("the fused expert FFN gives the separate launches' bits, with and without the combine", "[gpu][gemv]") {
   // Decode shapes: Mixtral-like (2 of 8, long down k), OLMoE/Qwen3-like (8 of many, hidden 2048),
-  // and a small one; 1..4 tokens (the runner fuses steps of <= 4).
+  // and small ones (hidden not a multiple of 16: a partial last row tile); 1..4 tokens (the runner
+  // fuses steps of <= 4). The combine runs in the fused launch or after it (launch_moe_combine).
   struct Case {
     int32_t tokens, experts, top_k, hidden, inter;
   };
   for (const Case& c : {Case{1, 8, 2, 4096, 2048}, Case{1, 16, 8, 2048, 768}, Case{4, 16, 8, 2048, 1024},
-                        Case{3, 12, 4, 256, 96}, Case{2, 8, 2, 64, 40}}) {
+                        Case{3, 12, 4, 256, 96}, Case{2, 8, 2, 72, 40}, Case{1, 8, 2, 256, 8448}}) {
     INFO(c.tokens << " tokens, " << c.experts << " experts, top " << c.top_k << ", hidden " << c.hidden << ", inter "
                   << c.inter);
     const Routing r(c.tokens, c.experts, c.top_k, static_cast<uint32_t>(300 + c.tokens));
@@ -422,29 +423,89 @@ TEST_CASE("the fused expert FFN gives the two launches' bits", "[gpu][gemv]") {
     d.groups_before_wait = true;
     act.poison();
     out.poison();
+    // The combine's inputs: the routing's weights and positions, and a residual.
+    DeviceArray<int32_t> dids(r.ids), dpos(r.pos);
+    DeviceArray<float> dw(random_floats(size_t(r.items), 304));
+    const auto x0 = random_floats(size_t(c.tokens) * c.hidden, 305);
+    DeviceArray<float> resid(x0);
+    kc::MoeCombineCudaParams mc;
+    mc.expert_out = out.get();
+    mc.item_position = dpos.get();
+    mc.topk_ids = dids.get();
+    mc.topk_weights = dw.get();
+    mc.x = resid.get();
+    mc.num_tokens = c.tokens;
+    mc.top_k = c.top_k;
+    mc.hidden = c.hidden;
     kc::launch_grouped_gemv(g, nullptr);
     kc::launch_grouped_gemv(d, nullptr);
     const auto act_want = act.download();
     const auto out_want = out.download();
     CHECK(std::all_of(out_want.begin(), out_want.end(), [](float v) { return std::isfinite(v); }));
-    DeviceArray<int32_t> counters(size_t(kc::expert_ffn_counters(r.slots)));
-    for (int rep = 0; rep < 3; ++rep) {  // the items run in another order every time
-      INFO("repetition " << rep);
+    kc::launch_moe_combine(mc, nullptr);
+    const auto x_want = resid.download();
+    CHECK(relative_error(x_want, x0) > 1e-3);  // the combine changed the residual
+    const int32_t gu_tiles = (c.inter + 15) / 16, dn_tiles = (c.hidden + 15) / 16;
+    DeviceArray<int32_t> counters(size_t(kc::expert_ffn_counters(r.slots, c.hidden)));
+    for (int rep = 0; rep < 4; ++rep) {  // the items run in another order every time
+      const bool combine = rep % 2 == 1;
+      INFO("repetition " << rep << (combine ? ", with the combine" : ""));
       act.poison();
       out.poison();
+      resid.upload(x0);
       counters.zero();
-      kc::launch_expert_ffn(kc::ExpertFfnCudaParams{g, d, counters.get()}, nullptr);
+      kc::launch_expert_ffn(kc::ExpertFfnCudaParams{g, d, counters.get(), combine ? mc : kc::MoeCombineCudaParams{}},
+                            nullptr);
       const auto act_got = act.download();
       const auto out_got = out.download();
+      const auto x_got = resid.download();
       CHECK(std::memcmp(act_got.data(), act_want.data(), act_got.size() * sizeof(uint16_t)) == 0);
       CHECK(std::memcmp(out_got.data(), out_want.data(), out_got.size() * sizeof(float)) == 0);
-      // Every gate_up tile of every slot was counted once; the queue ran past its last item.
+      const auto& x_expect = combine ? x_want : x0;  // without the combine, the residual is untouched
+      CHECK(std::memcmp(x_got.data(), x_expect.data(), x_got.size() * sizeof(float)) == 0);
+      // Every gate_up tile of every slot was counted once, and every active slot's down tile of each
+      // row tile with the combine; the queue ran past its last item.
       const auto left = counters.download();
-      const int32_t tiles = (c.inter + 15) / 16;
-      for (int32_t slot = 0; slot < r.slots; ++slot) CHECK(left[size_t(1 + slot)] == tiles);
-      CHECK(left[0] > r.slots * (tiles + (c.hidden + 15) / 16));
+      for (int32_t slot = 0; slot < r.slots; ++slot) CHECK(left[size_t(1 + slot)] == gu_tiles);
+      for (int32_t tile = 0; tile < dn_tiles; ++tile) {
+        CHECK(left[size_t(1 + r.slots + tile)] == (combine ? r.num_active : 0));
+      }
+      CHECK(left[0] > r.slots * (gu_tiles + dn_tiles));
     }
   }
+}
+
+TEST_CASE("the fused expert FFN refuses a combine it cannot do", "[gpu][gemv]") {
+  kc::ExpertFfnCudaParams p;
+  p.gate_up.epilogue = kc::GemvEpilogue::kSwiGluBF16;
+  DeviceArray<uint16_t> act(64);
+  DeviceArray<float> out(64), x(64), shared(64);
+  DeviceArray<int32_t> off(3), counters(8);
+  p.gate_up.y_bf16 = as_bf16(act);
+  p.gate_up.group_offsets = off.get();
+  p.gate_up.num_group_slots = 1;
+  p.gate_up.max_positions_per_group = 1;
+  p.gate_up.n = 8;
+  p.gate_up.k = 8;
+  p.down = p.gate_up;
+  p.down.epilogue = kc::GemvEpilogue::kStoreF32;
+  p.down.y_bf16 = nullptr;
+  p.down.y_f32 = out.get();
+  p.down.x = as_bf16(act);
+  p.counters = counters.get();
+  p.combine.expert_out = out.get();
+  p.combine.item_position = off.get();
+  p.combine.topk_ids = off.get();
+  p.combine.topk_weights = x.get();
+  p.combine.x = x.get();
+  p.combine.num_tokens = 1;
+  p.combine.top_k = 1;
+  p.combine.hidden = 8;
+  p.combine.shared_out = shared.get();
+  CHECK_THROWS_WITH(kc::launch_expert_ffn(p, nullptr), Catch::Contains("no shared expert"));
+  p.combine.shared_out = nullptr;
+  p.combine.hidden = 16;
+  CHECK_THROWS_WITH(kc::launch_expert_ffn(p, nullptr), Catch::Contains("the combine reads the down outputs"));
 }
 
 TEST_CASE("linear_f32 matches cpu::linear", "[gpu][gemv]") {

@@ -283,9 +283,9 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
 }
 
 TEST_CASE("decode with the fused expert FFN has the two launches' bits", "[gpu][model]") {
-  // The runner's fused path (one launch for gate_up and down, counters zeroed with the step's
-  // routing counts) forced on against forced off: the same greedy tokens and the same logits bits
-  // at every decode step, eager and through the graphs.
+  // The runner's fused path (one launch for gate_up, down and the combine, counters zeroed with the
+  // step's routing counts) forced on against forced off: the same greedy tokens and the same logits
+  // bits at every decode step, eager and through the graphs.
   for (auto arch : kArchs) {
     auto model = mid_model(arch);
     INFO(model->name);

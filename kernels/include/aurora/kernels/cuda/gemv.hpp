@@ -51,6 +51,7 @@
 #include <cstdint>
 
 #include "aurora/kernels/cuda/dtype.hpp"
+#include "aurora/kernels/cuda/moe.hpp"
 #include "aurora/kernels/linear.hpp"
 
 namespace aurora::kernels::cuda {
@@ -115,13 +116,20 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream);
 // (the same bits, whatever the order the items run in). Deadlock-free with any number of resident
 // blocks (another model's kernels may hold the rest): a waiting item's producers were all taken from
 // the queue before it, by blocks that run them without waiting. Split k does not apply.
+// With combine.x set, the MoE combine runs in the same launch: the last down tile of each 16 hidden
+// rows (a counter per row tile, over the active groups) adds the routed experts' weighted outputs of
+// those rows to x, with launch_moe_combine's arithmetic (the same bits); no shared expert and no
+// norm (combine.shared_out and combine.norm_weight null). Null combine.x: the caller combines.
 struct ExpertFfnCudaParams {
-  GroupedGemvParams gate_up;    // epilogue kSwiGluBF16 into down.x
-  GroupedGemvParams down;       // epilogue kStoreF32, the same groups as gate_up
-  int32_t* counters = nullptr;  // [expert_ffn_counters(slots)], zero before the launch (left nonzero)
+  GroupedGemvParams gate_up;     // epilogue kSwiGluBF16 into down.x
+  GroupedGemvParams down;        // epilogue kStoreF32, the same groups as gate_up
+  int32_t* counters = nullptr;   // [expert_ffn_counters(slots, down.n)], zero before the launch (left nonzero)
+  MoeCombineCudaParams combine;  // expert_out = down.y_f32; or x null: no combine
 };
 constexpr int32_t kExpertFfnMaxPositions = 8;
-constexpr int32_t expert_ffn_counters(int32_t group_slots) { return 1 + group_slots; }
+constexpr int32_t expert_ffn_counters(int32_t group_slots, int32_t hidden) {
+  return 1 + group_slots + (hidden + 15) / 16;
+}
 void launch_expert_ffn(const ExpertFfnCudaParams& p, cudaStream_t stream);
 // Whether a decode step of `tokens` tokens fuses its experts of `intermediate` rows: steps of one
 // token with long experts (intermediate >= kExpertFfnMinIntermediate). H200, 2026-11-29, batch 1

@@ -6,12 +6,7 @@
 #   M=Mixtral-8x7B-v0.1 KRS="expert_ffn_kernel" bash bench/gpu_ncu_kernel.sh
 # KRS: kernel-name regexes, one report each; SKIP: launches of the kernel skipped first (100).
 set -u
-C="$(cd "$(dirname "$0")/.." && pwd)"
-[ -f "$C/bin.tar.xz" ] && tar xJf "$C/bin.tar.xz" -C "$C"
-mkdir -p /tmp/aurora-lib && tar xJf "$C/lib/extra-libs.tar.xz" -C /tmp/aurora-lib
-export LD_LIBRARY_PATH="/tmp/aurora-lib:/usr/local/cuda/lib64:$C/lib/cupti:${LD_LIBRARY_PATH:-}"
-cd "$C"
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+source "$(dirname "$0")/gpu_ncu_env.sh"  # $C, $NCU, the libraries
 m=${M:-Qwen3-30B-A3B}
 for kr in ${KRS:-cluster_attention route_kernel}; do
   echo "######## $m $kr"

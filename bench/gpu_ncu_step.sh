@@ -3,12 +3,7 @@
 # Mixtral), summed per kernel, from a carried folder laid out as gpu_run.sh expects (bin.tar.xz or
 # bin/, lib/extra-libs.tar.xz, config/models). Usage on the device: M=Qwen3-30B-A3B bash bench/gpu_ncu_step.sh
 set -u
-C="$(cd "$(dirname "$0")/.." && pwd)"
-[ -f "$C/bin.tar.xz" ] && tar xJf "$C/bin.tar.xz" -C "$C"
-mkdir -p /tmp/aurora-lib && tar xJf "$C/lib/extra-libs.tar.xz" -C /tmp/aurora-lib
-export LD_LIBRARY_PATH="/tmp/aurora-lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-cd "$C"
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+source "$(dirname "$0")/gpu_ncu_env.sh"  # $C, $NCU, the libraries
 m=${M:-Mixtral-8x7B-v0.1}
 timeout 200 "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
   --log-file /tmp/ncu.csv bin/aurora-gpu-bench --config "config/models/$m/config.json" --batches 1 --steps 1 \

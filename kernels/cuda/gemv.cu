@@ -417,16 +417,8 @@ __device__ void ffn_combine_rows(const MoeCombineCudaParams& c, int row0, int32_
   const int top_k = c.top_k;
   if (threadIdx.x < c.num_tokens) {  // thread t sorts token t's choices by expert id (stable)
     const int t = threadIdx.x;
-    const int32_t* ids = c.topk_ids + static_cast<int64_t>(t) * top_k;
     int32_t* order = order_s[t];
-    for (int a = 0; a < top_k; ++a) {
-      int b = a - 1;
-      while (b >= 0 && ids[order[b]] > ids[a]) {
-        order[b + 1] = order[b];
-        --b;
-      }
-      order[b + 1] = a;
-    }
+    detail::sort_by_expert(c.topk_ids + static_cast<int64_t>(t) * top_k, top_k, order);
     for (int n = 0; n < top_k; ++n) w_s[t][n] = c.topk_weights[static_cast<int64_t>(t) * top_k + order[n]];
   }
   __syncthreads();

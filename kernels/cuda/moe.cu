@@ -616,18 +616,7 @@ __global__ void __launch_bounds__(kThreads) route_cluster_kernel(RouteCudaParams
 
 // Sorts a token's choices by expert id (top_k <= kMaxTopK), in shared memory.
 __device__ void sort_choices(const int32_t* ids, int32_t top_k, int32_t* order) {
-  if (threadIdx.x == 0) {
-    for (int32_t j = 0; j < top_k; ++j) order[j] = j;
-    for (int32_t a = 1; a < top_k; ++a) {
-      const int32_t v = order[a];
-      int32_t b = a - 1;
-      while (b >= 0 && ids[order[b]] > ids[v]) {
-        order[b + 1] = order[b];
-        --b;
-      }
-      order[b + 1] = v;
-    }
-  }
+  if (threadIdx.x == 0) detail::sort_by_expert(ids, top_k, order);
   __syncthreads();
 }
 

@@ -82,6 +82,25 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
   std::free(buffer);
 }
 
+// AURORA_TRACE_TIMELINE=FROM,COUNT: kernels FROM .. FROM + COUNT - 1 of the last replay, each with
+// its start after the previous kernel's end (negative: launched early, programmatic dependent
+// launch) and the time its end adds to the step (end minus the previous kernel's end).
+void print_timeline(const std::vector<const KernelRecord*>& ks) {
+  const char* v = std::getenv("AURORA_TRACE_TIMELINE");
+  if (!v) return;
+  size_t from = 0, count = 0;
+  if (std::sscanf(v, "%zu,%zu", &from, &count) != 2 || from >= ks.size()) return;
+  count = std::min(count, ks.size() - from);
+  std::printf("     timeline of kernels %zu .. %zu of the last replay (us)\n", from, from + count - 1);
+  std::printf("     %-60s %9s %9s %9s\n", "kernel [grid]", "start-gap", "duration", "adds");
+  for (size_t i = from; i < from + count; ++i) {
+    const KernelRecord& k = *ks[i];
+    const double prev_end = i > 0 ? double(ks[i - 1]->end) : double(k.start);
+    std::printf("     %-60.60s %9.2f %9.2f %9.2f\n", k.name.c_str(), (double(k.start) - prev_end) / 1e3,
+                double(k.end - k.start) / 1e3, (double(k.end) - prev_end) / 1e3);
+  }
+}
+
 }  // namespace
 
 bool kernel_trace_start() {
@@ -143,6 +162,7 @@ void kernel_trace_report(int32_t steps) {
       "   trace of %zu graph replays (%zu kernels each): wall %.1f us, kernels %.1f us, idle gaps %.1f us "
       "per step\n",
       n, ordered.back()->size(), wall / dn / 1e3, busy / dn / 1e3, gaps / dn / 1e3);
+  print_timeline(*ordered.back());
   std::vector<std::pair<std::string, Sum> > rows(per.begin(), per.end());
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
   std::printf("     %-72s %6s %8s %9s\n", "kernel [grid]", "calls", "mean us", "us/step");

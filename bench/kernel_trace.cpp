@@ -82,14 +82,14 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
   std::free(buffer);
 }
 
-// AURORA_TRACE_TIMELINE=FROM,COUNT: kernels FROM .. FROM + COUNT - 1 of the last replay, each with
+// AURORA_TRACE_TIMELINE=FROM,COUNT (or FROM:COUNT): kernels FROM .. FROM + COUNT - 1 of the last replay, each with
 // its start after the previous kernel's end (negative: launched early, programmatic dependent
 // launch) and the time its end adds to the step (end minus the previous kernel's end).
 void print_timeline(const std::vector<const KernelRecord*>& ks) {
   const char* v = std::getenv("AURORA_TRACE_TIMELINE");
   if (!v) return;
   size_t from = 0, count = 0;
-  if (std::sscanf(v, "%zu,%zu", &from, &count) != 2 || from >= ks.size()) return;
+  if (std::sscanf(v, "%zu%*[,:]%zu", &from, &count) != 2 || from >= ks.size()) return;
   count = std::min(count, ks.size() - from);
   std::printf("     timeline of kernels %zu .. %zu of the last replay (us)\n", from, from + count - 1);
   std::printf("     %-60s %9s %9s %9s\n", "kernel [grid]", "start-gap", "duration", "adds");

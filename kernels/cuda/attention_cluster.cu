@@ -72,8 +72,10 @@ __host__ __device__ inline ClusterLayout cluster_layout(int hd, int group, int r
 // (token, kv head). Every range is computed by the same code whatever CL (explicitly rounded float
 // operations: no contraction left to the compiler), and the merge sums the ranges in order, so a
 // row's bits do not depend on CL, the batch or the grid.
+// trigger_early: the dependents (the o_proj GEMV) may launch once every block has waited for the
+// prologue (early_launches(), kEarlyOProj), so that they load their first weights meanwhile.
 template <int CL>
-__global__ void __launch_bounds__(kNT, 5) cluster_attention_kernel(PagedAttentionCudaParams p) {
+__global__ void __launch_bounds__(kNT, 5) cluster_attention_kernel(PagedAttentionCudaParams p, bool trigger_early) {
   constexpr int G = kRanges / CL;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ int32_t slots[2][kCP];
@@ -172,6 +174,7 @@ __global__ void __launch_bounds__(kNT, 5) cluster_attention_kernel(PagedAttentio
   auto issue = [&](int32_t k, int32_t buf) { copy_rows(buf, 0, chunk_len(k), true); };
   if (K > 0) copy_rows(0, 0, split0, false);  // joins chunk 0's K group
   pdl_wait();
+  if (trigger_early) pdl_launch_dependents();
 
   if (K > 0) {
     if (p.fused_prologue) {
@@ -425,7 +428,7 @@ cudaError_t launch_cl(const PagedAttentionCudaParams& p, size_t smem, bool pdl, 
   attr[1].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = pdl ? 2 : 1;
-  return cudaLaunchKernelEx(&cfg, cluster_attention_kernel<CL>, p);
+  return cudaLaunchKernelEx(&cfg, cluster_attention_kernel<CL>, p, (early_launches() & kEarlyOProj) != 0);
 }
 
 // Whether cluster_attention_kernel with clusters of `cl` blocks runs on the current device with

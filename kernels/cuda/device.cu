@@ -40,6 +40,16 @@ int pdl_mode() {
   return mode;
 }
 
+int early_launches() {
+  static const int bits = [] {
+    const int mode = pdl_mode();
+    if (mode == 0 || mode == 3) return 0;
+    const char* v = std::getenv("AURORA_EARLY");
+    return v ? std::atoi(v) : kEarlyOProj | kEarlyQkv | kEarlyFfn | kEarlyAttention;
+  }();
+  return bits;
+}
+
 int gemv_warps() {
   static const int warps = env_is("AURORA_GEMV_WARPS", '8') ? 8 : 4;
   return warps;

@@ -389,10 +389,14 @@ struct FfnItems {
 
 // A down tile's wait for its slot's gate_up tiles: thread 0 polls *count until it reaches target,
 // the block meets after (the acquire load and the barrier make the producers' writes, fenced before
-// their increments, visible to every thread). Null count (gate_up tiles): no wait.
+// their increments, visible to every thread). Null count (gate_up tiles): no wait. After its main
+// loop, a down tile whose block has no next item (next: the block's claim in shared memory, made
+// before the item and visible since wait()'s barrier) lets the dependents launch (kEarlyQkv).
 struct CountHooks {
   const int32_t* count;
   int32_t target;
+  const int* next = nullptr;  // or null: no early trigger
+  int total = 0;
   __device__ void wait() const {
     if (!count) return;
     if (threadIdx.x == 0) {
@@ -405,7 +409,9 @@ struct CountHooks {
     }
     __syncthreads();
   }
-  __device__ void trigger() const {}
+  __device__ void trigger() const {
+    if (next && *next >= total) detail::pdl_launch_dependents();  // the block's last item
+  }
 };
 
 // The MoE combine of hidden rows [row0, row0 + 16) of every token (launch_moe_combine's arithmetic:
@@ -445,9 +451,11 @@ __device__ void ffn_combine_rows(const MoeCombineCudaParams& c, int row0, int32_
 // slots' finished down tiles of a row tile (the combine). Both projections run the prefetching
 // loop, 3 blocks per multiprocessor (166 registers; at 4 blocks, the standalone gate_up's occupancy,
 // 200 bytes spilled and it measured slower on the H200, Mixtral-8x7B batch 1 8.71 vs 7.85 ms).
+// early_trigger: a block triggers its dependents when its queue claim comes back empty (CountHooks),
+// so that the next launch's blocks take the slots of the blocks that finish (kEarlyQkv).
 __global__ void __launch_bounds__(128, 3)
     expert_ffn_kernel(const __grid_constant__ ExpertFfnCudaParams p, int64_t gu_x_stride, int64_t dn_x_stride,
-                      int gu_cps, int dn_cps, FfnItems f) {
+                      int gu_cps, int dn_cps, FfnItems f, bool early_trigger) {
   __shared__ int next_item;
   __shared__ int32_t combine_last;
   __shared__ int32_t order_s[kExpertFfnMaxPositions][kMaxTopK];
@@ -473,7 +481,8 @@ __global__ void __launch_bounds__(128, 3)
       const int j = item - f.gu_items, slot = j / f.dn_tiles, tile = j - slot * f.dn_tiles;
       const bool stored = gemv_block<1, 1, 4, false, true, true>(
           p.down, dn_x_stride, p.down.y_stride ? p.down.y_stride : p.down.n, 1, dn_cps,
-          ItemIndex{tile, slot, f.dn_tiles}, CountHooks{p.counters + 1 + slot, f.gu_tiles});
+          ItemIndex{tile, slot, f.dn_tiles},
+          CountHooks{p.counters + 1 + slot, f.gu_tiles, early_trigger ? &next_item : nullptr, f.total});
       if (p.combine.x && stored) {  // (uniform over the block)
         const int active = p.down.num_active ? *p.down.num_active : slots;
         __threadfence();  // this tile's outputs, before the count that hands them to the combine
@@ -613,7 +622,10 @@ void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_str
   const dim3 grid(static_cast<unsigned>(s.tiles_z), static_cast<unsigned>(p.num_group_slots),
                   static_cast<unsigned>(s.splits));
   // Experts whose weights can stream before the previous kernel ends may launch early (pdl_mode 2).
-  const bool early = p.groups_before_wait && early_expert_launch();
+  const bool grouped = p.group_offsets || p.active_groups || p.num_active;
+  const bool early = (p.groups_before_wait && early_expert_launch()) || (NORM && (early_launches() & kEarlyQkv)) ||
+                     (!grouped && !NORM && p.epilogue == GemvEpilogue::kAccumulateF32 &&
+                      p.max_positions_per_group <= kGemvNormMaxPositions && (early_launches() & kEarlyOProj));
   launch_pdl_hinted(early, grouped_gemv_kernel<TILES, NB, WARPS, NORM, PF>, grid, dim3(WARPS * 32), smem, stream, p,
                     x_stride, y_stride, z, s.cps);
 }
@@ -789,8 +801,8 @@ void launch_expert_ffn(const ExpertFfnCudaParams& p, cudaStream_t stream) {
   const size_t smem = std::max(smem_bytes<2, 1, 4, false>(g, gu_cps), smem_bytes<1, 1, 4, false>(d, dn_cps));
   ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);
   const int64_t grid = std::min<int64_t>(resident_blocks(reinterpret_cast<const void*>(kernel), 128, smem), f.total);
-  launch_pdl(kernel, dim3(static_cast<unsigned>(grid)), dim3(128), smem, stream, p, gu_x_stride, int64_t{g.n}, gu_cps,
-             dn_cps, f);
+  launch_pdl_hinted((early_launches() & kEarlyFfn) != 0, kernel, dim3(static_cast<unsigned>(grid)), dim3(128), smem,
+                    stream, p, gu_x_stride, int64_t{g.n}, gu_cps, dn_cps, f, (early_launches() & kEarlyQkv) != 0);
 }
 
 bool gemv_uses_tiled_gemm(const GroupedGemvParams& p) {

@@ -191,7 +191,10 @@ __global__ void __launch_bounds__(kPrologueThreads) qkv_prologue_kernel(QkvProlo
 // detail::qkv_head_warp (shared with decode attention's folded prologue): a row's q, k and v have
 // the same bits whatever the batch.
 constexpr int kPrologueWarps = 4;
-__global__ void __launch_bounds__(kPrologueWarps * 32) qkv_prologue_warp_kernel(QkvPrologueParams p) {
+// trigger_early: the dependents (decode attention) may launch once this block has waited for the
+// qkv GEMV (early_launches(), kEarlyAttention), so that they load their cached K/V rows meanwhile.
+__global__ void __launch_bounds__(kPrologueWarps * 32)
+    qkv_prologue_warp_kernel(QkvPrologueParams p, bool trigger_early) {
   __shared__ float ws[kPrologueWarps][detail::kQkvHeadMaxDim];
   const int32_t t = blockIdx.x, warp = static_cast<int32_t>(threadIdx.x >> 5), lane = threadIdx.x & 31;
   const int32_t head = static_cast<int32_t>(blockIdx.y) * kPrologueWarps + warp;
@@ -201,6 +204,7 @@ __global__ void __launch_bounds__(kPrologueWarps * 32) qkv_prologue_warp_kernel(
   const int32_t hd = p.head_dim, kv_dim = p.num_kv_heads * hd;
   const int32_t slot = kind == 0 || head >= heads ? -1 : p.slot_mapping[t];  // a step input: before the wait
   detail::pdl_wait();
+  if (trigger_early) detail::pdl_launch_dependents();
   if (head >= heads) return;  // whole warps; no block barrier below
   detail::qkv_head_warp(p, t, kind, hh, ws[warp]);
   if (kind == 0) {
@@ -260,7 +264,8 @@ void launch_qkv_prologue(const QkvPrologueParams& p, cudaStream_t stream) {
     const int32_t heads = p.num_q_heads + 2 * p.num_kv_heads;
     const dim3 grid(static_cast<unsigned>(p.num_tokens),
                     static_cast<unsigned>(detail::ceil_div(heads, kPrologueWarps)));
-    launch_pdl(qkv_prologue_warp_kernel, grid, dim3(kPrologueWarps * 32), 0, stream, p);
+    launch_pdl(qkv_prologue_warp_kernel, grid, dim3(kPrologueWarps * 32), 0, stream, p,
+               (early_launches() & kEarlyAttention) != 0);
     return;
   }
   if (p.num_tokens > kPrologueHeadBlocksMaxTokens) {

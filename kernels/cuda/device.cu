@@ -1,5 +1,6 @@
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -40,15 +41,23 @@ int pdl_mode() {
   return mode;
 }
 
+namespace {
+std::atomic<int> g_early_override{-1};
+}  // namespace
+
 int early_launches() {
+  const int over = g_early_override.load(std::memory_order_relaxed);
+  if (over >= 0) return over;
   static const int bits = [] {
     const int mode = pdl_mode();
     if (mode == 0 || mode == 3) return 0;
     const char* v = std::getenv("AURORA_EARLY");
-    return v ? std::atoi(v) : kEarlyOProj | kEarlyQkv | kEarlyFfn | kEarlyAttention;
+    return v ? std::atoi(v) & kEarlyAll : kEarlyAll;
   }();
   return bits;
 }
+void set_early_launches(int bits) { g_early_override.store(bits & kEarlyAll, std::memory_order_relaxed); }
+void reset_early_launches() { g_early_override.store(-1, std::memory_order_relaxed); }
 
 int gemv_warps() {
   static const int warps = env_is("AURORA_GEMV_WARPS", '8') ? 8 : 4;

@@ -9,6 +9,7 @@
 
 #include "aurora/kernels/cuda/cuda_check.hpp"
 #include "aurora/kernels/cuda/dtype.hpp"
+#include "aurora/kernels/cuda/launch.hpp"
 
 namespace aurora::kernels::cuda::detail {
 
@@ -139,23 +140,6 @@ namespace aurora::kernels::cuda {
 // batch 1 (OLMoE 1.50 vs 1.58 ms off, 1.64 all); triggers at kernel start (the first version) made
 // Mixtral slower (docs/cuda.md).
 int pdl_mode();
-// Early launches at batch-1-sized decode steps, beyond pdl_mode 2's small launches: each pair is a
-// primary that triggers its dependents before its end (right after its own wait, or when its blocks
-// take their last items) and a large dependent launched with programmatic dependent launch, whose
-// blocks take the slots the primary frees and load their first weights (constants) before they
-// wait. Bits of early_launches(): all by default; AURORA_EARLY=N sets them (0: none, the launches
-// before 2026-11-29); pdl_mode() 0 (or 3) turns them off. H200, 2026-11-29, batch 1, all vs none:
-// Mixtral-8x7B 7.87-7.90 vs 8.02 ms, Qwen3-30B-A3B 3.77-3.78 vs 3.98-4.01, OLMoE-1B-7B 1.36-1.37 vs
-// 1.42 (docs/cuda.md, round 7).
-enum EarlyLaunch : int {
-  kEarlyOProj = 1,      // the cluster attention triggers after its wait; o_proj (dense, accumulating, <= 4
-                        // positions) launches early
-  kEarlyQkv = 2,        // the fused expert FFN's blocks trigger at their last items; the qkv GEMV (RMSNorm
-                        // prologue: the next layer's, or the LM head) launches early
-  kEarlyFfn = 4,        // the fused expert FFN launches early (the router triggers before it routes)
-  kEarlyAttention = 8,  // the qkv prologue triggers after its wait (the attention was already launched early)
-};
-int early_launches();
 // Warps per decode GEMV block: 4, or 8 with AURORA_GEMV_WARPS=8 (measured slower; kept to compare).
 int gemv_warps();
 // Whether bf16-cache attention uses the first kernel (direct reads, 64-position partitions) instead

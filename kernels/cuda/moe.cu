@@ -636,12 +636,15 @@ __global__ void combine_kernel(CombineParams p, int64_t stride) {
   }
 }
 
-__global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
+// trigger_early (kEarlyCombine): the dependents (the next qkv GEMV) may launch once this block has
+// waited for the experts, so that they load their first weights meanwhile.
+__global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride, bool trigger_early) {
   __shared__ int32_t order[kMaxTopK];
   __shared__ const float* rows[kMaxTopK];  // expert output rows, in increasing expert id order
   __shared__ float weights[kMaxTopK];
   __shared__ float scratch[33];
   detail::pdl_wait();
+  if (trigger_early) detail::pdl_launch_dependents();
   const int32_t t = blockIdx.x;
   const int32_t* ids = p.topk_ids + int64_t{t} * p.top_k;
   sort_choices(ids, p.top_k, order);
@@ -675,9 +678,10 @@ __global__ void moe_combine_kernel(MoeCombineCudaParams p, int64_t stride) {
 
 // The combine without the norm, spread over blocks of kCombineThreads x 4 elements of a row: the
 // same arithmetic per element as moe_combine_kernel, for small decode batches (the next norm is
-// fused into its consumer).
+// fused into its consumer). trigger_early: as moe_combine_kernel's.
 constexpr int kCombineThreads = 128;
-__global__ void __launch_bounds__(kCombineThreads) moe_combine_wide_kernel(MoeCombineCudaParams p, int64_t stride) {
+__global__ void __launch_bounds__(kCombineThreads)
+    moe_combine_wide_kernel(MoeCombineCudaParams p, int64_t stride, bool trigger_early) {
   __shared__ int32_t order[kMaxTopK];
   __shared__ const float* rows[kMaxTopK];
   __shared__ float weights[kMaxTopK];
@@ -693,6 +697,7 @@ __global__ void __launch_bounds__(kCombineThreads) moe_combine_wide_kernel(MoeCo
     weights[threadIdx.x] = p.topk_weights[item];
   }
   detail::pdl_wait();
+  if (trigger_early) detail::pdl_launch_dependents();
   __syncthreads();
   const int32_t h = (blockIdx.y * kCombineThreads + threadIdx.x) * 4;
   if (h >= p.hidden) return;
@@ -828,10 +833,12 @@ void launch_moe_combine(const MoeCombineCudaParams& p, cudaStream_t stream) {
   if (!p.norm_weight && p.hidden % 4 == 0 && stride % 4 == 0) {
     const dim3 grid(static_cast<unsigned>(p.num_tokens),
                     static_cast<unsigned>(detail::ceil_div(p.hidden, kCombineThreads * 4)));
-    launch_pdl(moe_combine_wide_kernel, grid, dim3(kCombineThreads), 0, stream, p, stride);
+    launch_pdl(moe_combine_wide_kernel, grid, dim3(kCombineThreads), 0, stream, p, stride,
+               (early_launches() & kEarlyCombine) != 0);
     return;
   }
-  launch_pdl(moe_combine_kernel, dim3(p.num_tokens), dim3(1024), 0, stream, p, stride);
+  launch_pdl(moe_combine_kernel, dim3(p.num_tokens), dim3(1024), 0, stream, p, stride,
+             (early_launches() & kEarlyCombine) != 0);
 }
 
 }  // namespace aurora::kernels::cuda

@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "aurora/config/json.hpp"
+#include "aurora/kernels/cuda/launch.hpp"
 #include "cuda_runner.hpp"
 #include "cuda_weights.hpp"
 #include "executor_harness.hpp"
@@ -299,6 +300,36 @@ TEST_CASE("decode with the fused expert FFN has the two launches' bits", "[gpu][
     CHECK(fused.runner->last_step_used_graph());
     REQUIRE(got.size() == want.size());
     CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("decode with early launches has the bits of decode without them", "[gpu][model]") {
+  // Early launches (aurora/kernels/cuda/launch.hpp) only move when blocks start: every kernel still
+  // waits before it reads what its predecessor writes. All of them against none: the same greedy
+  // tokens and logits bits at every decode step, eager and through the graphs (each runner captures
+  // its graphs under the setting it runs with), with the fused expert FFN off and forced on.
+  struct Restore {
+    ~Restore() { kernels::cuda::reset_early_launches(); }
+  } restore;
+  for (auto arch : kArchs) {
+    for (int32_t fused : {0, 1}) {
+      auto model = mid_model(arch);
+      INFO(model->name << (fused ? ", fused expert FFN" : ""));
+      const int32_t V = model->config.vocab_size;
+      const auto prompt = random_prompt(23, V, 9);
+      const auto fed = random_prompt(8, V, 10);
+      kernels::cuda::set_early_launches(0);
+      GpuHarness off(*model, 4, fused);
+      const auto want_tokens = off.greedy(prompt, 12);
+      const auto want = off.fed_logits(prompt, fed);
+      kernels::cuda::set_early_launches(kernels::cuda::kEarlyAll);
+      GpuHarness on(*model, 4, fused);
+      CHECK(on.greedy(prompt, 12) == want_tokens);
+      const auto got = on.fed_logits(prompt, fed);
+      CHECK(on.runner->last_step_used_graph());
+      REQUIRE(got.size() == want.size());
+      CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+    }
   }
 }
 

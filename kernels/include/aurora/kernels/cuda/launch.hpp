@@ -10,13 +10,13 @@ namespace aurora::kernels::cuda {
 // frees and load their first weights (constants) before they wait for it. Every kernel waits before
 // it reads what its predecessor writes, so the results are the same bits either way.
 enum EarlyLaunch : int {
-  kEarlyOProj = 1,       // the cluster attention triggers after its wait; o_proj (dense, accumulating)
-                         // launches early
-  kEarlyQkv = 2,         // the fused expert FFN's blocks trigger at their last items; the qkv GEMV with its
-                         // RMSNorm prologue (the next layer's, or the LM head) launches early
-  kEarlyFfn = 4,         // the fused expert FFN launches early (the router triggers before it routes)
-  kEarlyAttention = 8,   // the qkv prologue triggers after its wait (the attention launches early anyway)
-  kEarlyCombine = 16,    // the MoE combine triggers after its wait (before the qkv GEMV, kEarlyQkv)
+  kEarlyOProj = 1,      // the cluster attention triggers after its wait; o_proj (dense, accumulating,
+                        // <= 4 positions) launches early
+  kEarlyQkv = 2,        // the fused expert FFN's blocks trigger at their last items; the qkv GEMV with its
+                        // RMSNorm prologue (the next layer's, or the LM head) launches early
+  kEarlyFfn = 4,        // the fused expert FFN launches early (the router triggers before it routes)
+  kEarlyAttention = 8,  // the qkv prologue triggers after its wait (the attention launches early anyway)
+  kEarlyCombine = 16,   // the MoE combine triggers after its wait (before the qkv GEMV, kEarlyQkv)
   kEarlyAll = 31,
 };
 // The bits in use: kEarlyAll by default; AURORA_EARLY=N sets them (0: none, the launches before

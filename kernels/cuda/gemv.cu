@@ -759,7 +759,7 @@ bool expert_ffn_for(int32_t tokens, int32_t intermediate, int32_t forced) {
   }();
   if (tokens > kGemvNormMaxPositions) return false;
   const int mode = forced >= 0 ? forced : env;
-  return mode >= 0 ? mode == 1 : tokens == 1 && intermediate >= kExpertFfnMinIntermediate;
+  return mode >= 0 ? mode == 1 : tokens <= kExpertFfnMaxTokens && intermediate >= kExpertFfnMinIntermediate;
 }
 
 void launch_expert_ffn(const ExpertFfnCudaParams& p, cudaStream_t stream) {

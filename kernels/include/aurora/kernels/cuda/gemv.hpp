@@ -131,13 +131,16 @@ constexpr int32_t expert_ffn_counters(int32_t group_slots, int32_t hidden) {
   return 1 + group_slots + (hidden + 15) / 16;
 }
 void launch_expert_ffn(const ExpertFfnCudaParams& p, cudaStream_t stream);
-// Whether a decode step of `tokens` tokens fuses its experts of `intermediate` rows: steps of one
-// token with long experts (intermediate >= kExpertFfnMinIntermediate). H200, 2026-11-29, batch 1
-// two launches vs fused: Mixtral-8x7B (14336) 8.06 vs 7.85 ms; OLMoE-1B-7B (1024) 1.396 vs 1.465,
-// Qwen3-30B-A3B (768) 3.96 vs 4.12 (short experts: many small items at 3 blocks per multiprocessor);
-// batch 4 Mixtral 17.90 vs 17.98. forced (a caller's choice, e.g. a runner option) 1: every step of
-// <= kGemvNormMaxPositions tokens, 0: never, -1: AURORA_FUSED_FFN=1|0 if set, else the rule.
+// Whether a decode step of `tokens` tokens fuses its experts of `intermediate` rows: steps of at most
+// kExpertFfnMaxTokens tokens with long experts (intermediate >= kExpertFfnMinIntermediate). H200,
+// 2026-11-29, batch 1 two launches vs fused: Mixtral-8x7B (14336) 8.06 vs 7.85 ms; OLMoE-1B-7B
+// (1024) 1.396 vs 1.465, Qwen3-30B-A3B (768) 3.96 vs 4.12 (short experts: many small items at 3
+// blocks per multiprocessor); with early launches (06:10 UTC), Mixtral batch 2 12.34-12.38 vs
+// 12.28-12.30, batch 4 18.40 vs 18.63-18.64. forced (a caller's choice, e.g. a runner option) 1:
+// every step of <= kGemvNormMaxPositions tokens, 0: never, -1: AURORA_FUSED_FFN=1|0 if set, else the
+// rule.
 constexpr int32_t kExpertFfnMinIntermediate = 4096;
+constexpr int32_t kExpertFfnMaxTokens = 2;
 bool expert_ffn_for(int32_t tokens, int32_t intermediate, int32_t forced = -1);
 // The k splits launch_grouped_gemv would use for these parameters (1 = none); for tests and tuning.
 int32_t gemv_splits(const GroupedGemvParams& p);

@@ -135,7 +135,7 @@ void launch_expert_ffn(const ExpertFfnCudaParams& p, cudaStream_t stream);
 // kExpertFfnMaxTokens tokens with long experts (intermediate >= kExpertFfnMinIntermediate). H200,
 // 2026-11-29, batch 1 two launches vs fused: Mixtral-8x7B (14336) 8.06 vs 7.85 ms; OLMoE-1B-7B
 // (1024) 1.396 vs 1.465, Qwen3-30B-A3B (768) 3.96 vs 4.12 (short experts: many small items at 3
-// blocks per multiprocessor); with early launches (06:10 UTC), Mixtral batch 2 12.34-12.38 vs
+// blocks per multiprocessor); with early launches (05:57 UTC), Mixtral batch 2 12.34-12.38 vs
 // 12.28-12.30, batch 4 18.40 vs 18.63-18.64. forced (a caller's choice, e.g. a runner option) 1:
 // every step of <= kGemvNormMaxPositions tokens, 0: never, -1: AURORA_FUSED_FFN=1|0 if set, else the
 // rule.

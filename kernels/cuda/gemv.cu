@@ -80,19 +80,25 @@ struct PdlHooks {
 // split of k that another split finishes). COHERENT_X: the inputs were written by other blocks
 // of the same kernel (the fused expert FFN's down items read its gate_up items' output), so they
 // load through L2 (ld.global.cg) instead of the read-only path.
-template <int TILES, int NB, int WARPS, bool NORM, bool PF, bool COHERENT_X, class Index, class Hooks>
+// SG > 1 (in-block split k): the block is SG groups of WARPS warps, group g doing split g of the
+// tile's k as a block of split k would (Index::splits() is then 1), and the block adds the groups'
+// partial sums in split order, as the last split's block adds the workspace's: the same bits,
+// without the workspace round trip and the ticket.
+template <int TILES, int NB, int WARPS, bool NORM, bool PF, bool COHERENT_X, class Index, class Hooks, int SG = 1>
 __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z,
                                            int cps, const Index& bi, const Hooks& hooks) {
-  constexpr int kThreads = WARPS * 32;
+  static_assert(SG == 1 || !NORM, "in-block split k: no RMSNorm prologue");
+  constexpr int kThreads = WARPS * SG * 32;
   constexpr int U = (WARPS >= 8 && NB < 8 ? 8 : 4) / TILES;  // chunks in flight per iteration
   extern __shared__ float red[];                             // [WARPS][TILES][NB][4][32]
   __shared__ float scratch[33];
   __shared__ int32_t is_last;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, block_warp = threadIdx.x >> 5;
+  const int warp = block_warp % WARPS;  // in its split group
   const int g = lane >> 2, q = lane & 3;
   const int n = p.n, k = p.k;
   const int tile = bi.x() / z, chunk = bi.x() % z;
-  const int split = bi.split(), splits = bi.splits();
+  const int split = SG > 1 ? block_warp / WARPS : bi.split(), splits = bi.splits();
   const int row0 = tile * kTileRows;
   const int chunks = (k + kChunk - 1) / kChunk;
   const int s_begin = split * cps, s_end = min(chunks, s_begin + cps);
@@ -313,7 +319,7 @@ __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb)
 #pragma unroll
-      for (int j = 0; j < 4; ++j) red[(((warp * TILES + tt) * NB + nb) * 4 + j) * 32 + lane] = acc[tt][nb][j];
+      for (int j = 0; j < 4; ++j) red[(((block_warp * TILES + tt) * NB + nb) * 4 + j) * 32 + lane] = acc[tt][nb][j];
   __syncthreads();
   // Split k: this split's partial tile goes to the workspace; the last split to finish reduces.
   const int64_t tile_id = static_cast<int64_t>(slot) * bi.nx() + bi.x();
@@ -349,7 +355,15 @@ __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x
 #pragma unroll
     for (int tt = 0; tt < TILES; ++tt) {
       float s = 0.0f;
-      if (splits > 1) {
+      if (SG > 1) {
+#pragma unroll
+        for (int sp = 0; sp < SG; ++sp) {
+          float part = 0.0f;
+#pragma unroll
+          for (int w = 0; w < WARPS; ++w) part += red[(((sp * WARPS + w) * TILES + tt) * NB + nb) * 128 + j * 32 + ln];
+          s += part;
+        }
+      } else if (splits > 1) {
         for (int sp = 0; sp < splits; ++sp) s += __ldcg(ws + (sp * TILES + tt) * (NB * 128) + e);
       } else {
 #pragma unroll
@@ -373,11 +387,13 @@ __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x
   return true;
 }
 
-template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
-__global__ void __launch_bounds__(WARPS * 32, (kMinBlocks<NB, WARPS, PF>))
+template <int TILES, int NB, int WARPS, bool NORM, bool PF = false, int SG = 1>
+__global__ void __launch_bounds__(WARPS * 32 * SG,
+                                  (kMinBlocks<NB, WARPS, PF> / SG > 0 ? kMinBlocks<NB, WARPS, PF> / SG : 1))
     grouped_gemv_kernel(const __grid_constant__ GroupedGemvParams p, int64_t x_stride, int64_t y_stride, int z,
                         int cps) {
-  gemv_block<TILES, NB, WARPS, NORM, PF, false>(p, x_stride, y_stride, z, cps, GridIndex{}, PdlHooks{});
+  gemv_block<TILES, NB, WARPS, NORM, PF, false, GridIndex, PdlHooks, SG>(p, x_stride, y_stride, z, cps, GridIndex{},
+                                                                         PdlHooks{});
 }
 
 // The fused expert FFN (gemv.hpp, launch_expert_ffn). Its items wait on counters, not on the
@@ -613,6 +629,29 @@ int instance_splits(const GroupedGemvParams& p, int z) {
   return plan_shape<TILES, NB, WARPS, NORM, PF>(p, z).splits;
 }
 
+// Whether split launches of the decode instance keep their splits in one block (gemv_block's SG):
+// on unless AURORA_GEMV_SPLIT_IN_BLOCK=0, or set_gemv_split_in_block() for tests.
+std::atomic<int> g_in_block_override{-1};
+bool split_in_block() {
+  const int mode = g_in_block_override.load(std::memory_order_relaxed);
+  if (mode >= 0) return mode == 1;
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_GEMV_SPLIT_IN_BLOCK");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
+template <int TILES, int NB, int WARPS, bool NORM, bool PF, int SG>
+void launch_in_block(const GroupedGemvParams& p, const LaunchShape& s, int64_t x_stride, int64_t y_stride, bool early,
+                     cudaStream_t stream) {
+  const auto kernel = grouped_gemv_kernel<TILES, NB, WARPS, NORM, PF, SG>;
+  const size_t smem = sizeof(float) * WARPS * SG * TILES * NB * 128;
+  ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);
+  const dim3 grid(static_cast<unsigned>(s.tiles_z), static_cast<unsigned>(p.num_group_slots), 1);
+  launch_pdl_hinted(early, kernel, grid, dim3(WARPS * 32 * SG), smem, stream, p, x_stride, y_stride, s.z, s.cps);
+}
+
 template <int TILES, int NB, int WARPS, bool NORM, bool PF = false>
 void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, int z, cudaStream_t stream) {
   const LaunchShape s = plan_shape<TILES, NB, WARPS, NORM, PF>(p, z);
@@ -626,6 +665,16 @@ void launch_instance(const GroupedGemvParams& p, int64_t x_stride, int64_t y_str
   const bool early = (p.groups_before_wait && early_expert_launch()) || (NORM && (early_launches() & kEarlyQkv)) ||
                      (!grouped && !NORM && p.epilogue == GemvEpilogue::kAccumulateF32 &&
                       p.max_positions_per_group <= kGemvNormMaxPositions && (early_launches() & kEarlyOProj));
+  if constexpr (TILES == 1 && NB == 1 && WARPS == 4 && !NORM && PF) {
+    if (split_in_block() && (s.splits == 2 || s.splits == 4)) {
+      if (s.splits == 2) {
+        launch_in_block<TILES, NB, WARPS, NORM, PF, 2>(p, s, x_stride, y_stride, early, stream);
+      } else {
+        launch_in_block<TILES, NB, WARPS, NORM, PF, 4>(p, s, x_stride, y_stride, early, stream);
+      }
+      return;
+    }
+  }
   launch_pdl_hinted(early, grouped_gemv_kernel<TILES, NB, WARPS, NORM, PF>, grid, dim3(WARPS * 32), smem, stream, p,
                     x_stride, y_stride, z, s.cps);
 }
@@ -817,6 +866,8 @@ void set_gemv_prefetch_min_k(int32_t min_k) {
 void reset_gemv_prefetch() { g_prefetch_override.store(-1, std::memory_order_relaxed); }
 
 void set_gemv_split_k(bool on) { g_split_override.store(on ? 1 : 0, std::memory_order_relaxed); }
+void set_gemv_split_in_block(bool on) { g_in_block_override.store(on ? 1 : 0, std::memory_order_relaxed); }
+void reset_gemv_split_in_block() { g_in_block_override.store(-1, std::memory_order_relaxed); }
 void reset_gemv_split_k() { g_split_override.store(-1, std::memory_order_relaxed); }
 
 int32_t gemv_splits(const GroupedGemvParams& p) {

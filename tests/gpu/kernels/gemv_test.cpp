@@ -187,6 +187,70 @@ TEST_CASE("by default dense launches of <= 4 positions split k with the same bit
   }
 }
 
+TEST_CASE("split k in one block gives the bits of split k over blocks", "[gpu][gemv]") {
+  // The decode o_proj of Mixtral-8x7B (4096 x 4096: 2 splits), OLMoE-1B-7B (2048 x 2048) and
+  // Qwen3-30B-A3B (2048 x 4096): 4 splits; both epilogues; the outputs poisoned before each launch.
+  struct Reset {
+    ~Reset() {
+      kc::reset_gemv_split_in_block();
+      kc::reset_gemv_split_k();
+    }
+  } reset;
+  kc::set_gemv_split_k(true);
+  DeviceArray<float> ws{size_t{1} << 22};
+  DeviceArray<int32_t> tickets{8192};
+  tickets.zero();
+  struct Shape {
+    int32_t n, k;
+  };
+  for (const Shape& s : {Shape{4096, 4096}, Shape{2048, 2048}, Shape{2048, 4096}}) {
+    auto x = rounded_bf16(random_floats(size_t(4) * s.k, 310));
+    auto w = rounded_bf16(random_floats(size_t(s.n) * s.k, 311, 1.0f / std::sqrt(float(s.k))));
+    const auto resid = random_floats(size_t(4) * s.n, 312);
+    auto dx = upload_bf16(x), dw = upload_bf16(w);
+    for (int32_t rows : {1, 4}) {
+      for (auto epilogue : {kc::GemvEpilogue::kStoreF32, kc::GemvEpilogue::kAccumulateF32}) {
+        INFO("n " << s.n << " k " << s.k << " rows " << rows << " accumulate "
+                  << (epilogue == kc::GemvEpilogue::kAccumulateF32));
+        DeviceArray<float> y(size_t(rows) * s.n);
+        kc::GroupedGemvParams p;
+        p.x = as_bf16(dx);
+        p.weight = as_bf16(dw);
+        p.n = s.n;
+        p.k = s.k;
+        p.num_positions = rows;
+        p.max_positions_per_group = rows;
+        p.y_f32 = y.get();
+        p.epilogue = epilogue;
+        p.split_workspace = ws.get();
+        p.split_workspace_floats = int64_t(ws.size());
+        p.split_tickets = tickets.get();
+        p.split_tickets_count = int32_t(tickets.size());
+        REQUIRE(kc::gemv_splits(p) > 1);
+        std::vector<float> got[2];
+        for (int in_block = 0; in_block < 2; ++in_block) {
+          kc::set_gemv_split_in_block(in_block == 1);
+          if (epilogue == kc::GemvEpilogue::kAccumulateF32) {
+            y.upload(std::vector<float>(resid.begin(), resid.begin() + int64_t(rows) * s.n));
+          } else {
+            y.poison();
+          }
+          kc::launch_grouped_gemv(p, nullptr);
+          got[in_block] = y.download();
+        }
+        CHECK(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)) == 0);
+        auto want = cpu_linear(std::vector<float>(x.begin(), x.begin() + int64_t(rows) * s.k), w, rows, s.n, s.k);
+        if (epilogue == kc::GemvEpilogue::kAccumulateF32) {
+          for (size_t i = 0; i < want.size(); ++i) want[i] += resid[i];
+        }
+        CHECK(relative_error(got[1], want) < kTolMma);
+      }
+    }
+  }
+  const auto left = tickets.download();
+  CHECK(std::all_of(left.begin(), left.end(), [](int32_t t) { return t == 0; }));  // tickets reset
+}
+
 TEST_CASE("grouped GEMV with the RMSNorm prologue matches rms_norm + linear", "[gpu][gemv]") {
   SplitScratch scratch;
   struct Shape {

@@ -147,6 +147,13 @@ int32_t gemv_splits(const GroupedGemvParams& p);
 // Split k for this process, overriding the default rule above; for tests.
 void set_gemv_split_k(bool on);  // tests: every launch may split (true) or none (false)
 void reset_gemv_split_k();       // back to the default rule (AURORA_GEMV_SPLITK, else dense <= 4)
+// Split launches of the decode instance (one matrix, <= 8 positions, long k) with 2 or 4 splits run
+// them as warp groups of one block, which add their partial sums in split order: the bits of the
+// split launch, without its workspace round trip. On unless AURORA_GEMV_SPLIT_IN_BLOCK=0 (H200,
+// 2026-11-29, batch 1 on vs off: Mixtral-8x7B 7.83-7.85 vs 7.87-7.89 ms, Qwen3-30B-A3B 3.68-3.70 vs
+// 3.71-3.73, OLMoE-1B-7B 1.322-1.334 vs 1.340-1.354).
+void set_gemv_split_in_block(bool on);  // tests
+void reset_gemv_split_in_block();       // back to AURORA_GEMV_SPLIT_IN_BLOCK (default on)
 // Prefetching decode instances (<= 64 positions per group, 4 warps, with or without the RMSNorm
 // prologue): each iteration issues the next one's weight and input loads before its own products
 // (the same products in the same order: the same bits at the same k split; a split-k launch's split

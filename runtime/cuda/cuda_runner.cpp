@@ -76,6 +76,15 @@ bool expert_cublaslt_for(int32_t num_experts) {
   return mode >= 0 ? mode == 1 : num_experts <= kCublasLtMaxExperts;
 }
 
+int32_t expert_lanes_for(int32_t requested) {
+  static const int32_t env = [] {
+    const char* v = std::getenv("AURORA_EXPERT_LANES");
+    return v ? std::atoi(v) : 0;
+  }();
+  const int32_t n = requested > 0 ? requested : env > 0 ? env : kDefaultExpertLanes;
+  return std::clamp(n, 1, kMaxExpertLanes);
+}
+
 std::string CudaMemoryReport::to_string() const {
   std::ostringstream s;
   s << device_name << ", " << gib(total_bytes) << ": weights " << gib(weight_bytes) << " (bf16), activations "
@@ -107,6 +116,12 @@ CudaModelRunner::~CudaModelRunner() {
   timeline_.reset();
   for (auto& [bucket, exec] : graphs_) cudaGraphExecDestroy(exec);
   for (cudaEvent_t e : profile_events_) cudaEventDestroy(e);
+  for (ExpertLane& l : lanes_) {
+    if (l.stream) cudaStreamDestroy(l.stream);
+    if (l.done) cudaEventDestroy(l.done);
+  }
+  lanes_.clear();
+  if (lanes_fork_) cudaEventDestroy(lanes_fork_);
   buf_.reset();
   gemm_.reset();
   if (stream_ && stream_ != options_.stream) cudaStreamDestroy(stream_);
@@ -211,6 +226,20 @@ void CudaModelRunner::allocate() {
   b.attn_ws = b.alloc<unsigned char>(static_cast<int64_t>(b.attn_ws_bytes), act);
   b.gemm_ws = b.alloc<unsigned char>(kGemmWorkspaceBytes, act);
   gemm_ = std::make_unique<kc::CublasLtRunner>(b.gemm_ws, kGemmWorkspaceBytes);
+  // (Not on a caller's stream: it may be one of an SM-limited green context, which new streams would leave.)
+  if (!options_.stream && expert_cublaslt_for(static_cast<int32_t>(E)) && E > 1 && T > kGemvMaxTokens) {
+    const int32_t lanes = std::min<int32_t>(expert_lanes_for(options_.expert_lanes), static_cast<int32_t>(E));
+    if (lanes > 1) AURORA_CUDA_CHECK(cudaEventCreateWithFlags(&lanes_fork_, cudaEventDisableTiming));
+    for (int32_t l = 1; l < lanes; ++l) {
+      ExpertLane& lane = lanes_.emplace_back();
+      AURORA_CUDA_CHECK(cudaStreamCreateWithFlags(&lane.stream, cudaStreamNonBlocking));
+      AURORA_CUDA_CHECK(cudaEventCreateWithFlags(&lane.done, cudaEventDisableTiming));
+      lane.in16 = b.alloc<bf16>(T * H, act);
+      lane.gate_up = b.alloc<float>(T * 2 * max_inter, act);
+      lane.gemm =
+          std::make_unique<kc::CublasLtRunner>(b.alloc<unsigned char>(kGemmWorkspaceBytes, act), kGemmWorkspaceBytes);
+    }
+  }
   AURORA_CUDA_CHECK(cudaMallocHost(&b.host_logits, static_cast<size_t>(S * V) * 4));
   AURORA_CUDA_CHECK(cudaMallocHost(&b.host_tokens, static_cast<size_t>(S) * 4));
   AURORA_CUDA_CHECK(cudaMallocHost(&b.host_counts, static_cast<size_t>(int64_t{c.num_layers} * E) * 8));
@@ -403,21 +432,32 @@ bool CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode, cons
   AURORA_CUDA_CHECK(
       cudaMemcpyAsync(b.host_offsets, b.offsets, static_cast<size_t>(E + 1) * 4, cudaMemcpyDeviceToHost, stream_));
   AURORA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  // Lane 0 is the runner's stream with its own scratch; the others start after what the stream holds.
+  const int32_t lanes = 1 + static_cast<int32_t>(lanes_.size());
+  if (lanes > 1) {
+    AURORA_CUDA_CHECK(cudaEventRecord(lanes_fork_, stream_));
+    for (ExpertLane& l : lanes_) AURORA_CUDA_CHECK(cudaStreamWaitEvent(l.stream, lanes_fork_, 0));
+  }
+  std::vector<int64_t> load(static_cast<size_t>(lanes), 0);
   for (int32_t e = 0; e < E; ++e) {
     const int32_t begin = b.host_offsets[e], count = b.host_offsets[e + 1] - begin;
     if (count == 0) continue;
-    kc::launch_gather_rows_bf16(kc::GatherRowsBf16Params{b.h16, H, b.permuted + begin, K, b.expert_in16, count, H},
-                                stream_);
+    const auto l = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[l] += count;
+    cudaStream_t s = l == 0 ? stream_ : lanes_[l - 1].stream;
+    bf16* in16 = l == 0 ? b.expert_in16 : lanes_[l - 1].in16;
+    float* gate_up = l == 0 ? b.gate_up : lanes_[l - 1].gate_up;
+    kc::CublasLtRunner& gemm = l == 0 ? *gemm_ : *lanes_[l - 1].gemm;
+    kc::launch_gather_rows_bf16(kc::GatherRowsBf16Params{b.h16, H, b.permuted + begin, K, in16, count, H}, s);
     kc::GemmParams g;
-    g.x = b.expert_in16;
+    g.x = in16;
     g.w = L.experts.gate_up + e * gu_stride;
-    g.y = b.gate_up;
+    g.y = gate_up;
     g.m = count;
     g.n = 2 * I;
     g.k = H;
-    gemm_->gemm(g, stream_);
-    kc::launch_silu_mul(kc::SiluMulCudaParams{b.gate_up, 0, nullptr, b.act16 + int64_t{begin} * I, count, I, 0},
-                        stream_);
+    gemm.gemm(g, s);
+    kc::launch_silu_mul(kc::SiluMulCudaParams{gate_up, 0, nullptr, b.act16 + int64_t{begin} * I, count, I, 0}, s);
     kc::GemmParams d;
     d.x = b.act16 + int64_t{begin} * I;
     d.w = L.experts.down + e * down_stride;
@@ -425,7 +465,11 @@ bool CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode, cons
     d.m = count;
     d.n = H;
     d.k = I;
-    gemm_->gemm(d, stream_);
+    gemm.gemm(d, s);
+  }
+  for (ExpertLane& l : lanes_) {
+    AURORA_CUDA_CHECK(cudaEventRecord(l.done, l.stream));
+    AURORA_CUDA_CHECK(cudaStreamWaitEvent(stream_, l.done, 0));
   }
   mark("experts (cuBLASLt per expert)");
   return false;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "attention_cluster.cuh"
+#include "attention_decode.cuh"
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
 
@@ -531,7 +532,7 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   // bf16 caches: the cluster kernel where forced or chosen by size, unless a partition size asks
   // for the partitioned one (or a switch). A forced cluster kernel folds a fused prologue in.
   const bool forced = p.cluster_blocks != 0;
-  const bool cluster = p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() &&
+  const bool cluster = p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() && !p.decode_mma &&
                        (forced || detail::cluster_attention_for(p.num_tokens));
   if (cluster && (!p.fused_prologue || forced || detail::prologue_fold_allowed()) &&
       detail::launch_cluster_attention(p, stream)) {
@@ -543,6 +544,12 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     PagedAttentionCudaParams rest = p;
     rest.fused_prologue = false;
     launch_paged_attention(rest, workspace, workspace_bytes, stream);
+    return;
+  }
+  // bf16 caches: the tensor-core decode kernel unless a partition size asks for the partitioned one.
+  if (p.decode_mma || (p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() &&
+                       detail::decode_mma_attention_enabled() && detail::decode_mma_attention_supports(p))) {
+    detail::launch_decode_mma_attention(p, stream);
     return;
   }
   const int64_t max_tokens_per_launch = kTicketCapacity / p.num_kv_heads;

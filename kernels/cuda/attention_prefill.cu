@@ -35,12 +35,8 @@ using detail::cp_async16_zfill;
 using detail::ldmatrix_x4;
 using detail::ldmatrix_x4_trans;
 using detail::mma_16816;
+using detail::pack_bf16;
 using detail::smem_addr;
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 template <int HD>
 __global__ void __launch_bounds__(kThreads, 2)
@@ -202,7 +198,7 @@ __global__ void __launch_bounds__(kThreads, 2)
           uint32_t b0, b1, b2, b3;  // keys kk*16 + {0, 8}, dims dt*8 and (dt + 1)*8
           const int m = lane >> 3;
           ldmatrix_x4_trans(smem_addr(sv + (kk * 16 + (m & 1) * 8 + (lane & 7)) * kRow + (dt + (m >> 1)) * 8), b0, b1,
-                        b2, b3);
+                            b2, b3);
           mma_16816(o[dt], a0, a1, a2, a3, b0, b1);
           mma_16816(o[dt + 1], a0, a1, a2, a3, b2, b3);
         }
@@ -265,8 +261,8 @@ bool prefill_attention_supports(const PagedAttentionCudaParams& p) {
 void launch_prefill_attention(const PagedAttentionCudaParams& p, const int32_t* tiles, int32_t num_tiles,
                               cudaStream_t stream) {
   if (num_tiles == 0) return;
-  AURORA_KERNEL_CHECK(prefill_attention_supports(p), "prefill attention needs a bf16 cache and head_dim 64 or 128, got "
-                                                         << p.head_dim);
+  AURORA_KERNEL_CHECK(prefill_attention_supports(p),
+                      "prefill attention needs a bf16 cache and head_dim 64 or 128, got " << p.head_dim);
   AURORA_KERNEL_CHECK(p.block_size > 0 && p.max_blocks_per_seq > 0, "prefill attention needs block tables");
   if (p.head_dim == 64) {
     launch_hd<64>(p, tiles, num_tiles, stream);

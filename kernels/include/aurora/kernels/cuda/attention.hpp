@@ -6,7 +6,12 @@
 // (max, sum, partial output) in the workspace and the last block to finish (an atomic ticket per
 // token and kv head) merges them, so one launch does the whole attention and the grid shape
 // depends only on the batch shape (CUDA-graph friendly). Softmax and accumulation in float32.
-// bf16 caches, by default: partitions of 128 positions (one per thread; 64 if partition_size asks),
+// bf16 caches, by default: launches of <= kClusterAttentionAutoTokens tokens the cluster kernel
+// below; larger ones (head_dim 64 or 128, <= 16 query heads per kv head) the tensor-core decode
+// kernel (attention_decode.cu: a block per (token, kv head), the group's query heads as the mma's
+// rows, keys streamed 16 at a time through a three-stage ring per warp, online softmax, the four
+// warps merged in order; AURORA_DECODE_MMA_ATTENTION=0 turns it off); otherwise (or with
+// partition_size 64 or 128) partitions of 128 positions (one per thread; 64 if partition_size asks),
 // the partition's K and V rows copied into shared memory with one round of 16-byte asynchronous
 // copies, scores with one thread per position, values with each thread on 8 dims of a slice of the
 // positions. With AURORA_CLUSTER_ATTENTION=1 (or cluster_blocks > 0): thread-block clusters per
@@ -63,6 +68,7 @@ struct PagedAttentionCudaParams {
   int32_t cluster_blocks = 0;  // > 0: the cluster kernel with that many blocks per (token, kv head)
                                // (1..16, tests); -1: the cluster kernel, clusters sized by the grid;
                                // 0: the default kernel (cluster_attention_for(num_tokens))
+  bool decode_mma = false;     // bf16 caches: the tensor-core decode kernel whatever the batch (tests)
   // Decode steps (one token per sequence, the prologue's tokens = these tokens): the qkv prologue
   // folded into the cluster kernel (each block forms its query heads, the block holding the token's
   // position writes its K/V row), one launch less per layer; q_out is not written. Where the cluster

@@ -1,0 +1,271 @@
+// Decode attention on tensor cores for batches the cluster kernel does not take (more than
+// kClusterAttentionAutoTokens tokens): one block of 4 warps per (token, kv head).
+//
+// The rows of the products are the kv head's query heads (its group, <= 16, padded to the mma's 16
+// rows), so one pass over a key serves the whole group. The token's context is cut into steps of
+// kStepKeys keys from a multiple of kStepKeys (the window's start rounded down); warp w takes steps
+// w, w + 4, w + 8, ..., streams their K and V rows from the paged cache into its own three-stage ring
+// in shared memory (16-byte asynchronous copies, zero-filled past the context), and runs S = Q K^T
+// and O += P V as mma.m16n8k16 (bf16 in, float32 accumulation) with an online softmax in base 2
+// (scale folded in). The block then merges its four warps' (max, sum, output) in warp order. So a
+// row's bits depend on its token's context alone, not on the batch or the grid. Queries are rounded
+// to bf16, as in the prefill attention.
+#include <cuda_bf16.h>
+
+#include <cstdlib>
+
+#include "attention_decode.cuh"
+#include "aurora/kernels/kernel_check.hpp"
+#include "device_utils.cuh"
+#include "mma.cuh"
+
+namespace aurora::kernels::cuda::detail {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kStepKeys = 16;  // keys per step: one k-step of P V
+constexpr int kStages = 3;
+constexpr int kPad = 8;  // bf16 elements of row padding: ldmatrix rows fall in distinct banks
+
+template <int HD>
+constexpr size_t decode_smem_bytes() {
+  // Per warp: kStages x (K, V) x kStepKeys rows; after the keys, the warp's output [16][HD] float32
+  // and (max, sum) of its 16 rows reuse its ring.
+  constexpr size_t ring = sizeof(bf16) * size_t(kStages) * 2 * kStepKeys * (HD + kPad);
+  static_assert(ring >= sizeof(float) * (16 * HD + 32), "the merge's scratch fits in a warp's ring");
+  return kWarps * ring;
+}
+
+template <int HD>
+__global__ void __launch_bounds__(kThreads) decode_mma_attention_kernel(PagedAttentionCudaParams p, float scale_log2) {
+  constexpr int kRow = HD + kPad;
+  constexpr int kChunks = HD / 8;  // 16-byte chunks per row
+  constexpr size_t kRing = decode_smem_bytes<HD>() / kWarps;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, q4 = lane & 3;
+  const int kvh = blockIdx.x, t = blockIdx.y;
+  const int group = p.num_q_heads / p.num_kv_heads;
+  bf16* ring = reinterpret_cast<bf16*>(smem_raw + warp * kRing);  // [stage][K, V][kStepKeys][kRow]
+
+  // Positions and block tables are step inputs (no kernel writes them): read before the wait.
+  const int32_t pos = p.token_pos[t];
+  const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
+  const int32_t key_lo = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
+  const int32_t key_base = key_lo / kStepKeys * kStepKeys;
+  const int32_t steps = (pos + 1 - key_base + kStepKeys - 1) / kStepKeys;
+  const int32_t mine = steps > warp ? (steps - warp + kWarps - 1) / kWarps : 0;  // this warp's steps
+  const int64_t kv_row = int64_t{p.num_kv_heads} * HD;
+  const bf16* k_cache = static_cast<const bf16*>(p.k_cache);
+  const bf16* v_cache = static_cast<const bf16*>(p.v_cache);
+  detail::pdl_wait();  // q and this token's own K/V rows come from the prologue
+
+  auto load_step = [&](int j) {  // this warp's j-th step into stage j % kStages
+    bf16* sk = ring + (j % kStages) * 2 * kStepKeys * kRow;
+    bf16* sv = sk + kStepKeys * kRow;
+    const int32_t k0 = key_base + (warp + j * kWarps) * kStepKeys;
+#pragma unroll
+    for (int i = 0; i < kStepKeys * kChunks / 32; ++i) {
+      const int c = lane + 32 * i;
+      const int r = c / kChunks, col = (c % kChunks) * 8;
+      const int32_t kp = k0 + r;
+      const bool valid = kp >= key_lo && kp <= pos;
+      int64_t off = 0;
+      if (valid) off = (int64_t{table[kp / p.block_size]} * p.block_size + kp % p.block_size) * kv_row + kvh * HD + col;
+      cp_async16_zfill(sk + r * kRow + col, k_cache + off, valid);
+      cp_async16_zfill(sv + r * kRow + col, v_cache + off, valid);
+    }
+  };
+#pragma unroll
+  for (int j = 0; j < kStages - 1; ++j) {
+    if (j < mine) load_step(j);
+    detail::cp_async_commit();
+  }
+
+  // The group's queries (rows g and g + 8; rows past the group are zeros) as A fragments.
+  uint32_t qf[HD / 16][4];
+  {
+    const float* q0 = g < group ? p.q + (int64_t{t} * p.num_q_heads + int64_t{kvh} * group + g) * HD : nullptr;
+    const float* q1 = g + 8 < group ? p.q + (int64_t{t} * p.num_q_heads + int64_t{kvh} * group + g + 8) * HD : nullptr;
+    auto pair = [](const float* row, int d) -> uint32_t {
+      if (!row) return 0u;
+      const float2 v = *reinterpret_cast<const float2*>(row + d);
+      return pack_bf16(v.x, v.y);
+    };
+#pragma unroll
+    for (int ks = 0; ks < HD / 16; ++ks) {
+      const int d = ks * 16 + 2 * q4;
+      qf[ks][0] = pair(q0, d);
+      qf[ks][1] = pair(q1, d);
+      qf[ks][2] = pair(q0, d + 8);
+      qf[ks][3] = pair(q1, d + 8);
+    }
+  }
+
+  float o[HD / 8][4];
+#pragma unroll
+  for (int i = 0; i < HD / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+  for (int j = 0; j < mine; ++j) {
+    if (j + kStages - 1 < mine) load_step(j + kStages - 1);
+    detail::cp_async_commit();  // (possibly empty: the group count stays one per step)
+    detail::cp_async_wait<kStages - 1>();
+    __syncwarp();
+    const bf16* sk = ring + (j % kStages) * 2 * kStepKeys * kRow;
+    const bf16* sv = sk + kStepKeys * kRow;
+    const int32_t k0 = key_base + (warp + j * kWarps) * kStepKeys;
+    float s[kStepKeys / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < kStepKeys / 8; ++nt) {
+      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+      for (int ks = 0; ks < HD / 16; ks += 2) {
+        uint32_t b0, b1, b2, b3;  // keys nt*8.., dims ks*16 + {0, 8, 16, 24}
+        ldmatrix_x4(smem_addr(sk + (nt * 8 + (lane & 7)) * kRow + ks * 16 + (lane >> 3) * 8), b0, b1, b2, b3);
+        mma_16816(s[nt], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
+        mma_16816(s[nt], qf[ks + 1][0], qf[ks + 1][1], qf[ks + 1][2], qf[ks + 1][3], b2, b3);
+      }
+    }
+    // Scale, mask (keys before the window or after the token), running max (rows: query heads).
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int nt = 0; nt < kStepKeys / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int32_t kp = k0 + nt * 8 + 2 * q4 + e;
+        const bool valid = kp >= key_lo && kp <= pos;
+        s[nt][e] = valid ? s[nt][e] * scale_log2 : -INFINITY;
+        s[nt][2 + e] = valid ? s[nt][2 + e] * scale_log2 : -INFINITY;
+        mx0 = fmaxf(mx0, s[nt][e]);
+        mx1 = fmaxf(mx1, s[nt][2 + e]);
+      }
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    // A row with no key seen yet keeps -inf: its reference is 0 so that exp2 gives 0, not NaN.
+    const float ref0 = mx0 == -INFINITY ? 0.0f : mx0, ref1 = mx1 == -INFINITY ? 0.0f : mx1;
+    const float alpha0 = exp2f(m0 - ref0), alpha1 = exp2f(m1 - ref1);
+    m0 = mx0;
+    m1 = mx1;
+    l0 *= alpha0;
+    l1 *= alpha1;
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) {
+      o[i][0] *= alpha0;
+      o[i][1] *= alpha0;
+      o[i][2] *= alpha1;
+      o[i][3] *= alpha1;
+    }
+#pragma unroll
+    for (int nt = 0; nt < kStepKeys / 8; ++nt) {
+      s[nt][0] = exp2f(s[nt][0] - ref0);
+      s[nt][1] = exp2f(s[nt][1] - ref0);
+      s[nt][2] = exp2f(s[nt][2] - ref1);
+      s[nt][3] = exp2f(s[nt][3] - ref1);
+      l0 += s[nt][0] + s[nt][1];
+      l1 += s[nt][2] + s[nt][3];
+    }
+    // O += P V: P's accumulators are the A fragment of the step's 16 keys; V's B fragments come
+    // transposed from its [key][dim] rows.
+    const uint32_t a0 = pack_bf16(s[0][0], s[0][1]), a1 = pack_bf16(s[0][2], s[0][3]);
+    const uint32_t a2 = pack_bf16(s[1][0], s[1][1]), a3 = pack_bf16(s[1][2], s[1][3]);
+#pragma unroll
+    for (int dt = 0; dt < HD / 8; dt += 2) {
+      uint32_t b0, b1, b2, b3;  // keys {0, 8}.., dims dt*8 and (dt + 1)*8
+      const int mt = lane >> 3;
+      ldmatrix_x4_trans(smem_addr(sv + ((mt & 1) * 8 + (lane & 7)) * kRow + (dt + (mt >> 1)) * 8), b0, b1, b2, b3);
+      mma_16816(o[dt], a0, a1, a2, a3, b0, b1);
+      mma_16816(o[dt + 1], a0, a1, a2, a3, b2, b3);
+    }
+    __syncwarp();  // the next step's loads overwrite a stage this one may still read
+  }
+  detail::cp_async_wait<0>();
+  detail::pdl_launch_dependents();  // late: only the merge remains
+
+  // This warp's state into its ring: out[16][HD], then (max, sum) per row.
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  __syncwarp();
+  float* ws = reinterpret_cast<float*>(ring);
+#pragma unroll
+  for (int dt = 0; dt < HD / 8; ++dt) {
+    const int d = dt * 8 + 2 * q4;
+    *reinterpret_cast<float2*>(ws + g * HD + d) = make_float2(o[dt][0], o[dt][1]);
+    *reinterpret_cast<float2*>(ws + (g + 8) * HD + d) = make_float2(o[dt][2], o[dt][3]);
+  }
+  if (q4 == 0) {
+    ws[16 * HD + 2 * g] = m0;
+    ws[16 * HD + 2 * g + 1] = l0;
+    ws[16 * HD + 2 * (g + 8)] = m1;
+    ws[16 * HD + 2 * (g + 8) + 1] = l1;
+  }
+  __syncthreads();
+  // The merge, warps in order: out = sum_w 2^(m_w - M) o_w / sum_w 2^(m_w - M) l_w.
+  for (int e = threadIdx.x; e < group * HD; e += kThreads) {
+    const int r = e / HD, d = e - r * HD;
+    float mw[kWarps];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      mw[w] = reinterpret_cast<const float*>(smem_raw + w * kRing)[16 * HD + 2 * r];
+      mx = fmaxf(mx, mw[w]);
+    }
+    float num = 0.0f, den = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float* wsw = reinterpret_cast<const float*>(smem_raw + w * kRing);
+      const float a = mw[w] == -INFINITY ? 0.0f : exp2f(mw[w] - mx);  // a warp without keys adds nothing
+      num += a * wsw[r * HD + d];
+      den += a * wsw[16 * HD + 2 * r + 1];
+    }
+    const int64_t at = (int64_t{t} * p.num_q_heads + int64_t{kvh} * group + r) * HD + d;
+    store_from_float(p.out, p.out_dtype, at, num / den);
+  }
+}
+
+template <int HD>
+void launch_hd(const PagedAttentionCudaParams& p, cudaStream_t stream) {
+  constexpr size_t smem = decode_smem_bytes<HD>();
+  const auto kernel = decode_mma_attention_kernel<HD>;
+  ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);  // per device, before any capture
+  const float scale_log2 = p.scale * 1.4426950408889634f;
+  const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
+  launch_pdl_hinted(int64_t{p.num_tokens} * p.num_kv_heads <= sm_count(), kernel, grid, dim3(kThreads), smem, stream, p,
+                    scale_log2);
+}
+
+}  // namespace
+
+bool decode_mma_attention_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_DECODE_MMA_ATTENTION");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
+bool decode_mma_attention_supports(const PagedAttentionCudaParams& p) {
+  return p.kv_dtype == DType::kBF16 && (p.head_dim == 64 || p.head_dim == 128) && p.num_kv_heads > 0 &&
+         p.num_q_heads % p.num_kv_heads == 0 && p.num_q_heads / p.num_kv_heads <= 16 && p.num_kv_heads <= 65535 &&
+         p.num_tokens <= 65535 && p.block_size > 0 && (p.out_dtype == DType::kBF16 || p.out_dtype == DType::kF32);
+}
+
+void launch_decode_mma_attention(const PagedAttentionCudaParams& p, cudaStream_t stream) {
+  AURORA_KERNEL_CHECK(decode_mma_attention_supports(p),
+                      "decode attention on tensor cores needs a bf16 cache, head_dim 64 or 128 and <= 16 query heads "
+                      "per kv head; got head_dim "
+                          << p.head_dim << ", " << p.num_q_heads << " / " << p.num_kv_heads << " heads");
+  if (p.head_dim == 64) {
+    launch_hd<64>(p, stream);
+  } else {
+    launch_hd<128>(p, stream);
+  }
+}
+
+}  // namespace aurora::kernels::cuda::detail

@@ -17,6 +17,7 @@
 #include "attention_decode.cuh"
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
+#include "flash_step.cuh"
 #include "mma.cuh"
 
 namespace aurora::kernels::cuda::detail {
@@ -117,19 +118,8 @@ __global__ void __launch_bounds__(kThreads) decode_mma_attention_kernel(PagedAtt
     const bf16* sv = sk + kStepKeys * kRow;
     const int32_t k0 = key_base + (warp + j * kWarps) * kStepKeys;
     float s[kStepKeys / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < kStepKeys / 8; ++nt) {
-      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-#pragma unroll
-      for (int ks = 0; ks < HD / 16; ks += 2) {
-        uint32_t b0, b1, b2, b3;  // keys nt*8.., dims ks*16 + {0, 8, 16, 24}
-        ldmatrix_x4(smem_addr(sk + (nt * 8 + (lane & 7)) * kRow + ks * 16 + (lane >> 3) * 8), b0, b1, b2, b3);
-        mma_16816(s[nt], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
-        mma_16816(s[nt], qf[ks + 1][0], qf[ks + 1][1], qf[ks + 1][2], qf[ks + 1][3], b2, b3);
-      }
-    }
-    // Scale, mask (keys before the window or after the token), running max (rows: query heads).
-    float mx0 = m0, mx1 = m1;
+    flash_scores<HD>(s, qf, sk, kRow, lane);
+    // Scale, mask (keys before the window or after the token); the rows are the query heads.
 #pragma unroll
     for (int nt = 0; nt < kStepKeys / 8; ++nt) {
 #pragma unroll
@@ -138,49 +128,10 @@ __global__ void __launch_bounds__(kThreads) decode_mma_attention_kernel(PagedAtt
         const bool valid = kp >= key_lo && kp <= pos;
         s[nt][e] = valid ? s[nt][e] * scale_log2 : -INFINITY;
         s[nt][2 + e] = valid ? s[nt][2 + e] * scale_log2 : -INFINITY;
-        mx0 = fmaxf(mx0, s[nt][e]);
-        mx1 = fmaxf(mx1, s[nt][2 + e]);
       }
     }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    // A row with no key seen yet keeps -inf: its reference is 0 so that exp2 gives 0, not NaN.
-    const float ref0 = mx0 == -INFINITY ? 0.0f : mx0, ref1 = mx1 == -INFINITY ? 0.0f : mx1;
-    const float alpha0 = exp2f(m0 - ref0), alpha1 = exp2f(m1 - ref1);
-    m0 = mx0;
-    m1 = mx1;
-    l0 *= alpha0;
-    l1 *= alpha1;
-#pragma unroll
-    for (int i = 0; i < HD / 8; ++i) {
-      o[i][0] *= alpha0;
-      o[i][1] *= alpha0;
-      o[i][2] *= alpha1;
-      o[i][3] *= alpha1;
-    }
-#pragma unroll
-    for (int nt = 0; nt < kStepKeys / 8; ++nt) {
-      s[nt][0] = exp2f(s[nt][0] - ref0);
-      s[nt][1] = exp2f(s[nt][1] - ref0);
-      s[nt][2] = exp2f(s[nt][2] - ref1);
-      s[nt][3] = exp2f(s[nt][3] - ref1);
-      l0 += s[nt][0] + s[nt][1];
-      l1 += s[nt][2] + s[nt][3];
-    }
-    // O += P V: P's accumulators are the A fragment of the step's 16 keys; V's B fragments come
-    // transposed from its [key][dim] rows.
-    const uint32_t a0 = pack_bf16(s[0][0], s[0][1]), a1 = pack_bf16(s[0][2], s[0][3]);
-    const uint32_t a2 = pack_bf16(s[1][0], s[1][1]), a3 = pack_bf16(s[1][2], s[1][3]);
-#pragma unroll
-    for (int dt = 0; dt < HD / 8; dt += 2) {
-      uint32_t b0, b1, b2, b3;  // keys {0, 8}.., dims dt*8 and (dt + 1)*8
-      const int mt = lane >> 3;
-      ldmatrix_x4_trans(smem_addr(sv + ((mt & 1) * 8 + (lane & 7)) * kRow + (dt + (mt >> 1)) * 8), b0, b1, b2, b3);
-      mma_16816(o[dt], a0, a1, a2, a3, b0, b1);
-      mma_16816(o[dt + 1], a0, a1, a2, a3, b2, b3);
-    }
+    flash_softmax(s, m0, m1, l0, l1, o);
+    flash_pv<HD>(o, s, 0, sv, kRow, lane);
     __syncwarp();  // the next step's loads overwrite a stage this one may still read
   }
   detail::cp_async_wait<0>();

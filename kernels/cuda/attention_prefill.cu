@@ -15,6 +15,7 @@
 #include "aurora/kernels/cuda/attention.hpp"
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
+#include "flash_step.cuh"
 #include "mma.cuh"
 
 namespace aurora::kernels::cuda {
@@ -134,19 +135,8 @@ __global__ void __launch_bounds__(kThreads, 2)
       const bf16* sk = skv + stage * 2 * kKeys * kRow;
       const bf16* sv = sk + kKeys * kRow;
       float s[kKeys / 8][4];
-#pragma unroll
-      for (int nt = 0; nt < kKeys / 8; ++nt) {
-        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-#pragma unroll
-        for (int ks = 0; ks < HD / 16; ks += 2) {
-          uint32_t b0, b1, b2, b3;  // keys nt*8.., dims ks*16 + {0, 8, 16, 24}
-          ldmatrix_x4(smem_addr(sk + (nt * 8 + (lane & 7)) * kRow + ks * 16 + (lane >> 3) * 8), b0, b1, b2, b3);
-          mma_16816(s[nt], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], b0, b1);
-          mma_16816(s[nt], qf[ks + 1][0], qf[ks + 1][1], qf[ks + 1][2], qf[ks + 1][3], b2, b3);
-        }
-      }
-      // Scale, mask (causal, window, keys past the chunk), running max.
-      float mx0 = m0, mx1 = m1;
+      detail::flash_scores<HD>(s, qf, sk, kRow, lane);
+      // Scale, mask (causal, window, keys past the chunk).
 #pragma unroll
       for (int nt = 0; nt < kKeys / 8; ++nt) {
 #pragma unroll
@@ -154,55 +144,11 @@ __global__ void __launch_bounds__(kThreads, 2)
           const int32_t kp = k0 + nt * 8 + 2 * q4 + j;
           s[nt][j] = (kp <= qpos0 && kp >= lo0) ? s[nt][j] * scale_log2 : -INFINITY;
           s[nt][2 + j] = (kp <= qpos1 && kp >= lo1) ? s[nt][2 + j] * scale_log2 : -INFINITY;
-          mx0 = fmaxf(mx0, s[nt][j]);
-          mx1 = fmaxf(mx1, s[nt][2 + j]);
         }
       }
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-      // A row with no key seen yet keeps -inf: its reference is 0 so that exp2 gives 0, not NaN.
-      const float ref0 = mx0 == -INFINITY ? 0.0f : mx0, ref1 = mx1 == -INFINITY ? 0.0f : mx1;
-      const float alpha0 = exp2f(m0 - ref0), alpha1 = exp2f(m1 - ref1);
-      m0 = mx0;
-      m1 = mx1;
-      l0 *= alpha0;
-      l1 *= alpha1;
+      detail::flash_softmax(s, m0, m1, l0, l1, o);
 #pragma unroll
-      for (int i = 0; i < HD / 8; ++i) {
-        o[i][0] *= alpha0;
-        o[i][1] *= alpha0;
-        o[i][2] *= alpha1;
-        o[i][3] *= alpha1;
-      }
-#pragma unroll
-      for (int nt = 0; nt < kKeys / 8; ++nt) {
-        s[nt][0] = exp2f(s[nt][0] - ref0);
-        s[nt][1] = exp2f(s[nt][1] - ref0);
-        s[nt][2] = exp2f(s[nt][2] - ref1);
-        s[nt][3] = exp2f(s[nt][3] - ref1);
-        l0 += s[nt][0] + s[nt][1];
-        l1 += s[nt][2] + s[nt][3];
-      }
-      // O += P V: P's accumulator layout is the A fragment of the next product (two key tiles per
-      // 16 keys); V's B fragments come transposed from its [key][dim] rows.
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const uint32_t a0 = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-        const uint32_t a1 = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-        const uint32_t a2 = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        const uint32_t a3 = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-        for (int dt = 0; dt < HD / 8; dt += 2) {
-          uint32_t b0, b1, b2, b3;  // keys kk*16 + {0, 8}, dims dt*8 and (dt + 1)*8
-          const int m = lane >> 3;
-          ldmatrix_x4_trans(smem_addr(sv + (kk * 16 + (m & 1) * 8 + (lane & 7)) * kRow + (dt + (m >> 1)) * 8), b0, b1,
-                            b2, b3);
-          mma_16816(o[dt], a0, a1, a2, a3, b0, b1);
-          mma_16816(o[dt + 1], a0, a1, a2, a3, b2, b3);
-        }
-      }
+      for (int kk = 0; kk < kKeys / 16; ++kk) detail::flash_pv<HD>(o, s, kk, sv, kRow, lane);
     }
     __syncthreads();  // the next step's loads overwrite the stage just read
   }

@@ -166,18 +166,24 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
       p.out = batch.get();
       kc::launch_paged_attention(p, workspace.get(), ws_bytes, nullptr);
       const int64_t row = int64_t{s.hq} * s.hd;
-      for (int32_t i = 0; i < tokens; ++i) {
-        kc::PagedAttentionCudaParams one = p;
-        one.num_tokens = 1;
-        one.q = dq.get() + i * row;
-        one.out = alone.get() + i * row;
-        one.token_seq = dseq.get() + i;
-        one.token_pos = dpos.get() + i;
-        one.max_context = pos[size_t(i)] + 1 + 16 * i;
-        one.positions_bound = i % 2 ? pos[size_t(i)] + 1 : 0;  // a grid of just the partitions it needs
-        kc::launch_paged_attention(one, workspace.get(), ws_bytes, nullptr);
-      }
-      const auto a = batch.download(), b = alone.download();
+      // Every token of the batch alone, into `alone`, with another max_context (and every other one
+      // with a grid of just the partitions it needs: positions_bound).
+      auto each_alone = [&](const kc::PagedAttentionCudaParams& batch_params) {
+        alone.poison();
+        for (int32_t i = 0; i < tokens; ++i) {
+          kc::PagedAttentionCudaParams one = batch_params;
+          one.num_tokens = 1;
+          one.q = dq.get() + i * row;
+          one.out = alone.get() + i * row;
+          one.token_seq = dseq.get() + i;
+          one.token_pos = dpos.get() + i;
+          one.max_context = pos[size_t(i)] + 1 + 16 * i;
+          one.positions_bound = i % 2 ? pos[size_t(i)] + 1 : 0;
+          kc::launch_paged_attention(one, workspace.get(), ws_bytes, nullptr);
+        }
+        return alone.download();
+      };
+      const auto a = batch.download(), b = each_alone(p);
       // The cluster kernel really ran: a launch that fell back to the partitioned kernel (a device
       // that refuses the cluster configuration) would give the partitioned kernel's bits.
       if (partition == 0) cluster_out = a;
@@ -206,19 +212,7 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
         kc::launch_paged_attention(mma, workspace.get(), ws_bytes, nullptr);
         const auto m = batch.download();
         CHECK(m != cluster_out);  // another kernel ran
-        alone.poison();
-        for (int32_t i = 0; i < tokens; ++i) {
-          kc::PagedAttentionCudaParams one = mma;
-          one.num_tokens = 1;
-          one.q = dq.get() + i * row;
-          one.out = alone.get() + i * row;
-          one.token_seq = dseq.get() + i;
-          one.token_pos = dpos.get() + i;
-          one.max_context = pos[size_t(i)] + 1 + 16 * i;
-          one.positions_bound = i % 2 ? pos[size_t(i)] + 1 : 0;
-          kc::launch_paged_attention(one, workspace.get(), ws_bytes, nullptr);
-        }
-        const auto ma = alone.download();
+        const auto ma = each_alone(mma);
         for (int32_t i = 0; i < tokens; ++i) {
           INFO("tensor-core decode kernel, token " << i << " at position " << pos[size_t(i)]);
           CHECK(std::equal(m.begin() + i * row, m.begin() + (i + 1) * row, ma.begin() + i * row));

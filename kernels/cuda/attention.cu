@@ -26,6 +26,86 @@ using detail::load8;
 __device__ __forceinline__ float load1(const bf16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load1(const float* p) { return *p; }
 
+// Shared by both partitioned kernels.
+// Softmax statistics of each head's scores (scores[h * stride + j], j < n), one warp per head: the
+// scores become exp(score - max) in place, (max, sum) go to stats[2 h], stats[2 h + 1].
+__device__ __forceinline__ void partition_softmax(float* scores, int32_t stride, int32_t n, int32_t group,
+                                                  int32_t warps, float* stats) {
+  const int32_t lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int32_t h = warp; h < group; h += warps) {
+    float m = -INFINITY;
+    for (int32_t j = lane; j < n; j += 32) m = fmaxf(m, scores[h * stride + j]);
+    m = detail::warp_max(m);
+    float l = 0.0f;
+    for (int32_t j = lane; j < n; j += 32) {
+      const float e = expf(scores[h * stride + j] - m);
+      scores[h * stride + j] = e;
+      l += e;
+    }
+    l = detail::warp_sum(l);
+    if (lane == 0) {
+      stats[2 * h] = m;
+      stats[2 * h + 1] = l;
+    }
+  }
+}
+
+// Head hh's output element d from this partition: final (one partition: o / sum), else its partial.
+__device__ __forceinline__ void partition_output(const PagedAttentionCudaParams& p, float o, int32_t hh, int32_t d,
+                                                 int32_t hd, int32_t nparts, const float* stats, int64_t q_base,
+                                                 float* part_out, int64_t ml_base, int32_t max_parts, int32_t part) {
+  if (nparts == 1) {
+    detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, o / stats[2 * hh + 1]);
+  } else {
+    part_out[((ml_base + int64_t{hh} * max_parts) + part) * hd + d] = o;
+  }
+}
+
+// This partition's (max, sum) per head into the workspace, and whether this block is the last of
+// its (token, kv head) to finish (a self-resetting ticket): then the others' partials are visible.
+// Called by the whole block; is_last: shared scratch.
+__device__ __forceinline__ bool publish_partition(const float* stats, int32_t group, float* part_ml, int64_t ml_base,
+                                                  int32_t max_parts, int32_t part, int32_t* ticket, int32_t nparts,
+                                                  int32_t& is_last) {
+  if (static_cast<int32_t>(threadIdx.x) < group) {
+    part_ml[2 * (ml_base + int64_t{threadIdx.x} * max_parts + part)] = stats[2 * threadIdx.x];
+    part_ml[2 * (ml_base + int64_t{threadIdx.x} * max_parts + part) + 1] = stats[2 * threadIdx.x + 1];
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    is_last = atomicAdd(ticket, 1) == nparts - 1;
+    if (is_last) *ticket = 0;
+  }
+  __syncthreads();
+  if (!is_last) return false;
+  __threadfence();
+  return true;
+}
+
+// The merge of a (token, kv head)'s partitions, each output element walking them (threads of the
+// block over the group's heads x head_dim elements).
+__device__ __forceinline__ void merge_partitions(const PagedAttentionCudaParams& p, const float* part_out,
+                                                 const float* part_ml, int64_t ml_base, int64_t q_base,
+                                                 int32_t max_parts, int32_t nparts, int32_t group, int32_t hd) {
+  for (int32_t i = threadIdx.x; i < group * hd; i += blockDim.x) {
+    const int32_t hh = i / hd, d = i % hd;
+    const float* ml = part_ml + 2 * (ml_base + int64_t{hh} * max_parts);
+    float m = -INFINITY;
+#pragma unroll 4
+    for (int32_t q = 0; q < nparts; ++q) m = fmaxf(m, __ldcg(ml + 2 * q));
+    float l = 0.0f, o = 0.0f;
+    const float* po = part_out + (ml_base + int64_t{hh} * max_parts) * hd + d;
+#pragma unroll 4
+    for (int32_t q = 0; q < nparts; ++q) {
+      const float w = expf(__ldcg(ml + 2 * q) - m);
+      l += w * __ldcg(ml + 2 * q + 1);
+      o += w * __ldcg(po + int64_t{q} * hd);
+    }
+    detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, o / l);
+  }
+}
+
 // One block per (partition of kP positions, kv head, token). Every phase keeps many independent
 // loads in flight: the score phase splits each key row over two threads (four 16-byte loads each
 // before use), the value phase gives each warp a quarter of the positions and each lane dims
@@ -104,22 +184,7 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
 
   // Local softmax statistics, one warp per head.
   const int32_t lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int32_t h = warp; h < group; h += kThreads / 32) {
-    float m = -INFINITY;
-    for (int32_t j = lane; j < n; j += 32) m = fmaxf(m, scores[h * kP + j]);
-    m = detail::warp_max(m);
-    float l = 0.0f;
-    for (int32_t j = lane; j < n; j += 32) {
-      const float e = expf(scores[h * kP + j] - m);
-      scores[h * kP + j] = e;
-      l += e;
-    }
-    l = detail::warp_sum(l);
-    if (lane == 0) {
-      stats[2 * h] = m;
-      stats[2 * h + 1] = l;
-    }
-  }
+  partition_softmax(scores, kP, n, group, kThreads / 32, stats);
   __syncthreads();
 
   // Weighted values: warp `warp` takes positions warp, warp + kQ, ...; lane takes dims lane + 32 i.
@@ -171,46 +236,17 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(PagedAttentio
       float o = 0.0f;
 #pragma unroll
       for (int q = 0; q < kQ; ++q) o += red[(q * kHeadsPerPass + h) * hd + d];
-      if (nparts == 1) {
-        detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, o / stats[2 * hh + 1]);
-      } else {
-        part_out[((ml_base + int64_t{hh} * max_parts) + part) * hd + d] = o;
-      }
+      partition_output(p, o, hh, d, hd, nparts, stats, q_base, part_out, ml_base, max_parts, part);
     }
     __syncthreads();
   }
   if (nparts == 1) return;
-  if (threadIdx.x < group) {
-    part_ml[2 * (ml_base + int64_t{threadIdx.x} * max_parts + part)] = stats[2 * threadIdx.x];
-    part_ml[2 * (ml_base + int64_t{threadIdx.x} * max_parts + part) + 1] = stats[2 * threadIdx.x + 1];
-  }
   // The last partition block of this (token, kv head) merges.
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t* ticket = tickets + int64_t{t} * p.num_kv_heads + g;
-    is_last = atomicAdd(ticket, 1) == nparts - 1;
-    if (is_last) *ticket = 0;
+  if (!publish_partition(stats, group, part_ml, ml_base, max_parts, part, tickets + int64_t{t} * p.num_kv_heads + g,
+                         nparts, is_last)) {
+    return;
   }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  for (int32_t i = threadIdx.x; i < group * hd; i += kThreads) {
-    const int32_t hh = i / hd, d = i % hd;
-    const float* ml = part_ml + 2 * (ml_base + int64_t{hh} * max_parts);
-    float m = -INFINITY;
-#pragma unroll 4
-    for (int32_t q = 0; q < nparts; ++q) m = fmaxf(m, __ldcg(ml + 2 * q));
-    float l = 0.0f, o = 0.0f;
-    const float* po = part_out + (ml_base + int64_t{hh} * max_parts) * hd + d;
-#pragma unroll 4
-    for (int32_t q = 0; q < nparts; ++q) {
-      const float w = expf(__ldcg(ml + 2 * q) - m);
-      l += w * __ldcg(ml + 2 * q + 1);
-      o += w * __ldcg(po + int64_t{q} * hd);
-    }
-    detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, o / l);
-  }
+  merge_partitions(p, part_out, part_ml, ml_base, q_base, max_parts, nparts, group, hd);
 }
 
 // ---- bf16 caches: K and V of a partition staged in shared memory ----------------------------------
@@ -344,22 +380,7 @@ __global__ void __launch_bounds__(WARPS * 32)
 
   // 4.
   const int32_t lane = tid & 31, warp = tid >> 5;
-  for (int32_t h = warp; h < group; h += WARPS) {
-    float m = -INFINITY;
-    for (int32_t j = lane; j < n; j += 32) m = fmaxf(m, sc[h * P + j]);
-    m = detail::warp_max(m);
-    float l = 0.0f;
-    for (int32_t j = lane; j < n; j += 32) {
-      const float e = expf(sc[h * P + j] - m);
-      sc[h * P + j] = e;
-      l += e;
-    }
-    l = detail::warp_sum(l);
-    if (lane == 0) {
-      stats[2 * h] = m;
-      stats[2 * h + 1] = l;
-    }
-  }
+  partition_softmax(sc, P, n, group, WARPS, stats);
   detail::cp_async_wait<0>();
   __syncthreads();
 
@@ -403,11 +424,7 @@ __global__ void __launch_bounds__(WARPS * 32)
       if (hh >= group) continue;
       float o = 0.0f;
       for (int32_t s = 0; s < slices; ++s) o += red[(int64_t{s} * kBfHeadsPerPass + h) * hd + d];
-      if (nparts == 1) {
-        detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, o / stats[2 * hh + 1]);
-      } else {
-        part_out[((ml_base + int64_t{hh} * max_parts) + part) * hd + d] = o;
-      }
+      partition_output(p, o, hh, d, hd, nparts, stats, q_base, part_out, ml_base, max_parts, part);
     }
     __syncthreads();
   }
@@ -415,20 +432,10 @@ __global__ void __launch_bounds__(WARPS * 32)
 
   // 6.
   detail::pdl_launch_dependents();  // late: only the merge by the last block remains
-  if (tid < group) {
-    part_ml[2 * (ml_base + int64_t{tid} * max_parts + part)] = stats[2 * tid];
-    part_ml[2 * (ml_base + int64_t{tid} * max_parts + part) + 1] = stats[2 * tid + 1];
+  if (!publish_partition(stats, group, part_ml, ml_base, max_parts, part, tickets + int64_t{t} * p.num_kv_heads + g,
+                         nparts, is_last)) {
+    return;
   }
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) {
-    int32_t* ticket = tickets + int64_t{t} * p.num_kv_heads + g;
-    is_last = atomicAdd(ticket, 1) == nparts - 1;
-    if (is_last) *ticket = 0;
-  }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
   // Per head: the global max and the weight of each partition, in shared memory (sc is free now).
   float* wts = sc;  // [group][nparts], nparts <= max_parts
   if (nparts <= P) {
@@ -477,20 +484,7 @@ __global__ void __launch_bounds__(WARPS * 32)
     return;
   }
   // Very long contexts (more partitions than threads): each output element walks the partitions.
-  for (int32_t i = tid; i < group * hd; i += NT) {
-    const int32_t hh = i / hd, d = i - hh * hd;
-    const float* ml = part_ml + 2 * (ml_base + int64_t{hh} * max_parts);
-    float m = -INFINITY;
-    for (int32_t q = 0; q < nparts; ++q) m = fmaxf(m, __ldcg(ml + 2 * q));
-    float l = 0.0f, o = 0.0f;
-    const float* po = part_out + (ml_base + int64_t{hh} * max_parts) * hd + d;
-    for (int32_t q = 0; q < nparts; ++q) {
-      const float w = expf(__ldcg(ml + 2 * q) - m);
-      l += w * __ldcg(ml + 2 * q + 1);
-      o += w * __ldcg(po + int64_t{q} * hd);
-    }
-    detail::store_from_float(p.out, p.out_dtype, q_base + int64_t{hh} * hd + d, o / l);
-  }
+  merge_partitions(p, part_out, part_ml, ml_base, q_base, max_parts, nparts, group, hd);
 }
 
 __global__ void write_kv_cache_kernel(KvCacheWriteParams p) {

@@ -38,6 +38,20 @@ std::vector<float> cpu_linear(const std::vector<float>& x, const std::vector<flo
   kcpu::linear(p);
   return y;
 }
+
+// One dense matrix w [n, k] on the first `rows` rows of x, float32 out (the store epilogue).
+kc::GroupedGemvParams dense_gemv(const DeviceArray<uint16_t>& x, const DeviceArray<uint16_t>& w, int32_t n, int32_t k,
+                                 int32_t rows, float* y) {
+  kc::GroupedGemvParams p;
+  p.x = as_bf16(x);
+  p.weight = as_bf16(w);
+  p.n = n;
+  p.k = k;
+  p.num_positions = rows;
+  p.max_positions_per_group = rows;
+  p.y_f32 = y;
+  return p;
+}
 }  // namespace
 
 TEST_CASE("grouped GEMV, one dense matrix, matches cpu::linear", "[gpu][gemv]") {
@@ -53,14 +67,7 @@ TEST_CASE("grouped GEMV, one dense matrix, matches cpu::linear", "[gpu][gemv]") 
       auto want = cpu_linear(x, w, rows, s.n, s.k, bias.data());
       auto dx = upload_bf16(x), dw = upload_bf16(w);
       DeviceArray<float> dbias(bias), y(want.size());
-      kc::GroupedGemvParams p;
-      p.x = as_bf16(dx);
-      p.weight = as_bf16(dw);
-      p.n = s.n;
-      p.k = s.k;
-      p.num_positions = rows;
-      p.max_positions_per_group = rows;
-      p.y_f32 = y.get();
+      kc::GroupedGemvParams p = dense_gemv(dx, dw, s.n, s.k, rows, y.get());
       p.bias = dbias.get();
       kc::launch_grouped_gemv(p, nullptr);
       CHECK(relative_error(y.download(), want) < kTolMma);
@@ -74,13 +81,18 @@ TEST_CASE("grouped GEMV, one dense matrix, matches cpu::linear", "[gpu][gemv]") 
   }
 }
 
-// Split-k scratch as the runner passes it; split k (off by default) is on while it lives.
+// Split-k scratch as the runner passes it; with `every` (the default), split k for every launch (off
+// by default beyond dense launches of <= 4 positions) while it lives, else the default rule.
 struct SplitScratch {
   DeviceArray<float> ws{size_t{1} << 22};
   DeviceArray<int32_t> tickets{8192};
-  SplitScratch() {
+  explicit SplitScratch(bool every = true) {
     tickets.zero();
-    kc::set_gemv_split_k(true);
+    if (every) {
+      kc::set_gemv_split_k(true);
+    } else {
+      kc::reset_gemv_split_k();
+    }
   }
   ~SplitScratch() { kc::reset_gemv_split_k(); }
   SplitScratch(const SplitScratch&) = delete;
@@ -114,14 +126,7 @@ TEST_CASE("grouped GEMV with split k matches cpu::linear and resets its tickets"
       auto want = cpu_linear(x, w, rows, s.n, s.k, bias.data());
       auto dx = upload_bf16(x), dw = upload_bf16(w);
       DeviceArray<float> dbias(bias), y(want.size());
-      kc::GroupedGemvParams p;
-      p.x = as_bf16(dx);
-      p.weight = as_bf16(dw);
-      p.n = s.n;
-      p.k = s.k;
-      p.num_positions = rows;
-      p.max_positions_per_group = rows;
-      p.y_f32 = y.get();
+      kc::GroupedGemvParams p = dense_gemv(dx, dw, s.n, s.k, rows, y.get());
       p.bias = dbias.get();
       scratch.attach(p);
       split_launches += kc::gemv_splits(p) > 1;
@@ -140,10 +145,7 @@ TEST_CASE("grouped GEMV with split k matches cpu::linear and resets its tickets"
 TEST_CASE("by default dense launches of <= 4 positions split k with the same bits at 1..4 positions", "[gpu][gemv]") {
   // The decode o_proj of OLMoE-1B-7B (2048 x 2048) and Qwen3-30B-A3B (2048 x 4096).
   const bool default_rule = std::getenv("AURORA_GEMV_SPLITK") == nullptr;
-  kc::reset_gemv_split_k();
-  DeviceArray<float> ws{size_t{1} << 22};
-  DeviceArray<int32_t> tickets{8192};
-  tickets.zero();
+  const SplitScratch scratch(false);
   for (int32_t k : {2048, 4096}) {
     const int32_t n = 2048;
     INFO("n " << n << " k " << k);
@@ -156,18 +158,8 @@ TEST_CASE("by default dense launches of <= 4 positions split k with the same bit
       INFO("rows " << rows);
       DeviceArray<float> y(size_t(rows) * n);
       y.poison();
-      kc::GroupedGemvParams p;
-      p.x = as_bf16(dx);
-      p.weight = as_bf16(dw);
-      p.n = n;
-      p.k = k;
-      p.num_positions = rows;
-      p.max_positions_per_group = rows;
-      p.y_f32 = y.get();
-      p.split_workspace = ws.get();
-      p.split_workspace_floats = int64_t(ws.size());
-      p.split_tickets = tickets.get();
-      p.split_tickets_count = int32_t(tickets.size());
+      kc::GroupedGemvParams p = dense_gemv(dx, dw, n, k, rows, y.get());
+      scratch.attach(p);
       const int32_t splits = kc::gemv_splits(p);
       kc::launch_grouped_gemv(p, nullptr);
       const auto got = y.download();
@@ -182,8 +174,7 @@ TEST_CASE("by default dense launches of <= 4 positions split k with the same bit
       if (default_rule) CHECK((rows <= 4 ? splits > 1 : splits == 1));
     }
     if (default_rule) CHECK(splits_at_1 > 1);
-    const auto left = tickets.download();
-    CHECK(std::all_of(left.begin(), left.end(), [](int32_t t) { return t == 0; }));  // tickets reset
+    CHECK(scratch.tickets_reset());
   }
 }
 
@@ -191,15 +182,9 @@ TEST_CASE("split k in one block gives the bits of split k over blocks", "[gpu][g
   // The decode o_proj of Mixtral-8x7B (4096 x 4096: 2 splits), OLMoE-1B-7B (2048 x 2048) and
   // Qwen3-30B-A3B (2048 x 4096): 4 splits; both epilogues; the outputs poisoned before each launch.
   struct Reset {
-    ~Reset() {
-      kc::reset_gemv_split_in_block();
-      kc::reset_gemv_split_k();
-    }
+    ~Reset() { kc::reset_gemv_split_in_block(); }
   } reset;
-  kc::set_gemv_split_k(true);
-  DeviceArray<float> ws{size_t{1} << 22};
-  DeviceArray<int32_t> tickets{8192};
-  tickets.zero();
+  const SplitScratch scratch;
   struct Shape {
     int32_t n, k;
   };
@@ -213,19 +198,9 @@ TEST_CASE("split k in one block gives the bits of split k over blocks", "[gpu][g
         INFO("n " << s.n << " k " << s.k << " rows " << rows << " accumulate "
                   << (epilogue == kc::GemvEpilogue::kAccumulateF32));
         DeviceArray<float> y(size_t(rows) * s.n);
-        kc::GroupedGemvParams p;
-        p.x = as_bf16(dx);
-        p.weight = as_bf16(dw);
-        p.n = s.n;
-        p.k = s.k;
-        p.num_positions = rows;
-        p.max_positions_per_group = rows;
-        p.y_f32 = y.get();
+        kc::GroupedGemvParams p = dense_gemv(dx, dw, s.n, s.k, rows, y.get());
         p.epilogue = epilogue;
-        p.split_workspace = ws.get();
-        p.split_workspace_floats = int64_t(ws.size());
-        p.split_tickets = tickets.get();
-        p.split_tickets_count = int32_t(tickets.size());
+        scratch.attach(p);
         REQUIRE(kc::gemv_splits(p) > 1);
         std::vector<float> got[2];
         for (int in_block = 0; in_block < 2; ++in_block) {
@@ -247,8 +222,7 @@ TEST_CASE("split k in one block gives the bits of split k over blocks", "[gpu][g
       }
     }
   }
-  const auto left = tickets.download();
-  CHECK(std::all_of(left.begin(), left.end(), [](int32_t t) { return t == 0; }));  // tickets reset
+  CHECK(scratch.tickets_reset());
 }
 
 TEST_CASE("grouped GEMV with the RMSNorm prologue matches rms_norm + linear", "[gpu][gemv]") {

@@ -540,12 +540,6 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
     launch_paged_attention(rest, workspace, workspace_bytes, stream);
     return;
   }
-  // bf16 caches: the tensor-core decode kernel unless a partition size asks for the partitioned one.
-  if (p.decode_mma || (p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() &&
-                       detail::decode_mma_attention_enabled() && detail::decode_mma_attention_supports(p))) {
-    detail::launch_decode_mma_attention(p, stream);
-    return;
-  }
   const int64_t max_tokens_per_launch = kTicketCapacity / p.num_kv_heads;
   if (p.num_tokens > max_tokens_per_launch) {
     PagedAttentionCudaParams chunk = p;
@@ -567,6 +561,13 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   auto* tickets = static_cast<int32_t*>(workspace);
   float* part_out = reinterpret_cast<float*>(static_cast<char*>(workspace) + kTicketBytes);
   float* part_ml = part_out + int64_t{p.num_tokens} * p.num_q_heads * parts * p.head_dim;
+  // bf16 caches: the tensor-core decode kernel unless a partition size asks for the partitioned one
+  // (its ranges of 512 keys fit the workspace's partitions of kP).
+  if (p.decode_mma || (p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() &&
+                       detail::decode_mma_attention_enabled() && detail::decode_mma_attention_supports(p))) {
+    detail::launch_decode_mma_attention(p, detail::DecodeAttentionWorkspace{tickets, part_out, part_ml, parts}, stream);
+    return;
+  }
   if (p.kv_dtype == DType::kBF16 && !legacy_attention()) {
     // 128 positions per block (64 on request: measured slower at batch 1, where the merge of twice
     // as many partitions by half as many threads is on the critical path).

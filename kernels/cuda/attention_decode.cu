@@ -1,17 +1,22 @@
 // Decode attention on tensor cores for batches the cluster kernel does not take (more than
-// kClusterAttentionAutoTokens tokens): one block of 4 warps per (token, kv head).
+// kClusterAttentionAutoTokens tokens): one block of 4 warps per (kv head, token, range of kRangeKeys
+// keys).
 //
 // The rows of the products are the kv head's query heads (its group, <= 16, padded to the mma's 16
-// rows), so one pass over a key serves the whole group. The token's context is cut into steps of
-// kStepKeys keys from a multiple of kStepKeys (the window's start rounded down); warp w takes steps
-// w, w + 4, w + 8, ..., streams their K and V rows from the paged cache into its own three-stage ring
-// in shared memory (16-byte asynchronous copies, zero-filled past the context), and runs S = Q K^T
-// and O += P V as mma.m16n8k16 (bf16 in, float32 accumulation) with an online softmax in base 2
-// (scale folded in). The block then merges its four warps' (max, sum, output) in warp order. So a
-// row's bits depend on its token's context alone, not on the batch or the grid. Queries are rounded
-// to bf16, as in the prefill attention.
+// rows), so one pass over a key serves the whole group. The token's context, from a multiple of
+// kStepKeys (the window's start rounded down), is cut into ranges of kRangeKeys keys and those into
+// steps of kStepKeys; warp w of a range's block takes steps w, w + 4, w + 8, ..., streams their K
+// and V rows from the paged cache into its own three-stage ring in shared memory (16-byte
+// asynchronous copies, zero-filled past the context), and runs S = Q K^T and O += P V as
+// mma.m16n8k16 (bf16 in, float32 accumulation) with an online softmax in base 2 (scale folded in).
+// The block merges its four warps' (max, sum, output) in warp order; a context of one range is then
+// done, longer ones leave each range's (max, sum, output) in the workspace and the last block of the
+// (token, kv head) to finish (a self-resetting ticket) merges the ranges in order. So a row's bits
+// depend on its token's context alone, not on the batch or the grid. Queries are rounded to bf16,
+// as in the prefill attention.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "attention_decode.cuh"
@@ -27,7 +32,8 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kStepKeys = 16;  // keys per step: one k-step of P V
 constexpr int kStages = 3;
-constexpr int kPad = 8;  // bf16 elements of row padding: ldmatrix rows fall in distinct banks
+constexpr int kRangeKeys = 512;  // keys per block: longer contexts spread over blocks
+constexpr int kPad = 8;          // bf16 elements of row padding: ldmatrix rows fall in distinct banks
 
 template <int HD>
 constexpr size_t decode_smem_bytes() {
@@ -39,14 +45,16 @@ constexpr size_t decode_smem_bytes() {
 }
 
 template <int HD>
-__global__ void __launch_bounds__(kThreads) decode_mma_attention_kernel(PagedAttentionCudaParams p, float scale_log2) {
+__global__ void __launch_bounds__(kThreads)
+    decode_mma_attention_kernel(PagedAttentionCudaParams p, float scale_log2, DecodeAttentionWorkspace wsp) {
   constexpr int kRow = HD + kPad;
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
   constexpr size_t kRing = decode_smem_bytes<HD>() / kWarps;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, q4 = lane & 3;
-  const int kvh = blockIdx.x, t = blockIdx.y;
+  __shared__ int32_t is_last;
+  const int kvh = blockIdx.x, t = blockIdx.y, range = blockIdx.z;
   const int group = p.num_q_heads / p.num_kv_heads;
   bf16* ring = reinterpret_cast<bf16*>(smem_raw + warp * kRing);  // [stage][K, V][kStepKeys][kRow]
 
@@ -55,7 +63,10 @@ __global__ void __launch_bounds__(kThreads) decode_mma_attention_kernel(PagedAtt
   const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
   const int32_t key_lo = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
   const int32_t key_base = key_lo / kStepKeys * kStepKeys;
-  const int32_t steps = (pos + 1 - key_base + kStepKeys - 1) / kStepKeys;
+  const int32_t ranges = (pos + 1 - key_base + kRangeKeys - 1) / kRangeKeys;
+  if (range >= ranges) return;
+  const int32_t range_base = key_base + range * kRangeKeys;
+  const int32_t steps = (min(range_base + kRangeKeys, pos + 1) - range_base + kStepKeys - 1) / kStepKeys;
   const int32_t mine = steps > warp ? (steps - warp + kWarps - 1) / kWarps : 0;  // this warp's steps
   const int64_t kv_row = int64_t{p.num_kv_heads} * HD;
   const bf16* k_cache = static_cast<const bf16*>(p.k_cache);
@@ -65,7 +76,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_attention_kernel(PagedAtt
   auto load_step = [&](int j) {  // this warp's j-th step into stage j % kStages
     bf16* sk = ring + (j % kStages) * 2 * kStepKeys * kRow;
     bf16* sv = sk + kStepKeys * kRow;
-    const int32_t k0 = key_base + (warp + j * kWarps) * kStepKeys;
+    const int32_t k0 = range_base + (warp + j * kWarps) * kStepKeys;
 #pragma unroll
     for (int i = 0; i < kStepKeys * kChunks / 32; ++i) {
       const int c = lane + 32 * i;
@@ -116,7 +127,7 @@ __global__ void __launch_bounds__(kThreads) decode_mma_attention_kernel(PagedAtt
     __syncwarp();
     const bf16* sk = ring + (j % kStages) * 2 * kStepKeys * kRow;
     const bf16* sv = sk + kStepKeys * kRow;
-    const int32_t k0 = key_base + (warp + j * kWarps) * kStepKeys;
+    const int32_t k0 = range_base + (warp + j * kWarps) * kStepKeys;
     float s[kStepKeys / 8][4];
     flash_scores<HD>(s, qf, sk, kRow, lane);
     // Scale, mask (keys before the window or after the token); the rows are the query heads.
@@ -157,7 +168,9 @@ __global__ void __launch_bounds__(kThreads) decode_mma_attention_kernel(PagedAtt
     ws[16 * HD + 2 * (g + 8) + 1] = l1;
   }
   __syncthreads();
-  // The merge, warps in order: out = sum_w 2^(m_w - M) o_w / sum_w 2^(m_w - M) l_w.
+  // The merge, warps in order: the range's max M, sum_w 2^(m_w - M) o_w and sum_w 2^(m_w - M) l_w;
+  // their quotient with one range, else the range's share of the workspace.
+  const int64_t row0 = int64_t{t} * p.num_q_heads + int64_t{kvh} * group;  // the group's first q row
   for (int e = threadIdx.x; e < group * HD; e += kThreads) {
     const int r = e / HD, d = e - r * HD;
     float mw[kWarps];
@@ -175,20 +188,55 @@ __global__ void __launch_bounds__(kThreads) decode_mma_attention_kernel(PagedAtt
       num += a * wsw[r * HD + d];
       den += a * wsw[16 * HD + 2 * r + 1];
     }
-    const int64_t at = (int64_t{t} * p.num_q_heads + int64_t{kvh} * group + r) * HD + d;
-    store_from_float(p.out, p.out_dtype, at, num / den);
+    if (ranges == 1) {
+      store_from_float(p.out, p.out_dtype, (row0 + r) * HD + d, num / den);
+    } else {
+      const int64_t slot = (row0 + r) * wsp.max_ranges + range;
+      wsp.part_out[slot * HD + d] = num;
+      if (d == 0) {
+        wsp.part_ml[2 * slot] = mx;
+        wsp.part_ml[2 * slot + 1] = den;
+      }
+    }
+  }
+  if (ranges == 1) return;
+  // The last range block of this (token, kv head) merges the ranges in order.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int32_t* ticket = wsp.tickets + int64_t{t} * p.num_kv_heads + kvh;
+    is_last = atomicAdd(ticket, 1) == ranges - 1;
+    if (is_last) *ticket = 0;
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  for (int e = threadIdx.x; e < group * HD; e += kThreads) {
+    const int r = e / HD, d = e - r * HD;
+    const int64_t slot0 = (row0 + r) * wsp.max_ranges;
+    float mx = -INFINITY;
+    for (int32_t q = 0; q < ranges; ++q) mx = fmaxf(mx, __ldcg(wsp.part_ml + 2 * (slot0 + q)));
+    float num = 0.0f, den = 0.0f;
+    for (int32_t q = 0; q < ranges; ++q) {
+      const float a = exp2f(__ldcg(wsp.part_ml + 2 * (slot0 + q)) - mx);
+      num += a * __ldcg(wsp.part_out + (slot0 + q) * HD + d);
+      den += a * __ldcg(wsp.part_ml + 2 * (slot0 + q) + 1);
+    }
+    store_from_float(p.out, p.out_dtype, (row0 + r) * HD + d, num / den);
   }
 }
 
 template <int HD>
-void launch_hd(const PagedAttentionCudaParams& p, cudaStream_t stream) {
+void launch_hd(const PagedAttentionCudaParams& p, const DecodeAttentionWorkspace& wsp, int32_t ranges,
+               cudaStream_t stream) {
   constexpr size_t smem = decode_smem_bytes<HD>();
   const auto kernel = decode_mma_attention_kernel<HD>;
   ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);  // per device, before any capture
   const float scale_log2 = p.scale * 1.4426950408889634f;
-  const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
+  const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens),
+                  static_cast<unsigned>(ranges));
   launch_pdl_hinted(int64_t{p.num_tokens} * p.num_kv_heads <= sm_count(), kernel, grid, dim3(kThreads), smem, stream, p,
-                    scale_log2);
+                    scale_log2, wsp);
 }
 
 }  // namespace
@@ -207,15 +255,26 @@ bool decode_mma_attention_supports(const PagedAttentionCudaParams& p) {
          p.num_tokens <= 65535 && p.block_size > 0 && (p.out_dtype == DType::kBF16 || p.out_dtype == DType::kF32);
 }
 
-void launch_decode_mma_attention(const PagedAttentionCudaParams& p, cudaStream_t stream) {
+int32_t decode_mma_attention_ranges(int32_t context) {
+  return (std::max(context, 1) + kStepKeys - 1 + kRangeKeys - 1) / kRangeKeys;
+}
+
+void launch_decode_mma_attention(const PagedAttentionCudaParams& p, const DecodeAttentionWorkspace& wsp,
+                                 cudaStream_t stream) {
   AURORA_KERNEL_CHECK(decode_mma_attention_supports(p),
                       "decode attention on tensor cores needs a bf16 cache, head_dim 64 or 128 and <= 16 query heads "
                       "per kv head; got head_dim "
                           << p.head_dim << ", " << p.num_q_heads << " / " << p.num_kv_heads << " heads");
+  const int32_t context = p.positions_bound > 0 ? std::min(p.positions_bound, p.max_context) : p.max_context;
+  const int32_t ranges = decode_mma_attention_ranges(context);
+  AURORA_KERNEL_CHECK(ranges == 1 || (ranges <= wsp.max_ranges && wsp.tickets && wsp.part_out && wsp.part_ml),
+                      "decode attention on tensor cores: a context of " << context << " positions needs " << ranges
+                                                                        << " ranges, the workspace holds "
+                                                                        << wsp.max_ranges);
   if (p.head_dim == 64) {
-    launch_hd<64>(p, stream);
+    launch_hd<64>(p, wsp, ranges, stream);
   } else {
-    launch_hd<128>(p, stream);
+    launch_hd<128>(p, wsp, ranges, stream);
   }
 }
 

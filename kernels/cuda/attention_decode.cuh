@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "aurora/kernels/cuda/attention.hpp"
 
 namespace aurora::kernels::cuda::detail {
@@ -12,6 +14,19 @@ namespace aurora::kernels::cuda::detail {
 bool decode_mma_attention_enabled();
 // bf16 cache, head_dim 64 or 128, <= 16 query heads per kv head, bf16 or float32 output.
 bool decode_mma_attention_supports(const PagedAttentionCudaParams& p);
-void launch_decode_mma_attention(const PagedAttentionCudaParams& p, cudaStream_t stream);
+// Contexts longer than one range of keys leave each range's (max, sum, output) here and the last
+// block of a (token, kv head) merges them: tickets[token * kv heads + kv head] (zero at first,
+// self-resetting), part_out [tokens * q heads][max_ranges][head_dim], part_ml [... ][max_ranges][2].
+struct DecodeAttentionWorkspace {
+  int32_t* tickets = nullptr;
+  float* part_out = nullptr;
+  float* part_ml = nullptr;
+  int32_t max_ranges = 0;
+};
+// The ranges of the grid for contexts of at most `context` positions (the window's start rounded
+// down to a step may add keys before the first).
+int32_t decode_mma_attention_ranges(int32_t context);
+void launch_decode_mma_attention(const PagedAttentionCudaParams& p, const DecodeAttentionWorkspace& wsp,
+                                 cudaStream_t stream);
 
 }  // namespace aurora::kernels::cuda::detail

@@ -189,16 +189,22 @@ int run(const Args& a) {
   const bool folded = !cluster_never && env_is("AURORA_FUSED_PROLOGUE", '1') && !env_is("AURORA_LEGACY_PROLOGUE", '1');
   // Above the cluster kernel's tokens: the tensor-core decode kernel (head_dim 64 or 128), unless switched off.
   const bool mma_attention = !legacy_attention && !env_is("AURORA_DECODE_MMA_ATTENTION", '0');
+  // At <= 4 tokens too: where each kv head has one query head (AURORA_DECODE_MMA_SMALL=1: always, 0: never).
+  const bool mma_small_never = !mma_attention || env_is("AURORA_DECODE_MMA_SMALL", '0');
+  const bool mma_small_always = !mma_small_never && env_is("AURORA_DECODE_MMA_SMALL", '1');
   std::printf("   kernels: programmatic dependent launch %s, bf16 attention %s, router %s, qkv prologue %s\n",
               safe || env_is("AURORA_PDL", '0') ? "off"
               : env_is("AURORA_PDL", '1')       ? "on every launch (late triggers)"
               : env_is("AURORA_PDL", '3')       ? "before small grids (late triggers)"
                                                 : "before small kernels (late triggers)",
-              legacy_attention ? "legacy (direct reads)"
-              : cluster_never  ? (mma_attention ? "tensor-core decode ranges" : "shared-memory partitions")
-              : cluster_always ? "clusters (16 ranges per context)"
-              : mma_attention  ? "clusters at <= 4 tokens, else tensor-core decode ranges"
-                               : "clusters at <= 4 tokens, else shared-memory partitions",
+              legacy_attention   ? "legacy (direct reads)"
+              : cluster_never    ? (mma_attention ? "tensor-core decode ranges" : "shared-memory partitions")
+              : cluster_always   ? "clusters (16 ranges per context)"
+              : mma_small_always ? "tensor-core decode ranges (64 keys at <= 4 tokens, else 512)"
+              : mma_attention    ? (mma_small_never ? "clusters at <= 4 tokens, else tensor-core decode ranges"
+                                                    : "clusters at <= 4 tokens (tensor-core ranges of 64 keys where "
+                                                      "kv heads have one query head), else tensor-core decode ranges")
+                                 : "clusters at <= 4 tokens, else shared-memory partitions",
               !safe && env_is("AURORA_CLUSTER_ROUTER", '1') ? "cluster at <= 4 tokens" : "ticket",
               env_is("AURORA_LEGACY_PROLOGUE", '1') ? "legacy kernels"
               : folded                              ? "warp per head, folded into cluster decode attention"

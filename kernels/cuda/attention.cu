@@ -526,8 +526,11 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   // bf16 caches: the cluster kernel where forced or chosen by size, unless a partition size asks
   // for the partitioned one (or a switch). A forced cluster kernel folds a fused prologue in.
   const bool forced = p.cluster_blocks != 0;
-  const bool cluster = p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() && !p.decode_mma &&
-                       (forced || detail::cluster_attention_for(p.num_tokens));
+  const bool default_bf16 = p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention();
+  // The tensor-core kernel for some of the cluster kernel's launches (decode_mma_attention_small).
+  const bool mma_small = default_bf16 && !forced && detail::decode_mma_attention_small(p);
+  const bool cluster =
+      default_bf16 && !p.decode_mma && !mma_small && (forced || detail::cluster_attention_for(p.num_tokens));
   if (cluster && (!p.fused_prologue || forced || detail::prologue_fold_allowed()) &&
       detail::launch_cluster_attention(p, stream)) {
     return;
@@ -562,9 +565,9 @@ void launch_paged_attention(const PagedAttentionCudaParams& p, void* workspace, 
   float* part_out = reinterpret_cast<float*>(static_cast<char*>(workspace) + kTicketBytes);
   float* part_ml = part_out + int64_t{p.num_tokens} * p.num_q_heads * parts * p.head_dim;
   // bf16 caches: the tensor-core decode kernel unless a partition size asks for the partitioned one
-  // (its ranges of 512 keys fit the workspace's partitions of kP).
-  if (p.decode_mma || (p.kv_dtype == DType::kBF16 && p.partition_size == 0 && !legacy_attention() &&
-                       detail::decode_mma_attention_enabled() && detail::decode_mma_attention_supports(p))) {
+  // (its ranges of >= 64 keys fit the workspace's partitions of kP).
+  if (p.decode_mma ||
+      (default_bf16 && detail::decode_mma_attention_enabled() && detail::decode_mma_attention_supports(p))) {
     detail::launch_decode_mma_attention(p, detail::DecodeAttentionWorkspace{tickets, part_out, part_ml, parts}, stream);
     return;
   }

@@ -1,25 +1,27 @@
-// Decode attention on tensor cores for batches the cluster kernel does not take (more than
-// kClusterAttentionAutoTokens tokens): one block of 4 warps per (kv head, token, range of kRangeKeys
-// keys).
+// Decode attention on tensor cores: by default for batches the cluster kernel does not take (more
+// than kClusterAttentionAutoTokens tokens); one block of 4 warps per (kv head, token, range of keys).
 //
 // The rows of the products are the kv head's query heads (its group, <= 16, padded to the mma's 16
 // rows), so one pass over a key serves the whole group. The token's context, from a multiple of
-// kStepKeys (the window's start rounded down), is cut into ranges of kRangeKeys keys and those into
-// steps of kStepKeys; warp w of a range's block takes steps w, w + 4, w + 8, ..., streams their K
-// and V rows from the paged cache into its own three-stage ring in shared memory (16-byte
-// asynchronous copies, zero-filled past the context), and runs S = Q K^T and O += P V as
-// mma.m16n8k16 (bf16 in, float32 accumulation) with an online softmax in base 2 (scale folded in).
-// The block merges its four warps' (max, sum, output) in warp order; a context of one range is then
-// done, longer ones leave each range's (max, sum, output) in the workspace and the last block of the
-// (token, kv head) to finish (a self-resetting ticket) merges the ranges in order. So a row's bits
-// depend on its token's context alone, not on the batch or the grid. Queries are rounded to bf16,
-// as in the prefill attention.
+// kStepKeys (the window's start rounded down), is cut into ranges of R keys (R = kRangeKeys, or
+// kSmallRangeKeys for launches of <= kClusterAttentionAutoTokens tokens; a last range of at most
+// R / 4 keys is folded into the one before it) and those into steps of kStepKeys; warp w of a range's block takes steps
+// w, w + 4, w + 8, ..., streams their K and V rows from the paged cache into its own three-stage ring in shared memory
+// (16-byte asynchronous copies, zero-filled past the context), and runs S = Q K^T and O += P V as mma.m16n8k16 (bf16
+// in, float32 accumulation) with an online softmax in base 2 (scale folded in). The block merges its four warps' (max,
+// sum, output) in warp order; a context of one range is then done, longer ones leave each range's (max, sum, output) in
+// the workspace and the last block of the (token, kv head) to finish (a self-resetting ticket) merges the ranges in
+// order. So a row's bits depend on its token's context (and R) alone, not on the batch or the grid. Queries are rounded
+// to bf16, as in the prefill attention. The K/V rows of a warp's first steps that no kernel of this step writes
+// (positions below the sequence's first one in the launch) are copied before the wait for the qkv prologue; small
+// launches let their dependents (o_proj) launch right after that wait.
 #include <cuda_bf16.h>
 
 #include <algorithm>
 #include <cstdlib>
 
 #include "attention_decode.cuh"
+#include "aurora/kernels/cuda/launch.hpp"
 #include "aurora/kernels/kernel_check.hpp"
 #include "device_utils.cuh"
 #include "flash_step.cuh"
@@ -32,8 +34,15 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kStepKeys = 16;  // keys per step: one k-step of P V
 constexpr int kStages = 3;
-constexpr int kRangeKeys = 512;  // keys per block: longer contexts spread over blocks
-constexpr int kPad = 8;          // bf16 elements of row padding: ldmatrix rows fall in distinct banks
+constexpr int kRangeKeys = 512;      // keys per block: longer contexts spread over blocks
+constexpr int kSmallRangeKeys = 64;  // ... in launches of <= kClusterAttentionAutoTokens tokens
+
+// Ranges of R keys over a context of `len` keys from its first step; the last takes the rest, so a
+// rest of at most R / 4 keys joins the range before it rather than a block of its own.
+__host__ __device__ constexpr int32_t ranges_for(int32_t len, int32_t R) {
+  return len > R + R / 4 ? (len - R / 4 + R - 1) / R : 1;
+}
+constexpr int kPad = 8;  // bf16 elements of row padding: ldmatrix rows fall in distinct banks
 
 template <int HD>
 constexpr size_t decode_smem_bytes() {
@@ -46,7 +55,8 @@ constexpr size_t decode_smem_bytes() {
 
 template <int HD>
 __global__ void __launch_bounds__(kThreads)
-    decode_mma_attention_kernel(PagedAttentionCudaParams p, float scale_log2, DecodeAttentionWorkspace wsp) {
+    decode_mma_attention_kernel(PagedAttentionCudaParams p, float scale_log2, DecodeAttentionWorkspace wsp,
+                                int32_t range_keys, bool trigger_early) {
   constexpr int kRow = HD + kPad;
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
   constexpr size_t kRing = decode_smem_bytes<HD>() / kWarps;
@@ -63,17 +73,31 @@ __global__ void __launch_bounds__(kThreads)
   const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
   const int32_t key_lo = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
   const int32_t key_base = key_lo / kStepKeys * kStepKeys;
-  const int32_t ranges = (pos + 1 - key_base + kRangeKeys - 1) / kRangeKeys;
+  const int32_t ranges = ranges_for(pos + 1 - key_base, range_keys);
   if (range >= ranges) return;
-  const int32_t range_base = key_base + range * kRangeKeys;
-  const int32_t steps = (min(range_base + kRangeKeys, pos + 1) - range_base + kStepKeys - 1) / kStepKeys;
+  const int32_t range_base = key_base + range * range_keys;
+  const int32_t range_end = range == ranges - 1 ? pos + 1 : range_base + range_keys;
+  const int32_t steps = (range_end - range_base + kStepKeys - 1) / kStepKeys;
   const int32_t mine = steps > warp ? (steps - warp + kWarps - 1) / kWarps : 0;  // this warp's steps
   const int64_t kv_row = int64_t{p.num_kv_heads} * HD;
   const bf16* k_cache = static_cast<const bf16*>(p.k_cache);
   const bf16* v_cache = static_cast<const bf16*>(p.v_cache);
-  detail::pdl_wait();  // q and this token's own K/V rows come from the prologue
+  // This step writes the sequence's cache rows from its smallest position among the launch's tokens
+  // on (the qkv prologue, the previous kernel); the rows below it were written by earlier launches.
+  int32_t new_from = 0;
+  {
+    const int32_t seq = p.token_seq[t];
+    int32_t lo = pos;
+    for (int32_t j = lane; j < p.num_tokens; j += 32) {
+      if (p.token_seq[j] == seq) lo = min(lo, p.token_pos[j]);
+    }
+    new_from = __reduce_min_sync(0xffffffffu, lo);
+  }
 
-  auto load_step = [&](int j) {  // this warp's j-th step into stage j % kStages
+  // This warp's j-th step into stage j % kStages. kOld: the rows below new_from (and zeros past the
+  // context); kNew: the rest; kAll: every row.
+  enum Rows { kOld, kNew, kAll };
+  auto load_step = [&](int j, Rows which) {
     bf16* sk = ring + (j % kStages) * 2 * kStepKeys * kRow;
     bf16* sv = sk + kStepKeys * kRow;
     const int32_t k0 = range_base + (warp + j * kWarps) * kStepKeys;
@@ -83,15 +107,25 @@ __global__ void __launch_bounds__(kThreads)
       const int r = c / kChunks, col = (c % kChunks) * 8;
       const int32_t kp = k0 + r;
       const bool valid = kp >= key_lo && kp <= pos;
+      const bool fresh = valid && kp >= new_from;
+      if (which != kAll && (which == kNew) != fresh) continue;
       int64_t off = 0;
       if (valid) off = (int64_t{table[kp / p.block_size]} * p.block_size + kp % p.block_size) * kv_row + kvh * HD + col;
       cp_async16_zfill(sk + r * kRow + col, k_cache + off, valid);
       cp_async16_zfill(sv + r * kRow + col, v_cache + off, valid);
     }
   };
+  // The first steps' old rows before the wait, their new rows after it; the copies issued before the
+  // first commit join its group (step 0's), which only makes the first wait wait for more.
 #pragma unroll
   for (int j = 0; j < kStages - 1; ++j) {
-    if (j < mine) load_step(j);
+    if (j < mine) load_step(j, kOld);
+  }
+  detail::pdl_wait();  // q and this token's own K/V rows come from the prologue
+  if (trigger_early) detail::pdl_launch_dependents();
+#pragma unroll
+  for (int j = 0; j < kStages - 1; ++j) {
+    if (j < mine) load_step(j, kNew);
     detail::cp_async_commit();
   }
 
@@ -121,7 +155,7 @@ __global__ void __launch_bounds__(kThreads)
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
   for (int j = 0; j < mine; ++j) {
-    if (j + kStages - 1 < mine) load_step(j + kStages - 1);
+    if (j + kStages - 1 < mine) load_step(j + kStages - 1, kAll);
     detail::cp_async_commit();  // (possibly empty: the group count stays one per step)
     detail::cp_async_wait<kStages - 1>();
     __syncwarp();
@@ -146,7 +180,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncwarp();  // the next step's loads overwrite a stage this one may still read
   }
   detail::cp_async_wait<0>();
-  detail::pdl_launch_dependents();  // late: only the merge remains
+  if (!trigger_early) detail::pdl_launch_dependents();  // late: only the merge remains
 
   // This warp's state into its ring: out[16][HD], then (max, sum) per row.
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -228,7 +262,7 @@ __global__ void __launch_bounds__(kThreads)
 
 template <int HD>
 void launch_hd(const PagedAttentionCudaParams& p, const DecodeAttentionWorkspace& wsp, int32_t ranges,
-               cudaStream_t stream) {
+               int32_t range_keys, bool trigger_early, cudaStream_t stream) {
   constexpr size_t smem = decode_smem_bytes<HD>();
   const auto kernel = decode_mma_attention_kernel<HD>;
   ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);  // per device, before any capture
@@ -236,7 +270,16 @@ void launch_hd(const PagedAttentionCudaParams& p, const DecodeAttentionWorkspace
   const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens),
                   static_cast<unsigned>(ranges));
   launch_pdl_hinted(int64_t{p.num_tokens} * p.num_kv_heads <= sm_count(), kernel, grid, dim3(kThreads), smem, stream, p,
-                    scale_log2, wsp);
+                    scale_log2, wsp, range_keys, trigger_early);
+}
+
+// Small launches: -1 by the group (the default), 0 the cluster kernel, 1 this kernel.
+int& small_launch_mode() {
+  static int mode = [] {
+    const char* v = std::getenv("AURORA_DECODE_MMA_SMALL");
+    return v && v[0] == '0' ? 0 : v && v[0] == '1' ? 1 : -1;
+  }();
+  return mode;
 }
 
 }  // namespace
@@ -249,33 +292,63 @@ bool decode_mma_attention_enabled() {
   return on;
 }
 
+bool decode_mma_attention_small(const PagedAttentionCudaParams& p) {
+  const int mode = small_launch_mode();
+  return decode_mma_attention_enabled() && p.num_tokens <= kClusterAttentionAutoTokens &&
+         (mode == 1 || (mode < 0 && p.num_q_heads == p.num_kv_heads)) && decode_mma_attention_supports(p);
+}
+
 bool decode_mma_attention_supports(const PagedAttentionCudaParams& p) {
   return p.kv_dtype == DType::kBF16 && (p.head_dim == 64 || p.head_dim == 128) && p.num_kv_heads > 0 &&
          p.num_q_heads % p.num_kv_heads == 0 && p.num_q_heads / p.num_kv_heads <= 16 && p.num_kv_heads <= 65535 &&
-         p.num_tokens <= 65535 && p.block_size > 0 && (p.out_dtype == DType::kBF16 || p.out_dtype == DType::kF32);
+         p.num_tokens <= 65535 && p.block_size > 0 && (p.out_dtype == DType::kBF16 || p.out_dtype == DType::kF32) &&
+         (p.decode_mma_range == 0 ||
+          (p.decode_mma_range >= kStepKeys * kWarps && p.decode_mma_range % (kStepKeys * kWarps) == 0));
 }
 
-int32_t decode_mma_attention_ranges(int32_t context) {
-  return (std::max(context, 1) + kStepKeys - 1 + kRangeKeys - 1) / kRangeKeys;
+int32_t decode_mma_attention_range_keys(const PagedAttentionCudaParams& p) {
+  if (p.decode_mma_range > 0) return p.decode_mma_range;
+  // AURORA_DECODE_MMA_SMALL_RANGE=N (a multiple of 64): the small launches' range, to compare.
+  static const int32_t small = [] {
+    const char* v = std::getenv("AURORA_DECODE_MMA_SMALL_RANGE");
+    const int32_t n = v ? std::atoi(v) : 0;
+    return n >= kStepKeys * kWarps && n % (kStepKeys * kWarps) == 0 ? n : kSmallRangeKeys;
+  }();
+  return p.num_tokens <= kClusterAttentionAutoTokens ? small : kRangeKeys;
+}
+
+int32_t decode_mma_attention_ranges(int32_t context, int32_t range_keys) {
+  // The window's start rounded down to a step adds at most kStepKeys - 1 keys before the first.
+  return ranges_for(std::max(context, 1) + kStepKeys - 1, range_keys);
 }
 
 void launch_decode_mma_attention(const PagedAttentionCudaParams& p, const DecodeAttentionWorkspace& wsp,
                                  cudaStream_t stream) {
   AURORA_KERNEL_CHECK(decode_mma_attention_supports(p),
-                      "decode attention on tensor cores needs a bf16 cache, head_dim 64 or 128 and <= 16 query heads "
-                      "per kv head; got head_dim "
-                          << p.head_dim << ", " << p.num_q_heads << " / " << p.num_kv_heads << " heads");
+                      "decode attention on tensor cores needs a bf16 cache, head_dim 64 or 128, <= 16 query heads "
+                      "per kv head and a range of a multiple of 64 keys; got head_dim "
+                          << p.head_dim << ", " << p.num_q_heads << " / " << p.num_kv_heads << " heads, range "
+                          << p.decode_mma_range);
   const int32_t context = p.positions_bound > 0 ? std::min(p.positions_bound, p.max_context) : p.max_context;
-  const int32_t ranges = decode_mma_attention_ranges(context);
+  const int32_t range_keys = decode_mma_attention_range_keys(p);
+  const int32_t ranges = decode_mma_attention_ranges(context, range_keys);
   AURORA_KERNEL_CHECK(ranges == 1 || (ranges <= wsp.max_ranges && wsp.tickets && wsp.part_out && wsp.part_ml),
                       "decode attention on tensor cores: a context of " << context << " positions needs " << ranges
                                                                         << " ranges, the workspace holds "
                                                                         << wsp.max_ranges);
+  // Small launches let o_proj launch after their wait, as the cluster kernel does (kEarlyOProj).
+  const bool trigger_early = p.num_tokens <= kClusterAttentionAutoTokens && (early_launches() & kEarlyOProj) != 0;
   if (p.head_dim == 64) {
-    launch_hd<64>(p, wsp, ranges, stream);
+    launch_hd<64>(p, wsp, ranges, range_keys, trigger_early, stream);
   } else {
-    launch_hd<128>(p, wsp, ranges, stream);
+    launch_hd<128>(p, wsp, ranges, range_keys, trigger_early, stream);
   }
 }
 
 }  // namespace aurora::kernels::cuda::detail
+
+namespace aurora::kernels::cuda {
+
+void set_small_decode_attention(int mode) { detail::small_launch_mode() = mode < 0 ? -1 : mode > 0 ? 1 : 0; }
+
+}  // namespace aurora::kernels::cuda

@@ -203,18 +203,28 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
       if (partition != 0) continue;
       // The tensor-core decode kernel (the default for more than 4 tokens, head_dim 64 or 128): a row
       // alone and in the batch, the grid bounded or not, and near the CPU twin.
-      if (s.hd == 64 || s.hd == 128) {
+      // Ranges of 512 keys (this batch's size), of 128 (a small launch's: every token alone) and of
+      // 64: a row's bits for a given range size do not depend on the batch.
+      std::vector<float> mma_512;
+      for (int32_t range : {0, 128, 64}) {
+        if (s.hd != 64 && s.hd != 128) break;
+        INFO("tensor-core decode kernel, ranges of " << range << " keys");
         kc::PagedAttentionCudaParams mma = p;
         mma.cluster_blocks = 0;
         mma.decode_mma = true;
+        mma.decode_mma_range = range;
         mma.out = batch.get();
         batch.poison();
         kc::launch_paged_attention(mma, workspace.get(), ws_bytes, nullptr);
         const auto m = batch.download();
         CHECK(m != cluster_out);  // another kernel ran
+        if (range == 0) mma_512 = m;
+        if (range != 0) CHECK(m != mma_512);  // contexts of more than one range merge in another order
+        // Alone, the default range of a small launch is 128: pin the batch's.
+        if (range == 0) mma.decode_mma_range = 512;
         const auto ma = each_alone(mma);
         for (int32_t i = 0; i < tokens; ++i) {
-          INFO("tensor-core decode kernel, token " << i << " at position " << pos[size_t(i)]);
+          INFO("token " << i << " at position " << pos[size_t(i)]);
           CHECK(std::equal(m.begin() + i * row, m.begin() + (i + 1) * row, ma.begin() + i * row));
         }
         CHECK(relative_error(m, a) < kTolBf16Out);  // near the cluster kernel's float32 queries

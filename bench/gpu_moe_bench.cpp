@@ -202,8 +202,9 @@ int run(const Args& a) {
               : cluster_always   ? "clusters (16 ranges per context)"
               : mma_small_always ? "tensor-core decode ranges (64 keys at <= 4 tokens, else 512)"
               : mma_attention    ? (mma_small_never ? "clusters at <= 4 tokens, else tensor-core decode ranges"
-                                                    : "clusters at <= 4 tokens (tensor-core ranges of 64 keys where "
-                                                      "kv heads have one query head), else tensor-core decode ranges")
+                                                    : "tensor-core decode ranges (at <= 4 tokens: 64 keys, as clusters "
+                                                      "where they fit one wave, by ticket for one query head per kv "
+                                                      "head, else the cluster kernel)")
                                  : "clusters at <= 4 tokens, else shared-memory partitions",
               !safe && env_is("AURORA_CLUSTER_ROUTER", '1') ? "cluster at <= 4 tokens" : "ticket",
               env_is("AURORA_LEGACY_PROLOGUE", '1') ? "legacy kernels"

@@ -15,6 +15,7 @@
 // to bf16, as in the prefill attention. The K/V rows of a warp's first steps that no kernel of this step writes
 // (positions below the sequence's first one in the launch) are copied before the wait for the qkv prologue; small
 // launches let their dependents (o_proj) launch right after that wait.
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -23,12 +24,14 @@
 #include "attention_decode.cuh"
 #include "aurora/kernels/cuda/launch.hpp"
 #include "aurora/kernels/kernel_check.hpp"
+#include "cluster_probe.cuh"
 #include "device_utils.cuh"
 #include "flash_step.cuh"
 #include "mma.cuh"
 
 namespace aurora::kernels::cuda::detail {
 namespace {
+namespace cg = cooperative_groups;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -44,27 +47,48 @@ __host__ __device__ constexpr int32_t ranges_for(int32_t len, int32_t R) {
 }
 constexpr int kPad = 8;  // bf16 elements of row padding: ldmatrix rows fall in distinct banks
 
-template <int HD>
-constexpr size_t decode_smem_bytes() {
-  // Per warp: kStages x (K, V) x kStepKeys rows; after the keys, the warp's output [16][HD] float32
-  // and (max, sum) of its 16 rows reuse its ring.
-  constexpr size_t ring = sizeof(bf16) * size_t(kStages) * 2 * kStepKeys * (HD + kPad);
-  static_assert(ring >= sizeof(float) * (16 * HD + 32), "the merge's scratch fits in a warp's ring");
-  return kWarps * ring;
+// The clustered kernel: the ranges of a (token, kv head) are the blocks of one thread-block cluster
+// of kClusterRanges, each range of R = max(the launch's range, 64 x ceil(keys / 1024)) keys (so at
+// most kClusterRanges of them; R depends on the token's context alone), merged through distributed
+// shared memory: no workspace, no ticket, and the merge spread over the cluster's blocks.
+constexpr int kClusterRanges = 16;
+
+template <bool kClustered>
+constexpr int stages() {
+  return kClustered ? 2 : 3;  // the clustered kernel's ranges are short: two stages, more blocks per SM
 }
 
-template <int HD>
+template <int HD, bool kClustered>
+constexpr size_t ring_bytes() {
+  // Per warp: stages x (K, V) x kStepKeys rows; after the keys, the warp's output [16][HD] float32
+  // and (max, sum) of its 16 rows reuse its ring.
+  constexpr size_t ring = sizeof(bf16) * size_t(stages<kClustered>()) * 2 * kStepKeys * (HD + kPad);
+  static_assert(ring >= sizeof(float) * (16 * HD + 32), "the merge's scratch fits in a warp's ring");
+  return ring;
+}
+
+template <int HD, bool kClustered>
+constexpr size_t decode_smem_bytes() {
+  // The clustered kernel adds the block's merged state: output [16][HD], then max [16] and sum [16].
+  return kWarps * ring_bytes<HD, kClustered>() + (kClustered ? sizeof(float) * (16 * HD + 32) : 0);
+}
+
+template <int HD, bool kClustered>
 __global__ void __launch_bounds__(kThreads)
     decode_mma_attention_kernel(PagedAttentionCudaParams p, float scale_log2, DecodeAttentionWorkspace wsp,
                                 int32_t range_keys, bool trigger_early) {
   constexpr int kRow = HD + kPad;
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
-  constexpr size_t kRing = decode_smem_bytes<HD>() / kWarps;
+  constexpr int kStages = stages<kClustered>();
+  constexpr size_t kRing = ring_bytes<HD, kClustered>();
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, q4 = lane & 3;
   __shared__ int32_t is_last;
-  const int kvh = blockIdx.x, t = blockIdx.y, range = blockIdx.z;
+  // Grid: (kv heads, tokens, ranges), or clusters of (ranges) x kv heads x tokens.
+  const int kvh = kClustered ? blockIdx.y : blockIdx.x;
+  const int t = kClustered ? blockIdx.z : blockIdx.y;
+  const int range = kClustered ? blockIdx.x : blockIdx.z;
   const int group = p.num_q_heads / p.num_kv_heads;
   bf16* ring = reinterpret_cast<bf16*>(smem_raw + warp * kRing);  // [stage][K, V][kStepKeys][kRow]
 
@@ -73,11 +97,16 @@ __global__ void __launch_bounds__(kThreads)
   const int32_t* table = p.block_tables + int64_t{p.token_seq[t]} * p.max_blocks_per_seq;
   const int32_t key_lo = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
   const int32_t key_base = key_lo / kStepKeys * kStepKeys;
-  const int32_t ranges = ranges_for(pos + 1 - key_base, range_keys);
-  if (range >= ranges) return;
-  const int32_t range_base = key_base + range * range_keys;
-  const int32_t range_end = range == ranges - 1 ? pos + 1 : range_base + range_keys;
-  const int32_t steps = (range_end - range_base + kStepKeys - 1) / kStepKeys;
+  const int32_t len = pos + 1 - key_base;
+  const int32_t R = kClustered ? max(range_keys, kSmallRangeKeys * ((len + kSmallRangeKeys * kClusterRanges - 1) /
+                                                                    (kSmallRangeKeys * kClusterRanges)))
+                               : range_keys;
+  const int32_t ranges = ranges_for(len, R);
+  // Blocks of the cluster past the token's ranges take part in its barriers and merge.
+  if (!kClustered && range >= ranges) return;
+  const int32_t range_base = key_base + range * R;
+  const int32_t range_end = range == ranges - 1 ? pos + 1 : range_base + R;
+  const int32_t steps = range < ranges ? (range_end - range_base + kStepKeys - 1) / kStepKeys : 0;
   const int32_t mine = steps > warp ? (steps - warp + kWarps - 1) / kWarps : 0;  // this warp's steps
   const int64_t kv_row = int64_t{p.num_kv_heads} * HD;
   const bf16* k_cache = static_cast<const bf16*>(p.k_cache);
@@ -132,8 +161,10 @@ __global__ void __launch_bounds__(kThreads)
   // The group's queries (rows g and g + 8; rows past the group are zeros) as A fragments.
   uint32_t qf[HD / 16][4];
   {
-    const float* q0 = g < group ? p.q + (int64_t{t} * p.num_q_heads + int64_t{kvh} * group + g) * HD : nullptr;
-    const float* q1 = g + 8 < group ? p.q + (int64_t{t} * p.num_q_heads + int64_t{kvh} * group + g + 8) * HD : nullptr;
+    const bool work = mine > 0;  // (zeros otherwise: a warp without steps reads no query)
+    const float* q0 = work && g < group ? p.q + (int64_t{t} * p.num_q_heads + int64_t{kvh} * group + g) * HD : nullptr;
+    const float* q1 =
+        work && g + 8 < group ? p.q + (int64_t{t} * p.num_q_heads + int64_t{kvh} * group + g + 8) * HD : nullptr;
     auto pair = [](const float* row, int d) -> uint32_t {
       if (!row) return 0u;
       const float2 v = *reinterpret_cast<const float2*>(row + d);
@@ -223,7 +254,14 @@ __global__ void __launch_bounds__(kThreads)
       den += a * wsw[16 * HD + 2 * r + 1];
     }
     if (ranges == 1) {
-      store_from_float(p.out, p.out_dtype, (row0 + r) * HD + d, num / den);
+      if (range == 0) store_from_float(p.out, p.out_dtype, (row0 + r) * HD + d, num / den);
+    } else if constexpr (kClustered) {
+      float* state = reinterpret_cast<float*>(smem_raw + kWarps * kRing);
+      state[r * HD + d] = num;
+      if (d == 0) {
+        state[16 * HD + r] = mx;
+        state[16 * HD + 16 + r] = den;
+      }
     } else {
       const int64_t slot = (row0 + r) * wsp.max_ranges + range;
       wsp.part_out[slot * HD + d] = num;
@@ -233,7 +271,39 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  if (ranges == 1) return;
+  if (ranges == 1) return;  // the same for every block of a cluster
+  if constexpr (kClustered) {
+    // The ranges' states, merged in order: block b of the cluster takes elements b x kThreads + tid.
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
+    const float* state = reinterpret_cast<const float*>(smem_raw + kWarps * kRing);
+    const int e = range * kThreads + static_cast<int>(threadIdx.x);
+    if (e < group * HD) {
+      const int r = e / HD, d = e - r * HD;
+      float mq[kClusterRanges];
+      float mx = -INFINITY;
+#pragma unroll
+      for (int q = 0; q < kClusterRanges; ++q) {
+        if (q < ranges) {
+          mq[q] = cluster.map_shared_rank(state, q)[16 * HD + r];
+          mx = fmaxf(mx, mq[q]);
+        }
+      }
+      float num = 0.0f, den = 0.0f;
+#pragma unroll
+      for (int q = 0; q < kClusterRanges; ++q) {
+        if (q < ranges) {
+          const float* sq = cluster.map_shared_rank(state, q);
+          const float a = mq[q] == -INFINITY ? 0.0f : exp2f(mq[q] - mx);
+          num += a * sq[r * HD + d];
+          den += a * sq[16 * HD + 16 + r];
+        }
+      }
+      store_from_float(p.out, p.out_dtype, (row0 + r) * HD + d, num / den);
+    }
+    cluster.sync();  // no block leaves while another reads its shared memory
+    return;
+  }
   // The last range block of this (token, kv head) merges the ranges in order.
   __threadfence();
   __syncthreads();
@@ -263,14 +333,53 @@ __global__ void __launch_bounds__(kThreads)
 template <int HD>
 void launch_hd(const PagedAttentionCudaParams& p, const DecodeAttentionWorkspace& wsp, int32_t ranges,
                int32_t range_keys, bool trigger_early, cudaStream_t stream) {
-  constexpr size_t smem = decode_smem_bytes<HD>();
-  const auto kernel = decode_mma_attention_kernel<HD>;
+  constexpr size_t smem = decode_smem_bytes<HD, false>();
+  const auto kernel = decode_mma_attention_kernel<HD, false>;
   ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);  // per device, before any capture
   const float scale_log2 = p.scale * 1.4426950408889634f;
   const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens),
                   static_cast<unsigned>(ranges));
   launch_pdl_hinted(int64_t{p.num_tokens} * p.num_kv_heads <= sm_count(), kernel, grid, dim3(kThreads), smem, stream, p,
                     scale_log2, wsp, range_keys, trigger_early);
+}
+
+// The clustered kernel where the device runs clusters of kClusterRanges blocks of it; false: not
+// launched.
+template <int HD>
+bool launch_clustered_hd(const PagedAttentionCudaParams& p, int32_t range_keys, bool trigger_early,
+                         cudaStream_t stream) {
+  constexpr size_t smem = decode_smem_bytes<HD, true>();
+  const auto kernel = decode_mma_attention_kernel<HD, true>;
+  if (!cluster_runnable(reinterpret_cast<const void*>(kernel), kClusterRanges, kThreads, smem, true)) return false;
+  const float scale_log2 = p.scale * 1.4426950408889634f;
+  static bool pdl_refused = false;  // a device that refuses it together with clusters: plain launches
+  const int mode = pdl_mode();
+  const bool pdl = !pdl_refused && (mode == 1 || (mode >= 2 && int64_t{p.num_tokens} * p.num_kv_heads <= sm_count()));
+  auto launch = [&](bool with_pdl) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(kClusterRanges, static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[2];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = kClusterRanges;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = with_pdl ? 2 : 1;
+    return cudaLaunchKernelEx(&cfg, kernel, p, scale_log2, DecodeAttentionWorkspace{}, range_keys, trigger_early);
+  };
+  cudaError_t err = launch(pdl);
+  if (err != cudaSuccess && pdl) {
+    (void)cudaGetLastError();
+    pdl_refused = true;
+    err = launch(false);
+  }
+  AURORA_CUDA_CHECK(err);
+  return true;
 }
 
 // Small launches: -1 by the group (the default), 0 the cluster kernel, 1 this kernel.
@@ -280,6 +389,18 @@ int& small_launch_mode() {
     return v && v[0] == '0' ? 0 : v && v[0] == '1' ? 1 : -1;
   }();
   return mode;
+}
+
+// Whether a launch of <= kClusterAttentionAutoTokens tokens runs as clusters of ranges: where its
+// clusters fill at most one block per multiprocessor (Mixtral, Qwen3 at batch 1; not OLMoE's 16 kv
+// heads: measured slower there than ranges with a ticket), unless AURORA_DECODE_MMA_CLUSTER=0.
+bool clusters_for(const PagedAttentionCudaParams& p) {
+  static const bool on = [] {
+    const char* v = std::getenv("AURORA_DECODE_MMA_CLUSTER");
+    return !(v && v[0] == '0');
+  }();
+  return on && p.num_tokens <= kClusterAttentionAutoTokens &&
+         int64_t{p.num_tokens} * p.num_kv_heads * kClusterRanges <= sm_count();
 }
 
 }  // namespace
@@ -295,7 +416,8 @@ bool decode_mma_attention_enabled() {
 bool decode_mma_attention_small(const PagedAttentionCudaParams& p) {
   const int mode = small_launch_mode();
   return decode_mma_attention_enabled() && p.num_tokens <= kClusterAttentionAutoTokens &&
-         (mode == 1 || (mode < 0 && p.num_q_heads == p.num_kv_heads)) && decode_mma_attention_supports(p);
+         (mode == 1 || (mode < 0 && (p.num_q_heads == p.num_kv_heads || clusters_for(p)))) &&
+         decode_mma_attention_supports(p);
 }
 
 bool decode_mma_attention_supports(const PagedAttentionCudaParams& p) {
@@ -336,8 +458,15 @@ void launch_decode_mma_attention(const PagedAttentionCudaParams& p, const Decode
                       "decode attention on tensor cores: a context of " << context << " positions needs " << ranges
                                                                         << " ranges, the workspace holds "
                                                                         << wsp.max_ranges);
-  // Small launches let o_proj launch after their wait, as the cluster kernel does (kEarlyOProj).
+  // Small launches let o_proj launch after their wait, as the cluster kernel does (kEarlyOProj), and
+  // merge their ranges in a cluster.
   const bool trigger_early = p.num_tokens <= kClusterAttentionAutoTokens && (early_launches() & kEarlyOProj) != 0;
+  if (p.decode_mma_cluster > 0 || (p.decode_mma_cluster == 0 && clusters_for(p))) {
+    if (p.head_dim == 64 ? launch_clustered_hd<64>(p, range_keys, trigger_early, stream)
+                         : launch_clustered_hd<128>(p, range_keys, trigger_early, stream)) {
+      return;
+    }
+  }
   if (p.head_dim == 64) {
     launch_hd<64>(p, wsp, ranges, range_keys, trigger_early, stream);
   } else {

@@ -13,8 +13,7 @@ namespace aurora::kernels::cuda::detail {
 // On unless AURORA_DECODE_MMA_ATTENTION=0 (read once): then the partitioned kernel, as before.
 bool decode_mma_attention_enabled();
 // Whether this launch of <= kClusterAttentionAutoTokens tokens takes it instead of the cluster
-// kernel: where each kv head has one query head (measured faster there, OLMoE; slower for groups of
-// 4 and 8), or as set_small_decode_attention() / AURORA_DECODE_MMA_SMALL=0|1 say. Ranges of 64 keys.
+// kernel (set_small_decode_attention in attention.hpp says where).
 bool decode_mma_attention_small(const PagedAttentionCudaParams& p);
 // bf16 cache, head_dim 64 or 128, <= 16 query heads per kv head, bf16 or float32 output, and
 // p.decode_mma_range 0 or a multiple of 64.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <utility>
 
 #include "attention_test_support.hpp"
 #include "aurora/kernels/cuda/attention.hpp"
@@ -203,24 +204,29 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
       if (partition != 0) continue;
       // The tensor-core decode kernel (the default for more than 4 tokens, head_dim 64 or 128): a row
       // alone and in the batch, the grid bounded or not, and near the CPU twin.
-      // Ranges of 512 keys (this batch's size), of 128 (a small launch's: every token alone) and of
-      // 64: a row's bits for a given range size do not depend on the batch.
+      // Ranges of 512 keys (this batch's size), of 128 and of 64 (a small launch's: every token alone),
+      // each block on its own with a ticket merge, or a cluster of ranges merged in shared memory
+      // (the small launches' default): a row's bits for a given range size do not depend on the batch.
+      // Clusters take ranges of max(the range, 64 x ceil(keys / 1024)) keys: at 512 (these contexts
+      // are shorter than 8192) the same ranges as the ticket kernel, and the same bits.
       std::vector<float> mma_512;
-      for (int32_t range : {0, 128, 64}) {
+      for (auto [range, clustered] : {std::pair{0, false}, {128, false}, {64, false}, {512, true}, {64, true}}) {
         if (s.hd != 64 && s.hd != 128) break;
-        INFO("tensor-core decode kernel, ranges of " << range << " keys");
+        INFO("tensor-core decode kernel, ranges of " << range << " keys" << (clustered ? ", clusters" : ""));
         kc::PagedAttentionCudaParams mma = p;
         mma.cluster_blocks = 0;
         mma.decode_mma = true;
         mma.decode_mma_range = range;
+        mma.decode_mma_cluster = clustered ? 1 : -1;  // (tokens alone would take clusters by default)
         mma.out = batch.get();
         batch.poison();
         kc::launch_paged_attention(mma, workspace.get(), ws_bytes, nullptr);
         const auto m = batch.download();
         CHECK(m != cluster_out);  // another kernel ran
         if (range == 0) mma_512 = m;
-        if (range != 0) CHECK(m != mma_512);  // contexts of more than one range merge in another order
-        // Alone, the default range of a small launch is 128: pin the batch's.
+        if (range == 512) CHECK(m == mma_512);
+        if (range < 512 && range != 0) CHECK(m != mma_512);  // more ranges merge in another order
+        // Alone, the default range of a small launch is 64: pin the batch's.
         if (range == 0) mma.decode_mma_range = 512;
         const auto ma = each_alone(mma);
         for (int32_t i = 0; i < tokens; ++i) {

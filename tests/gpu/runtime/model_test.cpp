@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <string>
 #include <utility>
 
 #include "aurora/config/json.hpp"
@@ -172,7 +173,7 @@ struct GpuHarness {
 // A model of `arch` with dimensions that exercise the real kernel paths (k in the hundreds, >64-token
 // prefill through cuBLASLt, per-expert and grouped expert paths), weights rounded to bf16 so that
 // the CPU reference and the GPU start from the same numbers.
-std::shared_ptr<const Model> mid_model(config::ModelArchitecture arch) {
+std::shared_ptr<const Model> mid_model(config::ModelArchitecture arch, int32_t head_dim = 0) {
   auto c = runtime::test::small_config(arch);
   c.vocab_size = 500;
   c.hidden_size = 256;
@@ -181,6 +182,11 @@ std::shared_ptr<const Model> mid_model(config::ModelArchitecture arch) {
   // head_dim 64 (Mixtral, Qwen2-MoE): prefill chunks through the tensor-core attention; 40 and 32:
   // through the decode kernels.
   c.head_dim = arch == config::ModelArchitecture::kQwen3Moe ? 40 : arch == config::ModelArchitecture::kOlmoe ? 32 : 64;
+  if (head_dim > 0) {
+    c.head_dim = head_dim;
+    // OLMoE's q/k norm spans the hidden size: num_heads x head_dim == hidden (one query head per kv head).
+    if (arch == config::ModelArchitecture::kOlmoe) c.num_heads = c.num_kv_heads = c.hidden_size / head_dim;
+  }
   c.moe_intermediate_size = 128;
   if (arch == config::ModelArchitecture::kQwen3Moe) {
     c.num_experts = 32;
@@ -233,19 +239,26 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
   struct Restore {
     ~Restore() { kernels::cuda::set_small_decode_attention(-1); }
   } restore;
-  // small 1: these steps of 3 tokens attend through the tensor-core decode kernel (head_dim 64; by
-  // default only where each kv head has one query head) instead of the cluster kernel, with its
-  // copies of the cached rows before the wait for the qkv prologue and o_proj launched early.
-  for (auto [arch, small] : {std::pair{config::ModelArchitecture::kMixtral, -1},
-                             {config::ModelArchitecture::kMixtral, 1},
-                             {config::ModelArchitecture::kQwen2Moe, -1},
-                             {config::ModelArchitecture::kQwen2Moe, 1},
-                             {config::ModelArchitecture::kQwen3Moe, -1},
-                             {config::ModelArchitecture::kOlmoe, -1}}) {
-    static std::map<config::ModelArchitecture, std::vector<float>> default_logits;
-    kernels::cuda::set_small_decode_attention(small);
-    auto model = mid_model(arch);
-    INFO(model->name << (small == 1 ? ", tensor-core decode attention" : ""));
+  // These steps of 3 tokens attend through the cluster kernel (small 0) or by default (-1): head_dim
+  // 64 takes the tensor-core decode kernel there, as clusters of ranges (Mixtral, Qwen2-MoE: 2 kv
+  // heads) or ranges merged by the last block (OLMoE with head_dim 64: 4 kv heads of one query head
+  // each, clusters for 4 tokens would not fit one wave), with the copies of the cached rows before the wait for the qkv
+  // prologue and o_proj launched early. Each against the CPU backend; the two settings give other bits.
+  struct Case {
+    config::ModelArchitecture arch;
+    int small;
+    int32_t head_dim;  // 0: mid_model's
+  };
+  using A = config::ModelArchitecture;
+  for (const Case& k :
+       {Case{A::kMixtral, 0, 0}, Case{A::kMixtral, -1, 0}, Case{A::kQwen2Moe, 0, 0}, Case{A::kQwen2Moe, -1, 0},
+        Case{A::kQwen3Moe, -1, 0}, Case{A::kOlmoe, -1, 0}, Case{A::kOlmoe, 0, 64}, Case{A::kOlmoe, -1, 64}}) {
+    static std::map<std::pair<A, int32_t>, std::vector<float>> cluster_kernel_logits;
+    kernels::cuda::set_small_decode_attention(k.small);
+    auto model = mid_model(k.arch, k.head_dim);
+    const std::string label =
+        std::string(k.small == 0 ? " (cluster attention)" : "") + (k.head_dim ? " (head_dim 64)" : "");
+    INFO(model->name << label);
     const int32_t V = model->config.vocab_size;
     GpuHarness gpu(*model);
     runtime::test::Harness cpu(model, 1, 256, 4);
@@ -295,12 +308,14 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
     }
     const auto e = summarize(errs);
     std::printf("%-20s decode x3%s, %zu rows: logits error p90 %.2e, max %.2e, %d graph replays\n", model->name.c_str(),
-                small == 1 ? " (tensor-core attention)" : "", errs.size(), e.p90, e.max, graph_steps);
+                label.c_str(), errs.size(), e.p90, e.max, graph_steps);
     CHECK(e.p90 < kP90Tol);
     CHECK(e.max < kMaxTol);
     CHECK(graph_steps == steps - 1);  // the first decode step of a bucket runs eagerly and is captured
-    if (small == -1) default_logits[arch] = all_got;
-    if (small == 1) CHECK(all_got != default_logits[arch]);  // the other kernel ran
+    if (k.small == 0) cluster_kernel_logits[{k.arch, k.head_dim}] = all_got;
+    if (k.small == -1 && cluster_kernel_logits.count({k.arch, k.head_dim})) {
+      CHECK(all_got != cluster_kernel_logits[{k.arch, k.head_dim}]);  // the tensor-core kernel ran
+    }
   }
 }
 

@@ -7,7 +7,7 @@
 // token and kv head) merges them, so one launch does the whole attention and the grid shape
 // depends only on the batch shape (CUDA-graph friendly). Softmax and accumulation in float32.
 // bf16 caches, by default: launches of <= kClusterAttentionAutoTokens tokens the cluster kernel
-// below (where each kv head has one query head, the tensor-core kernel with ranges of 64 keys);
+// below (or the tensor-core kernel: set_small_decode_attention);
 // larger ones (head_dim 64 or 128, <= 16 query heads per kv head) the tensor-core decode kernel
 // (attention_decode.cu: a block per (token, kv head, range of 512 keys; a last range of <= 128
 // keys joins the one before), the group's query heads as the mma's rows, keys streamed 16 at a
@@ -66,13 +66,15 @@ struct PagedAttentionCudaParams {
   // launch 32x the blocks that work, and stage 64-row double buffers where one 36-row buffer does.
   int32_t positions_bound = 0;
   float scale = 1.0f;
-  int32_t partition_size = 0;    // bf16 caches: 0 = default kernel; 64 or 128: the partitioned kernel
-  int32_t cluster_blocks = 0;    // > 0: the cluster kernel with that many blocks per (token, kv head)
-                                 // (1..16, tests); -1: the cluster kernel, clusters sized by the grid;
-                                 // 0: the default kernel (cluster_attention_for(num_tokens))
-  bool decode_mma = false;       // bf16 caches: the tensor-core decode kernel whatever the batch (tests)
-  int32_t decode_mma_range = 0;  // its keys per block: 0 = by launch size (64 for <= 4 tokens, else
-                                 // 512); else a multiple of 64 (tests)
+  int32_t partition_size = 0;      // bf16 caches: 0 = default kernel; 64 or 128: the partitioned kernel
+  int32_t cluster_blocks = 0;      // > 0: the cluster kernel with that many blocks per (token, kv head)
+                                   // (1..16, tests); -1: the cluster kernel, clusters sized by the grid;
+                                   // 0: the default kernel (cluster_attention_for(num_tokens))
+  bool decode_mma = false;         // bf16 caches: the tensor-core decode kernel whatever the batch (tests)
+  int32_t decode_mma_range = 0;    // its keys per block: 0 = by launch size (64 for <= 4 tokens, else
+                                   // 512); else a multiple of 64 (tests)
+  int32_t decode_mma_cluster = 0;  // its ranges as one cluster per (token, kv head): 0 = by launch
+                                   // (decode_mma_attention_small), 1 = yes, -1 = no (tests)
   // Decode steps (one token per sequence, the prologue's tokens = these tokens): the qkv prologue
   // folded into the cluster kernel (each block forms its query heads, the block holding the token's
   // position writes its K/V row), one launch less per layer; q_out is not written. Where the cluster
@@ -83,10 +85,12 @@ struct PagedAttentionCudaParams {
 // The default bf16-cache attention kernel: the cluster kernel for launches of at most this many
 // tokens (AURORA_CLUSTER_ATTENTION=1: always, =0: never), else the partitioned one.
 inline constexpr int32_t kClusterAttentionAutoTokens = 4;
-// Launches of <= kClusterAttentionAutoTokens tokens where each kv head has one query head take the
-// tensor-core decode kernel instead (ranges of 64 keys). Tests: 1 = every such launch whatever the
-// group, 0 = none, -1 = back to the default (AURORA_DECODE_MMA_SMALL=0|1 sets it at start). Graphs
-// keep the kernels they were captured with.
+// Launches of <= kClusterAttentionAutoTokens tokens take the tensor-core decode kernel instead where
+// its ranges (64 keys, more for contexts past 1024) fit one thread-block cluster per (token, kv head)
+// with the clusters at most one block per multiprocessor (Mixtral, Qwen3 at batch 1: merged through
+// distributed shared memory), or where each kv head has one query head (OLMoE: ranges merged by the
+// last block). Tests: 1 = every such launch, 0 = none, -1 = back to the default
+// (AURORA_DECODE_MMA_SMALL=0|1 sets it at start). Graphs keep the kernels they were captured with.
 void set_small_decode_attention(int mode);
 // Whether launch_paged_attention folds the prologue into a default launch of `num_tokens` bf16-cache
 // tokens (the cluster kernel chosen, AURORA_FUSED_PROLOGUE=1, the warp prologue in use).

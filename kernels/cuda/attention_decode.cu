@@ -48,10 +48,11 @@ __host__ __device__ constexpr int32_t ranges_for(int32_t len, int32_t R) {
 constexpr int kPad = 8;  // bf16 elements of row padding: ldmatrix rows fall in distinct banks
 
 // The clustered kernel: the ranges of a (token, kv head) are the blocks of one thread-block cluster
-// of kClusterRanges, each range of R = max(the launch's range, 64 x ceil(keys / 1024)) keys (so at
-// most kClusterRanges of them; R depends on the token's context alone), merged through distributed
-// shared memory: no workspace, no ticket, and the merge spread over the cluster's blocks.
-constexpr int kClusterRanges = 16;
+// of CL = 4, 8 or 16 blocks (the grid's x), each range of R = max(the launch's range, 64 x ceil(keys
+// / (64 CL))) keys (so at most CL of them; R depends on the token's context and CL alone), merged
+// through distributed shared memory: no workspace, no ticket, and the merge spread over the
+// cluster's blocks.
+constexpr int kMaxClusterRanges = 16;
 
 template <bool kClustered>
 constexpr int stages() {
@@ -98,9 +99,10 @@ __global__ void __launch_bounds__(kThreads)
   const int32_t key_lo = p.sliding_window > 0 ? max(0, pos - p.sliding_window + 1) : 0;
   const int32_t key_base = key_lo / kStepKeys * kStepKeys;
   const int32_t len = pos + 1 - key_base;
-  const int32_t R = kClustered ? max(range_keys, kSmallRangeKeys * ((len + kSmallRangeKeys * kClusterRanges - 1) /
-                                                                    (kSmallRangeKeys * kClusterRanges)))
-                               : range_keys;
+  const int32_t cl = static_cast<int32_t>(gridDim.x);  // (clustered: the cluster's size)
+  const int32_t R = kClustered
+                        ? max(range_keys, kSmallRangeKeys * ((len + kSmallRangeKeys * cl - 1) / (kSmallRangeKeys * cl)))
+                        : range_keys;
   const int32_t ranges = ranges_for(len, R);
   // Blocks of the cluster past the token's ranges take part in its barriers and merge.
   if (!kClustered && range >= ranges) return;
@@ -273,17 +275,17 @@ __global__ void __launch_bounds__(kThreads)
   }
   if (ranges == 1) return;  // the same for every block of a cluster
   if constexpr (kClustered) {
-    // The ranges' states, merged in order: block b of the cluster takes elements b x kThreads + tid.
+    // The ranges' states, merged in order: block b of the cluster takes elements b x kThreads + tid,
+    // then CL x kThreads further, ...
     cg::cluster_group cluster = cg::this_cluster();
     cluster.sync();
     const float* state = reinterpret_cast<const float*>(smem_raw + kWarps * kRing);
-    const int e = range * kThreads + static_cast<int>(threadIdx.x);
-    if (e < group * HD) {
+    for (int e = range * kThreads + static_cast<int>(threadIdx.x); e < group * HD; e += cl * kThreads) {
       const int r = e / HD, d = e - r * HD;
-      float mq[kClusterRanges];
+      float mq[kMaxClusterRanges];
       float mx = -INFINITY;
 #pragma unroll
-      for (int q = 0; q < kClusterRanges; ++q) {
+      for (int q = 0; q < kMaxClusterRanges; ++q) {
         if (q < ranges) {
           mq[q] = cluster.map_shared_rank(state, q)[16 * HD + r];
           mx = fmaxf(mx, mq[q]);
@@ -291,7 +293,7 @@ __global__ void __launch_bounds__(kThreads)
       }
       float num = 0.0f, den = 0.0f;
 #pragma unroll
-      for (int q = 0; q < kClusterRanges; ++q) {
+      for (int q = 0; q < kMaxClusterRanges; ++q) {
         if (q < ranges) {
           const float* sq = cluster.map_shared_rank(state, q);
           const float a = mq[q] == -INFINITY ? 0.0f : exp2f(mq[q] - mx);
@@ -343,27 +345,27 @@ void launch_hd(const PagedAttentionCudaParams& p, const DecodeAttentionWorkspace
                     scale_log2, wsp, range_keys, trigger_early);
 }
 
-// The clustered kernel where the device runs clusters of kClusterRanges blocks of it; false: not
-// launched.
+// The clustered kernel as clusters of `cl` blocks where the device runs them; false: not launched.
 template <int HD>
-bool launch_clustered_hd(const PagedAttentionCudaParams& p, int32_t range_keys, bool trigger_early,
+bool launch_clustered_hd(const PagedAttentionCudaParams& p, int cl, int32_t range_keys, bool trigger_early,
                          cudaStream_t stream) {
   constexpr size_t smem = decode_smem_bytes<HD, true>();
   const auto kernel = decode_mma_attention_kernel<HD, true>;
-  if (!cluster_runnable(reinterpret_cast<const void*>(kernel), kClusterRanges, kThreads, smem, true)) return false;
+  if (!cluster_runnable(reinterpret_cast<const void*>(kernel), cl, kThreads, smem, true)) return false;
   const float scale_log2 = p.scale * 1.4426950408889634f;
   static bool pdl_refused = false;  // a device that refuses it together with clusters: plain launches
   const int mode = pdl_mode();
   const bool pdl = !pdl_refused && (mode == 1 || (mode >= 2 && int64_t{p.num_tokens} * p.num_kv_heads <= sm_count()));
   auto launch = [&](bool with_pdl) {
     cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(kClusterRanges, static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
+    cfg.gridDim =
+        dim3(static_cast<unsigned>(cl), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
     cfg.blockDim = dim3(kThreads);
     cfg.dynamicSmemBytes = smem;
     cfg.stream = stream;
     cudaLaunchAttribute attr[2];
     attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = kClusterRanges;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(cl);
     attr[0].val.clusterDim.y = 1;
     attr[0].val.clusterDim.z = 1;
     attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -382,7 +384,8 @@ bool launch_clustered_hd(const PagedAttentionCudaParams& p, int32_t range_keys, 
   return true;
 }
 
-// Small launches: -1 by the group (the default), 0 the cluster kernel, 1 this kernel.
+// Small launches (set_small_decode_attention): -1 the default, 0 the cluster kernel, 1 this kernel,
+// 2 this kernel without clusters.
 int& small_launch_mode() {
   static int mode = [] {
     const char* v = std::getenv("AURORA_DECODE_MMA_SMALL");
@@ -391,16 +394,30 @@ int& small_launch_mode() {
   return mode;
 }
 
-// Whether a launch of <= kClusterAttentionAutoTokens tokens runs as clusters of ranges: where its
-// clusters fill at most one block per multiprocessor (Mixtral, Qwen3 at batch 1; not OLMoE's 16 kv
-// heads: measured slower there than ranges with a ticket), unless AURORA_DECODE_MMA_CLUSTER=0.
-bool clusters_for(const PagedAttentionCudaParams& p) {
+// The cluster size for a launch of <= kClusterAttentionAutoTokens tokens: the largest of 16, 8 and 4
+// whose clusters fill at most one block per multiprocessor (batch 1: Mixtral and Qwen3 16; batch 4:
+// Mixtral 4, Qwen3 8), else 0: no clusters. By default not where each kv head has one query head
+// (OLMoE at batch 1: clusters of 8 measured 3% slower than ranges merged by the last block; of 16,
+// 256 blocks, 9%). AURORA_DECODE_MMA_CLUSTER=0: never; AURORA_DECODE_MMA_CLUSTER_MIN=N: not under N
+// blocks (to compare).
+int cluster_size_for(const PagedAttentionCudaParams& p) {
   static const bool on = [] {
     const char* v = std::getenv("AURORA_DECODE_MMA_CLUSTER");
     return !(v && v[0] == '0');
   }();
-  return on && p.num_tokens <= kClusterAttentionAutoTokens &&
-         int64_t{p.num_tokens} * p.num_kv_heads * kClusterRanges <= sm_count();
+  static const int min_cl = [] {
+    const char* v = std::getenv("AURORA_DECODE_MMA_CLUSTER_MIN");
+    return v ? std::atoi(v) : 4;
+  }();
+  const int mode = small_launch_mode();
+  if (!on || p.num_tokens > kClusterAttentionAutoTokens || mode == 2 ||
+      (mode != 1 && p.num_q_heads == p.num_kv_heads)) {
+    return 0;
+  }
+  for (int cl = kMaxClusterRanges; cl >= 4 && cl >= min_cl; cl /= 2) {
+    if (int64_t{p.num_tokens} * p.num_kv_heads * cl <= sm_count()) return cl;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -416,7 +433,7 @@ bool decode_mma_attention_enabled() {
 bool decode_mma_attention_small(const PagedAttentionCudaParams& p) {
   const int mode = small_launch_mode();
   return decode_mma_attention_enabled() && p.num_tokens <= kClusterAttentionAutoTokens &&
-         (mode == 1 || (mode < 0 && (p.num_q_heads == p.num_kv_heads || clusters_for(p)))) &&
+         (mode >= 1 || (mode < 0 && (p.num_q_heads == p.num_kv_heads || cluster_size_for(p) > 0))) &&
          decode_mma_attention_supports(p);
 }
 
@@ -451,6 +468,9 @@ void launch_decode_mma_attention(const PagedAttentionCudaParams& p, const Decode
                       "per kv head and a range of a multiple of 64 keys; got head_dim "
                           << p.head_dim << ", " << p.num_q_heads << " / " << p.num_kv_heads << " heads, range "
                           << p.decode_mma_range);
+  AURORA_KERNEL_CHECK(p.decode_mma_cluster == -1 || p.decode_mma_cluster == 0 || p.decode_mma_cluster == 4 ||
+                          p.decode_mma_cluster == 8 || p.decode_mma_cluster == 16,
+                      "attention decode_mma_cluster must be -1, 0, 4, 8 or 16, got " << p.decode_mma_cluster);
   const int32_t context = p.positions_bound > 0 ? std::min(p.positions_bound, p.max_context) : p.max_context;
   const int32_t range_keys = decode_mma_attention_range_keys(p);
   const int32_t ranges = decode_mma_attention_ranges(context, range_keys);
@@ -461,11 +481,10 @@ void launch_decode_mma_attention(const PagedAttentionCudaParams& p, const Decode
   // Small launches let o_proj launch after their wait, as the cluster kernel does (kEarlyOProj), and
   // merge their ranges in a cluster.
   const bool trigger_early = p.num_tokens <= kClusterAttentionAutoTokens && (early_launches() & kEarlyOProj) != 0;
-  if (p.decode_mma_cluster > 0 || (p.decode_mma_cluster == 0 && clusters_for(p))) {
-    if (p.head_dim == 64 ? launch_clustered_hd<64>(p, range_keys, trigger_early, stream)
-                         : launch_clustered_hd<128>(p, range_keys, trigger_early, stream)) {
-      return;
-    }
+  const int cl = p.decode_mma_cluster > 0 ? p.decode_mma_cluster : p.decode_mma_cluster == 0 ? cluster_size_for(p) : 0;
+  if (cl > 0 && (p.head_dim == 64 ? launch_clustered_hd<64>(p, cl, range_keys, trigger_early, stream)
+                                  : launch_clustered_hd<128>(p, cl, range_keys, trigger_early, stream))) {
+    return;
   }
   if (p.head_dim == 64) {
     launch_hd<64>(p, wsp, ranges, range_keys, trigger_early, stream);
@@ -478,6 +497,6 @@ void launch_decode_mma_attention(const PagedAttentionCudaParams& p, const Decode
 
 namespace aurora::kernels::cuda {
 
-void set_small_decode_attention(int mode) { detail::small_launch_mode() = mode < 0 ? -1 : mode > 0 ? 1 : 0; }
+void set_small_decode_attention(int mode) { detail::small_launch_mode() = mode < 0 ? -1 : mode > 2 ? 2 : mode; }
 
 }  // namespace aurora::kernels::cuda

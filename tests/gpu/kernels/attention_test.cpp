@@ -205,19 +205,20 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
       // The tensor-core decode kernel (the default for more than 4 tokens, head_dim 64 or 128): a row
       // alone and in the batch, the grid bounded or not, and near the CPU twin.
       // Ranges of 512 keys (this batch's size), of 128 and of 64 (a small launch's: every token alone),
-      // each block on its own with a ticket merge, or a cluster of ranges merged in shared memory
-      // (the small launches' default): a row's bits for a given range size do not depend on the batch.
-      // Clusters take ranges of max(the range, 64 x ceil(keys / 1024)) keys: at 512 (these contexts
-      // are shorter than 8192) the same ranges as the ticket kernel, and the same bits.
+      // each block on its own with a ticket merge, or clusters of 16 or 4 ranges merged in shared
+      // memory (the small launches' default): a row's bits for a given range size (and cluster size)
+      // do not depend on the batch. Clusters take ranges of max(the range, 64 x ceil(keys / (64 x
+      // blocks))) keys: at 512 in clusters of 16 (these contexts are shorter than 8192) the same
+      // ranges as the ticket kernel, and the same bits.
       std::vector<float> mma_512;
-      for (auto [range, clustered] : {std::pair{0, false}, {128, false}, {64, false}, {512, true}, {64, true}}) {
+      for (auto [range, clustered] : {std::pair{0, -1}, {128, -1}, {64, -1}, {512, 16}, {64, 16}, {64, 4}}) {
         if (s.hd != 64 && s.hd != 128) break;
-        INFO("tensor-core decode kernel, ranges of " << range << " keys" << (clustered ? ", clusters" : ""));
+        INFO("tensor-core decode kernel, ranges of " << range << " keys, clusters of " << clustered);
         kc::PagedAttentionCudaParams mma = p;
         mma.cluster_blocks = 0;
         mma.decode_mma = true;
         mma.decode_mma_range = range;
-        mma.decode_mma_cluster = clustered ? 1 : -1;  // (tokens alone would take clusters by default)
+        mma.decode_mma_cluster = clustered;  // (-1: tokens alone would take clusters by default)
         mma.out = batch.get();
         batch.poison();
         kc::launch_paged_attention(mma, workspace.get(), ws_bytes, nullptr);
@@ -234,6 +235,14 @@ TEST_CASE("paged attention gives a row the same bits alone and in any batch (bf1
           CHECK(std::equal(m.begin() + i * row, m.begin() + (i + 1) * row, ma.begin() + i * row));
         }
         CHECK(relative_error(m, a) < kTolBf16Out);  // near the cluster kernel's float32 queries
+      }
+      if (s.hd == 64 || s.hd == 128) {  // a cluster size the kernel does not take: an error naming it
+        kc::PagedAttentionCudaParams bad = p;
+        bad.cluster_blocks = 0;
+        bad.decode_mma = true;
+        bad.decode_mma_cluster = 2;
+        CHECK_THROWS_WITH(kc::launch_paged_attention(bad, workspace.get(), ws_bytes, nullptr),
+                          Catch::Contains("decode_mma_cluster must be -1, 0, 4, 8 or 16, got 2"));
       }
       // The cluster kernel with every cluster size (ranges per block 16 .. 1): the same bits.
       for (int32_t blocks : {1, 2, 4, 8, 16}) {

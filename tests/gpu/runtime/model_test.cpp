@@ -239,11 +239,12 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
   struct Restore {
     ~Restore() { kernels::cuda::set_small_decode_attention(-1); }
   } restore;
-  // These steps of 3 tokens attend through the cluster kernel (small 0) or by default (-1): head_dim
-  // 64 takes the tensor-core decode kernel there, as clusters of ranges (Mixtral, Qwen2-MoE: 2 kv
-  // heads) or ranges merged by the last block (OLMoE with head_dim 64: 4 kv heads of one query head
-  // each, clusters for 4 tokens would not fit one wave), with the copies of the cached rows before the wait for the qkv
-  // prologue and o_proj launched early. Each against the CPU backend; the two settings give other bits.
+  // These steps of 3 tokens attend through the cluster kernel (small 0), by default (-1), through
+  // the tensor-core kernel with clusters where they fit (1) or without (2). By default head_dim 64
+  // takes the tensor-core decode kernel: its ranges as clusters where each kv head has a group of
+  // query heads (Mixtral, Qwen2-MoE: 2 kv heads, clusters of 16), merged by the last block where it
+  // has one (OLMoE with head_dim 64: 4 kv heads; forced clusters: 8); the copies of the cached rows
+  // before the wait for the qkv prologue, o_proj launched early. Each against the CPU backend.
   struct Case {
     config::ModelArchitecture arch;
     int small;
@@ -251,13 +252,15 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
   };
   using A = config::ModelArchitecture;
   for (const Case& k :
-       {Case{A::kMixtral, 0, 0}, Case{A::kMixtral, -1, 0}, Case{A::kQwen2Moe, 0, 0}, Case{A::kQwen2Moe, -1, 0},
-        Case{A::kQwen3Moe, -1, 0}, Case{A::kOlmoe, -1, 0}, Case{A::kOlmoe, 0, 64}, Case{A::kOlmoe, -1, 64}}) {
-    static std::map<std::pair<A, int32_t>, std::vector<float>> cluster_kernel_logits;
+       {Case{A::kMixtral, 0, 0}, Case{A::kMixtral, -1, 0}, Case{A::kMixtral, 2, 0}, Case{A::kQwen2Moe, 0, 0},
+        Case{A::kQwen2Moe, -1, 0}, Case{A::kQwen3Moe, -1, 0}, Case{A::kOlmoe, -1, 0}, Case{A::kOlmoe, 0, 64},
+        Case{A::kOlmoe, -1, 64}, Case{A::kOlmoe, 1, 64}}) {
+    static std::map<std::pair<A, int32_t>, std::pair<std::vector<float>, std::vector<float>>> logits_by_model;
     kernels::cuda::set_small_decode_attention(k.small);
     auto model = mid_model(k.arch, k.head_dim);
-    const std::string label =
-        std::string(k.small == 0 ? " (cluster attention)" : "") + (k.head_dim ? " (head_dim 64)" : "");
+    const char* how[] = {"", " (cluster attention)", " (tensor-core attention, clusters)",
+                         " (tensor-core attention, no clusters)"};
+    const std::string label = std::string(how[k.small + 1]) + (k.head_dim ? " (head_dim 64)" : "");
     INFO(model->name << label);
     const int32_t V = model->config.vocab_size;
     GpuHarness gpu(*model);
@@ -266,7 +269,8 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
     // fed the CPU's greedy tokens; every step's logits are compared.
     const int32_t num_seqs = 3, steps = 6;
     std::vector<std::vector<int32_t>> seqs, tables(num_seqs), cpu_tables(num_seqs);
-    for (int32_t s = 0; s < num_seqs; ++s) seqs.push_back(random_prompt(9 + 13 * s, V, uint32_t(20 + s)));
+    // (40, 85 and 130 prompt tokens: the longer two attend over more than one range of 64 keys.)
+    for (int32_t s = 0; s < num_seqs; ++s) seqs.push_back(random_prompt(40 + 45 * s, V, uint32_t(20 + s)));
     for (int32_t s = 0; s < num_seqs; ++s) {
       REQUIRE(gpu.blocks.allocate(blocks_for_tokens(int64_t(seqs[size_t(s)].size()) + steps, 4), tables[size_t(s)]));
       REQUIRE(cpu.allocators[0].allocate(blocks_for_tokens(int64_t(seqs[size_t(s)].size()) + steps, 4),
@@ -312,9 +316,16 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
     CHECK(e.p90 < kP90Tol);
     CHECK(e.max < kMaxTol);
     CHECK(graph_steps == steps - 1);  // the first decode step of a bucket runs eagerly and is captured
-    if (k.small == 0) cluster_kernel_logits[{k.arch, k.head_dim}] = all_got;
-    if (k.small == -1 && cluster_kernel_logits.count({k.arch, k.head_dim})) {
-      CHECK(all_got != cluster_kernel_logits[{k.arch, k.head_dim}]);  // the tensor-core kernel ran
+    // The cluster kernel gives other bits than the tensor-core kernel; the tensor-core kernel the
+    // same with clusters or without (ranges of 64 keys either way at these contexts, merged in the
+    // same order).
+    auto& [cluster_kernel, tensor_core] = logits_by_model[{k.arch, k.head_dim}];
+    if (k.small == 0) {
+      cluster_kernel = all_got;
+    } else {
+      if (!cluster_kernel.empty()) CHECK(all_got != cluster_kernel);
+      if (!tensor_core.empty()) CHECK(all_got == tensor_core);
+      tensor_core = all_got;
     }
   }
 }

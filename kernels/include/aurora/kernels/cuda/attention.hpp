@@ -73,8 +73,9 @@ struct PagedAttentionCudaParams {
   bool decode_mma = false;         // bf16 caches: the tensor-core decode kernel whatever the batch (tests)
   int32_t decode_mma_range = 0;    // its keys per block: 0 = by launch size (64 for <= 4 tokens, else
                                    // 512); else a multiple of 64 (tests)
-  int32_t decode_mma_cluster = 0;  // its ranges as one cluster per (token, kv head): 0 = by launch
-                                   // (decode_mma_attention_small), 1 = yes, -1 = no (tests)
+  int32_t decode_mma_cluster = 0;  // its ranges as one cluster of this many blocks per (token, kv
+                                   // head): 0 = by launch (set_small_decode_attention), 4, 8 or 16 =
+                                   // that size whatever the batch, -1 = no clusters (tests)
   // Decode steps (one token per sequence, the prologue's tokens = these tokens): the qkv prologue
   // folded into the cluster kernel (each block forms its query heads, the block holding the token's
   // position writes its K/V row), one launch less per layer; q_out is not written. Where the cluster
@@ -85,12 +86,14 @@ struct PagedAttentionCudaParams {
 // The default bf16-cache attention kernel: the cluster kernel for launches of at most this many
 // tokens (AURORA_CLUSTER_ATTENTION=1: always, =0: never), else the partitioned one.
 inline constexpr int32_t kClusterAttentionAutoTokens = 4;
-// Launches of <= kClusterAttentionAutoTokens tokens take the tensor-core decode kernel instead where
-// its ranges (64 keys, more for contexts past 1024) fit one thread-block cluster per (token, kv head)
-// with the clusters at most one block per multiprocessor (Mixtral, Qwen3 at batch 1: merged through
-// distributed shared memory), or where each kv head has one query head (OLMoE: ranges merged by the
-// last block). Tests: 1 = every such launch, 0 = none, -1 = back to the default
-// (AURORA_DECODE_MMA_SMALL=0|1 sets it at start). Graphs keep the kernels they were captured with.
+// Launches of <= kClusterAttentionAutoTokens tokens take the tensor-core decode kernel instead:
+// where each kv head has a group of query heads, its ranges as one thread-block cluster of 16, 8 or
+// 4 blocks per (token, kv head) (the largest size whose clusters fill at most one block per
+// multiprocessor; merged through distributed shared memory; none fitting: the cluster kernel), and
+// where each kv head has one query head, ranges merged by the last block. Tests: 1 = every such
+// launch, with clusters where they fit, 2 = every such launch without clusters, 0 = none, -1 = back
+// to the default (AURORA_DECODE_MMA_SMALL=0|1 sets it at start). Graphs keep the kernels they were
+// captured with.
 void set_small_decode_attention(int mode);
 // Whether launch_paged_attention folds the prologue into a default launch of `num_tokens` bf16-cache
 // tokens (the cluster kernel chosen, AURORA_FUSED_PROLOGUE=1, the warp prologue in use).

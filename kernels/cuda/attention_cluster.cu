@@ -412,37 +412,24 @@ __global__ void __launch_bounds__(kNT, 5) cluster_attention_kernel(PagedAttentio
   cluster.sync();  // no block leaves while another reads its shared memory
 }
 
-template <int CL>
-cudaError_t launch_cl(const PagedAttentionCudaParams& p, size_t smem, bool pdl, cudaStream_t stream) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(CL, static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
-  cfg.blockDim = dim3(kNT);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[2];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = CL;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[1].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 2 : 1;
-  return cudaLaunchKernelEx(&cfg, cluster_attention_kernel<CL>, p, (early_launches() & kEarlyOProj) != 0);
+// cluster_attention_kernel for clusters of `cl` blocks (null for other sizes).
+using ClusterAttentionKernel = void (*)(PagedAttentionCudaParams, bool);
+ClusterAttentionKernel kernel_for(int cl) {
+  switch (cl) {
+    case 1: return cluster_attention_kernel<1>;
+    case 2: return cluster_attention_kernel<2>;
+    case 4: return cluster_attention_kernel<4>;
+    case 8: return cluster_attention_kernel<8>;
+    case 16: return cluster_attention_kernel<16>;
+    default: return nullptr;
+  }
 }
 
 // Whether cluster_attention_kernel with clusters of `cl` blocks runs on the current device with
 // `smem` bytes per block (cluster_probe.cuh: decided once, before any graph capture).
 bool runnable_cached(int cl, size_t smem) {
-  const void* kernel = nullptr;
-  switch (cl) {
-    case 1: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<1>); break;
-    case 2: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<2>); break;
-    case 4: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<4>); break;
-    case 8: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<8>); break;
-    case 16: kernel = reinterpret_cast<const void*>(cluster_attention_kernel<16>); break;
-    default: return false;
-  }
+  const void* kernel = reinterpret_cast<const void*>(kernel_for(cl));
+  if (!kernel) return false;
   return cluster_runnable(kernel, cl, kNT, smem, false);
 }
 
@@ -502,23 +489,10 @@ bool launch_cluster_attention(const PagedAttentionCudaParams& p, cudaStream_t st
   // that refuses it together with clusters gets plain launches from then on.
   static bool pdl_refused = false;
   const int mode = pdl_mode();
-  const bool pdl = !pdl_refused && (mode == 1 || (mode >= 2 && heads <= sm_count()));
-  auto launch = [&](bool with_pdl) {
-    switch (cl) {
-      case 1: return launch_cl<1>(p, smem, with_pdl, stream);
-      case 2: return launch_cl<2>(p, smem, with_pdl, stream);
-      case 4: return launch_cl<4>(p, smem, with_pdl, stream);
-      case 8: return launch_cl<8>(p, smem, with_pdl, stream);
-      default: return launch_cl<16>(p, smem, with_pdl, stream);
-    }
-  };
-  cudaError_t err = launch(pdl);
-  if (err != cudaSuccess && pdl) {
-    (void)cudaGetLastError();
-    pdl_refused = true;
-    err = launch(false);
-  }
-  AURORA_CUDA_CHECK(err);
+  launch_clusters(
+      pdl_refused, mode == 1 || (mode >= 2 && heads <= sm_count()), kernel_for(cl),
+      dim3(static_cast<unsigned>(cl), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens)), cl,
+      kNT, smem, stream, p, (early_launches() & kEarlyOProj) != 0);
   return true;
 }
 

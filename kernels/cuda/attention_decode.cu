@@ -36,7 +36,6 @@ namespace cg = cooperative_groups;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kStepKeys = 16;  // keys per step: one k-step of P V
-constexpr int kStages = 3;
 constexpr int kRangeKeys = 512;      // keys per block: longer contexts spread over blocks
 constexpr int kSmallRangeKeys = 64;  // ... in launches of <= kClusterAttentionAutoTokens tokens
 
@@ -353,34 +352,13 @@ bool launch_clustered_hd(const PagedAttentionCudaParams& p, int cl, int32_t rang
   const auto kernel = decode_mma_attention_kernel<HD, true>;
   if (!cluster_runnable(reinterpret_cast<const void*>(kernel), cl, kThreads, smem, true)) return false;
   const float scale_log2 = p.scale * 1.4426950408889634f;
-  static bool pdl_refused = false;  // a device that refuses it together with clusters: plain launches
+  static bool pdl_refused = false;
   const int mode = pdl_mode();
-  const bool pdl = !pdl_refused && (mode == 1 || (mode >= 2 && int64_t{p.num_tokens} * p.num_kv_heads <= sm_count()));
-  auto launch = [&](bool with_pdl) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim =
-        dim3(static_cast<unsigned>(cl), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens));
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[2];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = static_cast<unsigned>(cl);
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = with_pdl ? 2 : 1;
-    return cudaLaunchKernelEx(&cfg, kernel, p, scale_log2, DecodeAttentionWorkspace{}, range_keys, trigger_early);
-  };
-  cudaError_t err = launch(pdl);
-  if (err != cudaSuccess && pdl) {
-    (void)cudaGetLastError();
-    pdl_refused = true;
-    err = launch(false);
-  }
-  AURORA_CUDA_CHECK(err);
+  const bool pdl = mode == 1 || (mode >= 2 && int64_t{p.num_tokens} * p.num_kv_heads <= sm_count());
+  launch_clusters(
+      pdl_refused, pdl, kernel,
+      dim3(static_cast<unsigned>(cl), static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_tokens)), cl,
+      kThreads, smem, stream, p, scale_log2, DecodeAttentionWorkspace{}, range_keys, trigger_early);
   return true;
 }
 

@@ -776,31 +776,8 @@ bool launch_route_cluster(const RouteCudaParams& p, cudaStream_t stream) {
   const size_t smem = size_t(rows) * size_t(p.hidden) * sizeof(float);
   if (rows > kRouteClusterMaxRows || smem > 128 * 1024 || !route_cluster_runnable(cl, smem)) return false;
   static bool pdl_refused = false;
-  const bool pdl = !pdl_refused && pdl_mode() >= 1;
-  auto launch = [&](bool with_pdl) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(cl));
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[2];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = static_cast<unsigned>(cl);
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = with_pdl ? 2 : 1;
-    return cudaLaunchKernelEx(&cfg, route_cluster_kernel, p);
-  };
-  cudaError_t err = launch(pdl);
-  if (err != cudaSuccess && pdl) {
-    (void)cudaGetLastError();
-    pdl_refused = true;
-    err = launch(false);
-  }
-  AURORA_CUDA_CHECK(err);
+  detail::launch_clusters(pdl_refused, pdl_mode() >= 1, route_cluster_kernel, dim3(static_cast<unsigned>(cl)), cl,
+                          kThreads, smem, stream, p);
   return true;
 }
 

@@ -27,7 +27,7 @@ after('''  cg::cluster_group cluster = cg::this_cluster();
   unsigned long long probe_t[12] = {0};
   PROBE(0)''')
 after('  __syncthreads();  // slots[0], new_from_s\n', '  PROBE(1)\n')
-after('  pdl_wait();\n\n  if (K > 0) {', '\n    PROBE(2)')
+after('  if (trigger_early) pdl_launch_dependents();\n\n  if (K > 0) {', '\n    PROBE(2)')
 after('''        cp_async_wait<1>();
       }
       __syncthreads();

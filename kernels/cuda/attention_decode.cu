@@ -35,7 +35,7 @@ namespace cg = cooperative_groups;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kStepKeys = 16;  // keys per step: one k-step of P V
+constexpr int kStepKeys = 16;        // keys per step: one k-step of P V
 constexpr int kRangeKeys = 512;      // keys per block: longer contexts spread over blocks
 constexpr int kSmallRangeKeys = 64;  // ... in launches of <= kClusterAttentionAutoTokens tokens
 
@@ -365,10 +365,7 @@ bool launch_clustered_hd(const PagedAttentionCudaParams& p, int cl, int32_t rang
 // Small launches (set_small_decode_attention): -1 the default, 0 the cluster kernel, 1 this kernel,
 // 2 this kernel without clusters.
 int& small_launch_mode() {
-  static int mode = [] {
-    const char* v = std::getenv("AURORA_DECODE_MMA_SMALL");
-    return v && v[0] == '0' ? 0 : v && v[0] == '1' ? 1 : -1;
-  }();
+  static int mode = env_is("AURORA_DECODE_MMA_SMALL", '0') ? 0 : env_is("AURORA_DECODE_MMA_SMALL", '1') ? 1 : -1;
   return mode;
 }
 
@@ -379,10 +376,7 @@ int& small_launch_mode() {
 // 256 blocks, 9%). AURORA_DECODE_MMA_CLUSTER=0: never; AURORA_DECODE_MMA_CLUSTER_MIN=N: not under N
 // blocks (to compare).
 int cluster_size_for(const PagedAttentionCudaParams& p) {
-  static const bool on = [] {
-    const char* v = std::getenv("AURORA_DECODE_MMA_CLUSTER");
-    return !(v && v[0] == '0');
-  }();
+  static const bool on = !env_is("AURORA_DECODE_MMA_CLUSTER", '0');
   static const int min_cl = [] {
     const char* v = std::getenv("AURORA_DECODE_MMA_CLUSTER_MIN");
     return v ? std::atoi(v) : 4;
@@ -401,10 +395,7 @@ int cluster_size_for(const PagedAttentionCudaParams& p) {
 }  // namespace
 
 bool decode_mma_attention_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("AURORA_DECODE_MMA_ATTENTION");
-    return !(v && v[0] == '0');
-  }();
+  static const bool on = !env_is("AURORA_DECODE_MMA_ATTENTION", '0');
   return on;
 }
 

@@ -25,12 +25,10 @@ int cuda_device_count() {
 
 namespace aurora::kernels::cuda {
 
-namespace {
 bool env_is(const char* name, char value) {
   const char* v = std::getenv(name);
   return v && v[0] == value;
 }
-}  // namespace
 
 int pdl_mode() {
   static const int mode = env_is("AURORA_SAFE_KERNELS", '1') ? 0

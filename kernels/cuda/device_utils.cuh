@@ -140,6 +140,8 @@ namespace aurora::kernels::cuda {
 // batch 1 (OLMoE 1.50 vs 1.58 ms off, 1.64 all); triggers at kernel start (the first version) made
 // Mixtral slower (docs/cuda.md).
 int pdl_mode();
+// Whether environment variable `name` is set and starts with `value` (the kernels' switches).
+bool env_is(const char* name, char value);
 // Warps per decode GEMV block: 4, or 8 with AURORA_GEMV_WARPS=8 (measured slower; kept to compare).
 int gemv_warps();
 // Whether bf16-cache attention uses the first kernel (direct reads, 64-position partitions) instead

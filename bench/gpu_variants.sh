@@ -7,6 +7,7 @@
 #   TESTS=1                   the GPU tests first (AURORA_REQUIRE_GPU=1)
 #   TMODELS="model:FROM:COUNT ..." TRACES="binary:ENV=1 ..."  a CUPTI trace of one layer per variant
 #                             (AURORA_TRACE_TIMELINE=FROM:COUNT: the kernels of the last replayed step)
+#   TLINES=12                 lines of each timeline printed
 # Example (docs/benchmarks.md, 2026-11-29):
 #   B=bin/aurora-gpu-bench VARS_MIX="$B:X=1 $B:AURORA_DECODE_MMA_SMALL=0" B_MIX=1,2,4 bash bench/gpu_variants.sh
 set -u
@@ -39,6 +40,6 @@ for mt in ${TMODELS:-}; do
     b=${v%%:*}; e=${v#*:}
     echo "== trace $m $v"
     env ${e//,/ } AURORA_TRACE_TIMELINE="${mt#*:}" timeout 60 "$b" --config "config/models/$m/config.json" --batches 1 \
-      --prefill-reps 0 --steps 20 --trace 2>&1 | grep -A12 "timeline of"
+      --prefill-reps 0 --steps 20 --trace 2>&1 | grep -A"${TLINES:-12}" "timeline of"
   done
 done

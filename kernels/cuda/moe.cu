@@ -24,17 +24,32 @@ static_assert(kMaxRoutedExperts % kThreads == 0, "");
 // Softmax over one token's logits, top-k (ties to the lower id), optional renormalisation; one warp.
 // probs: this warp's shared scratch of num_experts floats.
 // kShared: logits in shared memory (else global, written by other blocks of the launch).
+// Short code on purpose: the routing warp runs it once per launch, from a cold instruction cache.
 template <bool kShared = false>
 __device__ void route_token(const float* logits, int32_t num_experts, int32_t top_k, bool renormalize, float* probs,
                             int32_t* ids, float* weights, int32_t* ids_copy = nullptr) {
   const int lane = threadIdx.x & 31;
-  auto logit = [&](int32_t e) { return kShared ? logits[e] : __ldcg(logits + e); };
+  // The logits into probs, kLoads per lane at a time: one round trip for <= 32 * kLoads experts.
+  constexpr int kLoads = 8;
   float m = -INFINITY;
-  for (int32_t e = lane; e < num_experts; e += 32) m = fmaxf(m, logit(e));
+#pragma unroll 1
+  for (int32_t e0 = lane; e0 < num_experts; e0 += 32 * kLoads) {
+    float v[kLoads];
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      const int32_t e = e0 + 32 * u;
+      v[u] = e < num_experts ? (kShared ? logits[e] : __ldcg(logits + e)) : -INFINITY;
+    }
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      m = fmaxf(m, v[u]);
+      if (e0 + 32 * u < num_experts) probs[e0 + 32 * u] = v[u];
+    }
+  }
   m = detail::warp_max(m);
   float s = 0.0f;
   for (int32_t e = lane; e < num_experts; e += 32) {
-    const float v = expf(logit(e) - m);
+    const float v = expf(probs[e] - m);
     probs[e] = v;
     s += v;
   }
@@ -44,7 +59,7 @@ __device__ void route_token(const float* logits, int32_t num_experts, int32_t to
   float chosen_sum = 0.0f;
   float chosen[kMaxTopK];
   int32_t chosen_id[kMaxTopK];
-#pragma unroll 1  // small code: the routing warp runs it once per launch, from a cold instruction cache
+#pragma unroll 1
   for (int j = 0; j < kMaxTopK; ++j) {
     if (j >= top_k) break;
     float best = -INFINITY;
@@ -56,21 +71,19 @@ __device__ void route_token(const float* logits, int32_t num_experts, int32_t to
         best_id = e;
       }
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-      const int32_t oid = __shfl_xor_sync(0xffffffffu, best_id, o);
-      if (ov > best || (ov == best && oid < best_id)) {
-        best = ov;
-        best_id = oid;
-      }
-    }
+    // The warp's largest probability, then the lowest id holding it: two warp reductions (redux)
+    // instead of five rounds of two dependent shuffles. Probabilities are >= 0, where the float
+    // order is the order of the bits as unsigned integers; a lane without candidates (-inf: all
+    // chosen) offers 0 with id INT_MAX, so the same expert wins as by comparing the floats.
+    const uint32_t key = best >= 0.0f ? __float_as_uint(best) : 0u;
+    const uint32_t top = __reduce_max_sync(0xffffffffu, key);
+    best_id =
+        static_cast<int32_t>(__reduce_min_sync(0xffffffffu, key == top ? static_cast<uint32_t>(best_id) : 0x7fffffffu));
+    best = __uint_as_float(top);
     chosen[j] = best;
     chosen_id[j] = best_id;
     chosen_sum += best;
-    __syncwarp();
-    if (lane == 0) probs[best_id] = -INFINITY;
-    __syncwarp();
+    if ((best_id & 31) == lane) probs[best_id] = -INFINITY;  // its owner: no other lane reads it
   }
   if (lane == 0) {
 #pragma unroll 1

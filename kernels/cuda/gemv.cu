@@ -14,6 +14,7 @@
 #include "grouped_gemm.cuh"
 #include "mma.cuh"
 #include "moe_combine.cuh"
+#include "route_token.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
@@ -71,7 +72,24 @@ struct ItemIndex {
   __device__ int splits() const { return 1; }
   __device__ int nx() const { return tiles; }
 };
-struct PdlHooks {
+// Where a block's group (slot -> group, the group's positions, each position's input row) comes
+// from: the launch's device arrays (ParamGroups, written by the router), or a hook's own routing
+// (SelfRouteHooks).
+struct ParamGroups {
+  __device__ bool inactive(const GroupedGemvParams& p, int slot) const { return p.num_active && slot >= *p.num_active; }
+  __device__ int group(const GroupedGemvParams& p, int slot) const {
+    return p.active_groups ? p.active_groups[slot] : slot;
+  }
+  __device__ int2 positions(const GroupedGemvParams& p, int group) const {  // first, count
+    if (!p.group_offsets) return make_int2(0, p.num_positions);
+    const int first = p.group_offsets[group];
+    return make_int2(first, p.group_offsets[group + 1] - first);
+  }
+  __device__ int64_t x_row(const GroupedGemvParams& p, int pos) const {
+    return p.x_rows ? p.x_rows[pos] / p.x_row_div : pos;
+  }
+};
+struct PdlHooks : ParamGroups {
   __device__ void wait() const { detail::pdl_wait(); }
   __device__ void trigger() const { detail::pdl_launch_dependents(); }
 };
@@ -144,13 +162,10 @@ __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x
   if (!early_groups) hooks.wait();
 
   const int slot = bi.slot();
-  if (p.num_active && slot >= *p.num_active) return false;
-  const int group = p.active_groups ? p.active_groups[slot] : slot;
-  int pos_begin = 0, pos_count = p.num_positions;
-  if (p.group_offsets) {
-    pos_begin = p.group_offsets[group];
-    pos_count = p.group_offsets[group + 1] - pos_begin;
-  }
+  if (hooks.inactive(p, slot)) return false;
+  const int group = hooks.group(p, slot);
+  const int2 positions = hooks.positions(p, group);
+  const int pos_begin = positions.x, pos_count = positions.y;
   // Position chunks of one weight tile are consecutive blocks, so the tile's later reads hit L2.
   const int first = chunk * (NB * 8);
   if (first >= pos_count) return false;
@@ -170,9 +185,7 @@ __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x
   if constexpr (NORM) {
     const int64_t nstride = p.norm_x_stride ? p.norm_x_stride : k;
     for (int i = 0; i < npos; ++i) {
-      const int pos = pos_begin + first + i;
-      const int64_t r = p.x_rows ? p.x_rows[pos] / p.x_row_div : pos;
-      const float* xr = p.norm_x + r * nstride;
+      const float* xr = p.norm_x + hooks.x_row(p, pos_begin + first + i) * nstride;
       float ss = 0.0f;
 #pragma unroll 4
       for (int e = threadIdx.x * 4; e < k; e += kThreads * 4) {
@@ -205,9 +218,7 @@ __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x
       if constexpr (NORM) {
         xrow[nb] = xs + static_cast<int64_t>(i) * kslice - k0;  // indexed by absolute k below
       } else {
-        const int pos = pos_begin + first + i;
-        const int64_t r = p.x_rows ? p.x_rows[pos] / p.x_row_div : pos;
-        xrow[nb] = p.x + r * x_stride;
+        xrow[nb] = p.x + hooks.x_row(p, pos_begin + first + i) * x_stride;
       }
     }
   }
@@ -408,7 +419,7 @@ struct FfnItems {
 // their increments, visible to every thread). Null count (gate_up tiles): no wait. After its main
 // loop, a down tile whose block has no next item (next: the block's claim in shared memory, made
 // before the item and visible since wait()'s barrier) lets the dependents launch (kEarlyQkv).
-struct CountHooks {
+struct CountHooks : ParamGroups {
   const int32_t* count;
   int32_t target;
   const int* next = nullptr;  // or null: no early trigger
@@ -429,6 +440,96 @@ struct CountHooks {
     if (next && *next >= total) detail::pdl_launch_dependents();  // the block's last item
   }
 };
+
+// The routing of a self-routed launch (GroupedGemvParams::self_route), in shared memory.
+struct SelfRouteShared {
+  float probs[kGemvNormMaxPositions][kSelfRouteMaxExperts];  // route_token's scratch
+  int32_t ids[kGemvNormMaxPositions][kMaxTopK];
+  float weights[kGemvNormMaxPositions][kMaxTopK];                     // (route_token's; unused)
+  uint32_t chosen[kGemvNormMaxPositions][kSelfRouteMaxExperts / 32];  // each token's experts, as bits
+  int32_t active, group, first, count;
+  int32_t rows[kGemvNormMaxPositions];  // the group's positions' tokens, ascending
+};
+
+// wait(): until every logit is written (*ready == num_experts), then warp t routes token t with
+// route_token (the router's experts, bit for bit the same logits), and thread 0 derives what the
+// router's permutation gives this block's slot: the active experts are the chosen ones in
+// ascending id, the slot's expert is the slot-th of them, its positions start after every chosen
+// (token, expert) pair of a lower id and hold its tokens in ascending order. trigger(): only after
+// the router has completed (the next launches read its permutation before their own wait).
+struct SelfRouteHooks {
+  const GroupedGemvParams::SelfRoute& r;
+  SelfRouteShared& s;
+  int slot;
+  __device__ void wait() const {
+    const int T = r.num_tokens, E = r.num_experts, K = r.top_k, words = (E + 31) / 32;
+    for (int i = threadIdx.x; i < T * words; i += blockDim.x) s.chosen[i / words][i % words] = 0u;
+    if (threadIdx.x == 0) {
+      for (;;) {
+        int32_t v;
+        asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(r.ready) : "memory");
+        if (v >= E) break;
+        __nanosleep(32);
+      }
+    }
+    __syncthreads();
+    const int warp = static_cast<int>(threadIdx.x) >> 5;
+    if (warp < T) {
+      detail::route_token(r.logits + static_cast<int64_t>(warp) * E, E, K, false, s.probs[warp], s.ids[warp],
+                          s.weights[warp]);
+    }
+    __syncthreads();
+    if (static_cast<int>(threadIdx.x) < T * K) {
+      const int t = threadIdx.x / K, e = s.ids[t][threadIdx.x % K];
+      atomicOr(&s.chosen[t][e / 32], 1u << (e % 32));
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int active = 0, group = -1;
+      for (int w = 0; w < words; ++w) {
+        uint32_t any = 0;
+        for (int t = 0; t < T; ++t) any |= s.chosen[t][w];
+        const int n = __popc(any);
+        if (group < 0 && slot < active + n) {
+          for (int skip = slot - active; skip > 0; --skip) any &= any - 1;  // the (slot - active)-th bit
+          group = w * 32 + __ffs(any) - 1;
+        }
+        active += n;
+      }
+      s.active = active;
+      s.group = group;
+      if (group >= 0) {
+        int first = 0, count = 0;
+        for (int t = 0; t < T; ++t) {
+          for (int w = 0; w < group / 32; ++w) first += __popc(s.chosen[t][w]);
+          const uint32_t word = s.chosen[t][group / 32], bit = 1u << (group % 32);
+          first += __popc(word & (bit - 1u));
+          if (word & bit) s.rows[count++] = t;
+        }
+        s.first = first;
+        s.count = count;
+      }
+    }
+    __syncthreads();
+  }
+  __device__ void trigger() const {
+    detail::pdl_wait();
+    detail::pdl_launch_dependents();
+  }
+  __device__ bool inactive(const GroupedGemvParams&, int) const { return slot >= s.active; }
+  __device__ int group(const GroupedGemvParams&, int) const { return s.group; }
+  __device__ int2 positions(const GroupedGemvParams&, int) const { return make_int2(s.first, s.count); }
+  __device__ int64_t x_row(const GroupedGemvParams&, int pos) const { return s.rows[pos - s.first]; }
+};
+
+// The self-routed gate_up (launch_grouped_gemv with self_route): dispatch_nb's decode instance.
+template <bool PF>
+__global__ void __launch_bounds__(128, kMinBlocks<1, 4, PF>)
+    self_routed_gate_up_kernel(const __grid_constant__ GroupedGemvParams p, int64_t x_stride, int cps) {
+  __shared__ SelfRouteShared s;
+  gemv_block<2, 1, 4, false, PF, false>(p, x_stride, p.n, 1, cps, GridIndex{},
+                                        SelfRouteHooks{p.self_route, s, static_cast<int>(blockIdx.y)});
+}
 
 // The MoE combine of hidden rows [row0, row0 + 16) of every token (launch_moe_combine's arithmetic:
 // detail::moe_combine_value over the token's choices sorted by expert id), by the block whose down
@@ -487,7 +588,7 @@ __global__ void __launch_bounds__(128, 3)
     if (item < f.gu_items) {
       const int slot = item / f.gu_tiles, tile = item - slot * f.gu_tiles;
       gemv_block<2, 1, 4, false, true, false>(p.gate_up, gu_x_stride, p.gate_up.n, 1, gu_cps,
-                                              ItemIndex{tile, slot, f.gu_tiles}, CountHooks{nullptr, 0});
+                                              ItemIndex{tile, slot, f.gu_tiles}, CountHooks{{}, nullptr, 0});
       __syncthreads();
       if (threadIdx.x == 0) {
         __threadfence();
@@ -498,7 +599,7 @@ __global__ void __launch_bounds__(128, 3)
       const bool stored = gemv_block<1, 1, 4, false, true, true>(
           p.down, dn_x_stride, p.down.y_stride ? p.down.y_stride : p.down.n, 1, dn_cps,
           ItemIndex{tile, slot, f.dn_tiles},
-          CountHooks{p.counters + 1 + slot, f.gu_tiles, early_trigger ? &next_item : nullptr, f.total});
+          CountHooks{{}, p.counters + 1 + slot, f.gu_tiles, early_trigger ? &next_item : nullptr, f.total});
       if (p.combine.x && stored) {  // (uniform over the block)
         const int active = p.down.num_active ? *p.down.num_active : slots;
         __threadfence();  // this tile's outputs, before the count that hands them to the combine
@@ -767,7 +868,55 @@ __global__ void linear_f32_kernel(LinearParams p, int64_t x_stride, int64_t y_st
   }
 }
 
+std::atomic<int> g_self_route_override{-1};
+std::atomic<int64_t> g_self_routed_launches{0};
+
+// False (nothing launched) when the grid is more than one wave: every wave would pay the routing.
+bool launch_self_routed(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, cudaStream_t stream) {
+  const GroupedGemvParams::SelfRoute& r = p.self_route;
+  AURORA_KERNEL_CHECK(r.ready, "self-routed gemv: self_route.ready must be set");
+  AURORA_KERNEL_CHECK(
+      r.num_tokens >= 1 && r.num_tokens <= kGemvNormMaxPositions,
+      "self-routed gemv: self_route.num_tokens must be 1.." << kGemvNormMaxPositions << ", got " << r.num_tokens);
+  AURORA_KERNEL_CHECK(
+      r.num_experts >= 1 && r.num_experts <= kSelfRouteMaxExperts,
+      "self-routed gemv: self_route.num_experts must be 1.." << kSelfRouteMaxExperts << ", got " << r.num_experts);
+  AURORA_KERNEL_CHECK(
+      r.top_k >= 1 && r.top_k <= kMaxTopK && r.top_k <= r.num_experts,
+      "self-routed gemv: self_route.top_k must be 1.." << kMaxTopK << " and at most the experts, got " << r.top_k);
+  AURORA_KERNEL_CHECK(
+      p.epilogue == GemvEpilogue::kSwiGluBF16 && !p.norm_weight && p.group_offsets && p.active_groups && p.num_active &&
+          p.x_rows && p.x_row_div == r.top_k && p.max_positions_per_group == r.num_tokens &&
+          p.num_group_slots == std::min(r.num_tokens * r.top_k, r.num_experts) && y_stride == p.n && gemv_warps() == 4,
+      "self-routed gemv: the routed experts' SwiGLU gate_up of the step (group arrays set, x_row_div "
+      "= top_k, one slot per possible expert, max_positions_per_group = num_tokens, 4-warp "
+      "instances); got "
+          << p.num_group_slots << " slots for " << r.num_tokens << " tokens, max positions "
+          << p.max_positions_per_group);
+  const int cps = detail::ceil_div(p.k, kChunk);
+  const size_t smem = smem_bytes<2, 1, 4, false>(p, cps);
+  const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.n, kTileRows)), static_cast<unsigned>(p.num_group_slots));
+  const bool prefetch = gemv_prefetch_min_k() > 0 && p.k >= gemv_prefetch_min_k();
+  const auto kernel = prefetch ? self_routed_gate_up_kernel<true> : self_routed_gate_up_kernel<false>;
+  ensure_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);
+  if (int64_t{grid.x} * grid.y > resident_blocks(reinterpret_cast<const void*>(kernel), 128, smem)) return false;
+  g_self_routed_launches.fetch_add(1, std::memory_order_relaxed);
+  // Launched early: its blocks start once every router block has written its logits.
+  launch_pdl_hinted(true, kernel, grid, dim3(128), smem, stream, p, x_stride, cps);
+  return true;
+}
+
 }  // namespace
+
+bool gemv_self_route_enabled() {
+  const int mode = g_self_route_override.load(std::memory_order_relaxed);
+  if (mode >= 0) return mode == 1;
+  static const bool on = !env_is("AURORA_SELF_ROUTE", '0');
+  return on;
+}
+int64_t gemv_self_routed_launches() { return g_self_routed_launches.load(std::memory_order_relaxed); }
+void set_gemv_self_route(bool on) { g_self_route_override.store(on ? 1 : 0, std::memory_order_relaxed); }
+void reset_gemv_self_route() { g_self_route_override.store(-1, std::memory_order_relaxed); }
 
 void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
   AURORA_KERNEL_CHECK(p.n > 0 && p.k > 0 && p.k % 8 == 0, "gemv needs k % 8 == 0, got n " << p.n << ", k " << p.k);
@@ -789,6 +938,7 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
   } else {
     AURORA_KERNEL_CHECK(p.y_f32, "float32 epilogue needs y_f32");
   }
+  if (p.self_route.logits && launch_self_routed(p, x_stride, y_stride, stream)) return;
   if (gemv_uses_tiled_gemm(p)) {
     launch_tiled_grouped_gemm(p, x_stride, y_stride, p.groups_before_wait && early_expert_launch(), stream);
     return;

@@ -11,91 +11,17 @@
 #include "cluster_probe.cuh"
 #include "device_utils.cuh"
 #include "moe_combine.cuh"
+#include "route_token.cuh"
 
 namespace aurora::kernels::cuda {
 namespace {
 namespace cg = cooperative_groups;
+using detail::route_token;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kExpertsPerThread = kMaxRoutedExperts / kThreads;
 static_assert(kMaxRoutedExperts % kThreads == 0, "");
-
-// Softmax over one token's logits, top-k (ties to the lower id), optional renormalisation; one warp.
-// probs: this warp's shared scratch of num_experts floats.
-// kShared: logits in shared memory (else global, written by other blocks of the launch).
-// Short code on purpose: the routing warp runs it once per launch, from a cold instruction cache.
-template <bool kShared = false>
-__device__ void route_token(const float* logits, int32_t num_experts, int32_t top_k, bool renormalize, float* probs,
-                            int32_t* ids, float* weights, int32_t* ids_copy = nullptr) {
-  const int lane = threadIdx.x & 31;
-  // The logits into probs, kLoads per lane at a time: one round trip for <= 32 * kLoads experts.
-  constexpr int kLoads = 8;
-  float m = -INFINITY;
-#pragma unroll 1
-  for (int32_t e0 = lane; e0 < num_experts; e0 += 32 * kLoads) {
-    float v[kLoads];
-#pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      const int32_t e = e0 + 32 * u;
-      v[u] = e < num_experts ? (kShared ? logits[e] : __ldcg(logits + e)) : -INFINITY;
-    }
-#pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      m = fmaxf(m, v[u]);
-      if (e0 + 32 * u < num_experts) probs[e0 + 32 * u] = v[u];
-    }
-  }
-  m = detail::warp_max(m);
-  float s = 0.0f;
-  for (int32_t e = lane; e < num_experts; e += 32) {
-    const float v = expf(probs[e] - m);
-    probs[e] = v;
-    s += v;
-  }
-  s = detail::warp_sum(s);
-  for (int32_t e = lane; e < num_experts; e += 32) probs[e] = probs[e] / s;
-  __syncwarp();
-  float chosen_sum = 0.0f;
-  float chosen[kMaxTopK];
-  int32_t chosen_id[kMaxTopK];
-#pragma unroll 1
-  for (int j = 0; j < kMaxTopK; ++j) {
-    if (j >= top_k) break;
-    float best = -INFINITY;
-    int32_t best_id = 0x7fffffff;
-    for (int32_t e = lane; e < num_experts; e += 32) {
-      const float v = probs[e];
-      if (v > best) {  // lane-strided ids ascend, so ties keep the lower id
-        best = v;
-        best_id = e;
-      }
-    }
-    // The warp's largest probability, then the lowest id holding it: two warp reductions (redux)
-    // instead of five rounds of two dependent shuffles. Probabilities are >= 0, where the float
-    // order is the order of the bits as unsigned integers; a lane without candidates (-inf: all
-    // chosen) offers 0 with id INT_MAX, so the same expert wins as by comparing the floats.
-    const uint32_t key = best >= 0.0f ? __float_as_uint(best) : 0u;
-    const uint32_t top = __reduce_max_sync(0xffffffffu, key);
-    best_id =
-        static_cast<int32_t>(__reduce_min_sync(0xffffffffu, key == top ? static_cast<uint32_t>(best_id) : 0x7fffffffu));
-    best = __uint_as_float(top);
-    chosen[j] = best;
-    chosen_id[j] = best_id;
-    chosen_sum += best;
-    if ((best_id & 31) == lane) probs[best_id] = -INFINITY;  // its owner: no other lane reads it
-  }
-  if (lane == 0) {
-#pragma unroll 1
-    for (int j = 0; j < kMaxTopK; ++j) {
-      if (j < top_k) {
-        ids[j] = chosen_id[j];
-        if (ids_copy) ids_copy[j] = chosen_id[j];
-        weights[j] = renormalize ? chosen[j] / chosen_sum : chosen[j];
-      }
-    }
-  }
-}
 
 // Stable counting sort of items by key, by one block of kThreads threads.
 struct PermuteOut {
@@ -395,6 +321,7 @@ __device__ void route_group_then_permute(const RouteCudaParams& p, int32_t t0, i
   __syncthreads();
   // ticket[1 + group]: the last of the group's expert blocks routes the group's tokens.
   if (threadIdx.x == 0) {
+    if (p.logits_ready) atomicAdd(p.logits_ready, 1);  // (after the fence above)
     int32_t* group_ticket = p.ticket + 1 + blockIdx.y;
     is_last = atomicAdd(group_ticket, 1) == static_cast<int32_t>(gridDim.x) - 1;
     if (is_last) *group_ticket = 0;
@@ -804,7 +731,9 @@ void launch_route(const RouteCudaParams& p, cudaStream_t stream) {
       p.num_experts <= kMaxRoutedExperts && p.top_k >= 1 && p.top_k <= kMaxTopK && p.top_k <= p.num_experts &&
           p.hidden % 4 == 0,
       "routing shape unsupported: " << p.num_experts << " experts, top " << p.top_k << ", hidden " << p.hidden);
-  if (launch_route_cluster(p, stream)) return;
+  AURORA_KERNEL_CHECK(!p.logits_ready || p.num_tokens <= kRouteTokens,
+                      "logits_ready needs at most " << kRouteTokens << " tokens, got num_tokens " << p.num_tokens);
+  if (!p.logits_ready && launch_route_cluster(p, stream)) return;
   if (p.num_tokens > kRouteWideMinTokens && p.num_experts >= kRouteWideMinExperts && !p.norm_weight) {
     const dim3 wide(static_cast<unsigned>(detail::ceil_div(p.num_experts, kWideExperts)),
                     static_cast<unsigned>(detail::ceil_div(p.num_tokens, kWideTokens)));

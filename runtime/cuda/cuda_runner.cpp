@@ -205,10 +205,11 @@ void CudaModelRunner::allocate() {
   b.split_tickets = b.alloc<int32_t>(kSplitTickets, act);
   // Decode steps of <= kGemvNormMaxPositions tokens fuse their experts (kc::launch_expert_ffn), whose
   // counters live after the routing counts so that the step's one memset zeroes both.
+  // One more word per layer: the router's logits_ready for the self-routed gate_up.
   b.ffn_counter_stride =
       (kc::expert_ffn_counters(static_cast<int32_t>(std::min<int64_t>(kc::kGemvNormMaxPositions * K, E)),
                                static_cast<int32_t>(H)) +
-       1) /
+       2) /
       2 * 2;
   b.count_words = int64_t{c.num_layers} * (E + b.ffn_counter_stride / 2);
   b.expert_tokens = b.alloc<int64_t>(b.count_words, act);
@@ -376,7 +377,8 @@ void CudaModelRunner::dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, f
   project(b.act16, f.down, H, I, out, rows, accumulate);
 }
 
-bool CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode, const kc::MoeCombineCudaParams* combine) {
+bool CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode, const kc::MoeCombineCudaParams* combine,
+                                     const int32_t* logits_ready) {
   const auto& c = weights_->config();
   const CudaLayer& L = weights_->layers[static_cast<size_t>(layer)];
   Buffers& b = *buf_;
@@ -402,10 +404,12 @@ bool CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode, cons
     set_split(g);
     const bool fused = kc::expert_ffn_for(T, I, options_.fused_ffn);
     if (!fused) {
+      if (logits_ready) g.self_route = {b.router_logits, logits_ready, T, E, K};  // the router's logits
       kc::launch_grouped_gemv(g, stream_);
-      mark("experts gate_up+silu");
+      mark(logits_ready ? "experts gate_up+silu (self-routed)" : "experts gate_up+silu");
     }
     kc::GroupedGemvParams d = g;
+    d.self_route = {};  // (the down projection reads the router's permutation)
     d.x = b.act16;
     d.x_rows = nullptr;
     d.x_row_div = 1;
@@ -558,6 +562,13 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     rp.top_k = c.num_experts_per_tok;
     rp.normalization = c.topk_norm == config::TopKNorm::kRenormalize ? kernels::TopKNormalization::kRenormalize
                                                                      : kernels::TopKNormalization::kNone;
+    // Unfused experts of a small step route their gate_up for themselves (kc::GroupedGemvParams::
+    // self_route) from the logits, once every router block has counted itself here.
+    const bool self_route = !ep_ && T <= kc::kGemvNormMaxPositions && c.num_experts <= kc::kSelfRouteMaxExperts &&
+                            !kc::expert_ffn_for(T, c.moe_intermediate_size, options_.fused_ffn) &&
+                            kc::gemv_self_route_enabled();
+    rp.logits_ready =
+        self_route ? b.ffn_counters + int64_t{l} * b.ffn_counter_stride + b.ffn_counter_stride - 1 : nullptr;
     kc::launch_route(rp, s);
     mark("router + top-k + permute");
     const bool has_next = l + 1 < c.num_layers;
@@ -582,7 +593,7 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     if (ep_) {
       ep_moe_layer(l, T);
     } else {
-      combined = routed_experts(l, T, decode, combine_in_ffn ? &mc : nullptr);
+      combined = routed_experts(l, T, decode, combine_in_ffn ? &mc : nullptr, rp.logits_ready);
     }
     if (L.shared_expert.gate_up) {
       dense_ffn(b.h16, L.shared_expert, T, b.shared_out, false);

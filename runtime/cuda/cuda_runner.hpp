@@ -199,9 +199,11 @@ class CudaModelRunner {
   void project(const bf16* x, const bf16* w, int32_t n, int32_t k, float* y, int32_t rows, bool accumulate);
   void dense_ffn(const bf16* x, const CudaFfn& f, int32_t rows, float* out, bool accumulate);
   // The routed experts; with `combine`, a fused expert FFN may also combine: true when it did (the
-  // caller then launches no combine).
+  // caller then launches no combine). With `logits_ready` (the router's RouteCudaParams::logits_ready)
+  // the unfused gate_up routes for itself.
   bool routed_experts(int32_t layer, int32_t num_tokens, bool decode,
-                      const kernels::cuda::MoeCombineCudaParams* combine = nullptr);
+                      const kernels::cuda::MoeCombineCudaParams* combine = nullptr,
+                      const int32_t* logits_ready = nullptr);
   int32_t bucket_for(int32_t num_seqs) const;
   // The decode graphs' attention bound for contexts of up to `positions` tokens: a power of two,
   // at least 512, at most max_context.

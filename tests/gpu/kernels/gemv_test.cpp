@@ -513,6 +513,161 @@ TEST_CASE("the fused expert FFN gives the separate launches' bits, with and with
   }
 }
 
+TEST_CASE("the self-routed gate_up chooses the router's experts and gives the routed launch's bits", "[gpu][gemv]") {
+  // The router (ticket kernel with the fused norm, counting itself in logits_ready), then the
+  // experts' gate_up: from the router's group arrays, and routing for itself from the logits with
+  // those arrays poisoned (it must not read them). Ties: router rows repeated, so that many logits
+  // are equal and the lower id must win in both.
+  // The last case's grid (5000 blocks) is more than one wave: the launch reads the router's arrays.
+  struct Case {
+    int32_t tokens, experts, top_k, hidden, inter;
+    bool ties, one_wave;
+  };
+  for (const Case& c :
+       {Case{1, 8, 2, 2048, 512, false, true}, Case{1, 128, 8, 256, 96, false, true},
+        Case{4, 64, 8, 256, 96, false, true}, Case{3, 256, 8, 128, 64, true, true}, Case{2, 16, 4, 128, 40, true, true},
+        Case{4, 8, 2, 64, 32, true, true}, Case{1, 8, 2, 64, 40000, false, false}}) {
+    INFO(c.tokens << " tokens, " << c.experts << " experts, top " << c.top_k << ", inter " << c.inter
+                  << (c.ties ? ", tied logits" : ""));
+    const int32_t items = c.tokens * c.top_k, slots = std::min(items, c.experts);
+    auto router = random_floats(size_t(c.experts) * c.hidden, 401, 1.0f / std::sqrt(float(c.hidden)));
+    if (c.ties) {  // expert e's row is expert (e % 3)'s
+      for (int32_t e = 3; e < c.experts; ++e) {
+        std::copy_n(router.begin() + int64_t(e % 3) * c.hidden, c.hidden, router.begin() + int64_t(e) * c.hidden);
+      }
+    }
+    DeviceArray<float> dx(random_floats(size_t(c.tokens) * c.hidden, 402, 2.0f)), drouter(router),
+        dnw(random_floats(size_t(c.hidden), 403, 0.2f, 1.0f)), dlogits(size_t(c.tokens) * c.experts), dw(items);
+    DeviceArray<uint16_t> h16(size_t(c.tokens) * c.hidden), act(size_t(items) * c.inter);
+    DeviceArray<int32_t> dids(items), doff(size_t(c.experts) + 1), dperm(items), dpos(items), dactive(slots), dnum(1),
+        ticket(size_t(kc::route_ticket_count(c.tokens))), ready(1);
+    auto dgu = upload_bf16(rounded_bf16(
+        random_floats(size_t(c.experts) * 2 * c.inter * c.hidden, 404, 1.0f / std::sqrt(float(c.hidden)))));
+    kc::RouteCudaParams rp;
+    rp.x = dx.get();
+    rp.router = drouter.get();
+    rp.logits = dlogits.get();
+    rp.topk_ids = dids.get();
+    rp.topk_weights = dw.get();
+    rp.expert_offsets = doff.get();
+    rp.permuted_item = dperm.get();
+    rp.item_position = dpos.get();
+    rp.active_experts = dactive.get();
+    rp.num_active = dnum.get();
+    rp.ticket = ticket.get();
+    rp.num_tokens = c.tokens;
+    rp.hidden = c.hidden;
+    rp.num_experts = c.experts;
+    rp.top_k = c.top_k;
+    rp.norm_weight = dnw.get();
+    rp.norm_out_bf16 = as_bf16(h16);
+    rp.logits_ready = ready.get();
+    ticket.zero();
+    ready.zero();
+    kc::launch_route(rp, nullptr);
+    CHECK(ready.download()[0] == c.experts);  // every router block counted itself
+    const auto ids = dids.download();
+    kc::GroupedGemvParams g;
+    g.x = as_bf16(h16);
+    g.x_rows = dperm.get();
+    g.x_row_div = c.top_k;
+    g.weight = as_bf16(dgu);
+    g.weight_group_stride = int64_t(2) * c.inter * c.hidden;
+    g.n = c.inter;
+    g.k = c.hidden;
+    g.group_offsets = doff.get();
+    g.active_groups = dactive.get();
+    g.num_active = dnum.get();
+    g.num_group_slots = slots;
+    g.max_positions_per_group = c.tokens;
+    g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
+    g.y_bf16 = as_bf16(act);
+    act.poison();
+    kc::launch_grouped_gemv(g, nullptr);
+    const auto want = act.download();
+    kc::GroupedGemvParams self = g;
+    self.self_route = {dlogits.get(), ready.get(), c.tokens, c.experts, c.top_k};
+    const int64_t launches0 = kc::gemv_self_routed_launches();
+    if (c.one_wave) {  // after the router: its permutation poisoned
+      doff.poison();
+      dperm.poison();
+      dactive.poison();
+      dnum.poison();
+      act.poison();
+      kc::launch_grouped_gemv(self, nullptr);
+      const auto got = act.download();
+      CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(uint16_t)) == 0);
+    }
+    {  // as the runner launches them: the gate_up may start while the router's last block routes
+      ready.zero();
+      act.poison();
+      kc::launch_route(rp, nullptr);
+      kc::launch_grouped_gemv(self, nullptr);
+      const auto got = act.download();
+      CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(uint16_t)) == 0);
+      CHECK(dids.download() == ids);
+      CHECK(ready.download()[0] == c.experts);
+    }
+    CHECK(kc::gemv_self_routed_launches() - launches0 == (c.one_wave ? 2 : 0));
+    if (c.ties && c.experts / 3 > c.top_k) {  // the tie-break was exercised: a chosen expert has an unchosen twin
+      bool tie = false;
+      for (int32_t t = 0; t < c.tokens; ++t) {
+        for (int32_t j = 0; j < c.top_k; ++j) {
+          const int32_t e = ids[size_t(t * c.top_k + j)];
+          bool unchosen_twin = false;
+          for (int32_t o = e % 3; o < c.experts; o += 3) {
+            unchosen_twin = unchosen_twin || std::find(ids.begin() + t * c.top_k, ids.begin() + (t + 1) * c.top_k, o) ==
+                                                 ids.begin() + (t + 1) * c.top_k;
+          }
+          tie = tie || unchosen_twin;
+        }
+      }
+      CHECK(tie);
+    }
+  }
+}
+
+TEST_CASE("the self-routed gate_up and the counting router refuse what they cannot do", "[gpu][gemv]") {
+  DeviceArray<uint16_t> x(64), w(64), act(64);
+  DeviceArray<int32_t> arr(64), ready(1);
+  DeviceArray<float> logits(64);
+  kc::GroupedGemvParams g;
+  g.x = as_bf16(x);
+  g.x_rows = arr.get();
+  g.x_row_div = 2;
+  g.weight = as_bf16(w);
+  g.n = 8;
+  g.k = 8;
+  g.group_offsets = arr.get();
+  g.active_groups = arr.get();
+  g.num_active = arr.get();
+  g.num_group_slots = 2;
+  g.max_positions_per_group = 1;
+  g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
+  g.y_bf16 = as_bf16(act);
+  g.self_route = {logits.get(), nullptr, 1, 8, 2};
+  CHECK_THROWS_WITH(kc::launch_grouped_gemv(g, nullptr), Catch::Contains("self_route.ready must be set"));
+  g.self_route.ready = ready.get();
+  g.self_route.num_tokens = 5;
+  CHECK_THROWS_WITH(kc::launch_grouped_gemv(g, nullptr),
+                    Catch::Contains("self_route.num_tokens must be 1..4") && Catch::Contains("got 5"));
+  g.self_route.num_tokens = 1;
+  g.self_route.num_experts = 300;
+  CHECK_THROWS_WITH(kc::launch_grouped_gemv(g, nullptr),
+                    Catch::Contains("self_route.num_experts must be 1..256") && Catch::Contains("got 300"));
+  g.self_route.num_experts = 8;
+  g.num_group_slots = 3;
+  CHECK_THROWS_WITH(kc::launch_grouped_gemv(g, nullptr), Catch::Contains("got 3 slots for 1 tokens"));
+  kc::RouteCudaParams rp;
+  rp.num_tokens = 5;
+  rp.num_experts = 8;
+  rp.top_k = 2;
+  rp.hidden = 8;
+  rp.logits_ready = ready.get();
+  CHECK_THROWS_WITH(kc::launch_route(rp, nullptr),
+                    Catch::Contains("logits_ready needs at most 4 tokens, got num_tokens 5"));
+}
+
 TEST_CASE("the fused expert FFN refuses a combine it cannot do", "[gpu][gemv]") {
   kc::ExpertFfnCudaParams p;
   p.gate_up.epilogue = kc::GemvEpilogue::kSwiGluBF16;

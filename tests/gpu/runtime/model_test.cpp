@@ -152,6 +152,36 @@ struct GpuHarness {
     return out;
   }
 
+  // `n` sequences (the prompt rotated by 0 .. n - 1 tokens) prefilled together, then the `fed`
+  // tokens one per sequence per step (decode steps of n tokens): every step's logits.
+  std::vector<float> batch_logits(const std::vector<int32_t>& prompt, const std::vector<int32_t>& fed, int32_t n) {
+    std::vector<std::vector<int32_t>> seqs, tables(static_cast<size_t>(n));
+    for (int32_t s = 0; s < n; ++s) {
+      std::vector<int32_t> q = prompt;
+      std::rotate(q.begin(), q.begin() + s, q.end());
+      q.insert(q.end(), fed.begin(), fed.end());
+      seqs.push_back(q);
+      REQUIRE(
+          blocks.allocate(blocks_for_tokens(int64_t(q.size()), runner->options().kv_block_size), tables[size_t(s)]));
+    }
+    std::vector<float> out;
+    int32_t computed = 0;
+    for (int32_t end = int32_t(prompt.size()); end <= int32_t(seqs[0].size()); ++end) {
+      StepBatch b;
+      for (int32_t s = 0; s < n; ++s) {
+        StepBatch one = last_logits_step(seqs[size_t(s)], computed, end, tables[size_t(s)]);
+        one.chunks[0].logits_row = s;
+        b.chunks.push_back(one.chunks[0]);
+      }
+      b.num_logits_rows = n;
+      const StepResult& r = runner->execute(b);
+      out.insert(out.end(), r.logits, r.logits + size_t(n) * size_t(vocab()));
+      computed = end;
+    }
+    for (auto& t : tables) blocks.release(t);
+    return out;
+  }
+
   // Prefill, then one token per step with greedy sampling on the GPU (the decode-graph path).
   std::vector<int32_t> greedy(const std::vector<int32_t>& prompt, int32_t steps) {
     std::vector<int32_t> seq = prompt, table, out;
@@ -347,6 +377,41 @@ TEST_CASE("decode with the fused expert FFN has the two launches' bits", "[gpu][
     CHECK(fused.runner->last_step_used_graph());
     REQUIRE(got.size() == want.size());
     CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("decode with the self-routed gate_up has the bits of the router's routing", "[gpu][model]") {
+  // Unfused experts at steps of <= 4 tokens: the gate_up routing for itself from the logits
+  // (kc::GroupedGemvParams::self_route, the default) against the gate_up reading the router's
+  // permutation: the same greedy tokens and logits bits at every decode step, eager and through
+  // the graphs (each runner captures its graphs under its setting), at batch 1 and 3.
+  struct Restore {
+    ~Restore() { kernels::cuda::reset_gemv_self_route(); }
+  } restore;
+  for (auto arch : kArchs) {
+    auto model = mid_model(arch);
+    INFO(model->name);
+    const int32_t V = model->config.vocab_size;
+    const auto prompt = random_prompt(23, V, 13);
+    const auto fed = random_prompt(8, V, 14);
+    kernels::cuda::set_gemv_self_route(false);
+    const int64_t launches0 = kernels::cuda::gemv_self_routed_launches();
+    GpuHarness off(*model, 4, 0);
+    const auto want_tokens = off.greedy(prompt, 12);
+    const auto want = off.fed_logits(prompt, fed);
+    const auto want_batch = off.batch_logits(prompt, fed, 3);
+    CHECK(kernels::cuda::gemv_self_routed_launches() == launches0);
+    kernels::cuda::set_gemv_self_route(true);
+    GpuHarness on(*model, 4, 0);
+    CHECK(on.greedy(prompt, 12) == want_tokens);
+    const auto got = on.fed_logits(prompt, fed);
+    CHECK(on.runner->last_step_used_graph());
+    CHECK(kernels::cuda::gemv_self_routed_launches() > launches0);  // the decode steps ran it
+    REQUIRE(got.size() == want.size());
+    CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+    const auto got_batch = on.batch_logits(prompt, fed, 3);
+    REQUIRE(got_batch.size() == want_batch.size());
+    CHECK(std::memcmp(got_batch.data(), want_batch.data(), got_batch.size() * sizeof(float)) == 0);
   }
 }
 

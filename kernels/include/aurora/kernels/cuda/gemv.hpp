@@ -103,8 +103,33 @@ struct GroupedGemvParams {
   // before waiting for the previous kernel (programmatic dependent launch); such a launch may also
   // start early (pdl_mode 2; AURORA_PDL_EXPERTS=0 turns that off).
   bool groups_before_wait = false;
+  // Routing by the launch itself (the routed experts' SwiGLU gate_up of a step of <= 4 tokens, at
+  // most kSelfRouteMaxExperts experts): instead of waiting for the router kernel to finish, each
+  // block waits until *ready reaches num_experts (RouteCudaParams::logits_ready: every logit and
+  // the normalised rows written), routes the tokens from the logits with the router's own code
+  // (detail::route_token: the same experts), and derives its slot's expert and positions as the
+  // router's permutation orders them (active experts ascending, items in token order). So the
+  // experts' weights start streaming while the router's last block is still routing and permuting.
+  // The group arrays (group_offsets, active_groups, num_active, x_rows with x_row_div = top_k) must
+  // still be set: the launches after this one read them; this launch's blocks wait for the router
+  // to complete before they let their dependents launch. Off with logits null; ignored (the
+  // router's arrays are read after its completion, as without it) when the grid is more than one
+  // wave of resident blocks, where every wave would pay the routing: H200, 2026-11-29, batch 4
+  // self-routed in 3 waves: Qwen3-30B-A3B 7.04 vs 6.62 ms, OLMoE-1B-7B 2.71-2.74 vs 2.58.
+  struct SelfRoute {
+    const float* logits = nullptr;  // [num_tokens, num_experts], the router's
+    const int32_t* ready = nullptr;
+    int32_t num_tokens = 0, num_experts = 0, top_k = 0;
+  } self_route;
 };
 constexpr int32_t kGemvNormMaxPositions = 4;
+constexpr int32_t kSelfRouteMaxExperts = 256;
+// Whether decode steps route the experts' gate_up for themselves (GroupedGemvParams::self_route):
+// on unless AURORA_SELF_ROUTE=0, or the test override.
+bool gemv_self_route_enabled();
+void set_gemv_self_route(bool on);  // tests
+void reset_gemv_self_route();
+int64_t gemv_self_routed_launches();  // self-routed launches (or graph captures) so far; tests
 void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream);
 
 // The routed experts' gate_up (SwiGLU) and down projections of a decode step in one launch instead

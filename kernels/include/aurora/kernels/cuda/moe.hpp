@@ -63,6 +63,11 @@ struct RouteCudaParams {
   // ticket kernel. Same bits either way.
   bool allow_cluster = true;
   bool force_cluster = false;
+  // Optional (<= 4 tokens; the ticket kernel, never the cluster one): every block adds 1 here once
+  // its logits (and, for expert 0, the normalised rows) are written and fenced, so that a launch
+  // running concurrently (the experts' gate_up routing for itself, gemv.hpp) sees all of them when
+  // it reaches num_experts. Zero before the launch; left at num_experts.
+  int32_t* logits_ready = nullptr;
 };
 void launch_route(const RouteCudaParams& p, cudaStream_t stream);
 // Tickets launch_route needs for up to max_tokens tokens: one per group of 4 tokens (the group's last

@@ -80,18 +80,119 @@ struct ParamGroups {
   __device__ int group(const GroupedGemvParams& p, int slot) const {
     return p.active_groups ? p.active_groups[slot] : slot;
   }
-  __device__ int2 positions(const GroupedGemvParams& p, int group) const {  // first, count
+  __device__ int2 positions(const GroupedGemvParams& p, int /*slot*/, int group) const {  // first, count
     if (!p.group_offsets) return make_int2(0, p.num_positions);
     const int first = p.group_offsets[group];
     return make_int2(first, p.group_offsets[group + 1] - first);
   }
-  __device__ int64_t x_row(const GroupedGemvParams& p, int pos) const {
+  __device__ int64_t x_row(const GroupedGemvParams& p, int /*slot*/, int pos) const {
     return p.x_rows ? p.x_rows[pos] / p.x_row_div : pos;
   }
 };
 struct PdlHooks : ParamGroups {
   __device__ void wait() const { detail::pdl_wait(); }
   __device__ void trigger() const { detail::pdl_launch_dependents(); }
+};
+
+// The routing of a self-routed launch (GroupedGemvParams::self_route), in shared memory: every
+// group slot's expert, positions and tokens, as the router's permutation orders them.
+constexpr int kSelfRouteMaxSlots = kGemvNormMaxPositions * kMaxTopK;
+struct SelfRouteShared {
+  float probs[kGemvNormMaxPositions][kSelfRouteMaxExperts];  // route_token's scratch
+  int32_t ids[kGemvNormMaxPositions][kMaxTopK];
+  float weights[kGemvNormMaxPositions][kMaxTopK];                     // (route_token's; unused)
+  uint32_t chosen[kGemvNormMaxPositions][kSelfRouteMaxExperts / 32];  // each token's experts, as bits
+  int32_t active;
+  int32_t group[kSelfRouteMaxSlots], first[kSelfRouteMaxSlots], count[kSelfRouteMaxSlots];
+  int32_t rows[kSelfRouteMaxSlots][kGemvNormMaxPositions];  // a slot's positions' tokens, ascending
+};
+
+// Every thread of the block: waits until every logit is written (*ready >= num_experts), then warp
+// t routes token t with route_token (the router's experts from the same logits), and thread i
+// derives slot i as the router's permutation gives it: the active experts are the chosen ones in
+// ascending id, slot i's expert is the i-th of them, its positions start after every chosen (token,
+// expert) pair of a lower id and hold its tokens in ascending order.
+__device__ void self_route_table(const GroupedGemvParams::SelfRoute& r, SelfRouteShared& s) {
+  const int T = r.num_tokens, E = r.num_experts, K = r.top_k, words = (E + 31) / 32;
+  for (int i = threadIdx.x; i < T * words; i += blockDim.x) s.chosen[i / words][i % words] = 0u;
+  if (threadIdx.x == 0) {
+    for (;;) {
+      int32_t v;
+      asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(r.ready) : "memory");
+      if (v >= E) break;
+      __nanosleep(32);
+    }
+  }
+  __syncthreads();
+  const int warp = static_cast<int>(threadIdx.x) >> 5;
+  if (warp < T) {
+    detail::route_token(r.logits + static_cast<int64_t>(warp) * E, E, K, false, s.probs[warp], s.ids[warp],
+                        s.weights[warp]);
+  }
+  __syncthreads();
+  if (static_cast<int>(threadIdx.x) < T * K) {
+    const int t = threadIdx.x / K, e = s.ids[t][threadIdx.x % K];
+    atomicOr(&s.chosen[t][e / 32], 1u << (e % 32));
+  }
+  __syncthreads();
+  const int slot = threadIdx.x;
+  if (slot < min(T * K, E)) {
+    int active = 0, group = -1;
+    for (int w = 0; w < words; ++w) {
+      uint32_t any = 0;
+      for (int t = 0; t < T; ++t) any |= s.chosen[t][w];
+      const int n = __popc(any);
+      if (group < 0 && slot < active + n) {
+        for (int skip = slot - active; skip > 0; --skip) any &= any - 1;  // the (slot - active)-th bit
+        group = w * 32 + __ffs(any) - 1;
+      }
+      active += n;
+    }
+    if (slot == 0) s.active = active;
+    s.group[slot] = group;
+    if (group >= 0) {
+      int first = 0, count = 0;
+      for (int t = 0; t < T; ++t) {
+        for (int w = 0; w < group / 32; ++w) first += __popc(s.chosen[t][w]);
+        const uint32_t word = s.chosen[t][group / 32], bit = 1u << (group % 32);
+        first += __popc(word & (bit - 1u));
+        if (word & bit) s.rows[slot][count++] = t;
+      }
+      s.first[slot] = first;
+      s.count[slot] = count;
+    }
+  }
+  __syncthreads();
+}
+
+// Groups from a self-routed table (the launch's x_rows only says whether inputs are gathered).
+struct TableGroups {
+  SelfRouteShared* table;
+  __device__ bool inactive(const GroupedGemvParams&, int slot) const { return slot >= table->active; }
+  __device__ int group(const GroupedGemvParams&, int slot) const { return table->group[slot]; }
+  __device__ int2 positions(const GroupedGemvParams&, int slot, int) const {
+    return make_int2(table->first[slot], table->count[slot]);
+  }
+  __device__ int64_t x_row(const GroupedGemvParams& p, int slot, int pos) const {
+    return p.x_rows ? table->rows[slot][pos - table->first[slot]] : pos;
+  }
+};
+
+// Groups from the router's arrays, or (table set) from a self-routed table.
+struct RoutedGroups {
+  SelfRouteShared* table = nullptr;
+  __device__ bool inactive(const GroupedGemvParams& p, int slot) const {
+    return table ? TableGroups{table}.inactive(p, slot) : ParamGroups{}.inactive(p, slot);
+  }
+  __device__ int group(const GroupedGemvParams& p, int slot) const {
+    return table ? TableGroups{table}.group(p, slot) : ParamGroups{}.group(p, slot);
+  }
+  __device__ int2 positions(const GroupedGemvParams& p, int slot, int group) const {
+    return table ? TableGroups{table}.positions(p, slot, group) : ParamGroups{}.positions(p, slot, group);
+  }
+  __device__ int64_t x_row(const GroupedGemvParams& p, int slot, int pos) const {
+    return table ? TableGroups{table}.x_row(p, slot, pos) : ParamGroups{}.x_row(p, slot, pos);
+  }
 };
 
 // One block of the grouped GEMV; true when it stored its tile's outputs (false: nothing to do, or a
@@ -164,7 +265,7 @@ __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x
   const int slot = bi.slot();
   if (hooks.inactive(p, slot)) return false;
   const int group = hooks.group(p, slot);
-  const int2 positions = hooks.positions(p, group);
+  const int2 positions = hooks.positions(p, slot, group);
   const int pos_begin = positions.x, pos_count = positions.y;
   // Position chunks of one weight tile are consecutive blocks, so the tile's later reads hit L2.
   const int first = chunk * (NB * 8);
@@ -185,7 +286,7 @@ __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x
   if constexpr (NORM) {
     const int64_t nstride = p.norm_x_stride ? p.norm_x_stride : k;
     for (int i = 0; i < npos; ++i) {
-      const float* xr = p.norm_x + hooks.x_row(p, pos_begin + first + i) * nstride;
+      const float* xr = p.norm_x + hooks.x_row(p, slot, pos_begin + first + i) * nstride;
       float ss = 0.0f;
 #pragma unroll 4
       for (int e = threadIdx.x * 4; e < k; e += kThreads * 4) {
@@ -218,7 +319,7 @@ __device__ __forceinline__ bool gemv_block(const GroupedGemvParams& p, int64_t x
       if constexpr (NORM) {
         xrow[nb] = xs + static_cast<int64_t>(i) * kslice - k0;  // indexed by absolute k below
       } else {
-        xrow[nb] = p.x + hooks.x_row(p, pos_begin + first + i) * x_stride;
+        xrow[nb] = p.x + hooks.x_row(p, slot, pos_begin + first + i) * x_stride;
       }
     }
   }
@@ -418,8 +519,9 @@ struct FfnItems {
 // the block meets after (the acquire load and the barrier make the producers' writes, fenced before
 // their increments, visible to every thread). Null count (gate_up tiles): no wait. After its main
 // loop, a down tile whose block has no next item (next: the block's claim in shared memory, made
-// before the item and visible since wait()'s barrier) lets the dependents launch (kEarlyQkv).
-struct CountHooks : ParamGroups {
+// before the item and visible since wait()'s barrier) lets the dependents launch (kEarlyQkv). Groups:
+// the router's arrays, or the block's self-routed table (table set: the launch's gate_up.self_route).
+struct CountHooks : RoutedGroups {
   const int32_t* count;
   int32_t target;
   const int* next = nullptr;  // or null: no early trigger
@@ -437,89 +539,22 @@ struct CountHooks : ParamGroups {
     __syncthreads();
   }
   __device__ void trigger() const {
-    if (next && *next >= total) detail::pdl_launch_dependents();  // the block's last item
+    if (next && *next >= total) {     // the block's last item
+      if (table) detail::pdl_wait();  // (self-routed: the router completes before the dependents launch)
+      detail::pdl_launch_dependents();
+    }
   }
 };
 
-// The routing of a self-routed launch (GroupedGemvParams::self_route), in shared memory.
-struct SelfRouteShared {
-  float probs[kGemvNormMaxPositions][kSelfRouteMaxExperts];  // route_token's scratch
-  int32_t ids[kGemvNormMaxPositions][kMaxTopK];
-  float weights[kGemvNormMaxPositions][kMaxTopK];                     // (route_token's; unused)
-  uint32_t chosen[kGemvNormMaxPositions][kSelfRouteMaxExperts / 32];  // each token's experts, as bits
-  int32_t active, group, first, count;
-  int32_t rows[kGemvNormMaxPositions];  // the group's positions' tokens, ascending
-};
-
-// wait(): until every logit is written (*ready == num_experts), then warp t routes token t with
-// route_token (the router's experts, bit for bit the same logits), and thread 0 derives what the
-// router's permutation gives this block's slot: the active experts are the chosen ones in
-// ascending id, the slot's expert is the slot-th of them, its positions start after every chosen
-// (token, expert) pair of a lower id and hold its tokens in ascending order. trigger(): only after
-// the router has completed (the next launches read its permutation before their own wait).
-struct SelfRouteHooks {
-  const GroupedGemvParams::SelfRoute& r;
-  SelfRouteShared& s;
-  int slot;
-  __device__ void wait() const {
-    const int T = r.num_tokens, E = r.num_experts, K = r.top_k, words = (E + 31) / 32;
-    for (int i = threadIdx.x; i < T * words; i += blockDim.x) s.chosen[i / words][i % words] = 0u;
-    if (threadIdx.x == 0) {
-      for (;;) {
-        int32_t v;
-        asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(r.ready) : "memory");
-        if (v >= E) break;
-        __nanosleep(32);
-      }
-    }
-    __syncthreads();
-    const int warp = static_cast<int>(threadIdx.x) >> 5;
-    if (warp < T) {
-      detail::route_token(r.logits + static_cast<int64_t>(warp) * E, E, K, false, s.probs[warp], s.ids[warp],
-                          s.weights[warp]);
-    }
-    __syncthreads();
-    if (static_cast<int>(threadIdx.x) < T * K) {
-      const int t = threadIdx.x / K, e = s.ids[t][threadIdx.x % K];
-      atomicOr(&s.chosen[t][e / 32], 1u << (e % 32));
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      int active = 0, group = -1;
-      for (int w = 0; w < words; ++w) {
-        uint32_t any = 0;
-        for (int t = 0; t < T; ++t) any |= s.chosen[t][w];
-        const int n = __popc(any);
-        if (group < 0 && slot < active + n) {
-          for (int skip = slot - active; skip > 0; --skip) any &= any - 1;  // the (slot - active)-th bit
-          group = w * 32 + __ffs(any) - 1;
-        }
-        active += n;
-      }
-      s.active = active;
-      s.group = group;
-      if (group >= 0) {
-        int first = 0, count = 0;
-        for (int t = 0; t < T; ++t) {
-          for (int w = 0; w < group / 32; ++w) first += __popc(s.chosen[t][w]);
-          const uint32_t word = s.chosen[t][group / 32], bit = 1u << (group % 32);
-          first += __popc(word & (bit - 1u));
-          if (word & bit) s.rows[count++] = t;
-        }
-        s.first = first;
-        s.count = count;
-      }
-    }
-    __syncthreads();
-  }
+// The self-routed gate_up's hooks: wait() routes (self_route_table); trigger() only after the
+// router has completed (the next launches read its permutation before their own wait).
+struct SelfRouteHooks : TableGroups {
+  const GroupedGemvParams::SelfRoute* r;
+  __device__ void wait() const { self_route_table(*r, *table); }
   __device__ void trigger() const {
     detail::pdl_wait();
     detail::pdl_launch_dependents();
   }
-  __device__ bool inactive(const GroupedGemvParams&, int) const { return slot >= s.active; }
-  __device__ int group(const GroupedGemvParams&, int) const { return s.group; }
-  __device__ int2 positions(const GroupedGemvParams&, int) const { return make_int2(s.first, s.count); }
-  __device__ int64_t x_row(const GroupedGemvParams&, int pos) const { return s.rows[pos - s.first]; }
 };
 
 // The self-routed gate_up (launch_grouped_gemv with self_route): dispatch_nb's decode instance.
@@ -527,8 +562,7 @@ template <bool PF>
 __global__ void __launch_bounds__(128, kMinBlocks<1, 4, PF>)
     self_routed_gate_up_kernel(const __grid_constant__ GroupedGemvParams p, int64_t x_stride, int cps) {
   __shared__ SelfRouteShared s;
-  gemv_block<2, 1, 4, false, PF, false>(p, x_stride, p.n, 1, cps, GridIndex{},
-                                        SelfRouteHooks{p.self_route, s, static_cast<int>(blockIdx.y)});
+  gemv_block<2, 1, 4, false, PF, false>(p, x_stride, p.n, 1, cps, GridIndex{}, SelfRouteHooks{{&s}, &p.self_route});
 }
 
 // The MoE combine of hidden rows [row0, row0 + 16) of every token (launch_moe_combine's arithmetic:
@@ -577,7 +611,15 @@ __global__ void __launch_bounds__(128, 3)
   __shared__ int32_t combine_last;
   __shared__ int32_t order_s[kExpertFfnMaxPositions][kMaxTopK];
   __shared__ float w_s[kExpertFfnMaxPositions][kMaxTopK];
-  detail::pdl_wait();  // the routing and the inputs come from the previous kernels
+  __shared__ SelfRouteShared route_s;
+  // The routing and the inputs come from the previous kernels: wait for the router to complete, or
+  // (self-routed) for its logits only, and route.
+  SelfRouteShared* const table = p.gate_up.self_route.logits ? &route_s : nullptr;
+  if (table) {
+    self_route_table(p.gate_up.self_route, route_s);
+  } else {
+    detail::pdl_wait();
+  }
   if (threadIdx.x == 0) next_item = atomicAdd(p.counters, 1);
   __syncthreads();
   int item = next_item;
@@ -588,7 +630,7 @@ __global__ void __launch_bounds__(128, 3)
     if (item < f.gu_items) {
       const int slot = item / f.gu_tiles, tile = item - slot * f.gu_tiles;
       gemv_block<2, 1, 4, false, true, false>(p.gate_up, gu_x_stride, p.gate_up.n, 1, gu_cps,
-                                              ItemIndex{tile, slot, f.gu_tiles}, CountHooks{{}, nullptr, 0});
+                                              ItemIndex{tile, slot, f.gu_tiles}, CountHooks{{table}, nullptr, 0});
       __syncthreads();
       if (threadIdx.x == 0) {
         __threadfence();
@@ -599,14 +641,15 @@ __global__ void __launch_bounds__(128, 3)
       const bool stored = gemv_block<1, 1, 4, false, true, true>(
           p.down, dn_x_stride, p.down.y_stride ? p.down.y_stride : p.down.n, 1, dn_cps,
           ItemIndex{tile, slot, f.dn_tiles},
-          CountHooks{{}, p.counters + 1 + slot, f.gu_tiles, early_trigger ? &next_item : nullptr, f.total});
+          CountHooks{{table}, p.counters + 1 + slot, f.gu_tiles, early_trigger ? &next_item : nullptr, f.total});
       if (p.combine.x && stored) {  // (uniform over the block)
-        const int active = p.down.num_active ? *p.down.num_active : slots;
+        const int active = table ? table->active : p.down.num_active ? *p.down.num_active : slots;
         __threadfence();  // this tile's outputs, before the count that hands them to the combine
         __syncthreads();
         if (threadIdx.x == 0) combine_last = atomicAdd(p.counters + 1 + slots + tile, 1) == active - 1;
         __syncthreads();
         if (combine_last) {
+          if (table) detail::pdl_wait();  // the combine reads the router's choices and positions
           __threadfence();
           ffn_combine_rows(p.combine, tile * kTileRows, order_s, w_s);
         }
@@ -615,6 +658,7 @@ __global__ void __launch_bounds__(128, 3)
     __syncthreads();
     item = next_item;
   }
+  if (table) detail::pdl_wait();  // (self-routed: the router completes before the dependents launch)
   detail::pdl_launch_dependents();
 }
 
@@ -872,7 +916,8 @@ std::atomic<int> g_self_route_override{-1};
 std::atomic<int64_t> g_self_routed_launches{0};
 
 // False (nothing launched) when the grid is more than one wave: every wave would pay the routing.
-bool launch_self_routed(const GroupedGemvParams& p, int64_t x_stride, int64_t y_stride, cudaStream_t stream) {
+// The checks of a self-routed gate_up (GroupedGemvParams::self_route), fused or not.
+void check_self_route(const GroupedGemvParams& p) {
   const GroupedGemvParams::SelfRoute& r = p.self_route;
   AURORA_KERNEL_CHECK(r.ready, "self-routed gemv: self_route.ready must be set");
   AURORA_KERNEL_CHECK(
@@ -884,15 +929,20 @@ bool launch_self_routed(const GroupedGemvParams& p, int64_t x_stride, int64_t y_
   AURORA_KERNEL_CHECK(
       r.top_k >= 1 && r.top_k <= kMaxTopK && r.top_k <= r.num_experts,
       "self-routed gemv: self_route.top_k must be 1.." << kMaxTopK << " and at most the experts, got " << r.top_k);
-  AURORA_KERNEL_CHECK(
-      p.epilogue == GemvEpilogue::kSwiGluBF16 && !p.norm_weight && p.group_offsets && p.active_groups && p.num_active &&
-          p.x_rows && p.x_row_div == r.top_k && p.max_positions_per_group == r.num_tokens &&
-          p.num_group_slots == std::min(r.num_tokens * r.top_k, r.num_experts) && y_stride == p.n && gemv_warps() == 4,
-      "self-routed gemv: the routed experts' SwiGLU gate_up of the step (group arrays set, x_row_div "
-      "= top_k, one slot per possible expert, max_positions_per_group = num_tokens, 4-warp "
-      "instances); got "
-          << p.num_group_slots << " slots for " << r.num_tokens << " tokens, max positions "
-          << p.max_positions_per_group);
+  AURORA_KERNEL_CHECK(p.epilogue == GemvEpilogue::kSwiGluBF16 && !p.norm_weight && p.group_offsets && p.active_groups &&
+                          p.num_active && p.x_rows && p.x_row_div == r.top_k &&
+                          p.max_positions_per_group == r.num_tokens &&
+                          p.num_group_slots == std::min(r.num_tokens * r.top_k, r.num_experts) &&
+                          (!p.y_stride || p.y_stride == p.n) && gemv_warps() == 4,
+                      "self-routed gemv: the routed experts' SwiGLU gate_up of the step (group arrays set, x_row_div "
+                      "= top_k, one slot per possible expert, max_positions_per_group = num_tokens, 4-warp "
+                      "instances); got "
+                          << p.num_group_slots << " slots for " << r.num_tokens << " tokens, max positions "
+                          << p.max_positions_per_group);
+}
+
+bool launch_self_routed(const GroupedGemvParams& p, int64_t x_stride, cudaStream_t stream) {
+  check_self_route(p);
   const int cps = detail::ceil_div(p.k, kChunk);
   const size_t smem = smem_bytes<2, 1, 4, false>(p, cps);
   const dim3 grid(static_cast<unsigned>(detail::ceil_div(p.n, kTileRows)), static_cast<unsigned>(p.num_group_slots));
@@ -938,7 +988,7 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
   } else {
     AURORA_KERNEL_CHECK(p.y_f32, "float32 epilogue needs y_f32");
   }
-  if (p.self_route.logits && launch_self_routed(p, x_stride, y_stride, stream)) return;
+  if (p.self_route.logits && launch_self_routed(p, x_stride, stream)) return;
   if (gemv_uses_tiled_gemm(p)) {
     launch_tiled_grouped_gemm(p, x_stride, y_stride, p.groups_before_wait && early_expert_launch(), stream);
     return;
@@ -989,6 +1039,10 @@ void launch_expert_ffn(const ExpertFfnCudaParams& p, cudaStream_t stream) {
         "most "
             << kExpertFfnMaxPositions << " tokens; got " << c.num_tokens << " tokens, top " << c.top_k << ", hidden "
             << c.hidden << " for down rows " << d.n);
+  }
+  if (g.self_route.logits) {  // (read from gate_up only)
+    check_self_route(g);
+    g_self_routed_launches.fetch_add(1, std::memory_order_relaxed);
   }
   FfnItems f;
   f.gu_tiles = detail::ceil_div(g.n, kTileRows);

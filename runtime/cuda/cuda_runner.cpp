@@ -403,13 +403,13 @@ bool CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode, cons
     g.y_bf16 = b.act16;
     set_split(g);
     const bool fused = kc::expert_ffn_for(T, I, options_.fused_ffn);
+    if (logits_ready) g.self_route = {b.router_logits, logits_ready, T, E, K};  // the router's logits
     if (!fused) {
-      if (logits_ready) g.self_route = {b.router_logits, logits_ready, T, E, K};  // the router's logits
       kc::launch_grouped_gemv(g, stream_);
       mark(logits_ready ? "experts gate_up+silu (self-routed)" : "experts gate_up+silu");
     }
     kc::GroupedGemvParams d = g;
-    d.self_route = {};  // (the down projection reads the router's permutation)
+    d.self_route = {};  // (the down launch reads the router's permutation)
     d.x = b.act16;
     d.x_rows = nullptr;
     d.x_row_div = 1;
@@ -562,10 +562,10 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
     rp.top_k = c.num_experts_per_tok;
     rp.normalization = c.topk_norm == config::TopKNorm::kRenormalize ? kernels::TopKNormalization::kRenormalize
                                                                      : kernels::TopKNormalization::kNone;
-    // Unfused experts of a small step route their gate_up for themselves (kc::GroupedGemvParams::
-    // self_route) from the logits, once every router block has counted itself here.
+    // The experts of a small step (fused or not) route their gate_up for themselves
+    // (kc::GroupedGemvParams::self_route) from the logits, once every router block has counted
+    // itself here.
     const bool self_route = !ep_ && T <= kc::kGemvNormMaxPositions && c.num_experts <= kc::kSelfRouteMaxExperts &&
-                            !kc::expert_ffn_for(T, c.moe_intermediate_size, options_.fused_ffn) &&
                             kc::gemv_self_route_enabled();
     rp.logits_ready =
         self_route ? b.ffn_counters + int64_t{l} * b.ffn_counter_stride + b.ffn_counter_stride - 1 : nullptr;

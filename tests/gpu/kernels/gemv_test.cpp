@@ -513,12 +513,14 @@ TEST_CASE("the fused expert FFN gives the separate launches' bits, with and with
   }
 }
 
-TEST_CASE("the self-routed gate_up chooses the router's experts and gives the routed launch's bits", "[gpu][gemv]") {
+TEST_CASE("the self-routed gate_up and fused FFN choose the router's experts and give the routed launches' bits",
+          "[gpu][gemv]") {
   // The router (ticket kernel with the fused norm, counting itself in logits_ready), then the
   // experts' gate_up: from the router's group arrays, and routing for itself from the logits with
   // those arrays poisoned (it must not read them). Ties: router rows repeated, so that many logits
   // are equal and the lower id must win in both.
-  // The last case's grid (5000 blocks) is more than one wave: the launch reads the router's arrays.
+  // The last case's grid (5000 blocks) is more than one wave: the launch reads the router's arrays
+  // (the fused FFN, one wave of blocks taking items, routes for itself at any size).
   struct Case {
     int32_t tokens, experts, top_k, hidden, inter;
     bool ties, one_wave;
@@ -608,7 +610,54 @@ TEST_CASE("the self-routed gate_up chooses the router's experts and gives the ro
       CHECK(dids.download() == ids);
       CHECK(ready.download()[0] == c.experts);
     }
-    CHECK(kc::gemv_self_routed_launches() - launches0 == (c.one_wave ? 2 : 0));
+    {  // the fused expert FFN routing for itself: both projections from its table, the combine (which
+       // reads the router's choices and positions) after the router completed
+      auto ddown = upload_bf16(
+          rounded_bf16(random_floats(size_t(c.experts) * c.hidden * c.inter, 405, 1.0f / std::sqrt(float(c.inter)))));
+      const auto x0 = random_floats(size_t(c.tokens) * c.hidden, 406);
+      DeviceArray<float> out(size_t(items) * c.hidden), resid(x0);
+      DeviceArray<int32_t> counters(size_t(kc::expert_ffn_counters(slots, c.hidden)));
+      kc::GroupedGemvParams d = g;
+      d.x = as_bf16(act);
+      d.x_rows = nullptr;
+      d.x_row_div = 1;
+      d.weight = as_bf16(ddown);
+      d.weight_group_stride = int64_t(c.hidden) * c.inter;
+      d.n = c.hidden;
+      d.k = c.inter;
+      d.epilogue = kc::GemvEpilogue::kStoreF32;
+      d.y_bf16 = nullptr;
+      d.y_f32 = out.get();
+      d.groups_before_wait = true;
+      kc::MoeCombineCudaParams mc;
+      mc.expert_out = out.get();
+      mc.item_position = dpos.get();
+      mc.topk_ids = dids.get();
+      mc.topk_weights = dw.get();
+      mc.x = resid.get();
+      mc.num_tokens = c.tokens;
+      mc.top_k = c.top_k;
+      mc.hidden = c.hidden;
+      kc::launch_grouped_gemv(g, nullptr);  // the router's arrays are whole again (the launch above)
+      kc::launch_grouped_gemv(d, nullptr);
+      const auto out_want = out.download();
+      kc::launch_moe_combine(mc, nullptr);
+      const auto x_want = resid.download();
+      ready.zero();
+      counters.zero();
+      act.poison();
+      out.poison();
+      resid.upload(x0);
+      kc::launch_route(rp, nullptr);
+      kc::launch_expert_ffn(kc::ExpertFfnCudaParams{self, d, counters.get(), mc}, nullptr);
+      const auto act_got = act.download();
+      const auto out_got = out.download();
+      const auto x_got = resid.download();
+      CHECK(std::memcmp(act_got.data(), want.data(), act_got.size() * sizeof(uint16_t)) == 0);
+      CHECK(std::memcmp(out_got.data(), out_want.data(), out_got.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(x_got.data(), x_want.data(), x_got.size() * sizeof(float)) == 0);
+    }
+    CHECK(kc::gemv_self_routed_launches() - launches0 == (c.one_wave ? 3 : 1));
     if (c.ties && c.experts / 3 > c.top_k) {  // the tie-break was exercised: a chosen expert has an unchosen twin
       bool tie = false;
       for (int32_t t = 0; t < c.tokens; ++t) {

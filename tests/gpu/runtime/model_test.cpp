@@ -381,37 +381,39 @@ TEST_CASE("decode with the fused expert FFN has the two launches' bits", "[gpu][
 }
 
 TEST_CASE("decode with the self-routed gate_up has the bits of the router's routing", "[gpu][model]") {
-  // Unfused experts at steps of <= 4 tokens: the gate_up routing for itself from the logits
-  // (kc::GroupedGemvParams::self_route, the default) against the gate_up reading the router's
-  // permutation: the same greedy tokens and logits bits at every decode step, eager and through
-  // the graphs (each runner captures its graphs under its setting), at batch 1 and 3.
+  // Steps of <= 4 tokens: the experts' gate_up (unfused, or the fused FFN forced on) routing for
+  // itself from the logits (kc::GroupedGemvParams::self_route, the default) against reading the
+  // router's permutation: the same greedy tokens and logits bits at every decode step, eager and
+  // through the graphs (each runner captures its graphs under its setting), at batch 1 and 3.
   struct Restore {
     ~Restore() { kernels::cuda::reset_gemv_self_route(); }
   } restore;
   for (auto arch : kArchs) {
-    auto model = mid_model(arch);
-    INFO(model->name);
-    const int32_t V = model->config.vocab_size;
-    const auto prompt = random_prompt(23, V, 13);
-    const auto fed = random_prompt(8, V, 14);
-    kernels::cuda::set_gemv_self_route(false);
-    const int64_t launches0 = kernels::cuda::gemv_self_routed_launches();
-    GpuHarness off(*model, 4, 0);
-    const auto want_tokens = off.greedy(prompt, 12);
-    const auto want = off.fed_logits(prompt, fed);
-    const auto want_batch = off.batch_logits(prompt, fed, 3);
-    CHECK(kernels::cuda::gemv_self_routed_launches() == launches0);
-    kernels::cuda::set_gemv_self_route(true);
-    GpuHarness on(*model, 4, 0);
-    CHECK(on.greedy(prompt, 12) == want_tokens);
-    const auto got = on.fed_logits(prompt, fed);
-    CHECK(on.runner->last_step_used_graph());
-    CHECK(kernels::cuda::gemv_self_routed_launches() > launches0);  // the decode steps ran it
-    REQUIRE(got.size() == want.size());
-    CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
-    const auto got_batch = on.batch_logits(prompt, fed, 3);
-    REQUIRE(got_batch.size() == want_batch.size());
-    CHECK(std::memcmp(got_batch.data(), want_batch.data(), got_batch.size() * sizeof(float)) == 0);
+    for (int32_t fused : {0, 1}) {
+      auto model = mid_model(arch);
+      INFO(model->name << (fused ? ", fused expert FFN" : ""));
+      const int32_t V = model->config.vocab_size;
+      const auto prompt = random_prompt(23, V, 13);
+      const auto fed = random_prompt(8, V, 14);
+      kernels::cuda::set_gemv_self_route(false);
+      const int64_t launches0 = kernels::cuda::gemv_self_routed_launches();
+      GpuHarness off(*model, 4, fused);
+      const auto want_tokens = off.greedy(prompt, 12);
+      const auto want = off.fed_logits(prompt, fed);
+      const auto want_batch = off.batch_logits(prompt, fed, 3);
+      CHECK(kernels::cuda::gemv_self_routed_launches() == launches0);
+      kernels::cuda::set_gemv_self_route(true);
+      GpuHarness on(*model, 4, fused);
+      CHECK(on.greedy(prompt, 12) == want_tokens);
+      const auto got = on.fed_logits(prompt, fed);
+      CHECK(on.runner->last_step_used_graph());
+      CHECK(kernels::cuda::gemv_self_routed_launches() > launches0);  // the decode steps ran it
+      REQUIRE(got.size() == want.size());
+      CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+      const auto got_batch = on.batch_logits(prompt, fed, 3);
+      REQUIRE(got_batch.size() == want_batch.size());
+      CHECK(std::memcmp(got_batch.data(), want_batch.data(), got_batch.size() * sizeof(float)) == 0);
+    }
   }
 }
 

@@ -94,6 +94,21 @@ struct PdlHooks : ParamGroups {
   __device__ void trigger() const { detail::pdl_launch_dependents(); }
 };
 
+// Every thread of the block: thread 0 polls *counter until it reaches target, the block meets after
+// (the acquire load and the barrier make the producers' writes, fenced before their increments,
+// visible to every thread).
+__device__ void poll_until(const int32_t* counter, int32_t target) {
+  if (threadIdx.x == 0) {
+    for (;;) {
+      int32_t v;
+      asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(counter) : "memory");
+      if (v >= target) break;
+      __nanosleep(32);
+    }
+  }
+  __syncthreads();
+}
+
 // The routing of a self-routed launch (GroupedGemvParams::self_route), in shared memory: every
 // group slot's expert, positions and tokens, as the router's permutation orders them.
 constexpr int kSelfRouteMaxSlots = kGemvNormMaxPositions * kMaxTopK;
@@ -115,15 +130,7 @@ struct SelfRouteShared {
 __device__ void self_route_table(const GroupedGemvParams::SelfRoute& r, SelfRouteShared& s) {
   const int T = r.num_tokens, E = r.num_experts, K = r.top_k, words = (E + 31) / 32;
   for (int i = threadIdx.x; i < T * words; i += blockDim.x) s.chosen[i / words][i % words] = 0u;
-  if (threadIdx.x == 0) {
-    for (;;) {
-      int32_t v;
-      asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(r.ready) : "memory");
-      if (v >= E) break;
-      __nanosleep(32);
-    }
-  }
-  __syncthreads();
+  poll_until(r.ready, E);
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   if (warp < T) {
     detail::route_token(r.logits + static_cast<int64_t>(warp) * E, E, K, false, s.probs[warp], s.ids[warp],
@@ -515,28 +522,18 @@ struct FfnItems {
   int gu_tiles, dn_tiles, gu_items, total;
 };
 
-// A down tile's wait for its slot's gate_up tiles: thread 0 polls *count until it reaches target,
-// the block meets after (the acquire load and the barrier make the producers' writes, fenced before
-// their increments, visible to every thread). Null count (gate_up tiles): no wait. After its main
-// loop, a down tile whose block has no next item (next: the block's claim in shared memory, made
-// before the item and visible since wait()'s barrier) lets the dependents launch (kEarlyQkv). Groups:
-// the router's arrays, or the block's self-routed table (table set: the launch's gate_up.self_route).
+// A down tile's wait for its slot's gate_up tiles (poll_until); null count (gate_up tiles): no
+// wait. After its main loop, a down tile whose block has no next item (next: the block's claim in
+// shared memory, made before the item and visible since wait()'s barrier) lets the dependents
+// launch (kEarlyQkv). Groups: the router's arrays, or the block's self-routed table (table set:
+// the launch's gate_up.self_route).
 struct CountHooks : RoutedGroups {
   const int32_t* count;
   int32_t target;
   const int* next = nullptr;  // or null: no early trigger
   int total = 0;
   __device__ void wait() const {
-    if (!count) return;
-    if (threadIdx.x == 0) {
-      for (;;) {
-        int32_t v;
-        asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(count) : "memory");
-        if (v >= target) break;
-        __nanosleep(32);
-      }
-    }
-    __syncthreads();
+    if (count) poll_until(count, target);
   }
   __device__ void trigger() const {
     if (next && *next >= total) {     // the block's last item

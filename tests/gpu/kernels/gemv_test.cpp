@@ -350,6 +350,40 @@ kc::GroupedGemvParams routed_gate_up(const Routing& r, int32_t tokens, int32_t t
   return g;
 }
 
+// The routed experts' down launch after gate_up g (act: g's output), float32 into out, its group
+// arrays read before the wait (as the runner's).
+kc::GroupedGemvParams routed_down(const kc::GroupedGemvParams& g, const DeviceArray<uint16_t>& act,
+                                  const DeviceArray<uint16_t>& weights, int32_t hidden, int32_t inter, float* out) {
+  kc::GroupedGemvParams d = g;
+  d.x = as_bf16(act);
+  d.x_rows = nullptr;
+  d.x_row_div = 1;
+  d.weight = as_bf16(weights);
+  d.weight_group_stride = int64_t(hidden) * inter;
+  d.n = hidden;
+  d.k = inter;
+  d.epilogue = kc::GemvEpilogue::kStoreF32;
+  d.y_bf16 = nullptr;
+  d.y_f32 = out;
+  d.groups_before_wait = true;
+  return d;
+}
+
+// The MoE combine of the down outputs into the residual x.
+kc::MoeCombineCudaParams combine_params(float* out, const int32_t* positions, const int32_t* ids, const float* weights,
+                                        float* x, int32_t tokens, int32_t top_k, int32_t hidden) {
+  kc::MoeCombineCudaParams mc;
+  mc.expert_out = out;
+  mc.item_position = positions;
+  mc.topk_ids = ids;
+  mc.topk_weights = weights;
+  mc.x = x;
+  mc.num_tokens = tokens;
+  mc.top_k = top_k;
+  mc.hidden = hidden;
+  return mc;
+}
+
 TEST_CASE("grouped GEMV over routed experts reads each expert's rows and fuses SwiGLU", "[gpu][gemv]") {
   struct Case {
     int32_t tokens, experts, top_k, hidden, inter;
@@ -447,18 +481,7 @@ TEST_CASE("the fused expert FFN gives the separate launches' bits, with and with
     DeviceArray<float> out(size_t(r.items) * c.hidden);
     const kc::GroupedGemvParams g = routed_gate_up(r, c.tokens, c.top_k, c.hidden, c.inter, as_bf16(dx), as_bf16(dgu),
                                                    doff, dperm, dactive, dnum, act);
-    kc::GroupedGemvParams d = g;
-    d.x = as_bf16(act);
-    d.x_rows = nullptr;
-    d.x_row_div = 1;
-    d.weight = as_bf16(ddown);
-    d.weight_group_stride = int64_t(c.hidden) * c.inter;
-    d.n = c.hidden;
-    d.k = c.inter;
-    d.epilogue = kc::GemvEpilogue::kStoreF32;
-    d.y_bf16 = nullptr;
-    d.y_f32 = out.get();
-    d.groups_before_wait = true;
+    const kc::GroupedGemvParams d = routed_down(g, act, ddown, c.hidden, c.inter, out.get());
     act.poison();
     out.poison();
     // The combine's inputs: the routing's weights and positions, and a residual.
@@ -466,15 +489,8 @@ TEST_CASE("the fused expert FFN gives the separate launches' bits, with and with
     DeviceArray<float> dw(random_floats(size_t(r.items), 304));
     const auto x0 = random_floats(size_t(c.tokens) * c.hidden, 305);
     DeviceArray<float> resid(x0);
-    kc::MoeCombineCudaParams mc;
-    mc.expert_out = out.get();
-    mc.item_position = dpos.get();
-    mc.topk_ids = dids.get();
-    mc.topk_weights = dw.get();
-    mc.x = resid.get();
-    mc.num_tokens = c.tokens;
-    mc.top_k = c.top_k;
-    mc.hidden = c.hidden;
+    const kc::MoeCombineCudaParams mc =
+        combine_params(out.get(), dpos.get(), dids.get(), dw.get(), resid.get(), c.tokens, c.top_k, c.hidden);
     kc::launch_grouped_gemv(g, nullptr);
     kc::launch_grouped_gemv(d, nullptr);
     const auto act_want = act.download();
@@ -617,27 +633,9 @@ TEST_CASE("the self-routed gate_up and fused FFN choose the router's experts and
       const auto x0 = random_floats(size_t(c.tokens) * c.hidden, 406);
       DeviceArray<float> out(size_t(items) * c.hidden), resid(x0);
       DeviceArray<int32_t> counters(size_t(kc::expert_ffn_counters(slots, c.hidden)));
-      kc::GroupedGemvParams d = g;
-      d.x = as_bf16(act);
-      d.x_rows = nullptr;
-      d.x_row_div = 1;
-      d.weight = as_bf16(ddown);
-      d.weight_group_stride = int64_t(c.hidden) * c.inter;
-      d.n = c.hidden;
-      d.k = c.inter;
-      d.epilogue = kc::GemvEpilogue::kStoreF32;
-      d.y_bf16 = nullptr;
-      d.y_f32 = out.get();
-      d.groups_before_wait = true;
-      kc::MoeCombineCudaParams mc;
-      mc.expert_out = out.get();
-      mc.item_position = dpos.get();
-      mc.topk_ids = dids.get();
-      mc.topk_weights = dw.get();
-      mc.x = resid.get();
-      mc.num_tokens = c.tokens;
-      mc.top_k = c.top_k;
-      mc.hidden = c.hidden;
+      const kc::GroupedGemvParams d = routed_down(g, act, ddown, c.hidden, c.inter, out.get());
+      const kc::MoeCombineCudaParams mc =
+          combine_params(out.get(), dpos.get(), dids.get(), dw.get(), resid.get(), c.tokens, c.top_k, c.hidden);
       kc::launch_grouped_gemv(g, nullptr);  // the router's arrays are whole again (the launch above)
       kc::launch_grouped_gemv(d, nullptr);
       const auto out_want = out.download();

@@ -380,6 +380,38 @@ TEST_CASE("decode with the fused expert FFN has the two launches' bits", "[gpu][
   }
 }
 
+namespace {
+// What a runner made now (under the process's kernel switches) decodes: greedy tokens, every
+// step's logits one token at a time (the decode graphs, eager first), and, with batch > 1, every
+// step's logits of `batch` sequences decoded together.
+struct DecodeRun {
+  std::vector<int32_t> tokens;
+  std::vector<float> logits, batch_logits;
+  bool graphs = false;
+};
+DecodeRun decode_run(const Model& model, int32_t fused, uint32_t seed, int32_t batch = 1) {
+  const int32_t V = model.config.vocab_size;
+  const auto prompt = random_prompt(23, V, seed);
+  const auto fed = random_prompt(8, V, seed + 1);
+  GpuHarness h(model, 4, fused);
+  DecodeRun r;
+  r.tokens = h.greedy(prompt, 12);
+  r.logits = h.fed_logits(prompt, fed);
+  r.graphs = h.runner->last_step_used_graph();
+  if (batch > 1) r.batch_logits = h.batch_logits(prompt, fed, batch);
+  return r;
+}
+// The same tokens and the same logits bits.
+void check_same_bits(const DecodeRun& got, const DecodeRun& want) {
+  CHECK(got.tokens == want.tokens);
+  CHECK(got.graphs);
+  REQUIRE(got.logits.size() == want.logits.size());
+  CHECK(std::memcmp(got.logits.data(), want.logits.data(), got.logits.size() * sizeof(float)) == 0);
+  REQUIRE(got.batch_logits.size() == want.batch_logits.size());
+  CHECK(std::memcmp(got.batch_logits.data(), want.batch_logits.data(), got.batch_logits.size() * sizeof(float)) == 0);
+}
+}  // namespace
+
 TEST_CASE("decode with the self-routed gate_up has the bits of the router's routing", "[gpu][model]") {
   // Steps of <= 4 tokens: the experts' gate_up (unfused, or the fused FFN forced on) routing for
   // itself from the logits (kc::GroupedGemvParams::self_route, the default) against reading the
@@ -392,27 +424,13 @@ TEST_CASE("decode with the self-routed gate_up has the bits of the router's rout
     for (int32_t fused : {0, 1}) {
       auto model = mid_model(arch);
       INFO(model->name << (fused ? ", fused expert FFN" : ""));
-      const int32_t V = model->config.vocab_size;
-      const auto prompt = random_prompt(23, V, 13);
-      const auto fed = random_prompt(8, V, 14);
       kernels::cuda::set_gemv_self_route(false);
       const int64_t launches0 = kernels::cuda::gemv_self_routed_launches();
-      GpuHarness off(*model, 4, fused);
-      const auto want_tokens = off.greedy(prompt, 12);
-      const auto want = off.fed_logits(prompt, fed);
-      const auto want_batch = off.batch_logits(prompt, fed, 3);
+      const DecodeRun want = decode_run(*model, fused, 13, 3);
       CHECK(kernels::cuda::gemv_self_routed_launches() == launches0);
       kernels::cuda::set_gemv_self_route(true);
-      GpuHarness on(*model, 4, fused);
-      CHECK(on.greedy(prompt, 12) == want_tokens);
-      const auto got = on.fed_logits(prompt, fed);
-      CHECK(on.runner->last_step_used_graph());
+      check_same_bits(decode_run(*model, fused, 13, 3), want);
       CHECK(kernels::cuda::gemv_self_routed_launches() > launches0);  // the decode steps ran it
-      REQUIRE(got.size() == want.size());
-      CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
-      const auto got_batch = on.batch_logits(prompt, fed, 3);
-      REQUIRE(got_batch.size() == want_batch.size());
-      CHECK(std::memcmp(got_batch.data(), want_batch.data(), got_batch.size() * sizeof(float)) == 0);
     }
   }
 }
@@ -429,20 +447,10 @@ TEST_CASE("decode with early launches has the bits of decode without them", "[gp
     for (int32_t fused : {0, 1}) {
       auto model = mid_model(arch);
       INFO(model->name << (fused ? ", fused expert FFN" : ""));
-      const int32_t V = model->config.vocab_size;
-      const auto prompt = random_prompt(23, V, 9);
-      const auto fed = random_prompt(8, V, 10);
       kernels::cuda::set_early_launches(0);
-      GpuHarness off(*model, 4, fused);
-      const auto want_tokens = off.greedy(prompt, 12);
-      const auto want = off.fed_logits(prompt, fed);
+      const DecodeRun want = decode_run(*model, fused, 9);
       kernels::cuda::set_early_launches(kernels::cuda::kEarlyAll);
-      GpuHarness on(*model, 4, fused);
-      CHECK(on.greedy(prompt, 12) == want_tokens);
-      const auto got = on.fed_logits(prompt, fed);
-      CHECK(on.runner->last_step_used_graph());
-      REQUIRE(got.size() == want.size());
-      CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+      check_same_bits(decode_run(*model, fused, 9), want);
     }
   }
 }

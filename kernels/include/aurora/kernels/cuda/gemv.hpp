@@ -145,6 +145,9 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream);
 // rows (a counter per row tile, over the active groups) adds the routed experts' weighted outputs of
 // those rows to x, with launch_moe_combine's arithmetic (the same bits); no shared expert and no
 // norm (combine.shared_out and combine.norm_weight null). Null combine.x: the caller combines.
+// With gate_up.self_route set, every block builds the routing table for all slots once, from the
+// logits (GroupedGemvParams::self_route; any grid size: the blocks are persistent), and the combine
+// and the dependents' launch wait for the router to complete.
 struct ExpertFfnCudaParams {
   GroupedGemvParams gate_up;     // epilogue kSwiGluBF16 into down.x
   GroupedGemvParams down;        // epilogue kStoreF32, the same groups as gate_up

@@ -239,21 +239,14 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t row0 = int64_t{t} * p.num_q_heads + int64_t{kvh} * group;  // the group's first q row
   for (int e = threadIdx.x; e < group * HD; e += kThreads) {
     const int r = e / HD, d = e - r * HD;
-    float mw[kWarps];
-    float mx = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      mw[w] = reinterpret_cast<const float*>(smem_raw + w * kRing)[16 * HD + 2 * r];
-      mx = fmaxf(mx, mw[w]);
-    }
+    auto warp_state = [&](int w) { return reinterpret_cast<const float*>(smem_raw + w * kRing); };
     float num = 0.0f, den = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const float* wsw = reinterpret_cast<const float*>(smem_raw + w * kRing);
-      const float a = mw[w] == -INFINITY ? 0.0f : exp2f(mw[w] - mx);  // a warp without keys adds nothing
-      num += a * wsw[r * HD + d];
-      den += a * wsw[16 * HD + 2 * r + 1];
-    }
+    const float mx = merge_softmax_states<kWarps>(
+        kWarps, [&](int w) { return warp_state(w)[16 * HD + 2 * r]; },
+        [&](int w, float a) {
+          num += a * warp_state(w)[r * HD + d];
+          den += a * warp_state(w)[16 * HD + 2 * r + 1];
+        });
     if (ranges == 1) {
       if (range == 0) store_from_float(p.out, p.out_dtype, (row0 + r) * HD + d, num / den);
     } else if constexpr (kClustered) {
@@ -281,25 +274,14 @@ __global__ void __launch_bounds__(kThreads)
     const float* state = reinterpret_cast<const float*>(smem_raw + kWarps * kRing);
     for (int e = range * kThreads + static_cast<int>(threadIdx.x); e < group * HD; e += cl * kThreads) {
       const int r = e / HD, d = e - r * HD;
-      float mq[kMaxClusterRanges];
-      float mx = -INFINITY;
-#pragma unroll
-      for (int q = 0; q < kMaxClusterRanges; ++q) {
-        if (q < ranges) {
-          mq[q] = cluster.map_shared_rank(state, q)[16 * HD + r];
-          mx = fmaxf(mx, mq[q]);
-        }
-      }
       float num = 0.0f, den = 0.0f;
-#pragma unroll
-      for (int q = 0; q < kMaxClusterRanges; ++q) {
-        if (q < ranges) {
-          const float* sq = cluster.map_shared_rank(state, q);
-          const float a = mq[q] == -INFINITY ? 0.0f : exp2f(mq[q] - mx);
-          num += a * sq[r * HD + d];
-          den += a * sq[16 * HD + 16 + r];
-        }
-      }
+      merge_softmax_states<kMaxClusterRanges>(
+          ranges, [&](int q) { return cluster.map_shared_rank(state, q)[16 * HD + r]; },
+          [&](int q, float a) {
+            const float* sq = cluster.map_shared_rank(state, q);
+            num += a * sq[r * HD + d];
+            den += a * sq[16 * HD + 16 + r];
+          });
       store_from_float(p.out, p.out_dtype, (row0 + r) * HD + d, num / den);
     }
     cluster.sync();  // no block leaves while another reads its shared memory
@@ -319,14 +301,13 @@ __global__ void __launch_bounds__(kThreads)
   for (int e = threadIdx.x; e < group * HD; e += kThreads) {
     const int r = e / HD, d = e - r * HD;
     const int64_t slot0 = (row0 + r) * wsp.max_ranges;
-    float mx = -INFINITY;
-    for (int32_t q = 0; q < ranges; ++q) mx = fmaxf(mx, __ldcg(wsp.part_ml + 2 * (slot0 + q)));
     float num = 0.0f, den = 0.0f;
-    for (int32_t q = 0; q < ranges; ++q) {
-      const float a = exp2f(__ldcg(wsp.part_ml + 2 * (slot0 + q)) - mx);
-      num += a * __ldcg(wsp.part_out + (slot0 + q) * HD + d);
-      den += a * __ldcg(wsp.part_ml + 2 * (slot0 + q) + 1);
-    }
+    merge_softmax_states<0>(
+        ranges, [&](int q) { return __ldcg(wsp.part_ml + 2 * (slot0 + q)); },
+        [&](int q, float a) {
+          num += a * __ldcg(wsp.part_out + (slot0 + q) * HD + d);
+          den += a * __ldcg(wsp.part_ml + 2 * (slot0 + q) + 1);
+        });
     store_from_float(p.out, p.out_dtype, (row0 + r) * HD + d, num / den);
   }
 }

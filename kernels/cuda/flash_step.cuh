@@ -87,4 +87,36 @@ __device__ __forceinline__ void flash_pv(float (&o)[HD / 8][4], const float (&s)
   }
 }
 
+// The merge of n online-softmax states (max m_i, output o_i, sum l_i; base 2), in order i = 0 .. n - 1:
+// returns M = max m_i and calls add(i, a) with a = 2^(m_i - M) for each i in order, for the caller to
+// sum a o_i and a l_i (the output is their quotient); a state with m_i = -inf (no keys) gets a = 0.
+// N > 0: n <= N, the loops unrolled and the maxima kept in registers; N = 0: any n, the maxima read
+// again. The decode kernel merges its warps (N = 4), a cluster's ranges (N = 16) and the workspace's
+// ranges (N = 0) with it.
+template <int N, class MaxOf, class Add>
+__device__ __forceinline__ float merge_softmax_states(int n, const MaxOf& max_of, const Add& add) {
+  float mx = -INFINITY;
+  if constexpr (N > 0) {
+    float m[N];
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+      if (i < n) {
+        m[i] = max_of(i);
+        mx = fmaxf(mx, m[i]);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+      if (i < n) add(i, m[i] == -INFINITY ? 0.0f : exp2f(m[i] - mx));
+    }
+  } else {
+    for (int i = 0; i < n; ++i) mx = fmaxf(mx, max_of(i));
+    for (int i = 0; i < n; ++i) {
+      const float m = max_of(i);
+      add(i, m == -INFINITY ? 0.0f : exp2f(m - mx));
+    }
+  }
+  return mx;
+}
+
 }  // namespace aurora::kernels::cuda::detail

@@ -12,14 +12,14 @@ set -eu
 OUT_BIN="$1"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BUILD="${BUILD_DIR:-$ROOT/build/release}"
-FILES=(kernels/cuda/attention_cluster.cu kernels/cuda/moe.cu kernels/cuda/gemv.cu bench/gpu_moe_bench.cpp)
+FILES=(kernels/cuda/attention_cluster.cu kernels/cuda/moe.cu kernels/cuda/expert_ffn.cu bench/gpu_moe_bench.cpp)
 SAVE="$(mktemp -d)"
 for f in "${FILES[@]}"; do mkdir -p "$SAVE/$(dirname "$f")" && cp -p "$ROOT/$f" "$SAVE/$f"; done
 restore() { for f in "${FILES[@]}"; do cp -p "$SAVE/$f" "$ROOT/$f"; done; rm -rf "$SAVE"; }
 trap restore EXIT
 python3 "$ROOT/bench/probe/attention_probe.py" "$ROOT/kernels/cuda/attention_cluster.cu"
 python3 "$ROOT/bench/probe/router_probe.py" "$ROOT/kernels/cuda/moe.cu"
-python3 "$ROOT/bench/probe/ffn_probe.py" "$ROOT/kernels/cuda/gemv.cu"
+python3 "$ROOT/bench/probe/ffn_probe.py" "$ROOT/kernels/cuda/expert_ffn.cu"
 python3 "$ROOT/bench/probe/bench_patch.py" "$ROOT/bench/gpu_moe_bench.cpp"
 cmake --build "$BUILD" --target aurora-gpu-bench
 cp "$BUILD/bench/aurora-gpu-bench" "$OUT_BIN"

@@ -1,5 +1,6 @@
-# Adds globaltimer probes to the fused expert FFN kernel (expert_ffn_kernel, gemv.cu): every item's
-# start and end, every block's entry, release from the wait for the previous kernel and exit. The
+# Adds globaltimer probes to the fused expert FFN kernel (expert_ffn_kernel, expert_ffn.cu): every
+# item's start and end, every block's entry, release from its wait (for the router, or, self-routed,
+# for the logits and its own routing) and exit. The
 # buffers keep the last launch; dump_ffn_probe() prints its timeline: when the gate_up and down items
 # ran, the bytes streamed per 5 us bin, and the tail. For a probe build only (build_probe_bench.sh),
 # never committed to the sources.
@@ -21,21 +22,22 @@ __device__ __forceinline__ unsigned long long g_fprobe_timer() {
   return t;
 }
 '''
-anchor = 'using detail::mma_16816;\n'
+anchor = 'namespace aurora::kernels::cuda {\nnamespace {\n'
+assert anchor in s
 s = s.replace(anchor, anchor + defs, 1)
-old = '''  __shared__ int next_item;
-  __shared__ int32_t combine_last;
-  __shared__ int32_t order_s[kExpertFfnMaxPositions][kMaxTopK];
-  __shared__ float w_s[kExpertFfnMaxPositions][kMaxTopK];
-  detail::pdl_wait();  // the routing and the inputs come from the previous kernels
+old = '''  if (table) {
+    self_route_table(p.gate_up.self_route, route_s);
+  } else {
+    detail::pdl_wait();
+  }
 '''
 assert old in s
-s = s.replace(old, '''  __shared__ int next_item;
-  __shared__ int32_t combine_last;
-  __shared__ int32_t order_s[kExpertFfnMaxPositions][kMaxTopK];
-  __shared__ float w_s[kExpertFfnMaxPositions][kMaxTopK];
-  const unsigned long long t_entry = g_fprobe_timer();
-  detail::pdl_wait();  // the routing and the inputs come from the previous kernels
+s = s.replace(old, '''  const unsigned long long t_entry = g_fprobe_timer();
+  if (table) {
+    self_route_table(p.gate_up.self_route, route_s);
+  } else {
+    detail::pdl_wait();
+  }
   const unsigned long long t_wait = g_fprobe_timer();
   unsigned long long t_item = 0;
 ''', 1)
@@ -48,6 +50,7 @@ s = s.replace(old, '''    if (threadIdx.x == 0) next_item = atomicAdd(p.counters
 old = '''    __syncthreads();
     item = next_item;
   }
+  if (table) detail::pdl_wait();  // (self-routed: the router completes before the dependents launch)
   detail::pdl_launch_dependents();
 }'''
 assert old in s
@@ -59,6 +62,7 @@ s = s.replace(old, '''    __syncthreads();
     }
     item = next_item;
   }
+  if (table) detail::pdl_wait();  // (self-routed: the router completes before the dependents launch)
   detail::pdl_launch_dependents();
   if (threadIdx.x == 0 && blockIdx.x < 2048) {
     unsigned smid;

@@ -12,7 +12,8 @@
 // grid barrier. No arithmetic, no routing, no real attention: a bound, not a design.
 //
 // Build and run (a standalone probe, not part of the CMake build):
-//   nvcc -O3 -std=c++17 -arch=sm_90a -o /tmp/persistent_probe bench/probe/persistent_probe.cu
+//   nvcc -O3 -std=c++17 -arch=sm_90a -Ikernels/include -Ikernels/cuda -o /tmp/persistent_probe \
+//     bench/probe/persistent_probe.cu
 //   /tmp/persistent_probe [blocks per SM (2)] [threads per block (256)]
 #include <cuda_runtime.h>
 
@@ -21,6 +22,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
+
+#include "device_utils.cuh"
 
 #define CHECK(call)                                                                                       \
   do {                                                                                                    \
@@ -41,13 +44,8 @@ struct Step {
   int64_t layer_stride = 0;        // bytes between consecutive layers' weights
 };
 
-__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
-  uint4 r;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(p));
-  return r;
-}
+// Weights stream as the GEMVs read them: 16-byte loads that bypass L1.
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) { return aurora::kernels::cuda::detail::ld_stream_u4(p); }
 
 // All blocks meet: thread 0 of each adds one to count; the last resets it and advances the
 // generation, the others spin until it moves.

@@ -10,6 +10,9 @@
 // phases), or, to compare, after it. Printed per model: the step's time, the roofline (its bytes,
 // without the LM head, at the copy bandwidth measured here) and their ratio; also the cost of one
 // grid barrier. No arithmetic, no routing, no real attention: a bound, not a design.
+// Part two (latency_kernel) adds each layer's latency-bound work as timed waits (the measured
+// prologue, attention arithmetic, routing and combine) and times the layer without and with the
+// weights known a layer ahead (o_proj, the next qkv) staged in shared memory during those waits.
 //
 // Build and run (a standalone probe, not part of the CMake build):
 //   nvcc -O3 -std=c++17 -arch=sm_90a -Ikernels/include -Ikernels/cuda -o /tmp/persistent_probe \
@@ -21,6 +24,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <vector>
 
 #include "device_utils.cuh"
@@ -35,6 +39,7 @@
   } while (0)
 
 namespace {
+namespace detail = aurora::kernels::cuda::detail;
 
 constexpr int kMaxPhases = 16;
 struct Step {
@@ -45,7 +50,7 @@ struct Step {
 };
 
 // Weights stream as the GEMVs read them: 16-byte loads that bypass L1.
-__device__ __forceinline__ uint4 ld_stream(const uint4* p) { return aurora::kernels::cuda::detail::ld_stream_u4(p); }
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) { return detail::ld_stream_u4(p); }
 
 // All blocks meet: thread 0 of each adds one to count; the last resets it and advances the
 // generation, the others spin until it moves.
@@ -88,23 +93,27 @@ __device__ __forceinline__ void prime(const Share& s, uint4 (&v)[8]) {
   }
 }
 
-// The rest of the share after its first round (primed into v0): 16-byte loads, 8 per thread in flight.
-__device__ __forceinline__ unsigned finish(const Share& s, const uint4 (&v0)[8], unsigned acc) {
-#pragma unroll
-  for (int i = 0; i < 8; ++i) acc ^= v0[i].x + v0[i].y + v0[i].z + v0[i].w;
-  int64_t u = s.lo + threadIdx.x + 8 * int64_t{blockDim.x};
-  for (; u + 7 * int64_t{blockDim.x} < s.hi; u += 8 * int64_t{blockDim.x}) {
+// Units [u, hi) of p with this thread's stride (from u = lo + threadIdx.x): 16-byte loads, 8 in flight.
+__device__ __forceinline__ unsigned stream_range(const uint4* p, int64_t u, int64_t hi, unsigned acc) {
+  for (; u + 7 * int64_t{blockDim.x} < hi; u += 8 * int64_t{blockDim.x}) {
     uint4 v[8];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] = ld_stream(s.p + u + i * int64_t{blockDim.x});
+    for (int i = 0; i < 8; ++i) v[i] = ld_stream(p + u + i * int64_t{blockDim.x});
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc ^= v[i].x + v[i].y + v[i].z + v[i].w;
   }
-  for (; u < s.hi; u += blockDim.x) {
-    const uint4 v = ld_stream(s.p + u);
+  for (; u < hi; u += blockDim.x) {
+    const uint4 v = ld_stream(p + u);
     acc ^= v.x + v.y + v.z + v.w;
   }
   return acc;
+}
+
+// The rest of the share after its first round (primed into v0).
+__device__ __forceinline__ unsigned finish(const Share& s, const uint4 (&v0)[8], unsigned acc) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) acc ^= v0[i].x + v0[i].y + v0[i].z + v0[i].w;
+  return stream_range(s.p, s.lo + threadIdx.x + 8 * int64_t{blockDim.x}, s.hi, acc);
 }
 
 // EARLY: each phase's first round of loads is issued before the barrier that ends the phase before
@@ -130,6 +139,85 @@ __global__ void step_kernel(const char* weights, Step s, unsigned* sync, unsigne
     }
     grid_barrier(sync, sync + 1, gridDim.x);
     if (!EARLY && i + 1 < total) prime(cur, v);
+  }
+  if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads live
+}
+
+// Part two: a layer's latency-bound work as timed waits, and the weights known a layer ahead staged
+// in shared memory while those waits run. Each phase streams its bytes (if any), then, with STAGE,
+// starts copying the share of the phase `stage` names (in this layer, or + phases: the next layer's)
+// into shared memory (cp.async, at most kStageBytes per block), waits wait_us (thread 0 on the global
+// timer), and meets the grid; the staged phase reads its staged part from shared memory and streams
+// the rest.
+constexpr int kStageBytes = 200 * 1024;
+struct LatencyPhase {
+  int64_t bytes = 0;
+  float wait_us = 0.0f;
+  int stage = -1;
+};
+struct LatencyLayer {
+  int layers = 0;
+  int phases = 0;
+  LatencyPhase ph[kMaxPhases];
+  int64_t layer_stride = 0;
+};
+
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+template <bool STAGE>
+__global__ void latency_kernel(const char* weights, LatencyLayer L, unsigned* sync, unsigned* sink) {
+  extern __shared__ uint4 staged_buf[];
+  const int total = L.layers * L.phases;
+  auto share = [&](int g) {  // phase g % phases of layer g / phases
+    const int ph = g % L.phases;
+    const char* w = weights + int64_t{g / L.phases} * L.layer_stride;
+    for (int q = 0; q < ph; ++q) w += L.ph[q].bytes;
+    return share_of(w, L.ph[ph].bytes);
+  };
+  unsigned acc = 0;
+  int staged_phase = -1;
+  int64_t staged_units = 0;
+  for (int g = 0; g < total; ++g) {
+    const LatencyPhase& q = L.ph[g % L.phases];
+    if (q.bytes > 0) {
+      const Share sh = share(g);
+      int64_t from = sh.lo;
+      if (STAGE && staged_phase == g) {
+        detail::cp_async_wait<0>();
+        __syncthreads();
+        for (int64_t u = threadIdx.x; u < staged_units; u += blockDim.x) {
+          const uint4 v = staged_buf[u];
+          acc ^= v.x + v.y + v.z + v.w;
+        }
+        __syncthreads();  // the buffer is free for the next staging
+        from += staged_units;
+        staged_phase = -1;
+      }
+      acc = stream_range(sh.p, from + threadIdx.x, sh.hi, acc);
+    }
+    const int target = g - g % L.phases + q.stage;
+    if (STAGE && q.stage >= 0 && target < total && staged_phase < 0) {
+      const Share t = share(target);
+      staged_units = min(int64_t{kStageBytes / 16}, t.hi - t.lo);
+      for (int64_t u = threadIdx.x; u < staged_units; u += blockDim.x) {
+        detail::cp_async16(staged_buf + u, t.p + t.lo + u);
+      }
+      detail::cp_async_commit();
+      staged_phase = target;
+    }
+    if (q.wait_us > 0.0f) {
+      if (threadIdx.x == 0) {
+        const unsigned long long until = global_ns() + static_cast<unsigned long long>(q.wait_us * 1e3f);
+        while (global_ns() < until) {
+        }
+      }
+      __syncthreads();
+    }
+    grid_barrier(sync, sync + 1, gridDim.x);
   }
   if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads live
 }
@@ -239,6 +327,80 @@ int main(int argc, char** argv) {
     const double roof = static_cast<double>(layer * m.layers) / (bw * 1e9) * 1e3;
     std::printf("  %-16s %8d %12.3f %12.3f %9.2fx %14.2f %14.3f (%.2fx)\n", m.name, m.layers, ms, roof, ms / roof,
                 ms * 1e3 / m.layers, late, late / roof);
+  }
+  // Part two, one block of 512 threads per multiprocessor with kStageBytes of shared memory: each
+  // layer with its latency-bound work as waits (measured on the H200, docs/cuda.md: the qkv prologue
+  // 2.5 us (OLMoE's full-width q/k norm 4.9), the attention's arithmetic 4, the router's logits and
+  // top-k 4.8, the combine 2), without and with o_proj (during the prologue and the attention) and the
+  // next layer's qkv (during the router's wait and after) staged in shared memory.
+  struct LatencyModel {
+    const char* name;
+    int layers;
+    std::vector<LatencyPhase> phases;
+  };
+  const int kO = 3, kNextQkv = 8;  // phase indices: o_proj, and the next layer's qkv (phases + 0)
+  const std::vector<LatencyModel> lmodels = {
+      {"OLMoE-1B-7B",
+       16,
+       {{MB(25.2), 0, -1},
+        {0, 4.9f, kO},
+        {MB(4.3), 4.0f, -1},
+        {MB(8.4), 0, -1},
+        {MB(0.5), 4.8f, kNextQkv},
+        {MB(67.1), 0, -1},
+        {MB(33.6), 0, -1},
+        {0, 2.0f, -1}}},
+      {"Qwen3-30B-A3B",
+       48,
+       {{MB(21.0), 0, -1},
+        {0, 2.5f, kO},
+        {MB(1.1), 4.0f, -1},
+        {MB(16.8), 0, -1},
+        {MB(1.0), 4.8f, kNextQkv},
+        {MB(50.3), 0, -1},
+        {MB(25.2), 0, -1},
+        {0, 2.0f, -1}}},
+      {"Mixtral-8x7B",
+       32,
+       {{MB(50.3), 0, -1},
+        {0, 1.8f, kO},
+        {MB(2.2), 4.0f, -1},
+        {MB(33.6), 0, -1},
+        {MB(0.1), 4.8f, kNextQkv},
+        {MB(469.8), 0, -1},
+        {MB(234.9), 0, -1},
+        {0, 2.0f, -1}}},
+  };
+  const int lthreads = 512;
+  for (auto kernel : {latency_kernel<false>, latency_kernel<true>}) {
+    CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kStageBytes));
+  }
+  int lfit = 0;
+  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&lfit, latency_kernel<true>, lthreads, kStageBytes));
+  if (lfit < 1) {
+    std::fprintf(stderr, "a block of %d threads with %d bytes of shared memory does not fit\n", lthreads, kStageBytes);
+    return 1;
+  }
+  std::printf("  with latency waits, %d blocks of %d threads, up to %d KB staged per block:\n", sms, lthreads,
+              kStageBytes / 1024);
+  std::printf("  %-16s %12s %12s %12s %12s\n", "model", "roofline", "not staged", "staged", "per layer (us)");
+  for (const LatencyModel& m : lmodels) {
+    LatencyLayer L;
+    L.layers = m.layers;
+    L.phases = static_cast<int>(m.phases.size());
+    int64_t layer = 0;
+    for (int i = 0; i < L.phases; ++i) {
+      L.ph[i] = m.phases[static_cast<size_t>(i)];
+      layer += L.ph[i].bytes;
+    }
+    L.layer_stride = layer;
+    const double plain =
+        time_ms([&] { latency_kernel<false><<<sms, lthreads, kStageBytes>>>(weights, L, sync, sink); }, 10);
+    const double staged =
+        time_ms([&] { latency_kernel<true><<<sms, lthreads, kStageBytes>>>(weights, L, sync, sink); }, 10);
+    const double roof = static_cast<double>(layer * m.layers) / (bw * 1e9) * 1e3;
+    std::printf("  %-16s %12.3f %7.3f (%.2fx) %7.3f (%.2fx) %9.2f\n", m.name, roof, plain, plain / roof, staged,
+                staged / roof, staged * 1e3 / m.layers);
   }
   CHECK(cudaGetLastError());
   return 0;

@@ -15,8 +15,8 @@
 // weights known a layer ahead (o_proj, the next qkv) staged in shared memory during those waits.
 //
 // Build and run (a standalone probe, not part of the CMake build):
-//   nvcc -O3 -std=c++17 -arch=sm_90a -Ikernels/include -Ikernels/cuda -o /tmp/persistent_probe \
-//     bench/probe/persistent_probe.cu
+//   nvcc -O3 -std=c++17 -arch=sm_90a -Ikernels/include -Ikernels/cuda
+//     -o /tmp/persistent_probe bench/probe/persistent_probe.cu   (one command)
 //   /tmp/persistent_probe [blocks per SM (2)] [threads per block (256)]
 #include <cuda_runtime.h>
 
@@ -231,7 +231,7 @@ __global__ void copy_kernel(const uint4* src, uint4* dst, int64_t n) {
 struct Model {
   const char* name;
   int layers;
-  std::vector<int64_t> phases;  // per layer, in order
+  std::vector<LatencyPhase> phases;  // per layer, in order: part one streams their bytes alone
 };
 
 constexpr int64_t MB(double x) { return static_cast<int64_t>(x * 1e6) / 16 * 16; }
@@ -252,19 +252,50 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "only %d blocks of %d threads fit a multiprocessor\n", fit, threads);
     return 1;
   }
-  // One layer of each model at batch 1: qkv, the qkv prologue (barrier), attention (its K/V at a
-  // ~530-position context), o_proj, the router (float32 weights), the experts' gate_up and down (the
-  // chosen experts), the combine (barrier). Bytes as the benchmark's roofline counts them, plus K/V.
+  // One layer of each model at batch 1: qkv, the qkv prologue, attention (its K/V at a ~530-position
+  // context), o_proj, the router (float32 weights), the experts' gate_up and down (the chosen
+  // experts), the combine. Bytes as the benchmark's roofline counts them, plus K/V. Part one streams
+  // the bytes alone. Part two adds the latency-bound work as waits (measured on the H200,
+  // docs/cuda.md: the qkv prologue 2.5 us (OLMoE's full-width q/k norm 4.9), the attention's
+  // arithmetic 4, the router's logits and top-k 4.8, the combine 2) and stages o_proj (during the
+  // prologue and the attention) and the next layer's qkv (from the router's wait on).
+  const int kO = 3, kNextQkv = 8;  // phase indices: o_proj, and the next layer's qkv (phases + 0)
   const std::vector<Model> models = {
-      {"OLMoE-1B-7B", 16, {MB(25.2), 0, MB(4.3), MB(8.4), MB(0.5), MB(67.1), MB(33.6), 0}},
-      {"Qwen3-30B-A3B", 48, {MB(21.0), 0, MB(1.1), MB(16.8), MB(1.0), MB(50.3), MB(25.2), 0}},
-      {"Mixtral-8x7B", 32, {MB(50.3), 0, MB(2.2), MB(33.6), MB(0.1), MB(469.8), MB(234.9), 0}},
+      {"OLMoE-1B-7B",
+       16,
+       {{MB(25.2), 0, -1},
+        {0, 4.9f, kO},
+        {MB(4.3), 4.0f, -1},
+        {MB(8.4), 0, -1},
+        {MB(0.5), 4.8f, kNextQkv},
+        {MB(67.1), 0, -1},
+        {MB(33.6), 0, -1},
+        {0, 2.0f, -1}}},
+      {"Qwen3-30B-A3B",
+       48,
+       {{MB(21.0), 0, -1},
+        {0, 2.5f, kO},
+        {MB(1.1), 4.0f, -1},
+        {MB(16.8), 0, -1},
+        {MB(1.0), 4.8f, kNextQkv},
+        {MB(50.3), 0, -1},
+        {MB(25.2), 0, -1},
+        {0, 2.0f, -1}}},
+      {"Mixtral-8x7B",
+       32,
+       {{MB(50.3), 0, -1},
+        {0, 1.8f, kO},
+        {MB(2.2), 4.0f, -1},
+        {MB(33.6), 0, -1},
+        {MB(0.1), 4.8f, kNextQkv},
+        {MB(469.8), 0, -1},
+        {MB(234.9), 0, -1},
+        {0, 2.0f, -1}}},
   };
-  int64_t max_layer = 0, max_total = 0;
+  int64_t max_total = 0;
   for (const Model& m : models) {
     int64_t layer = 0;
-    for (int64_t b : m.phases) layer += b;
-    max_layer = std::max(max_layer, layer);
+    for (const LatencyPhase& q : m.phases) layer += q.bytes;
     max_total = std::max(max_total, layer * m.layers);
   }
   char* weights = nullptr;
@@ -318,7 +349,7 @@ int main(int argc, char** argv) {
     s.phases = static_cast<int>(m.phases.size());
     int64_t layer = 0;
     for (int i = 0; i < s.phases; ++i) {
-      s.bytes[i] = m.phases[static_cast<size_t>(i)];
+      s.bytes[i] = m.phases[static_cast<size_t>(i)].bytes;
       layer += s.bytes[i];
     }
     s.layer_stride = layer;
@@ -328,49 +359,8 @@ int main(int argc, char** argv) {
     std::printf("  %-16s %8d %12.3f %12.3f %9.2fx %14.2f %14.3f (%.2fx)\n", m.name, m.layers, ms, roof, ms / roof,
                 ms * 1e3 / m.layers, late, late / roof);
   }
-  // Part two, one block of 512 threads per multiprocessor with kStageBytes of shared memory: each
-  // layer with its latency-bound work as waits (measured on the H200, docs/cuda.md: the qkv prologue
-  // 2.5 us (OLMoE's full-width q/k norm 4.9), the attention's arithmetic 4, the router's logits and
-  // top-k 4.8, the combine 2), without and with o_proj (during the prologue and the attention) and the
-  // next layer's qkv (during the router's wait and after) staged in shared memory.
-  struct LatencyModel {
-    const char* name;
-    int layers;
-    std::vector<LatencyPhase> phases;
-  };
-  const int kO = 3, kNextQkv = 8;  // phase indices: o_proj, and the next layer's qkv (phases + 0)
-  const std::vector<LatencyModel> lmodels = {
-      {"OLMoE-1B-7B",
-       16,
-       {{MB(25.2), 0, -1},
-        {0, 4.9f, kO},
-        {MB(4.3), 4.0f, -1},
-        {MB(8.4), 0, -1},
-        {MB(0.5), 4.8f, kNextQkv},
-        {MB(67.1), 0, -1},
-        {MB(33.6), 0, -1},
-        {0, 2.0f, -1}}},
-      {"Qwen3-30B-A3B",
-       48,
-       {{MB(21.0), 0, -1},
-        {0, 2.5f, kO},
-        {MB(1.1), 4.0f, -1},
-        {MB(16.8), 0, -1},
-        {MB(1.0), 4.8f, kNextQkv},
-        {MB(50.3), 0, -1},
-        {MB(25.2), 0, -1},
-        {0, 2.0f, -1}}},
-      {"Mixtral-8x7B",
-       32,
-       {{MB(50.3), 0, -1},
-        {0, 1.8f, kO},
-        {MB(2.2), 4.0f, -1},
-        {MB(33.6), 0, -1},
-        {MB(0.1), 4.8f, kNextQkv},
-        {MB(469.8), 0, -1},
-        {MB(234.9), 0, -1},
-        {0, 2.0f, -1}}},
-  };
+  // Part two, one block of 512 threads per multiprocessor with kStageBytes of shared memory, without
+  // and with the staging.
   const int lthreads = 512;
   for (auto kernel : {latency_kernel<false>, latency_kernel<true>}) {
     CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kStageBytes));
@@ -384,7 +374,7 @@ int main(int argc, char** argv) {
   std::printf("  with latency waits, %d blocks of %d threads, up to %d KB staged per block:\n", sms, lthreads,
               kStageBytes / 1024);
   std::printf("  %-16s %12s %12s %12s %12s\n", "model", "roofline", "not staged", "staged", "per layer (us)");
-  for (const LatencyModel& m : lmodels) {
+  for (const Model& m : models) {
     LatencyLayer L;
     L.layers = m.layers;
     L.phases = static_cast<int>(m.phases.size());

@@ -5,9 +5,9 @@
 // RMSNorm prologue: the same groups (group_offsets / active_groups / num_active read from device
 // memory), row gather, weights, strides and epilogues. launch_grouped_gemv calls it when
 // gemv_uses_tiled_gemm(p); it has already checked n, k (k % 8 == 0), the strides and the epilogue's
-// outputs. Every output element is the dot product of one thread in a fixed k order (no split k, no
-// atomics): the bits depend only on the operands, not on the grid, the other groups or the
-// instance (64 or 128 positions per block, by tiled_gemm_positions(p)).
+// outputs. Every output element is the sum of the same k16 products in k order (no split k, no
+// atomics): the bits depend only on the operands, not on the grid, the other groups or the size of
+// the element's group.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -487,10 +487,10 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
   AURORA_CUDA_CHECK(cudaEventRecord(tev[2], s));
   const int64_t gu_stride = int64_t{2} * I * H, down_stride = int64_t{H} * I;
   // As the 1-GPU path (routed_experts): steps of more than kGemvMaxTokens tokens (all ranks) run
-  // cuBLASLt per expert or the tiled grouped GEMM by expert_cublaslt_for; the same kernel on both
+  // the tiled grouped GEMM (or cuBLASLt per expert by expert_cublaslt()); the same kernel on both
   // sides, so the same bits (1 and N GPUs give the same tokens).
   const bool prefill_sized = total_items / std::max(1, K) > kGemvMaxTokens;
-  const bool use_gemm = prefill_sized && expert_cublaslt_for(E);
+  const bool use_gemm = prefill_sized && expert_cublaslt();
   if (received > 0) {
     if (!use_gemm) {
       kc::GroupedGemvParams g;

@@ -1,6 +1,7 @@
 #include "cuda_runner.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -62,19 +63,25 @@ std::string gib(int64_t bytes) {
 
 }  // namespace
 
-// Prefill's routed experts (steps of more than kGemvMaxTokens tokens): few, large experts (<= 16:
-// Mixtral's 8 take ~128 positions each at a 512-token prefill) through cuBLASLt per expert (host
-// copy of the offsets, stream synchronisation, a gather and two GEMMs per expert): measured faster
-// there than the tiled grouped GEMM (H200, 2026-11-28, Mixtral 512-token prefill 58.4 vs 67.1 ms);
-// more experts through the tiled GEMM (OLMoE 8.5 vs 39.5 ms, Qwen3-30B-A3B 28.3 vs 146.7 ms).
-// AURORA_EXPERT_CUBLASLT=1: cuBLASLt for every expert count; =0: never.
-bool expert_cublaslt_for(int32_t num_experts) {
-  static const int mode = [] {
+// Prefill's routed experts (steps of more than kGemvMaxTokens tokens) run on the tiled grouped GEMM
+// (wgmma), sync-free: measured as fast as cuBLASLt per expert on three streams for Mixtral's 8
+// experts, where the mma.sync kernel before it was slower (H200, 2026-11-29, 512-token prefill:
+// 43.0-43.4 vs 43.5-46.0 ms, mma.sync 68.2), and far faster for many small experts (OLMoE 8.5 vs
+// 39.5 ms, Qwen3-30B-A3B 28.3 vs 146.7 on 2026-11-28). AURORA_EXPERT_CUBLASLT=1: cuBLASLt per expert.
+namespace {
+std::atomic<int> g_expert_cublaslt_override{-1};  // -1: AURORA_EXPERT_CUBLASLT
+}  // namespace
+
+bool expert_cublaslt() {
+  if (const int forced = g_expert_cublaslt_override.load(std::memory_order_relaxed); forced >= 0) return forced == 1;
+  static const bool on = [] {
     const char* v = std::getenv("AURORA_EXPERT_CUBLASLT");
-    return v && v[0] == '1' ? 1 : v && v[0] == '0' ? 0 : -1;
+    return v && v[0] == '1';
   }();
-  return mode >= 0 ? mode == 1 : num_experts <= kCublasLtMaxExperts;
+  return on;
 }
+void set_expert_cublaslt(bool on) { g_expert_cublaslt_override.store(on ? 1 : 0, std::memory_order_relaxed); }
+void reset_expert_cublaslt() { g_expert_cublaslt_override.store(-1, std::memory_order_relaxed); }
 
 int32_t expert_lanes_for(int32_t requested) {
   static const int32_t env = [] {
@@ -228,7 +235,7 @@ void CudaModelRunner::allocate() {
   b.gemm_ws = b.alloc<unsigned char>(kGemmWorkspaceBytes, act);
   gemm_ = std::make_unique<kc::CublasLtRunner>(b.gemm_ws, kGemmWorkspaceBytes);
   // (Not on a caller's stream: it may be one of an SM-limited green context, which new streams would leave.)
-  if (!options_.stream && expert_cublaslt_for(static_cast<int32_t>(E)) && E > 1 && T > kGemvMaxTokens) {
+  if (!options_.stream && expert_cublaslt() && E > 1 && T > kGemvMaxTokens) {
     const int32_t lanes = std::min<int32_t>(expert_lanes_for(options_.expert_lanes), static_cast<int32_t>(E));
     if (lanes > 1) AURORA_CUDA_CHECK(cudaEventCreateWithFlags(&lanes_fork_, cudaEventDisableTiming));
     for (int32_t l = 1; l < lanes; ++l) {
@@ -384,7 +391,7 @@ bool CudaModelRunner::routed_experts(int32_t layer, int32_t T, bool decode, cons
   Buffers& b = *buf_;
   const int32_t H = c.hidden_size, I = c.moe_intermediate_size, E = c.num_experts, K = c.num_experts_per_tok;
   const int64_t gu_stride = int64_t{2} * I * H, down_stride = int64_t{H} * I;
-  if (decode || T <= kGemvMaxTokens || !expert_cublaslt_for(E)) {
+  if (decode || T <= kGemvMaxTokens || !expert_cublaslt()) {
     kc::GroupedGemvParams g;
     g.x = b.h16;
     g.x_rows = b.permuted;

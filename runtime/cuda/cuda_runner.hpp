@@ -58,10 +58,12 @@ class NcclCommunicator;
 
 constexpr int32_t kGemvMaxTokens = 64;  // above this, dense projections use cuBLASLt
 // Whether routed experts of steps above kGemvMaxTokens run one cuBLASLt GEMM pair per expert (host
-// read of the offsets, stream sync) instead of the grouped launch (the tiled GEMM): by default for
-// models of at most kCublasLtMaxExperts experts; AURORA_EXPERT_CUBLASLT=1 always, =0 never.
-constexpr int32_t kCublasLtMaxExperts = 16;
-bool expert_cublaslt_for(int32_t num_experts);
+// read of the offsets, stream sync) instead of the grouped launch (the tiled GEMM, which reads
+// nothing back to the host): only with AURORA_EXPERT_CUBLASLT=1 (to compare). Runners read it when
+// built (their expert lanes) and at every step.
+bool expert_cublaslt();
+void set_expert_cublaslt(bool on);  // overrides AURORA_EXPERT_CUBLASLT for this process; for tests
+void reset_expert_cublaslt();       // back to AURORA_EXPERT_CUBLASLT
 // Streams ("lanes") those per-expert GEMMs spread over, each lane with its own gather and gate_up
 // scratch and cuBLASLt workspace, so that several experts' GEMMs (each less than a wave of the GPU
 // at Mixtral's ~128 tokens per expert) run at once; experts go to the least-loaded lane, and each

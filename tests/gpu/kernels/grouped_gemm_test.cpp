@@ -1,9 +1,8 @@
 // The tiled grouped GEMM behind launch_grouped_gemv at prefill sizes (> 64 positions per group),
-// both instances (64 and 128 positions per block), against cpu::linear (+ silu * up on the CPU):
-// routed experts with uneven counts, the Mixtral-like shape, row and k tails, every epilogue, unused
-// group slots, strides, 64-bit weight offsets, and outputs that must stay poisoned where no group's
-// position lies; the two instances must also agree bit for bit (expert parallelism relies on it);
-// and the rule that picks the instance.
+// against cpu::linear (+ silu * up on the CPU): routed experts with uneven counts, the Mixtral-like
+// shape, row and k tails, every epilogue, unused group slots, strides, 64-bit weight offsets, and
+// outputs that must stay poisoned where no group's position lies; and a position's bits, which must
+// not depend on how many positions share its group (every instruction width of the kernel).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -40,17 +39,6 @@ struct TiledGemm {
   TiledGemm(const TiledGemm&) = delete;
   TiledGemm& operator=(const TiledGemm&) = delete;
 };
-
-// The tiled GEMM's instance forced to 64 or 128 positions per block for one scope (0: the rule).
-struct TiledInstance {
-  explicit TiledInstance(int32_t positions) {
-    if (positions) kc::set_tiled_gemm_positions(positions);
-  }
-  ~TiledInstance() { kc::reset_tiled_gemm_positions(); }
-  TiledInstance(const TiledInstance&) = delete;
-  TiledInstance& operator=(const TiledInstance&) = delete;
-};
-constexpr int32_t kInstances[] = {64, 128};
 
 // The bits of float outputs (NaN poison compares unequal as floats).
 std::vector<uint32_t> bits_of(const std::vector<float>& v) {
@@ -253,14 +241,10 @@ struct ExpertLayer {
     auto dx = upload_bf16(x), dgu = upload_bf16(gate_up), ddown = upload_bf16(down);
     DeviceArray<int32_t> doff(off), dperm(perm), dactive(groups.active), dnum(std::vector<int32_t>{groups.num_active});
     DeviceArray<float> dbias(bias);
-    // The tiled GEMM's two instances, then the GEMV; the instances must agree bit for bit.
-    std::vector<uint16_t> tiled_act;
-    std::vector<uint32_t> tiled_out;
-    for (int32_t positions : {64, 128, 0}) {
-      const bool tiled = positions != 0;
-      INFO((tiled ? "tiled GEMM, positions per block: " + std::to_string(positions) : "GEMV (AURORA_EXPERT_GEMM=0)"));
+    // The tiled GEMM, then the GEMV.
+    for (bool tiled : {true, false}) {
+      INFO((tiled ? "tiled GEMM" : "GEMV (AURORA_EXPERT_GEMM=0)"));
       TiledGemm mode(tiled);
-      TiledInstance instance(positions);
       DeviceArray<uint16_t> act(size_t(buffer_positions) * act_stride);
       kc::GroupedGemvParams g;
       g.x = as_bf16(dx);
@@ -280,19 +264,13 @@ struct ExpertLayer {
       g.y_bf16 = as_bf16(act);
       g.y_stride = act_stride;
       CHECK(kc::gemv_uses_tiled_gemm(g) == tiled);
-      if (tiled) CHECK(kc::tiled_gemm_positions(g) == positions);
       kc::launch_grouped_gemv(g, nullptr);
       const auto act_bits = act.download();
       check_bf16(act_bits, act_want, kTolBf16Out);
-      if (tiled) {  // deterministic: the same bits again, and in the other instance
+      if (tiled) {  // deterministic: the same bits again
         act.poison();
         kc::launch_grouped_gemv(g, nullptr);
         CHECK(differing(act.download(), act_bits) == 0);
-        if (tiled_act.empty()) {
-          tiled_act = act_bits;
-        } else {
-          CHECK(differing(act_bits, tiled_act) == 0);
-        }
       }
 
       // The down projection reads the activations the GPU wrote (as the runner does).
@@ -322,15 +300,7 @@ struct ExpertLayer {
       d.epilogue = kc::GemvEpilogue::kAccumulateF32;  // y += x W^T + b
       kc::launch_grouped_gemv(d, nullptr);
       for (auto& v : out_want) v *= 2.0f;
-      const auto out_got = out.download();
-      check_f32(out_got, out_want, kTolMma);
-      if (tiled) {
-        if (tiled_out.empty()) {
-          tiled_out = bits_of(out_got);
-        } else {
-          CHECK(differing(bits_of(out_got), tiled_out) == 0);
-        }
-      }
+      check_f32(out.download(), out_want, kTolMma);
     }
   }
 };
@@ -395,75 +365,10 @@ TEST_CASE("tiled GEMM by default above 64 positions per group, never with the RM
         }()) == env_on);
 }
 
-TEST_CASE("tiled GEMM instance: 128 positions per block from 128 positions per group slot on average", "[gpu][gemm]") {
-  // AURORA_EXPERT_GEMM_TILE (if the run sets it) overrides the rule.
-  const char* env = std::getenv("AURORA_EXPERT_GEMM_TILE");
-  const std::string env_value = env ? env : "";
-  if (!env_value.empty() && env_value != "64" && env_value != "128") {
-    kc::GroupedGemvParams q;
-    CHECK_THROWS_AS(kc::tiled_gemm_positions(q), std::logic_error);  // a mistyped switch is an error
-    return;
-  }
-  const int32_t env_positions = env_value.empty() ? 0 : std::stoi(env_value);
-  kc::reset_tiled_gemm_positions();
-  auto expect = [&](int32_t rule) { return env_positions ? env_positions : rule; };
-  // The runner's routed experts: T tokens x top_k over E experts (slots min(T * top_k, E)).
-  static constexpr int32_t kOffsets[1] = {0};  // only their presence matters on the host
-  auto routed = [](int32_t tokens, int32_t top_k, int32_t experts) {
-    kc::GroupedGemvParams q;
-    q.group_offsets = kOffsets;
-    q.num_group_slots = std::min(tokens * top_k, experts);
-    q.max_positions_per_group = tokens;
-    q.max_total_positions = tokens * top_k;
-    return q;
-  };
-  CHECK(kc::tiled_gemm_positions(routed(512, 2, 8)) == expect(128));  // Mixtral: 128 per expert
-  CHECK(kc::tiled_gemm_positions(routed(511, 2, 8)) == expect(64));   // 127.75
-  CHECK(kc::tiled_gemm_positions(routed(4096, 2, 8)) == expect(128));
-  CHECK(kc::tiled_gemm_positions(routed(512, 8, 128)) == expect(64));    // Qwen3: 32 per expert
-  CHECK(kc::tiled_gemm_positions(routed(2048, 8, 128)) == expect(128));  // 128 per expert
-  CHECK(kc::tiled_gemm_positions(routed(512, 8, 64)) == expect(64));     // OLMoE: 64 per expert
-  // Expert parallelism: this rank's received rows over its active experts.
-  kc::GroupedGemvParams ep = routed(512, 2, 8);
-  ep.num_group_slots = 3;
-  ep.max_positions_per_group = 300;
-  ep.max_total_positions = 383;
-  CHECK(kc::tiled_gemm_positions(ep) == expect(64));
-  ep.max_total_positions = 384;
-  CHECK(kc::tiled_gemm_positions(ep) == expect(128));
-  // Without a total bound: the grid's own bound, max_positions_per_group per slot.
-  kc::GroupedGemvParams unbounded = routed(160, 2, 8);
-  unbounded.max_total_positions = 0;
-  CHECK(kc::tiled_gemm_positions(unbounded) == expect(128));
-  unbounded.max_positions_per_group = 127;
-  CHECK(kc::tiled_gemm_positions(unbounded) == expect(64));
-  // One group (no offsets): its num_positions, whatever the bound.
-  kc::GroupedGemvParams dense;
-  dense.num_positions = 128;
-  dense.max_positions_per_group = 4096;
-  CHECK(kc::tiled_gemm_positions(dense) == expect(128));
-  dense.num_positions = 127;
-  CHECK(kc::tiled_gemm_positions(dense) == expect(64));
-  // The test hook overrides both the rule and the environment; nothing but 64 and 128 exists.
-  {
-    TiledInstance forced(128);
-    CHECK(kc::tiled_gemm_positions(dense) == 128);
-  }
-  {
-    TiledInstance forced(64);
-    CHECK(kc::tiled_gemm_positions(routed(4096, 2, 8)) == 64);
-  }
-  CHECK(kc::tiled_gemm_positions(dense) == expect(64));
-  CHECK_THROWS_AS(kc::set_tiled_gemm_positions(96), std::logic_error);
-  CHECK_THROWS_AS(kc::set_tiled_gemm_positions(0), std::logic_error);
-  CHECK(kc::tiled_gemm_positions(routed(512, 2, 8)) == expect(128));  // a refused value changes nothing
-}
-
 TEST_CASE("tiled GEMM: 512 tokens x top 8 of 64 experts with uneven counts, SwiGLU then down", "[gpu][gemm]") {
   // Experts 0-3 receive nothing, then 1, 2, 63, 64, 65, 100, 127, 128, 129 (> 128, not a multiple
   // of 64), 200, 300 and 512 (every token: all 8 or 4 position tiles), the rest about 30 or 70. The
-  // last tiles of the 128-position instance hold 1..32 positions (1 of its 4 warp columns busy),
-  // 33..64 (2), 65..96 (3) and 97..127 (all 4, partly past the count).
+  // last tiles of 128 positions hold every width of the kernel's instruction: 1..8, ..., 65..128.
   const int32_t tokens = 512, top_k = 8, experts = 64;
   const auto counts =
       counts_summing_to({0, 0, 0, 0, 1, 2, 63, 64, 65, 100, 127, 128, 129, 200, 300, 512}, experts, tokens * top_k);
@@ -516,56 +421,40 @@ TEST_CASE("tiled GEMM: one matrix, gathered and strided rows, row and k tails, e
         strided(cpu_silu_mul(cpu_grouped_linear(x, x_stride, rows, x_row_div, w, 0, 2 * s.n, s.k, one, s.max_positions),
                              s.max_positions, s.n),
                 s.max_positions, s.n, y_stride, s.max_positions);
-    std::vector<uint32_t> first_y;  // the 64-position instance's bits, which the other must repeat
-    std::vector<uint16_t> first_act;
-    for (int32_t positions : kInstances) {
-      INFO("positions per block " << positions);
-      TiledInstance instance(positions);
-      kc::GroupedGemvParams p;
-      p.x = as_bf16(dx);
-      p.x_stride = x_stride;
-      p.x_rows = drows.get();
-      p.x_row_div = x_row_div;
-      p.weight = as_bf16(dw);
-      p.k = s.k;
-      p.num_positions = s.positions;
-      p.max_positions_per_group = s.max_positions;
-      p.y_stride = y_stride;
-      REQUIRE(kc::gemv_uses_tiled_gemm(p));
-      REQUIRE(kc::tiled_gemm_positions(p) == positions);
+    kc::GroupedGemvParams p;
+    p.x = as_bf16(dx);
+    p.x_stride = x_stride;
+    p.x_rows = drows.get();
+    p.x_row_div = x_row_div;
+    p.weight = as_bf16(dw);
+    p.k = s.k;
+    p.num_positions = s.positions;
+    p.max_positions_per_group = s.max_positions;
+    p.y_stride = y_stride;
+    REQUIRE(kc::gemv_uses_tiled_gemm(p));
 
-      // float32 epilogues over all 2n rows, with the bias: store, then accumulate.
-      DeviceArray<float> y(size_t(s.max_positions) * y_stride);
-      p.n = 2 * s.n;
-      p.y_f32 = y.get();
-      p.bias = dbias.get();
-      kc::launch_grouped_gemv(p, nullptr);
-      check_f32(y.download(), want, kTolMma);
-      p.epilogue = kc::GemvEpilogue::kAccumulateF32;
-      kc::launch_grouped_gemv(p, nullptr);
-      auto want_acc = want;  // y += x W^T + b over the stored y
-      for (auto& v : want_acc) v *= 2.0f;
-      const auto y_got = y.download();
-      check_f32(y_got, want_acc, kTolMma);
+    // float32 epilogues over all 2n rows, with the bias: store, then accumulate.
+    DeviceArray<float> y(size_t(s.max_positions) * y_stride);
+    p.n = 2 * s.n;
+    p.y_f32 = y.get();
+    p.bias = dbias.get();
+    kc::launch_grouped_gemv(p, nullptr);
+    check_f32(y.download(), want, kTolMma);
+    p.epilogue = kc::GemvEpilogue::kAccumulateF32;
+    kc::launch_grouped_gemv(p, nullptr);
+    auto want_acc = want;  // y += x W^T + b over the stored y
+    for (auto& v : want_acc) v *= 2.0f;
+    check_f32(y.download(), want_acc, kTolMma);
 
-      // SwiGLU over gate rows [0, n) and up rows [n, 2n).
-      DeviceArray<uint16_t> act(size_t(s.max_positions) * y_stride);
-      p.n = s.n;
-      p.epilogue = kc::GemvEpilogue::kSwiGluBF16;
-      p.y_f32 = nullptr;
-      p.bias = nullptr;
-      p.y_bf16 = as_bf16(act);
-      kc::launch_grouped_gemv(p, nullptr);
-      const auto act_got = act.download();
-      check_bf16(act_got, act_want, kTolBf16Out);
-      if (first_y.empty()) {
-        first_y = bits_of(y_got);
-        first_act = act_got;
-      } else {
-        CHECK(differing(bits_of(y_got), first_y) == 0);
-        CHECK(differing(act_got, first_act) == 0);
-      }
-    }
+    // SwiGLU over gate rows [0, n) and up rows [n, 2n).
+    DeviceArray<uint16_t> act(size_t(s.max_positions) * y_stride);
+    p.n = s.n;
+    p.epilogue = kc::GemvEpilogue::kSwiGluBF16;
+    p.y_f32 = nullptr;
+    p.bias = nullptr;
+    p.y_bf16 = as_bf16(act);
+    kc::launch_grouped_gemv(p, nullptr);
+    check_bf16(act.download(), act_want, kTolBf16Out);
   }
 }
 
@@ -591,23 +480,81 @@ TEST_CASE("tiled GEMM: expert matrices more than 2^31 elements apart", "[gpu][ge
   auto want = cpu_grouped_linear(x, k, {}, 1, w, int64_t(n) * k, n, k, groups, 2 * per_group);  // compact on the CPU
   auto dx = upload_bf16(x);
   DeviceArray<int32_t> doff(groups.offsets), dactive(groups.active);
-  for (int32_t positions : kInstances) {
-    INFO("positions per block " << positions);
-    TiledInstance instance(positions);
-    DeviceArray<float> y(want.size());
+  DeviceArray<float> y(want.size());
+  kc::GroupedGemvParams p;
+  p.x = as_bf16(dx);
+  p.weight = as_bf16(dw);
+  p.weight_group_stride = stride;
+  p.n = n;
+  p.k = k;
+  p.group_offsets = doff.get();
+  p.active_groups = dactive.get();
+  p.num_group_slots = 2;
+  p.max_positions_per_group = per_group;
+  p.y_f32 = y.get();
+  REQUIRE(kc::gemv_uses_tiled_gemm(p));
+  kc::launch_grouped_gemv(p, nullptr);
+  check_f32(y.download(), want, kTolMma);
+}
+
+TEST_CASE("tiled GEMM: a position's bits do not depend on how many positions share its group", "[gpu][gemm]") {
+  // The same 200 positions and one weight matrix (weight_group_stride 0), cut into groups of
+  // different sizes: each group's last tile holds from 1 to 128 positions, so every instruction
+  // width of the wgmma instance runs; every cut must give the same bits (batch invariance).
+  TiledGemm on(true);
+  const int32_t n = 192, k = 320, positions = 200;
+  auto x = rounded_bf16(random_floats(size_t(positions) * k, 701));
+  auto w = rounded_bf16(random_floats(size_t(2) * n * k, 702, 1.0f / std::sqrt(float(k))));
+  auto dx = upload_bf16(x), dw = upload_bf16(w);
+  const std::vector<std::vector<int32_t>> cuts = {
+      {200}, {128, 72}, {100, 100}, {1, 7, 8, 9, 16, 17, 31, 33, 64, 14}, {65, 3, 2, 130 - 65 - 5, 70}};
+  std::vector<uint32_t> first_y;
+  std::vector<uint16_t> first_act;
+  for (const auto& cut : cuts) {
+    REQUIRE(std::accumulate(cut.begin(), cut.end(), 0) == positions);
+    std::vector<int32_t> offsets{0};
+    for (int32_t c : cut) offsets.push_back(offsets.back() + c);
+    std::vector<int32_t> slots(cut.size());
+    std::iota(slots.begin(), slots.end(), 0);
+    INFO("groups of " << cut.size() << ", the first of " << cut[0]);
+    DeviceArray<int32_t> doff(offsets), dslots(slots);
     kc::GroupedGemvParams p;
     p.x = as_bf16(dx);
+    p.x_stride = k;
     p.weight = as_bf16(dw);
-    p.weight_group_stride = stride;
-    p.n = n;
+    p.weight_group_stride = 0;
     p.k = k;
     p.group_offsets = doff.get();
-    p.active_groups = dactive.get();
-    p.num_group_slots = 2;
-    p.max_positions_per_group = per_group;
+    p.active_groups = dslots.get();
+    p.num_group_slots = int32_t(cut.size());
+    p.max_positions_per_group = positions;
+    p.max_total_positions = positions;
+    p.y_stride = 2 * n;
+    REQUIRE(kc::gemv_uses_tiled_gemm(p));
+    DeviceArray<float> y(size_t(positions) * 2 * n);
+    p.n = 2 * n;
     p.y_f32 = y.get();
-    REQUIRE(kc::tiled_gemm_positions(p) == positions);
     kc::launch_grouped_gemv(p, nullptr);
-    check_f32(y.download(), want, kTolMma);
+    const auto y_bits = bits_of(y.download());
+    DeviceArray<uint16_t> act(size_t(positions) * n);
+    p.n = n;
+    p.y_stride = n;
+    p.epilogue = kc::GemvEpilogue::kSwiGluBF16;
+    p.y_f32 = nullptr;
+    p.y_bf16 = as_bf16(act);
+    kc::launch_grouped_gemv(p, nullptr);
+    const auto act_bits = act.download();
+    if (first_y.empty()) {
+      Groups one{{0, positions}, {0}, 1};
+      auto want = cpu_grouped_linear(x, k, {}, 1, w, 0, 2 * n, k, one, positions);
+      std::vector<float> got(y_bits.size());
+      std::memcpy(got.data(), y_bits.data(), got.size() * 4);
+      check_f32(got, want, kTolMma);
+      first_y = y_bits;
+      first_act = act_bits;
+    } else {
+      CHECK(differing(y_bits, first_y) == 0);
+      CHECK(differing(act_bits, first_act) == 0);
+    }
   }
 }

@@ -456,12 +456,16 @@ TEST_CASE("decode with early launches has the bits of decode without them", "[gp
 }
 
 TEST_CASE("prefill with its experts over several streams has the bits of one stream", "[gpu][model]") {
-  // Prefill's per-expert cuBLASLt GEMMs (models of <= 16 experts, steps of > 64 tokens) on one lane
+  // Prefill's per-expert cuBLASLt GEMMs (AURORA_EXPERT_CUBLASLT=1, steps of > 64 tokens) on one lane
   // against three: the same prompt logits, bit for bit, over two 100-token chunks (the second after
   // a cached prefix); and near the CPU backend (the 90th percentile: over 200 tokens, a router near
   // a tie may pick another expert than float32 does, see the top of this file).
+  struct CublasLtExperts {
+    CublasLtExperts() { set_expert_cublaslt(true); }
+    ~CublasLtExperts() { reset_expert_cublaslt(); }
+  } on;
   auto model = mid_model(config::ModelArchitecture::kMixtral);
-  REQUIRE(expert_cublaslt_for(model->config.num_experts));
+  REQUIRE(expert_cublaslt());
   const int32_t V = model->config.vocab_size;
   const auto prompt = random_prompt(200, V, 11);
   GpuHarness one(*model, 4, -1, 1), three(*model, 4, -1, 3);

@@ -31,16 +31,13 @@
 //
 // Prefill sizes: a launch of more than 64 positions per group (max_positions_per_group >=
 // kTiledGemmMinPositions) without the RMSNorm prologue runs a tiled tensor-core GEMM instead
-// (kernels/cuda/grouped_gemm.cu): blocks of 128 weight rows (SwiGLU: 64 gate + 64 up rows) x 64
-// or 128 positions of one group, k streamed through a cp.async pipeline into shared memory,
-// ldmatrix + mma.m16n8k16. Same parameters, groups, epilogues and PDL behaviour; it never splits k
-// (each output is one thread's dot product in a fixed k order). AURORA_EXPERT_GEMM=0 keeps the
-// GEMV's 64-position instance there instead (to compare).
-// Its instance (tiled_gemm_positions): 128 positions per block when the average positions per
-// group slot, max_total_positions / num_group_slots (without max_total_positions: the grid's bound,
-// max_positions_per_group, or num_positions in the one-group form), is at least
-// kTiledGemm128MinAverage (few, large experts: Mixtral prefill); 64 otherwise (many small experts).
-// AURORA_EXPERT_GEMM_TILE=64|128 (read once) forces one. Both give the same bits.
+// (kernels/cuda/grouped_gemm.cu): blocks of 128 weight rows (SwiGLU: 64 gate + 64 up rows) x up to
+// 128 positions of one group, k streamed through a cp.async pipeline into swizzled shared tiles,
+// Hopper's warpgroup MMA (wgmma) as wide as the tile's positions. Same parameters, groups,
+// epilogues and PDL behaviour; it never splits k, and reads nothing back to the host. A position's
+// output bits depend only on its row and the weights (not on its group's size, the grid or the
+// other groups). AURORA_EXPERT_GEMM=0 keeps the GEMV's 64-position instance there instead (to
+// compare).
 //
 // launch_linear_f32: the float32 twin of cpu::linear on CUDA cores (router, shared-expert gate,
 // and the Backend's float32 linear).
@@ -195,13 +192,6 @@ bool gemv_uses_tiled_gemm(const GroupedGemvParams& p);
 // The tiled GEMM for this process on (true) or off (false), overriding AURORA_EXPERT_GEMM; for tests.
 void set_tiled_gemm(bool on);
 void reset_tiled_gemm();  // back to AURORA_EXPERT_GEMM (default on)
-constexpr int32_t kTiledGemm128MinAverage = 128;
-// Positions per block of the tiled GEMM's instance for these parameters: 64 or 128 (see above);
-// meaningful where gemv_uses_tiled_gemm(p). Throws if AURORA_EXPERT_GEMM_TILE is set to another value.
-int32_t tiled_gemm_positions(const GroupedGemvParams& p);
-// The instance for this process (64 or 128), overriding AURORA_EXPERT_GEMM_TILE and the rule; for tests.
-void set_tiled_gemm_positions(int32_t positions);
-void reset_tiled_gemm_positions();  // back to AURORA_EXPERT_GEMM_TILE, else the rule
 
 void launch_linear_f32(const LinearParams& p, cudaStream_t stream);
 

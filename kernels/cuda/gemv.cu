@@ -308,8 +308,14 @@ void launch_grouped_gemv(const GroupedGemvParams& p, cudaStream_t stream) {
   }
 }
 
+int32_t tiled_gemm_min_positions(const GroupedGemvParams& p) {
+  if (!p.group_offsets) return kTiledGemmMinPositions;
+  const int64_t rows = p.epilogue == GemvEpilogue::kSwiGluBF16 ? int64_t{2} * p.n : p.n;
+  return rows * p.k >= kTiledGemmLargeExpert ? kTiledGemmMinLargeExpertPositions : kTiledGemmMinRoutedPositions;
+}
+
 bool gemv_uses_tiled_gemm(const GroupedGemvParams& p) {
-  return !p.norm_weight && p.max_positions_per_group >= kTiledGemmMinPositions && tiled_gemm_enabled();
+  return !p.norm_weight && p.max_positions_per_group >= tiled_gemm_min_positions(p) && tiled_gemm_enabled();
 }
 void set_tiled_gemm(bool on) { g_tiled_override.store(on ? 1 : 0, std::memory_order_relaxed); }
 void reset_tiled_gemm() { g_tiled_override.store(-1, std::memory_order_relaxed); }

@@ -505,11 +505,17 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
       g.active_groups = ep.layout + (E + 1);
       g.num_active = nullptr;
       g.num_group_slots = num_active;
-      // The tiled GEMM exactly when the 1-GPU path takes it, whatever this rank's largest group.
-      g.max_positions_per_group = prefill_sized ? std::max(max_group, kc::kTiledGemmMinPositions) : max_group;
       g.max_total_positions = static_cast<int32_t>(received);
       g.epilogue = kc::GemvEpilogue::kSwiGluBF16;
       g.y_bf16 = ep.act16;
+      // The tiled GEMM exactly when the 1-GPU path takes it (its bound is the step's tokens),
+      // whatever this rank's largest group.
+      const int32_t step_tokens = static_cast<int32_t>(total_items / std::max(1, K));
+      auto bound = [&](const kc::GroupedGemvParams& launch) {
+        const int32_t least = kc::tiled_gemm_min_positions(launch);
+        return step_tokens >= least ? std::max(max_group, least) : max_group;
+      };
+      g.max_positions_per_group = bound(g);
       kc::launch_grouped_gemv(g, s);
       kc::GroupedGemvParams d = g;
       d.x = ep.act16;
@@ -521,6 +527,7 @@ void CudaModelRunner::ep_moe_layer(int32_t l, int32_t T) {
       d.epilogue = kc::GemvEpilogue::kStoreF32;
       d.y_bf16 = nullptr;
       d.y_f32 = ep.out;
+      d.max_positions_per_group = bound(d);
       kc::launch_grouped_gemv(d, s);
     } else {
       const int32_t chunk = options_.max_tokens_per_step;

@@ -321,7 +321,9 @@ std::vector<int32_t> counts_summing_to(std::vector<int32_t> fixed, int32_t num_e
 
 }  // namespace
 
-TEST_CASE("tiled GEMM by default above 64 positions per group, never with the RMSNorm prologue", "[gpu][gemm]") {
+TEST_CASE(
+    "tiled GEMM by default above 64 positions per group (routed experts: 16, or 5), never with the RMSNorm prologue",
+    "[gpu][gemm]") {
   const char* env = std::getenv("AURORA_EXPERT_GEMM");
   const bool env_on = !(env && env[0] == '0');
   kc::reset_tiled_gemm();
@@ -363,6 +365,29 @@ TEST_CASE("tiled GEMM by default above 64 positions per group, never with the RM
           q.max_positions_per_group = 65;
           return q;
         }()) == env_on);
+  // Routed experts (group offsets set): from 16 positions per group, and from 5 where one expert's
+  // matrix holds >= 8M elements (SwiGLU: both halves), e.g. Mixtral's.
+  static constexpr int32_t kOffsets[1] = {0};  // only their presence matters on the host
+  auto routed = [](int32_t n, int32_t k, bool swiglu, int32_t positions) {
+    kc::GroupedGemvParams q;
+    q.group_offsets = kOffsets;
+    q.n = n;
+    q.k = k;
+    q.epilogue = swiglu ? kc::GemvEpilogue::kSwiGluBF16 : kc::GemvEpilogue::kStoreF32;
+    q.max_positions_per_group = positions;
+    return q;
+  };
+  CHECK(kc::tiled_gemm_min_positions(routed(768, 2048, true, 1)) == kc::kTiledGemmMinRoutedPositions);  // Qwen3
+  CHECK(kc::tiled_gemm_min_positions(routed(2048, 768, false, 1)) == kc::kTiledGemmMinRoutedPositions);
+  CHECK(kc::tiled_gemm_min_positions(routed(14336, 4096, true, 1)) == kc::kTiledGemmMinLargeExpertPositions);
+  CHECK(kc::tiled_gemm_min_positions(routed(4096, 14336, false, 1)) == kc::kTiledGemmMinLargeExpertPositions);
+  CHECK(kc::tiled_gemm_min_positions(routed(2048, 2048, true, 1)) == kc::kTiledGemmMinLargeExpertPositions);
+  CHECK(kc::tiled_gemm_min_positions(routed(2048, 2048, false, 1)) == kc::kTiledGemmMinRoutedPositions);
+  CHECK(kc::tiled_gemm_min_positions(kc::GroupedGemvParams{}) == kc::kTiledGemmMinPositions);  // one matrix
+  CHECK_FALSE(kc::gemv_uses_tiled_gemm(routed(768, 2048, true, 15)));
+  CHECK(kc::gemv_uses_tiled_gemm(routed(768, 2048, true, 16)) == env_on);
+  CHECK_FALSE(kc::gemv_uses_tiled_gemm(routed(14336, 4096, true, 4)));
+  CHECK(kc::gemv_uses_tiled_gemm(routed(14336, 4096, true, 5)) == env_on);
 }
 
 TEST_CASE("tiled GEMM: 512 tokens x top 8 of 64 experts with uneven counts, SwiGLU then down", "[gpu][gemm]") {

@@ -29,8 +29,9 @@
 //   arithmetic as launch_rms_norm), so the norm needs no launch of its own. At most
 //   kGemvNormMaxPositions positions per group.
 //
-// Prefill sizes: a launch of more than 64 positions per group (max_positions_per_group >=
-// kTiledGemmMinPositions) without the RMSNorm prologue runs a tiled tensor-core GEMM instead
+// Prefill sizes, and routed experts of larger decode steps: a launch of at least
+// tiled_gemm_min_positions(p) positions per group (max_positions_per_group; 65 for one matrix, 16
+// or 5 for routed experts, below) without the RMSNorm prologue runs a tiled tensor-core GEMM instead
 // (kernels/cuda/grouped_gemm.cu): blocks of 128 weight rows (SwiGLU: 64 gate + 64 up rows) x up to
 // 128 positions of one group, k streamed through a cp.async pipeline into swizzled shared tiles,
 // Hopper's warpgroup MMA (wgmma) as wide as the tile's positions. Same parameters, groups,
@@ -186,7 +187,19 @@ void reset_gemv_split_in_block();       // back to AURORA_GEMV_SPLIT_IN_BLOCK (d
 // AURORA_GEMV_PREFETCH=N, else 2048 (measured best on the H200). For tests and tuning.
 void set_gemv_prefetch_min_k(int32_t min_k);
 void reset_gemv_prefetch();  // back to AURORA_GEMV_PREFETCH (else 2048)
+// The tiled GEMM takes launches of at least tiled_gemm_min_positions(p) positions per group
+// (max_positions_per_group): one matrix from kTiledGemmMinPositions (below, the GEMV, which splits
+// k); routed experts (group_offsets set) from kTiledGemmMinRoutedPositions, and from
+// kTiledGemmMinLargeExpertPositions where one expert's matrix holds at least kTiledGemmLargeExpert
+// elements (SwiGLU: both halves). H200, 2026-11-29, decode ms/step GEMV vs tiled: Mixtral-8x7B
+// batch 5 21.25 vs 20.79, 8 23.10 vs 22.13, 16 26.2 vs 24.2, 32 27.4 vs 25.4, 64 35.7 vs 28.1;
+// Qwen3-30B-A3B batch 8 9.77 vs 10.49, 16 14.44 vs 13.95, 64 22.8 vs 21.5; OLMoE-1B-7B batch 8
+// 3.38 vs 3.52, 16 4.47 vs 4.44, 32 5.33 vs 5.17, 64 6.82 vs 6.48.
 constexpr int32_t kTiledGemmMinPositions = 65;
+constexpr int32_t kTiledGemmMinRoutedPositions = 16;
+constexpr int32_t kTiledGemmMinLargeExpertPositions = 5;
+constexpr int64_t kTiledGemmLargeExpert = int64_t{8} << 20;
+int32_t tiled_gemm_min_positions(const GroupedGemvParams& p);
 // Whether launch_grouped_gemv runs these parameters on the tiled GEMM (see above).
 bool gemv_uses_tiled_gemm(const GroupedGemvParams& p);
 // The tiled GEMM for this process on (true) or off (false), overriding AURORA_EXPERT_GEMM; for tests.

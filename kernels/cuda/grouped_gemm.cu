@@ -195,7 +195,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   if (npos <= 0) return;
   const int group = work.group, pos_begin = work.pos_begin, first = work.first;
 
-  // This thread copies the 16-byte chunk kc of shared rows r_first + 32 i of both tiles.
+  // This thread copies the 16-byte chunk kc of shared rows r_first + 32 i (32 = kThreads / 8) of
+  // both tiles.
   const int kc = tid & 7, r_first = tid >> 3;
   const int row0 = work.row_tile * (kSwiGlu ? kHalfRows : kBlockRows);
   const bf16* W = p.weight + static_cast<int64_t>(group) * p.weight_group_stride;
@@ -324,8 +325,9 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm)
   }
 }
 
-// Two blocks per multiprocessor need 2 x 97 KB of shared memory: ask for the largest carveout (a hint the driver may
-// otherwise resolve towards L1), once per (device, kernel) like ensure_dynamic_smem.
+// Two blocks per multiprocessor need 2 x 97 KB of shared memory: ask for the largest carveout (a
+// hint the driver may otherwise resolve towards L1), once per (device, kernel) like
+// ensure_dynamic_smem.
 void prefer_shared_carveout(const void* kernel) {
   int device = 0;
   AURORA_CUDA_CHECK(cudaGetDevice(&device));

@@ -22,6 +22,7 @@
 
 #include "aurora/config/json.hpp"
 #include "aurora/kernels/cuda/attention.hpp"
+#include "aurora/kernels/cuda/gemv.hpp"
 #include "aurora/kernels/cuda/launch.hpp"
 #include "cuda_runner.hpp"
 #include "cuda_weights.hpp"
@@ -239,6 +240,62 @@ std::vector<int32_t> random_prompt(int32_t n, int32_t vocab, uint32_t seed) {
   return p;
 }
 
+// `num_seqs` sequences of prompt_len(s) tokens prefilled together, then `steps` decode steps of all
+// of them (through the graphs after the first), fed the CPU's greedy tokens; every step's logits
+// against the CPU backend's.
+struct BatchedDecode {
+  std::vector<double> errs;
+  std::vector<float> logits;  // every step's rows, in order
+  int32_t graph_steps = 0;
+};
+template <class PromptLen>
+BatchedDecode batched_decode_vs_cpu(const std::shared_ptr<const Model>& model, GpuHarness& gpu, int32_t num_seqs,
+                                    int32_t steps, const PromptLen& prompt_len) {
+  const int32_t V = model->config.vocab_size;
+  runtime::test::Harness cpu(model, 1, 256, 4);
+  std::vector<std::vector<int32_t>> seqs, tables(static_cast<size_t>(num_seqs)),
+      cpu_tables(static_cast<size_t>(num_seqs));
+  for (int32_t s = 0; s < num_seqs; ++s) seqs.push_back(random_prompt(prompt_len(s), V, uint32_t(20 + s)));
+  for (int32_t s = 0; s < num_seqs; ++s) {
+    REQUIRE(gpu.blocks.allocate(blocks_for_tokens(int64_t(seqs[size_t(s)].size()) + steps, 4), tables[size_t(s)]));
+    REQUIRE(cpu.allocators[0].allocate(blocks_for_tokens(int64_t(seqs[size_t(s)].size()) + steps, 4),
+                                       cpu_tables[size_t(s)]));
+  }
+  std::vector<int32_t> computed(static_cast<size_t>(num_seqs), 0);
+  BatchedDecode out;
+  for (int32_t step = 0; step <= steps; ++step) {
+    StepBatch b;
+    for (int32_t s = 0; s < num_seqs; ++s) {
+      SequenceChunk c;
+      c.start_position = computed[size_t(s)];
+      c.num_tokens = int32_t(seqs[size_t(s)].size()) - computed[size_t(s)];
+      c.tokens = seqs[size_t(s)].data() + computed[size_t(s)];
+      c.num_blocks = int32_t(tables[size_t(s)].size());
+      c.logits = LogitsMode::kLast;
+      c.logits_row = s;
+      b.chunks.push_back(c);
+    }
+    b.num_logits_rows = num_seqs;
+    StepBatch bc = b;
+    for (int32_t s = 0; s < num_seqs; ++s) {
+      b.chunks[size_t(s)].block_table = tables[size_t(s)].data();
+      bc.chunks[size_t(s)].block_table = cpu_tables[size_t(s)].data();
+    }
+    const StepResult& g = gpu.runner->execute(b);
+    std::vector<float> got(g.logits, g.logits + size_t(num_seqs) * V);
+    out.logits.insert(out.logits.end(), got.begin(), got.end());
+    out.graph_steps += gpu.runner->last_step_used_graph();
+    const StepResult& r = cpu.exec->execute(bc);
+    std::vector<float> want(r.logits, r.logits + size_t(num_seqs) * V);
+    append_row_errors(got, want, V, out.errs);
+    for (int32_t s = 0; s < num_seqs; ++s) {
+      computed[size_t(s)] = int32_t(seqs[size_t(s)].size());
+      seqs[size_t(s)].push_back(runtime::test::argmax(want.data() + size_t(s) * V, V));
+    }
+  }
+  return out;
+}
+
 const config::ModelArchitecture kArchs[] = {config::ModelArchitecture::kMixtral, config::ModelArchitecture::kQwen2Moe,
                                             config::ModelArchitecture::kQwen3Moe, config::ModelArchitecture::kOlmoe};
 
@@ -292,54 +349,14 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
                          " (tensor-core attention, no clusters)"};
     const std::string label = std::string(how[k.small + 1]) + (k.head_dim ? " (head_dim 64)" : "");
     INFO(model->name << label);
-    const int32_t V = model->config.vocab_size;
     GpuHarness gpu(*model);
-    runtime::test::Harness cpu(model, 1, 256, 4);
-    // Three sequences of different lengths decode together (bucket 4: one padded row) for 6 steps,
-    // fed the CPU's greedy tokens; every step's logits are compared.
-    const int32_t num_seqs = 3, steps = 6;
-    std::vector<std::vector<int32_t>> seqs, tables(num_seqs), cpu_tables(num_seqs);
-    // (40, 85 and 130 prompt tokens: the longer two attend over more than one range of 64 keys.)
-    for (int32_t s = 0; s < num_seqs; ++s) seqs.push_back(random_prompt(40 + 45 * s, V, uint32_t(20 + s)));
-    for (int32_t s = 0; s < num_seqs; ++s) {
-      REQUIRE(gpu.blocks.allocate(blocks_for_tokens(int64_t(seqs[size_t(s)].size()) + steps, 4), tables[size_t(s)]));
-      REQUIRE(cpu.allocators[0].allocate(blocks_for_tokens(int64_t(seqs[size_t(s)].size()) + steps, 4),
-                                         cpu_tables[size_t(s)]));
-    }
-    std::vector<int32_t> computed(num_seqs, 0);
-    std::vector<double> errs;
-    std::vector<float> all_got;
-    int32_t graph_steps = 0;
-    for (int32_t step = 0; step <= steps; ++step) {
-      StepBatch b;
-      for (int32_t s = 0; s < num_seqs; ++s) {
-        SequenceChunk c;
-        c.start_position = computed[size_t(s)];
-        c.num_tokens = int32_t(seqs[size_t(s)].size()) - computed[size_t(s)];
-        c.tokens = seqs[size_t(s)].data() + computed[size_t(s)];
-        c.num_blocks = int32_t(tables[size_t(s)].size());
-        c.logits = LogitsMode::kLast;
-        c.logits_row = s;
-        b.chunks.push_back(c);
-      }
-      b.num_logits_rows = num_seqs;
-      StepBatch bc = b;
-      for (int32_t s = 0; s < num_seqs; ++s) {
-        b.chunks[size_t(s)].block_table = tables[size_t(s)].data();
-        bc.chunks[size_t(s)].block_table = cpu_tables[size_t(s)].data();
-      }
-      const StepResult& g = gpu.runner->execute(b);
-      std::vector<float> got(g.logits, g.logits + size_t(num_seqs) * V);
-      all_got.insert(all_got.end(), got.begin(), got.end());
-      graph_steps += gpu.runner->last_step_used_graph();
-      const StepResult& r = cpu.exec->execute(bc);
-      std::vector<float> want(r.logits, r.logits + size_t(num_seqs) * V);
-      append_row_errors(got, want, V, errs);
-      for (int32_t s = 0; s < num_seqs; ++s) {
-        computed[size_t(s)] = int32_t(seqs[size_t(s)].size());
-        seqs[size_t(s)].push_back(runtime::test::argmax(want.data() + size_t(s) * V, V));
-      }
-    }
+    // Three sequences of different lengths decode together (bucket 4: one padded row) for 6 steps
+    // (40, 85 and 130 prompt tokens: the longer two attend over more than one range of 64 keys).
+    const int32_t steps = 6;
+    const BatchedDecode run = batched_decode_vs_cpu(model, gpu, 3, steps, [](int32_t s) { return 40 + 45 * s; });
+    const auto& errs = run.errs;
+    const auto& all_got = run.logits;
+    const int32_t graph_steps = run.graph_steps;
     const auto e = summarize(errs);
     std::printf("%-20s decode x3%s, %zu rows: logits error p90 %.2e, max %.2e, %d graph replays\n", model->name.c_str(),
                 label.c_str(), errs.size(), e.p90, e.max, graph_steps);
@@ -357,6 +374,33 @@ TEST_CASE("batched decode through the CUDA graphs matches the CPU backend", "[gp
       if (!tensor_core.empty()) CHECK(all_got == tensor_core);
       tensor_core = all_got;
     }
+  }
+}
+
+TEST_CASE("decode steps of 20 sequences (routed experts on the tiled GEMM) match the CPU backend", "[gpu][model]") {
+  // Bucket 24: the routed experts' launches take the tiled wgmma GEMM (>= 16 positions per group, or
+  // >= 5 for large experts), not the GEMV of smaller steps; prompts of 4-16 tokens prefilled
+  // together (the same tiled path), then 3 decode steps, the last two through the graphs.
+  for (auto arch : kArchs) {
+    auto model = mid_model(arch);
+    INFO(model->name);
+    const auto& c = model->config;
+    kernels::cuda::GroupedGemvParams experts;
+    experts.group_offsets = reinterpret_cast<const int32_t*>(&c);  // only its presence matters here
+    experts.n = c.moe_intermediate_size;
+    experts.k = c.hidden_size;
+    experts.epilogue = kernels::cuda::GemvEpilogue::kSwiGluBF16;
+    experts.max_positions_per_group = 24;
+    REQUIRE(kernels::cuda::gemv_uses_tiled_gemm(experts));
+    GpuHarness gpu(*model);
+    const int32_t steps = 3;
+    const BatchedDecode run = batched_decode_vs_cpu(model, gpu, 20, steps, [](int32_t s) { return 4 + (5 * s) % 13; });
+    const auto e = summarize(run.errs);
+    std::printf("%-20s decode x20, %zu rows: logits error p90 %.2e, max %.2e, %d graph replays\n", model->name.c_str(),
+                run.errs.size(), e.p90, e.max, run.graph_steps);
+    CHECK(e.p90 < kP90Tol);
+    CHECK(e.max < kMaxTol);
+    CHECK(run.graph_steps == steps - 1);
   }
 }
 

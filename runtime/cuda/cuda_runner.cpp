@@ -61,6 +61,8 @@ std::string gib(int64_t bytes) {
   return s.str();
 }
 
+std::atomic<int> g_expert_cublaslt_override{-1};  // set_expert_cublaslt; -1: AURORA_EXPERT_CUBLASLT
+
 }  // namespace
 
 // Prefill's routed experts (steps of more than kGemvMaxTokens tokens) run on the tiled grouped GEMM
@@ -68,10 +70,6 @@ std::string gib(int64_t bytes) {
 // experts, where the mma.sync kernel before it was slower (H200, 2026-11-29, 512-token prefill:
 // 43.0-43.4 vs 43.5-46.0 ms, mma.sync 68.2), and far faster for many small experts (OLMoE 8.5 vs
 // 39.5 ms, Qwen3-30B-A3B 28.3 vs 146.7 on 2026-11-28). AURORA_EXPERT_CUBLASLT=1: cuBLASLt per expert.
-namespace {
-std::atomic<int> g_expert_cublaslt_override{-1};  // -1: AURORA_EXPERT_CUBLASLT
-}  // namespace
-
 bool expert_cublaslt() {
   if (const int forced = g_expert_cublaslt_override.load(std::memory_order_relaxed); forced >= 0) return forced == 1;
   static const bool on = [] {

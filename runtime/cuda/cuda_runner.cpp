@@ -492,7 +492,9 @@ void CudaModelRunner::forward(int32_t T, int32_t R, bool sample, bool decode) {
   const int32_t H = c.hidden_size, hd = c.head_dim;
   const int32_t q_dim = c.num_heads * hd, kv_dim = c.num_kv_heads * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const bool fuse_norm = fused_norm_enabled() && !ep_ && T <= kc::kGemvNormMaxPositions;
+  // Expert parallelism too: a decode row's RMSNorms then sum in the same order on 1 and N GPUs (the
+  // fused prologues and the separate norm kernel do not), so that both give the same bits.
+  const bool fuse_norm = fused_norm_enabled() && T <= kc::kGemvNormMaxPositions;
   AURORA_CUDA_CHECK(cudaMemsetAsync(b.expert_tokens, 0, static_cast<size_t>(b.count_words) * sizeof(int64_t), s));
   mark("start");
   kc::launch_embedding(kc::EmbeddingCudaParams{b.ids(), W.embed_tokens, kc::DType::kBF16, b.x, T, H, c.vocab_size}, s);

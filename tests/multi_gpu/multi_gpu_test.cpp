@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -118,9 +119,12 @@ struct Request {
   std::vector<int32_t> prompt;
 };
 
-// Submits every request at once (so that they share steps) and returns each one's greedy tokens.
+// Submits every request at once (so that they share steps) and returns each one's greedy tokens;
+// with `logprobs`, also each one's logprobs (every generated token's and its position's top 4, in
+// order), which carry the logits' bits.
 std::vector<std::vector<int32_t>> generate(std::vector<std::string> dirs, int32_t ranks,
-                                           const std::vector<Request>& reqs, int32_t max_tokens = 20) {
+                                           const std::vector<Request>& reqs, int32_t max_tokens = 20,
+                                           std::vector<std::vector<float>>* logprobs = nullptr) {
   EngineOptions o;
   o.model_dirs = std::move(dirs);
   o.device = "cuda:0";
@@ -137,6 +141,7 @@ std::vector<std::vector<int32_t>> generate(std::vector<std::string> dirs, int32_
     auto g = runtime::test::make_request(r.prompt, max_tokens);
     g.model = r.model;
     g.sampling.ignore_eos = true;
+    if (logprobs) g.sampling.logprobs = 4;
     sinks.push_back(std::make_shared<runtime::test::CollectingSink>());
     REQUIRE((*e)->submit(g, sinks.back()).ok());
   }
@@ -144,6 +149,14 @@ std::vector<std::vector<int32_t>> generate(std::vector<std::string> dirs, int32_
   for (auto& s : sinks) {
     REQUIRE(s->wait(std::chrono::seconds(120)));
     out.push_back(s->token_ids());
+    if (logprobs) {
+      std::vector<float> v;
+      for (const auto& g : s->logprobs) {
+        v.push_back(g.sampled.logprob);
+        for (const auto& t : g.top) v.push_back(t.logprob);
+      }
+      logprobs->push_back(std::move(v));
+    }
   }
   (*e)->shutdown(std::chrono::milliseconds(0));
   return out;
@@ -283,16 +296,23 @@ TEST_CASE("two processes meet through the TCP rendezvous and exchange through NC
 
 TEST_CASE("greedy tokens: 1 GPU and expert parallelism over 2 GPUs agree", "[multi_gpu][engine]") {
   const std::string dir = write_config("ep16", 16, 4, 256, 4);
-  // Short prompts together (every step stays on the GEMV paths), then one long prompt alone
+  // Short prompts together (a 48-token prefill whose experts take the tiled grouped GEMM, then
+  // 4-token decode steps on the GEMVs with the norms fused into them), then one long prompt alone
   // (cuBLASLt for projections and the tiled grouped GEMM for experts on both sides).
   std::vector<Request> together;
+  // The logprobs too, bit for bit: a greedy token flips only where two logits nearly tie, so equal
+  // tokens alone would let most differences in the logits' bits through.
   for (uint32_t i = 0; i < 4; ++i) together.push_back(Request{"", prompt_of(i, 12)});
-  const auto one = generate({dir}, 1, together);
-  const auto two = generate({dir}, 2, together);
+  std::vector<std::vector<float>> lp_one, lp_two;
+  const auto one = generate({dir}, 1, together, 20, &lp_one);
+  const auto two = generate({dir}, 2, together, 20, &lp_two);
   for (size_t i = 0; i < together.size(); ++i) {
     INFO("request " << i);
     CHECK(one[i].size() == 20);
     CHECK(two[i] == one[i]);
+    REQUIRE(lp_one[i].size() == 20 * 5);
+    REQUIRE(lp_two[i].size() == lp_one[i].size());
+    CHECK(std::memcmp(lp_two[i].data(), lp_one[i].data(), lp_one[i].size() * sizeof(float)) == 0);
   }
   const std::vector<Request> long_prompt{Request{"", prompt_of(99, 100)}};
   CHECK(generate({dir}, 2, long_prompt) == generate({dir}, 1, long_prompt));

@@ -320,20 +320,27 @@ TEST_CASE("greedy tokens: 1 GPU and expert parallelism over 2 GPUs agree", "[mul
 
 TEST_CASE("colocated models: each model's greedy tokens equal those it makes alone",
           "[multi_gpu][engine][colocation]") {
+  // The tokens and the logprobs' bits (as in the 1-vs-2-GPU case above).
   const std::string a = write_config("coloc_a", 16, 4, 256, 4), b = write_config("coloc_b", 8, 2, 384, 4);
   const std::vector<Request> reqs_a{Request{"coloc_a", prompt_of(1, 10)}, Request{"coloc_a", prompt_of(2, 14)}};
   const std::vector<Request> reqs_b{Request{"coloc_b", prompt_of(3, 9)}, Request{"coloc_b", prompt_of(4, 16)}};
-  const auto alone_a = generate({a}, 1, reqs_a);
-  const auto alone_b = generate({b}, 1, reqs_b);
+  std::vector<std::vector<float>> lp_alone;
+  auto alone = generate({a}, 1, reqs_a, 20, &lp_alone);
+  const auto alone_b = generate({b}, 1, reqs_b, 20, &lp_alone);
+  alone.insert(alone.end(), alone_b.begin(), alone_b.end());
   std::vector<Request> both = reqs_a;
   both.insert(both.end(), reqs_b.begin(), reqs_b.end());
   for (int32_t ranks : {2, 1}) {
-    INFO(ranks << " GPU(s)");
-    const auto together = generate({a, b}, ranks, both);
-    CHECK(together[0] == alone_a[0]);
-    CHECK(together[1] == alone_a[1]);
-    CHECK(together[2] == alone_b[0]);
-    CHECK(together[3] == alone_b[1]);
+    std::vector<std::vector<float>> lp;
+    const auto together = generate({a, b}, ranks, both, 20, &lp);
+    REQUIRE(together.size() == alone.size());
+    REQUIRE(lp.size() == lp_alone.size());
+    for (size_t i = 0; i < alone.size(); ++i) {
+      INFO(ranks << " GPU(s), request " << i);
+      CHECK(together[i] == alone[i]);
+      REQUIRE(lp[i].size() == lp_alone[i].size());
+      CHECK(std::memcmp(lp[i].data(), lp_alone[i].data(), lp[i].size() * sizeof(float)) == 0);
+    }
   }
 }
 
